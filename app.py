@@ -1,0 +1,119 @@
+"""Inkwell: wiring only. Each handler parses its input, calls into `chalicelib`, and answers.
+
+Sections, one per capability, each owned by its module: health, auth, content, jobs,
+schedules, realtime, audit, dashboard.
+"""
+
+from __future__ import annotations
+
+from chalicelib import config, http
+from chalicelib.auth import service as auth
+from chalicelib.content import analytics, articles, settings
+from chalicelib.runtime import Inkwell, current
+
+app = Inkwell(app_name="inkwell")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+config.check_startup()
+
+
+# --- health -----------------------------------------------------------------------------------
+
+
+@app.route("/api/health")
+def health() -> dict:
+    return {"status": "ok"}
+
+
+# --- auth -------------------------------------------------------------------------------------
+
+
+@app.route("/api/auth/login", methods=["POST"])
+def login() -> object:
+    body = http.parse(auth.Credentials, app.current_request)
+    try:
+        return auth.login(body.email, body.password, current().ip)
+    except auth.LoginThrottled as exc:
+        return http.HttpError(429, str(exc), headers={"Retry-After": str(exc.retry_after)}).to_response()
+
+
+@app.route("/api/auth/logout", methods=["POST"])
+def logout() -> object:
+    auth.logout(auth.require())
+    return http.no_content()
+
+
+@app.route("/api/auth/me")
+def me() -> dict:
+    return auth.public_user(auth.require())
+
+
+@app.route("/api/users", methods=["POST"])
+def create_user() -> object:
+    auth.require("admin")
+    body = http.parse(auth.NewUser, app.current_request)
+    try:
+        user = auth.create_user(body.email, body.password, body.role)
+    except auth.EmailTaken:
+        raise http.conflict("that email is taken") from None
+    return http.created(user)
+
+
+# --- content ----------------------------------------------------------------------------------
+
+
+@app.route("/api/articles", methods=["POST"])
+def create_article() -> object:
+    user = auth.require("editor", "admin")
+    body = http.parse(articles.NewArticle, app.current_request)
+    return http.created(articles.public(articles.articles().create(body, user["id"])))
+
+
+@app.route("/api/articles/{article_id}")
+def get_article(article_id: str) -> dict:
+    auth.require()
+    return articles.public(articles.find(article_id))
+
+
+@app.route("/api/articles")
+def list_articles() -> dict:
+    auth.require()
+    return articles.list_page(http.query(app.current_request))
+
+
+@app.route("/api/analytics/events", methods=["POST"])
+def record_analytics_event() -> object:
+    user = auth.require()
+    body = http.parse(analytics.NewEvent, app.current_request)
+    articles.find(body.article_id)
+    analytics.events().record(body, user["id"])
+    return http.accepted({"accepted": True})
+
+
+@app.route("/api/settings")
+def list_settings() -> dict:
+    auth.require("admin")
+    return {"items": settings.settings().all(), "next_cursor": None}
+
+
+@app.route("/api/settings/{key}", methods=["PUT"])
+def put_setting(key: str) -> dict:
+    user = auth.require("admin")
+    if not settings.valid_key(key):
+        raise http.bad_request("must match ^[a-z][a-z0-9_.-]{0,127}$", "key")
+    body = http.parse(settings.SettingValue, app.current_request)
+    return settings.settings().put(key, body.value, user["id"])
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+
+# --- schedules --------------------------------------------------------------------------------
+
+
+# --- realtime ---------------------------------------------------------------------------------
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+# --- dashboard --------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Inkwell's deployed code: everything the Lambda functions run, laid out by capability."""

@@ -1,0 +1,143 @@
+"""Login, logout, token authentication, user creation and the role guard every route uses."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib import aws, config, runtime, timeutil
+from chalicelib.auth import passwords, tokens
+from chalicelib.auth.store import EmailTaken, LoginAttempts, Sessions, Users
+from chalicelib.http import HttpError
+
+ROLES = ("admin", "editor", "viewer")
+EMAIL_FAILURE_LIMIT = 5  # the contract: 429 once 5 attempts for an email failed in 15 minutes
+IP_FAILURE_LIMIT = 20  # one address spraying many emails
+
+__all__ = [
+    "ROLES",
+    "Credentials",
+    "EmailTaken",
+    "LoginThrottled",
+    "NewUser",
+    "create_user",
+    "login",
+    "logout",
+    "require",
+]
+
+
+class LoginThrottled(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed logins; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+def users() -> Users:
+    return Users(aws.table("users"))
+
+
+def sessions() -> Sessions:
+    return Sessions(aws.table("sessions"))
+
+
+def attempts() -> LoginAttempts:
+    return LoginAttempts(aws.table("login_attempts"))
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return passwords.dummy_hash(config.get().scrypt_n)
+
+
+def public_user(user: dict[str, Any]) -> dict[str, Any]:
+    return {"id": user.get("id") or user.get("user_id"), "email": user["email"], "role": user["role"]}
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def create_user(email: str, password: str, role: str) -> dict[str, Any]:
+    """Raises EmailTaken."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    hashed = passwords.hash_password(password, config.get().scrypt_n)
+    return public_user(users().create(normalize_email(email), hashed, role))
+
+
+def login(email: str, password: str, ip: str | None) -> dict[str, Any]:
+    """A token for valid credentials. Raises LoginThrottled, or HttpError 401.
+
+    A wrong password and an unknown email get the same answer after the same scrypt work.
+    """
+    email = normalize_email(email)
+    keys = [f"email#{email}"] + ([f"ip#{ip}"] if ip else [])
+    gate = attempts()
+    wait = max(
+        gate.locked_for(keys[0], EMAIL_FAILURE_LIMIT),
+        gate.locked_for(keys[1], IP_FAILURE_LIMIT) if ip else 0,
+    )
+    if wait:
+        raise LoginThrottled(wait)
+    user = users().by_email(email)
+    ok = passwords.verify_password(password, user["password_hash"] if user else _dummy_hash())
+    if not (user and ok):
+        gate.record_failure(keys)
+        raise HttpError(401, "invalid email or password")
+    now = timeutil.now()
+    token, claims = tokens.issue(
+        user["id"], user["role"], config.secret(config.JWT_SECRET), now, config.get().jwt_ttl_seconds
+    )
+    sessions().create(claims.jti, user, claims.exp)
+    return {"token": token, "expires_at": timeutil.iso(claims.exp), "user": public_user(user)}
+
+
+def authenticate(authorization: str | None) -> dict[str, Any]:
+    """The user behind `Authorization: Bearer <jwt>`, or HttpError 401."""
+    if not authorization or not authorization.startswith("Bearer "):
+        raise HttpError(401, "missing bearer token")
+    return authenticate_token(authorization[len("Bearer ") :].strip())
+
+
+def authenticate_token(token: str) -> dict[str, Any]:
+    try:
+        claims = tokens.verify(token, config.secret(config.JWT_SECRET), timeutil.now())
+    except tokens.InvalidToken as exc:
+        raise HttpError(401, f"invalid token: {exc}") from None
+    session = sessions().get(claims.jti)
+    if session is None or session["user_id"] != claims.sub:
+        raise HttpError(401, "token has been revoked")
+    return {**public_user(session), "jti": claims.jti, "exp": claims.exp}
+
+
+def logout(user: dict[str, Any]) -> None:
+    sessions().revoke(user["jti"])
+
+
+def require(*roles: str) -> dict[str, Any]:
+    """The authenticated caller of the running REST request, who must hold one of `roles`
+    (any role when none is given). 401 without valid credentials, 403 without the role."""
+    inv = runtime.current()
+    user = authenticate(inv.headers.get("authorization"))
+    inv.user = user
+    if roles and user["role"] not in roles:
+        raise HttpError(403, f"this needs the role {' or '.join(roles)}")
+    return user
+
+
+class Credentials(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class NewUser(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    password: str = Field(min_length=8, max_length=256)
+    role: Literal["admin", "editor", "viewer"]

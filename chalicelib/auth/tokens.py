@@ -1,0 +1,59 @@
+"""HS256 JWTs: issued at login, verified on every authenticated call.
+
+Verification names the algorithm, requires every claim and checks issuer and audience; any
+failure is one `InvalidToken`, answered 401 by the caller.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+ISSUER = "inkwell"
+AUDIENCE = "inkwell-api"
+ALGORITHM = "HS256"
+REQUIRED = ["sub", "role", "jti", "iat", "exp", "iss", "aud"]
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, forged, expired or not valid yet."""
+
+
+@dataclass(frozen=True)
+class Claims:
+    sub: str
+    role: str
+    jti: str
+    iat: int
+    exp: int
+
+
+def issue(user_id: str, role: str, secret: str, now: float, ttl_seconds: int) -> tuple[str, Claims]:
+    claims = Claims(sub=user_id, role=role, jti=uuid.uuid4().hex, iat=int(now), exp=int(now) + ttl_seconds)
+    payload: dict[str, Any] = {**claims.__dict__, "iss": ISSUER, "aud": AUDIENCE}
+    return jwt.encode(payload, secret, algorithm=ALGORITHM), claims
+
+
+def verify(token: str, secret: str, now: float) -> Claims:
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={"require": REQUIRED, "verify_iat": True},
+            leeway=0,
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from None
+    if payload["iat"] > now + 5:  # issued in the future: not valid yet
+        raise InvalidToken("token is not valid yet")
+    if payload["exp"] <= now:
+        raise InvalidToken("token has expired")
+    if not all(isinstance(payload[k], str) and payload[k] for k in ("sub", "role", "jti")):
+        raise InvalidToken("malformed claims")
+    return Claims(sub=payload["sub"], role=payload["role"], jti=payload["jti"], iat=payload["iat"], exp=payload["exp"])

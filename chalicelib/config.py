@@ -1,0 +1,99 @@
+"""Every environment variable Inkwell reads, named once.
+
+`.chalice/config.json` sets them per stage on AWS; the local stack and the tests set them in the
+process environment. Values are read when asked for (not at import), so tests can change them;
+`get()` caches the parsed settings until `reset()`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+
+STAGE = "INKWELL_STAGE"
+AWS_ENDPOINT = "INKWELL_AWS_ENDPOINT"  # set only locally: the moto server's URL
+REGION = "AWS_DEFAULT_REGION"
+JWT_SECRET = "JWT_SECRET"
+JWT_TTL_SECONDS = "INKWELL_JWT_TTL_SECONDS"
+WEBHOOK_SECRET = "WEBHOOK_SECRET"
+ARTICLE_WEBHOOK_URL = "ARTICLE_WEBHOOK_URL"
+AUDIT_DIGEST_KEY = "AUDIT_DIGEST_KEY"
+WS_MANAGEMENT_ENDPOINT = "INKWELL_WS_MANAGEMENT_ENDPOINT"
+SCRYPT_N = "INKWELL_SCRYPT_N"
+SECRETS_PARAMETER_PREFIX = "INKWELL_SECRETS_PREFIX"  # on AWS: SSM path holding the secrets
+
+LOCAL_STAGES = frozenset({"local", "test"})
+DEV_SECRET = "inkwell-local-development-secret-not-for-production"
+
+
+class ConfigError(RuntimeError):
+    """The environment is missing something a stage needs to run."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    region: str
+    aws_endpoint: str | None
+    jwt_ttl_seconds: int
+    article_webhook_url: str
+    ws_management_endpoint: str | None
+    scrypt_n: int
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage in LOCAL_STAGES
+
+    def resource_name(self, logical: str) -> str:
+        """The run-time name of a catalogue table or queue: `inkwell-<stage>-<name>`."""
+        override = os.environ.get("INKWELL_NAME_" + logical.upper().replace("-", "_"))
+        return override or f"inkwell-{self.stage}-{logical}"
+
+
+@functools.lru_cache(maxsize=1)
+def get() -> Settings:
+    env = os.environ
+    return Settings(
+        stage=env.get(STAGE, "local"),
+        region=env.get(REGION, "us-east-1"),
+        aws_endpoint=env.get(AWS_ENDPOINT) or None,
+        jwt_ttl_seconds=int(env.get(JWT_TTL_SECONDS, "3600")),
+        article_webhook_url=env.get(ARTICLE_WEBHOOK_URL, ""),
+        ws_management_endpoint=env.get(WS_MANAGEMENT_ENDPOINT) or None,
+        scrypt_n=int(env.get(SCRYPT_N, str(2**14))),
+    )
+
+
+@functools.cache
+def secret(name: str) -> str:
+    """A secret (JWT_SECRET, WEBHOOK_SECRET, AUDIT_DIGEST_KEY), cached for the container's life.
+
+    Read from the environment; on AWS, when INKWELL_SECRETS_PREFIX is set, from SSM Parameter
+    Store (SecureString) at `<prefix>/<name>`. A local stage falls back to a development secret;
+    any other stage refuses to run without one.
+    """
+    value = os.environ.get(name)
+    prefix = os.environ.get(SECRETS_PARAMETER_PREFIX)
+    if not value and prefix:
+        from chalicelib import aws
+
+        response = aws.client("ssm").get_parameter(Name=f"{prefix}/{name}", WithDecryption=True)
+        value = response["Parameter"]["Value"]
+    if not value:
+        if get().is_local:
+            return DEV_SECRET + ":" + name
+        raise ConfigError(f"{name} is not set for stage {get().stage!r}")
+    return value
+
+
+def reset() -> None:
+    """Forget cached settings and secrets (tests change the environment)."""
+    get.cache_clear()
+    secret.cache_clear()
+
+
+def check_startup() -> None:
+    """Refuse to start a non-local stage without its JWT secret (called at cold start)."""
+    if not get().is_local:
+        secret(JWT_SECRET)

@@ -1,0 +1,89 @@
+"""Admin settings (scope `config`) and stored reports (scope `report`) in one table.
+
+Settings are read with one Query on their scope, never a Scan; reports live in their own scope
+so that the settings listing does not grow with them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from chalicelib import aws, timeutil
+from chalicelib.util import from_dynamo, storable_problem, to_dynamo
+
+CONFIG = "config"
+REPORT = "report"
+KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,127}$")
+MAX_VALUE_BYTES = 32 * 1024
+
+
+class SettingValue(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: Any
+
+    @field_validator("value")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        if len(json.dumps(value)) > MAX_VALUE_BYTES:
+            raise ValueError(f"must be at most {MAX_VALUE_BYTES} bytes as JSON")
+        problem = storable_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def valid_key(key: str) -> bool:
+    return bool(KEY_PATTERN.match(key))
+
+
+class Settings:
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def put(self, key: str, value: Any, user_id: str | None, scope: str = CONFIG) -> dict[str, Any]:
+        item = {
+            "scope": scope,
+            "key": key,
+            "value": to_dynamo(value),
+            "updated_at": timeutil.iso(),
+            "updated_by": user_id or "",
+        }
+        self._table.put_item(Item=item)
+        return public(item)
+
+    def get(self, key: str, scope: str = CONFIG) -> dict[str, Any] | None:
+        item = self._table.get_item(Key={"scope": scope, "key": key}).get("Item")
+        return public(item) if item else None
+
+    def value(self, key: str, default: Any = None, scope: str = CONFIG) -> Any:
+        found = self.get(key, scope)
+        return default if found is None else found["value"]
+
+    def all(self, scope: str = CONFIG) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("scope").eq(scope)}
+        while True:
+            result = self._table.query(**kwargs)
+            items += [public(i) for i in result.get("Items", [])]
+            if "LastEvaluatedKey" not in result:
+                return items
+            kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+
+
+def public(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "key": item["key"],
+        "value": from_dynamo(item.get("value")),
+        "updated_at": item.get("updated_at"),
+        "updated_by": item.get("updated_by") or None,
+    }
+
+
+def settings() -> Settings:
+    return Settings(aws.table("settings"))

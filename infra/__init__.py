@@ -1,0 +1,1 @@
+"""Infrastructure built from the resource catalogue: provisioning, templates, deploy scripts."""
