@@ -9,6 +9,7 @@ from __future__ import annotations
 from chalicelib import config, http
 from chalicelib.auth import service as auth
 from chalicelib.content import analytics, articles, settings
+from chalicelib.realtime import handlers as ws
 from chalicelib.runtime import Inkwell, current
 
 app = Inkwell(app_name="inkwell")
@@ -111,6 +112,21 @@ def put_setting(key: str) -> dict:
 
 
 # --- realtime ---------------------------------------------------------------------------------
+
+
+@app.on_ws_connect()
+def ws_connect(event: object) -> object:
+    return ws.connect(event)
+
+
+@app.on_ws_message()
+def ws_message(event: object) -> None:
+    ws.message(event)
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event: object) -> None:
+    ws.disconnect(event)
 
 
 # --- audit ------------------------------------------------------------------------------------

@@ -118,7 +118,83 @@ TABLES: dict[str, Table] = {
     )
 }
 
-QUEUES: dict[str, Queue] = {}
+QUEUES: dict[str, Queue] = {
+    q.name: q
+    for q in (
+        Queue("articles", function_timeout=120, batch_size=5, description="article generation, publish, archive"),
+        Queue("analytics", function_timeout=300, batch_size=1, description="reports and analytics cleanup"),
+        Queue("emails", function_timeout=30, batch_size=10, description="SES emails from templates"),
+        Queue("cleanup", function_timeout=300, batch_size=1, description="sweeps of expired data, audit digests"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """An EventBridge rule that enqueues one job (see chalicelib.schedules)."""
+
+    name: str
+    expression: str  # cron(...) or rate(...), UTC
+    description: str
+    queue: str
+    job_type: str
+
+
+SCHEDULES: dict[str, Schedule] = {
+    s.name: s
+    for s in (
+        Schedule(
+            "daily-analytics",
+            "cron(0 2 * * ? *)",
+            "Aggregate yesterday's analytics (02:00 UTC)",
+            "analytics",
+            "daily_report",
+        ),
+        Schedule(
+            "weekly-report",
+            "cron(0 3 ? * MON *)",
+            "Weekly analytics summary, emailed to admins (Mondays 03:00 UTC)",
+            "analytics",
+            "weekly_report",
+        ),
+        Schedule("session-cleanup", "cron(0 * * * ? *)", "Remove expired sessions (hourly)", "cleanup", "sessions"),
+        Schedule(
+            "login-attempts-cleanup",
+            "cron(0 1 * * ? *)",
+            "Remove old login attempts (daily 01:00 UTC)",
+            "cleanup",
+            "login_attempts",
+        ),
+        Schedule(
+            "activity-log-cleanup",
+            "cron(0 4 ? * SUN *)",
+            "Remove audit events past retention (Sundays 04:00 UTC)",
+            "cleanup",
+            "activity_logs",
+        ),
+        Schedule(
+            "webhook-log-cleanup",
+            "cron(0 5 1/3 * ? *)",
+            "Remove old webhook logs (every third day, 05:00 UTC)",
+            "cleanup",
+            "webhook_logs",
+        ),
+        Schedule(
+            "analytics-data-cleanup",
+            "cron(0 6 1 * ? *)",
+            "Remove old analytics events (1st of the month, 06:00 UTC)",
+            "analytics",
+            "cleanup_old_data",
+        ),
+        Schedule(
+            "audit-digest",
+            "cron(5 * * * ? *)",
+            "Seal the closed hours of the audit trail (hourly at :05)",
+            "cleanup",
+            "audit_digest",
+        ),
+    )
+}
 
 
 def table(name: str) -> Table:

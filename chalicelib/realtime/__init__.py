@@ -1,0 +1,1 @@
+"""The WebSocket API: connections, rooms, fan-out, emitters, tickets and replay."""
