@@ -165,8 +165,11 @@ def exclusive(job: dict[str, Any]) -> Iterator[None]:
         return
     lease = catalog.queue(schedule.queue).function_timeout  # no run outlives its Lambda
     store = runs()
-    if not store.acquire(schedule.name, job["id"], timeutil.now(), lease):
-        raise ScheduleBusy(schedule.name, retry_after=min(lease, 30))
+    now = timeutil.now()
+    holder = store.acquire(schedule.name, job["id"], now, lease)
+    if holder is not None:
+        # By the holder's lease end its run is over, or its Lambda is: retrying then cannot collide.
+        raise ScheduleBusy(schedule.name, retry_after=max(1, holder["until"] - int(now) + 1))
     try:
         yield
     finally:

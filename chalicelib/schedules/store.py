@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from chalicelib.util import from_dynamo
 
 __all__ = ["ScheduleRuns"]
+
+
+_deserialize = TypeDeserializer().deserialize
 
 
 def _conditional_failed(exc: ClientError) -> bool:
@@ -85,21 +89,23 @@ class ScheduleRuns:
                 return False
             raise
 
-    def acquire(self, name: str, job_id: str, now: float, lease_seconds: int) -> bool:
-        """Take the schedule's run lease for `job_id` (again, if it holds it); False while another
-        job holds an unexpired one."""
+    def acquire(self, name: str, job_id: str, now: float, lease_seconds: int) -> dict[str, Any] | None:
+        """Take the schedule's run lease for `job_id` (again, if it holds it already). None when the
+        lease is ours; while another job holds an unexpired one, that holder: `{"job_id", "until"}`."""
         try:
             self._table.update_item(
                 Key={"name": name},
                 UpdateExpression="SET lease_job = :job, lease_until = :until",
                 ConditionExpression="attribute_not_exists(lease_job) OR lease_job = :job OR lease_until < :now",
                 ExpressionAttributeValues={":job": job_id, ":until": int(now) + lease_seconds, ":now": int(now)},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-            return True
+            return None
         except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
+            if not _conditional_failed(exc):
+                raise
+            old = {k: _deserialize(v) for k, v in (exc.response.get("Item") or {}).items()}
+            return {"job_id": old.get("lease_job"), "until": int(old.get("lease_until") or now + lease_seconds)}
 
     def release(self, name: str, job_id: str) -> None:
         """Give the lease back if `job_id` still holds it."""

@@ -180,7 +180,8 @@ def test_a_run_waits_while_the_previous_run_is_active(aws_mock, clock):
     with schedules.exclusive(scheduled_job("first")):
         with pytest.raises(schedules.ScheduleBusy) as busy, schedules.exclusive(scheduled_job("second")):
             pytest.fail("the second run started while the first was active")
-        assert busy.value.retry_after > 0
+        # it waits until the first run's lease has surely ended, then retries
+        assert busy.value.retry_after == catalog.queue("analytics").function_timeout + 1
         with schedules.exclusive(scheduled_job("other", "session-cleanup")):
             pass  # other schedules are not held up
     with schedules.exclusive(scheduled_job("second")):
@@ -197,9 +198,11 @@ def test_the_lease_is_given_back_when_the_run_fails(aws_mock, clock):
 
 def test_a_lease_left_by_a_dead_worker_expires_after_the_function_timeout(aws_mock, clock):
     schedules.runs().acquire("daily-analytics", "dead", timeutil.now(), catalog.queue("analytics").function_timeout)
-    with pytest.raises(schedules.ScheduleBusy), schedules.exclusive(scheduled_job("second")):
+    clock["now"] += 100
+    with pytest.raises(schedules.ScheduleBusy) as busy, schedules.exclusive(scheduled_job("second")):
         pass
-    clock["now"] += catalog.queue("analytics").function_timeout + 1
+    assert busy.value.retry_after == catalog.queue("analytics").function_timeout - 100 + 1
+    clock["now"] += busy.value.retry_after
     with schedules.exclusive(scheduled_job("second")):
         pass
 
