@@ -3,14 +3,15 @@
 `handler(app, name)` registers a catalogue schedule as its own `@app.schedule` Lambda; when it
 fires it only enqueues the schedule's job with the idempotency key `<name>#<slot>` (see `slots`),
 and records that job as the schedule's last run. Job events then store its outcome. A job that
-comes from a schedule runs inside `exclusive(job)`, which holds the schedule's lease so that a run
-never overlaps the previous one: while that one is active the new job raises `ScheduleBusy`,
-which the worker treats as "wait and retry". `listing()` and `run_now()` serve the REST routes.
+comes from a schedule runs inside `exclusive(job, ctx)`, which holds the schedule's lease so that
+a run never overlaps the previous one: while that one is active the new job waits, and then
+raises `ScheduleBusy`, which the worker retries. `listing()` and `run_now()` serve the REST routes.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -33,9 +34,12 @@ __all__ = [
     "run_now",
     "runs",
     "schedule_of",
+    "sleep",
 ]
 
 Enqueue = Callable[..., dict[str, Any]]
+
+LEASE_POLL_SECONDS = 5.0
 
 # JobEvent kind -> the status stored as the schedule's `last_status` (the job's state after it).
 _STATUS = {"active": "active", "retrying": "delayed", "completed": "completed", "failed": "failed"}
@@ -155,21 +159,34 @@ def on_job_event(event: events.JobEvent) -> None:
 events.subscribe(events.JobEvent, on_job_event)
 
 
+def sleep(seconds: float) -> None:
+    """Tests replace this (`service.sleep`) so that waiting for a lease takes no time."""
+    time.sleep(seconds)
+
+
 @contextmanager
-def exclusive(job: dict[str, Any]) -> Iterator[None]:
-    """Run a scheduled job's processor holding its schedule's lease; raise ScheduleBusy while the
-    previous run holds it. Jobs that come from no schedule pass straight through."""
+def exclusive(job: dict[str, Any], ctx: Any = None, *, poll: float = LEASE_POLL_SECONDS) -> Iterator[None]:
+    """Run a scheduled job's processor holding its schedule's lease, so that it never overlaps the
+    previous run of the same schedule. Jobs that come from no schedule pass straight through.
+
+    While the previous run holds the lease, wait for it, polling, for at most half of this
+    attempt's time (`ctx.time_left()`, so the run keeps the other half), then raise ScheduleBusy:
+    a retriable failure, and the next attempt waits again. A run lasts at most its Lambda's
+    timeout, so the waits of the queue's attempts together outlast any run they wait for.
+    """
     schedule = schedule_of(job)
     if schedule is None:
         yield
         return
     lease = catalog.queue(schedule.queue).function_timeout  # no run outlives its Lambda
-    store = runs()
-    now = timeutil.now()
-    holder = store.acquire(schedule.name, job["id"], now, lease)
-    if holder is not None:
-        # By the holder's lease end its run is over, or its Lambda is: retrying then cannot collide.
-        raise ScheduleBusy(schedule.name, retry_after=max(1, holder["until"] - int(now) + 1))
+    budget = ctx.time_left() / 2 if ctx is not None else 0.0
+    store, waited = runs(), 0.0
+    while (holder := store.acquire(schedule.name, job["id"], timeutil.now(), lease)) is not None:
+        retry_after = max(1, holder["until"] - int(timeutil.now()) + 1)
+        if waited + poll > budget:
+            raise ScheduleBusy(schedule.name, retry_after)
+        sleep(poll)
+        waited += poll
     try:
         yield
     finally:

@@ -189,6 +189,40 @@ def test_a_run_waits_while_the_previous_run_is_active(aws_mock, clock):
     assert "lease_job" not in stored("daily-analytics")
 
 
+class FakeCtx:
+    def __init__(self, left: float) -> None:
+        self.left = left
+
+    def time_left(self) -> float:
+        return self.left
+
+
+def test_a_run_waits_for_the_previous_one_to_finish_then_runs(aws_mock, clock, monkeypatch):
+    slept: list[float] = []
+
+    def sleep(seconds):  # the first run finishes while the second waits
+        slept.append(seconds)
+        clock["now"] += seconds
+        if len(slept) == 3:
+            schedules.runs().release("daily-analytics", "first")
+
+    monkeypatch.setattr(schedules, "sleep", sleep)
+    schedules.runs().acquire("daily-analytics", "first", timeutil.now(), 300)
+    with schedules.exclusive(scheduled_job("second"), FakeCtx(295)):
+        assert stored("daily-analytics")["lease_job"] == "second"
+    assert slept == [schedules.LEASE_POLL_SECONDS] * 3
+
+
+def test_a_run_waits_at_most_half_its_time_before_it_retries(aws_mock, clock, monkeypatch):
+    slept: list[float] = []
+    monkeypatch.setattr(schedules, "sleep", lambda s: (slept.append(s), clock.update(now=clock["now"] + s)))
+    schedules.runs().acquire("daily-analytics", "first", timeutil.now(), 300)
+    with pytest.raises(schedules.ScheduleBusy), schedules.exclusive(scheduled_job("second"), FakeCtx(100)):
+        pass
+    assert 45 <= sum(slept) <= 50
+    assert stored("daily-analytics")["lease_job"] == "first"
+
+
 def test_the_lease_is_given_back_when_the_run_fails(aws_mock, clock):
     with pytest.raises(RuntimeError), schedules.exclusive(scheduled_job("first")):
         raise RuntimeError("processor crashed")
