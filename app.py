@@ -6,7 +6,7 @@ schedules, realtime, audit, dashboard.
 
 from __future__ import annotations
 
-from chalicelib import catalog, config, http
+from chalicelib import catalog, config, http, schedules
 from chalicelib.auth import service as auth
 from chalicelib.content import analytics, articles, settings
 from chalicelib.jobs import worker
@@ -141,6 +141,28 @@ def jobs_cleanup(event: object) -> dict:
 
 
 # --- schedules --------------------------------------------------------------------------------
+
+# One Lambda per catalogue schedule, each `app.<name>`; tests check that this list is the catalogue.
+daily_analytics = schedules.handler(app, "daily-analytics")
+weekly_report = schedules.handler(app, "weekly-report")
+session_cleanup = schedules.handler(app, "session-cleanup")
+login_attempts_cleanup = schedules.handler(app, "login-attempts-cleanup")
+activity_log_cleanup = schedules.handler(app, "activity-log-cleanup")
+webhook_log_cleanup = schedules.handler(app, "webhook-log-cleanup")
+analytics_data_cleanup = schedules.handler(app, "analytics-data-cleanup")
+audit_digest = schedules.handler(app, "audit-digest")
+
+
+@app.route("/api/schedules")
+def list_schedules() -> dict:
+    auth.require("admin")
+    return schedules.listing()
+
+
+@app.route("/api/schedules/{name}/run", methods=["POST"])
+def run_schedule(name: str) -> object:
+    user = auth.require("admin")
+    return http.accepted(schedules.run_now(name, user))
 
 
 # --- realtime ---------------------------------------------------------------------------------

@@ -113,6 +113,11 @@ TABLES: dict[str, Table] = {
             description="view/click/share events by UTC day",
         ),
         Table(
+            "schedules",
+            pk="name",
+            description="per schedule: its last run and outcome, and the lease that keeps runs from overlapping",
+        ),
+        Table(
             "settings",
             pk="scope",
             sk="key",
