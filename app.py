@@ -9,6 +9,7 @@ from __future__ import annotations
 from chalicelib import catalog, config, http, schedules
 from chalicelib.auth import service as auth
 from chalicelib.content import analytics, articles, settings
+from chalicelib.jobs import api as jobs_api
 from chalicelib.jobs import worker
 from chalicelib.realtime import handlers as ws
 from chalicelib.runtime import Inkwell, current
@@ -113,6 +114,50 @@ def put_setting(key: str) -> dict:
 # their template and must run with the stage's INKWELL_STAGE set (a queue_arn would need the
 # account id at import instead). The functions' timeouts come from catalog.QUEUES
 # (.chalice/config.json, per function); batch sizes from the catalogue too.
+
+
+@app.route("/api/articles/{article_id}/generate", methods=["POST"])
+def generate_article(article_id: str) -> object:
+    return jobs_api.start_generation(article_id, auth.require())
+
+
+@app.route("/api/articles/{article_id}/publish", methods=["POST"])
+def publish_article(article_id: str) -> object:
+    return jobs_api.request_transition(article_id, "publish", auth.require())
+
+
+@app.route("/api/articles/{article_id}/archive", methods=["POST"])
+def archive_article(article_id: str) -> object:
+    return jobs_api.request_transition(article_id, "archive", auth.require())
+
+
+@app.route("/api/jobs/{job_id}")
+def get_job(job_id: str) -> dict:
+    return jobs_api.job_for(job_id, auth.require())
+
+
+@app.route("/api/jobs/{job_id}/retry", methods=["POST"])
+def retry_job(job_id: str) -> object:
+    auth.require("admin")
+    return jobs_api.retry(job_id)
+
+
+@app.route("/api/queues/{queue}/jobs")
+def list_queue_jobs(queue: str) -> dict:
+    auth.require("admin")
+    return jobs_api.queue_jobs(queue, http.query(app.current_request))
+
+
+@app.route("/api/analytics/reports/daily")
+def daily_analytics_report() -> dict:
+    auth.require("admin")
+    return jobs_api.report("daily", http.query(app.current_request))
+
+
+@app.route("/api/analytics/reports/weekly")
+def weekly_analytics_report() -> dict:
+    auth.require("admin")
+    return jobs_api.report("weekly", http.query(app.current_request))
 
 
 def _sqs_handler(queue: str) -> object:

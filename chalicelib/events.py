@@ -36,6 +36,15 @@ class ArticleStatusChanged:
 
 
 @dataclass(frozen=True)
+class ReportStored:
+    """An analytics report was (re)computed and stored (realtime: `analytics.update`)."""
+
+    period: str  # daily | weekly
+    key: str  # the settings key, e.g. analytics.daily.2026-11-27
+    total: dict[str, int]
+
+
+@dataclass(frozen=True)
 class Alert:
     level: str  # info | warning | critical
     message: str

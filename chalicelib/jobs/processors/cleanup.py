@@ -1,1 +1,163 @@
-"""placeholder"""
+"""The cleanup queue: sweeps of what TTL has not removed yet, and orphaned data.
+
+DynamoDB's TTL deletes expired items in the background, usually within days. The sweeps catch
+the rest: each Queries the `by_expiry` index (expiry day, ttl) for the days just past, deletes
+what has expired, and stops after a bounded number of pages or before the Lambda deadline,
+answering `more: true` so the next run carries on. Never a Scan.
+
+`activity_logs` and `audit_digest` belong to the audit capability, which registers them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+
+from chalicelib import aws, catalog, timeutil
+from chalicelib.content import articles as content
+from chalicelib.jobs.processors.registry import Job, JobContext, processor
+
+LOOKBACK_DAYS = 14  # expiry days swept, back from today (TTL removes older ones long before)
+PAGE_SIZE = 100
+MAX_PAGES = 50
+ORPHAN_DAYS = 7  # analytics partitions checked for events of deleted articles
+CONNECTION_TABLES = ("ws_connections", "ws_members")  # swept by `orphans` when the catalogue has them
+
+
+def sweep_expired(
+    table: Any,
+    spec: catalog.Table,
+    ctx: JobContext,
+    *,
+    now: float | None = None,
+    lookback_days: int = LOOKBACK_DAYS,
+    page_size: int = PAGE_SIZE,
+    max_pages: int = MAX_PAGES,
+) -> dict[str, Any]:
+    """Delete `spec`'s expired items, found by its `by_expiry` index; bounded in time and in
+    pages (at most `lookback_days + 1 + max_pages` Queries, `max_pages * page_size` deletes)."""
+    now = timeutil.now() if now is None else now
+    today = datetime.fromtimestamp(now, UTC).date()
+    key_names = [spec.pk] + ([spec.sk] if spec.sk else [])
+    deleted, pages = 0, 0
+    for back in range(lookback_days, -1, -1):
+        day = (today - timedelta(days=back)).isoformat()
+        start: dict[str, Any] | None = None
+        while True:
+            if pages >= max_pages or ctx.time_left() <= 0:
+                return {"table": spec.name, "deleted": deleted, "pages": pages, "more": True}
+            kwargs: dict[str, Any] = {
+                "IndexName": "by_expiry",
+                "KeyConditionExpression": Key("expiry_day").eq(day) & Key("ttl").lt(int(now)),
+                "Limit": page_size,
+                "ProjectionExpression": ", ".join(f"#k{i}" for i in range(len(key_names))),
+                "ExpressionAttributeNames": {f"#k{i}": name for i, name in enumerate(key_names)},
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            result = table.query(**kwargs)
+            items = result.get("Items", [])
+            if items:  # the budget counts pages that delete: an empty day costs one Query
+                pages += 1
+                with table.batch_writer(overwrite_by_pkeys=key_names) as writer:
+                    for item in items:
+                        writer.delete_item(Key={name: item[name] for name in key_names})
+                deleted += len(items)
+            start = result.get("LastEvaluatedKey")
+            if not start:
+                break
+    return {"table": spec.name, "deleted": deleted, "pages": pages, "more": False}
+
+
+def sweep(name: str, ctx: JobContext) -> dict[str, Any]:
+    return sweep_expired(aws.table(name), catalog.table(name), ctx)
+
+
+@processor("cleanup", "sessions")
+def sessions(job: Job, ctx: JobContext) -> dict[str, Any]:
+    return sweep("sessions", ctx)
+
+
+@processor("cleanup", "login_attempts")
+def login_attempts(job: Job, ctx: JobContext) -> dict[str, Any]:
+    return sweep("login_attempts", ctx)
+
+
+@processor("cleanup", "webhook_logs")
+def webhook_logs(job: Job, ctx: JobContext) -> dict[str, Any]:
+    return sweep("webhook_logs", ctx)
+
+
+# --- orphans -------------------------------------------------------------------------------------
+
+
+def missing_articles(articles: content.Articles, ids: set[str]) -> set[str]:
+    """Which of `ids` name no article (BatchGetItem, 100 keys a call)."""
+    table = articles.table
+    found: set[str] = set()
+    ordered = sorted(ids)
+    for i in range(0, len(ordered), 100):
+        keys = [{"id": article_id} for article_id in ordered[i : i + 100]]
+        request: dict[str, Any] = {table.name: {"Keys": keys, "ProjectionExpression": "id"}}
+        while request:
+            result = table.meta.client.batch_get_item(RequestItems=request)
+            found.update(item["id"] for item in result["Responses"].get(table.name, []))
+            request = result.get("UnprocessedKeys") or {}
+    return ids - found
+
+
+def orphan_events(events_table: Any, articles: content.Articles, ctx: JobContext, days: int) -> int:
+    """Delete the analytics events, of the last `days` day partitions, whose article is gone."""
+    from chalicelib.content import reports
+
+    today = datetime.fromtimestamp(timeutil.now(), UTC).date()
+    removed = 0
+    for back in range(days):
+        ctx.check_deadline()
+        day = (today - timedelta(days=back)).isoformat()
+        ids = {str(e.get("article_id")) for e in reports.read_day(events_table, day)}
+        gone = missing_articles(articles, ids) if ids else set()
+        for article_id in gone:
+            result = events_table.query(
+                IndexName="by_article",
+                KeyConditionExpression=Key("article_id").eq(article_id),
+                ProjectionExpression="#d, sk",
+                ExpressionAttributeNames={"#d": "day"},
+            )
+            with events_table.batch_writer() as writer:
+                for item in result.get("Items", []):
+                    writer.delete_item(Key={"day": item["day"], "sk": item["sk"]})
+                    removed += 1
+    return removed
+
+
+def orphan_jobs(articles: content.Articles) -> int:
+    """Delete finished article jobs whose article is gone (at most the retained 100 + 50)."""
+    from chalicelib.jobs import service
+
+    jobs = service.store()
+    records: list[dict[str, Any]] = []
+    for state in ("completed", "failed"):
+        result = jobs.table.query(**jobs.list_query("articles", state), ProjectionExpression="id, payload")
+        records += result.get("Items", [])
+    subject = {r["id"]: str((r.get("payload") or {}).get("article_id") or "") for r in records}
+    gone = missing_articles(articles, {a for a in subject.values() if a})
+    orphaned = [job_id for job_id, article_id in subject.items() if article_id in gone]
+    for job_id in orphaned:
+        jobs.remove(job_id)
+    return len(orphaned)
+
+
+@processor("cleanup", "orphans")
+def orphans(job: Job, ctx: JobContext) -> dict[str, Any]:
+    days = job["payload"].get("days", ORPHAN_DAYS)
+    days = days if isinstance(days, int) and 1 <= days <= 90 else ORPHAN_DAYS
+    store = content.articles()
+    result: dict[str, Any] = {
+        "jobs": orphan_jobs(store),
+        "analytics_events": orphan_events(aws.table("analytics_events"), store, ctx, days),
+        "expired": [sweep(name, ctx) for name in (*CONNECTION_TABLES, "jobs") if name in catalog.TABLES],
+    }
+    return result

@@ -189,3 +189,60 @@ def sqs_calls(aws_mock: None) -> Iterator[list[tuple[str, dict[str, Any]]]]:
     client.meta.events.register("before-parameter-build.sqs", hook)
     yield calls
     client.meta.events.unregister("before-parameter-build.sqs", hook)
+
+
+class FakeGenerator:
+    """The article webhook on 127.0.0.1: records each request, answers from `answers` (status,
+    body) in turn, the last one repeating."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[dict[str, Any]] = []
+        self.answers: list[tuple[int, Any]] = [(200, None)]
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.requests.append({"headers": dict(self.headers), "body": body})
+                status, answer = outer.answers[min(len(outer.requests), len(outer.answers)) - 1]
+                if answer is None:
+                    answer = {"content": f"Generated text #{len(outer.requests)}"}
+                raw = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/generate"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def generator(monkeypatch: pytest.MonkeyPatch, clean_env: None) -> Iterator[FakeGenerator]:
+    fake = FakeGenerator()
+    monkeypatch.setenv("ARTICLE_WEBHOOK_URL", fake.url)
+    config.reset()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every ArticleStatusChanged, Alert and ReportStored published during the test."""
+    seen: list[Any] = []
+    for kind in (events.ArticleStatusChanged, events.Alert, events.ReportStored):
+        monkeypatch.setitem(events._listeners, kind, [*events._listeners[kind], seen.append])
+    return seen
