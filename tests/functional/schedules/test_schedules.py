@@ -131,6 +131,32 @@ def test_an_event_without_a_time_runs_the_current_slot(jobs, aws_mock, fixed_now
     assert job["payload"]["slot"] == "2026-11-28T10:00:00Z"
 
 
+@pytest.mark.parametrize("bad_time", ["", "yesterday", 1795861800, "2026-13-45T99:00:00Z"])
+def test_an_event_with_a_bad_time_runs_the_current_slot(jobs, aws_mock, fixed_now, bad_time):
+    assert schedules.fire("session-cleanup", bad_time)["payload"]["slot"] == "2026-11-28T10:00:00Z"
+
+
+def test_an_event_whose_recording_failed_is_retried_into_the_same_single_job(jobs, aws_mock, fixed_now, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from chalicelib.schedules.store import ScheduleRuns
+
+    real, calls = ScheduleRuns.record_run, []
+
+    def flaky(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ScheduleRuns, "record_run", flaky)
+    with pytest.raises(ClientError):  # the Lambda fails; EventBridge invokes it again
+        schedules.fire("daily-analytics", "2026-11-28T02:00:00Z")
+    job = schedules.fire("daily-analytics", "2026-11-28T02:00:00Z")
+    assert jobs.enqueued == [job]
+    assert stored("daily-analytics")["last_job_id"] == job["id"]
+
+
 # --- outcomes -----------------------------------------------------------------------------------
 
 
@@ -323,6 +349,19 @@ def test_run_now_of_an_unknown_schedule_is_404(api, jobs):
         assert response.status_code == 404, name
         assert body(response)["Code"] == "NotFoundError"
     assert jobs.enqueued == []
+
+
+def test_run_now_answers_503_when_the_queue_refuses_the_message(api, monkeypatch):
+    from chalicelib import jobs as jobs_capability
+
+    def refuse(*args, **kwargs):
+        raise jobs_capability.EnqueueError("could not queue the job: EndpointConnectionError")
+
+    monkeypatch.setattr(schedules, "_enqueue", lambda: refuse)
+    response = api.post("/api/schedules/daily-analytics/run", as_="admin")
+    assert response.status_code == 503
+    assert body(response)["Code"] == "ServiceUnavailableError"
+    assert stored("daily-analytics") == {}
 
 
 @pytest.mark.parametrize("role", ["editor", "viewer"])
