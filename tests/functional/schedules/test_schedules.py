@@ -11,6 +11,7 @@ import pytest
 from chalicelib import catalog, cron, events, timeutil
 from chalicelib.schedules import service as schedules
 from tests.conftest import body
+from tests.functional.schedules.conftest import cw_event
 
 NOW = datetime(2026, 11, 28, 10, 30, tzinfo=UTC).timestamp()
 
@@ -46,20 +47,6 @@ def fixed_now(monkeypatch):
     moment = {"now": NOW}
     monkeypatch.setattr(timeutil, "now", lambda: moment["now"])
     return moment
-
-
-def cw_event(time: str) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": time,
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/inkwell-test-daily_analytics"],
-        "detail": {},
-    }
 
 
 def stored(name: str) -> dict[str, Any]:
