@@ -1,0 +1,205 @@
+"""AWS requests per article-generation job, end to end, against the minimum derived by hand.
+
+One job: `POST /api/articles/{id}/generate` (the API Lambda) through the worker (the articles
+queue's Lambda) to PUBLISHED, on moto in-process, with the webhook a local HTTP server. Every
+request Inkwell's boto3 clients make is counted by a botocore `before-call` hook on the session.
+The SQS ReceiveMessage / DeleteMessage that Lambda's event source mapping makes are the Lambda
+service's, not Inkwell's: they are made here with a client outside the hook and shown apart.
+Subscribers of the in-process events (realtime fan-out, audit log) are their capabilities'
+cost: the job is measured without them, and the total with them is printed too.
+
+The minimum, by hand (what any implementation of the contract must do per job):
+
+  API Lambda
+    1. GetItem sessions      the bearer token must be checked for revocation (logout)
+    2. UpdateItem articles   the conditional DRAFT -> PROCESSING; the author check can ride in the
+                             condition and ALL_NEW returns title/topic/keywords for the payload
+    3. PutItem jobs          the job record (`GET /api/jobs/{id}` answers before the job runs)
+    4. SendMessage           the message on the articles queue
+  worker Lambda
+    5. UpdateItem jobs       the claim (conditional, with the lease; returns the payload)
+    6. UpdateItem jobs       progress: at least one report between start and end
+    7. PutItem webhook_logs  every webhook call is logged
+    8. UpdateItem articles   PROCESSING -> PUBLISHED with the content
+    9. UpdateItem jobs       completed, with the result
+  = 9. Retention (the newest 100 completed per queue) is left out of the minimum: it can be
+  amortised over many jobs. Ours adds, per job: GetItem articles in the route (the 404/403
+  answers before any write), a second progress report (10 and 90), and one Query of the
+  completed index for retention (plus one BatchWriteItem once the queue holds 100), so 12 warm,
+  13 in steady state: 1.33x and 1.44x, within the 1.5x target. A cold container adds
+  GetQueueUrl once.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import threading
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+MINIMUM = 9
+TARGET = 1.5
+
+
+class _Generator(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        raw = json.dumps({"content": "Generated for the bench."}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _Context:
+    aws_request_id = "bench"
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.deadline - time.monotonic()) * 1000)
+
+
+def _environment(webhook_url: str) -> None:
+    os.environ.update(
+        {
+            "INKWELL_STAGE": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "JWT_SECRET": "bench-jwt-secret-" + "0" * 48,
+            "WEBHOOK_SECRET": "bench-webhook-secret",
+            "INKWELL_SCRYPT_N": "1024",
+            "ARTICLE_WEBHOOK_URL": webhook_url,
+        }
+    )
+    for key in ("INKWELL_AWS_ENDPOINT", "INKWELL_SECRETS_PREFIX"):
+        os.environ.pop(key, None)
+
+
+def main() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Generator)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _environment(f"http://127.0.0.1:{server.server_address[1]}/generate")
+    try:
+        _run()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _run() -> None:
+    import boto3
+    from chalice.test import Client
+    from moto import mock_aws
+
+    from chalicelib import aws, catalog, config, events
+    from chalicelib.auth import service as auth
+    from chalicelib.jobs import worker
+    from infra import provision
+
+    config.reset()
+    aws.reset()
+    with mock_aws():
+        boto3.setup_default_session()
+        counted: Counter[str] = Counter()
+        counting = {"on": False}
+
+        def hook(model: Any, **_: Any) -> None:
+            if counting["on"]:
+                counted[f"{model.service_model.service_name}.{model.name}"] += 1
+
+        boto3.DEFAULT_SESSION.events.register("before-call", hook)
+        provision.provision(aws.client("dynamodb"), aws.client("sqs"))
+        lambda_service = boto3.session.Session().client("sqs", region_name="us-east-1")  # outside the hook
+
+        import app as app_module
+
+        user = auth.create_user("bench@example.com", "bench password", "editor")
+        with Client(app_module.app, stage_name="dev") as client:
+            token = auth.login(user["email"], "bench password", None)["token"]
+            headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+
+            def article() -> str:
+                body = json.dumps({"title": "Bench", "topic": "requests per job"}).encode()
+                return json.loads(client.http.post("/api/articles", headers=headers, body=body).body)["id"]
+
+            def one_job(label: str) -> tuple[Counter[str], Counter[str]]:
+                article_id = article()
+                counted.clear()
+                counting["on"] = True
+                response = client.http.post(f"/api/articles/{article_id}/generate", headers=headers, body=b"")
+                assert response.status_code == 202, response.body
+                mapping: Counter[str] = Counter()
+                url = lambda_service.get_queue_url(QueueName=config.get().resource_name("articles"))["QueueUrl"]
+                messages = lambda_service.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
+                )["Messages"]
+                mapping["sqs.ReceiveMessage"] += 1
+                event = {
+                    "Records": [
+                        {
+                            "messageId": m["MessageId"],
+                            "receiptHandle": m["ReceiptHandle"],
+                            "body": m["Body"],
+                            "attributes": m["Attributes"],
+                        }
+                        for m in messages
+                    ]
+                }
+                result = worker.handle("articles", event, _Context(catalog.queue("articles").function_timeout))
+                assert result == {"batchItemFailures": []}, result
+                counting["on"] = False
+                for m in messages:
+                    lambda_service.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+                    mapping["sqs.DeleteMessage"] += 1
+                status = json.loads(client.http.get(f"/api/articles/{article_id}", headers=headers).body)["status"]
+                assert status == "PUBLISHED", status
+                return Counter(counted), mapping
+
+            subscribers = {k: list(v) for k, v in events._listeners.items()}
+            events._listeners.clear()
+            try:
+                cold, mapping = one_job("cold")
+                warm, _ = one_job("warm")
+                _fill_completed(catalog.queue("articles").keep_completed)
+                steady, _ = one_job("steady")
+            finally:
+                events._listeners.update(subscribers)
+            with_subscribers, _ = one_job("with subscribers")
+
+    print("jobs: AWS requests per article-generation job (route -> worker -> PUBLISHED)")
+    print(f"  minimum derived by hand: {MINIMUM} (see bench/bench_job_requests.py)")
+    for label, counts in (("cold container", cold), ("warm", warm), ("steady state (retention full)", steady)):
+        total = sum(counts.values())
+        verdict = "ok" if total <= TARGET * MINIMUM else "OVER TARGET"
+        print(f"  {label:31} {total:3d}  = {total / MINIMUM:.2f}x minimum  [{verdict}, target {TARGET}x]")
+    print("  by operation (warm): " + ", ".join(f"{k} {v}" for k, v in sorted(warm.items())))
+    print(f"  steady state with the event subscribers (realtime, audit, alerts): {sum(with_subscribers.values())}")
+    print("  by Lambda's event source mapping, not counted: " + ", ".join(f"{k} {v}" for k, v in sorted(mapping.items())))
+
+
+def _fill_completed(count: int) -> None:
+    """Put the articles queue's completed retention at capacity (written directly, not counted)."""
+    from chalicelib import timeutil
+    from chalicelib.jobs import service
+
+    store = service.store()
+    with store.table.batch_writer() as writer:
+        for i in range(count):
+            record = store.new_record("articles", "publish", {"article_id": uuid.uuid4().hex}, max_attempts=3)
+            stamp = timeutil.iso_ms(timeutil.now() - 3600 + i)
+            record.update(state="completed", queue_state="articles#completed", updated_at=stamp)
+            writer.put_item(Item=record)
+
+
+if __name__ == "__main__":
+    main()
