@@ -184,7 +184,9 @@ def _run() -> None:
         print(f"  {label:31} {total:3d}  = {total / MINIMUM:.2f}x minimum  [{verdict}, target {TARGET}x]")
     print("  by operation (warm): " + ", ".join(f"{k} {v}" for k, v in sorted(warm.items())))
     print(f"  steady state with the event subscribers (realtime, audit, alerts): {sum(with_subscribers.values())}")
-    print("  by Lambda's event source mapping, not counted: " + ", ".join(f"{k} {v}" for k, v in sorted(mapping.items())))
+    print(
+        "  by Lambda's event source mapping, not counted: " + ", ".join(f"{k} {v}" for k, v in sorted(mapping.items()))
+    )
 
 
 def _fill_completed(count: int) -> None:

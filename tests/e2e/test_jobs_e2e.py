@@ -59,7 +59,9 @@ def test_a_failing_webhook_retries_with_growing_gaps_rolls_back_dead_letters_the
     token = stack.login()
     article = _article(stack, token, "e2e: failing webhook")
     before = _dead_letters(stack)
-    assert stack.control("POST", "/generator/faults", {"status": 500, "times": 3, "article_id": article["id"]})[0] == 204
+    assert (
+        stack.control("POST", "/generator/faults", {"status": 500, "times": 3, "article_id": article["id"]})[0] == 204
+    )
     status, accepted, _ = stack.request("POST", f"/api/articles/{article['id']}/generate", token=token)
     assert status == 202, accepted
     job_path = f"/api/jobs/{accepted['job_id']}"

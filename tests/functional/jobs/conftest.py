@@ -16,6 +16,22 @@ from chalicelib import aws, catalog, config, events, timeutil
 from chalicelib.jobs import processors, worker
 from chalicelib.jobs.processors import registry
 
+# The contract's fields of a job (GET /api/jobs/{id}); more may be added, none removed.
+CONTRACT_FIELDS = {
+    "id",
+    "queue",
+    "type",
+    "state",
+    "attempts",
+    "max_attempts",
+    "progress",
+    "payload",
+    "result",
+    "error",
+    "created_at",
+    "updated_at",
+}
+
 
 class Clock:
     def __init__(self, start: float) -> None:

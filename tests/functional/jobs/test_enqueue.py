@@ -9,24 +9,12 @@ import pytest
 from chalicelib import aws
 from chalicelib.jobs import EnqueueError, PermanentError, RetryRefused, enqueue, service
 from chalicelib.jobs.queues import JobQueues
+from tests.functional.jobs.conftest import CONTRACT_FIELDS
 
 
 def test_enqueue_writes_the_record_and_sends_one_message(poller, clock):
     job = enqueue("emails", "send", {"to": ["a@example.com"], "n": 1.5}, user_id="u1")
-    assert set(job) >= {
-        "id",
-        "queue",
-        "type",
-        "state",
-        "attempts",
-        "max_attempts",
-        "progress",
-        "payload",
-        "result",
-        "error",
-        "created_at",
-        "updated_at",
-    }
+    assert set(job) >= CONTRACT_FIELDS
     assert job["state"] == "waiting"
     assert (job["attempts"], job["max_attempts"], job["progress"]) == (0, 3, 0)
     assert job["payload"] == {"to": ["a@example.com"], "n": 1.5}

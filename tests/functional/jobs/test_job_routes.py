@@ -6,6 +6,7 @@ import pytest
 
 from chalicelib.jobs import PermanentError, enqueue, service
 from tests.conftest import body
+from tests.functional.jobs.conftest import CONTRACT_FIELDS
 
 
 def test_a_job_is_visible_to_admins_and_to_the_user_who_caused_it(api):
@@ -13,20 +14,7 @@ def test_a_job_is_visible_to_admins_and_to_the_user_who_caused_it(api):
     job = enqueue("emails", "send", {"template": "job_failed"}, user_id=editor["id"])
     mine = api.get(f"/api/jobs/{job['id']}", as_="editor")
     assert mine.status_code == 200
-    assert set(body(mine)) >= {
-        "id",
-        "queue",
-        "type",
-        "state",
-        "attempts",
-        "max_attempts",
-        "progress",
-        "payload",
-        "result",
-        "error",
-        "created_at",
-        "updated_at",
-    }
+    assert set(body(mine)) >= CONTRACT_FIELDS
     assert api.get(f"/api/jobs/{job['id']}", as_="admin").status_code == 200
     assert api.get(f"/api/jobs/{job['id']}", as_="editor-2").status_code == 404
     assert api.get(f"/api/jobs/{job['id']}", as_="viewer").status_code == 404
