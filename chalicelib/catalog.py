@@ -115,6 +115,29 @@ TABLES: dict[str, Table] = {
             sk="key",
             description="admin settings (scope `config`) and stored reports (scope `report`)",
         ),
+        Table(
+            "audit_events",
+            pk="hour",
+            sk="sk",
+            ttl="ttl",
+            types=_TTL_TYPES,
+            indexes=(
+                EXPIRY_INDEX,
+                Index("by_user", "user_id", "sk"),
+                Index("by_action", "action_month", "sk"),
+                Index("by_category", "category_month", "sk"),
+                Index("by_resource", "resource_key", "sk"),
+            ),
+            description="audit trail by `<hour>#<shard>`, sorted by `<ts>#<id>`; a TTL per category",
+        ),
+        Table(
+            "audit_digests",
+            pk="hour",
+            sk="seg",
+            ttl="ttl",
+            types={"ttl": "N"},
+            description="signed, chained digests of the audit trail's sealed periods, and the chain head",
+        ),
     )
 }
 
@@ -125,6 +148,13 @@ QUEUES: dict[str, Queue] = {
         Queue("analytics", function_timeout=300, batch_size=1, description="reports and analytics cleanup"),
         Queue("emails", function_timeout=30, batch_size=10, description="SES emails from templates"),
         Queue("cleanup", function_timeout=300, batch_size=1, description="sweeps of expired data, audit digests"),
+        Queue(
+            "audit",
+            attempts=10,
+            function_timeout=60,
+            batch_size=10,
+            description="audit events DynamoDB refused, written later by their processor",
+        ),
     )
 }
 
