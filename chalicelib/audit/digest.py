@@ -106,10 +106,16 @@ class Findings:
 
 
 def compare(
-    leaves: dict[str, tuple[str, str, int, str]], items: list[dict[str, Any]], now: float, key: str, out: Findings
+    leaves: dict[str, tuple[str, str, int, str]],
+    items: list[dict[str, Any]],
+    sealed_in: dict[str, str],
+    now: float,
+    key: str,
+    out: Findings,
 ) -> None:
     """Compare the sealed leaves (sk -> (id, fingerprint, ttl, digest)) with the stored events of
-    the same hours (pure). Events outside any sealed period are checked by their MAC only."""
+    the same hours (pure); `sealed_in` names the digest whose period holds each sort key. Events
+    outside any sealed period are checked by their MAC only."""
     by_sk = {i["sk"]: i for i in items}
     by_id: dict[str, list[dict[str, Any]]] = {}
     for item in items:
@@ -137,7 +143,7 @@ def compare(
             continue
         event_id = str(item.get("id"))
         signed = model.mac_ok(item, key)
-        if item.get("_sealed_period"):
+        if item["sk"] in sealed_in:
             if signed:
                 out.notes.append(f"event {event_id} was written after its period was sealed")
             else:
@@ -145,7 +151,7 @@ def compare(
                     "event_inserted",
                     f"event {event_id} at {item['sk']} is in a sealed period but in no digest",
                     event_id,
-                    item["_sealed_period"],
+                    sealed_in[item["sk"]],
                 )
         elif not signed:
             out.add("event_changed", f"event {event_id} does not match its signature (not sealed yet)", event_id)
@@ -266,13 +272,8 @@ class Digests:
         window = (timeutil.iso_ms(model.hour_start(since)), timeutil.iso_ms(model.hour_start(until) + 3600))
         self._check_chain(heads, pointer, window, now, out)
         items = [i for hour in hours for i in self._events.hour(hour)]
-        for item in items:
-            for start, end, name in sealed_spans:
-                if start <= item["sk"] < end:
-                    item["_sealed_period"] = name
-        compare(leaves, items, now, self._key, out)
-        for item in items:
-            item.pop("_sealed_period", None)
+        sealed_in = {i["sk"]: name for i in items for start, end, name in sealed_spans if start <= i["sk"] < end}
+        compare(leaves, items, sealed_in, now, self._key, out)
         out.checked = len(items)
         return {
             "valid": not out.problems,

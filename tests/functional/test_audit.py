@@ -13,6 +13,7 @@ import pytest
 from chalicelib import audit, aws, events, runtime, timeutil
 from chalicelib.audit import logger
 from tests.conftest import ROLE_PASSWORD, body
+from tests.functional.audit_helpers import seed as _seed
 
 
 def all_events(api, **params):
@@ -148,26 +149,6 @@ def test_job_failures_and_article_status_changes_are_recorded_from_events(api):
     failed = all_events(api, resource_type="job", resource_id="job-1")
     assert actions_of(failed) == ["job.failed"] and failed[0]["severity"] == "error"
     assert actions_of(all_events(api, resource_type="article", resource_id="art-1")) == ["article.status_changed"]
-
-
-def _seed(n, start, step=1.0, user_id="u-1", action="article.status_changed"):
-    """n events at start, start + step, ... each written at its own time."""
-
-    def write(i):
-        event = audit.record(action, details={"n": i}, user_id=user_id)
-        audit.flush()
-        return event
-
-    return [with_clock(start + i * step, lambda i=i: write(i)) for i in range(n)]
-
-
-def with_clock(at, fn):
-    real = timeutil.now
-    timeutil.now = lambda: at
-    try:
-        return fn()
-    finally:
-        timeutil.now = real
 
 
 @pytest.mark.parametrize(
@@ -352,7 +333,9 @@ def _queued_bodies():
     sqs = aws.client("sqs")
     out = []
     while True:
-        msgs = sqs.receive_message(QueueUrl=aws.queue_url("audit"), MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        msgs = sqs.receive_message(QueueUrl=aws.queue_url("audit"), MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        )
         if not msgs:
             return out
         out += [m["Body"] for m in msgs]
