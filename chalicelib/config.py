@@ -18,10 +18,24 @@ JWT_SECRET = "JWT_SECRET"
 JWT_TTL_SECONDS = "INKWELL_JWT_TTL_SECONDS"
 WEBHOOK_SECRET = "WEBHOOK_SECRET"
 ARTICLE_WEBHOOK_URL = "ARTICLE_WEBHOOK_URL"
+WEBHOOK_TIMEOUT = "INKWELL_WEBHOOK_TIMEOUT_SECONDS"  # one webhook call's timeout (default 30)
 AUDIT_DIGEST_KEY = "AUDIT_DIGEST_KEY"
 WS_MANAGEMENT_ENDPOINT = "INKWELL_WS_MANAGEMENT_ENDPOINT"
 SCRYPT_N = "INKWELL_SCRYPT_N"
 SECRETS_PARAMETER_PREFIX = "INKWELL_SECRETS_PREFIX"  # on AWS: SSM path holding the secrets
+
+# Read only by the local stack (`local/`, never deployed); named here with the others.
+LOCAL_HTTP_PORT = "INKWELL_HTTP_PORT"
+LOCAL_WS_PORT = "INKWELL_WS_PORT"
+LOCAL_AWS_PORT = "INKWELL_AWS_PORT"
+LOCAL_CONTROL_PORT = "INKWELL_CONTROL_PORT"  # WS management API, fake generator, schedule triggers
+LOCAL_ADMIN_EMAIL = "INKWELL_ADMIN_EMAIL"
+LOCAL_ADMIN_PASSWORD = "INKWELL_ADMIN_PASSWORD"
+LOCAL_WS_IDLE_TIMEOUT = "INKWELL_WS_IDLE_TIMEOUT"  # seconds, API Gateway's 10 minutes by default
+LOCAL_WS_MAX_AGE = "INKWELL_WS_MAX_AGE"  # seconds, API Gateway's 2 hours by default
+LOCAL_GENERATOR_DELAY = "INKWELL_GENERATOR_DELAY"  # seconds the fake article generator takes
+LOCAL_APP = "INKWELL_LOCAL_APP"  # `module:attribute` of the Chalice app to serve (tests add handlers)
+LOCAL_READY_FILE = "INKWELL_READY_FILE"  # where the stack writes its endpoints as JSON once ready
 
 LOCAL_STAGES = frozenset({"local", "test"})
 DEV_SECRET = "inkwell-local-development-secret-not-for-production"
@@ -40,6 +54,7 @@ class Settings:
     article_webhook_url: str
     ws_management_endpoint: str | None
     scrypt_n: int
+    webhook_timeout_seconds: float = 30.0
 
     @property
     def is_local(self) -> bool:
@@ -62,6 +77,7 @@ def get() -> Settings:
         article_webhook_url=env.get(ARTICLE_WEBHOOK_URL, ""),
         ws_management_endpoint=env.get(WS_MANAGEMENT_ENDPOINT) or None,
         scrypt_n=int(env.get(SCRYPT_N, str(2**14))),
+        webhook_timeout_seconds=float(env.get(WEBHOOK_TIMEOUT, "30")),
     )
 
 
@@ -94,6 +110,8 @@ def reset() -> None:
 
 
 def check_startup() -> None:
-    """Refuse to start a non-local stage without its JWT secret (called at cold start)."""
+    """Refuse to start a non-local stage without its JWT secret or the audit digest key (which
+    signs every audit event) (called at cold start)."""
     if not get().is_local:
         secret(JWT_SECRET)
+        secret(AUDIT_DIGEST_KEY)
