@@ -6,13 +6,14 @@ schedules, realtime, audit, dashboard.
 
 from __future__ import annotations
 
-from chalicelib import audit, catalog, config, http, schedules
+from chalicelib import audit, catalog, config, http
 from chalicelib.audit import api as audit_api
 from chalicelib.auth import service as auth
 from chalicelib.content import analytics, articles, settings
 from chalicelib.jobs import worker
 from chalicelib.realtime import handlers as ws
 from chalicelib.runtime import Inkwell, current
+from chalicelib.schedules import service as schedules
 
 app = Inkwell(app_name="inkwell")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
