@@ -79,7 +79,7 @@ def test_a_failing_webhook_is_tried_three_times_then_rolls_back_and_dead_letters
     job = service.get(job_id)
     assert (job["state"], job["attempts"], job["error"]["kind"]) == ("failed", 3, "webhook_retriable")
     assert [b["job_id"] for b in poller.dead_letter_bodies("articles")] == [job_id]
-    alerts = [e for e in published if isinstance(e, events.Alert)]
+    alerts = [e for e in published if isinstance(e, events.Alert) and e.details.get("article_id") == article["id"]]
     assert len(alerts) == 1 and alerts[0].level == "critical"
     assert alerts[0].details["rolled_back_to"] == "DRAFT"
     statuses = [e.status for e in published if isinstance(e, events.ArticleStatusChanged)]
