@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from chalice import Response
 
-from chalicelib import catalog, config, dashboard, http, schedules
+from chalicelib import catalog, config, dashboard, http
 from chalicelib.auth import service as auth
 from chalicelib.content import analytics, articles, settings
 from chalicelib.jobs import worker
 from chalicelib.realtime import handlers as ws
 from chalicelib.runtime import Inkwell, current
+from chalicelib.schedules import service as schedules
 
 app = Inkwell(app_name="inkwell")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
