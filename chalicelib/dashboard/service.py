@@ -15,7 +15,7 @@ from typing import Any, Literal
 from boto3.dynamodb.conditions import Key
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from chalicelib import aws, catalog, config, events, http, jobs, timeutil
+from chalicelib import audit, aws, catalog, config, events, http, jobs, timeutil
 from chalicelib.content import settings
 from chalicelib.dashboard import health
 from chalicelib.dashboard.gateway import NoMapping, QueueControl
@@ -49,11 +49,6 @@ def known(queue: str) -> str:
 
 
 def _audit(action: str, resource: tuple[str, str], details: dict[str, Any] | None = None) -> None:
-    try:
-        from chalicelib import audit
-    except ImportError:  # the audit trail is not wired in yet
-        log.info("audit %s %s %s", action, resource, details or {})
-        return
     audit.record(action, resource=resource, details=details or {})
 
 
