@@ -394,3 +394,31 @@ def test_only_admins_may_use_the_dashboard_api(api, clock, method, path, payload
 )
 def test_an_unknown_queue_is_a_404(api, clock, method, path, payload):
     assert api.request(method, path, payload, as_="admin").status_code == 404
+
+
+# --- audit ---------------------------------------------------------------------------------------
+
+
+def test_every_control_action_is_audited_with_its_actor_and_resource(api, consumers, register):
+    api.token("admin")  # before the pollers move the clock
+    register("emails", "send", boom)
+    [dead] = send(1, fail=True)
+    consumers.step("emails")
+    admin = api.user("admin")["id"]
+    api.post("/api/queues/emails/pause", as_="admin")
+    api.post("/api/queues/emails/resume", as_="admin")
+    api.post("/api/queues/emails/retry-failed", as_="admin")
+    api.delete(f"/api/jobs/{dead['id']}", as_="admin")
+    api.post("/api/queues/emails/clean", {"state": "completed", "older_than_seconds": 0}, as_="admin")
+    expected = {
+        "queue.pause": ("queue", "emails"),
+        "queue.resume": ("queue", "emails"),
+        "job.retry": ("queue", "emails"),
+        "job.remove": ("job", dead["id"]),
+        "queue.clean": ("queue", "emails"),
+    }
+    for action, (kind, ident) in expected.items():
+        items = body(api.get(f"/api/audit?action={action}", as_="admin"))["items"]
+        assert len(items) == 1, (action, items)
+        assert items[0]["actor"]["user_id"] == admin
+        assert (items[0]["resource"]["type"], items[0]["resource"]["id"]) == (kind, ident)
