@@ -135,4 +135,4 @@ def _wrap_event(handler_type: str, fn: Callable[..., Any]) -> Callable[..., Any]
 
 
 def response(body: Any = None, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(body=body if body is not None else "", status_code=status, headers=headers or {})
+    return Response(body=body if body is not None else "", status_code=status, headers=dict(headers or {}))
