@@ -44,6 +44,8 @@ ENDPOINTS = [
     Endpoint("POST", "/api/analytics/events", USERS, {"article_id": "{article_id}", "type": "view"}),
     Endpoint("GET", "/api/settings", ADMIN),
     Endpoint("PUT", "/api/settings/site.name", ADMIN, {"value": "Inkwell"}),
+    Endpoint("GET", "/api/schedules", ADMIN),
+    Endpoint("POST", "/api/schedules/daily-analytics/run", ADMIN),
 ]
 
 
