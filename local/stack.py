@@ -25,7 +25,7 @@ from local.control import ControlServer
 from local.emulated_aws import EmulatedAws
 from local.generator import FakeGenerator
 from local.rest import RestServer
-from local.scheduler import Scheduler
+from local.scheduler import Scheduler, fast_clock
 from local.sources import schedule_sources, sqs_sources, websocket_handlers
 from local.sqs_lambda import SqsPoller
 from local.websocket import IDLE_TIMEOUT, MAX_AGE, WebSocketGateway
@@ -46,6 +46,8 @@ class StackConfig:
     generator_delay: float = 0.2
     app_ref: str = "app:app"
     ready_file: str | None = None
+    scheduler_start: str | None = None  # the EventBridge emulator's clock (tests: a fast one)
+    scheduler_speed: float = 1.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> StackConfig:
@@ -63,6 +65,8 @@ class StackConfig:
             ("generator_delay", config.LOCAL_GENERATOR_DELAY, float),
             ("app_ref", config.LOCAL_APP, str),
             ("ready_file", config.LOCAL_READY_FILE, str),
+            ("scheduler_start", config.LOCAL_SCHEDULER_START, str),
+            ("scheduler_speed", config.LOCAL_SCHEDULER_SPEED, float),
         ):
             if env.get(name):
                 setattr(cfg, attr, cast(env[name]))
@@ -115,7 +119,14 @@ class Stack:
         )
         self.gateway.start()
         self.rest = RestServer(cfg.http_port, self.app).start()
-        self.scheduler = Scheduler(schedules, aws.client("events"), settings.region, self._stop)
+        self.scheduler = Scheduler(
+            schedules,
+            aws.client("events"),
+            settings.region,
+            self._stop,
+            clock=fast_clock(cfg.scheduler_start, cfg.scheduler_speed),
+            speed=cfg.scheduler_speed,
+        )
         self.pollers = [
             SqsPoller(q, aws.client("sqs"), aws.client("lambda"), settings.region, self._stop) for q in queue_handlers
         ]
