@@ -1,0 +1,35 @@
+"""Run every `bench/bench_*.py` module's `main()`, in name order (`python -m bench [name ...]`
+runs only the modules whose names contain one of the given words)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+def modules(words: list[str]) -> list[str]:
+    names = sorted(path.stem for path in Path(__file__).parent.glob("bench_*.py"))
+    return [name for name in names if not words or any(word in name for word in words)]
+
+
+def main(argv: list[str]) -> int:
+    failed = []
+    for name in modules(argv):
+        print(f"== {name}", flush=True)
+        start = time.perf_counter()
+        try:
+            importlib.import_module(f"bench.{name}").main()
+        except Exception:
+            traceback.print_exc()
+            failed.append(name)
+        print(f"   ({time.perf_counter() - start:.1f} s)\n", flush=True)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
