@@ -189,6 +189,7 @@ PLACEHOLDERS: dict[str, Callable[[Api], str]] = {
         "id"
     ],
     "viewer_email": lambda api: api.user("viewer")["email"],
+    "editor_id": lambda api: api.user("editor")["id"],
 }
 
 

@@ -46,6 +46,10 @@ ENDPOINTS = [
     Endpoint("PUT", "/api/settings/site.name", ADMIN, {"value": "Inkwell"}),
     Endpoint("GET", "/api/schedules", ADMIN),
     Endpoint("POST", "/api/schedules/daily-analytics/run", ADMIN),
+    Endpoint("GET", "/api/audit", ADMIN),
+    Endpoint("GET", "/api/audit/users/{editor_id}/summary", EDITORS),  # admin, or that user
+    Endpoint("GET", "/api/audit/report", ADMIN),
+    Endpoint("GET", "/api/audit/verify", ADMIN),
 ]
 
 
