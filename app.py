@@ -12,20 +12,21 @@ from typing import TYPE_CHECKING, Any
 from chalice import Response
 from chalice.app import SQSEvent
 
-from chalicelib import audit, catalog, config, dashboard
-from chalicelib.audit import api as audit_api
+from chalicelib import audit, catalog, config
 from chalicelib.jobs import worker
 from chalicelib.realtime import handlers as ws
 from chalicelib.runtime import Inkwell, current, lazy
 from chalicelib.schedules import service as schedules
 
 if TYPE_CHECKING:
-    from chalicelib import http
+    from chalicelib import dashboard, http
+    from chalicelib.audit import api as audit_api
     from chalicelib.auth import service as auth
     from chalicelib.content import analytics, articles, settings
 else:  # modules without import-time side effects, loaded by the first handler using them (runtime.lazy)
     http, auth = lazy("chalicelib.http"), lazy("chalicelib.auth.service")
     analytics, articles, settings = (lazy(f"chalicelib.content.{m}") for m in ("analytics", "articles", "settings"))
+    dashboard, audit_api = lazy("chalicelib.dashboard"), lazy("chalicelib.audit.api")
 
 app = Inkwell(app_name="inkwell")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
