@@ -32,7 +32,12 @@ def test_reads_follow_the_real_module_so_patches_apply(monkeypatch):
 
 
 def test_importing_the_app_leaves_handler_only_modules_unloaded():
-    handler_only = ["chalicelib.content.articles", "chalicelib.content.settings", "chalicelib.dashboard", "chalicelib.audit.api"]
+    handler_only = [
+        "chalicelib.content.articles",
+        "chalicelib.content.settings",
+        "chalicelib.dashboard",
+        "chalicelib.audit.api",
+    ]
     code = f"import sys, app; print([m for m in {handler_only!r} if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
