@@ -19,8 +19,10 @@ before `record` returns; the rest are buffered and written 25 per BatchWriteItem
 the invocation, which every handler of `runtime.Inkwell` does by itself. Outside a handler
 (scripts, tests) call `audit.flush()`.
 
-Published for the realtime emitters: `events.AuditRecorded(event, important)` for every event,
-and `events.Alert` for lockouts, job failures and tampering. Jobs: `digest.seal(now)` is
+Published for the realtime emitters: `events.AuditRecorded(event, important=True)` for the
+important actions only (lockouts, user changes, settings, queue control, job retries/removals
+and failures, schedule runs, tampering: `Action.important` in the catalogue), so a busy job does
+not flood the admin room; and `events.Alert` for lockouts, job failures and tampering. Jobs: `digest.seal(now)` is
 `cleanup/audit_digest`, `retention.cleanup(now)` is `cleanup/activity_logs`.
 
 Modules: actions (catalogue), redact, model (keys, fingerprints), logger (record, buffer,

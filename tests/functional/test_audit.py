@@ -129,13 +129,15 @@ def test_buffered_events_are_flushed_after_the_handler_raises(api):
 
 def test_important_events_are_published_for_the_realtime_emitters(api):
     seen = []
+    api.token("admin")
     events.subscribe(events.AuditRecorded, seen.append)
     try:
+        api.post("/api/articles", {"title": "T", "topic": "x"}, as_="admin")
         api.put("/api/settings/site.name", {"value": 1}, as_="admin")
     finally:
         events._listeners[events.AuditRecorded].remove(seen.append)
-    settings_events = [e for e in seen if e.event["action"] == "settings.update"]
-    assert settings_events and settings_events[0].important
+    assert [e.event["action"] for e in seen] == ["settings.update"]  # not article.create
+    assert seen[0].important and seen[0].event["details"]["new"] == {"site.name": 1}
 
 
 def test_job_failures_and_article_status_changes_are_recorded_from_events(api):
