@@ -285,6 +285,14 @@ def test_user_summary_is_for_admins_or_that_user(api, role, whose, status):
     assert api.get(f"/api/audit/users/{target['id']}/summary", as_=role).status_code == status
 
 
+def test_a_refused_role_is_recorded_as_a_security_event(api):
+    viewer = api.user("viewer")
+    assert api.get("/api/audit", as_="viewer").status_code == 403
+    refused = all_events(api, action="security.forbidden")
+    assert len(refused) == 1 and refused[0]["actor"]["user_id"] == viewer["id"]
+    assert refused[0]["details"] == {"needs": ["admin"], "role": "viewer"}
+
+
 class FlakyClient:
     """The real DynamoDB client, refusing the first `fail` calls of each operation the way a
     throttled table does."""
