@@ -17,7 +17,8 @@ categories and severities come from `actions.ACTIONS` (add yours there). Secrets
 settings.*, queue control, job.retry/remove, schedule.run, security.*, audit reads) are written
 before `record` returns; the rest are buffered and written 25 per BatchWriteItem at the end of
 the invocation, which every handler of `runtime.Inkwell` does by itself. Outside a handler
-(scripts, tests) call `audit.flush()`.
+(scripts, tests) call `audit.flush()`; from a thread of your own, run the work in
+`contextvars.copy_context()` so that `record` sees the invocation (and its end flushes).
 
 Published for the realtime emitters: `events.AuditRecorded(event, important=True)` for the
 important actions only (lockouts, user changes, settings, queue control, job retries/removals
