@@ -23,7 +23,7 @@ the invocation, which every handler of `runtime.Inkwell` does by itself. Outside
 Published for the realtime emitters: `events.AuditRecorded(event, important=True)` for the
 important actions only (lockouts, user changes, settings, queue control, job retries/removals
 and failures, schedule runs, tampering: `Action.important` in the catalogue), so a busy job does
-not flood the admin room; and `events.Alert` for lockouts, job failures and tampering. Jobs: `digest.seal(now)` is
+not flood the admin room; and `events.Alert` for lockouts and tampering. Jobs: `digest.seal(now)` is
 `cleanup/audit_digest`, `retention.cleanup(now)` is `cleanup/activity_logs`.
 
 Modules: actions (catalogue), redact, model (keys, fingerprints), logger (record, buffer,
