@@ -143,6 +143,7 @@ def require(*roles: str) -> dict[str, Any]:
     user = authenticate(inv.headers.get("authorization"))
     inv.user = user
     if roles and user["role"] not in roles:
+        audit.record("security.forbidden", details={"needs": list(roles), "role": user["role"]})
         raise HttpError(403, f"this needs the role {' or '.join(roles)}")
     return user
 
