@@ -57,6 +57,14 @@ ENDPOINTS = [
     Endpoint("POST", "/api/queues/articles/resume", ADMIN),
     Endpoint("POST", "/api/queues/articles/clean", ADMIN, {"state": "completed", "older_than_seconds": 60}),
     Endpoint("DELETE", "/api/jobs/" + "0" * 32, ADMIN),
+    Endpoint("POST", "/api/articles/{article_id}/generate", EDITORS),  # the author (editor) or an admin
+    Endpoint("POST", "/api/articles/{article_id}/publish", EDITORS),
+    Endpoint("POST", "/api/articles/{article_id}/archive", EDITORS),
+    Endpoint("GET", "/api/jobs/" + "0" * 32, USERS),  # admin, or who caused it (others: 404)
+    Endpoint("POST", "/api/jobs/" + "0" * 32 + "/retry", ADMIN),
+    Endpoint("GET", "/api/queues/articles/jobs?state=failed", ADMIN),
+    Endpoint("GET", "/api/analytics/reports/daily?date=2026-11-27", ADMIN),
+    Endpoint("GET", "/api/analytics/reports/weekly?week=2026-W48", ADMIN),
 ]
 
 

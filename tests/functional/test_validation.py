@@ -75,6 +75,17 @@ PARAM_CASES = [
     ("GET", "/api/articles?status=DRAFT&cursor=eyJpZCI6IngifQ", "viewer", "cursor"),
     ("PUT", "/api/settings/Site", "admin", "key"),
     ("PUT", "/api/settings/" + "k" * 200, "admin", "key"),
+    # jobs and reports
+    ("GET", "/api/queues/articles/jobs?state=done", "admin", "state"),
+    ("GET", "/api/queues/articles/jobs?limit=0", "admin", "limit"),
+    ("GET", "/api/queues/articles/jobs?cursor=garbage", "admin", "cursor"),
+    ("GET", "/api/queues/articles/jobs?state=failed&cursor=eyJpZCI6IngifQ", "admin", "cursor"),
+    ("GET", "/api/analytics/reports/daily", "admin", "date"),
+    ("GET", "/api/analytics/reports/daily?date=2026-02-30", "admin", "date"),
+    ("GET", "/api/analytics/reports/daily?date=27.11.2026", "admin", "date"),
+    ("GET", "/api/analytics/reports/weekly", "admin", "week"),
+    ("GET", "/api/analytics/reports/weekly?week=2025-W53", "admin", "week"),
+    ("GET", "/api/analytics/reports/weekly?week=2026-11-27", "admin", "week"),
 ]
 
 
