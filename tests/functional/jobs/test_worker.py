@@ -93,8 +93,10 @@ def test_a_permanent_error_fails_at_once_and_runs_the_failure_hook_once(poller, 
 
 
 def test_an_unknown_job_type_fails_permanently(poller, clock, monkeypatch):
+    from chalicelib.jobs import processors
     from chalicelib.jobs.processors import registry
 
+    processors.load()
     monkeypatch.delitem(registry._registry, ("cleanup", "activity_logs"), raising=False)
     job = enqueue("cleanup", "activity_logs", {})
     poller.run_once("cleanup")
