@@ -12,6 +12,7 @@ from chalicelib import audit, catalog, config, dashboard, http
 from chalicelib.audit import api as audit_api
 from chalicelib.auth import service as auth
 from chalicelib.content import analytics, articles, settings
+from chalicelib.dashboard import page as dashboard_page
 from chalicelib.jobs import worker
 from chalicelib.realtime import handlers as ws
 from chalicelib.runtime import Inkwell, current
@@ -243,14 +244,12 @@ def retry_failed_jobs(queue: str) -> object:
 
 @app.route("/api/queues/{queue}/pause", methods=["POST"])
 def pause_queue(queue: str) -> dict:
-    auth.require("admin")
-    return dashboard.set_paused(queue, True)
+    return dashboard.set_paused(queue, True, auth.require("admin"))
 
 
 @app.route("/api/queues/{queue}/resume", methods=["POST"])
 def resume_queue(queue: str) -> dict:
-    auth.require("admin")
-    return dashboard.set_paused(queue, False)
+    return dashboard.set_paused(queue, False, auth.require("admin"))
 
 
 @app.route("/api/queues/{queue}/clean", methods=["POST"])
@@ -265,3 +264,13 @@ def remove_job(job_id: str) -> object:
     auth.require("admin")
     dashboard.remove_job(job_id)
     return http.no_content()
+
+
+@app.route("/dashboard")
+def dashboard_html() -> object:
+    return dashboard_page.html()
+
+
+@app.route("/static/dashboard.js")
+def dashboard_js() -> object:
+    return dashboard_page.script()
