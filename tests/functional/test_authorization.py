@@ -65,6 +65,8 @@ ENDPOINTS = [
     Endpoint("GET", "/api/queues/articles/jobs?state=failed", ADMIN),
     Endpoint("GET", "/api/analytics/reports/daily?date=2026-11-27", ADMIN),
     Endpoint("GET", "/api/analytics/reports/weekly?week=2026-W48", ADMIN),
+    Endpoint("GET", "/dashboard", ANYONE),  # the page asks for a login itself
+    Endpoint("GET", "/static/dashboard.js", ANYONE),
 ]
 
 
