@@ -5,8 +5,9 @@ queue's Lambda) to PUBLISHED, on moto in-process, with the webhook a local HTTP 
 request Inkwell's boto3 clients make is counted by a botocore `before-call` hook on the session.
 The SQS ReceiveMessage / DeleteMessage that Lambda's event source mapping makes are the Lambda
 service's, not Inkwell's: they are made here with a client outside the hook and shown apart.
-Subscribers of the in-process events (realtime fan-out, audit log) are their capabilities'
-cost: the job is measured without them, and the total with them is printed too.
+Subscribers of the in-process events (realtime fan-out, audit log) and the worker's holds (the
+dashboard's pause check) are their capabilities' cost: the job is measured without them, and the
+total with them is printed too.
 
 The minimum, by hand (what any implementation of the contract must do per job):
 
@@ -166,7 +167,9 @@ def _run() -> None:
                 return Counter(counted), mapping
 
             subscribers = {k: list(v) for k, v in events._listeners.items()}
+            holds = list(worker._holds)
             events._listeners.clear()
+            worker._holds.clear()
             try:
                 cold, mapping = one_job("cold")
                 warm, _ = one_job("warm")
@@ -174,6 +177,7 @@ def _run() -> None:
                 steady, _ = one_job("steady")
             finally:
                 events._listeners.update(subscribers)
+                worker._holds.extend(holds)
             with_subscribers, _ = one_job("with subscribers")
 
     print("jobs: AWS requests per article-generation job (route -> worker -> PUBLISHED)")
@@ -183,7 +187,7 @@ def _run() -> None:
         verdict = "ok" if total <= TARGET * MINIMUM else "OVER TARGET"
         print(f"  {label:31} {total:3d}  = {total / MINIMUM:.2f}x minimum  [{verdict}, target {TARGET}x]")
     print("  by operation (warm): " + ", ".join(f"{k} {v}" for k, v in sorted(warm.items())))
-    print(f"  steady state with the event subscribers (realtime, audit, alerts): {sum(with_subscribers.values())}")
+    print(f"  steady state with event subscribers and holds (realtime, audit, pause): {sum(with_subscribers.values())}")
     print(
         "  by Lambda's event source mapping, not counted: " + ", ".join(f"{k} {v}" for k, v in sorted(mapping.items()))
     )
