@@ -9,7 +9,9 @@ from __future__ import annotations
 from chalicelib import config, http
 from chalicelib.auth import service as auth
 from chalicelib.content import analytics, articles, settings
+from chalicelib.realtime import emitters as _realtime_emitters  # noqa: F401  (subscribes the emitters)
 from chalicelib.realtime import handlers as ws
+from chalicelib.realtime import tickets as ws_tickets
 from chalicelib.runtime import Inkwell, current
 
 app = Inkwell(app_name="inkwell")
@@ -86,7 +88,7 @@ def record_analytics_event() -> object:
     user = auth.require()
     body = http.parse(analytics.NewEvent, app.current_request)
     articles.find(body.article_id)
-    analytics.events().record(body, user["id"])
+    analytics.ingest(body, user["id"])
     return http.accepted({"accepted": True})
 
 
@@ -112,6 +114,16 @@ def put_setting(key: str) -> dict:
 
 
 # --- realtime ---------------------------------------------------------------------------------
+
+
+@app.route("/api/realtime/ticket", methods=["POST"])
+def realtime_ticket() -> dict:
+    return ws_tickets.issue(auth.require())
+
+
+@app.route("/static/realtime.js")
+def realtime_js() -> object:
+    return ws.browser_client()
 
 
 @app.on_ws_connect()

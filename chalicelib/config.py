@@ -20,6 +20,7 @@ WEBHOOK_SECRET = "WEBHOOK_SECRET"
 ARTICLE_WEBHOOK_URL = "ARTICLE_WEBHOOK_URL"
 AUDIT_DIGEST_KEY = "AUDIT_DIGEST_KEY"
 WS_MANAGEMENT_ENDPOINT = "INKWELL_WS_MANAGEMENT_ENDPOINT"
+WS_URL = "INKWELL_WS_URL"  # the public wss:// URL clients connect to (returned with tickets)
 SCRYPT_N = "INKWELL_SCRYPT_N"
 SECRETS_PARAMETER_PREFIX = "INKWELL_SECRETS_PREFIX"  # on AWS: SSM path holding the secrets
 
@@ -40,6 +41,7 @@ class Settings:
     article_webhook_url: str
     ws_management_endpoint: str | None
     scrypt_n: int
+    ws_url: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -62,6 +64,7 @@ def get() -> Settings:
         article_webhook_url=env.get(ARTICLE_WEBHOOK_URL, ""),
         ws_management_endpoint=env.get(WS_MANAGEMENT_ENDPOINT) or None,
         scrypt_n=int(env.get(SCRYPT_N, str(2**14))),
+        ws_url=env.get(WS_URL) or None,
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib import aws, timeutil
+from chalicelib import events as lifecycle
 
 RETENTION_SECONDS = 90 * 24 * 3600
 EVENT_TYPES = ("view", "click", "share")
@@ -45,3 +46,10 @@ class AnalyticsEvents:
 
 def events() -> AnalyticsEvents:
     return AnalyticsEvents(aws.table("analytics_events"))
+
+
+def ingest(event: NewEvent, user_id: str | None) -> dict[str, Any]:
+    """Record one event and tell the listeners (the realtime `analytics.update`)."""
+    item = events().record(event, user_id)
+    lifecycle.publish(lifecycle.AnalyticsRecorded(event.article_id, event.type, user_id))
+    return item
