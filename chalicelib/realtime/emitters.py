@@ -183,7 +183,7 @@ def on_analytics(event: events.AnalyticsRecorded) -> None:
     counter = AnalyticsCounts(aws.table("ws_events"))
     counts, next_update = counter.add(event.article_id, event.type)
     now = timeutil.now()
-    if due(next_update, now) and counter.claim(event.article_id, next_update, now + ANALYTICS_UPDATE_SECONDS):
+    if due(float(next_update), now) and counter.claim(event.article_id, next_update, now + ANALYTICS_UPDATE_SECONDS):
         emit_analytics_update({"article_id": event.article_id, "counts": counts})
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -255,8 +256,9 @@ class AnalyticsCounts:
     def _key(article_id: str) -> dict[str, Any]:
         return {"room": f"analytics#{article_id}", "seq": COUNTER_SEQ}
 
-    def add(self, article_id: str, event_type: str) -> tuple[dict[str, int], float]:
-        """Count one event; returns the counts and the time the next update is due."""
+    def add(self, article_id: str, event_type: str) -> tuple[dict[str, int], Decimal]:
+        """Count one event; returns the counts and the time the next update is due (exactly as
+        stored, for `claim`)."""
         result = self._table.update_item(
             Key=self._key(article_id),
             UpdateExpression="ADD #c :one SET #t = :ttl, expiry_day = :day",
@@ -266,9 +268,9 @@ class AnalyticsCounts:
         )
         item = result["Attributes"]
         counts = {t: int(item.get(f"count_{t}", 0)) for t in self.TYPES}
-        return counts, float(item.get("next_update", 0))
+        return counts, Decimal(item.get("next_update", 0))
 
-    def claim(self, article_id: str, seen_next_update: float, next_update: float) -> bool:
+    def claim(self, article_id: str, seen_next_update: Decimal, next_update: float) -> bool:
         """Move the next due time from `seen_next_update` to `next_update`; False when another
         ingestion claimed this update first."""
         client = self._table.meta.client
@@ -277,7 +279,7 @@ class AnalyticsCounts:
                 Key=self._key(article_id),
                 UpdateExpression="SET next_update = :next",
                 ConditionExpression="attribute_not_exists(next_update) OR next_update = :seen",
-                ExpressionAttributeValues={":next": _decimal(next_update), ":seen": _decimal(seen_next_update)},
+                ExpressionAttributeValues={":next": _decimal(next_update), ":seen": seen_next_update},
             )
         except client.exceptions.ConditionalCheckFailedException:
             return False
@@ -285,4 +287,5 @@ class AnalyticsCounts:
 
 
 def _decimal(value: float) -> Decimal:
-    return Decimal(str(round(value, 3)))
+    """Epoch seconds to the millisecond, rounded down (a due time is never pushed later)."""
+    return Decimal(math.floor(value * 1000)) / 1000
