@@ -7,6 +7,7 @@ all three hold exactly what `chalicelib.catalog` declares.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from chalicelib import catalog, config
@@ -63,11 +64,13 @@ def create_tables(dynamodb: Any, settings: config.Settings | None = None) -> Non
             )
 
 
-def create_queues(sqs: Any, settings: config.Settings | None = None) -> dict[str, str]:
-    """Every queue and its dead-letter queue; returns logical name -> URL."""
+def create_queues(
+    sqs: Any, settings: config.Settings | None = None, queues: Iterable[catalog.Queue] | None = None
+) -> dict[str, str]:
+    """Every queue (the catalogue's by default) and its dead-letter queue; returns logical name -> URL."""
     settings = settings or config.get()
     urls: dict[str, str] = {}
-    for queue in catalog.QUEUES.values():
+    for queue in catalog.QUEUES.values() if queues is None else queues:
         dlq_url = sqs.create_queue(
             QueueName=settings.resource_name(queue.dlq),
             Attributes={"MessageRetentionPeriod": str(14 * 24 * 3600)},
