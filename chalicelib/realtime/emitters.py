@@ -64,10 +64,10 @@ def emit(event_type: str, to: list[str], data: dict[str, Any]) -> dict[str, int]
     store = event_log()
     bodies: dict[str, str] = {}
     seqs: dict[str, int] = {}
-    for room in targets:  # stored first: a client resuming meanwhile finds every event
+    for room in targets:
         seqs[room] = store.next_seq(room)
         bodies[room] = protocol.dumps(protocol.envelope(event_type, room, seqs[room], ts, data))
-        store.append(room, seqs[room], bodies[room])
+    store.append([(room, seqs[room], bodies[room]) for room in targets])  # before any post
     members = connections()
     for room in targets:
         for endpoint, connection_ids in members.recipients(room).items():

@@ -214,10 +214,13 @@ class EventLog:
                 request = result.get("UnprocessedKeys") or {}
         return {room: found.get(room, 0) for room in rooms}
 
-    def append(self, room: str, seq: int, body: str) -> None:
-        """Store the envelope exactly as sent (`body`), so a replay is byte-for-byte the same."""
+    def append(self, entries: list[tuple[str, int, str]]) -> None:
+        """Store (room, seq, envelope) entries, the envelope exactly as sent, so that a replay is
+        byte for byte the same; one BatchWriteItem for an event's rooms."""
         fields = timeutil.ttl_fields(timeutil.now() + EVENT_RETENTION_SECONDS)
-        self._table.put_item(Item={"room": room, "seq": seq, "body": body, **fields})
+        with self._table.batch_writer() as batch:
+            for room, seq, body in entries:
+                batch.put_item(Item={"room": room, "seq": seq, "body": body, **fields})
 
     def replay(self, room: str, after: int, limit: int) -> tuple[list[tuple[int, str]], bool]:
         """Up to `limit` stored (seq, envelope) of `room` with seq > `after`, in order, and

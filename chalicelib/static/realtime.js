@@ -26,38 +26,44 @@ export function backoffDelay(attempt, rand, first = 1, cap = 30) {
   return Math.max(first, ceiling / 2 + (rand * ceiling) / 2);
 }
 
-/** What has been delivered of one room: every seq up to `last`, and early arrivals in `ahead`. */
+/**
+ * What has been delivered of one room: every seq up to `last`, once and in order. Events that
+ * arrive early (live ones overtaking a replay) wait in `ahead` until the hole below them fills.
+ */
 export class RoomCursor {
   constructor(last = 0) {
     this.last = last;
-    this.ahead = new Set();
+    this.ahead = new Map();
   }
 
-  /** true when `seq` is new (deliver it), false for a duplicate. */
-  accept(seq) {
-    if (seq <= this.last || this.ahead.has(seq)) return false;
-    if (seq === this.last + 1) {
-      this.last = seq;
-      while (this.ahead.has(this.last + 1)) {
-        this.ahead.delete(this.last + 1);
-        this.last += 1;
-      }
-    } else {
-      this.ahead.add(seq);
+  /** The events now ready, in order: `event` and any it unblocks; [] for a duplicate or an early one. */
+  accept(seq, event) {
+    if (seq <= this.last || this.ahead.has(seq)) return [];
+    if (seq !== this.last + 1) {
+      this.ahead.set(seq, event);
+      return [];
     }
-    return true;
+    const ready = [event];
+    this.last = seq;
+    while (this.ahead.has(this.last + 1)) {
+      this.last += 1;
+      ready.push(this.ahead.get(this.last));
+      this.ahead.delete(this.last);
+    }
+    return ready;
   }
 
   get hasGap() {
     return this.ahead.size > 0;
   }
 
-  /** After a complete resume, a hole the replay did not fill is gone for good. */
+  /** After a complete resume, a hole the replay did not fill is gone for good: release the rest. */
   settle() {
-    if (this.ahead.size) {
-      this.last = Math.max(...this.ahead);
-      this.ahead.clear();
-    }
+    const seqs = [...this.ahead.keys()].sort((a, b) => a - b);
+    const ready = seqs.map((seq) => this.ahead.get(seq));
+    if (seqs.length) this.last = seqs[seqs.length - 1];
+    this.ahead.clear();
+    return ready;
   }
 }
 
@@ -90,6 +96,7 @@ export class RealtimeClient {
     this.closing = false;
     this.attempt = 0;
     this.timers = new Set();
+    this.gapChecks = new Set();
   }
 
   // --- lifecycle -------------------------------------------------------------------------------
@@ -104,6 +111,7 @@ export class RealtimeClient {
     this.closing = true;
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    this.gapChecks.clear();
     if (this.ws) this.ws.close(1000, "client closed");
   }
 
@@ -266,7 +274,7 @@ export class RealtimeClient {
     } else if (msg.type === "resumed") {
       const cursor = this.cursors.get(msg.room);
       if (!cursor) return;
-      if (msg.complete !== false) cursor.settle();
+      if (msg.complete !== false) this.dispatch(cursor.settle());
       else this.send({ action: "resume", room: msg.room, after: msg.next_after });
     } else if (msg.type === "error") {
       this.emitError(msg);
@@ -279,23 +287,30 @@ export class RealtimeClient {
       cursor = new RoomCursor(event.seq - 1);
       this.cursors.set(event.room, cursor);
     }
-    if (!cursor.accept(event.seq)) return;
-    for (const { handler, types, room } of [...this.listeners]) {
-      if ((types === null || types.has(event.type)) && (room === null || room === event.room)) {
-        try {
-          handler(event);
-        } catch (err) {
-          console.error("realtime handler failed", err);
-        }
-      }
-    }
-    if (cursor.hasGap) {
+    this.dispatch(cursor.accept(event.seq, event));
+    if (cursor.hasGap && !this.gapChecks.has(event.room)) {
       // An event overtook an earlier one; if the earlier one does not follow soon, ask for it.
+      this.gapChecks.add(event.room);
       this.later(() => {
+        this.gapChecks.delete(event.room);
         if (cursor.hasGap && this.cursors.get(event.room) === cursor) {
           this.send({ action: "resume", room: event.room, after: cursor.last });
         }
       }, this.gapWaitMs);
+    }
+  }
+
+  dispatch(ready) {
+    for (const event of ready) {
+      for (const { handler, types, room } of [...this.listeners]) {
+        if ((types === null || types.has(event.type)) && (room === null || room === event.room)) {
+          try {
+            handler(event);
+          } catch (err) {
+            console.error("realtime handler failed", err);
+          }
+        }
+      }
     }
   }
 

@@ -25,23 +25,25 @@ def test_jitter_spreads_clients_dropped_together():
 
 
 def test_a_cursor_delivers_each_seq_once():
-    cursor = RoomCursor(last=3)
-    assert [cursor.accept(s) for s in (4, 5, 5, 3, 1)] == [True, True, False, False, False]
+    cursor: RoomCursor[str] = RoomCursor(last=3)
+    assert [cursor.accept(s, f"e{s}") for s in (4, 5, 5, 3, 1)] == [["e4"], ["e5"], [], [], []]
     assert cursor.last == 5 and not cursor.has_gap
 
 
-def test_an_early_event_waits_for_the_hole_below_it():
-    cursor = RoomCursor(last=3)
-    assert cursor.accept(6) and cursor.has_gap and cursor.last == 3
-    assert cursor.accept(5) and cursor.last == 3
-    assert not cursor.accept(6)  # a replay of an early arrival is a duplicate
-    assert cursor.accept(4) and cursor.last == 6 and not cursor.has_gap
+def test_an_early_event_waits_for_the_hole_below_it_then_all_go_in_order():
+    cursor: RoomCursor[str] = RoomCursor(last=3)
+    assert cursor.accept(6, "e6") == [] and cursor.has_gap and cursor.last == 3
+    assert cursor.accept(5, "e5") == []
+    assert cursor.accept(6, "e6") == []  # a replay of an early arrival is a duplicate
+    assert cursor.accept(4, "e4") == ["e4", "e5", "e6"]
+    assert cursor.last == 6 and not cursor.has_gap
 
 
 def test_a_hole_no_replay_could_fill_is_given_up_after_a_complete_resume():
-    cursor = RoomCursor(last=3)
-    cursor.accept(7)
-    cursor.settle()
-    assert cursor.last == 7 and not cursor.has_gap
-    assert not cursor.accept(5)
-    RoomCursor(last=2).settle()  # nothing ahead: nothing changes
+    cursor: RoomCursor[str] = RoomCursor(last=3)
+    cursor.accept(9, "e9")
+    cursor.accept(7, "e7")
+    assert cursor.settle() == ["e7", "e9"]
+    assert cursor.last == 9 and not cursor.has_gap
+    assert cursor.accept(8, "e8") == []
+    assert RoomCursor(last=2).settle() == []  # nothing ahead: nothing changes

@@ -132,7 +132,7 @@ class RealtimeClient:
         self._sleep = sleep
         self._rand = rand
         self._rooms: set[str] = set(rooms)  # rooms subscribed to (beyond the automatic ones)
-        self.cursors: dict[str, RoomCursor] = {}
+        self.cursors: dict[str, RoomCursor[Event]] = {}
         self._listeners: set[Listener] = set()
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -158,7 +158,8 @@ class RealtimeClient:
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         waiter = asyncio.ensure_future(self.connected.wait())
-        done, _ = await asyncio.wait({waiter, self._task} if self._task else {waiter}, timeout=timeout)
+        watched = {waiter, self._task} if self._task else {waiter}
+        done, _ = await asyncio.wait(watched, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if waiter not in done:
             waiter.cancel()
             if self.failure:
@@ -303,7 +304,7 @@ class RealtimeClient:
 
     async def _send(self, frame: dict[str, Any]) -> None:
         ws = self._ws
-        if ws is not None and self.connected.is_set():
+        if ws is not None:  # open (set once the handshake is done), possibly still greeting
             with contextlib.suppress(ConnectionClosed):
                 await ws.send(json.dumps(frame))
         # Not connected: the next connection's greeting sends subscriptions and resumes.
@@ -334,12 +335,14 @@ class RealtimeClient:
         cursor = self.cursors.get(event.room)
         if cursor is None:  # an event before the greeting's answer: start from it
             cursor = self.cursors[event.room] = RoomCursor(event.seq - 1)
-        if not cursor.accept(event.seq):
-            return
-        for listener in list(self._listeners):
-            listener.offer(event)
+        self._dispatch(cursor.accept(event.seq, event))
         if cursor.has_gap and event.room not in self._gap_checks:
             self._gap_checks[event.room] = asyncio.ensure_future(self._fill_gap(event.room))
+
+    def _dispatch(self, ready: list[Event]) -> None:
+        for event in ready:
+            for listener in list(self._listeners):
+                listener.offer(event)
 
     async def _fill_gap(self, room: str) -> None:
         """An event overtook an earlier one; if the earlier one does not follow soon, ask for it."""
@@ -357,7 +360,7 @@ class RealtimeClient:
         if cursor is None:
             return
         if msg.get("complete", True):
-            cursor.settle()
+            self._dispatch(cursor.settle())
         elif isinstance(msg.get("next_after"), int):
             asyncio.ensure_future(self._send({"action": "resume", "room": room, "after": msg["next_after"]}))
 

@@ -1,13 +1,17 @@
 """What a real-time client must remember to lose nothing and repeat nothing: per room, the seqs
 it has delivered; and how long to wait before reconnecting. Pure (no I/O), unit-tested.
 
-A `RoomCursor` delivers each seq of a room at most once. Everything up to `last` is delivered;
-seqs that arrived early (a concurrent emitter's event overtook an earlier one) wait in `ahead`
-until the hole below them fills. On reconnect the client resumes the room after `last`, so a
-hole is filled by the replay and the early arrivals are not delivered twice.
+A `RoomCursor` delivers each seq of a room once and in order. Everything up to `last` is
+delivered; events that arrived early (live events overtaking a replay after a reconnect, or a
+concurrent emitter's event overtaking an earlier one) wait in `ahead` until the hole below them
+fills. The client resumes the room after `last`, so the replay fills the hole.
 """
 
 from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 BACKOFF_FIRST = 1.0
 BACKOFF_CAP = 30.0
@@ -21,31 +25,35 @@ def backoff_delay(attempt: int, rand: float, first: float = BACKOFF_FIRST, cap: 
     return max(first, ceiling / 2 + rand * ceiling / 2)
 
 
-class RoomCursor:
+class RoomCursor(Generic[T]):
     def __init__(self, last: int = 0) -> None:
         self.last = last
-        self.ahead: set[int] = set()
+        self.ahead: dict[int, T] = {}
 
-    def accept(self, seq: int) -> bool:
-        """True when `seq` is new (deliver it), False for a duplicate."""
+    def accept(self, seq: int, event: T) -> list[T]:
+        """The events now ready, in seq order: `event` and any it unblocks; [] for a duplicate
+        or for an early arrival (held until the hole below it fills)."""
         if seq <= self.last or seq in self.ahead:
-            return False
-        if seq == self.last + 1:
-            self.last = seq
-            while self.last + 1 in self.ahead:
-                self.ahead.remove(self.last + 1)
-                self.last += 1
-        else:
-            self.ahead.add(seq)
-        return True
+            return []
+        if seq != self.last + 1:
+            self.ahead[seq] = event
+            return []
+        ready = [event]
+        self.last = seq
+        while self.last + 1 in self.ahead:
+            self.last += 1
+            ready.append(self.ahead.pop(self.last))
+        return ready
 
     @property
     def has_gap(self) -> bool:
         return bool(self.ahead)
 
-    def settle(self) -> None:
+    def settle(self) -> list[T]:
         """After a complete resume: a hole that the replay did not fill is gone for good (past
-        retention), so stop waiting for it."""
+        retention), so release what waited above it, in order."""
+        ready = [self.ahead[seq] for seq in sorted(self.ahead)]
         if self.ahead:
             self.last = max(self.ahead)
             self.ahead.clear()
+        return ready
