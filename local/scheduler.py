@@ -4,7 +4,9 @@ Each firing invokes the handler with the scheduled-event payload EventBridge sen
 `detail-type` "Scheduled Event", `source` "aws.events", `time`, `resources` = [the rule's ARN]).
 Next fire times come from `chalicelib.cron`, the calculator the schedules API uses too. A rule
 disabled in the emulated EventBridge (`events.disable_rule`) is skipped, as on AWS; firing on
-demand ignores the rule's state (it is "run now").
+demand ignores the rule's state (it is "run now"). Its clock may start at any time and run
+faster than real time (`INKWELL_SCHEDULER_START`, `INKWELL_SCHEDULER_SPEED`), so tests see the
+schedules fire at their cron times without waiting for them.
 """
 
 from __future__ import annotations
@@ -51,9 +53,14 @@ class Scheduler:
         region: str,
         stop: threading.Event,
         clock: Callable[[], float] = time.time,
+        speed: float = 1.0,
     ) -> None:
         self._by_name = {s.name: s for s in schedules}
         self._events, self._region, self._stop, self._clock = events, region, stop, clock
+        self._speed = speed  # of `clock` against real time: waits are divided by it
+        # Slots count from construction, not from when the thread gets to run: on a fast clock a
+        # slow start-up would otherwise skip the first slots.
+        self._since = clock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="schedule")
         self.thread = threading.Thread(target=self.run, name="scheduler", daemon=True)
 
@@ -103,7 +110,7 @@ class Scheduler:
             return True  # the emulator's own store failing must not silence schedules
 
     def run(self) -> None:
-        upcoming = {s.name: cron.next_run(s.expression, self._clock()) for s in self._by_name.values()}
+        upcoming = {s.name: cron.next_run(s.expression, self._since) for s in self._by_name.values()}
         while not self._stop.is_set():
             due = [name for name, at in upcoming.items() if at is not None and at.timestamp() <= self._clock()]
             for name in due:
@@ -114,10 +121,22 @@ class Scheduler:
                     self._pool.submit(self.fire, name, at, "scheduled")
             times = [at.timestamp() for at in upcoming.values() if at is not None]
             wait = min(times) - self._clock() if times else 60.0
-            self._stop.wait(max(0.05, min(wait, 60.0)))
+            self._stop.wait(max(0.05, min(wait / self._speed, 60.0)))
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def fast_clock(
+    start: str | None = None, speed: float = 1.0, real: Callable[[], float] = time.time
+) -> Callable[[], float]:
+    """Epoch seconds on a clock that reads `start` (ISO 8601, default now) when made and then runs
+    `speed` times faster than real time (the e2e tests see a day of schedules in seconds)."""
+    if speed <= 0:
+        raise ValueError("the scheduler's speed must be positive")
+    origin = real()
+    begin = datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp() if start else origin
+    return lambda: begin + (real() - origin) * speed
 
 
 def _iso(moment: datetime | None) -> str | None:
