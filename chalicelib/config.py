@@ -115,6 +115,8 @@ def reset() -> None:
 
 
 def check_startup() -> None:
-    """Refuse to start a non-local stage without its JWT secret (called at cold start)."""
+    """Refuse to start a non-local stage without its JWT secret or the audit digest key (which
+    signs every audit event) (called at cold start)."""
     if not get().is_local:
         secret(JWT_SECRET)
+        secret(AUDIT_DIGEST_KEY)

@@ -43,6 +43,15 @@ class Alert:
 
 
 @dataclass(frozen=True)
+class AuditRecorded:
+    """An audit event was accepted (chalicelib.audit); `important` ones (lockouts, settings
+    changes, queue control, job failures...) deserve the admin room's `activity` at once."""
+
+    event: dict[str, Any]  # the contract's audit event
+    important: bool = False
+
+
+@dataclass(frozen=True)
 class AnalyticsRecorded:
     """An analytics event was ingested (`POST /api/analytics/events`)."""
 

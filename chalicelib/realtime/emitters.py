@@ -21,7 +21,6 @@ The listeners at the bottom subscribe to `chalicelib.events` when this module is
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -167,14 +166,11 @@ def on_alert(event: events.Alert) -> None:
     emit_system_alert(event.level, event.message, event.details)
 
 
-def on_audit(event: Any) -> None:
-    """`activity` for an audit event (`events.AuditRecorded`, published by the audit logger)."""
-    for name in ("event", "record", "audit"):
-        value = getattr(event, name, None)
-        if isinstance(value, dict):
-            emit_activity(value)
-            return
-    emit_activity(dataclasses.asdict(event))
+def on_audit(event: events.AuditRecorded) -> None:
+    """`activity` for the audit events the audit logger marks important (lockouts, settings
+    changes, queue control, job failures...); the rest stay in the audit trail."""
+    if event.important:
+        emit_activity(event.event)
 
 
 def on_analytics(event: events.AnalyticsRecorded) -> None:
@@ -195,5 +191,4 @@ events.subscribe(events.JobEvent, on_job_event)
 events.subscribe(events.ArticleStatusChanged, on_article_status)
 events.subscribe(events.Alert, on_alert)
 events.subscribe(events.AnalyticsRecorded, on_analytics)
-if hasattr(events, "AuditRecorded"):  # added by the audit logger
-    events.subscribe(events.AuditRecorded, on_audit)
+events.subscribe(events.AuditRecorded, on_audit)

@@ -4,7 +4,6 @@ connections, size limits, and the listeners wired to `chalicelib.events`."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -191,14 +190,11 @@ def test_alerts_reach_admins_with_their_details(listeners):
     assert frames[0]["data"] == {"level": "critical", "message": "queue articles is failing", "queue": "articles"}
 
 
-def test_audit_events_reach_admins_as_activity(listeners):
-    @dataclass(frozen=True)
-    class AuditRecorded:
-        event: dict[str, Any]
-
-    emitters.on_audit(AuditRecorded({"id": "e1", "action": "settings.update"}))
+def test_important_audit_events_reach_admins_as_activity(listeners):
+    events.publish(events.AuditRecorded({"id": "e1", "action": "settings.update"}, important=True))
+    events.publish(events.AuditRecorded({"id": "e2", "action": "article.create"}, important=False))
     frames = listeners.take("admin")
-    assert [(f["type"], f["data"]["action"]) for f in frames] == [("activity", "settings.update")]
+    assert [(f["type"], f["data"]["id"]) for f in frames] == [("activity", "e1")]
 
 
 def test_a_failing_emitter_does_not_break_the_publisher(listeners):
