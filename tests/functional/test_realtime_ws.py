@@ -237,9 +237,13 @@ def test_unsubscribe_leaves_the_room(gw, api):
 def test_rooms_lists_the_connections_rooms_with_their_current_seq(gw, api):
     cid = connect(gw, api, "admin")
     user = api.user("admin")
+    before = gw.send(cid, {"action": "rooms"})[0]["rooms"]["admin"]  # audit `activity` counts too
     emitters.emit_system_alert("info", "one")
     emitters.emit_system_alert("info", "two")
-    assert gw.send(cid, {"action": "rooms"})[0] == {"type": "rooms", "rooms": {"admin": 2, f"user:{user['id']}": 0}}
+    assert gw.send(cid, {"action": "rooms"})[0] == {
+        "type": "rooms",
+        "rooms": {"admin": before + 2, f"user:{user['id']}": 0},
+    }
 
 
 def test_a_connection_is_limited_in_its_rooms(gw, api, monkeypatch):
@@ -277,34 +281,41 @@ def test_resume_is_refused_for_a_room_the_user_may_not_hear(gw, api):
     assert len(replies) == 1 and replies[0]["type"] == "error"
 
 
+def note(room: str, text: str) -> None:
+    emitters.emit("note", [room], {"text": text})
+
+
 def test_resume_skips_events_past_their_retention(gw, api, monkeypatch):
-    emitters.emit_system_alert("info", "old")
+    room = f"user:{api.user('admin')['id']}"
+    note(room, "old")
     later = time.time() + store.EVENT_RETENTION_SECONDS + 1
     monkeypatch.setattr(timeutil, "now", lambda: later)
-    emitters.emit_system_alert("info", "new")
+    note(room, "new")
     cid = "admin-conn"
-    emitters.connections().open(cid, {**api.user("admin"), "jti": "j"}, ["admin"], None)
-    replies = gw.send(cid, {"action": "resume", "room": "admin", "after": 0})
-    assert [r["data"]["message"] for r in replies[:-1]] == ["new"]
+    emitters.connections().open(cid, {**api.user("admin"), "jti": "j"}, [room], None)
+    replies = gw.send(cid, {"action": "resume", "room": room, "after": 0})
+    assert [r["data"]["text"] for r in replies[:-1]] == ["new"]
 
 
 def test_a_long_resume_comes_in_parts(gw, api, monkeypatch):
     monkeypatch.setattr(handlers, "MAX_REPLAY", 2)
+    room = f"user:{api.user('admin')['id']}"
     for i in range(5):
-        emitters.emit_system_alert("info", f"m{i}")
+        note(room, f"m{i}")
     cid = connect(gw, api, "admin")
-    first = gw.send(cid, {"action": "resume", "room": "admin", "after": 0})
+    first = gw.send(cid, {"action": "resume", "room": room, "after": 0})
     assert [r.get("seq") for r in first] == [1, 2, None]
     assert first[-1]["complete"] is False and first[-1]["next_after"] == 2
-    rest = gw.send(cid, {"action": "resume", "room": "admin", "after": 2})
-    rest += gw.send(cid, {"action": "resume", "room": "admin", "after": 4})
+    rest = gw.send(cid, {"action": "resume", "room": room, "after": 2})
+    rest += gw.send(cid, {"action": "resume", "room": room, "after": 4})
     assert [r.get("seq") for r in rest] == [3, 4, None, 5, None]
 
 
 def test_resume_after_a_restarted_counter_replays_everything_kept(gw, api):
-    emitters.emit_system_alert("info", "after restart")
+    room = f"user:{api.user('admin')['id']}"
+    note(room, "after restart")
     cid = connect(gw, api, "admin")
-    replies = gw.send(cid, {"action": "resume", "room": "admin", "after": 90})
+    replies = gw.send(cid, {"action": "resume", "room": room, "after": 90})
     assert [r.get("seq") for r in replies] == [1, None]
 
 
