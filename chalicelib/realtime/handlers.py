@@ -20,7 +20,7 @@ from chalice import Response
 from chalicelib import runtime
 from chalicelib.content import articles
 from chalicelib.http import HttpError
-from chalicelib.realtime import protocol, rooms, tickets
+from chalicelib.realtime import frames, protocol, rooms, tickets
 from chalicelib.realtime.emitters import connections, event_log, forget
 from chalicelib.realtime.sender import endpoint_from_event, sender
 
@@ -63,11 +63,11 @@ def disconnect(event: Any) -> None:
 def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | str]:
     """The replies to one client frame, in order (a resume yields every replayed envelope)."""
     try:
-        frame = protocol.parse_frame(body)
-    except protocol.BadFrame as exc:
+        frame = frames.parse_frame(body)
+    except frames.BadFrame as exc:
         yield protocol.error(str(exc), exc.action)
         return
-    if isinstance(frame, protocol.Ping):
+    if isinstance(frame, frames.Ping):
         yield {"type": "pong"}
         return
     try:
@@ -87,9 +87,9 @@ def _act(connection_id: str, frame: Any) -> Iterator[dict[str, Any] | str]:
         return
     runtime.current().user = {"id": conn["user_id"], "email": conn["email"], "role": conn["role"]}
     joined = set(conn.get("rooms") or ())
-    if isinstance(frame, protocol.Rooms):
+    if isinstance(frame, frames.Rooms):
         yield {"type": "rooms", "rooms": event_log().current(sorted(joined))}
-    elif isinstance(frame, protocol.Subscribe):
+    elif isinstance(frame, frames.Subscribe):
         _check(conn, frame.room)
         if frame.room not in joined:
             if len(joined) >= MAX_ROOMS_PER_CONNECTION:
@@ -97,12 +97,12 @@ def _act(connection_id: str, frame: Any) -> Iterator[dict[str, Any] | str]:
             members.join(conn, frame.room)
         # The current seq tells the client where to resume from after a reconnect.
         yield {"type": "subscribed", "room": frame.room, "seq": event_log().current([frame.room])[frame.room]}
-    elif isinstance(frame, protocol.Unsubscribe):
+    elif isinstance(frame, frames.Unsubscribe):
         if not rooms.is_valid(frame.room):
             raise rooms.RoomRefused(f"unknown room {frame.room[:80]!r}")
         members.leave(connection_id, frame.room)
         yield {"type": "unsubscribed", "room": frame.room}
-    elif isinstance(frame, protocol.Resume):
+    elif isinstance(frame, frames.Resume):
         _check(conn, frame.room)
         replayed, more = event_log().replay(frame.room, frame.after, MAX_REPLAY)
         for _, body in replayed:

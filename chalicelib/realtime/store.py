@@ -15,8 +15,6 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.conditions import Key
-
 from chalicelib import timeutil
 
 TICKET_TTL_SECONDS = 60
@@ -27,6 +25,13 @@ EVENT_RETENTION_SECONDS = 25 * 3600  # "at least 24 h" for resume, with an hour 
 COUNTER_RETENTION_SECONDS = 30 * 24 * 3600
 COUNTER_SEQ = 0
 _QUERY_PAGE = 200
+
+
+def _key(name: str) -> Any:
+    # boto3 loads on first use, not at import: the emitters are imported by every cold start.
+    from boto3.dynamodb.conditions import Key
+
+    return Key(name)
 
 
 def ticket_hash(ticket: str) -> str:
@@ -160,7 +165,7 @@ class Connections:
         now = timeutil.now()
         found: dict[str | None, list[str]] = {}
         kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("room").eq(room),
+            "KeyConditionExpression": _key("room").eq(room),
             "ProjectionExpression": "connection_id, endpoint, #t",
             "ExpressionAttributeNames": {"#t": "ttl"},
         }
@@ -231,7 +236,7 @@ class EventLog:
             after = 0
         found: list[tuple[int, str]] = []
         kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("room").eq(room) & Key("seq").gt(max(after, COUNTER_SEQ)),
+            "KeyConditionExpression": _key("room").eq(room) & _key("seq").gt(max(after, COUNTER_SEQ)),
             "ConsistentRead": True,
         }
         while True:

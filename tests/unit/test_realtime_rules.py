@@ -9,7 +9,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib.realtime import emitters, protocol, rooms
+from chalicelib.realtime import emitters, frames, protocol, rooms
 from chalicelib.realtime.sender import Sender, is_gone
 
 ARTICLE = "f" * 32
@@ -77,15 +77,15 @@ def test_the_article_lookup_is_only_made_for_article_rooms():
 @pytest.mark.parametrize(
     "frame, expected",
     [
-        ({"action": "ping"}, protocol.Ping(action="ping")),
-        ({"action": "rooms"}, protocol.Rooms(action="rooms")),
-        ({"action": "subscribe", "room": "admin"}, protocol.Subscribe(action="subscribe", room="admin")),
-        ({"action": "unsubscribe", "room": "admin"}, protocol.Unsubscribe(action="unsubscribe", room="admin")),
-        ({"action": "resume", "room": "admin", "after": 0}, protocol.Resume(action="resume", room="admin", after=0)),
+        ({"action": "ping"}, frames.Ping(action="ping")),
+        ({"action": "rooms"}, frames.Rooms(action="rooms")),
+        ({"action": "subscribe", "room": "admin"}, frames.Subscribe(action="subscribe", room="admin")),
+        ({"action": "unsubscribe", "room": "admin"}, frames.Unsubscribe(action="unsubscribe", room="admin")),
+        ({"action": "resume", "room": "admin", "after": 0}, frames.Resume(action="resume", room="admin", after=0)),
     ],
 )
 def test_valid_frames_parse(frame, expected):
-    assert protocol.parse_frame(json.dumps(frame)) == expected
+    assert frames.parse_frame(json.dumps(frame)) == expected
 
 
 @pytest.mark.parametrize(
@@ -107,18 +107,18 @@ def test_valid_frames_parse(frame, expected):
     ],
 )
 def test_bad_frames_are_named(raw, message):
-    with pytest.raises(protocol.BadFrame, match=message):
-        protocol.parse_frame(raw)
+    with pytest.raises(frames.BadFrame, match=message):
+        frames.parse_frame(raw)
 
 
 def test_a_frame_just_under_32_kb_is_read_and_one_byte_over_is_refused():
     padding = "a" * (protocol.MAX_FRAME_BYTES - len('{"action":"subscribe","room":""}'))
     at_limit = '{"action":"subscribe","room":"' + padding + '"}'
     assert len(at_limit) == protocol.MAX_FRAME_BYTES
-    with pytest.raises(protocol.BadFrame, match="room"):  # read, then refused for its room
-        protocol.parse_frame(at_limit)
-    with pytest.raises(protocol.BadFrame, match="at most 32768 bytes"):
-        protocol.parse_frame(at_limit + " ")
+    with pytest.raises(frames.BadFrame, match="room"):  # read, then refused for its room
+        frames.parse_frame(at_limit)
+    with pytest.raises(frames.BadFrame, match="at most 32768 bytes"):
+        frames.parse_frame(at_limit + " ")
 
 
 def test_the_envelope_has_exactly_the_contract_fields():
