@@ -57,6 +57,8 @@ ENDPOINTS = [
     Endpoint("POST", "/api/queues/articles/resume", ADMIN),
     Endpoint("POST", "/api/queues/articles/clean", ADMIN, {"state": "completed", "older_than_seconds": 60}),
     Endpoint("DELETE", "/api/jobs/" + "0" * 32, ADMIN),
+    Endpoint("POST", "/api/realtime/ticket", USERS),
+    Endpoint("GET", "/static/realtime.js", ANYONE),
 ]
 
 
