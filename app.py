@@ -14,7 +14,7 @@ from chalice.app import SQSEvent
 
 from chalicelib import audit, catalog, config
 from chalicelib.jobs import worker
-from chalicelib.realtime import handlers as ws
+from chalicelib.realtime import emitters as _realtime_emitters  # noqa: F401  (subscribes the emitters)
 from chalicelib.runtime import Inkwell, current, lazy
 from chalicelib.schedules import service as schedules
 
@@ -25,12 +25,15 @@ if TYPE_CHECKING:
     from chalicelib.content import analytics, articles, settings
     from chalicelib.dashboard import page as dashboard_page
     from chalicelib.jobs import api as jobs_api
+    from chalicelib.realtime import handlers as ws
+    from chalicelib.realtime import tickets as ws_tickets
 else:  # modules without import-time side effects, loaded by the first handler using them (runtime.lazy)
     http, auth = lazy("chalicelib.http"), lazy("chalicelib.auth.service")
     analytics, articles, settings = (lazy(f"chalicelib.content.{m}") for m in ("analytics", "articles", "settings"))
     dashboard, audit_api = lazy("chalicelib.dashboard"), lazy("chalicelib.audit.api")
     dashboard_page = lazy("chalicelib.dashboard.page")
     jobs_api = lazy("chalicelib.jobs.api")
+    ws, ws_tickets = lazy("chalicelib.realtime.handlers"), lazy("chalicelib.realtime.tickets")
 
 app = Inkwell(app_name="inkwell")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -106,7 +109,7 @@ def record_analytics_event() -> object:
     user = auth.require()
     body = http.parse(analytics.NewEvent, app.current_request)
     articles.find(body.article_id)
-    analytics.events().record(body, user["id"])
+    analytics.ingest(body, user["id"])
     return http.accepted({"accepted": True})
 
 
@@ -229,6 +232,16 @@ def run_schedule(name: str) -> object:
 
 
 # --- realtime ---------------------------------------------------------------------------------
+
+
+@app.route("/api/realtime/ticket", methods=["POST"])
+def realtime_ticket() -> dict:
+    return ws_tickets.issue(auth.require())
+
+
+@app.route("/static/realtime.js")
+def realtime_js() -> object:
+    return ws.browser_client()
 
 
 @app.on_ws_connect()

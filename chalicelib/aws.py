@@ -28,15 +28,21 @@ def _session_kwargs() -> dict[str, Any]:
 
 
 @functools.cache
-def client(service: str, endpoint_url: str | None = None) -> Any:
-    """A boto3 client (thread-safe), cached per service and endpoint."""
+def client(service: str, endpoint_url: str | None = None, max_pool_connections: int = 10) -> Any:
+    """A boto3 client (thread-safe), cached per service and endpoint. Clients used from a thread
+    pool (the WebSocket fan-out) ask for as many pooled HTTP connections as the pool has threads."""
     import boto3
     from botocore.config import Config
 
     kwargs = _session_kwargs()
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
-    retry = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+    retry = Config(
+        retries={"max_attempts": 4, "mode": "standard"},
+        connect_timeout=5,
+        read_timeout=30,
+        max_pool_connections=max_pool_connections,
+    )
     with _lock:  # boto3's default session is not thread-safe while it creates clients
         return boto3.client(service, config=retry, **kwargs)
 

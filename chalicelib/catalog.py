@@ -163,6 +163,40 @@ TABLES: dict[str, Table] = {
             types={"ttl": "N"},
             description="signed, chained digests of the audit trail's sealed periods, and the chain head",
         ),
+        Table(
+            "ws_tickets",
+            pk="hash",
+            ttl="ttl",
+            types=_TTL_TYPES,
+            indexes=(EXPIRY_INDEX,),
+            description="single-use WebSocket tickets by SHA-256 of the ticket; redeemed by a conditional delete",
+        ),
+        Table(
+            "ws_connections",
+            pk="connection_id",
+            ttl="ttl",
+            types=_TTL_TYPES,
+            indexes=(EXPIRY_INDEX,),
+            description="open WebSocket connections: user, role, rooms, connected_at; TTL = API Gateway's 2 h cap",
+        ),
+        Table(
+            "ws_members",
+            pk="room",
+            sk="connection_id",
+            ttl="ttl",
+            types=_TTL_TYPES,
+            indexes=(EXPIRY_INDEX,),
+            description="one item per room membership, so 'who is in room X' is one Query",
+        ),
+        Table(
+            "ws_events",
+            pk="room",
+            sk="seq",
+            ttl="ttl",
+            types={"seq": "N", **_TTL_TYPES},
+            indexes=(EXPIRY_INDEX,),
+            description="every room's events by seq, kept >= 24 h for resume; seq 0 is the room's counter",
+        ),
     )
 }
 

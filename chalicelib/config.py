@@ -21,6 +21,7 @@ ARTICLE_WEBHOOK_URL = "ARTICLE_WEBHOOK_URL"
 WEBHOOK_TIMEOUT = "INKWELL_WEBHOOK_TIMEOUT_SECONDS"  # one webhook call's timeout (default 30)
 AUDIT_DIGEST_KEY = "AUDIT_DIGEST_KEY"
 WS_MANAGEMENT_ENDPOINT = "INKWELL_WS_MANAGEMENT_ENDPOINT"
+WS_URL = "INKWELL_WS_URL"  # the public wss:// URL clients connect to (returned with tickets)
 SCRYPT_N = "INKWELL_SCRYPT_N"
 SECRETS_PARAMETER_PREFIX = "INKWELL_SECRETS_PREFIX"  # on AWS: SSM path holding the secrets
 
@@ -58,6 +59,7 @@ class Settings:
     ws_management_endpoint: str | None
     scrypt_n: int
     webhook_timeout_seconds: float = 30.0
+    ws_url: str | None = None
 
     @property
     def is_local(self) -> bool:
@@ -81,6 +83,7 @@ def get() -> Settings:
         ws_management_endpoint=env.get(WS_MANAGEMENT_ENDPOINT) or None,
         scrypt_n=int(env.get(SCRYPT_N, str(2**14))),
         webhook_timeout_seconds=float(env.get(WEBHOOK_TIMEOUT, "30")),
+        ws_url=env.get(WS_URL) or None,
     )
 
 

@@ -60,6 +60,15 @@ class AuditRecorded:
     important: bool = False
 
 
+@dataclass(frozen=True)
+class AnalyticsRecorded:
+    """An analytics event was ingested (`POST /api/analytics/events`)."""
+
+    article_id: str
+    type: str  # view | click | share
+    user_id: str | None = None
+
+
 def subscribe(event_type: type, listener: Callable[[Any], None]) -> None:
     if listener not in _listeners[event_type]:
         _listeners[event_type].append(listener)

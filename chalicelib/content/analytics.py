@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from chalicelib import aws, timeutil
+from chalicelib import events as lifecycle
 from chalicelib.http import Body
 
 RETENTION_SECONDS = 90 * 24 * 3600
@@ -44,3 +45,10 @@ class AnalyticsEvents:
 
 def events() -> AnalyticsEvents:
     return AnalyticsEvents(aws.table("analytics_events"))
+
+
+def ingest(event: NewEvent, user_id: str | None) -> dict[str, Any]:
+    """Record one event and tell the listeners (the realtime `analytics.update`)."""
+    item = events().record(event, user_id)
+    lifecycle.publish(lifecycle.AnalyticsRecorded(event.article_id, event.type, user_id))
+    return item

@@ -1,59 +1,138 @@
-"""The WebSocket routes: `$connect` authenticates, `$default` answers frames, `$disconnect`.
+"""The WebSocket routes: `$connect` authenticates and joins the base rooms, `$default` answers
+frames, `$disconnect` forgets the connection.
 
-First version (local-stack issue): a JWT in `?token=` is required; `ping` answers `pong`;
-anything malformed gets an error frame and the connection stays open. The realtime issue adds
-tickets, the connections table, rooms, subscribe/unsubscribe and resume on this base.
+`$connect` takes a single-use ticket (`?ticket=`) or a JWT (`?token=`) and refuses anything
+else with 401. Each frame gets its replies posted back through the management API; nothing a
+client sends raises: a malformed frame, a refused room or an unexpected fault becomes an error
+frame and the connection stays open.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from chalice import Response
 
-from chalicelib.auth import service as auth
+from chalicelib import runtime
+from chalicelib.content import articles
 from chalicelib.http import HttpError
+from chalicelib.realtime import frames, protocol, rooms, tickets
+from chalicelib.realtime.emitters import connections, event_log, forget
 from chalicelib.realtime.sender import endpoint_from_event, sender
 
 log = logging.getLogger("inkwell.realtime")
 
-MAX_FRAME_BYTES = 32 * 1024
+MAX_ROOMS_PER_CONNECTION = 50
+MAX_REPLAY = 500  # events per `resumed`; a client with more to catch up resumes again
 
 
 def connect(event: Any) -> Response | None:
-    params = event.to_dict().get("queryStringParameters") or {}
-    token = params.get("token")
-    if not token:
-        return Response(body={"message": "credentials required"}, status_code=401)
+    raw = event.to_dict()
+    params = raw.get("queryStringParameters") or {}
     try:
-        auth.authenticate_token(token)
+        user = tickets.authenticate(params)
     except HttpError as exc:
         return Response(body={"message": exc.message}, status_code=exc.status)
+    runtime.current().user = user
+    base = rooms.base_rooms(user["id"], user["role"])
+    connections().open(event.connection_id, user, base, endpoint_from_event(raw))
     return None
 
 
 def message(event: Any) -> None:
     raw = event.to_dict()
-    reply = answer(event.body)
-    sender(endpoint_from_event(raw)).post(event.connection_id, reply)
-
-
-def answer(body: str | None) -> dict[str, Any]:
-    """The reply to one client frame (pure)."""
-    if body is None or len(body.encode()) > MAX_FRAME_BYTES:
-        return {"type": "error", "message": f"frames must be at most {MAX_FRAME_BYTES} bytes"}
-    try:
-        frame = json.loads(body)
-    except ValueError:
-        return {"type": "error", "message": "frames must be JSON objects"}
-    if not isinstance(frame, dict) or not isinstance(frame.get("action"), str):
-        return {"type": "error", "message": "a frame needs an 'action' string"}
-    if frame["action"] == "ping":
-        return {"type": "pong"}
-    return {"type": "error", "message": f"unknown action {frame['action'][:50]!r}"}
+    connection_id = event.connection_id
+    out = sender(endpoint_from_event(raw))
+    for reply in answer(connection_id, raw.get("body")):
+        if not out.post(connection_id, reply):
+            forget(connections(), connection_id)
+            return
 
 
 def disconnect(event: Any) -> None:
-    return None
+    try:
+        connections().close(event.connection_id)
+    except Exception:  # best effort: the TTL and the next GoneException catch what is left
+        log.warning("could not remove connection %s on $disconnect", event.connection_id, exc_info=True)
+
+
+def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | str]:
+    """The replies to one client frame, in order (a resume yields every replayed envelope)."""
+    try:
+        frame = frames.parse_frame(body)
+    except frames.BadFrame as exc:
+        yield protocol.error(str(exc), exc.action)
+        return
+    if isinstance(frame, frames.Ping):
+        yield {"type": "pong"}
+        return
+    try:
+        yield from _act(connection_id, frame)
+    except rooms.RoomRefused as exc:
+        yield protocol.error(str(exc), frame.action, getattr(frame, "room", None))
+    except Exception:
+        log.exception("WebSocket %s frame failed on connection %s", frame.action, connection_id)
+        yield protocol.error("internal error; try again", frame.action)
+
+
+def _act(connection_id: str, frame: Any) -> Iterator[dict[str, Any] | str]:
+    members = connections()
+    conn = members.get(connection_id)
+    if conn is None:
+        yield protocol.error("unknown connection; reconnect", frame.action)
+        return
+    runtime.current().user = {"id": conn["user_id"], "email": conn["email"], "role": conn["role"]}
+    joined = set(conn.get("rooms") or ())
+    if isinstance(frame, frames.Rooms):
+        yield {"type": "rooms", "rooms": event_log().current(sorted(joined))}
+    elif isinstance(frame, frames.Subscribe):
+        _check(conn, frame.room)
+        if frame.room not in joined:
+            if len(joined) >= MAX_ROOMS_PER_CONNECTION:
+                raise rooms.RoomRefused(f"a connection may be in at most {MAX_ROOMS_PER_CONNECTION} rooms")
+            members.join(conn, frame.room)
+        # The current seq tells the client where to resume from after a reconnect.
+        yield {"type": "subscribed", "room": frame.room, "seq": event_log().current([frame.room])[frame.room]}
+    elif isinstance(frame, frames.Unsubscribe):
+        if not rooms.is_valid(frame.room):
+            raise rooms.RoomRefused(f"unknown room {frame.room[:80]!r}")
+        members.leave(connection_id, frame.room)
+        yield {"type": "unsubscribed", "room": frame.room}
+    elif isinstance(frame, frames.Resume):
+        _check(conn, frame.room)
+        replayed, more = event_log().replay(frame.room, frame.after, MAX_REPLAY)
+        for _, body in replayed:
+            yield body
+        done: dict[str, Any] = {"type": "resumed", "room": frame.room, "count": len(replayed), "complete": not more}
+        if more:
+            done["next_after"] = replayed[-1][0]
+        yield done
+
+
+def _check(conn: dict[str, Any], room: str) -> None:
+    rooms.check_access(conn["user_id"], conn["role"], room, _author_of)
+
+
+def _author_of(article_id: str) -> str | None:
+    try:
+        return str(articles.articles().get(article_id)["author_id"])
+    except articles.ArticleNotFound:
+        return None
+
+
+@functools.cache
+def _browser_source() -> str:
+    return (Path(__file__).resolve().parent.parent / "static" / "realtime.js").read_text(encoding="utf-8")
+
+
+def browser_client() -> Response:
+    """The browser client, an ES module (`import {RealtimeClient} from "/static/realtime.js"`)."""
+    return Response(
+        body=_browser_source(),
+        status_code=200,
+        headers={"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "public, max-age=300"},
+    )

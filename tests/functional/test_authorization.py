@@ -67,6 +67,8 @@ ENDPOINTS = [
     Endpoint("GET", "/api/analytics/reports/weekly?week=2026-W48", ADMIN),
     Endpoint("GET", "/dashboard", ANYONE),  # the page asks for a login itself
     Endpoint("GET", "/static/dashboard.js", ANYONE),
+    Endpoint("POST", "/api/realtime/ticket", USERS),
+    Endpoint("GET", "/static/realtime.js", ANYONE),
 ]
 
 

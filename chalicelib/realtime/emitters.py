@@ -1,0 +1,194 @@
+"""Every server-to-client event type, in one place, and the listeners that feed them.
+
+An emitter sends one event to each of its rooms as the contract's envelope
+`{"type","room","seq","ts","data"}`: for each room it takes the next seq from the room's atomic
+counter and stores the envelope for `resume` (kept >= 24 h) before anything is posted, then
+posts it to the room's members concurrently. A payload over API Gateway's 128 KB is refused
+(`PayloadTooLarge`) before any seq is taken.
+
+| emitter                  | type                          | rooms                                  |
+|--------------------------|-------------------------------|----------------------------------------|
+| emit_article_status      | article.status                | article:<id>, user:<author>, admin     |
+| emit_job_progress        | job.progress                  | article:<id> (when about one), admin   |
+| emit_job_finished        | job.completed / job.failed    | admin, user:<who caused it>            |
+| emit_activity            | activity                      | admin                                  |
+| emit_analytics_update    | analytics.update              | admin                                  |
+| emit_system_alert        | system.alert                  | admin                                  |
+
+The listeners at the bottom subscribe to `chalicelib.events` when this module is imported
+(app.py imports it): publishers never call these functions directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chalicelib import aws, events, timeutil
+from chalicelib.realtime import protocol, rooms
+from chalicelib.realtime.protocol import PayloadTooLarge
+from chalicelib.realtime.sender import sender
+from chalicelib.realtime.store import AnalyticsCounts, Connections, EventLog
+
+log = logging.getLogger("inkwell.realtime")
+
+ANALYTICS_UPDATE_SECONDS = 5.0  # at most one analytics.update per article this often
+
+__all__ = [
+    "ANALYTICS_UPDATE_SECONDS",
+    "PayloadTooLarge",
+    "emit",
+    "emit_activity",
+    "emit_analytics_update",
+    "emit_article_status",
+    "emit_job_finished",
+    "emit_job_progress",
+    "emit_system_alert",
+]
+
+
+def connections() -> Connections:
+    return Connections(aws.table("ws_connections"), aws.table("ws_members"))
+
+
+def event_log() -> EventLog:
+    return EventLog(aws.table("ws_events"))
+
+
+def emit(event_type: str, to: list[str], data: dict[str, Any]) -> dict[str, int]:
+    """Send one event to each room of `to`; returns room -> seq. Raises PayloadTooLarge."""
+    targets = list(dict.fromkeys(to))
+    ts = timeutil.iso_ms()
+    protocol.check_size(event_type, targets, ts, data)
+    store = event_log()
+    bodies: dict[str, str] = {}
+    seqs: dict[str, int] = {}
+    for room in targets:
+        seqs[room] = store.next_seq(room)
+        bodies[room] = protocol.dumps(protocol.envelope(event_type, room, seqs[room], ts, data))
+    store.append([(room, seqs[room], bodies[room]) for room in targets])  # before any post
+    members = connections()
+    for room in targets:
+        for endpoint, connection_ids in members.recipients(room).items():
+            fan_out(members, endpoint, connection_ids, bodies[room])
+    return seqs
+
+
+def fan_out(members: Connections, endpoint: str | None, connection_ids: list[str], body: str) -> None:
+    """Post to the connections; the configured management endpoint wins over the one each
+    connection recorded at `$connect` (which lets any handler post even without configuration)."""
+    result = sender(endpoint).broadcast(connection_ids, body)
+    for connection_id in result.gone:
+        forget(members, connection_id)
+
+
+def forget(members: Connections, connection_id: str) -> None:
+    """Drop a connection API Gateway no longer knows (410): its $disconnect never ran."""
+    try:
+        members.close(connection_id)
+    except Exception:  # best effort: the TTL removes it anyway
+        log.warning("could not remove gone connection %s", connection_id, exc_info=True)
+
+
+# --- the event types -----------------------------------------------------------------------------
+
+
+def emit_article_status(article_id: str, status: str, author_id: str, job_id: str | None = None) -> dict[str, int]:
+    return emit(
+        "article.status",
+        [rooms.article_room(article_id), rooms.user_room(author_id), rooms.ADMIN],
+        {"article_id": article_id, "status": status, "job_id": job_id},
+    )
+
+
+def emit_job_progress(job_id: str, queue: str, progress: int, article_id: str | None = None) -> dict[str, int]:
+    to = ([rooms.article_room(article_id)] if article_id else []) + [rooms.ADMIN]
+    return emit("job.progress", to, {"job_id": job_id, "queue": queue, "progress": progress})
+
+
+def emit_job_finished(
+    outcome: str,
+    job_id: str,
+    queue: str,
+    attempts: int,
+    user_id: str | None = None,
+    error: Any = None,
+) -> dict[str, int]:
+    """`outcome` is completed | failed."""
+    if outcome not in ("completed", "failed"):
+        raise ValueError(f"outcome must be completed or failed, not {outcome!r}")
+    data: dict[str, Any] = {"job_id": job_id, "queue": queue, "attempts": attempts}
+    if error is not None:
+        data["error"] = error
+    to = [rooms.ADMIN] + ([rooms.user_room(user_id)] if user_id else [])
+    return emit(f"job.{outcome}", to, data)
+
+
+def emit_activity(audit_event: dict[str, Any]) -> dict[str, int]:
+    return emit("activity", [rooms.ADMIN], audit_event)
+
+
+def emit_analytics_update(data: dict[str, Any]) -> dict[str, int]:
+    """`data`: `{"article_id"?, "counts"?, "report"?}`."""
+    return emit("analytics.update", [rooms.ADMIN], data)
+
+
+def emit_system_alert(level: str, message: str, details: dict[str, Any] | None = None) -> dict[str, int]:
+    return emit("system.alert", [rooms.ADMIN], {**(details or {}), "level": level, "message": message})
+
+
+# --- listeners -------------------------------------------------------------------------------------
+
+
+def on_job_event(event: events.JobEvent) -> None:
+    job = event.job
+    payload = job.get("payload") if isinstance(job.get("payload"), dict) else {}
+    article_id = payload.get("article_id") if job.get("queue") == "articles" else None
+    if event.kind == "progress":
+        emit_job_progress(job["id"], job["queue"], int(job.get("progress") or 0), article_id)
+    elif event.kind in ("completed", "failed"):
+        error = event.error if event.error is not None else job.get("error")
+        emit_job_finished(
+            event.kind,
+            job["id"],
+            job["queue"],
+            int(job.get("attempts") or 0),
+            job.get("user_id"),
+            error if event.kind == "failed" else None,
+        )
+
+
+def on_article_status(event: events.ArticleStatusChanged) -> None:
+    emit_article_status(event.article_id, event.status, event.author_id, event.job_id)
+
+
+def on_alert(event: events.Alert) -> None:
+    emit_system_alert(event.level, event.message, event.details)
+
+
+def on_audit(event: events.AuditRecorded) -> None:
+    """`activity` for the audit events the audit logger marks important (lockouts, settings
+    changes, queue control, job failures...); the rest stay in the audit trail."""
+    if event.important:
+        emit_activity(event.event)
+
+
+def on_analytics(event: events.AnalyticsRecorded) -> None:
+    """Count the event; send `analytics.update` unless one went for this article in the last
+    ANALYTICS_UPDATE_SECONDS (the claim is a conditional write, so it holds across Lambdas)."""
+    counter = AnalyticsCounts(aws.table("ws_events"))
+    counts, next_update = counter.add(event.article_id, event.type)
+    now = timeutil.now()
+    if due(float(next_update), now) and counter.claim(event.article_id, next_update, now + ANALYTICS_UPDATE_SECONDS):
+        emit_analytics_update({"article_id": event.article_id, "counts": counts})
+
+
+def due(next_update: float, now: float) -> bool:
+    return now >= next_update
+
+
+events.subscribe(events.JobEvent, on_job_event)
+events.subscribe(events.ArticleStatusChanged, on_article_status)
+events.subscribe(events.Alert, on_alert)
+events.subscribe(events.AnalyticsRecorded, on_analytics)
+events.subscribe(events.AuditRecorded, on_audit)

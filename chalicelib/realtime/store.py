@@ -1,0 +1,299 @@
+"""DynamoDB gateways of the WebSocket API: tickets, connections with their room memberships, and
+each room's event log with its seq counter.
+
+Every question is a GetItem or a Query: a ticket by its hash, a connection by id, a room's
+members (`ws_members`, one item per membership), a room's events after a seq (`ws_events`,
+sorted by seq). Stale items (a `$disconnect` that never ran) carry a TTL and are skipped when
+read after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+from decimal import Decimal
+from typing import Any
+
+from chalicelib import timeutil
+
+TICKET_TTL_SECONDS = 60
+CONNECTION_TTL_SECONDS = 2 * 3600  # API Gateway closes a connection after 2 hours
+EVENT_RETENTION_SECONDS = 25 * 3600  # "at least 24 h" for resume, with an hour to spare
+# The counter outlives the events: while it exists, a room's seq never restarts. A room silent
+# for this long restarts at 1, which `EventLog.replay` recognises (see there).
+COUNTER_RETENTION_SECONDS = 30 * 24 * 3600
+COUNTER_SEQ = 0
+_QUERY_PAGE = 200
+
+
+def _key(name: str) -> Any:
+    # boto3 loads on first use, not at import: the emitters are imported by every cold start.
+    from boto3.dynamodb.conditions import Key
+
+    return Key(name)
+
+
+def ticket_hash(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode()).hexdigest()
+
+
+def _live(item: dict[str, Any], now: float) -> bool:
+    return int(item.get("ttl", 0)) > now
+
+
+class Tickets:
+    """Tickets are stored by hash only: a leaked table holds nothing that opens a connection."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def put(self, ticket: str, user: dict[str, Any], expires_at: float) -> None:
+        self._table.put_item(
+            Item={
+                "hash": ticket_hash(ticket),
+                "user_id": user["id"],
+                "email": user["email"],
+                "role": user["role"],
+                "jti": user["jti"],
+                **timeutil.ttl_fields(expires_at),
+            }
+        )
+
+    def redeem(self, ticket: str) -> dict[str, Any] | None:
+        """Delete the ticket and return what it held, or None when it does not exist, was already
+        used (the conditional delete lets exactly one of two concurrent redeems win) or expired."""
+        client = self._table.meta.client
+        try:
+            result = self._table.delete_item(
+                Key={"hash": ticket_hash(ticket)},
+                ConditionExpression="attribute_exists(#h)",
+                ExpressionAttributeNames={"#h": "hash"},
+                ReturnValues="ALL_OLD",
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            return None
+        item = result.get("Attributes")
+        if not item or not _live(item, timeutil.now()):
+            return None
+        return item
+
+
+class Connections:
+    """`ws_connections` (one item per connection) and `ws_members` (one per room membership)."""
+
+    def __init__(self, connections: Any, members: Any) -> None:
+        self._connections = connections
+        self._members = members
+
+    def open(self, connection_id: str, user: dict[str, Any], rooms: list[str], endpoint: str | None) -> dict[str, Any]:
+        now = timeutil.now()
+        item: dict[str, Any] = {
+            "connection_id": connection_id,
+            "user_id": user["id"],
+            "email": user["email"],
+            "role": user["role"],
+            "jti": user.get("jti", ""),
+            "rooms": set(rooms),
+            "connected_at": timeutil.iso_ms(now),
+            **timeutil.ttl_fields(now + CONNECTION_TTL_SECONDS),
+        }
+        if endpoint:
+            item["endpoint"] = endpoint
+        # Memberships first: a connection item never points at rooms it is missing from.
+        with self._members.batch_writer() as batch:
+            for room in rooms:
+                batch.put_item(Item=self._membership(room, item))
+        self._connections.put_item(Item=item)
+        return item
+
+    @staticmethod
+    def _membership(room: str, connection: dict[str, Any]) -> dict[str, Any]:
+        item = {
+            "room": room,
+            "connection_id": connection["connection_id"],
+            "user_id": connection["user_id"],
+            "ttl": int(connection["ttl"]),
+            "expiry_day": connection["expiry_day"],
+        }
+        if connection.get("endpoint"):
+            item["endpoint"] = connection["endpoint"]
+        return item
+
+    def get(self, connection_id: str) -> dict[str, Any] | None:
+        item = self._connections.get_item(Key={"connection_id": connection_id}, ConsistentRead=True).get("Item")
+        if item is None or not _live(item, timeutil.now()):
+            return None
+        return item
+
+    def join(self, connection: dict[str, Any], room: str) -> None:
+        self._members.put_item(Item=self._membership(room, connection))
+        self._connections.update_item(
+            Key={"connection_id": connection["connection_id"]},
+            UpdateExpression="ADD rooms :r",
+            ConditionExpression="attribute_exists(connection_id)",
+            ExpressionAttributeValues={":r": {room}},
+        )
+
+    def leave(self, connection_id: str, room: str) -> None:
+        self._members.delete_item(Key={"room": room, "connection_id": connection_id})
+        client = self._connections.meta.client
+        # When the connection went away meanwhile, its membership is gone too.
+        with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+            self._connections.update_item(
+                Key={"connection_id": connection_id},
+                UpdateExpression="DELETE rooms :r",
+                ConditionExpression="attribute_exists(connection_id)",
+                ExpressionAttributeValues={":r": {room}},
+            )
+
+    def close(self, connection_id: str) -> None:
+        """Remove the connection and its memberships (idempotent)."""
+        result = self._connections.delete_item(Key={"connection_id": connection_id}, ReturnValues="ALL_OLD")
+        rooms = (result.get("Attributes") or {}).get("rooms") or set()
+        with self._members.batch_writer() as batch:
+            for room in rooms:
+                batch.delete_item(Key={"room": room, "connection_id": connection_id})
+
+    def members(self, room: str) -> list[str]:
+        """The connection ids in `room`."""
+        return [cid for ids in self.recipients(room).values() for cid in ids]
+
+    def recipients(self, room: str) -> dict[str | None, list[str]]:
+        """The connections in `room` by the management endpoint recorded when they connected
+        (one Query, paged), without entries past their TTL."""
+        now = timeutil.now()
+        found: dict[str | None, list[str]] = {}
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": _key("room").eq(room),
+            "ProjectionExpression": "connection_id, endpoint, #t",
+            "ExpressionAttributeNames": {"#t": "ttl"},
+        }
+        while True:
+            result = self._members.query(**kwargs)
+            for item in result.get("Items", []):
+                if _live(item, now):
+                    found.setdefault(item.get("endpoint"), []).append(item["connection_id"])
+            if "LastEvaluatedKey" not in result:
+                return found
+            kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+
+
+class EventLog:
+    """Each room's events under (room, seq), and at seq 0 the room's counter (`last`)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def next_seq(self, room: str) -> int:
+        """The next seq of `room`: an atomic ADD, so concurrent emitters never share a seq."""
+        result = self._table.update_item(
+            Key={"room": room, "seq": COUNTER_SEQ},
+            UpdateExpression="ADD #l :one SET #t = :ttl, expiry_day = :day",
+            ExpressionAttributeNames={"#l": "last", "#t": "ttl"},
+            ExpressionAttributeValues={
+                ":one": 1,
+                **self._ttl_values(COUNTER_RETENTION_SECONDS),
+            },
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(result["Attributes"]["last"])
+
+    @staticmethod
+    def _ttl_values(seconds: int) -> dict[str, Any]:
+        fields = timeutil.ttl_fields(timeutil.now() + seconds)
+        return {":ttl": fields["ttl"], ":day": fields["expiry_day"]}
+
+    def current(self, rooms: list[str]) -> dict[str, int]:
+        """The last seq of each room (0 for a room that never had an event)."""
+        # The Table's client takes and returns plain values (boto3's resource layer serializes).
+        client = self._table.meta.client
+        found: dict[str, int] = {}
+        keys = [{"room": room, "seq": COUNTER_SEQ} for room in dict.fromkeys(rooms)]
+        for start in range(0, len(keys), 100):
+            request = {self._table.name: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            while request:
+                result = client.batch_get_item(RequestItems=request)
+                for item in result.get("Responses", {}).get(self._table.name, []):
+                    found[item["room"]] = int(item.get("last", 0))
+                request = result.get("UnprocessedKeys") or {}
+        return {room: found.get(room, 0) for room in rooms}
+
+    def append(self, entries: list[tuple[str, int, str]]) -> None:
+        """Store (room, seq, envelope) entries, the envelope exactly as sent, so that a replay is
+        byte for byte the same; one BatchWriteItem for an event's rooms."""
+        fields = timeutil.ttl_fields(timeutil.now() + EVENT_RETENTION_SECONDS)
+        with self._table.batch_writer() as batch:
+            for room, seq, body in entries:
+                batch.put_item(Item={"room": room, "seq": seq, "body": body, **fields})
+
+    def replay(self, room: str, after: int, limit: int) -> tuple[list[tuple[int, str]], bool]:
+        """Up to `limit` stored (seq, envelope) of `room` with seq > `after`, in order, and
+        whether there are more. When `after` is beyond the room's counter, the counter restarted
+        (the room was silent past COUNTER_RETENTION_SECONDS) and every kept event is newer."""
+        now = timeutil.now()
+        if after > 0 and after > self.current([room])[room]:
+            after = 0
+        found: list[tuple[int, str]] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": _key("room").eq(room) & _key("seq").gt(max(after, COUNTER_SEQ)),
+            "ConsistentRead": True,
+        }
+        while True:
+            kwargs["Limit"] = min(_QUERY_PAGE, limit + 1 - len(found))
+            result = self._table.query(**kwargs)
+            found += [(int(item["seq"]), item["body"]) for item in result.get("Items", []) if _live(item, now)]
+            if len(found) > limit:
+                return found[:limit], True
+            if "LastEvaluatedKey" not in result:
+                return found, False
+            kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+
+
+class AnalyticsCounts:
+    """Per article, running counts of ingested analytics events and when the next
+    `analytics.update` may go, in one item of `ws_events` (partition `analytics#<id>`, which no
+    room name can take)."""
+
+    TYPES = ("view", "click", "share")
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    @staticmethod
+    def _key(article_id: str) -> dict[str, Any]:
+        return {"room": f"analytics#{article_id}", "seq": COUNTER_SEQ}
+
+    def add(self, article_id: str, event_type: str) -> tuple[dict[str, int], Decimal]:
+        """Count one event; returns the counts and the time the next update is due (exactly as
+        stored, for `claim`)."""
+        result = self._table.update_item(
+            Key=self._key(article_id),
+            UpdateExpression="ADD #c :one SET #t = :ttl, expiry_day = :day",
+            ExpressionAttributeNames={"#c": f"count_{event_type}", "#t": "ttl"},
+            ExpressionAttributeValues={":one": 1, **EventLog._ttl_values(COUNTER_RETENTION_SECONDS)},
+            ReturnValues="ALL_NEW",
+        )
+        item = result["Attributes"]
+        counts = {t: int(item.get(f"count_{t}", 0)) for t in self.TYPES}
+        return counts, Decimal(item.get("next_update", 0))
+
+    def claim(self, article_id: str, seen_next_update: Decimal, next_update: float) -> bool:
+        """Move the next due time from `seen_next_update` to `next_update`; False when another
+        ingestion claimed this update first."""
+        client = self._table.meta.client
+        try:
+            self._table.update_item(
+                Key=self._key(article_id),
+                UpdateExpression="SET next_update = :next",
+                ConditionExpression="attribute_not_exists(next_update) OR next_update = :seen",
+                ExpressionAttributeValues={":next": _decimal(next_update), ":seen": seen_next_update},
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+
+def _decimal(value: float) -> Decimal:
+    """Epoch seconds to the millisecond, rounded down (a due time is never pushed later)."""
+    return Decimal(math.floor(value * 1000)) / 1000

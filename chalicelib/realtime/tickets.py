@@ -1,0 +1,52 @@
+"""Single-use WebSocket tickets and the `$connect` credential check.
+
+A browser cannot set headers on a WebSocket handshake, so credentials travel in the URL, where
+proxies and access logs keep them. A ticket (`POST /api/realtime/ticket`) is worth little
+there: it opens one connection, within 60 s, once, and only while the token that asked for it
+is still valid. It is stored as its SHA-256 hash and redeemed by a conditional delete. A JWT in
+`?token=` is also accepted (scripts, tests).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from chalicelib import aws, config, timeutil
+from chalicelib.auth import service as auth
+from chalicelib.http import HttpError
+from chalicelib.realtime.store import TICKET_TTL_SECONDS, Tickets
+
+
+def tickets() -> Tickets:
+    return Tickets(aws.table("ws_tickets"))
+
+
+def issue(user: dict[str, Any]) -> dict[str, Any]:
+    """A new ticket for the authenticated `user` (as `auth.require` returns it)."""
+    ticket = secrets.token_urlsafe(32)
+    expires_at = timeutil.now() + TICKET_TTL_SECONDS
+    tickets().put(ticket, user, expires_at)
+    answer: dict[str, Any] = {"ticket": ticket, "expires_at": timeutil.iso(expires_at)}
+    if config.get().ws_url:
+        answer["url"] = config.get().ws_url
+    return answer
+
+
+def authenticate(params: dict[str, str]) -> dict[str, Any]:
+    """The user behind `?ticket=` or `?token=`, or HttpError 401 (missing, unknown, used, expired
+    or revoked credentials)."""
+    ticket, token = params.get("ticket"), params.get("token")
+    if ticket:
+        if len(ticket) > 128:
+            raise HttpError(401, "invalid ticket")
+        held = tickets().redeem(ticket)
+        if held is None:
+            raise HttpError(401, "invalid, expired or already used ticket")
+        session = auth.sessions().get(held["jti"])
+        if session is None or session["user_id"] != held["user_id"]:
+            raise HttpError(401, "the token that asked for this ticket has been revoked")
+        return {**auth.public_user(session), "jti": held["jti"]}
+    if token:
+        return auth.authenticate_token(token)
+    raise HttpError(401, "credentials required: ?ticket=<ticket> or ?token=<JWT>")

@@ -1,0 +1,412 @@
+"""The real-time API on the local stack over real sockets: authentication, room rules, ordered
+events, resume after a kill, cleanup on 410, and the Python client reconnecting and resuming on
+its own when the gateway drops it (idle timeout and maximum age made short)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from inkwell_realtime import RealtimeClient
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+
+from tests.e2e.conftest import LocalStack, eventually, start_stack, stop_stack
+
+APP = "tests.e2e.realtime_app:app"
+
+
+def _stack(tmp_path_factory: pytest.TempPathFactory, name: str, **overrides: str) -> Iterator[LocalStack]:
+    process, handle = start_stack(tmp_path_factory.mktemp(name), INKWELL_LOCAL_APP=APP, **overrides)
+    try:
+        yield handle
+    finally:
+        stop_stack(process)
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    yield from _stack(tmp_path_factory, "realtime")
+
+
+@pytest.fixture(scope="module")
+def short(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A stack whose gateway drops connections idle for 1.5 s and closes any after 5 s."""
+    yield from _stack(tmp_path_factory, "realtime-short", INKWELL_WS_IDLE_TIMEOUT="1.5", INKWELL_WS_MAX_AGE="5")
+
+
+def run(coro: Any, timeout: float = 30) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+class People:
+    """Users of one stack: the admin and editors created through the API."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+        self.admin_token = stack.login()
+
+    def user(self, role: str = "editor") -> tuple[dict[str, Any], str]:
+        email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+        status, user, _ = self.stack.request(
+            "POST", "/api/users", {"email": email, "password": "password-123", "role": role}, token=self.admin_token
+        )
+        assert status == 201, user
+        return user, self.stack.login(email, "password-123")
+
+    def ticket(self, token: str) -> str:
+        status, body, _ = self.stack.request("POST", "/api/realtime/ticket", token=token)
+        assert status == 200, body
+        return str(body["ticket"])
+
+    def article(self, token: str) -> str:
+        status, body, _ = self.stack.request("POST", "/api/articles", {"title": "Live", "topic": "ws"}, token=token)
+        assert status == 201, body
+        return str(body["id"])
+
+
+def publish(stack: LocalStack, **event: Any) -> None:
+    status, body, _ = stack.request("POST", "/e2e/realtime/publish", event)
+    assert status == 200 and body == {"published": True}, body
+
+
+def status_event(article_id: str, author_id: str, n: int) -> dict[str, Any]:
+    return {"kind": "article_status", "article_id": article_id, "author_id": author_id, "status": f"S{n}"}
+
+
+async def handshake(url: str) -> int:
+    try:
+        async with connect(url, open_timeout=10):
+            return 101
+    except InvalidStatus as exc:
+        return int(exc.response.status_code)
+
+
+async def frames(ws: ClientConnection, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+    got = []
+    while len(got) < count:
+        got.append(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
+    return got
+
+
+async def request(ws: ClientConnection, frame: dict[str, Any], until: str | set[str]) -> list[dict[str, Any]]:
+    """Send a frame; the frames received up to and including the first whose type is in `until`."""
+    wanted = {until} if isinstance(until, str) else until
+    await ws.send(json.dumps(frame))
+    got: list[dict[str, Any]] = []
+    while not got or got[-1]["type"] not in wanted:
+        got += await frames(ws, 1)
+    return got
+
+
+@pytest.fixture(scope="module")
+def people(rt: LocalStack) -> People:
+    return People(rt)
+
+
+# --- authentication ---------------------------------------------------------------------------------------
+
+
+def test_a_ticket_opens_a_connection_once(rt, people):
+    _, token = people.user()
+    ticket = people.ticket(token)
+    assert run(handshake(rt.ws(ticket=ticket))) == 101
+    assert run(handshake(rt.ws(ticket=ticket))) == 401
+
+
+def test_a_jwt_opens_a_connection(rt, people):
+    _, token = people.user("viewer")
+    assert run(handshake(rt.ws(token))) == 101
+
+
+@pytest.mark.parametrize("params", [{}, {"ticket": "made-up"}, {"token": "not-a-jwt"}])
+def test_missing_or_invalid_credentials_are_refused(rt, params):
+    assert run(handshake(rt.ws(**params))) == 401
+
+
+def test_a_revoked_token_and_its_tickets_are_refused(rt, people):
+    _, token = people.user()
+    ticket = people.ticket(token)
+    status, _, _ = rt.request("POST", "/api/auth/logout", token=token)
+    assert status == 204
+    assert run(handshake(rt.ws(token))) == 401
+    assert run(handshake(rt.ws(ticket=ticket))) == 401
+
+
+# --- rooms ------------------------------------------------------------------------------------------------
+
+
+def test_an_editor_cannot_follow_another_editors_article_but_its_author_and_admins_can(rt, people):
+    _, author = people.user()
+    _, other = people.user()
+    article = people.article(author)
+    room = f"article:{article}"
+
+    async def subscribe(token: str) -> dict[str, Any]:
+        async with connect(rt.ws(ticket=people.ticket(token))) as ws:
+            return (await request(ws, {"action": "subscribe", "room": room}, until={"subscribed", "error"}))[-1]
+
+    assert run(subscribe(other))["type"] == "error"
+    assert run(subscribe(author)) == {"type": "subscribed", "room": room, "seq": 0}
+    assert run(subscribe(people.admin_token))["type"] == "subscribed"
+
+
+def test_ping_and_malformed_frames_keep_the_connection(rt, people):
+    async def session() -> list[dict[str, Any]]:
+        async with connect(rt.ws(people.admin_token)) as ws:
+            await ws.send("{not json")
+            await ws.send(json.dumps({"action": "ping"}))
+            return await frames(ws, 2)
+
+    replies = run(session())
+    assert replies[0]["type"] == "error" and replies[1] == {"type": "pong"}
+
+
+def test_a_frame_over_32_kb_is_refused(rt, people):
+    async def session() -> bool:
+        async with connect(rt.ws(people.admin_token)) as ws:
+            await ws.send(json.dumps({"action": "ping", "pad": "x" * 40_000}))
+            try:
+                reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            except Exception:  # the gateway closed the connection: refused too
+                return True
+            return bool(reply["type"] == "error")
+
+    assert run(session())
+
+
+# --- ordering, resume, stale connections ------------------------------------------------------------------
+
+
+def test_events_arrive_in_order_with_seq_rising_by_one(rt, people):
+    author, token = people.user()
+    article = people.article(token)
+
+    async def session() -> list[dict[str, Any]]:
+        async with connect(rt.ws(ticket=people.ticket(token))) as ws:
+            await request(ws, {"action": "subscribe", "room": f"article:{article}"}, until="subscribed")
+            sender = asyncio.create_task(
+                asyncio.to_thread(lambda: [publish(rt, **status_event(article, author["id"], n)) for n in range(12)])
+            )
+            got = await frames(ws, 24)  # each event reaches article:<id> and user:<author>
+            await sender
+            return got
+
+    got = run(session())
+    for room in (f"article:{article}", f"user:{author['id']}"):
+        mine = [f for f in got if f["room"] == room]
+        assert [f["seq"] for f in mine] == list(range(mine[0]["seq"], mine[0]["seq"] + 12))
+        assert [f["data"]["status"] for f in mine] == [f"S{n}" for n in range(12)]
+        assert all(set(f) == {"type", "room", "seq", "ts", "data"} for f in mine)
+
+
+def test_a_client_killed_mid_stream_resumes_with_every_missed_event_and_no_duplicates(rt, people):
+    author, token = people.user()
+    article = people.article(token)
+    room = f"article:{article}"
+
+    async def scenario() -> list[int]:
+        async with connect(rt.ws(ticket=people.ticket(token))) as ws:
+            await request(ws, {"action": "subscribe", "room": room}, until="subscribed")
+            for n in range(3):
+                await asyncio.to_thread(publish, rt, **status_event(article, author["id"], n))
+            seen = [f["seq"] for f in await frames(ws, 6) if f["room"] == room]
+            ws.transport.abort()  # killed: no close handshake
+        for n in range(3, 8):  # missed while away
+            await asyncio.to_thread(publish, rt, **status_event(article, author["id"], n))
+        async with connect(rt.ws(ticket=people.ticket(token))) as ws:
+            replayed = await request(ws, {"action": "resume", "room": room, "after": seen[-1]}, until="resumed")
+            return seen + [f["seq"] for f in replayed[:-1]]
+
+    seqs = run(scenario())
+    assert seqs == list(range(1, 9))
+
+
+def test_a_410_removes_a_stale_connection(rt, people):
+    # GIVEN a connection the gateway no longer knows, still recorded in the admin room
+    db = rt.aws("dynamodb")
+    stale = "stale" + uuid.uuid4().hex[:8]
+    far = str(int(time.time()) + 3600)
+    db.put_item(
+        TableName=rt.resource_name("ws_connections"),
+        Item={
+            "connection_id": {"S": stale},
+            "user_id": {"S": "ghost"},
+            "email": {"S": "ghost@example.com"},
+            "role": {"S": "admin"},
+            "rooms": {"SS": ["admin"]},
+            "ttl": {"N": far},
+            "expiry_day": {"S": "2099-01-01"},
+        },
+    )
+    db.put_item(
+        TableName=rt.resource_name("ws_members"),
+        Item={"room": {"S": "admin"}, "connection_id": {"S": stale}, "ttl": {"N": far}, "expiry_day": {"S": "x"}},
+    )
+
+    # WHEN an admin event is sent, with a live admin listening
+    async def session() -> dict[str, Any]:
+        async with connect(rt.ws(people.admin_token)) as ws:
+            await request(ws, {"action": "rooms"}, until="rooms")
+            await asyncio.to_thread(publish, rt, kind="alert", level="warning", message="stale test")
+            while True:  # the admin room also hears the audit's `activity`
+                (frame,) = await frames(ws, 1)
+                if frame["type"] == "system.alert":
+                    return frame
+
+    heard = run(session())
+    # THEN the live one heard it and the stale one is gone
+    assert heard["type"] == "system.alert" and heard["data"]["message"] == "stale test"
+    key = {"connection_id": {"S": stale}}
+    assert "Item" not in db.get_item(TableName=rt.resource_name("ws_connections"), Key=key)
+    member = {"room": {"S": "admin"}, "connection_id": {"S": stale}}
+    assert "Item" not in db.get_item(TableName=rt.resource_name("ws_members"), Key=member)
+
+
+def test_disconnect_removes_the_connection_record(rt, people):
+    _, token = people.user("viewer")
+    db, table = rt.aws("dynamodb"), rt.resource_name("ws_connections")
+
+    def record(connection_id: str) -> bool:
+        return "Item" in db.get_item(TableName=table, Key={"connection_id": {"S": connection_id}})
+
+    async def session() -> str:
+        before = {c["id"] for c in rt.connections()}
+        async with connect(rt.ws(token)) as ws:
+            await request(ws, {"action": "ping"}, until="pong")
+            (mine,) = [c["id"] for c in rt.connections() if c["id"] not in before]
+            assert record(mine)
+        return mine
+
+    mine = run(session())
+    eventually(lambda: not record(mine), timeout=5)
+
+
+# --- the Python client ------------------------------------------------------------------------------------
+
+
+class Feed:
+    """Publishes article statuses from a thread, one every `gap` seconds, until stopped."""
+
+    def __init__(self, stack: LocalStack, article: str, author: str, gap: float = 0.05) -> None:
+        self.stack, self.article, self.author, self.gap = stack, article, author, gap
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            publish(self.stack, **status_event(self.article, self.author, self.sent))
+            self.sent += 1
+            self._stop.wait(self.gap)
+
+    def __enter__(self) -> Feed:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def client_for(stack: LocalStack, token: str, **options: Any) -> RealtimeClient:
+    options.setdefault("backoff_first", 0.2)
+    options.setdefault("backoff_cap", 1.0)
+    return RealtimeClient(stack.http_url, token, ws_url=stack.ws_url + "/", **options)
+
+
+async def watch(client: RealtimeClient, article: str, stack: LocalStack, author: str, seconds: float) -> list[str]:
+    """Follow the article while a feed publishes for `seconds`; the statuses delivered."""
+    seen: list[str] = []
+
+    async def follow() -> None:
+        async for status in client.article_status(article):
+            seen.append(status.status)
+
+    follower = asyncio.create_task(follow())
+    await eventually_async(lambda: f"article:{article}" in client.cursors)
+    with Feed(stack, article, author) as feed:
+        await asyncio.sleep(seconds)
+    await eventually_async(lambda: len(seen) >= feed.sent, timeout=10)
+    follower.cancel()
+    assert feed.sent > 5
+    assert seen == [f"S{n}" for n in range(feed.sent)]  # all of them, once each, in order
+    return seen
+
+
+async def eventually_async(check: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+def test_the_python_client_sees_an_article_live_and_survives_a_killed_connection(rt, people):
+    author, token = people.user()
+    article = people.article(token)
+
+    async def scenario() -> int:
+        async with client_for(rt, token) as client:
+            await client.wait_connected(10)
+
+            async def kill_soon() -> None:
+                await asyncio.sleep(0.6)
+                client._ws.transport.abort()  # the network dies under the client
+
+            killer = asyncio.create_task(kill_soon())
+            await watch(client, article, rt, author["id"], seconds=1.5)
+            await killer
+            return client.connects
+
+    assert run(scenario()) >= 2
+
+
+def test_the_python_client_reconnects_and_resumes_when_the_gateway_ages_it_out(short):
+    people = People(short)
+    author, token = people.user()
+    article = people.article(token)
+
+    async def scenario() -> int:
+        # pings keep it past the 1.5 s idle timeout; the gateway's 5 s cap closes it
+        async with client_for(short, token, ping_interval=0.4, max_age=3600) as client:
+            await client.wait_connected(10)
+            await watch(client, article, short, author["id"], seconds=6.5)
+            return client.connects
+
+    assert run(scenario(), timeout=40) >= 2
+
+
+def test_the_python_client_reconnects_after_an_idle_timeout(short):
+    people = People(short)
+    _, token = people.user("viewer")
+
+    async def scenario() -> int:
+        async with client_for(short, token, ping_interval=3600, max_age=3600) as client:
+            await client.wait_connected(10)
+            await eventually_async(lambda: client.connects >= 2, timeout=10)
+            return client.connects
+
+    assert run(scenario()) >= 2
+
+
+def test_the_python_client_pings_to_stay_connected_and_reconnects_before_the_cap(short):
+    people = People(short)
+    _, token = people.user("viewer")
+
+    async def scenario() -> tuple[int, int]:
+        async with client_for(short, token, ping_interval=0.4, max_age=2.5) as client:
+            await client.wait_connected(10)
+            await asyncio.sleep(2.0)  # past the idle timeout, within the planned age
+            early = client.connects
+            await eventually_async(lambda: client.connects >= 2, timeout=5)
+            return early, client.connects
+
+    early, later = run(scenario())
+    assert early == 1 and later >= 2

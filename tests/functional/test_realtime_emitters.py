@@ -1,0 +1,243 @@
+"""Emitters and fan-out on moto with a fake management API: envelopes, rooms, seq, stale
+connections, size limits, and the listeners wired to `chalicelib.events`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from chalicelib import config, events, timeutil
+from chalicelib.realtime import emitters, protocol
+from chalicelib.realtime import sender as sender_module
+from tests.functional.ws_support import FakeManagement
+
+ARTICLE = "a" * 32
+
+
+@pytest.fixture
+def management(aws_mock, monkeypatch: pytest.MonkeyPatch) -> FakeManagement:
+    fake = FakeManagement()
+    urls: list[str] = []
+    monkeypatch.setattr(sender_module, "management_client", lambda url: urls.append(url) or fake)
+    fake.urls = urls  # type: ignore[attr-defined]
+    return fake
+
+
+def join(connection_id: str, *rooms: str, user_id: str = "u1", role: str = "editor", endpoint: str = "https://gw/api"):
+    user = {"id": user_id, "email": f"{user_id}@example.com", "role": role, "jti": "jti"}
+    return emitters.connections().open(connection_id, user, list(rooms), endpoint)
+
+
+def test_article_status_goes_to_the_article_the_author_and_admins_with_a_seq_per_room(management):
+    # GIVEN a follower of the article, its author and an admin
+    join("follower", f"article:{ARTICLE}", user_id="admin-1", role="admin")
+    join("author", "user:author-1", user_id="author-1")
+    join("admin", "admin", user_id="admin-2", role="admin")
+    # WHEN the status changes twice
+    first = emitters.emit_article_status(ARTICLE, "PROCESSING", "author-1", "job-1")
+    second = emitters.emit_article_status(ARTICLE, "PUBLISHED", "author-1", "job-1")
+    # THEN each room got both, in order, with seq rising by one
+    assert first == {f"article:{ARTICLE}": 1, "user:author-1": 1, "admin": 1}
+    assert second == {f"article:{ARTICLE}": 2, "user:author-1": 2, "admin": 2}
+    for cid, room in (("follower", f"article:{ARTICLE}"), ("author", "user:author-1"), ("admin", "admin")):
+        frames = management.take(cid)
+        assert [(f["room"], f["seq"], f["data"]["status"]) for f in frames] == [
+            (room, 1, "PROCESSING"),
+            (room, 2, "PUBLISHED"),
+        ]
+        assert set(frames[0]) == {"type", "room", "seq", "ts", "data"}
+        assert frames[0]["type"] == "article.status"
+        assert frames[0]["data"] == {"article_id": ARTICLE, "status": "PROCESSING", "job_id": "job-1"}
+        assert timeutil.parse_iso(frames[0]["ts"]) == pytest.approx(time.time(), abs=5)
+
+
+def test_a_connection_in_several_rooms_hears_the_event_once_per_room(management):
+    join("both", "admin", "user:author-1", user_id="author-1", role="admin")
+    emitters.emit_article_status(ARTICLE, "PUBLISHED", "author-1")
+    assert sorted(f["room"] for f in management.take("both")) == ["admin", "user:author-1"]
+
+
+def test_a_gone_connection_is_removed_and_the_others_still_hear(management):
+    for cid in ("a", "stale", "b"):
+        join(cid, "admin", role="admin", user_id=cid)
+    management.gone.add("stale")
+    emitters.emit_system_alert("warning", "disk")
+    assert [f["data"]["message"] for f in management.take("a")] == ["disk"]
+    assert [f["data"]["message"] for f in management.take("b")] == ["disk"]
+    assert emitters.connections().get("stale") is None
+    assert sorted(emitters.connections().members("admin")) == ["a", "b"]
+
+
+def test_a_failing_post_does_not_stop_the_others_nor_drop_the_connection(management):
+    for cid in ("a", "flaky", "b"):
+        join(cid, "admin", role="admin", user_id=cid)
+    management.failing.add("flaky")
+    emitters.emit_system_alert("info", "hello")
+    assert management.take("a") and management.take("b")
+    assert emitters.connections().get("flaky") is not None
+
+
+def test_a_payload_over_128_kb_is_refused_before_a_seq_is_taken(management):
+    join("admin", "admin", role="admin")
+    with pytest.raises(protocol.PayloadTooLarge, match="131072 bytes"):
+        emitters.emit_system_alert("info", "x" * (128 * 1024))
+    assert management.calls == 0
+    assert emitters.event_log().current(["admin"]) == {"admin": 0}
+    assert emitters.emit_system_alert("info", "small") == {"admin": 1}
+
+
+def test_the_configured_management_endpoint_wins(management, monkeypatch):
+    monkeypatch.setenv(config.WS_MANAGEMENT_ENDPOINT, "http://127.0.0.1:8001/mgmt")
+    config.reset()
+    join("a", "admin", role="admin")
+    emitters.emit_system_alert("info", "x")
+    assert management.urls == ["http://127.0.0.1:8001/mgmt"]
+
+
+def test_without_configuration_posts_go_to_the_endpoint_each_connection_came_through(management):
+    join("a", "admin", role="admin", endpoint="https://one/api")
+    join("b", "admin", role="admin", user_id="u2", endpoint="https://two/api")
+    emitters.emit_system_alert("info", "x")
+    assert sorted(management.urls) == ["https://one/api", "https://two/api"]
+
+
+def test_events_are_stored_for_resume_even_when_nobody_listens(management):
+    emitters.emit_job_progress("job-1", "articles", 40, ARTICLE)
+    replayed, more = emitters.event_log().replay(f"article:{ARTICLE}", 0, 10)
+    assert [seq for seq, _ in replayed] == [1] and more is False
+    assert management.calls == 0
+
+
+# --- listeners ------------------------------------------------------------------------------------------
+
+
+def job(**overrides: Any) -> dict[str, Any]:
+    return {
+        "id": "job-1",
+        "queue": "articles",
+        "type": "generate",
+        "state": "active",
+        "attempts": 1,
+        "max_attempts": 3,
+        "progress": 50,
+        "payload": {"article_id": ARTICLE},
+        "user_id": "author-1",
+        **overrides,
+    }
+
+
+def rooms_heard(management: FakeManagement, *cids: str) -> dict[str, list[tuple[str, str]]]:
+    return {cid: [(f["type"], f["room"]) for f in management.take(cid)] for cid in cids}
+
+
+@pytest.fixture
+def listeners(management):
+    join("follower", f"article:{ARTICLE}", user_id="author-1")
+    join("author", "user:author-1", user_id="author-1")
+    join("admin", "admin", user_id="admin-1", role="admin")
+    return management
+
+
+def test_job_progress_reaches_the_article_and_admins(listeners):
+    events.publish(events.JobEvent("progress", job(progress=60)))
+    heard = rooms_heard(listeners, "follower", "author", "admin")
+    assert heard == {
+        "follower": [("job.progress", f"article:{ARTICLE}")],
+        "author": [],
+        "admin": [("job.progress", "admin")],
+    }
+
+
+def test_progress_of_a_job_about_no_article_reaches_admins_only(listeners):
+    events.publish(events.JobEvent("progress", job(queue="analytics", payload={"date": "2026-11-27"})))
+    assert rooms_heard(listeners, "follower", "admin") == {"follower": [], "admin": [("job.progress", "admin")]}
+
+
+def test_job_completion_and_failure_reach_admins_and_the_user_who_caused_it(listeners):
+    events.publish(events.JobEvent("completed", job(state="completed", attempts=2)))
+    events.publish(events.JobEvent("failed", job(state="failed", attempts=3), {"message": "webhook 500"}))
+    frames = listeners.take("author")
+    assert [(f["type"], f["data"]) for f in frames] == [
+        ("job.completed", {"job_id": "job-1", "queue": "articles", "attempts": 2}),
+        ("job.failed", {"job_id": "job-1", "queue": "articles", "attempts": 3, "error": {"message": "webhook 500"}}),
+    ]
+    heard = [f["type"] for f in listeners.take("admin")]  # with the audit's activity and alert
+    assert [t for t in heard if t.startswith("job.")] == ["job.completed", "job.failed"]
+    assert listeners.take("follower") == []
+
+
+def test_job_activity_and_retries_are_not_broadcast(listeners):
+    events.publish(events.JobEvent("active", job()))
+    events.publish(events.JobEvent("retrying", job()))
+    assert listeners.calls == 0
+
+
+def test_article_status_changes_are_broadcast(listeners):
+    events.publish(events.ArticleStatusChanged(ARTICLE, "PROCESSING", "author-1", "job-1"))
+    heard = rooms_heard(listeners, "follower", "author", "admin")
+    assert heard == {
+        "follower": [("article.status", f"article:{ARTICLE}")],
+        "author": [("article.status", "user:author-1")],
+        "admin": [("article.status", "admin")],
+    }
+
+
+def test_alerts_reach_admins_with_their_details(listeners):
+    events.publish(events.Alert("critical", "queue articles is failing", {"queue": "articles", "level": "spoof"}))
+    frames = listeners.take("admin")
+    assert frames[0]["type"] == "system.alert"
+    assert frames[0]["data"] == {"level": "critical", "message": "queue articles is failing", "queue": "articles"}
+
+
+def test_important_audit_events_reach_admins_as_activity(listeners):
+    events.publish(events.AuditRecorded({"id": "e1", "action": "settings.update"}, important=True))
+    events.publish(events.AuditRecorded({"id": "e2", "action": "article.create"}, important=False))
+    frames = listeners.take("admin")
+    assert [(f["type"], f["data"]["id"]) for f in frames] == [("activity", "e1")]
+
+
+def test_a_failing_emitter_does_not_break_the_publisher(listeners):
+    events.publish(events.Alert("info", "x" * (200 * 1024)))  # refused by the emitter, logged
+    assert listeners.calls == 0
+
+
+def test_analytics_ingestion_sends_at_most_one_update_per_article_every_few_seconds(api, listeners, monkeypatch):
+    aid = body_id(api.post("/api/articles", {"title": "T", "topic": "t"}, as_="editor"))
+    api.token("viewer")
+    clock = [time.time()]
+    monkeypatch.setattr(timeutil, "now", lambda: clock[0])
+
+    def updates() -> list[dict[str, Any]]:  # the admin room also hears `activity` (audit)
+        return [f for f in listeners.take("admin") if f["type"] == "analytics.update"]
+
+    listeners.take("admin")
+    for kind in ("view", "view", "click"):
+        assert api.post("/api/analytics/events", {"article_id": aid, "type": kind}, as_="viewer").status_code == 202
+    assert [f["data"] for f in updates()] == [{"article_id": aid, "counts": {"view": 1, "click": 0, "share": 0}}]
+    clock[0] += emitters.ANALYTICS_UPDATE_SECONDS
+    api.post("/api/analytics/events", {"article_id": aid, "type": "share"}, as_="viewer")
+    assert [f["data"]["counts"] for f in updates()] == [{"view": 2, "click": 1, "share": 1}]
+
+
+def test_the_throttle_is_per_article(listeners):
+    events.publish(events.AnalyticsRecorded("b" * 32, "view"))
+    events.publish(events.AnalyticsRecorded("c" * 32, "view"))
+    assert [f["data"]["article_id"] for f in listeners.take("admin")] == ["b" * 32, "c" * 32]
+
+
+def test_two_ingestions_racing_for_the_same_update_send_one(listeners):
+    from chalicelib import aws
+    from chalicelib.realtime.store import AnalyticsCounts
+
+    counter = AnalyticsCounts(aws.table("ws_events"))
+    _, seen = counter.add("d" * 32, "view")
+    assert counter.claim("d" * 32, seen, time.time() + 5) is True
+    assert counter.claim("d" * 32, seen, time.time() + 5) is False
+
+
+def body_id(response: Any) -> str:
+    import json
+
+    return json.loads(response.body)["id"]
