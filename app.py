@@ -6,9 +6,10 @@ schedules, realtime, audit, dashboard.
 
 from __future__ import annotations
 
-from chalicelib import config, http
+from chalicelib import catalog, config, http, schedules
 from chalicelib.auth import service as auth
 from chalicelib.content import analytics, articles, settings
+from chalicelib.jobs import worker
 from chalicelib.realtime import handlers as ws
 from chalicelib.runtime import Inkwell, current
 
@@ -106,9 +107,62 @@ def put_setting(key: str) -> dict:
 
 
 # --- jobs -------------------------------------------------------------------------------------
+# One SQS handler per queue, all running the shared worker. Chalice's on_sqs_message takes the
+# queue's *name*, and names are per stage (`inkwell-<stage>-<queue>`), so the name is computed
+# here at import from config: `chalice package` / `chalice deploy` import this module to build
+# their template and must run with the stage's INKWELL_STAGE set (a queue_arn would need the
+# account id at import instead). The functions' timeouts come from catalog.QUEUES
+# (.chalice/config.json, per function); batch sizes from the catalogue too.
+
+
+def _sqs_handler(queue: str) -> object:
+    spec = catalog.queue(queue)
+    return app.on_sqs_message(queue=config.get().resource_name(queue), batch_size=spec.batch_size, name=f"jobs_{queue}")
+
+
+@_sqs_handler("articles")
+def jobs_articles(event: object) -> dict:
+    return worker.handle("articles", event.to_dict(), event.context)
+
+
+@_sqs_handler("analytics")
+def jobs_analytics(event: object) -> dict:
+    return worker.handle("analytics", event.to_dict(), event.context)
+
+
+@_sqs_handler("emails")
+def jobs_emails(event: object) -> dict:
+    return worker.handle("emails", event.to_dict(), event.context)
+
+
+@_sqs_handler("cleanup")
+def jobs_cleanup(event: object) -> dict:
+    return worker.handle("cleanup", event.to_dict(), event.context)
 
 
 # --- schedules --------------------------------------------------------------------------------
+
+# One Lambda per catalogue schedule, each `app.<name>`; tests check that this list is the catalogue.
+daily_analytics = schedules.handler(app, "daily-analytics")
+weekly_report = schedules.handler(app, "weekly-report")
+session_cleanup = schedules.handler(app, "session-cleanup")
+login_attempts_cleanup = schedules.handler(app, "login-attempts-cleanup")
+activity_log_cleanup = schedules.handler(app, "activity-log-cleanup")
+webhook_log_cleanup = schedules.handler(app, "webhook-log-cleanup")
+analytics_data_cleanup = schedules.handler(app, "analytics-data-cleanup")
+audit_digest = schedules.handler(app, "audit-digest")
+
+
+@app.route("/api/schedules")
+def list_schedules() -> dict:
+    auth.require("admin")
+    return schedules.listing()
+
+
+@app.route("/api/schedules/{name}/run", methods=["POST"])
+def run_schedule(name: str) -> object:
+    user = auth.require("admin")
+    return http.accepted(schedules.run_now(name, user))
 
 
 # --- realtime ---------------------------------------------------------------------------------

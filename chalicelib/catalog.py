@@ -50,6 +50,9 @@ class Queue:
     batch_size: int = 10
     backoff_base: float = 2.0  # seconds before the 2nd attempt; doubled for each later one
     description: str = ""
+    job_types: tuple[str, ...] = ()  # what `jobs.enqueue` accepts for this queue
+    keep_completed: int = 100  # retention: the newest completed / failed job records kept
+    keep_failed: int = 50
 
     @property
     def visibility_timeout(self) -> int:
@@ -110,10 +113,32 @@ TABLES: dict[str, Table] = {
             description="view/click/share events by UTC day",
         ),
         Table(
+            "schedules",
+            pk="name",
+            description="per schedule: its last run and outcome, and the lease that keeps runs from overlapping",
+        ),
+        Table(
             "settings",
             pk="scope",
             sk="key",
             description="admin settings (scope `config`) and stored reports (scope `report`)",
+        ),
+        Table(
+            "jobs",
+            pk="id",
+            ttl="ttl",
+            types=_TTL_TYPES,
+            indexes=(EXPIRY_INDEX, Index("by_queue_state", "queue_state", "updated_at")),
+            description="job records (`queue_state` = `<queue>#<state>`) and `idem#<queue>#<key>` idempotency items",
+        ),
+        Table(
+            "webhook_logs",
+            pk="article_id",
+            sk="sk",
+            ttl="ttl",
+            types=_TTL_TYPES,
+            indexes=(EXPIRY_INDEX,),
+            description="every article-generation webhook call, by article and time",
         ),
     )
 }
@@ -121,10 +146,35 @@ TABLES: dict[str, Table] = {
 QUEUES: dict[str, Queue] = {
     q.name: q
     for q in (
-        Queue("articles", function_timeout=120, batch_size=5, description="article generation, publish, archive"),
-        Queue("analytics", function_timeout=300, batch_size=1, description="reports and analytics cleanup"),
-        Queue("emails", function_timeout=30, batch_size=10, description="SES emails from templates"),
-        Queue("cleanup", function_timeout=300, batch_size=1, description="sweeps of expired data, audit digests"),
+        # articles: a webhook call is bounded by 30 s (config), so a batch of 3 fits in 120 s.
+        Queue(
+            "articles",
+            function_timeout=120,
+            batch_size=3,
+            description="article generation, publish, archive",
+            job_types=("generate", "publish", "archive"),
+        ),
+        Queue(
+            "analytics",
+            function_timeout=300,
+            batch_size=1,
+            description="reports and analytics cleanup",
+            job_types=("daily_report", "weekly_report", "cleanup_old_data"),
+        ),
+        Queue(
+            "emails",
+            function_timeout=60,
+            batch_size=10,
+            description="SES emails from templates",
+            job_types=("send",),
+        ),
+        Queue(
+            "cleanup",
+            function_timeout=300,
+            batch_size=1,
+            description="sweeps of expired data, audit digests",
+            job_types=("sessions", "login_attempts", "activity_logs", "webhook_logs", "orphans", "audit_digest"),
+        ),
     )
 }
 

@@ -18,6 +18,7 @@ JWT_SECRET = "JWT_SECRET"
 JWT_TTL_SECONDS = "INKWELL_JWT_TTL_SECONDS"
 WEBHOOK_SECRET = "WEBHOOK_SECRET"
 ARTICLE_WEBHOOK_URL = "ARTICLE_WEBHOOK_URL"
+WEBHOOK_TIMEOUT = "INKWELL_WEBHOOK_TIMEOUT_SECONDS"  # one webhook call's timeout (default 30)
 AUDIT_DIGEST_KEY = "AUDIT_DIGEST_KEY"
 WS_MANAGEMENT_ENDPOINT = "INKWELL_WS_MANAGEMENT_ENDPOINT"
 WS_URL = "INKWELL_WS_URL"  # the public wss:// URL clients connect to (returned with tickets)
@@ -41,6 +42,7 @@ class Settings:
     article_webhook_url: str
     ws_management_endpoint: str | None
     scrypt_n: int
+    webhook_timeout_seconds: float = 30.0
 
     @property
     def is_local(self) -> bool:
@@ -63,6 +65,7 @@ def get() -> Settings:
         article_webhook_url=env.get(ARTICLE_WEBHOOK_URL, ""),
         ws_management_endpoint=env.get(WS_MANAGEMENT_ENDPOINT) or None,
         scrypt_n=int(env.get(SCRYPT_N, str(2**14))),
+        webhook_timeout_seconds=float(env.get(WEBHOOK_TIMEOUT, "30")),
     )
 
 

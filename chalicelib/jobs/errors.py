@@ -1,0 +1,77 @@
+"""The errors a job can end with, and how the worker treats each.
+
+A processor raises `PermanentError` (or a subclass) when trying again cannot help: the job fails
+at once and its message goes to the dead-letter queue. Any other exception is retried with
+backoff until the queue's attempts are spent. `kind` is the short machine-readable reason stored
+in the job record's `error` (clients see `{"message", "kind"}`, never a stack trace).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DeadlineExceeded",
+    "EnqueueError",
+    "JobError",
+    "LeaseLost",
+    "PermanentError",
+    "RetryRefused",
+    "UnknownJobType",
+]
+
+MAX_MESSAGE = 500
+
+
+class JobError(Exception):
+    """A failure the worker records with a chosen kind; retried unless permanent."""
+
+    kind = "error"
+    permanent = False
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        super().__init__(message)
+        if kind:
+            self.kind = kind
+
+
+class PermanentError(JobError):
+    """Fails the job at once: invalid payload, a refused webhook call, an impossible transition."""
+
+    kind = "permanent"
+    permanent = True
+
+
+class UnknownJobType(PermanentError):
+    kind = "unknown_type"
+
+
+class DeadlineExceeded(JobError):
+    """Too little of the Lambda's time is left to start or finish this step; retried later."""
+
+    kind = "deadline"
+
+
+class LeaseLost(JobError):
+    """Another worker took the job over (our lease had expired); this run must stop."""
+
+    kind = "lease_lost"
+
+
+class EnqueueError(Exception):
+    """The job could not be queued (its record was removed again); nothing will run."""
+
+
+class RetryRefused(Exception):
+    """The job cannot be retried now (not failed, or its subject refuses, e.g. the article moved on)."""
+
+
+def describe(exc: BaseException) -> dict[str, str]:
+    """The `error` of a job record for an exception: a message and a kind, never a traceback."""
+    if isinstance(exc, JobError):
+        message, kind = str(exc), exc.kind
+    else:
+        message, kind = f"{type(exc).__name__}: {exc}", "error"
+    return {"message": message[:MAX_MESSAGE] or kind, "kind": kind}
+
+
+def is_permanent(exc: BaseException) -> bool:
+    return isinstance(exc, JobError) and exc.permanent

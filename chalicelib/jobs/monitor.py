@@ -1,0 +1,38 @@
+"""The one place a job's state changes are announced.
+
+Every change (active, progress, completed, failed, retrying) is logged as one JSON line and
+published as `events.JobEvent`; the realtime emitters and the audit logger subscribe to that
+event type, so neither the worker nor a processor knows about them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from chalicelib import events
+from chalicelib.jobs.records import public
+
+log = logging.getLogger("inkwell.jobs")
+
+KINDS = ("active", "progress", "completed", "failed", "retrying")
+
+
+def emit(kind: str, record: dict[str, Any], error: dict[str, Any] | None = None) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown job event kind {kind!r}")
+    job = public(record)
+    line = {
+        "event": f"job.{kind}",
+        "job_id": job["id"],
+        "queue": job["queue"],
+        "type": job["type"],
+        "state": job["state"],
+        "attempts": job["attempts"],
+        "progress": job["progress"],
+    }
+    if error:
+        line["error"] = error
+    log.log(logging.WARNING if kind in ("failed", "retrying") else logging.INFO, json.dumps(line))
+    events.publish(events.JobEvent(kind=kind, job=job, error=error))

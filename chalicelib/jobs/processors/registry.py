@@ -1,0 +1,85 @@
+"""Processors, registered per (queue, job type), and the context a running job gets.
+
+A processor is a plain function `(job, ctx) -> result dict` where `job` is the public job
+(`GET /api/jobs/{id}`'s shape). It may register two hooks: `on_final_failure(job, error)`, run
+once when the job fails for good (after its last attempt, or at once for a PermanentError), and
+`on_retry(job)`, run before an admin's retry re-queues a failed job (raise
+`errors.RetryRefused` to refuse it; the article generator uses it to put its article back into
+PROCESSING).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.jobs.errors import DeadlineExceeded
+
+Job = dict[str, Any]
+Run = Callable[[Job, "JobContext"], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Processor:
+    queue: str
+    type: str
+    run: Run
+    on_final_failure: Callable[[Job, dict[str, str]], None] | None = None
+    on_retry: Callable[[Job], None] | None = None
+
+
+_registry: dict[tuple[str, str], Processor] = {}
+
+
+def processor(
+    queue: str,
+    job_type: str,
+    *,
+    on_final_failure: Callable[[Job, dict[str, str]], None] | None = None,
+    on_retry: Callable[[Job], None] | None = None,
+) -> Callable[[Run], Run]:
+    """Register the decorated function for (queue, job_type); a later registration replaces an
+    earlier one (so a placeholder can be superseded)."""
+
+    def register(fn: Run) -> Run:
+        _registry[(queue, job_type)] = Processor(queue, job_type, fn, on_final_failure, on_retry)
+        return fn
+
+    return register
+
+
+def get(queue: str, job_type: str) -> Processor | None:
+    return _registry.get((queue, job_type))
+
+
+def registered() -> list[tuple[str, str]]:
+    return sorted(_registry)
+
+
+@dataclass
+class JobContext:
+    """What a running processor may ask of the worker."""
+
+    job: Job
+    attempt: int  # 1 for the first delivery of this run
+    final_attempt: bool  # a failure now fails the job
+    report_progress: Callable[[int], None] = field(repr=False)
+    remaining: Callable[[], float] = field(repr=False)  # seconds left before the Lambda's deadline
+    margin: float = 5.0  # seconds kept back for recording the outcome
+
+    def progress(self, percent: int) -> None:
+        """Record and announce progress (0-100); repeated or lower values are ignored."""
+        percent = max(0, min(100, int(percent)))
+        if percent > self.job.get("progress", 0):
+            self.job["progress"] = percent
+            self.report_progress(percent)
+
+    def time_left(self) -> float:
+        """Seconds this job may still spend (the Lambda's remaining time less the margin)."""
+        return self.remaining() - self.margin
+
+    def check_deadline(self, needed: float = 0.0) -> None:
+        """Raise DeadlineExceeded (retried later) unless `needed` seconds are left."""
+        if self.time_left() <= needed:
+            raise DeadlineExceeded("stopped before the Lambda deadline")

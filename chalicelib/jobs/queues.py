@@ -1,0 +1,96 @@
+"""The SQS side of jobs: job messages, sending them, hiding failed ones, dead-lettering.
+
+A message carries only what routes it to its record: `{"job_id", "run", "queue", "type"}`; the
+payload lives in the record (which the claim reads back anyway). `run` tells a message of an
+earlier run (before an admin's retry) from the current one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger("inkwell.jobs")
+
+MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds limit
+MAX_VISIBILITY = 12 * 3600
+
+
+class JobMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: str = Field(min_length=1, max_length=64, pattern=r"^[0-9a-f]{32}$")
+    run: int = Field(default=1, ge=1)
+    queue: str = ""
+    type: str = ""
+
+    def body(self) -> str:
+        return json.dumps(self.model_dump(), separators=(",", ":"))
+
+
+def message_for(record: dict[str, Any]) -> JobMessage:
+    return JobMessage(job_id=record["id"], run=int(record.get("run", 1)), queue=record["queue"], type=record["type"])
+
+
+class JobQueues:
+    """SQS operations on the catalogue's queues; `url_of(logical name)` resolves a queue or its DLQ."""
+
+    def __init__(self, sqs: Any, url_of: Callable[[str], str]) -> None:
+        self._sqs = sqs
+        self._url_of = url_of
+
+    def send(self, queue: str, message: JobMessage | str, delay_seconds: int = 0) -> str:
+        body = message if isinstance(message, str) else message.body()
+        kwargs: dict[str, Any] = {"QueueUrl": self._url_of(queue), "MessageBody": body}
+        if delay_seconds:
+            kwargs["DelaySeconds"] = int(delay_seconds)
+        return self._sqs.send_message(**kwargs)["MessageId"]
+
+    def hide(self, queue: str, receipt_handle: str, seconds: int) -> None:
+        """Keep a received message invisible for `seconds` (the backoff before its next delivery)."""
+        self._sqs.change_message_visibility(
+            QueueUrl=self._url_of(queue),
+            ReceiptHandle=receipt_handle,
+            VisibilityTimeout=max(0, min(MAX_VISIBILITY, int(seconds))),
+        )
+
+    def dead_letter(self, queue: str, body: str) -> None:
+        """Put a copy in the queue's dead-letter queue (the caller then acknowledges the original)."""
+        self._sqs.send_message(QueueUrl=self._url_of(f"{queue}-dlq"), MessageBody=body)
+
+    def dead_letters(self, queue: str, limit: int, visibility: int = 60) -> Iterator[tuple[str, str]]:
+        """Up to `limit` messages of the queue's dead-letter queue as (body, receipt handle);
+        they stay hidden for `visibility` seconds unless deleted or released."""
+        url = self._url_of(f"{queue}-dlq")
+        seen = 0
+        while seen < limit:
+            batch = self._sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(10, limit - seen),
+                VisibilityTimeout=visibility,
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not batch:
+                return
+            for message in batch:
+                seen += 1
+                yield message["Body"], message["ReceiptHandle"]
+
+    def delete_dead_letter(self, queue: str, receipt_handle: str) -> None:
+        self._sqs.delete_message(QueueUrl=self._url_of(f"{queue}-dlq"), ReceiptHandle=receipt_handle)
+
+    def release_dead_letter(self, queue: str, receipt_handle: str) -> None:
+        self._sqs.change_message_visibility(
+            QueueUrl=self._url_of(f"{queue}-dlq"), ReceiptHandle=receipt_handle, VisibilityTimeout=0
+        )
+
+
+def parse_body(body: str) -> JobMessage | None:
+    try:
+        return JobMessage.model_validate_json(body)
+    except ValueError:
+        return None

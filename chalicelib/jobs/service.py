@@ -1,0 +1,207 @@
+"""What the rest of Inkwell does with jobs: enqueue, read, list, count, retry, remove, redrive.
+
+`enqueue` is the one way in, used by routes, schedules and processors alike: it writes the job
+record (with its idempotency item, in one transaction) and then sends the message. If the send
+fails the record is removed again, so a job that exists is a job that will run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from chalicelib import aws, catalog, http
+from chalicelib.jobs import errors
+from chalicelib.jobs.queues import MAX_DELAY_SECONDS, JobQueues, message_for, parse_body
+from chalicelib.jobs.records import STATES, JobStore, public
+from chalicelib.util import storable_problem
+
+log = logging.getLogger("inkwell.jobs")
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_KEY_LENGTH = 200
+
+
+def store() -> JobStore:
+    return JobStore(aws.table("jobs"))
+
+
+def queues() -> JobQueues:
+    return JobQueues(aws.client("sqs"), aws.queue_url)
+
+
+def check_request(queue: str, job_type: str, payload: Any, idempotency_key: str | None, delay_seconds: int) -> None:
+    """Raise ValueError for a job that cannot be enqueued (pure)."""
+    if queue not in catalog.QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+    if job_type not in catalog.queue(queue).job_types:
+        raise ValueError(f"queue {queue!r} has no job type {job_type!r}")
+    if not isinstance(payload, dict):
+        raise ValueError("the payload must be a JSON object")
+    if len(json.dumps(payload)) > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"the payload must be at most {MAX_PAYLOAD_BYTES} bytes as JSON")
+    problem = storable_problem(payload)
+    if problem:
+        raise ValueError(f"the payload {problem}")
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_KEY_LENGTH:
+        raise ValueError(f"an idempotency key has 1 to {MAX_KEY_LENGTH} characters")
+    if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
+        raise ValueError(f"the delay must be between 0 and {MAX_DELAY_SECONDS} seconds")
+
+
+def enqueue(
+    queue: str,
+    type: str,  # noqa: A002 - the shared interface's name
+    payload: dict[str, Any],
+    *,
+    user_id: str | None = None,
+    idempotency_key: str | None = None,
+    delay_seconds: int = 0,
+    job_id: str | None = None,
+    jobs: JobStore | None = None,
+    sqs: JobQueues | None = None,
+) -> dict[str, Any]:
+    """Queue a job and return it as `GET /api/jobs/{id}` shows it.
+
+    With `idempotency_key`, a second call with the same key (on the same queue) returns the
+    first job and queues nothing. `delay_seconds` (up to 900) holds the message back; the job is
+    `delayed` until then. `job_id` lets a caller that must name the job first (the article
+    routes write it on the article) choose it. Raises ValueError for a bad request and
+    EnqueueError when the message could not be sent.
+    """
+    check_request(queue, type, payload, idempotency_key, delay_seconds)
+    jobs = jobs or store()
+    record = jobs.new_record(
+        queue,
+        type,
+        payload,
+        max_attempts=catalog.queue(queue).attempts,
+        job_id=job_id,
+        user_id=user_id,
+        idempotency_key=idempotency_key,
+        delayed=delay_seconds > 0,
+    )
+    record, created = jobs.create(record)
+    if not created:
+        return public(record)
+    try:
+        (sqs or queues()).send(queue, message_for(record), delay_seconds)
+    except Exception as exc:
+        log.exception("could not queue job %s on %s", record["id"], queue)
+        try:
+            jobs.discard(record)
+        except Exception:
+            log.exception("could not remove the unqueued job %s", record["id"])
+        raise errors.EnqueueError(f"could not queue the job: {exc.__class__.__name__}") from exc
+    return public(record)
+
+
+def get(job_id: str, jobs: JobStore | None = None) -> dict[str, Any] | None:
+    """The public job, or None (also for ids this API never issues)."""
+    if not _valid_id(job_id):
+        return None
+    record = (jobs or store()).get(job_id)
+    return public(record) if record else None
+
+
+def list_page(queue: str, state: str, params: dict[str, str], jobs: JobStore | None = None) -> dict[str, Any]:
+    """One page (`?limit=&cursor=`) of a queue's jobs in `state`, newest change first."""
+    jobs = jobs or store()
+    return http.query_page(
+        jobs.table, params, {"queue_state", "updated_at", "id"}, public, **jobs.list_query(queue, state)
+    )
+
+
+def counts(queue: str, jobs: JobStore | None = None) -> dict[str, int]:
+    """How many of a queue's jobs are in each state (Select COUNT per state, no scan)."""
+    jobs = jobs or store()
+    return {state: jobs.count(queue, state) for state in STATES}
+
+
+def remove(job_id: str, jobs: JobStore | None = None) -> dict[str, Any] | None:
+    """Delete a job record and return it as it was (None when there was none). A message still
+    in flight for it is acknowledged without running when it arrives."""
+    if not _valid_id(job_id):
+        return None
+    record = (jobs or store()).remove(job_id)
+    return public(record) if record else None
+
+
+def retry(job_id: str, *, jobs: JobStore | None = None, sqs: JobQueues | None = None, tidy: bool = True) -> dict:
+    """Run a failed job again, with fresh attempts: a new run of the same record and a new
+    message. Raises RetryRefused (409) unless it is failed or when its processor refuses;
+    EnqueueError when the message could not be sent (the job stays failed).
+
+    With `tidy`, the run's old message is looked for in the dead-letter queue (a bounded look)
+    and deleted, so the dead-letter count stays true; one that is missed is harmless: its run
+    is stale, so the worker acknowledges it without running it.
+    """
+    from chalicelib.jobs import processors
+
+    jobs, sqs = jobs or store(), sqs or queues()
+    record = jobs.get(job_id) if _valid_id(job_id) else None
+    if record is None:
+        raise LookupError(job_id)
+    old_run = int(record.get("run", 1))
+    reset = jobs.reset_for_retry(record)
+    if reset is None:
+        raise errors.RetryRefused(f"job {job_id} is {record['state']}; only a failed job can be retried")
+    proc = processors.get(reset["queue"], reset["type"])
+    try:
+        if proc and proc.on_retry:
+            proc.on_retry(public(reset))
+        sqs.send(reset["queue"], message_for(reset))
+    except Exception as exc:
+        jobs.undo_retry(reset, record.get("error") or errors.describe(exc))
+        if isinstance(exc, errors.RetryRefused):
+            raise
+        log.exception("could not queue the retry of job %s", job_id)
+        raise errors.EnqueueError(f"could not queue the retry: {exc.__class__.__name__}") from exc
+    if tidy:
+        _forget_dead_letter(sqs, reset["queue"], job_id, old_run)
+    return public(reset)
+
+
+def redrive_dead_letters(
+    queue: str, limit: int = 100, *, jobs: JobStore | None = None, sqs: JobQueues | None = None
+) -> int:
+    """Send up to `limit` dead-letter messages of `queue` back to it; returns how many went.
+
+    A message of a failed job is retried (a new run, as `retry` does); a message whose job is
+    gone, done or already retried is dropped; an unreadable one goes back as it is."""
+    jobs, sqs = jobs or store(), sqs or queues()
+    requeued = 0
+    for body, receipt in list(sqs.dead_letters(queue, limit)):
+        message = parse_body(body)
+        if message is None:
+            sqs.send(queue, body)
+            requeued += 1
+        else:
+            record = jobs.get(message.job_id)
+            current = record is not None and record["state"] == "failed" and int(record.get("run", 1)) == message.run
+            if current:
+                try:
+                    retry(message.job_id, jobs=jobs, sqs=sqs, tidy=False)
+                    requeued += 1
+                except errors.RetryRefused:
+                    log.info("dead letter of job %s not retried: its processor refused", message.job_id)
+                    continue  # leave it in the dead-letter queue
+        sqs.delete_dead_letter(queue, receipt)
+    return requeued
+
+
+def _forget_dead_letter(sqs: JobQueues, queue: str, job_id: str, run: int, look_at: int = 20) -> None:
+    try:
+        for body, receipt in list(sqs.dead_letters(queue, look_at, visibility=5)):
+            message = parse_body(body)
+            if message is not None and message.job_id == job_id and message.run <= run:
+                sqs.delete_dead_letter(queue, receipt)
+            else:
+                sqs.release_dead_letter(queue, receipt)
+    except Exception:
+        log.exception("could not tidy the dead-letter queue of %s", queue)
+
+
+def _valid_id(job_id: str) -> bool:
+    return len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)

@@ -1,0 +1,252 @@
+"""The worker shared by the four SQS handlers: each record of a batch on its own.
+
+For every record: parse the message, claim its job (a conditional update with a lease), run the
+processor, record the outcome, announce it through the monitor. The answer is
+`{"batchItemFailures": [...]}` naming only the records that failed, so SQS deletes the rest.
+
+- A failure that may pass (any exception but a PermanentError) hides the message for a backoff
+  computed from `ApproximateReceiveCount` (`ChangeMessageVisibility`) and marks the job
+  `delayed`; SQS delivers it again when the backoff ends.
+- The last attempt's failure, or a PermanentError at any attempt, fails the job: its processor's
+  `on_final_failure` hook runs, and the worker copies the message to the dead-letter queue itself
+  and acknowledges the original (so "retry" works later, and nothing waits for SQS's redrive).
+- A redelivered message of a completed job is acknowledged without running; a job active under a
+  live lease (a concurrent delivery) is retried when the lease ends; an expired lease (its
+  handler died) is taken over.
+- The worker stops before the Lambda deadline: records it has no time for are failed (retried
+  later) without being started, and processors bound their own waits by `ctx.time_left()`.
+- A hold (`add_hold`, e.g. a paused queue) puts a record's message back with a delay and
+  acknowledges it, so holding a queue does not use up its jobs' attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib import catalog, timeutil
+from chalicelib.jobs import backoff, errors, monitor, processors
+from chalicelib.jobs.queues import JobQueues, parse_body
+from chalicelib.jobs.records import BUSY, CLAIMED, DEAD, DONE, JobStore, public
+
+log = logging.getLogger("inkwell.jobs")
+
+STOP_MARGIN_SECONDS = 5.0  # kept back before the Lambda deadline to record outcomes
+LEASE_GRACE_SECONDS = 5.0  # a lease outlives its Lambda's deadline by this much
+HOLD_DELAY_SECONDS = 30
+
+_holds: list[Callable[[str], bool]] = []
+
+
+def add_hold(hold: Callable[[str], bool]) -> None:
+    """Register `hold(queue) -> bool`; while any hold says True, no job of that queue starts."""
+    if hold not in _holds:
+        _holds.append(hold)
+
+
+@dataclass(frozen=True)
+class Record:
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> Record:
+        attributes = raw.get("attributes") or {}
+        try:
+            count = int(attributes.get("ApproximateReceiveCount", 1))
+        except (TypeError, ValueError):
+            count = 1
+        return cls(raw["messageId"], raw["receiptHandle"], raw.get("body") or "", max(1, count))
+
+
+class Worker:
+    def __init__(
+        self,
+        queue: catalog.Queue,
+        jobs: JobStore,
+        sqs: JobQueues,
+        *,
+        rng: Callable[[], float] | None = None,
+        margin: float = STOP_MARGIN_SECONDS,
+    ) -> None:
+        self.queue = queue
+        self.jobs = jobs
+        self.sqs = sqs
+        self.rng = rng or random.random
+        self.margin = margin
+
+    def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        remaining = _remaining(context, self.queue.function_timeout)
+        records = [Record.of(raw) for raw in event.get("Records") or []]
+        failed: list[str] = []
+        for i, record in enumerate(records):
+            if remaining() <= self.margin:
+                log.warning(
+                    "%s: stopping before the Lambda deadline; %d records left", self.queue.name, len(records) - i
+                )
+                for late in records[i:]:
+                    self._back_off(late)
+                    failed.append(late.message_id)
+                break
+            try:
+                ok = self._one(record, remaining, context)
+            except Exception:  # the machinery itself failed (e.g. DynamoDB unreachable): retry the record
+                log.exception("%s: record %s could not be handled", self.queue.name, record.message_id)
+                self._back_off(record)
+                ok = False
+            if not ok:
+                failed.append(record.message_id)
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+    # --- one record ------------------------------------------------------------------------------
+
+    def _one(self, record: Record, remaining: Callable[[], float], context: Any) -> bool:
+        """Handle one record; True when its message may be deleted."""
+        message = parse_body(record.body)
+        if message is None:
+            log.warning(
+                "%s: malformed message %s (delivery %d)", self.queue.name, record.message_id, record.receive_count
+            )
+            if record.receive_count >= self.queue.attempts:
+                return self._to_dead_letters(record)
+            self._back_off(record)
+            return False
+        if any(hold(self.queue.name) for hold in _holds):
+            self.sqs.send(self.queue.name, record.body, HOLD_DELAY_SECONDS)
+            return True
+        owner = f"{record.message_id}:{getattr(context, 'aws_request_id', '') or id(self)}"
+        lease_until = timeutil.now() + remaining() + LEASE_GRACE_SECONDS
+        claim = self.jobs.claim(self.queue.name, message.job_id, message.run, owner, lease_until)
+        if claim.outcome != CLAIMED:
+            return self._refused(record, claim.outcome, claim.job, message.job_id)
+        job = claim.job
+        assert job is not None
+        monitor.emit("active", job)
+        attempt = int(job["attempts"])
+        final = attempt >= int(job["max_attempts"]) or record.receive_count >= self.queue.attempts
+        proc = processors.get(self.queue.name, job["type"])
+        view = public(job)
+        ctx = processors.JobContext(
+            job=view,
+            attempt=attempt,
+            final_attempt=final,
+            report_progress=lambda pct: self._progress(job, owner, pct),
+            remaining=remaining,
+            margin=self.margin,
+        )
+        try:
+            if proc is None:
+                raise errors.UnknownJobType(f"no processor for {self.queue.name}/{job['type']}")
+            result = proc.run(view, ctx)
+        except errors.LeaseLost as exc:
+            log.warning("%s: %s", self.queue.name, exc)
+            self._back_off(record)
+            return False
+        except Exception as exc:
+            error = errors.describe(exc)
+            if final or errors.is_permanent(exc):
+                return self._fail(job, owner, error, record, proc)
+            return self._retry_later(job, owner, error, record)
+        try:
+            done = self.jobs.complete(job, owner, result)
+        except errors.LeaseLost as exc:
+            log.warning("%s: finished but %s", self.queue.name, exc)
+            return True
+        monitor.emit("completed", done)
+        self._trim("completed", self.queue.keep_completed)
+        return True
+
+    def _refused(self, record: Record, outcome: str, old: dict[str, Any] | None, job_id: str) -> bool:
+        if outcome == DONE:
+            log.info("%s: job %s is completed already; redelivery acknowledged", self.queue.name, job_id)
+            return True
+        if outcome == DEAD:
+            return self._to_dead_letters(record)
+        if outcome == BUSY and old is not None:
+            wait = float(old["lease_until"]) - timeutil.now() + 1
+            log.info("%s: job %s is running elsewhere; trying again in %.0f s", self.queue.name, job_id, wait)
+            self.sqs.hide(self.queue.name, record.receipt_handle, max(1, round(wait)))
+            return False
+        log.info("%s: message for job %s is %s; acknowledged", self.queue.name, job_id, outcome)
+        return True
+
+    def _retry_later(self, job: dict[str, Any], owner: str, error: dict[str, str], record: Record) -> bool:
+        try:
+            job = self.jobs.retry_later(job, owner, error)
+        except errors.LeaseLost:
+            pass
+        else:
+            monitor.emit("retrying", job, error)
+        self._back_off(record)
+        return False
+
+    def _fail(
+        self,
+        job: dict[str, Any],
+        owner: str,
+        error: dict[str, str],
+        record: Record,
+        proc: processors.Processor | None,
+    ) -> bool:
+        try:
+            job = self.jobs.fail(job, owner, error)
+        except errors.LeaseLost as exc:
+            log.warning("%s: %s", self.queue.name, exc)
+            self._back_off(record)
+            return False
+        monitor.emit("failed", job, error)
+        if proc is not None and proc.on_final_failure is not None:
+            try:
+                proc.on_final_failure(public(job), error)
+            except Exception:
+                log.exception("%s: on_final_failure of job %s failed", self.queue.name, job["id"])
+        self._trim("failed", self.queue.keep_failed)
+        return self._to_dead_letters(record)
+
+    # --- queue operations ------------------------------------------------------------------------
+
+    def _to_dead_letters(self, record: Record) -> bool:
+        try:
+            self.sqs.dead_letter(self.queue.name, record.body)
+        except Exception:
+            log.exception("%s: could not dead-letter %s; SQS's redrive will", self.queue.name, record.message_id)
+            self._back_off(record)
+            return False
+        return True
+
+    def _back_off(self, record: Record) -> None:
+        seconds = backoff.delay(record.receive_count, self.queue.backoff_base, self.rng)
+        try:
+            self.sqs.hide(self.queue.name, record.receipt_handle, seconds)
+        except Exception:
+            log.exception("%s: could not set the backoff of %s", self.queue.name, record.message_id)
+
+    def _progress(self, job: dict[str, Any], owner: str, percent: int) -> None:
+        updated = self.jobs.progress(job, owner, percent)
+        monitor.emit("progress", updated)
+
+    def _trim(self, state: str, keep: int) -> None:
+        try:
+            self.jobs.trim(self.queue.name, state, keep)
+        except Exception:
+            log.exception("%s: could not trim %s jobs", self.queue.name, state)
+
+
+def _remaining(context: Any, default_timeout: float) -> Callable[[], float]:
+    """Seconds left before the Lambda deadline, from the context (or the queue's timeout)."""
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        return lambda: context.get_remaining_time_in_millis() / 1000.0
+    deadline = timeutil.now() + default_timeout
+    return lambda: deadline - timeutil.now()
+
+
+def handle(queue: str, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """The SQS handlers' entry point: run a batch of `queue` with the default gateways."""
+    from chalicelib.jobs import service
+
+    return Worker(catalog.queue(queue), service.store(), service.queues()).handle(event, context)

@@ -1,0 +1,206 @@
+"""Scheduled tasks: EventBridge rules that each enqueue one job, exactly once per slot.
+
+`handler(app, name)` registers a catalogue schedule as its own `@app.schedule` Lambda; when it
+fires it only enqueues the schedule's job with the idempotency key `<name>#<slot>` (see `slots`),
+and records that job as the schedule's last run. Job events then store its outcome. A job that
+comes from a schedule runs inside `exclusive(job, ctx)`, which holds the schedule's lease so that
+a run never overlaps the previous one: while that one is active the new job waits, and then
+raises `ScheduleBusy`, which the worker retries. `listing()` and `run_now()` serve the REST routes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib import aws, catalog, cron, events, http, timeutil
+from chalicelib.schedules import slots
+from chalicelib.schedules.store import ScheduleRuns
+
+log = logging.getLogger("inkwell.schedules")
+
+__all__ = [
+    "ScheduleBusy",
+    "exclusive",
+    "fire",
+    "get",
+    "handler",
+    "listing",
+    "on_job_event",
+    "run_now",
+    "runs",
+    "schedule_of",
+    "sleep",
+]
+
+Enqueue = Callable[..., dict[str, Any]]
+
+LEASE_POLL_SECONDS = 5.0
+
+# JobEvent kind -> the status stored as the schedule's `last_status` (the job's state after it).
+_STATUS = {"active": "active", "retrying": "delayed", "completed": "completed", "failed": "failed"}
+
+
+class ScheduleBusy(Exception):
+    """The previous run of this schedule is still active; try again after `retry_after` seconds."""
+
+    def __init__(self, name: str, retry_after: int) -> None:
+        super().__init__(f"the previous run of {name} is still active")
+        self.name = name
+        self.retry_after = retry_after
+
+
+def runs() -> ScheduleRuns:
+    return ScheduleRuns(aws.table("schedules"))
+
+
+def _enqueue() -> Enqueue:
+    from chalicelib import jobs  # the jobs capability; imported late to keep schedules importable alone
+
+    return jobs.enqueue
+
+
+def get(name: str) -> catalog.Schedule:
+    """The catalogue schedule called `name`, or HttpError 404."""
+    schedule = catalog.SCHEDULES.get(name)
+    if schedule is None:
+        raise http.not_found(f"schedule {name!r}")
+    return schedule
+
+
+def _event_moment(event_time: str | None) -> datetime:
+    try:
+        return datetime.fromtimestamp(timeutil.parse_iso(event_time or ""), UTC)
+    except ValueError:
+        # EventBridge always sends `time`; a hand-made event without one stands for now.
+        log.warning("scheduled event without a valid time (%r); using the current time", event_time)
+        return datetime.fromtimestamp(timeutil.now(), UTC)
+
+
+def fire(name: str, event_time: str | None, *, enqueue: Enqueue | None = None) -> dict[str, Any]:
+    """Enqueue the run of `name` for the slot that `event_time` falls in; return its job.
+
+    A second call for the same slot returns the job of the first and enqueues nothing.
+    """
+    schedule = catalog.SCHEDULES[name]
+    slot = slots.slot_of(schedule.expression, _event_moment(event_time))
+    job = (enqueue or _enqueue())(
+        schedule.queue,
+        schedule.job_type,
+        slots.job_payload(schedule, slot),
+        idempotency_key=slots.slot_key(name, slot),
+    )
+    runs().record_run(name, slots.iso(slot), job, manual=False, now=timeutil.iso())
+    log.info("schedule %s slot %s -> job %s", name, slots.iso(slot), job["id"])
+    return job
+
+
+def run_now(name: str, user: dict[str, Any], *, enqueue: Enqueue | None = None) -> dict[str, Any]:
+    """Enqueue a manual run of `name` (its own slot, now); HttpError 404 for an unknown name."""
+    schedule = get(name)
+    now = datetime.fromtimestamp(timeutil.now(), UTC)
+    job = (enqueue or _enqueue())(
+        schedule.queue,
+        schedule.job_type,
+        slots.job_payload(schedule, now, manual=True),
+        user_id=user["id"],
+        idempotency_key=slots.manual_key(name),
+    )
+    runs().record_run(name, slots.iso(now), job, manual=True, now=slots.iso(now))
+    return {"job_id": job["id"], "queue": schedule.queue}
+
+
+def listing(now: float | None = None) -> dict[str, Any]:
+    """Every catalogue schedule with its next run (from its expression) and its last run."""
+    moment = timeutil.now() if now is None else now
+    stored = runs().get_many(list(catalog.SCHEDULES))
+    items = []
+    for schedule in catalog.SCHEDULES.values():
+        state = stored.get(schedule.name, {})
+        upcoming = cron.next_run(schedule.expression, moment)
+        items.append(
+            {
+                "name": schedule.name,
+                "expression": schedule.expression,
+                "description": schedule.description,
+                "queue": schedule.queue,
+                "job_type": schedule.job_type,
+                "next_run": slots.iso(upcoming) if upcoming else None,
+                "last_run": state.get("last_run"),
+                "last_status": state.get("last_status"),
+                "last_job_id": state.get("last_job_id"),
+            }
+        )
+    return {"items": items, "next_cursor": None}
+
+
+def schedule_of(job: dict[str, Any]) -> catalog.Schedule | None:
+    """The catalogue schedule a job was enqueued for, if any (from its payload)."""
+    payload = job.get("payload")
+    name = payload.get("schedule") if isinstance(payload, dict) else None
+    schedule = catalog.SCHEDULES.get(name) if isinstance(name, str) else None
+    if schedule is None or (schedule.queue, schedule.job_type) != (job.get("queue"), job.get("type")):
+        return None
+    return schedule
+
+
+def on_job_event(event: events.JobEvent) -> None:
+    """Store the outcome of a scheduled job as its schedule's last status."""
+    status = _STATUS.get(event.kind)
+    schedule = schedule_of(event.job) if status else None
+    if schedule is not None and status is not None:
+        runs().record_outcome(schedule.name, event.job["id"], status, timeutil.iso())
+
+
+events.subscribe(events.JobEvent, on_job_event)
+
+
+def sleep(seconds: float) -> None:
+    """Tests replace this (`service.sleep`) so that waiting for a lease takes no time."""
+    time.sleep(seconds)
+
+
+@contextmanager
+def exclusive(job: dict[str, Any], ctx: Any = None, *, poll: float = LEASE_POLL_SECONDS) -> Iterator[None]:
+    """Run a scheduled job's processor holding its schedule's lease, so that it never overlaps the
+    previous run of the same schedule. Jobs that come from no schedule pass straight through.
+
+    While the previous run holds the lease, wait for it, polling, for at most half of this
+    attempt's time (`ctx.time_left()`, so the run keeps the other half), then raise ScheduleBusy:
+    a retriable failure, and the next attempt waits again. A run lasts at most its Lambda's
+    timeout, so the waits of the queue's attempts together outlast any run they wait for.
+    """
+    schedule = schedule_of(job)
+    if schedule is None:
+        yield
+        return
+    lease = catalog.queue(schedule.queue).function_timeout  # no run outlives its Lambda
+    budget = ctx.time_left() / 2 if ctx is not None else 0.0
+    store, waited = runs(), 0.0
+    while (holder := store.acquire(schedule.name, job["id"], timeutil.now(), lease)) is not None:
+        retry_after = max(1, holder["until"] - int(timeutil.now()) + 1)
+        if waited + poll > budget:
+            raise ScheduleBusy(schedule.name, retry_after)
+        sleep(poll)
+        waited += poll
+    try:
+        yield
+    finally:
+        store.release(schedule.name, job["id"])
+
+
+def handler(app: Any, name: str) -> Any:
+    """Register schedule `name` as its own `@app.schedule` Lambda, whose handler is
+    `app.<handler_name>`: assign the result to that name in app.py."""
+    schedule = catalog.SCHEDULES[name]
+    handler_name = slots.handler_name(name)
+
+    def on_schedule(event: Any) -> None:
+        fire(name, getattr(event, "time", None))
+
+    on_schedule.__name__ = on_schedule.__qualname__ = handler_name
+    return app.schedule(schedule.expression, name=handler_name, description=schedule.description)(on_schedule)

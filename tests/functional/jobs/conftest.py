@@ -1,0 +1,191 @@
+"""Fixtures for the job tests on moto: one clock for Inkwell and moto's SQS, a Lambda context,
+and a poller that does what Lambda's SQS event source does (receive, invoke, delete the
+successes), so backoff, delays, redrive and leases play out without waiting."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from chalicelib import aws, catalog, config, events, timeutil
+from chalicelib.jobs import processors, worker
+from chalicelib.jobs.processors import registry
+
+
+class Clock:
+    def __init__(self, start: float) -> None:
+        self.t = start
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@pytest.fixture
+def clock(aws_mock: None, monkeypatch: pytest.MonkeyPatch) -> Clock:
+    import moto.sqs.models as sqs_models
+
+    c = Clock(time.time())
+    monkeypatch.setattr(timeutil, "now", c.now)
+    monkeypatch.setattr(sqs_models, "unix_time", lambda *a: c.t)
+    monkeypatch.setattr(sqs_models, "unix_time_millis", lambda *a: c.t * 1000.0)
+    return c
+
+
+class LambdaContext:
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self.clock = clock
+        self.deadline = clock.t + seconds
+        self.aws_request_id = uuid.uuid4().hex
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.deadline - self.clock.t) * 1000)
+
+
+class Poller:
+    """Lambda's SQS event source mapping, by hand."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.sqs = aws.client("sqs")
+        self.responses: list[dict[str, Any]] = []
+
+    def url(self, name: str) -> str:
+        return aws.queue_url(name)
+
+    def receive(self, queue: str, limit: int = 10) -> list[dict[str, Any]]:
+        spec = catalog.queue(queue)
+        messages = self.sqs.receive_message(
+            QueueUrl=self.url(queue),
+            MaxNumberOfMessages=limit,
+            AttributeNames=["All"],
+            WaitTimeSeconds=0,
+            VisibilityTimeout=spec.visibility_timeout,
+        ).get("Messages", [])
+        return messages
+
+    def event(self, messages: list[dict[str, Any]], queue: str) -> dict[str, Any]:
+        arn = f"arn:aws:sqs:us-east-1:123456789012:{config.get().resource_name(queue)}"
+        return {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {}),
+                    "messageAttributes": {},
+                    "md5OfBody": m.get("MD5OfBody", ""),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": arn,
+                    "awsRegion": "us-east-1",
+                }
+                for m in messages
+            ]
+        }
+
+    def deliver(
+        self, queue: str, messages: list[dict[str, Any]], context: Any = None, delete: bool = True
+    ) -> dict[str, Any]:
+        context = context or LambdaContext(self.clock, catalog.queue(queue).function_timeout)
+        response = worker.handle(queue, self.event(messages, queue), context)
+        self.responses.append(response)
+        if delete:
+            failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+            for m in messages:
+                if m["MessageId"] not in failed:
+                    self.sqs.delete_message(QueueUrl=self.url(queue), ReceiptHandle=m["ReceiptHandle"])
+        return response
+
+    def run_once(self, queue: str, context: Any = None, limit: int = 10) -> dict[str, Any] | None:
+        messages = self.receive(queue, limit)
+        return self.deliver(queue, messages, context) if messages else None
+
+    def drain(self, queue: str, rounds: int = 30, step: float = 1.0) -> int:
+        """Deliver until the queue is empty, moving the clock `step` s between empty polls;
+        returns the number of deliveries."""
+        delivered = 0
+        for _ in range(rounds):
+            response = self.run_once(queue)
+            if response is None:
+                if self.visible_and_hidden(queue) == (0, 0):
+                    return delivered
+                self.clock.advance(step)
+            else:
+                delivered += 1
+        return delivered
+
+    def attributes(self, name: str) -> dict[str, int]:
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=self.url(name),
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        return {k: int(v) for k, v in attrs.items()}
+
+    def visible_and_hidden(self, name: str) -> tuple[int, int]:
+        a = self.attributes(name)
+        return a["ApproximateNumberOfMessages"], a["ApproximateNumberOfMessagesNotVisible"] + a[
+            "ApproximateNumberOfMessagesDelayed"
+        ]
+
+    def dead_letter_bodies(self, queue: str) -> list[dict[str, Any]]:
+        messages = self.sqs.receive_message(
+            QueueUrl=self.url(f"{queue}-dlq"), MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=0
+        ).get("Messages", [])
+        return [_loads(m["Body"]) for m in messages]
+
+
+def _loads(body: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body
+
+
+@pytest.fixture
+def poller(clock: Clock) -> Poller:
+    return Poller(clock)
+
+
+@pytest.fixture
+def job_events() -> Iterator[list[events.JobEvent]]:
+    seen: list[events.JobEvent] = []
+    events.subscribe(events.JobEvent, seen.append)
+    yield seen
+    events._listeners[events.JobEvent].remove(seen.append)
+
+
+@pytest.fixture
+def register(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """Register a test processor for (queue, type) for this test only."""
+
+    def _register(queue: str, job_type: str, fn: Any, **hooks: Any) -> Any:
+        processors.get(queue, job_type)  # the real registry is loaded first
+        monkeypatch.setitem(registry._registry, (queue, job_type), registry.Processor(queue, job_type, fn, **hooks))
+        return fn
+
+    return _register
+
+
+@pytest.fixture
+def sqs_calls(aws_mock: None) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Every SQS request Inkwell's client makes, as (operation, params)."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def hook(model: Any, params: dict[str, Any], **_: Any) -> None:
+        calls.append((model.name, params))
+
+    client = aws.client("sqs")
+    client.meta.events.register("before-parameter-build.sqs", hook)
+    yield calls
+    client.meta.events.unregister("before-parameter-build.sqs", hook)
