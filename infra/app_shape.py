@@ -4,8 +4,13 @@ The template overlay (`infra.template`) must name the very resources `chalice pa
 (functions, their roles, their SQS event sources), and the deploy script must find the very
 functions `chalice deploy` creates. Both come from Chalice's own application graph, built from
 `app.py` and `.chalice/config.json` exactly as `chalice package` builds it, so a handler added to
-app.py flows into the template without a hand edit. Building the graph imports app.py with the
-stage's environment (Chalice's CLI does the same), so call this from a script, not a test process.
+app.py flows into the template without a hand edit.
+
+Chalice's CLI imports app.py with the *process* environment (its factory keeps the stage's
+`environment_variables` in a private copy), yet app.py resolves per-stage names at import (the
+SQS handlers' queue names from `INKWELL_STAGE`). So `stage_environment` is applied to the process
+before the import here, and scripts pass it to the `chalice` commands they run. Call this from a
+script, not a test process: it changes `os.environ` and imports app.py for that stage.
 """
 
 from __future__ import annotations
@@ -70,12 +75,25 @@ def _walk(resources: list[Any]) -> list[Any]:
     return seen
 
 
+def stage_environment(stage: str, project_dir: Path = ROOT) -> dict[str, str]:
+    """The environment `.chalice/config.json` gives a stage's functions (global, then stage)."""
+    from chalice.cli.factory import CLIFactory
+
+    return dict(CLIFactory(str(project_dir)).create_config_obj(stage).environment_variables)
+
+
 def load(stage: str, project_dir: Path = ROOT) -> AppShape:
+    import os
+
     from chalice.cli.factory import CLIFactory
     from chalice.deploy import models
     from chalice.deploy.appgraph import ApplicationGraphBuilder
 
-    config = CLIFactory(str(project_dir)).create_config_obj(stage)
+    from chalicelib import config as inkwell_config
+
+    os.environ.update(stage_environment(stage, project_dir))
+    inkwell_config.reset()
+    config = CLIFactory(str(project_dir), environ=os.environ).create_config_obj(stage)
     graph = ApplicationGraphBuilder().build(config, stage)
     shape = AppShape(stage)
     for model in _walk(graph.resources):

@@ -30,13 +30,12 @@ def synced(current: dict[str, Any], shape: AppShape | None = None) -> dict[str, 
         env = stage_cfg.setdefault("environment_variables", {})
         env[config.STAGE] = stage
         env[config.SECRETS_PARAMETER_PREFIX] = iam.secrets_prefix(stage)
-    if shape is not None and shape.sqs:
-        functions = cfg.setdefault("lambda_functions", {})
-        for source in shape.sqs:
-            queue = consumed_queue(source.queue, shape.stage)
-            fn = next(f for f in shape.functions.values() if f.cfn == source.function)
-            if queue is not None:
-                functions.setdefault(fn.name, {})["lambda_timeout"] = queue.function_timeout
+    for source in shape.sqs if shape is not None else ():
+        queue = consumed_queue(source.queue, shape.stage)  # type: ignore[union-attr]
+        fn = shape.functions[source.function]  # type: ignore[union-attr]
+        if queue is not None:
+            functions = cfg.setdefault("lambda_functions", {})
+            functions.setdefault(fn.name, {})["lambda_timeout"] = queue.function_timeout
     return cfg
 
 

@@ -34,6 +34,19 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "table:users": ("dynamodb:PutItem", "dynamodb:Query"),
     "table:sessions": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
     "table:login_attempts": ("dynamodb:BatchWriteItem", "dynamodb:Query"),
+    "table:jobs": (
+        "dynamodb:BatchWriteItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+    ),
+    "table:schedules": ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+    # every queue: enqueue, retry with backoff (visibility), look up URLs
+    "queue:*": ("sqs:SendMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"),
+    # every dead-letter queue: the worker's dead letters, retry-failed and clean
+    "dlq:*": ("sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueUrl"),
     "secret:*": ("ssm:GetParameter",),
     "websocket": ("execute-api:ManageConnections",),
     "email": ("ses:SendEmail",),

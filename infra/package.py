@@ -38,7 +38,10 @@ def package(stage: str, out: Path) -> Path:
     template.write(str(overlay), template.overlay(shape))
     command = [sys.executable, "-m", "infra.chalice_cli", "package", "--stage", stage]
     command += ["--merge-template", str(overlay), str(out)]
+    # no credentials reach `chalice package`: it must work offline; the stage's environment must
+    # reach it, since app.py computes the stage's queue names at import (see infra.app_shape)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") or k == "AWS_DEFAULT_REGION"}
+    env.update(app_shape.stage_environment(stage))
     subprocess.run(command, check=True, cwd=app_shape.ROOT, env=env)
     sam = out / "sam.json"
     problems = template.problems(json.loads(sam.read_text()), shape)

@@ -162,12 +162,15 @@ def catalogue_resources(stage: str) -> dict[str, Any]:
 
 def environment(shape: AppShape) -> dict[str, Any]:
     """What every function is told: each resource's physical name and the WebSocket endpoints."""
+    # One variable per logical name (config.Settings.resource_name reads one for tables and queues
+    # alike): `articles` is a table and a queue, both named inkwell-<stage>-articles. Referencing
+    # the resources also makes CloudFormation create them before any function.
     variables: dict[str, Any] = {}
-    for table in catalog.TABLES.values():
-        variables[name_variable(table.name)] = {"Ref": table_id(table.name)}
     for queue in catalog.QUEUES.values():
         variables[name_variable(queue.name)] = {"Fn::GetAtt": [queue_id(queue.name), "QueueName"]}
         variables[name_variable(queue.dlq)] = {"Fn::GetAtt": [dlq_id(queue.name), "QueueName"]}
+    for table in catalog.TABLES.values():
+        variables[name_variable(table.name)] = {"Ref": table_id(table.name)}
     if shape.websocket:
         host = "${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
         variables[config.WS_MANAGEMENT_ENDPOINT] = {"Fn::Sub": f"https://{host}/{API_STAGE}"}

@@ -35,13 +35,13 @@ def test_policy_grants_every_operation_the_code_calls_and_nothing_else() -> None
 def test_compare_flags_a_missing_and_an_unused_grant() -> None:
     # GIVEN calls that include one ungranted action and omit a granted one
     called = {(action, key) for key, actions in iam.ACCESS.items() for action in actions}
-    called.discard(("dynamodb:GetItem", "table:users"))
+    called.discard(("dynamodb:Query", "table:users"))
     called.add(("dynamodb:Scan", "table:users"))
     # WHEN compared
     result = iam.compare(called)
     # THEN both are named
     assert result.missing == [("dynamodb:Scan", "table:users")]
-    assert result.unused == [("dynamodb:GetItem", "table:users")]
+    assert result.unused == [("dynamodb:Query", "table:users")]
 
 
 def test_platform_actions_are_neither_missing_nor_unused() -> None:
