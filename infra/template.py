@@ -16,6 +16,7 @@ a template with problems, and the tests run it on the real `chalice package` out
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from typing import Any
@@ -45,6 +46,15 @@ def queue_id(name: str) -> str:
 
 def dlq_id(name: str) -> str:
     return logical_id(name, "DeadLetterQueue")
+
+
+def queue_arn_ref(name: str) -> dict[str, str]:
+    """A queue's ARN as an SQS event source's `Queue` (an `Fn::Sub`, replacing Chalice's own)."""
+    return {"Fn::Sub": "${" + queue_id(name) + ".Arn}"}
+
+
+def api_url(scheme: str, api: str) -> dict[str, str]:
+    return {"Fn::Sub": scheme + "://${" + api + "}.execute-api.${AWS::Region}.${AWS::URLSuffix}/" + API_STAGE}
 
 
 def name_variable(logical: str) -> str:
@@ -172,9 +182,8 @@ def environment(shape: AppShape) -> dict[str, Any]:
     for table in catalog.TABLES.values():
         variables[name_variable(table.name)] = {"Ref": table_id(table.name)}
     if shape.websocket:
-        host = "${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
-        variables[config.WS_MANAGEMENT_ENDPOINT] = {"Fn::Sub": f"https://{host}/{API_STAGE}"}
-        variables[config.WS_URL] = {"Fn::Sub": f"wss://{host}/{API_STAGE}"}
+        variables[config.WS_MANAGEMENT_ENDPOINT] = api_url("https", "WebsocketAPI")
+        variables[config.WS_URL] = api_url("wss", "WebsocketAPI")
     return variables
 
 
@@ -199,7 +208,7 @@ def overlay(shape: AppShape) -> dict[str, Any]:
         queue = consumed_queue(source.queue, stage)
         props: dict[str, Any] = {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
         if queue is not None:
-            props["Queue"] = {"Fn::Sub": "${%s.Arn}" % queue_id(queue.name)}
+            props["Queue"] = queue_arn_ref(queue.name)
             timeouts[source.function] = max(timeouts.get(source.function, 0), queue.function_timeout)
         events.setdefault(source.function, {})[source.event] = {"Properties": props}
     for cfn, fn in shape.functions.items():
@@ -211,7 +220,9 @@ def overlay(shape: AppShape) -> dict[str, Any]:
         resources[cfn] = {"Properties": props}
         if fn.role_cfn:
             resources[fn.role_cfn] = {
-                "Properties": {"Policies": [{"PolicyName": "InkwellLeastPrivilege", "PolicyDocument": role_policy}]}
+                "Properties": {
+                    "Policies": [{"PolicyName": "InkwellLeastPrivilege", "PolicyDocument": copy.deepcopy(role_policy)}]
+                }
             }
     outputs: dict[str, Any] = {
         "AlarmTopicArn": {"Value": {"Ref": ALARM_TOPIC}},
@@ -219,12 +230,12 @@ def overlay(shape: AppShape) -> dict[str, Any]:
     if shape.rest:
         outputs["RestApiUrl"] = {
             "Description": "The REST API's base URL",
-            "Value": {"Fn::Sub": "https://${RestAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/%s" % API_STAGE},
+            "Value": api_url("https", "RestAPI"),
         }
     if shape.websocket:
         outputs["WebSocketUrl"] = {
             "Description": "The WebSocket API's URL (append ?ticket=...)",
-            "Value": {"Fn::Sub": "wss://${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/%s" % API_STAGE},
+            "Value": api_url("wss", "WebsocketAPI"),
         }
     for table in catalog.TABLES.values():
         outputs[table_id(table.name) + "Name"] = {"Value": {"Ref": table_id(table.name)}}
@@ -304,7 +315,7 @@ def problems(template: dict[str, Any], shape: AppShape | None = None) -> list[st
         if alarm.get("Type") != "AWS::CloudWatch::Alarm":
             out.append(f"no alarm on {queue.dlq} depth")
         for fn_id, _, props in sqs_events(template):
-            if props.get("Queue") == {"Fn::Sub": "${%s.Arn}" % queue_id(queue.name)}:
+            if props.get("Queue") == queue_arn_ref(queue.name):
                 timeout = functions.get(fn_id, {}).get("Properties", {}).get("Timeout", 0)
                 if q["VisibilityTimeout"] < 6 * timeout:
                     out.append(f"queue {queue.name}: visibility {q['VisibilityTimeout']} s < 6 x {fn_id} timeout")
