@@ -25,6 +25,21 @@ WS_URL = "INKWELL_WS_URL"  # the public wss:// URL clients connect to (returned 
 SCRYPT_N = "INKWELL_SCRYPT_N"
 SECRETS_PARAMETER_PREFIX = "INKWELL_SECRETS_PREFIX"  # on AWS: SSM path holding the secrets
 
+# Read only by the local stack (`local/`, never deployed); named here with the others.
+LOCAL_HTTP_PORT = "INKWELL_HTTP_PORT"
+LOCAL_WS_PORT = "INKWELL_WS_PORT"
+LOCAL_AWS_PORT = "INKWELL_AWS_PORT"
+LOCAL_CONTROL_PORT = "INKWELL_CONTROL_PORT"  # WS management API, fake generator, schedule triggers
+LOCAL_ADMIN_EMAIL = "INKWELL_ADMIN_EMAIL"
+LOCAL_ADMIN_PASSWORD = "INKWELL_ADMIN_PASSWORD"
+LOCAL_WS_IDLE_TIMEOUT = "INKWELL_WS_IDLE_TIMEOUT"  # seconds, API Gateway's 10 minutes by default
+LOCAL_WS_MAX_AGE = "INKWELL_WS_MAX_AGE"  # seconds, API Gateway's 2 hours by default
+LOCAL_GENERATOR_DELAY = "INKWELL_GENERATOR_DELAY"  # seconds the fake article generator takes
+LOCAL_APP = "INKWELL_LOCAL_APP"  # `module:attribute` of the Chalice app to serve (tests add handlers)
+LOCAL_READY_FILE = "INKWELL_READY_FILE"  # where the stack writes its endpoints as JSON once ready
+LOCAL_SCHEDULER_START = "INKWELL_SCHEDULER_START"  # ISO time the EventBridge emulator's clock starts at
+LOCAL_SCHEDULER_SPEED = "INKWELL_SCHEDULER_SPEED"  # how many times faster than real time that clock runs
+
 LOCAL_STAGES = frozenset({"local", "test"})
 DEV_SECRET = "inkwell-local-development-secret-not-for-production"
 

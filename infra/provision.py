@@ -11,6 +11,7 @@ point-in-time recovery, KMS encryption of tables and SSE of queues, matching the
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from chalicelib import catalog, config
@@ -95,11 +96,16 @@ def _harden_table(dynamodb: Any, name: str) -> None:
         dynamodb.update_table(TableName=name, SSESpecification={"Enabled": True, "SSEType": "KMS"})
 
 
-def create_queues(sqs: Any, settings: config.Settings | None = None, hardened: bool = False) -> dict[str, str]:
-    """Every queue and its dead-letter queue; returns logical name -> URL."""
+def create_queues(
+    sqs: Any,
+    settings: config.Settings | None = None,
+    queues: Iterable[catalog.Queue] | None = None,
+    hardened: bool = False,
+) -> dict[str, str]:
+    """Every queue (the catalogue's by default) and its dead-letter queue; returns logical name -> URL."""
     settings = settings or config.get()
     urls: dict[str, str] = {}
-    for queue in catalog.QUEUES.values():
+    for queue in catalog.QUEUES.values() if queues is None else queues:
         dlq_attributes = {"MessageRetentionPeriod": str(14 * 24 * 3600)}
         if hardened:
             dlq_attributes["SqsManagedSseEnabled"] = "true"
@@ -118,7 +124,7 @@ def provision(
     dynamodb: Any, sqs: Any, settings: config.Settings | None = None, hardened: bool = False
 ) -> dict[str, str]:
     create_tables(dynamodb, settings, hardened)
-    return create_queues(sqs, settings, hardened)
+    return create_queues(sqs, settings, hardened=hardened)
 
 
 def delete(dynamodb: Any, sqs: Any, settings: config.Settings) -> list[str]:

@@ -142,7 +142,7 @@ class Worker:
         try:
             if proc is None:
                 raise errors.UnknownJobType(f"no processor for {self.queue.name}/{job['type']}")
-            result = proc.run(view, ctx)
+            result = processors.run(proc, view, ctx)
         except errors.LeaseLost as exc:
             log.warning("%s: %s", self.queue.name, exc)
             self._back_off(record)

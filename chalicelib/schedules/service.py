@@ -17,7 +17,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib import aws, catalog, cron, events, http, timeutil
+from chalicelib import aws, catalog, cron, events, http, jobs, timeutil
+from chalicelib.jobs import processors
+from chalicelib.jobs.errors import JobError
 from chalicelib.schedules import slots
 from chalicelib.schedules.store import ScheduleRuns
 
@@ -45,8 +47,10 @@ LEASE_POLL_SECONDS = 5.0
 _STATUS = {"active": "active", "retrying": "delayed", "completed": "completed", "failed": "failed"}
 
 
-class ScheduleBusy(Exception):
-    """The previous run of this schedule is still active; try again after `retry_after` seconds."""
+class ScheduleBusy(JobError):
+    """The previous run of this schedule is still active; retried (it may end by `retry_after`)."""
+
+    kind = "schedule_busy"
 
     def __init__(self, name: str, retry_after: int) -> None:
         super().__init__(f"the previous run of {name} is still active")
@@ -59,9 +63,7 @@ def runs() -> ScheduleRuns:
 
 
 def _enqueue() -> Enqueue:
-    from chalicelib import jobs  # the jobs capability; imported late to keep schedules importable alone
-
-    return jobs.enqueue
+    return jobs.enqueue  # looked up per call, so tests can stand in for it
 
 
 def get(name: str) -> catalog.Schedule:
@@ -191,6 +193,9 @@ def exclusive(job: dict[str, Any], ctx: Any = None, *, poll: float = LEASE_POLL_
         yield
     finally:
         store.release(schedule.name, job["id"])
+
+
+processors.add_guard(exclusive)
 
 
 def handler(app: Any, name: str) -> Any:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import importlib
 
-from chalicelib.jobs.processors.registry import JobContext, Processor, get, processor, registered
+from chalicelib.jobs.processors.registry import JobContext, Processor, add_guard, get, processor, registered, run
 
 MODULES = ("articles", "analytics", "cleanup", "emails")
 
 for _name in MODULES:
     importlib.import_module(f"{__name__}.{_name}")
 
-__all__ = ["JobContext", "Processor", "get", "processor", "registered"]
+__all__ = ["JobContext", "Processor", "add_guard", "get", "processor", "registered", "run"]

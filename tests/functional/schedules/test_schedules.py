@@ -42,7 +42,7 @@ def jobs(monkeypatch) -> FakeJobs:
 
 
 @pytest.fixture
-def clock(monkeypatch):
+def fixed_now(monkeypatch):
     moment = {"now": NOW}
     monkeypatch.setattr(timeutil, "now", lambda: moment["now"])
     return moment
@@ -84,7 +84,7 @@ def test_every_catalogue_schedule_is_its_own_lambda_reachable_as_app_attribute(a
     assert len({e.handler_string for e in sources.values()}) == len(sources)
 
 
-def test_a_scheduled_event_enqueues_the_job_of_its_slot(client, jobs, clock):
+def test_a_scheduled_event_enqueues_the_job_of_its_slot(client, jobs, fixed_now):
     client.lambda_.invoke("daily_analytics", cw_event("2026-11-28T02:00:00Z"))
     [job] = jobs.enqueued
     assert (job["queue"], job["type"]) == ("analytics", "daily_report")
@@ -99,7 +99,7 @@ def test_a_scheduled_event_enqueues_the_job_of_its_slot(client, jobs, clock):
     assert stored("daily-analytics")["last_status"] == "waiting"
 
 
-def test_a_duplicate_event_gives_one_job(client, jobs, clock):
+def test_a_duplicate_event_gives_one_job(client, jobs, fixed_now):
     for _ in range(2):
         client.lambda_.invoke("session_cleanup", cw_event("2026-11-28T10:00:00Z"))
     client.lambda_.invoke("session_cleanup", cw_event("2026-11-28T10:00:07Z"))  # same slot, jittered
@@ -107,7 +107,7 @@ def test_a_duplicate_event_gives_one_job(client, jobs, clock):
     assert stored("session-cleanup")["last_job_id"] == jobs.enqueued[0]["id"]
 
 
-def test_a_duplicate_after_the_run_finished_does_not_reset_its_status(jobs, aws_mock, clock):
+def test_a_duplicate_after_the_run_finished_does_not_reset_its_status(jobs, aws_mock, fixed_now):
     job = schedules.fire("session-cleanup", "2026-11-28T10:00:00Z")
     events.publish(events.JobEvent("completed", job))
     again = schedules.fire("session-cleanup", "2026-11-28T10:00:00Z")
@@ -115,7 +115,7 @@ def test_a_duplicate_after_the_run_finished_does_not_reset_its_status(jobs, aws_
     assert stored("session-cleanup")["last_status"] == "completed"
 
 
-def test_a_late_event_for_an_old_slot_gives_one_job_for_that_slot(client, jobs, clock):
+def test_a_late_event_for_an_old_slot_gives_one_job_for_that_slot(client, jobs, fixed_now):
     client.lambda_.invoke("daily_analytics", cw_event("2026-11-28T02:00:00Z"))
     client.lambda_.invoke("daily_analytics", cw_event("2026-11-27T02:00:00Z"))  # yesterday's, late
     client.lambda_.invoke("daily_analytics", cw_event("2026-11-27T02:00:00Z"))
@@ -126,7 +126,7 @@ def test_a_late_event_for_an_old_slot_gives_one_job_for_that_slot(client, jobs, 
     assert stored("daily-analytics")["last_job_id"] == jobs.enqueued[0]["id"]
 
 
-def test_an_event_without_a_time_runs_the_current_slot(jobs, aws_mock, clock):
+def test_an_event_without_a_time_runs_the_current_slot(jobs, aws_mock, fixed_now):
     job = schedules.fire("session-cleanup", None)
     assert job["payload"]["slot"] == "2026-11-28T10:00:00Z"
 
@@ -134,7 +134,7 @@ def test_an_event_without_a_time_runs_the_current_slot(jobs, aws_mock, clock):
 # --- outcomes -----------------------------------------------------------------------------------
 
 
-def test_job_events_store_the_outcome_of_the_last_run(jobs, aws_mock, clock):
+def test_job_events_store_the_outcome_of_the_last_run(jobs, aws_mock, fixed_now):
     job = schedules.fire("weekly-report", "2026-11-30T03:00:00Z")
     events.publish(events.JobEvent("active", job))
     assert stored("weekly-report")["last_status"] == "active"
@@ -146,7 +146,7 @@ def test_job_events_store_the_outcome_of_the_last_run(jobs, aws_mock, clock):
     assert stored("weekly-report")["last_status"] == "failed"
 
 
-def test_an_older_runs_outcome_does_not_overwrite_the_last_runs(jobs, aws_mock, clock):
+def test_an_older_runs_outcome_does_not_overwrite_the_last_runs(jobs, aws_mock, fixed_now):
     old = schedules.fire("session-cleanup", "2026-11-28T09:00:00Z")
     new = schedules.fire("session-cleanup", "2026-11-28T10:00:00Z")
     events.publish(events.JobEvent("failed", old))
@@ -176,7 +176,7 @@ def scheduled_job(job_id: str, name: str = "daily-analytics") -> dict[str, Any]:
     return {"id": job_id, "queue": schedule.queue, "type": schedule.job_type, "payload": {"schedule": name}}
 
 
-def test_a_run_waits_while_the_previous_run_is_active(aws_mock, clock):
+def test_a_run_waits_while_the_previous_run_is_active(aws_mock, fixed_now):
     with schedules.exclusive(scheduled_job("first")):
         with pytest.raises(schedules.ScheduleBusy) as busy, schedules.exclusive(scheduled_job("second")):
             pytest.fail("the second run started while the first was active")
@@ -197,12 +197,12 @@ class FakeCtx:
         return self.left
 
 
-def test_a_run_waits_for_the_previous_one_to_finish_then_runs(aws_mock, clock, monkeypatch):
+def test_a_run_waits_for_the_previous_one_to_finish_then_runs(aws_mock, fixed_now, monkeypatch):
     slept: list[float] = []
 
     def sleep(seconds):  # the first run finishes while the second waits
         slept.append(seconds)
-        clock["now"] += seconds
+        fixed_now["now"] += seconds
         if len(slept) == 3:
             schedules.runs().release("daily-analytics", "first")
 
@@ -213,9 +213,9 @@ def test_a_run_waits_for_the_previous_one_to_finish_then_runs(aws_mock, clock, m
     assert slept == [schedules.LEASE_POLL_SECONDS] * 3
 
 
-def test_a_run_waits_at_most_half_its_time_before_it_retries(aws_mock, clock, monkeypatch):
+def test_a_run_waits_at_most_half_its_time_before_it_retries(aws_mock, fixed_now, monkeypatch):
     slept: list[float] = []
-    monkeypatch.setattr(schedules, "sleep", lambda s: (slept.append(s), clock.update(now=clock["now"] + s)))
+    monkeypatch.setattr(schedules, "sleep", lambda s: (slept.append(s), fixed_now.update(now=fixed_now["now"] + s)))
     schedules.runs().acquire("daily-analytics", "first", timeutil.now(), 300)
     with pytest.raises(schedules.ScheduleBusy), schedules.exclusive(scheduled_job("second"), FakeCtx(100)):
         pass
@@ -223,25 +223,25 @@ def test_a_run_waits_at_most_half_its_time_before_it_retries(aws_mock, clock, mo
     assert stored("daily-analytics")["lease_job"] == "first"
 
 
-def test_the_lease_is_given_back_when_the_run_fails(aws_mock, clock):
+def test_the_lease_is_given_back_when_the_run_fails(aws_mock, fixed_now):
     with pytest.raises(RuntimeError), schedules.exclusive(scheduled_job("first")):
         raise RuntimeError("processor crashed")
     with schedules.exclusive(scheduled_job("second")):
         pass
 
 
-def test_a_lease_left_by_a_dead_worker_expires_after_the_function_timeout(aws_mock, clock):
+def test_a_lease_left_by_a_dead_worker_expires_after_the_function_timeout(aws_mock, fixed_now):
     schedules.runs().acquire("daily-analytics", "dead", timeutil.now(), catalog.queue("analytics").function_timeout)
-    clock["now"] += 100
+    fixed_now["now"] += 100
     with pytest.raises(schedules.ScheduleBusy) as busy, schedules.exclusive(scheduled_job("second")):
         pass
     assert busy.value.retry_after == catalog.queue("analytics").function_timeout - 100 + 1
-    clock["now"] += busy.value.retry_after
+    fixed_now["now"] += busy.value.retry_after
     with schedules.exclusive(scheduled_job("second")):
         pass
 
 
-def test_a_redelivered_job_may_take_its_own_lease_again(aws_mock, clock):
+def test_a_redelivered_job_may_take_its_own_lease_again(aws_mock, fixed_now):
     schedules.runs().acquire("daily-analytics", "same", timeutil.now(), 300)
     with schedules.exclusive(scheduled_job("same")):
         pass
@@ -256,7 +256,7 @@ def test_jobs_from_no_schedule_run_without_a_lease(aws_mock):
 # --- routes -------------------------------------------------------------------------------------
 
 
-def test_the_listing_shows_every_schedule_with_its_next_and_last_run(jobs, aws_mock, clock):
+def test_the_listing_shows_every_schedule_with_its_next_and_last_run(jobs, aws_mock, fixed_now):
     schedules.fire("daily-analytics", "2026-11-28T02:00:00Z")
     items = {i["name"]: i for i in schedules.listing()["items"]}
     assert list(items) == list(catalog.SCHEDULES)

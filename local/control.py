@@ -1,0 +1,110 @@
+"""The control server: what the local stack serves besides the REST and WebSocket APIs.
+
+- `POST`/`GET`/`DELETE /@connections/{id}`: API Gateway's WebSocket management API (the app's
+  sender and boto3's `apigatewaymanagementapi` client use it as their endpoint URL);
+- `POST /generator`: the fake article generator; `POST /generator/faults` makes it fail on purpose;
+- `GET /schedules`; `POST /schedules/{name}/fire`: the EventBridge emulator's rules, fired on demand;
+- `GET /connections` (the open WebSocket connections); `GET /health`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import unquote
+
+from local import logs
+from local.generator import FakeGenerator
+from local.httpd import JsonHandler, Server
+from local.scheduler import Scheduler, UnknownSchedule
+from local.websocket import Gone, TooLarge, WebSocketGateway
+
+
+def _error(kind: str, message: str) -> dict[str, str]:
+    return {"message": message, "__type": kind}
+
+
+class ControlHandler(JsonHandler):
+    server: ControlServer
+
+    def _route(self) -> None:
+        started = time.perf_counter()
+        path = self.path.split("?", 1)[0]
+        body = self.read_body()
+        if body is None:
+            return
+        status, answer, headers = self._dispatch(self.command, path, body)
+        self.reply(status, answer, headers)
+        if not path.startswith("/health"):
+            logs.line("CTRL", f"{self.command} {unquote(path)} {status} {logs.ms(started)}")
+
+    do_GET = do_POST = do_DELETE = do_PUT = _route
+
+    def _dispatch(self, method: str, path: str, body: bytes) -> tuple[int, Any, dict[str, str] | None]:
+        gateway, generator, scheduler = self.server.gateway, self.server.generator, self.server.scheduler
+        if path.startswith("/@connections/"):
+            return self._management(gateway, method, unquote(path[len("/@connections/") :]), body)
+        if path == "/generator" and method == "POST":
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, answer = generator.handle(headers, body)
+            return status, answer, None
+        if path == "/generator/faults" and method == "POST":
+            try:
+                spec = json.loads(body or b"{}")
+                generator.add_fault(int(spec["status"]), int(spec.get("times", 1)), spec.get("article_id"))
+            except (ValueError, KeyError, TypeError) as exc:
+                return 400, {"message": f"expected {{status, times?, article_id?}}: {exc}"}, None
+            return 204, None, None
+        if path == "/schedules" and method == "GET":
+            return 200, {"items": scheduler.describe()}, None
+        if path.startswith("/schedules/") and path.endswith("/fire") and method == "POST":
+            name = unquote(path[len("/schedules/") : -len("/fire")])
+            try:
+                return 200, scheduler.fire(name), None
+            except UnknownSchedule:
+                return 404, {"message": f"no schedule {name!r}"}, None
+        if path == "/connections" and method == "GET":
+            return 200, {"items": gateway.connections()}, None
+        if path == "/health":
+            return 200, {"status": "ok", "connections": gateway.connection_count}, None
+        return 404, {"message": "not found"}, None
+
+    @staticmethod
+    def _management(
+        gateway: WebSocketGateway, method: str, connection_id: str, body: bytes
+    ) -> tuple[int, Any, dict[str, str] | None]:
+        try:
+            if method == "POST":
+                gateway.post(connection_id, body)
+                return 200, None, None
+            if method == "GET":
+                return 200, gateway.info(connection_id), None
+            if method == "DELETE":
+                gateway.delete(connection_id)
+                return 204, None, None
+        except Gone:
+            return (
+                410,
+                _error("GoneException", f"connection {connection_id} is gone"),
+                {"x-amzn-ErrorType": "GoneException"},
+            )
+        except TooLarge as exc:
+            return (
+                413,
+                _error("PayloadTooLargeException", f"message too large: {exc}"),
+                {"x-amzn-ErrorType": "PayloadTooLargeException"},
+            )
+        return 405, {"message": "method not allowed"}, None
+
+
+class ControlServer(Server):
+    """Bound at construction (its URL goes into the app's configuration before the app is
+    imported); the parts it serves are attached before `start()`."""
+
+    gateway: WebSocketGateway
+    generator: FakeGenerator
+    scheduler: Scheduler
+
+    def __init__(self, port: int) -> None:
+        super().__init__(port, ControlHandler)

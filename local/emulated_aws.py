@@ -1,0 +1,109 @@
+"""The embedded AWS: moto's server in this process, holding what a deployment would create.
+
+The catalogue's tables and queues (through `infra.provision`, as tests and deploys do), and, as
+`chalice deploy` would: one Lambda function per SQS and schedule handler, an SQS event source
+mapping per queue handler (its `State` is what pause/resume switches, and what the SQS emulator
+obeys) and an EventBridge rule per schedule. Functions are never run by moto: the emulators in
+this package call the handlers in-process.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterable
+
+from chalicelib import aws, catalog
+from infra import provision
+from local.sources import ScheduleSource, SqsSource
+
+ACCOUNT = "123456789012"  # moto's default account
+ROLE_NAME = "inkwell-local-lambda"
+_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+class EmulatedAws:
+    def __init__(self, port: int) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.port = port
+
+    def start(self) -> str:
+        self._server.start()
+        self.port = self._server.get_host_and_port()[1]
+        return self.endpoint
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def provision(self, extra_queues: Iterable[catalog.Queue] = ()) -> dict[str, str]:
+        """The catalogue's tables and queues, plus `extra_queues` (tests); logical name -> URL."""
+        urls = provision.provision(aws.client("dynamodb"), aws.client("sqs"))
+        urls.update(provision.create_queues(aws.client("sqs"), queues=list(extra_queues)))
+        return urls
+
+    def deploy(self, queue_handlers: list[SqsSource], schedules: list[ScheduleSource]) -> None:
+        """Functions, event source mappings and rules for the app's handlers (fills in their ids)."""
+        lam, sqs, events = aws.client("lambda"), aws.client("sqs"), aws.client("events")
+        role = aws.client("iam").create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(_TRUST))
+        code = _placeholder_zip()
+        for source in [*queue_handlers, *schedules]:
+            timeout = source.timeout if isinstance(source, SqsSource) else 60
+            lam.create_function(
+                FunctionName=source.function_name,
+                Runtime="python3.11",
+                Role=role["Role"]["Arn"],
+                Handler="app." + source.name,
+                Code={"ZipFile": code},
+                Timeout=timeout,
+            )
+        for q in queue_handlers:
+            q.queue_url = sqs.get_queue_url(QueueName=q.queue_name)["QueueUrl"]
+            q.queue_arn = sqs.get_queue_attributes(QueueUrl=q.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            mapping = lam.create_event_source_mapping(
+                FunctionName=q.function_name,
+                EventSourceArn=q.queue_arn,
+                BatchSize=q.batch_size,
+                MaximumBatchingWindowInSeconds=q.batching_window,
+                FunctionResponseTypes=["ReportBatchItemFailures"],
+                Enabled=True,
+            )
+            q.mapping_uuid = mapping["UUID"]
+        _detach_moto_delivery()
+        for s in schedules:
+            s.rule_arn = events.put_rule(
+                Name=s.function_name, ScheduleExpression=s.expression, State="ENABLED", Description=s.description
+            )["RuleArn"]
+            function_arn = lam.get_function(FunctionName=s.function_name)["Configuration"]["FunctionArn"]
+            events.put_targets(Rule=s.function_name, Targets=[{"Id": "1", "Arn": function_arn}])
+
+
+def _detach_moto_delivery() -> None:
+    # moto delivers a new message to a mapped function synchronously inside SendMessage (through
+    # Docker); that would consume messages and bump their receive counts. Our poller is the
+    # delivery path, as Lambda's own poller is on AWS, so moto's queue-side hook is cleared. The
+    # mappings themselves (state, batch size) stay readable and updatable through the API.
+    from moto.sqs.models import sqs_backends
+
+    for region_backends in sqs_backends.values():
+        for backend in region_backends.values():
+            for queue in backend.queues.values():
+                queue.lambda_event_source_mappings.clear()
+
+
+def _placeholder_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README", "The local stack runs this function's handler in-process.\n")
+    return buffer.getvalue()

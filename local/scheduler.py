@@ -1,0 +1,140 @@
+"""EventBridge: fires every `@app.schedule` handler at its cron/rate times (UTC), or on demand.
+
+Each firing invokes the handler with the scheduled-event payload EventBridge sends (`id`,
+`detail-type` "Scheduled Event", `source` "aws.events", `time`, `resources` = [the rule's ARN]).
+Next fire times come from `chalicelib.cron`, the calculator the schedules API uses too. A rule
+disabled in the emulated EventBridge (`events.disable_rule`) is skipped, as on AWS; firing on
+demand ignores the rule's state (it is "run now"). Its clock may start at any time and run
+faster than real time (`INKWELL_SCHEDULER_START`, `INKWELL_SCHEDULER_SPEED`), so tests see the
+schedules fire at their cron times without waiting for them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from chalice.local import LambdaContext
+
+from chalicelib import cron
+from local import logs
+from local.emulated_aws import ACCOUNT
+from local.sources import ScheduleSource
+
+
+class UnknownSchedule(KeyError):
+    pass
+
+
+def scheduled_event(rule_arn: str, at: datetime, region: str, event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [rule_arn],
+        "detail": {},
+    }
+
+
+class Scheduler:
+    def __init__(
+        self,
+        schedules: list[ScheduleSource],
+        events: Any,
+        region: str,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.time,
+        speed: float = 1.0,
+    ) -> None:
+        self._by_name = {s.name: s for s in schedules}
+        self._events, self._region, self._stop, self._clock = events, region, stop, clock
+        self._speed = speed  # of `clock` against real time: waits are divided by it
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="schedule")
+        self.thread = threading.Thread(target=self.run, name="scheduler", daemon=True)
+
+    def find(self, name: str) -> ScheduleSource:
+        """By handler name, rule (function) name, or catalogue-style name (`session-cleanup`)."""
+        for source in self._by_name.values():
+            if name in (source.name, source.function_name, source.name.replace("_", "-")):
+                return source
+        raise UnknownSchedule(name)
+
+    def describe(self) -> list[dict[str, Any]]:
+        now = self._clock()
+        return [
+            {
+                "name": s.name,
+                "rule": s.function_name,
+                "rule_arn": s.rule_arn,
+                "expression": s.expression,
+                "next_run": _iso(cron.next_run(s.expression, now)),
+            }
+            for s in self._by_name.values()
+        ]
+
+    def fire(self, name: str, at: datetime | None = None, reason: str = "on demand") -> dict[str, Any]:
+        """Invoke one schedule's handler now (synchronously); a summary of the firing."""
+        source = self.find(name)
+        event = scheduled_event(source.rule_arn, at or datetime.fromtimestamp(self._clock(), UTC), self._region)
+        context = LambdaContext(source.function_name, 512, 60_000)
+        started = time.perf_counter()
+        summary: dict[str, Any] = {"name": source.name, "rule_arn": source.rule_arn, "event_id": event["id"]}
+        try:
+            result = source.handler(event, context)
+            summary.update(status="ok", result=result if isinstance(result, (dict, list, str, int)) else None)
+        except Exception as exc:
+            summary.update(status="error", error=f"{type(exc).__name__}: {exc}")
+        logs.line(
+            "SCHED",
+            f"{source.name} ({source.expression}, {reason}) {summary['status']}"
+            f"{' ' + summary['error'] if 'error' in summary else ''} {logs.ms(started)} event={event['id']}",
+        )
+        return summary
+
+    def _enabled(self, source: ScheduleSource) -> bool:
+        try:
+            return self._events.describe_rule(Name=source.function_name).get("State") == "ENABLED"
+        except Exception:
+            return True  # the emulator's own store failing must not silence schedules
+
+    def run(self) -> None:
+        upcoming = {s.name: cron.next_run(s.expression, self._clock()) for s in self._by_name.values()}
+        while not self._stop.is_set():
+            due = [name for name, at in upcoming.items() if at is not None and at.timestamp() <= self._clock()]
+            for name in due:
+                source, at = self._by_name[name], upcoming[name]
+                assert at is not None
+                upcoming[name] = cron.next_run(source.expression, at)
+                if self._enabled(source):
+                    self._pool.submit(self.fire, name, at, "scheduled")
+            times = [at.timestamp() for at in upcoming.values() if at is not None]
+            wait = min(times) - self._clock() if times else 60.0
+            self._stop.wait(max(0.05, min(wait / self._speed, 60.0)))
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def fast_clock(
+    start: str | None = None, speed: float = 1.0, real: Callable[[], float] = time.time
+) -> Callable[[], float]:
+    """Epoch seconds on a clock that reads `start` (ISO 8601, default now) when made and then runs
+    `speed` times faster than real time (the e2e tests see a day of schedules in seconds)."""
+    if speed <= 0:
+        raise ValueError("the scheduler's speed must be positive")
+    origin = real()
+    begin = datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp() if start else origin
+    return lambda: begin + (real() - origin) * speed
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None

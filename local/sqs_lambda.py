@@ -1,0 +1,188 @@
+"""SQS -> Lambda: a poller per `@app.on_sqs_message` handler, behaving as Lambda's does.
+
+It long-polls the queue with the handler's batch size, builds the Lambda SQS event (real
+`messageId`, `receiptHandle`, attributes with `ApproximateReceiveCount`), invokes the handler and
+deletes what succeeded. With `ReportBatchItemFailures` on the mapping, the `batchItemFailures`
+answer keeps the failed messages, which come back after their visibility timeout and reach the
+dead-letter queue through the redrive policy; an exception fails the whole batch. Before each
+receive it obeys the event source mapping's state (read at most once a second), so
+`lambda.update_event_source_mapping(UUID=..., Enabled=False)` pauses delivery as on AWS.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from chalice.local import LambdaContext
+
+from local import logs
+from local.sources import SqsSource
+
+STATE_TTL = 1.0  # seconds a mapping's state is cached
+WAIT_SECONDS = 1  # long-poll wait: short enough to stop promptly
+
+
+def lambda_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    """The event Lambda passes for a batch of ReceiveMessage results."""
+    return {"Records": [_record(m, queue_arn, region) for m in messages]}
+
+
+def _record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    attributes = {
+        k: v
+        for k, v in (message.get("Attributes") or {}).items()
+        if k
+        in (
+            "ApproximateReceiveCount",
+            "SentTimestamp",
+            "SenderId",
+            "ApproximateFirstReceiveTimestamp",
+            "MessageGroupId",
+            "MessageDeduplicationId",
+            "SequenceNumber",
+            "AWSTraceHeader",
+            "DeadLetterQueueSourceArn",
+        )
+    }
+    message_attributes = {
+        name: {
+            "stringValue": value.get("StringValue"),
+            "binaryValue": value.get("BinaryValue"),
+            "stringListValues": value.get("StringListValues", []),
+            "binaryListValues": value.get("BinaryListValues", []),
+            "dataType": value.get("DataType"),
+        }
+        for name, value in (message.get("MessageAttributes") or {}).items()
+    }
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message.get("Body", ""),
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+class BatchFailed(Exception):
+    """The answer fails the whole batch (as Lambda treats a malformed batchItemFailures)."""
+
+
+def failed_ids(result: Any, message_ids: set[str]) -> set[str]:
+    """Message ids a handler's answer reports as failed (Lambda's ReportBatchItemFailures rules).
+
+    None, a dict without failures, or an empty list: all succeeded. An item without an
+    identifier, or with one not in the batch, or an answer that is not an object: BatchFailed.
+    """
+    if result is None:
+        return set()
+    if not isinstance(result, dict):
+        raise BatchFailed(f"the answer is a {type(result).__name__}, not an object")
+    failures = result.get("batchItemFailures") or []
+    if not isinstance(failures, list):
+        raise BatchFailed("batchItemFailures is not a list")
+    failed = set()
+    for item in failures:
+        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not identifier or identifier not in message_ids:
+            raise BatchFailed(f"bad itemIdentifier {identifier!r}")
+        failed.add(identifier)
+    return failed
+
+
+class SqsPoller:
+    def __init__(
+        self,
+        source: SqsSource,
+        sqs: Any,
+        lam: Any,
+        region: str,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source = source
+        self._sqs, self._lam, self._region, self._stop, self._clock = sqs, lam, region, stop, clock
+        self._state: tuple[float, bool, bool] | None = None  # (read at, enabled, report failures)
+        self.thread = threading.Thread(target=self.run, name=f"sqs-{source.name}", daemon=True)
+
+    def mapping_state(self) -> tuple[bool, bool]:
+        """(enabled, reports batch item failures), from the mapping, cached STATE_TTL seconds."""
+        now = self._clock()
+        if self._state is None or now - self._state[0] >= STATE_TTL:
+            mapping = self._lam.get_event_source_mapping(UUID=self.source.mapping_uuid)
+            enabled = mapping.get("State") in ("Enabled", "Enabling", "Updating")
+            reports = "ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or [])
+            self._state = (now, enabled, reports)
+        return self._state[1], self._state[2]
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                enabled, _ = self.mapping_state()
+                if not enabled:
+                    self._stop.wait(0.25)
+                    continue
+                self.poll_once()
+            except Exception as exc:  # the emulator must outlive a bad moment (shutdown, moto hiccup)
+                if not self._stop.is_set():
+                    logs.line("SQS", f"{self.source.queue_name} poller error: {exc!r}")
+                    self._stop.wait(1)
+
+    def receive(self, wait_seconds: int = WAIT_SECONDS) -> list[dict[str, Any]]:
+        """Up to batch size messages; keeps receiving within the batching window."""
+        wanted = self.source.batch_size
+        deadline = self._clock() + self.source.batching_window
+        messages: list[dict[str, Any]] = []
+        while True:
+            messages += self._sqs.receive_message(
+                QueueUrl=self.source.queue_url,
+                MaxNumberOfMessages=min(10, wanted - len(messages)),
+                WaitTimeSeconds=wait_seconds,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages or len(messages) >= wanted or self._clock() >= deadline:
+                break
+        return messages
+
+    def poll_once(self, wait_seconds: int = WAIT_SECONDS) -> dict[str, Any] | None:
+        """Receive one batch, invoke, delete what succeeded; a summary, or None if none came."""
+        messages = self.receive(wait_seconds)
+        if not messages:
+            return None
+        started = time.perf_counter()
+        event = lambda_event(messages, self.source.queue_arn, self._region)
+        ids = {m["MessageId"] for m in messages}
+        context = LambdaContext(self.source.function_name, 512, self.source.timeout * 1000)
+        failed: set[str] = set()
+        outcome = "ok"
+        try:
+            result = self.source.handler(event, context)
+            _, reports = self.mapping_state()
+            if reports:
+                failed = failed_ids(result, ids)
+                if failed:
+                    outcome = "batchItemFailures"
+        except BatchFailed as exc:
+            failed, outcome = ids, f"whole batch failed: {exc}"
+        except Exception as exc:
+            failed, outcome = ids, f"whole batch failed: {type(exc).__name__}: {exc}"
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            self._sqs.delete_message_batch(
+                QueueUrl=self.source.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+        counts = ",".join(sorted({(m.get("Attributes") or {}).get("ApproximateReceiveCount", "?") for m in messages}))
+        logs.line(
+            "SQS",
+            f"{self.source.queue_name} -> {self.source.name}: {len(messages)} message(s), {len(done)} ok, "
+            f"{len(failed)} failed ({outcome}) receive#{counts} {logs.ms(started)} id={context.aws_request_id}",
+        )
+        return {"received": len(messages), "ok": len(done), "failed": sorted(failed), "outcome": outcome}

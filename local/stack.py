@@ -1,0 +1,284 @@
+"""The local stack: starts every emulator around the Chalice app, prints its endpoints, and
+stops everything on Ctrl-C or SIGTERM within 5 seconds.
+
+Order matters: moto first (its URL goes into the app's configuration), then the process
+environment the app reads (endpoint URLs and fake credentials, so it never reaches real AWS),
+then the app itself, its resources, the admin account, and the servers and workers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib import config
+from local import logs
+from local.control import ControlServer
+from local.emulated_aws import EmulatedAws
+from local.generator import FakeGenerator
+from local.rest import RestServer
+from local.scheduler import Scheduler, fast_clock
+from local.sources import schedule_sources, sqs_sources, websocket_handlers
+from local.sqs_lambda import SqsPoller
+from local.websocket import IDLE_TIMEOUT, MAX_AGE, WebSocketGateway
+
+STOP_BUDGET = 4.5  # seconds; past it the process exits hard (the contract says 5)
+
+
+@dataclass
+class StackConfig:
+    http_port: int = 8000
+    ws_port: int = 8001
+    aws_port: int = 5000
+    control_port: int = 8002
+    admin_email: str = "admin@example.com"
+    admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    ws_idle_timeout: float = IDLE_TIMEOUT
+    ws_max_age: float = MAX_AGE
+    generator_delay: float = 0.2
+    app_ref: str = "app:app"
+    ready_file: str | None = None
+    scheduler_start: str | None = None  # the EventBridge emulator's clock (tests: a fast one)
+    scheduler_speed: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> StackConfig:
+        env = dict(os.environ if env is None else env)
+        cfg = cls()
+        for attr, name, cast in (
+            ("http_port", config.LOCAL_HTTP_PORT, int),
+            ("ws_port", config.LOCAL_WS_PORT, int),
+            ("aws_port", config.LOCAL_AWS_PORT, int),
+            ("control_port", config.LOCAL_CONTROL_PORT, int),
+            ("admin_email", config.LOCAL_ADMIN_EMAIL, str),
+            ("admin_password", config.LOCAL_ADMIN_PASSWORD, str),
+            ("ws_idle_timeout", config.LOCAL_WS_IDLE_TIMEOUT, float),
+            ("ws_max_age", config.LOCAL_WS_MAX_AGE, float),
+            ("generator_delay", config.LOCAL_GENERATOR_DELAY, float),
+            ("app_ref", config.LOCAL_APP, str),
+            ("ready_file", config.LOCAL_READY_FILE, str),
+            ("scheduler_start", config.LOCAL_SCHEDULER_START, str),
+            ("scheduler_speed", config.LOCAL_SCHEDULER_SPEED, float),
+        ):
+            if env.get(name):
+                setattr(cfg, attr, cast(env[name]))
+        return cfg
+
+
+class Stack:
+    def __init__(self, cfg: StackConfig) -> None:
+        self.cfg = cfg
+        self._stop = threading.Event()
+        self._parts: list[Any] = []
+        self.aws: EmulatedAws | None = None
+        self.control: ControlServer | None = None
+        self.gateway: WebSocketGateway | None = None
+        self.rest: RestServer | None = None
+        self.scheduler: Scheduler | None = None
+        self.pollers: list[SqsPoller] = []
+        self.app: Any = None
+
+    # --- start ----------------------------------------------------------------------------------
+
+    def start(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        cfg = self.cfg
+        self.aws = EmulatedAws(cfg.aws_port)
+        endpoint = self.aws.start()
+        self.control = ControlServer(cfg.control_port)
+        control_url = f"http://127.0.0.1:{self.control.port}"
+        _configure_environment(endpoint, control_url)
+
+        module_name, _, attr = cfg.app_ref.partition(":")
+        module = importlib.import_module(module_name)
+        self.app = getattr(module, attr or "app")
+        logs.adopt(self.app.log)
+        extra_queues = tuple(getattr(module, "EXTRA_QUEUES", ()))
+        self.aws.provision(extra_queues)
+        queue_handlers, schedules = sqs_sources(self.app, extra_queues), schedule_sources(self.app)
+        self.aws.deploy(queue_handlers, schedules)
+        self._create_admin()
+
+        from chalicelib import aws
+
+        settings = config.get()
+        self.gateway = WebSocketGateway(
+            websocket_handlers(self.app),
+            cfg.ws_port,
+            idle_timeout=cfg.ws_idle_timeout,
+            max_age=cfg.ws_max_age,
+            stage=settings.stage,
+        )
+        self.gateway.start()
+        self.rest = RestServer(cfg.http_port, self.app).start()
+        self.scheduler = Scheduler(
+            schedules,
+            aws.client("events"),
+            settings.region,
+            self._stop,
+            clock=fast_clock(cfg.scheduler_start, cfg.scheduler_speed),
+            speed=cfg.scheduler_speed,
+        )
+        self.pollers = [
+            SqsPoller(q, aws.client("sqs"), aws.client("lambda"), settings.region, self._stop) for q in queue_handlers
+        ]
+        self.control.gateway = self.gateway
+        self.control.scheduler = self.scheduler
+        self.control.generator = FakeGenerator(config.secret(config.WEBHOOK_SECRET), cfg.generator_delay)
+        self.control.start()
+        for poller in self.pollers:
+            poller.thread.start()
+        self.scheduler.thread.start()
+        info = self.endpoints()
+        info["startup_seconds"] = round(time.perf_counter() - started, 2)
+        if cfg.ready_file:
+            tmp = cfg.ready_file + ".tmp"
+            with open(tmp, "w") as handle:
+                json.dump(info, handle)
+            os.replace(tmp, cfg.ready_file)
+        return info
+
+    def _create_admin(self) -> None:
+        from chalicelib.auth import service as auth
+
+        auth.create_user(self.cfg.admin_email, self.cfg.admin_password, "admin")
+
+    def endpoints(self) -> dict[str, Any]:
+        assert self.aws and self.control and self.gateway and self.rest and self.scheduler
+        control = f"http://127.0.0.1:{self.control.port}"
+        return {
+            "pid": os.getpid(),
+            "stage": config.get().stage,
+            "http_url": f"http://127.0.0.1:{self.rest.port}",
+            "ws_url": f"ws://127.0.0.1:{self.gateway.port}",
+            "aws_endpoint": self.aws.endpoint,
+            "region": config.get().region,
+            "control_url": control,
+            "management_endpoint": control,
+            "generator_url": os.environ[config.ARTICLE_WEBHOOK_URL],
+            "admin_email": self.cfg.admin_email,
+            "admin_password": self.cfg.admin_password,
+            "queue_handlers": {
+                p.source.name: {
+                    "queue": p.source.queue_name,
+                    "function": p.source.function_name,
+                    "mapping_uuid": p.source.mapping_uuid,
+                    "batch_size": p.source.batch_size,
+                }
+                for p in self.pollers
+            },
+            "schedules": [s["name"] for s in self.scheduler.describe()],
+        }
+
+    def banner(self) -> str:
+        e = self.endpoints()
+        rows = [
+            ("REST API", f"{e['http_url']}/api/health"),
+            ("WebSocket API", f"{e['ws_url']}/?token=<JWT> (or ?ticket=)"),
+            ("WS management", f"{e['management_endpoint']}/@connections/{{id}}"),
+            ("AWS (moto)", f"{e['aws_endpoint']}  region {e['region']}, credentials testing/testing"),
+            ("Article generator", e["generator_url"]),
+            ("Schedules", f"{e['control_url']}/schedules  (POST .../schedules/{{name}}/fire)"),
+            ("Admin", f"{e['admin_email']}  password: {e['admin_password']}"),
+        ]
+        rows += [
+            (f"Worker {name}", f"{h['queue']} (batch {h['batch_size']})") for name, h in e["queue_handlers"].items()
+        ]
+        width = max(len(k) for k, _ in rows)
+        lines = [f"Inkwell local stack (stage {e['stage']}) is up:"]
+        lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
+        lines.append("Ctrl-C stops everything.")
+        return "\n".join(lines)
+
+    # --- stop -----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Workers first, then the servers (WebSocket sessions get $disconnect), moto last."""
+        self._stop.set()
+        if self.scheduler:
+            self.scheduler.shutdown()
+        deadline = time.monotonic() + 1.5
+        for poller in self.pollers:
+            poller.thread.join(max(0.0, deadline - time.monotonic()))
+        if self.gateway:
+            self.gateway.stop(2.0)
+        for server in (self.rest, self.control):
+            if server is not None and server._thread.is_alive():
+                server.stop()
+        if self.aws:
+            self.aws.stop()
+
+
+def _configure_environment(aws_endpoint: str, control_url: str) -> None:
+    """What the app reads, set before it is imported: emulator URLs and fake credentials."""
+    env = os.environ
+    env.setdefault(config.STAGE, "local")
+    if env[config.STAGE] not in config.LOCAL_STAGES:
+        raise SystemExit(
+            f"{config.STAGE}={env[config.STAGE]!r}: the local stack runs only stages {sorted(config.LOCAL_STAGES)}"
+        )
+    env.setdefault(config.REGION, "us-east-1")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", config.SECRETS_PARAMETER_PREFIX):
+        env.pop(name, None)
+    env["AWS_ACCESS_KEY_ID"] = env["AWS_SECRET_ACCESS_KEY"] = "testing"
+    env[config.AWS_ENDPOINT] = aws_endpoint
+    env[config.WS_MANAGEMENT_ENDPOINT] = control_url
+    env.setdefault(config.ARTICLE_WEBHOOK_URL, control_url + "/generator")
+    from chalicelib import aws
+
+    config.reset()
+    aws.reset()
+
+
+def main() -> None:
+    logs.setup()
+    cfg = StackConfig.from_env()
+    stack = Stack(cfg)
+    stopping = threading.Event()
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        stack.start()
+    except KeyboardInterrupt:
+        _shutdown(stack)
+        return
+    except Exception as exc:
+        logs.log.exception("the local stack failed to start: %s", exc)
+        _shutdown(stack)
+        sys.exit(1)
+    print(stack.banner(), flush=True)
+
+    def request_stop(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    while not stopping.wait(0.5):
+        pass
+    _shutdown(stack)
+
+
+def _shutdown(stack: Stack) -> None:
+    logs.line("STACK", "stopping")
+    hard_stop = threading.Timer(STOP_BUDGET, lambda: os._exit(0))
+    hard_stop.daemon = True
+    hard_stop.start()
+    started = time.perf_counter()
+    try:
+        stack.stop()
+    finally:
+        logs.line("STACK", f"stopped in {logs.ms(started)}")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # executor threads blocked in a handler must not hold the process

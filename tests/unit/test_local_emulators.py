@@ -1,0 +1,178 @@
+"""The local stack's pure parts: the fake generator, scheduled events, WebSocket request
+contexts, handler discovery and the stack's configuration from the environment."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from chalice import Chalice, Rate
+
+from local import sources
+from local.generator import FakeGenerator, content_for, signature
+from local.scheduler import Scheduler, UnknownSchedule, scheduled_event
+from local.stack import StackConfig
+from local.websocket import Connection, new_connection_id, request_context
+
+BODY = json.dumps({"article_id": "a1", "title": "Tea", "topic": "green tea", "keywords": ["sencha"]}).encode()
+
+
+def generator() -> FakeGenerator:
+    return FakeGenerator("secret", delay=1.5, sleep=lambda s: None)
+
+
+def test_the_generator_answers_deterministic_content_to_a_signed_request() -> None:
+    gen = generator()
+    first = gen.handle({"x-inkwell-signature": signature(BODY, "secret")}, BODY)
+    assert first == gen.handle({"x-inkwell-signature": signature(BODY, "secret")}, BODY)
+    assert first[0] == 200 and "green tea" in first[1]["content"] and "sencha" in first[1]["content"]
+    assert content_for({"title": "A"}) != content_for({"title": "B"})
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({}, BODY, 401),
+        ({"x-inkwell-signature": signature(BODY, "other")}, BODY, 401),
+        ({"x-inkwell-signature": signature(BODY, "secret")[:-1]}, BODY, 401),
+        ({"x-inkwell-signature": signature(b"nope", "secret")}, b"nope", 400),
+        ({"x-inkwell-signature": signature(b"[]", "secret")}, b"[]", 400),
+        ({"x-inkwell-signature": signature(b'{"title":"x"}', "secret")}, b'{"title":"x"}', 400),
+    ],
+)
+def test_the_generator_refuses_unsigned_or_malformed_requests(headers: dict, body: bytes, status: int) -> None:
+    assert generator().handle(headers, body)[0] == status
+
+
+def test_generator_faults_fail_n_calls_then_pass_and_can_target_one_article() -> None:
+    gen, signed = generator(), {"x-inkwell-signature": signature(BODY, "secret")}
+    gen.add_fault(500, times=2)
+    gen.add_fault(429, times=1, article_id="other")
+    assert [gen.handle(signed, BODY)[0] for _ in range(3)] == [500, 500, 200]
+    assert gen.handle({**signed, "x-fake-status": "503"}, BODY)[0] == 503
+    with pytest.raises(ValueError):
+        gen.add_fault(42)
+
+
+def test_a_scheduled_event_is_shaped_as_eventbridge_sends_it() -> None:
+    event = scheduled_event(
+        "arn:aws:events:us-east-1:123456789012:rule/r", datetime(2026, 11, 28, 2, tzinfo=UTC), "eu-west-1"
+    )
+    assert event["detail-type"] == "Scheduled Event" and event["source"] == "aws.events"
+    assert event["time"] == "2026-11-28T02:00:00Z" and event["resources"] == [
+        "arn:aws:events:us-east-1:123456789012:rule/r"
+    ]
+    assert event["region"] == "eu-west-1" and event["detail"] == {} and event["id"]
+
+
+def schedule(name: str, handler: Any, expression: str = "cron(0 2 * * ? *)") -> sources.ScheduleSource:
+    return sources.ScheduleSource(name, handler, f"inkwell-local-{name}", expression, rule_arn=f"arn:rule/{name}")
+
+
+class FakeEvents:
+    def __init__(self, state: str = "ENABLED") -> None:
+        self.state = state
+
+    def describe_rule(self, Name: str) -> dict[str, str]:  # noqa: N803
+        return {"State": self.state}
+
+
+def test_firing_on_demand_finds_a_schedule_by_any_of_its_names_and_reports_errors() -> None:
+    calls: list[Any] = []
+
+    def boom(event: Any, ctx: Any) -> None:
+        raise RuntimeError("broken")
+
+    sched = Scheduler(
+        [schedule("daily_report", lambda e, c: calls.append(e)), schedule("bad", boom)],
+        FakeEvents(),
+        "us-east-1",
+        threading.Event(),
+    )
+    for name in ("daily_report", "daily-report", "inkwell-local-daily_report"):
+        assert sched.fire(name)["status"] == "ok"
+    assert [e["resources"] for e in calls] == [["arn:rule/daily_report"]] * 3
+    failed = sched.fire("bad")
+    assert (failed["status"], failed["error"]) == ("error", "RuntimeError: broken")
+    with pytest.raises(UnknownSchedule):
+        sched.fire("nope")
+
+
+def test_the_scheduler_fires_at_the_expression_times_and_skips_disabled_rules() -> None:
+    now = [datetime(2026, 11, 28, 1, 59, 59, tzinfo=UTC).timestamp()]
+    fired: list[str] = []
+    stop = threading.Event()
+    events = FakeEvents()
+    sched = Scheduler(
+        [schedule("nightly", lambda e, c: fired.append(e["time"]))], events, "us-east-1", stop, clock=lambda: now[0]
+    )
+    waits: list[float] = []
+
+    def wait(timeout: float) -> bool:  # the scheduler's sleep: advance the fake clock instead
+        waits.append(timeout)
+        now[0] += timeout
+        if len(waits) == 2:
+            events.state = "DISABLED"
+        if len(waits) >= 3:
+            stop.set()
+        return stop.is_set()
+
+    stop.wait = wait  # type: ignore[method-assign]
+    sched.run()
+    sched._pool.shutdown(wait=True)
+    assert fired == ["2026-11-28T02:00:00Z"]  # the next night's firing found the rule disabled
+    assert waits[0] == pytest.approx(1.0)
+
+
+def test_request_contexts_carry_what_api_gateway_sends() -> None:
+    conn = Connection(new_connection_id(), "10.0.0.7", "agent")
+    ctx = request_context(conn, "$connect", "CONNECT", domain="127.0.0.1:8001", stage="local", api_id="local")
+    assert ctx["connectionId"] == conn.id and len(conn.id) == 16
+    assert ctx["identity"] == {"sourceIp": "10.0.0.7", "userAgent": "agent"}
+    assert (ctx["routeKey"], ctx["eventType"], ctx["domainName"], ctx["stage"], ctx["apiId"]) == (
+        "$connect",
+        "CONNECT",
+        "127.0.0.1:8001",
+        "local",
+        "local",
+    )
+    assert ctx["requestId"] and ctx["connectedAt"] <= ctx["requestTimeEpoch"]
+
+
+def test_handlers_are_discovered_from_the_chalice_app_with_deploy_names() -> None:
+    app = Chalice(app_name="inkwell")
+
+    @app.on_sqs_message(queue="inkwell-test-articles", batch_size=5)
+    def articles_worker(event: Any) -> None: ...
+
+    @app.schedule(Rate(5, unit=Rate.MINUTES))
+    def every_five(event: Any) -> None: ...
+
+    @app.schedule("cron(0 2 * * ? *)", name="nightly")
+    def nightly_job(event: Any) -> None: ...
+
+    (queue,) = sources.sqs_sources(app)
+    assert (queue.name, queue.function_name, queue.queue_name, queue.batch_size) == (
+        "articles_worker",
+        "inkwell-test-articles_worker",
+        "inkwell-test-articles",
+        5,
+    )
+    assert queue.timeout == 120  # the catalogue's articles function timeout
+    assert [(s.name, s.function_name, s.expression) for s in sources.schedule_sources(app)] == [
+        ("every_five", "inkwell-test-every_five", "rate(5 minutes)"),
+        ("nightly", "inkwell-test-nightly", "cron(0 2 * * ? *)"),
+    ]
+
+
+def test_the_stack_reads_its_ports_and_admin_from_the_environment() -> None:
+    cfg = StackConfig.from_env(
+        {"INKWELL_HTTP_PORT": "9000", "INKWELL_ADMIN_PASSWORD": "pw-123456", "INKWELL_WS_MAX_AGE": "2.5"}
+    )
+    assert (cfg.http_port, cfg.ws_port, cfg.aws_port, cfg.admin_email) == (9000, 8001, 5000, "admin@example.com")
+    assert (cfg.admin_password, cfg.ws_max_age) == ("pw-123456", 2.5)
+    generated = StackConfig.from_env({})
+    assert len(generated.admin_password) >= 12 and generated.admin_password != StackConfig.from_env({}).admin_password
