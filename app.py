@@ -6,12 +6,13 @@ schedules, realtime, audit, dashboard.
 
 from __future__ import annotations
 
-from chalicelib import catalog, config, http, schedules
+from chalicelib import catalog, config, http
 from chalicelib.auth import service as auth
 from chalicelib.content import analytics, articles, settings
 from chalicelib.jobs import worker
 from chalicelib.realtime import handlers as ws
 from chalicelib.runtime import Inkwell, current
+from chalicelib.schedules import service as schedules
 
 app = Inkwell(app_name="inkwell")
 app.experimental_feature_flags.update(["WEBSOCKETS"])

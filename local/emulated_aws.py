@@ -9,10 +9,12 @@ this package call the handlers in-process.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import zipfile
 from collections.abc import Iterable
+from typing import Any
 
 from chalicelib import aws, catalog
 from infra import provision
@@ -26,15 +28,37 @@ _TRUST = {
 }
 
 
+def _moto_server(port: int) -> Any:
+    from moto.server import ThreadedMotoServer
+
+    class Server(ThreadedMotoServer):
+        # moto's start() waits forever when its thread cannot bind the port; report it instead.
+        error: BaseException | None = None
+
+        def _server_entry(self) -> None:
+            try:
+                super()._server_entry()
+            except BaseException as exc:
+                self.error = exc
+                self._server_ready_event.set()
+
+    return Server(ip_address="127.0.0.1", port=port, verbose=False)
+
+
 class EmulatedAws:
     def __init__(self, port: int) -> None:
-        from moto.server import ThreadedMotoServer
-
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._server = _moto_server(port)
         self.port = port
+        self.started = False
 
     def start(self) -> str:
         self._server.start()
+        error = self._server.error
+        if isinstance(error, SystemExit):  # werkzeug exits when the port is taken
+            raise OSError(errno.EADDRINUSE, f"port {self.port} is in use")
+        if error is not None:
+            raise error
+        self.started = True
         self.port = self._server.get_host_and_port()[1]
         return self.endpoint
 
@@ -56,13 +80,14 @@ class EmulatedAws:
         lam, sqs, events = aws.client("lambda"), aws.client("sqs"), aws.client("events")
         role = aws.client("iam").create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(_TRUST))
         code = _placeholder_zip()
-        for source in [*queue_handlers, *schedules]:
-            timeout = source.timeout if isinstance(source, SqsSource) else 60
+        functions = [(q.function_name, q.name, q.timeout) for q in queue_handlers]
+        functions += [(s.function_name, s.name, 60) for s in schedules]
+        for function_name, handler_name, timeout in functions:
             lam.create_function(
-                FunctionName=source.function_name,
+                FunctionName=function_name,
                 Runtime="python3.11",
                 Role=role["Role"]["Arn"],
-                Handler="app." + source.name,
+                Handler="app." + handler_name,
                 Code={"ZipFile": code},
                 Timeout=timeout,
             )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 class Server(ThreadingHTTPServer):
@@ -25,15 +25,16 @@ class Server(ThreadingHTTPServer):
     def port(self) -> int:
         return int(self.server_address[1])
 
-    def start(self) -> Server:
+    def start(self) -> Self:
         self._thread.name = f"http-{self.port}"
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self.shutdown()
+        if self._thread.is_alive():
+            self.shutdown()
+            self._thread.join(timeout=2)
         self.server_close()
-        self._thread.join(timeout=2)
 
 
 class JsonHandler(BaseHTTPRequestHandler):

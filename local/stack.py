@@ -8,6 +8,7 @@ then the app itself, its resources, the admin account, and the servers and worke
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import os
@@ -17,7 +18,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from chalicelib import config
 from local import logs
@@ -31,6 +32,10 @@ from local.sqs_lambda import SqsPoller
 from local.websocket import IDLE_TIMEOUT, MAX_AGE, WebSocketGateway
 
 STOP_BUDGET = 4.5  # seconds; past it the process exits hard (the contract says 5)
+
+
+class StackError(RuntimeError):
+    """The stack cannot start as configured."""
 
 
 @dataclass
@@ -91,6 +96,11 @@ class Stack:
     def start(self) -> dict[str, Any]:
         started = time.perf_counter()
         cfg = self.cfg
+        stage = os.environ.setdefault(config.STAGE, "local")
+        if stage not in config.LOCAL_STAGES:
+            raise StackError(
+                f"{config.STAGE}={stage!r}: the local stack runs only stages {sorted(config.LOCAL_STAGES)}"
+            )
         self.aws = EmulatedAws(cfg.aws_port)
         endpoint = self.aws.start()
         self.control = ControlServer(cfg.control_port)
@@ -207,24 +217,20 @@ class Stack:
             self.scheduler.shutdown()
         deadline = time.monotonic() + 1.5
         for poller in self.pollers:
-            poller.thread.join(max(0.0, deadline - time.monotonic()))
+            if poller.thread.is_alive():
+                poller.thread.join(max(0.0, deadline - time.monotonic()))
         if self.gateway:
             self.gateway.stop(2.0)
         for server in (self.rest, self.control):
-            if server is not None and server._thread.is_alive():
+            if server is not None:
                 server.stop()
-        if self.aws:
+        if self.aws and self.aws.started:
             self.aws.stop()
 
 
 def _configure_environment(aws_endpoint: str, control_url: str) -> None:
     """What the app reads, set before it is imported: emulator URLs and fake credentials."""
     env = os.environ
-    env.setdefault(config.STAGE, "local")
-    if env[config.STAGE] not in config.LOCAL_STAGES:
-        raise SystemExit(
-            f"{config.STAGE}={env[config.STAGE]!r}: the local stack runs only stages {sorted(config.LOCAL_STAGES)}"
-        )
     env.setdefault(config.REGION, "us-east-1")
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", config.SECRETS_PARAMETER_PREFIX):
         env.pop(name, None)
@@ -240,23 +246,29 @@ def _configure_environment(aws_endpoint: str, control_url: str) -> None:
 
 def main() -> None:
     logs.setup()
-    cfg = StackConfig.from_env()
-    stack = Stack(cfg)
+    stack = Stack(StackConfig.from_env())
     stopping = threading.Event()
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)  # during start-up, SIGTERM acts as Ctrl-C does
     try:
         stack.start()
     except KeyboardInterrupt:
         _shutdown(stack)
-        return
-    except Exception as exc:
-        logs.log.exception("the local stack failed to start: %s", exc)
-        _shutdown(stack)
-        sys.exit(1)
+    except StackError as exc:
+        logs.line("STACK", f"cannot start: {exc}")
+        _shutdown(stack, status=2)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        ports = ", ".join(f"{name}={value}" for name, value in _port_settings(stack.cfg))
+        logs.line("STACK", f"cannot start: a port is already in use ({ports}); set another, or 0 for any free one")
+        _shutdown(stack, status=2)
+    except Exception:
+        logs.log.exception("the local stack failed to start")
+        _shutdown(stack, status=1)
     print(stack.banner(), flush=True)
 
     def request_stop(signum: int, frame: Any) -> None:
@@ -269,9 +281,18 @@ def main() -> None:
     _shutdown(stack)
 
 
-def _shutdown(stack: Stack) -> None:
+def _port_settings(cfg: StackConfig) -> list[tuple[str, int]]:
+    return [
+        (config.LOCAL_HTTP_PORT, cfg.http_port),
+        (config.LOCAL_WS_PORT, cfg.ws_port),
+        (config.LOCAL_AWS_PORT, cfg.aws_port),
+        (config.LOCAL_CONTROL_PORT, cfg.control_port),
+    ]
+
+
+def _shutdown(stack: Stack, status: int = 0) -> NoReturn:
     logs.line("STACK", "stopping")
-    hard_stop = threading.Timer(STOP_BUDGET, lambda: os._exit(0))
+    hard_stop = threading.Timer(STOP_BUDGET, lambda: os._exit(status))
     hard_stop.daemon = True
     hard_stop.start()
     started = time.perf_counter()
@@ -281,4 +302,4 @@ def _shutdown(stack: Stack) -> None:
         logs.line("STACK", f"stopped in {logs.ms(started)}")
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)  # executor threads blocked in a handler must not hold the process
+        os._exit(status)  # executor threads blocked in a handler must not hold the process

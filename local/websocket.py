@@ -122,7 +122,8 @@ class WebSocketGateway:
     def stop(self, timeout: float = 3.0) -> None:
         if self._loop and self._stopping:
             self._loop.call_soon_threadsafe(self._stopping.set)
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _main(self) -> None:
@@ -226,12 +227,13 @@ class WebSocketGateway:
     async def _message(self, conn: Connection, message: str | bytes) -> None:
         started = time.perf_counter()
         binary = isinstance(message, bytes)
+        context = {
+            **self._context(conn, "$default", "MESSAGE"),
+            "messageId": base64.urlsafe_b64encode(secrets.token_bytes(11)).decode(),
+        }
         event = {
-            "requestContext": {
-                **self._context(conn, "$default", "MESSAGE"),
-                "messageId": base64.urlsafe_b64encode(secrets.token_bytes(11)).decode(),
-            },
-            "body": base64.b64encode(message).decode() if binary else message,
+            "requestContext": context,
+            "body": base64.b64encode(message).decode() if isinstance(message, bytes) else message,
             "isBase64Encoded": binary,
         }
         answer = await self._call("$default", event)
@@ -242,7 +244,7 @@ class WebSocketGateway:
             error = {
                 "message": "Internal server error",
                 "connectionId": conn.id,
-                "requestId": event["requestContext"]["requestId"],
+                "requestId": context["requestId"],
             }
             with contextlib.suppress(ConnectionClosed):
                 await conn.ws.send(_json(error))

@@ -1,28 +1,3 @@
-"""Scheduled tasks on EventBridge, exactly once per slot (see `service` for the flow, `slots` for
-what a slot is, `store` for the last runs and the run lease)."""
-
-from chalicelib.schedules.service import (
-    ScheduleBusy,
-    exclusive,
-    fire,
-    get,
-    handler,
-    listing,
-    on_job_event,
-    run_now,
-    runs,
-    schedule_of,
-)
-
-__all__ = [
-    "ScheduleBusy",
-    "exclusive",
-    "fire",
-    "get",
-    "handler",
-    "listing",
-    "on_job_event",
-    "run_now",
-    "runs",
-    "schedule_of",
-]
+"""Scheduled tasks on EventBridge, exactly once per slot: `service` (the flow: Lambdas, routes,
+outcomes, the no-overlap guard), `slots` (what a slot is, keys, payloads), `store` (last runs
+and the run lease)."""

@@ -77,7 +77,7 @@ def get(name: str) -> catalog.Schedule:
 def _event_moment(event_time: str | None) -> datetime:
     try:
         return datetime.fromtimestamp(timeutil.parse_iso(event_time or ""), UTC)
-    except ValueError:
+    except (ValueError, TypeError, AttributeError, OverflowError):
         # EventBridge always sends `time`; a hand-made event without one stands for now.
         log.warning("scheduled event without a valid time (%r); using the current time", event_time)
         return datetime.fromtimestamp(timeutil.now(), UTC)
@@ -102,16 +102,20 @@ def fire(name: str, event_time: str | None, *, enqueue: Enqueue | None = None) -
 
 
 def run_now(name: str, user: dict[str, Any], *, enqueue: Enqueue | None = None) -> dict[str, Any]:
-    """Enqueue a manual run of `name` (its own slot, now); HttpError 404 for an unknown name."""
+    """Enqueue a manual run of `name` (its own slot, now); HttpError 404 for an unknown name, 503
+    when the queue refused the message."""
     schedule = get(name)
     now = datetime.fromtimestamp(timeutil.now(), UTC)
-    job = (enqueue or _enqueue())(
-        schedule.queue,
-        schedule.job_type,
-        slots.job_payload(schedule, now, manual=True),
-        user_id=user["id"],
-        idempotency_key=slots.manual_key(name),
-    )
+    try:
+        job = (enqueue or _enqueue())(
+            schedule.queue,
+            schedule.job_type,
+            slots.job_payload(schedule, now, manual=True),
+            user_id=user["id"],
+            idempotency_key=slots.manual_key(name),
+        )
+    except jobs.EnqueueError:
+        raise http.HttpError(503, "the run could not be queued; try again") from None
     runs().record_run(name, slots.iso(now), job, manual=True, now=slots.iso(now))
     return {"job_id": job["id"], "queue": schedule.queue}
 

@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from local.generator import signature
-from tests.e2e.conftest import LocalStack, eventually
+from tests.e2e.conftest import LocalStack, eventually, start_stack, stop_stack
 
 # --- REST ---------------------------------------------------------------------------------------
 
@@ -245,3 +245,22 @@ def test_the_fake_generator_checks_the_signature_and_can_be_told_to_fail(stack: 
     assert stack.control("POST", "/generator/faults", {"status": 503, "times": 1, "article_id": "a1"})[0] == 204
     assert call(signature(body, secret))[0] == 503
     assert call(signature(body, secret))[0] == 200
+
+
+# --- operations ---------------------------------------------------------------------------------
+
+
+def test_ctrl_c_stops_a_running_stack_within_5_seconds_and_frees_its_ports(tmp_path: Any) -> None:
+    import signal
+    import socket
+
+    process, other = start_stack(tmp_path)
+    assert other.info["startup_seconds"] < 10
+    assert other.request("GET", "/api/health")[0] == 200
+    seconds = stop_stack(process, signal.SIGINT)
+    assert process.returncode == 0 and seconds < 5, other.log_tail()
+    assert "STACK stopped" in other.log_tail()
+    for url in (other.http_url, other.ws_url, other.control_url, other.aws_endpoint):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
+            probe.connect(("127.0.0.1", port))

@@ -3,7 +3,6 @@ jobs table and SQS, and the shared worker driven with SQS-shaped events."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
@@ -11,20 +10,7 @@ import pytest
 from chalicelib import catalog, jobs
 from chalicelib.jobs import records
 from chalicelib.schedules import service as schedules
-
-
-def cw_event(time: str) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": time,
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {},
-    }
+from tests.functional.schedules.conftest import cw_event
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from chalicelib import catalog, cron, events, timeutil
 from chalicelib.schedules import service as schedules
 from tests.conftest import body
+from tests.functional.schedules.conftest import cw_event
 
 NOW = datetime(2026, 11, 28, 10, 30, tzinfo=UTC).timestamp()
 
@@ -46,20 +47,6 @@ def fixed_now(monkeypatch):
     moment = {"now": NOW}
     monkeypatch.setattr(timeutil, "now", lambda: moment["now"])
     return moment
-
-
-def cw_event(time: str) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": time,
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/inkwell-test-daily_analytics"],
-        "detail": {},
-    }
 
 
 def stored(name: str) -> dict[str, Any]:
@@ -129,6 +116,32 @@ def test_a_late_event_for_an_old_slot_gives_one_job_for_that_slot(client, jobs, 
 def test_an_event_without_a_time_runs_the_current_slot(jobs, aws_mock, fixed_now):
     job = schedules.fire("session-cleanup", None)
     assert job["payload"]["slot"] == "2026-11-28T10:00:00Z"
+
+
+@pytest.mark.parametrize("bad_time", ["", "yesterday", 1795861800, "2026-13-45T99:00:00Z"])
+def test_an_event_with_a_bad_time_runs_the_current_slot(jobs, aws_mock, fixed_now, bad_time):
+    assert schedules.fire("session-cleanup", bad_time)["payload"]["slot"] == "2026-11-28T10:00:00Z"
+
+
+def test_an_event_whose_recording_failed_is_retried_into_the_same_single_job(jobs, aws_mock, fixed_now, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from chalicelib.schedules.store import ScheduleRuns
+
+    real, calls = ScheduleRuns.record_run, []
+
+    def flaky(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ScheduleRuns, "record_run", flaky)
+    with pytest.raises(ClientError):  # the Lambda fails; EventBridge invokes it again
+        schedules.fire("daily-analytics", "2026-11-28T02:00:00Z")
+    job = schedules.fire("daily-analytics", "2026-11-28T02:00:00Z")
+    assert jobs.enqueued == [job]
+    assert stored("daily-analytics")["last_job_id"] == job["id"]
 
 
 # --- outcomes -----------------------------------------------------------------------------------
@@ -323,6 +336,19 @@ def test_run_now_of_an_unknown_schedule_is_404(api, jobs):
         assert response.status_code == 404, name
         assert body(response)["Code"] == "NotFoundError"
     assert jobs.enqueued == []
+
+
+def test_run_now_answers_503_when_the_queue_refuses_the_message(api, monkeypatch):
+    from chalicelib import jobs as jobs_capability
+
+    def refuse(*args, **kwargs):
+        raise jobs_capability.EnqueueError("could not queue the job: EndpointConnectionError")
+
+    monkeypatch.setattr(schedules, "_enqueue", lambda: refuse)
+    response = api.post("/api/schedules/daily-analytics/run", as_="admin")
+    assert response.status_code == 503
+    assert body(response)["Code"] == "ServiceUnavailableError"
+    assert stored("daily-analytics") == {}
 
 
 @pytest.mark.parametrize("role", ["editor", "viewer"])
