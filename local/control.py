@@ -34,7 +34,11 @@ class ControlHandler(JsonHandler):
         body = self.read_body()
         if body is None:
             return
-        status, answer, headers = self._dispatch(self.command, path, body)
+        try:
+            status, answer, headers = self._dispatch(self.command, path, body)
+        except Exception as exc:  # a slow client (send timeout) or a bug: answer, never hang up
+            logs.log.exception("control %s %s failed", self.command, path)
+            status, answer, headers = 500, _error("InternalServerError", repr(exc)), None
         self.reply(status, answer, headers)
         if not path.startswith("/health"):
             logs.line("CTRL", f"{self.command} {unquote(path)} {status} {logs.ms(started)}")

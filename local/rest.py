@@ -9,6 +9,7 @@ here threads share one app, so those attributes become thread-local.
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 import uuid
@@ -85,11 +86,12 @@ class RestHandler(JsonHandler):
             out = {**(response.get("headers") or {}), **(response.get("multiValueHeaders") or {})}
             payload = response.get("body")
             if response.get("isBase64Encoded") and payload is not None:
-                import base64
-
                 payload = base64.b64decode(payload)
         except LocalGatewayException as exc:
             status, out, payload = exc.CODE, dict(exc.headers), exc.body
+        except Exception:  # what API Gateway answers when the function itself fails
+            logs.log.exception("REST %s %s failed outside the app's error handling", self.command, self.path)
+            status, out, payload = 502, {}, b'{"message": "Internal server error"}'
         out.setdefault("x-amzn-RequestId", request_id)
         data = payload.encode() if isinstance(payload, str) else payload or b""
         self._send(status, out, data)

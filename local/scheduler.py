@@ -58,6 +58,9 @@ class Scheduler:
         self._by_name = {s.name: s for s in schedules}
         self._events, self._region, self._stop, self._clock = events, region, stop, clock
         self._speed = speed  # of `clock` against real time: waits are divided by it
+        # Slots count from construction, not from when the thread gets to run: on a fast clock a
+        # slow start-up would otherwise skip the first slots.
+        self._since = clock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="schedule")
         self.thread = threading.Thread(target=self.run, name="scheduler", daemon=True)
 
@@ -107,7 +110,7 @@ class Scheduler:
             return True  # the emulator's own store failing must not silence schedules
 
     def run(self) -> None:
-        upcoming = {s.name: cron.next_run(s.expression, self._clock()) for s in self._by_name.values()}
+        upcoming = {s.name: cron.next_run(s.expression, self._since) for s in self._by_name.values()}
         while not self._stop.is_set():
             due = [name for name, at in upcoming.items() if at is not None and at.timestamp() <= self._clock()]
             for name in due:

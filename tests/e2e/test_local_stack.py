@@ -39,6 +39,33 @@ def test_an_unknown_route_is_refused_like_api_gateway(stack: LocalStack) -> None
     assert status == 403 and body == {"message": "Missing Authentication Token"}
 
 
+def test_concurrent_requests_each_see_their_own_request(stack: LocalStack) -> None:
+    # Chalice keeps the current request on the app object; threads sharing one app must not mix them.
+    from concurrent.futures import ThreadPoolExecutor
+
+    admin = stack.login()
+    email = f"editor-{uuid.uuid4().hex[:8]}@example.com"
+    status, editor, _ = stack.request(
+        "POST", "/api/users", {"email": email, "password": "long enough pw", "role": "editor"}, token=admin
+    )
+    assert status == 201, editor
+    users = {
+        stack.request("GET", "/api/auth/me", token=admin)[1]["id"]: admin,
+        editor["id"]: stack.login(email, "long enough pw"),
+    }
+    calls = [(user_id, token, f"title {i} by {user_id}") for i in range(12) for user_id, token in users.items()]
+
+    def create(call: tuple[str, str, str]) -> tuple[str, str, dict[str, Any]]:
+        user_id, token, title = call
+        status, article, _ = stack.request("POST", "/api/articles", {"title": title, "topic": "t"}, token=token)
+        assert status == 201, article
+        return user_id, title, article
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(create, calls))
+    assert all(article["author_id"] == user_id and article["title"] == title for user_id, title, article in results)
+
+
 # --- WebSocket ----------------------------------------------------------------------------------
 
 

@@ -176,3 +176,26 @@ def test_the_stack_reads_its_ports_and_admin_from_the_environment() -> None:
     assert (cfg.admin_password, cfg.ws_max_age) == ("pw-123456", 2.5)
     generated = StackConfig.from_env({})
     assert len(generated.admin_password) >= 12 and generated.admin_password != StackConfig.from_env({}).admin_password
+
+
+def test_a_slot_that_passes_between_construction_and_the_first_run_still_fires() -> None:
+    now = [datetime(2026, 11, 28, 1, 59, 59, tzinfo=UTC).timestamp()]
+    fired: list[str] = []
+    stop = threading.Event()
+    sched = Scheduler(
+        [schedule("nightly", lambda e, c: fired.append(e["time"]))],
+        FakeEvents(),
+        "us-east-1",
+        stop,
+        clock=lambda: now[0],
+    )
+    now[0] += 90  # a slow start-up on a fast clock
+
+    def wait(timeout: float) -> bool:
+        stop.set()
+        return True
+
+    stop.wait = wait  # type: ignore[method-assign]
+    sched.run()
+    sched._pool.shutdown(wait=True)
+    assert fired == ["2026-11-28T02:00:00Z"]
