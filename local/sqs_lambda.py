@@ -112,13 +112,15 @@ class SqsPoller:
         self.thread = threading.Thread(target=self.run, name=f"sqs-{source.name}", daemon=True)
 
     def mapping_state(self) -> tuple[bool, bool]:
-        """(enabled, reports batch item failures), from the mapping, cached STATE_TTL seconds."""
+        """(enabled, reports batch item failures), from the mapping, cached STATE_TTL seconds (its
+        batch size, which `update_event_source_mapping` may change too, is taken on the way)."""
         now = self._clock()
         if self._state is None or now - self._state[0] >= STATE_TTL:
             mapping = self._lam.get_event_source_mapping(UUID=self.source.mapping_uuid)
             enabled = mapping.get("State") in ("Enabled", "Enabling", "Updating")
             reports = "ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or [])
             self._state = (now, enabled, reports)
+            self.source.batch_size = int(mapping.get("BatchSize") or self.source.batch_size)
         return self._state[1], self._state[2]
 
     def run(self) -> None:
@@ -164,6 +166,11 @@ class SqsPoller:
         outcome = "ok"
         try:
             result = self.source.handler(event, context)
+            elapsed = time.perf_counter() - started
+            if elapsed > self.source.timeout:
+                # Lambda would have stopped it at its timeout: the batch failed (its side effects here
+                # ran to the end; on AWS they stop part-way, which idempotent jobs must tolerate).
+                raise BatchFailed(f"Task timed out after {self.source.timeout} s ({elapsed:.1f} s)")
             _, reports = self.mapping_state()
             if reports:
                 failed = failed_ids(result, ids)

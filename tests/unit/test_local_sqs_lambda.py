@@ -152,3 +152,24 @@ def test_a_batching_window_keeps_receiving_until_the_batch_is_full() -> None:
     p.source.batch_size, p.source.batching_window = 3, 5
     assert [m["MessageId"] for m in p.receive(wait_seconds=0)] == ["m1", "m2", "m3"]
     assert [r["MaxNumberOfMessages"] for r in sqs.receives] == [3, 2]
+
+
+def test_a_handler_running_past_its_function_timeout_fails_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    import local.sqs_lambda as module
+
+    ticks = iter([0.0, 61.0, 61.0, 61.0])
+    monkeypatch.setattr(module.time, "perf_counter", lambda: next(ticks))
+    p, sqs = poller(lambda event, ctx: None, [[message(1)]])
+    summary = p.poll_once(wait_seconds=0)
+    assert sqs.deleted == [] and summary["failed"] == ["m1"] and "timed out" in summary["outcome"]
+
+
+def test_the_batch_size_follows_the_mapping() -> None:
+    class Resized(FakeLambda):
+        def get_event_source_mapping(self, UUID: str) -> dict[str, Any]:  # noqa: N803
+            return {**super().get_event_source_mapping(UUID), "BatchSize": 2}
+
+    p, sqs = poller(lambda e, c: None, [[message(1), message(2)]], Resized())
+    p.mapping_state()
+    p.poll_once(wait_seconds=0)
+    assert sqs.receives[0]["MaxNumberOfMessages"] == 2
