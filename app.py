@@ -6,7 +6,8 @@ schedules, realtime, audit, dashboard.
 
 from __future__ import annotations
 
-from chalicelib import catalog, config, http
+from chalicelib import audit, catalog, config, http
+from chalicelib.audit import api as audit_api
 from chalicelib.auth import service as auth
 from chalicelib.content import analytics, articles, settings
 from chalicelib.jobs import worker
@@ -68,7 +69,7 @@ def create_user() -> object:
 def create_article() -> object:
     user = auth.require("editor", "admin")
     body = http.parse(articles.NewArticle, app.current_request)
-    return http.created(articles.public(articles.articles().create(body, user["id"])))
+    return http.created(articles.public(articles.create(body, user["id"])))
 
 
 @app.route("/api/articles/{article_id}")
@@ -104,7 +105,7 @@ def put_setting(key: str) -> dict:
     if not settings.valid_key(key):
         raise http.bad_request("must match ^[a-z][a-z0-9_.-]{0,127}$", "key")
     body = http.parse(settings.SettingValue, app.current_request)
-    return settings.settings().put(key, body.value, user["id"])
+    return settings.update(key, body.value, user["id"])
 
 
 # --- jobs -------------------------------------------------------------------------------------
@@ -185,6 +186,35 @@ def ws_disconnect(event: object) -> None:
 
 
 # --- audit ------------------------------------------------------------------------------------
+
+
+@app.route("/api/audit")
+def audit_events() -> dict:
+    auth.require("admin")
+    return audit_api.list_events(http.query(app.current_request))
+
+
+@app.route("/api/audit/users/{user_id}/summary")
+def audit_user_summary(user_id: str) -> dict:
+    return audit_api.user_summary(auth.require(), user_id, http.query(app.current_request))
+
+
+@app.route("/api/audit/report")
+def audit_report() -> dict:
+    auth.require("admin")
+    return audit_api.report(http.query(app.current_request))
+
+
+@app.route("/api/audit/verify")
+def audit_verify() -> dict:
+    auth.require("admin")
+    return audit_api.verify(http.query(app.current_request))
+
+
+@app.on_sqs_message(queue=config.get().resource_name("audit"), batch_size=catalog.queue("audit").batch_size)
+def audit_fallback(event: object) -> None:
+    for message in event:  # type: ignore[attr-defined]
+        audit.process_fallback_message(message.body)
 
 
 # --- dashboard --------------------------------------------------------------------------------

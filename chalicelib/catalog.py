@@ -140,6 +140,29 @@ TABLES: dict[str, Table] = {
             indexes=(EXPIRY_INDEX,),
             description="every article-generation webhook call, by article and time",
         ),
+        Table(
+            "audit_events",
+            pk="hour",
+            sk="sk",
+            ttl="ttl",
+            types=_TTL_TYPES,
+            indexes=(
+                EXPIRY_INDEX,
+                Index("by_user", "user_id", "sk"),
+                Index("by_action", "action_month", "sk"),
+                Index("by_category", "category_month", "sk"),
+                Index("by_resource", "resource_key", "sk"),
+            ),
+            description="audit trail by `<hour>#<shard>`, sorted by `<ts>#<id>`; a TTL per category",
+        ),
+        Table(
+            "audit_digests",
+            pk="hour",
+            sk="seg",
+            ttl="ttl",
+            types={"ttl": "N"},
+            description="signed, chained digests of the audit trail's sealed periods, and the chain head",
+        ),
     )
 }
 
@@ -174,6 +197,13 @@ QUEUES: dict[str, Queue] = {
             batch_size=1,
             description="sweeps of expired data, audit digests",
             job_types=("sessions", "login_attempts", "activity_logs", "webhook_logs", "orphans", "audit_digest"),
+        ),
+        Queue(
+            "audit",
+            attempts=10,
+            function_timeout=60,
+            batch_size=10,
+            description="audit events DynamoDB refused, written later by their processor",
         ),
     )
 }
@@ -253,3 +283,9 @@ def table(name: str) -> Table:
 
 def queue(name: str) -> Queue:
     return QUEUES[name]
+
+
+def job_queues() -> list[str]:
+    """The queues jobs run on: every queue but `audit`, which carries audit events DynamoDB
+    refused (chalicelib.audit), not jobs."""
+    return [name for name, spec in QUEUES.items() if spec.job_types]

@@ -134,11 +134,13 @@ def reset() -> None:
 
 
 def check_startup() -> None:
-    """At a Lambda cold start, refuse to run a non-local stage without its JWT secret.
+    """At a Lambda cold start, refuse to run a non-local stage without its JWT secret or the audit
+    digest key (which signs every audit event).
 
-    Reading it here also warms the cache, so the first request pays the SSM call, not a later
+    Reading them here also warms the cache, so the first request pays the SSM calls, not a later
     one. Outside Lambda (tests, `chalice package` and `chalice deploy`, which import app.py with
     the stage's environment but have no credentials or no reason to read secrets) nothing is read.
     """
     if on_lambda() and not get().is_local:
         secret(JWT_SECRET)
+        secret(AUDIT_DIGEST_KEY)

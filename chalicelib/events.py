@@ -42,6 +42,15 @@ class Alert:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class AuditRecorded:
+    """An audit event was accepted (chalicelib.audit); `important` ones (lockouts, settings
+    changes, queue control, job failures...) deserve the admin room's `activity` at once."""
+
+    event: dict[str, Any]  # the contract's audit event
+    important: bool = False
+
+
 def subscribe(event_type: type, listener: Callable[[Any], None]) -> None:
     if listener not in _listeners[event_type]:
         _listeners[event_type].append(listener)

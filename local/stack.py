@@ -90,6 +90,7 @@ class Stack:
         self.scheduler: Scheduler | None = None
         self.pollers: list[SqsPoller] = []
         self.app: Any = None
+        self.startup_seconds = 0.0
 
     # --- start ----------------------------------------------------------------------------------
 
@@ -148,7 +149,8 @@ class Stack:
             poller.thread.start()
         self.scheduler.thread.start()
         info = self.endpoints()
-        info["startup_seconds"] = round(time.perf_counter() - started, 2)
+        self.startup_seconds = time.perf_counter() - started
+        info["startup_seconds"] = round(self.startup_seconds, 2)
         if cfg.ready_file:
             tmp = cfg.ready_file + ".tmp"
             with open(tmp, "w") as handle:
@@ -203,7 +205,7 @@ class Stack:
             (f"Worker {name}", f"{h['queue']} (batch {h['batch_size']})") for name, h in e["queue_handlers"].items()
         ]
         width = max(len(k) for k, _ in rows)
-        lines = [f"Inkwell local stack (stage {e['stage']}) is up:"]
+        lines = [f"Inkwell local stack (stage {e['stage']}) is up in {self.startup_seconds:.1f} s:"]
         lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]
         lines.append("Ctrl-C stops everything.")
         return "\n".join(lines)

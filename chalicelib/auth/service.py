@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib import aws, config, runtime, timeutil
+from chalicelib import audit, aws, config, runtime, timeutil
 from chalicelib.auth import passwords, tokens
 from chalicelib.auth.store import EmailTaken, LoginAttempts, Sessions, Users
 from chalicelib.http import HttpError
@@ -65,7 +65,9 @@ def create_user(email: str, password: str, role: str) -> dict[str, Any]:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     hashed = passwords.hash_password(password, config.get().scrypt_n)
-    return public_user(users().create(normalize_email(email), hashed, role))
+    user = public_user(users().create(normalize_email(email), hashed, role))
+    audit.record("user.create", resource=("user", user["id"]), details={"email": user["email"], "role": role})
+    return user
 
 
 def login(email: str, password: str, ip: str | None) -> dict[str, Any]:
@@ -81,18 +83,33 @@ def login(email: str, password: str, ip: str | None) -> dict[str, Any]:
         gate.locked_for(keys[1], IP_FAILURE_LIMIT) if ip else 0,
     )
     if wait:
+        audit.record("auth.login_failed", details={"email": email, "reason": "locked_out", "retry_after": wait})
         raise LoginThrottled(wait)
     user = users().by_email(email)
     ok = passwords.verify_password(password, user["password_hash"] if user else _dummy_hash())
     if not (user and ok):
         gate.record_failure(keys)
+        reason = "wrong_password" if user else "unknown_email"
+        audit.record(
+            "auth.login_failed", user_id=user["id"] if user else None, details={"email": email, "reason": reason}
+        )
+        _record_lockouts(gate, keys, email)
         raise HttpError(401, "invalid email or password")
     now = timeutil.now()
     token, claims = tokens.issue(
         user["id"], user["role"], config.secret(config.JWT_SECRET), now, config.get().jwt_ttl_seconds
     )
     sessions().create(claims.jti, user, claims.exp)
+    audit.record("auth.login", user_id=user["id"], details={"email": email, "role": user["role"]})
     return {"token": token, "expires_at": timeutil.iso(claims.exp), "user": public_user(user)}
+
+
+def _record_lockouts(gate: LoginAttempts, keys: list[str], email: str) -> None:
+    """A failure that just locked an email or an address (a burst from one IP) is a lockout."""
+    for key, limit in zip(keys, (EMAIL_FAILURE_LIMIT, IP_FAILURE_LIMIT), strict=False):
+        if gate.failures(key) == limit:
+            scope, _, value = key.partition("#")
+            audit.record("auth.lockout", details={"scope": scope, scope: value, "email": email, "failures": limit})
 
 
 def authenticate(authorization: str | None) -> dict[str, Any]:
@@ -115,6 +132,7 @@ def authenticate_token(token: str) -> dict[str, Any]:
 
 def logout(user: dict[str, Any]) -> None:
     sessions().revoke(user["jti"])
+    audit.record("auth.logout", user_id=user["id"])
 
 
 def require(*roles: str) -> dict[str, Any]:

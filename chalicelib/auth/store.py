@@ -109,6 +109,16 @@ class LoginAttempts:
                     }
                 )
 
+    def failures(self, key: str) -> int:
+        """How many failures for `key` fall within the window now."""
+        now = timeutil.now()
+        result = self._table.query(
+            KeyConditionExpression=Key("key").eq(key) & Key("at").gte(timeutil.iso_ms(now - WINDOW_SECONDS)),
+            Select="COUNT",
+            ConsistentRead=True,
+        )
+        return int(result.get("Count", 0))
+
     def locked_for(self, key: str, limit: int) -> int:
         """Seconds until `key` may try again (0 when it may now): locked while `limit`
         failures fall within the window."""

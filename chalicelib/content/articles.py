@@ -15,7 +15,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chalicelib import aws, timeutil
+from chalicelib import audit, aws, timeutil
 from chalicelib.http import bad_request, not_found, query_page
 
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")
@@ -199,6 +199,13 @@ class Articles:
 
 def articles() -> Articles:
     return Articles(aws.table("articles"))
+
+
+def create(data: NewArticle, author_id: str) -> dict[str, Any]:
+    """A new DRAFT article, recorded in the audit trail."""
+    item = articles().create(data, author_id)
+    audit.record("article.create", resource=("article", item["id"]), details={"title": item["title"]})
+    return item
 
 
 def find(article_id: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from chalicelib import aws, timeutil
+from chalicelib import audit, aws, timeutil
 from chalicelib.util import from_dynamo, storable_problem, to_dynamo
 
 CONFIG = "config"
@@ -87,3 +87,13 @@ def public(item: dict[str, Any]) -> dict[str, Any]:
 
 def settings() -> Settings:
     return Settings(aws.table("settings"))
+
+
+def update(key: str, value: Any, user_id: str | None) -> dict[str, Any]:
+    """Set a setting and record the change (old and new value; secrets masked by their key)."""
+    store = settings()
+    old = store.get(key)
+    saved = store.put(key, value, user_id)
+    change = {"old": {key: old["value"] if old else None}, "new": {key: saved["value"]}}
+    audit.record("settings.update", resource=("setting", key), details={"key": key, **change})
+    return saved

@@ -10,7 +10,7 @@ import importlib
 
 from chalicelib.jobs.processors.registry import JobContext, Processor, add_guard, get, processor, registered, run
 
-MODULES = ("articles", "analytics", "cleanup", "emails")
+MODULES = ("articles", "analytics", "cleanup", "emails", "audit")
 
 for _name in MODULES:
     importlib.import_module(f"{__name__}.{_name}")

@@ -12,9 +12,9 @@ from chalicelib.jobs import enqueue, service
 
 def test_one_handler_per_queue_on_the_stage_s_queue(app):
     sources = {s.name: s for s in app.event_sources if type(s).__name__ == "SQSEventConfig"}
-    assert set(sources) == {f"jobs_{q}" for q in catalog.QUEUES}
-    for queue, spec in catalog.QUEUES.items():
-        source = sources[f"jobs_{queue}"]
+    assert set(sources) == {f"jobs_{q}" for q in catalog.job_queues()} | {"audit_fallback"}
+    for queue in catalog.job_queues():
+        spec, source = catalog.queue(queue), sources[f"jobs_{queue}"]
         assert source.queue == config.get().resource_name(queue) == f"inkwell-test-{queue}"
         assert source.batch_size == spec.batch_size
 
@@ -31,7 +31,7 @@ def long_lambda(monkeypatch):
     )
 
 
-@pytest.mark.parametrize("queue", sorted(catalog.QUEUES))
+@pytest.mark.parametrize("queue", sorted(catalog.job_queues()))
 def test_a_handler_answers_batch_item_failures(client, queue, poller, register, long_lambda):
     job_type = catalog.queue(queue).job_types[0]
     register(queue, job_type, lambda job, ctx: {"ran": queue})

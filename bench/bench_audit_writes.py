@@ -1,0 +1,53 @@
+"""Write requests and time for 1,000 buffered audit events (target: at most 40 requests), on
+moto in-process, counted at the botocore level so that retries would show too."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+
+EVENTS = 1000
+
+
+def main() -> None:
+    os.environ.setdefault("INKWELL_STAGE", "local")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(name, "testing")
+    from moto import mock_aws
+
+    from chalicelib import audit, aws, config, runtime
+    from infra import provision
+
+    config.reset()
+    aws.reset()
+    with mock_aws():
+        provision.provision(aws.client("dynamodb"), aws.client("sqs"))
+        client = aws.table("audit_events").meta.client
+        calls: Counter[str] = Counter()
+        client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.update([model.name]))
+
+        def handler() -> None:
+            for n in range(EVENTS):
+                audit.record("article.status_changed", resource=("article", f"a{n % 37}"), details={"n": n})
+
+        start = time.perf_counter()
+        runtime.invoke(runtime.Invocation(kind="sqs", request_id="bench"), handler)
+        elapsed = time.perf_counter() - start
+        writes = calls["BatchWriteItem"] + calls["PutItem"]
+        print(f"audit: {EVENTS} buffered events -> {writes} write requests (target <= 40), {dict(calls)}")
+        print(f"  {elapsed * 1000:.0f} ms in all, {elapsed / EVENTS * 1e6:.0f} us per event (moto in-process)")
+
+        calls.clear()
+        start = time.perf_counter()
+        runtime.invoke(
+            runtime.Invocation(kind="rest", request_id="bench-critical"),
+            lambda: [audit.record("settings.update", resource=("setting", f"k{n}")) for n in range(100)],
+        )
+        elapsed = time.perf_counter() - start
+        print(f"  for comparison, 100 critical events -> {calls['PutItem']} PutItem, {elapsed * 10:.1f} ms each")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The audit trail: complete, batched without loss, queryable and tamper-evident.
+
+Recording is one call, from any route, WebSocket handler, processor or schedule::
+
+    from chalicelib import audit
+
+    audit.record("queue.pause", resource=("queue", name))
+    audit.record("job.retry", resource=("job", job_id), details={"attempts": 2})
+    audit.record("system.startup")                      # any `system.*` name
+    audit.record("billing.charge", "system", "warning")  # an uncatalogued name needs its category
+
+`record(action, category=None, severity=None, *, resource=None, details=None, critical=None,
+user_id=None) -> event` takes the actor (user, IP, user agent, request id) from
+`runtime.current()`; `user_id` names the actor where nobody is authenticated (a login). Names,
+categories and severities come from `actions.ACTIONS` (add yours there). Secrets in `details`
+(passwords, tokens, tickets, signatures...) are masked. Critical actions (auth.*, user.*,
+settings.*, queue control, job.retry/remove, schedule.run, security.*, audit reads) are written
+before `record` returns; the rest are buffered and written 25 per BatchWriteItem at the end of
+the invocation, which every handler of `runtime.Inkwell` does by itself. Outside a handler
+(scripts, tests) call `audit.flush()`.
+
+Published for the realtime emitters: `events.AuditRecorded(event, important)` for every event,
+and `events.Alert` for lockouts, job failures and tampering. Jobs: `digest.seal(now)` is
+`cleanup/audit_digest`, `retention.cleanup(now)` is `cleanup/activity_logs`.
+
+Modules: actions (catalogue), redact, model (keys, fingerprints), logger (record, buffer,
+writer, fallback queue), store (queries, summary, report), digest (seal, verify), retention, api.
+"""
+
+from __future__ import annotations
+
+from chalicelib.audit import digest, listeners, retention
+from chalicelib.audit.actions import ACTIONS, CATEGORIES, UnknownAction
+from chalicelib.audit.logger import flush, pending, process_fallback_message, record
+
+__all__ = [
+    "ACTIONS",
+    "CATEGORIES",
+    "UnknownAction",
+    "digest",
+    "flush",
+    "pending",
+    "process_fallback_message",
+    "record",
+    "retention",
+]
+
+listeners.subscribe()

@@ -1,0 +1,115 @@
+"""The audit REST endpoints' logic: parameters checked into 400s, the right query, and the read
+itself recorded (reading or exporting the audit log is audited too)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import aws, http, timeutil
+from chalicelib.audit import digest, model, store
+from chalicelib.audit.actions import CATEGORIES, MAX_RETENTION_SECONDS, NAME_PATTERN
+from chalicelib.audit.logger import record
+
+DAY = 86400
+DEFAULT_LIST_DAYS = 30
+MAX_REPORT_DAYS = 92
+MAX_VERIFY_DAYS = 7
+CURSOR_KEYS = {"p", "s"}
+SUMMARY_PROJECTION = {"ProjectionExpression": "#a, category, ts, sk", "ExpressionAttributeNames": {"#a": "action"}}
+
+
+def _time(params: dict[str, str], name: str, default: float) -> float:
+    raw = params.get(name)
+    if not raw:
+        return default
+    try:
+        return timeutil.parse_iso(raw)
+    except ValueError:
+        raise http.bad_request("must be an ISO 8601 time such as 2026-11-28T02:00:00Z", name) from None
+
+
+def time_range(params: dict[str, str], default_days: float, max_days: float | None = None) -> tuple[float, float]:
+    now = timeutil.now()
+    until = _time(params, "until", now)
+    since = _time(params, "since", until - default_days * DAY)
+    if since > until:
+        raise http.bad_request("must not be after until", "since")
+    if max_days is not None and until - since > max_days * DAY:
+        raise http.bad_request(f"the range may span at most {max_days} days", "since")
+    return max(since, now - MAX_RETENTION_SECONDS - 31 * DAY), until
+
+
+def filters(params: dict[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in ("user_id", "action", "category", "resource_type", "resource_id"):
+        value = params.get(name)
+        if value:
+            if len(value) > 256:
+                raise http.bad_request("is too long", name)
+            out[name] = value
+    if "category" in out and out["category"] not in CATEGORIES:
+        raise http.bad_request(f"must be one of {', '.join(CATEGORIES)}", "category")
+    if "action" in out and not NAME_PATTERN.match(out["action"]):
+        raise http.bad_request("must be a dotted action name such as auth.login", "action")
+    if ("resource_type" in out) != ("resource_id" in out):
+        raise http.bad_request("resource_type and resource_id go together", "resource_id")
+    return out
+
+
+def events_store() -> store.AuditStore:
+    return store.AuditStore(aws.table("audit_events"))
+
+
+def list_events(params: dict[str, str]) -> dict[str, Any]:
+    """GET /api/audit: one page, newest first."""
+    wanted = filters(params)
+    since, until = time_range(params, DEFAULT_LIST_DAYS)
+    source, rest = store.source_for(wanted, since, until)
+    limit = http.limit_param(params)
+    cursor = http.decode_cursor(params, CURSOR_KEYS)
+    try:
+        items, next_key = events_store().merge_page(source, store.sort_key_bounds(since, until), limit, cursor, rest)
+    except store.InvalidCursor:
+        raise http.bad_request("is not a cursor this query returned", "cursor") from None
+    record("audit.read", details={"filters": wanted, "since": timeutil.iso(since), "returned": len(items)})
+    return http.page([model.public(i) for i in items], next_key)
+
+
+def user_summary(caller: dict[str, Any], user_id: str, params: dict[str, str]) -> dict[str, Any]:
+    """GET /api/audit/users/{user_id}/summary: for admins, or for that user."""
+    if caller["role"] != "admin" and caller["id"] != user_id:
+        raise http.HttpError(403, "only admins may read another user's activity")
+    try:
+        days = int(params.get("days", "7"))
+    except ValueError:
+        raise http.bad_request("must be an integer", "days") from None
+    if not 1 <= days <= 365:
+        raise http.bad_request("must be between 1 and 365", "days")
+    until = timeutil.now()
+    source = store.Source("by_user", "user_id", [(user_id, [user_id[:256]])])
+    items, cut = events_store().all_of(
+        source, store.sort_key_bounds(until - days * DAY, until), store.MAX_SUMMARY_EVENTS, **SUMMARY_PROJECTION
+    )
+    record("audit.read", resource=("user", user_id), details={"summary": True, "days": days})
+    return store.summarize_user(user_id, items, days, cut)
+
+
+def report(params: dict[str, str]) -> dict[str, Any]:
+    """GET /api/audit/report: the system activity report over [since, until] (default 24 h)."""
+    since, until = time_range(params, 1, MAX_REPORT_DAYS)
+    source, _ = store.source_for({}, since, until)
+    items, cut = events_store().all_of(source, store.sort_key_bounds(since, until), store.MAX_REPORT_EVENTS)
+    record("analytics.export", details={"export": "audit.report", "since": timeutil.iso(since), "events": len(items)})
+    return store.build_report(items, timeutil.iso(since), timeutil.iso(until), cut)
+
+
+def verify(params: dict[str, str]) -> dict[str, Any]:
+    """GET /api/audit/verify: recompute digests over [since, until] (default 24 h, at most 7 days)."""
+    since, until = time_range(params, 1, MAX_VERIFY_DAYS)
+    result = digest.digests().verify(since, until, timeutil.now())
+    details = {"valid": result["valid"], "checked": result["checked"], "problems": len(result["problems"])}
+    record("audit.verify", details=details)
+    if not result["valid"]:
+        first = result["problems"][0]["message"]
+        record("audit.tamper_detected", details={**details, "first": first})
+    return result

@@ -1,0 +1,279 @@
+"""Recording audit events: the one `record()` call, the per-invocation buffer, and the writer
+that never loses an accepted event.
+
+Critical actions are written with a conditional PutItem before `record()` returns; the others
+are buffered on the running invocation and written with BatchWriteItem, 25 at a time: when 25
+are waiting, and at the end of every invocation (`runtime.at_end`, on success and on error).
+Throttling is retried with exponential backoff (the sleep is injected); whatever DynamoDB still
+refuses goes to the `audit` SQS queue, whose processor (`store_fallback`) writes it later,
+idempotently. Should SQS refuse too, the event is logged whole at ERROR, the last place left.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from chalicelib import aws, config, events, runtime, timeutil
+from chalicelib.audit import model, redact
+from chalicelib.audit.actions import ALERT_LEVELS, classify
+from chalicelib.util import from_dynamo, to_dynamo
+
+log = logging.getLogger("inkwell.audit")
+
+BATCH_SIZE = 25  # BatchWriteItem's maximum
+MAX_ATTEMPTS = 5
+BACKOFF_BASE = 0.05
+BACKOFF_CAP = 2.0
+SQS_BODY_BYTES = 200_000  # under SQS's 256 KiB
+MARKER_PREFIX = "id#"
+NOT_RETRYABLE = frozenset({"ValidationException", "ResourceNotFoundException", "AccessDeniedException"})
+_BUFFER = "audit_buffer"
+
+
+def sleep(seconds: float) -> None:
+    """The pause between retries; tests replace it."""
+    time.sleep(seconds)
+
+
+def backoff(attempt: int, rand: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before retry `attempt + 1`: exponential with full jitter (pure)."""
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * (0.5 + rand() / 2)
+
+
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__))
+
+
+class Writer:
+    """Writes placed items to the audit table; falls back to the audit queue. Counts requests."""
+
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        sqs: Any,
+        queue_url: Callable[[], str],
+        pause: Callable[[float], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._table = table_name
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._sleep = pause or (lambda seconds: sleep(seconds))  # late-bound: tests replace `sleep`
+        self.requests = 0
+
+    def put(self, item: dict[str, Any]) -> str:
+        """Write one item now. Returns where it went: dynamodb | queue | log."""
+        for attempt in range(MAX_ATTEMPTS):
+            self.requests += 1
+            try:
+                self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(sk)")
+                return "dynamodb"
+            except Exception as exc:
+                code = _error_code(exc)
+                if code == "ConditionalCheckFailedException":
+                    return "dynamodb"  # an earlier attempt landed after all
+                log.warning("audit PutItem failed (%s), attempt %d", code, attempt + 1)
+                if code in NOT_RETRYABLE:
+                    break
+            if attempt + 1 < MAX_ATTEMPTS:
+                self._sleep(backoff(attempt))
+        return self.fallback([item])
+
+    def batch(self, items: list[dict[str, Any]]) -> dict[str, int]:
+        """Write items 25 per BatchWriteItem, retrying UnprocessedItems with backoff."""
+        outcome = {"dynamodb": 0, "queue": 0, "log": 0}
+        for start in range(0, len(items), BATCH_SIZE):
+            chunk = items[start : start + BATCH_SIZE]
+            pending: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in chunk]
+            for attempt in range(MAX_ATTEMPTS):
+                self.requests += 1
+                try:
+                    response = self._client.batch_write_item(RequestItems={self._table: pending})
+                    pending = (response.get("UnprocessedItems") or {}).get(self._table, [])
+                except Exception as exc:
+                    code = _error_code(exc)
+                    log.warning("audit BatchWriteItem failed (%s), attempt %d", code, attempt + 1)
+                    if code in NOT_RETRYABLE:
+                        break
+                if not pending:
+                    break
+                if attempt + 1 < MAX_ATTEMPTS:
+                    self._sleep(backoff(attempt))
+            outcome["dynamodb"] += len(chunk) - len(pending)
+            if pending:
+                where = self.fallback([request["PutRequest"]["Item"] for request in pending])
+                outcome[where] += len(pending)
+        return outcome
+
+    def fallback(self, items: list[dict[str, Any]]) -> str:
+        """Hand items DynamoDB refused to the audit queue; log them whole if SQS refuses too."""
+        bodies = list(_bodies(items))
+        for body in bodies:
+            for attempt in range(3):
+                self.requests += 1
+                try:
+                    self._sqs.send_message(QueueUrl=self._queue_url(), MessageBody=body)
+                    break
+                except Exception as exc:
+                    log.warning("audit fallback SendMessage failed (%s)", _error_code(exc))
+                    if attempt < 2:
+                        self._sleep(backoff(attempt))
+            else:
+                log.error("AUDIT EVENTS NOT STORED (DynamoDB and SQS refused): %s", body)
+                return "log"
+        log.warning("%d audit events went to the fallback queue", len(items))
+        events.publish(
+            events.Alert("warning", "audit events were queued: DynamoDB refused them", {"count": len(items)})
+        )
+        return "queue"
+
+
+def _bodies(items: list[dict[str, Any]]) -> Iterable[str]:
+    """SQS message bodies `{"events": [...]}`, each under SQS_BODY_BYTES."""
+    batch: list[Any] = []
+    size = 0
+    for item in items:
+        plain = from_dynamo(item)
+        encoded = len(json.dumps(plain, default=str))
+        if batch and size + encoded > SQS_BODY_BYTES:
+            yield json.dumps({"events": batch}, default=str)
+            batch, size = [], 0
+        batch.append(plain)
+        size += encoded
+    if batch:
+        yield json.dumps({"events": batch}, default=str)
+
+
+def writer() -> Writer:
+    table = aws.table("audit_events")
+    return Writer(table.meta.client, table.name, aws.client("sqs"), lambda: aws.queue_url("audit"))
+
+
+def _key() -> str:
+    return config.secret(config.AUDIT_DIGEST_KEY)
+
+
+def record(
+    action: str,
+    category: str | None = None,
+    severity: str | None = None,
+    *,
+    resource: tuple[str, str] | None = None,
+    details: dict[str, Any] | None = None,
+    critical: bool | None = None,
+    user_id: str | None = None,
+) -> dict[str, Any]:
+    """Record one audit event for the running invocation and return it (the contract's shape).
+
+    The actor (user, IP, user agent, request id) comes from `runtime.current()`; `user_id`
+    names the actor where no one is authenticated yet (a login). Raises actions.UnknownAction
+    for a malformed or uncatalogued name (a programming error, found by tests).
+    """
+    cls = classify(action, category, severity, critical)
+    inv = runtime.current()
+    now = timeutil.now()
+    item = model.build(
+        action,
+        cls,
+        user_id=user_id or (inv.user or {}).get("id"),
+        ip=inv.ip,
+        user_agent=inv.user_agent,
+        request_id=inv.request_id,
+        resource=resource,
+        details=redact.details(details),
+        now=now,
+    )
+    if cls.critical:
+        writer().put(model.place(item, now, now, _key()))
+    else:
+        buffer = inv.extras.setdefault(_BUFFER, [])
+        buffer.append((item, now))
+        if len(buffer) >= BATCH_SIZE:
+            flush()
+    event = model.public(item)
+    events.publish(events.AuditRecorded(event=event, important=cls.important))
+    level = ALERT_LEVELS.get(action)
+    if level:
+        events.publish(events.Alert(level, f"{action}: {_summary(event)}", {"event": event}))
+    return event
+
+
+def _summary(event: dict[str, Any]) -> str:
+    parts = [f"{k}={v}" for k, v in event["details"].items() if isinstance(v, (str, int))][:4]
+    if event["actor"]["ip"]:
+        parts.append(f"ip={event['actor']['ip']}")
+    return ", ".join(parts) or event["id"]
+
+
+def pending() -> int:
+    """How many events of the running invocation wait to be written."""
+    return len(runtime.current().extras.get(_BUFFER, []))
+
+
+@runtime.at_end
+def flush() -> dict[str, int]:
+    """Write the running invocation's buffered events (run by every handler at its end)."""
+    buffer = runtime.current().extras.pop(_BUFFER, [])
+    if not buffer:
+        return {}
+    now = timeutil.now()
+    key = _key()
+    return writer().batch([model.place(item, at, now, key) for item, at in buffer])
+
+
+def store_fallback(table: Any, item: dict[str, Any]) -> bool:
+    """Write one event that came back through the audit queue; False when it was already stored.
+
+    Idempotent: the event is skipped when its original key holds it (the first write landed after
+    all) and otherwise written in one transaction with a marker item keyed by its id, so a
+    redelivered message cannot store it twice. It is re-keyed at the time it is written, never
+    into a period a digest may already have sealed.
+    """
+    original = table.get_item(Key={"hour": item["hour"], "sk": item["sk"]}, ConsistentRead=True).get("Item")
+    if original is not None:
+        return False
+    recorded_at = timeutil.parse_iso(item["ts"])
+    placed = model.place({k: v for k, v in item.items() if k != "keyed_at"}, recorded_at, timeutil.now(), _key())
+    client = table.meta.client
+    marker = {"hour": MARKER_PREFIX + item["id"], "sk": "id", "ttl": item.get("ttl", 0)}
+    try:
+        client.transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": table.name,
+                        "Item": marker,
+                        "ConditionExpression": "attribute_not_exists(#h)",
+                        "ExpressionAttributeNames": {"#h": "hour"},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": table.name,
+                        "Item": placed,
+                        "ConditionExpression": "attribute_not_exists(sk)",
+                    }
+                },
+            ]
+        )
+    except client.exceptions.TransactionCanceledException as exc:
+        reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+        if "ConditionalCheckFailed" in reasons:
+            return False
+        raise
+    return True
+
+
+def process_fallback_message(body: str) -> int:
+    """The audit queue's processor: store every event of one message; returns how many were new."""
+    table = aws.table("audit_events")
+    stored = 0
+    for item in json.loads(body).get("events", []):
+        stored += store_fallback(table, to_dynamo(item))
+    return stored

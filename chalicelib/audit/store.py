@@ -1,0 +1,244 @@
+"""Reading the audit trail: filtered listings with cursor pagination, a user's activity summary and
+the system activity report. Every read is a Query on the index that fits the filter, never a Scan.
+
+Low-cardinality keys (action, category) are partitioned by month (`auth.login#2026-11`) so that
+no index partition grows hot or without end; reading them walks the months of the time range,
+newest first. A listing without a filter merges the category partitions of each month (six
+queries per month) instead of walking 4 shards x 24 hours per day of the base table.
+
+A page is built by `merge_page`: each partition of a group is queried newest first and the
+results are merged by sort key, so the order is the canonical one even across partitions. The
+cursor names the group and the sort key reached (`{"p","s"}`). A page may hold fewer than `limit`
+events when its query budget ran out; the client continues while `next_cursor` is not null.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+
+from chalicelib import timeutil
+from chalicelib.audit import model
+from chalicelib.audit.actions import CATEGORIES, ERROR_SEVERITIES
+
+MAX_QUERIES_PER_PAGE = 60
+MAX_SUMMARY_EVENTS = 10_000
+MAX_REPORT_EVENTS = 50_000
+TOP = 10
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a listing reads: an index, its partition attribute, and groups of partitions
+    (newest first) whose events are merged by sort key."""
+
+    index: str | None
+    pk_attr: str
+    groups: list[tuple[str, list[str]]]
+
+
+def months(since: float, until: float) -> list[str]:
+    """The `YYYY-MM` months touching [since, until], newest first (pure)."""
+    start = datetime.fromtimestamp(since, UTC)
+    y, m = (lambda d: (d.year, d.month))(datetime.fromtimestamp(until, UTC))
+    out = []
+    while (y, m) >= (start.year, start.month):
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+    return out
+
+
+def source_for(filters: dict[str, str], since: float, until: float) -> tuple[Source, dict[str, str]]:
+    """The index that answers `filters` best, and the filters left for a FilterExpression (pure).
+
+    A resource or a user names few events, so their indexes come first; action and category are
+    read month by month; no filter merges the categories month by month.
+    """
+    rest = dict(filters)
+    if "resource_type" in rest:
+        key = f"{rest.pop('resource_type')}#{rest.pop('resource_id')}"
+        return Source("by_resource", "resource_key", [(key, [key])]), rest
+    if "user_id" in rest:
+        user = rest.pop("user_id")
+        return Source("by_user", "user_id", [(user, [user])]), rest
+    spans = months(since, until)
+    if "action" in rest:
+        action = rest.pop("action")
+        return Source("by_action", "action_month", [(m, [f"{action}#{m}"]) for m in spans]), rest
+    categories = [rest.pop("category")] if "category" in rest else list(CATEGORIES)
+    return Source("by_category", "category_month", [(m, [f"{c}#{m}" for c in categories]) for m in spans]), rest
+
+
+def sort_key_bounds(since: float, until: float) -> tuple[str, str]:
+    """Sort keys `<ts>#<id>` from `since` up to and including `until`'s millisecond."""
+    return timeutil.iso_ms(since), timeutil.iso_ms(until) + "~"
+
+
+def just_below(sk: str) -> str:
+    """The greatest string below `sk` that a query bound needs: every sort key has the same
+    length, so this excludes `sk` and keeps everything smaller (pure)."""
+    return sk[:-1] + chr(ord(sk[-1]) - 1) + "~"
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+class _Budget:
+    def __init__(self, queries: int) -> None:
+        self.left = queries
+
+
+class AuditStore:
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def merge_page(
+        self,
+        source: Source,
+        bounds: tuple[str, str],
+        limit: int,
+        cursor: dict[str, Any] | None,
+        filters: dict[str, str] | None = None,
+        budget: int = MAX_QUERIES_PER_PAGE,
+    ) -> tuple[list[dict[str, Any]], dict[str, str] | None]:
+        """One page, newest first: (items, next cursor or None). Raises InvalidCursor."""
+        keys = [g for g, _ in source.groups]
+        gi, reached = 0, None
+        if cursor:
+            if cursor.get("p") not in keys or not isinstance(cursor.get("s"), str):
+                raise InvalidCursor("the cursor does not belong to this query")
+            gi, reached = keys.index(cursor["p"]), cursor["s"] or None
+        filt = _filter_expression(filters or {})
+        spent = _Budget(budget)
+        out: list[dict[str, Any]] = []
+        while gi < len(keys) and len(out) < limit and spent.left > 0:
+            need = limit - len(out)
+            hi = just_below(reached) if reached else bounds[1]
+            results = [self._collect(source, pk, (bounds[0], hi), need, filt, spent) for pk in source.groups[gi][1]]
+            open_lows = [low for _, low in results if low is not None]
+            boundary = max(open_lows) if open_lows else None
+            candidates = sorted(
+                (i for items, _ in results for i in items if boundary is None or i["sk"] >= boundary),
+                key=lambda i: i["sk"],
+                reverse=True,
+            )
+            taken = candidates[:need]
+            out += taken
+            if len(candidates) > need:
+                reached = taken[-1]["sk"]
+            elif boundary is not None:
+                reached = boundary
+            else:
+                gi, reached = gi + 1, None
+        if gi >= len(keys):
+            return out, None
+        return out, {"p": keys[gi], "s": reached or ""}
+
+    def _collect(
+        self, source: Source, pk: str, bounds: tuple[str, str], need: int, filt: Any, spent: _Budget
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to `need` matching items of one partition, newest first, and the sort key evaluated
+        down to (None when the partition is exhausted). Always runs one query at least."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key(source.pk_attr).eq(pk) & Key("sk").between(*bounds),
+            "ScanIndexForward": False,
+            "Limit": need,
+        }
+        if source.index:
+            kwargs["IndexName"] = source.index
+        if filt is not None:
+            kwargs["FilterExpression"] = filt
+        items: list[dict[str, Any]] = []
+        while True:
+            spent.left -= 1
+            result = self._table.query(**kwargs)
+            items += result.get("Items", [])
+            last = result.get("LastEvaluatedKey")
+            if not last:
+                return items, None
+            if len(items) >= need or spent.left <= 0:
+                return items, last["sk"]
+            kwargs["ExclusiveStartKey"] = last
+
+    def all_of(self, source: Source, bounds: tuple[str, str], cap: int, **extra: Any) -> tuple[list[dict], bool]:
+        """Every event of the source within bounds, up to `cap` (and whether it was cut)."""
+        items: list[dict[str, Any]] = []
+        for _, pks in source.groups:
+            for pk in pks:
+                kwargs: dict[str, Any] = {
+                    "KeyConditionExpression": Key(source.pk_attr).eq(pk) & Key("sk").between(*bounds),
+                    **extra,
+                }
+                if source.index:
+                    kwargs["IndexName"] = source.index
+                while True:
+                    result = self._table.query(**kwargs)
+                    items += result.get("Items", [])
+                    if len(items) >= cap:
+                        return items[:cap], True
+                    if "LastEvaluatedKey" not in result:
+                        break
+                    kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+        return items, False
+
+    def hour(self, hour: str, bounds: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every event stored under one hour (all shards), in canonical order."""
+        lo, hi = bounds or (hour, hour + "~")
+        items, _ = self.all_of(
+            Source(None, "hour", [(hour, model.partitions(hour))]), (lo, hi), cap=10**9, ConsistentRead=True
+        )
+        return sorted(items, key=lambda i: i["sk"])
+
+
+def _filter_expression(filters: dict[str, str]) -> Any:
+    expr = None
+    for name in ("action", "category", "user_id"):
+        if name in filters:
+            cond = Attr(name).eq(filters[name])
+            expr = cond if expr is None else expr & cond
+    return expr
+
+
+def summarize_user(user_id: str, items: list[dict[str, Any]], days: int, truncated: bool) -> dict[str, Any]:
+    """`{"user_id","total","by_action","first","last"}` plus categories (pure)."""
+    stamps = sorted(i["ts"] for i in items)
+    return {
+        "user_id": user_id,
+        "days": days,
+        "total": len(items),
+        "by_action": dict(Counter(i["action"] for i in items).most_common()),
+        "by_category": dict(Counter(i["category"] for i in items).most_common()),
+        "first": stamps[0] if stamps else None,
+        "last": stamps[-1] if stamps else None,
+        "truncated": truncated,
+    }
+
+
+def build_report(items: list[dict[str, Any]], since: str, until: str, truncated: bool) -> dict[str, Any]:
+    """The system activity report (pure): counts by category, action and hour, failed logins,
+    lockouts, top users, errors."""
+    failed = [i for i in items if i["action"] == "auth.login_failed"]
+    errors = sorted((i for i in items if i["severity"] in ERROR_SEVERITIES), key=lambda i: i["sk"], reverse=True)
+    users = Counter(i["user_id"] for i in items if i.get("user_id"))
+    return {
+        "since": since,
+        "until": until,
+        "total": len(items),
+        "truncated": truncated,
+        "by_category": dict(Counter(i["category"] for i in items).most_common()),
+        "by_action": dict(Counter(i["action"] for i in items).most_common()),
+        "by_hour": dict(sorted(Counter(i["ts"][:13] + ":00:00Z" for i in items).items())),
+        "failed_logins": {
+            "total": len(failed),
+            "by_email": dict(Counter(str((i.get("details") or {}).get("email", "?")) for i in failed).most_common(TOP)),
+            "by_ip": dict(Counter(i.get("ip") or "?" for i in failed).most_common(TOP)),
+            "lockouts": sum(1 for i in items if i["action"] == "auth.lockout"),
+        },
+        "top_users": [{"user_id": u, "events": n} for u, n in users.most_common(TOP)],
+        "errors": {"total": len(errors), "recent": [model.public(i) for i in errors[:20]]},
+    }
