@@ -43,6 +43,10 @@ ACCESS: dict[str, tuple[str, ...]] = {
         "dynamodb:UpdateItem",
     ),
     "table:schedules": ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+    "table:articles": ("dynamodb:PutItem",),
+    "table:settings": ("dynamodb:GetItem", "dynamodb:PutItem"),
+    "table:audit_events": ("dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
+    "table:audit_digests": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
     # every queue: enqueue, retry with backoff (visibility), look up URLs
     "queue:*": ("sqs:SendMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"),
     # every dead-letter queue: the worker's dead letters, retry-failed and clean
