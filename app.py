@@ -6,7 +6,9 @@ schedules, realtime, audit, dashboard.
 
 from __future__ import annotations
 
-from chalicelib import audit, catalog, config, http
+from chalice import Response
+
+from chalicelib import audit, catalog, config, dashboard, http
 from chalicelib.audit import api as audit_api
 from chalicelib.auth import service as auth
 from chalicelib.content import analytics, articles, settings
@@ -218,3 +220,48 @@ def audit_fallback(event: object) -> None:
 
 
 # --- dashboard --------------------------------------------------------------------------------
+
+
+@app.route("/api/queues/stats")
+def queue_stats() -> dict:
+    auth.require("admin")
+    return dashboard.stats()
+
+
+@app.route("/api/queues/health")
+def queue_health() -> object:
+    auth.require("admin")
+    status, report = dashboard.health_report()
+    return Response(body=report, status_code=status)
+
+
+@app.route("/api/queues/{queue}/retry-failed", methods=["POST"])
+def retry_failed_jobs(queue: str) -> object:
+    auth.require("admin")
+    return http.accepted(dashboard.retry_all(queue))
+
+
+@app.route("/api/queues/{queue}/pause", methods=["POST"])
+def pause_queue(queue: str) -> dict:
+    auth.require("admin")
+    return dashboard.set_paused(queue, True)
+
+
+@app.route("/api/queues/{queue}/resume", methods=["POST"])
+def resume_queue(queue: str) -> dict:
+    auth.require("admin")
+    return dashboard.set_paused(queue, False)
+
+
+@app.route("/api/queues/{queue}/clean", methods=["POST"])
+def clean_queue(queue: str) -> dict:
+    auth.require("admin")
+    dashboard.known(queue)
+    return dashboard.clean(queue, http.parse(dashboard.CleanRequest, app.current_request))
+
+
+@app.route("/api/jobs/{job_id}", methods=["DELETE"])
+def remove_job(job_id: str) -> object:
+    auth.require("admin")
+    dashboard.remove_job(job_id)
+    return http.no_content()

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib import aws, catalog, cron, events, http, jobs, timeutil
+from chalicelib import audit, aws, catalog, cron, events, http, jobs, timeutil
 from chalicelib.jobs import processors
 from chalicelib.jobs.errors import JobError
 from chalicelib.schedules import slots
@@ -86,7 +86,8 @@ def _event_moment(event_time: str | None) -> datetime:
 def fire(name: str, event_time: str | None, *, enqueue: Enqueue | None = None) -> dict[str, Any]:
     """Enqueue the run of `name` for the slot that `event_time` falls in; return its job.
 
-    A second call for the same slot returns the job of the first and enqueues nothing.
+    A second call for the same slot returns the job of the first and enqueues nothing. The
+    schedule's newest run is audited as `schedule.triggered`.
     """
     schedule = catalog.SCHEDULES[name]
     slot = slots.slot_of(schedule.expression, _event_moment(event_time))
@@ -96,14 +97,20 @@ def fire(name: str, event_time: str | None, *, enqueue: Enqueue | None = None) -
         slots.job_payload(schedule, slot),
         idempotency_key=slots.slot_key(name, slot),
     )
-    runs().record_run(name, slots.iso(slot), job, manual=False, now=timeutil.iso())
+    if runs().record_run(name, slots.iso(slot), job, manual=False, now=timeutil.iso()):
+        # once per slot: a duplicate (or late) delivery is not the schedule's newest run
+        audit.record("schedule.triggered", resource=("schedule", name), details=_audit_details(job, slot))
     log.info("schedule %s slot %s -> job %s", name, slots.iso(slot), job["id"])
     return job
 
 
+def _audit_details(job: dict[str, Any], slot: datetime) -> dict[str, Any]:
+    return {"job_id": job["id"], "queue": job.get("queue"), "type": job.get("type"), "slot": slots.iso(slot)}
+
+
 def run_now(name: str, user: dict[str, Any], *, enqueue: Enqueue | None = None) -> dict[str, Any]:
-    """Enqueue a manual run of `name` (its own slot, now); HttpError 404 for an unknown name, 503
-    when the queue refused the message."""
+    """Enqueue a manual run of `name` (its own slot, now), audited as `schedule.run`; HttpError 404
+    for an unknown name, 503 when the queue refused the message."""
     schedule = get(name)
     now = datetime.fromtimestamp(timeutil.now(), UTC)
     try:
@@ -117,6 +124,7 @@ def run_now(name: str, user: dict[str, Any], *, enqueue: Enqueue | None = None) 
     except jobs.EnqueueError:
         raise http.HttpError(503, "the run could not be queued; try again") from None
     runs().record_run(name, slots.iso(now), job, manual=True, now=slots.iso(now))
+    audit.record("schedule.run", resource=("schedule", name), details=_audit_details(job, now))
     return {"job_id": job["id"], "queue": schedule.queue}
 
 

@@ -363,3 +363,31 @@ def test_schedules_need_credentials(api, jobs):
     assert api.post("/api/schedules/daily-analytics/run").status_code == 401
     assert api.post("/api/schedules/daily-analytics/run", token="not-a-jwt").status_code == 401
     assert jobs.enqueued == []
+
+
+# --- audit --------------------------------------------------------------------------------------
+
+
+def audited(api, action: str) -> list[dict[str, Any]]:
+    response = api.get(f"/api/audit?action={action}", as_="admin")
+    assert response.status_code == 200, response.body
+    return body(response)["items"]
+
+
+def test_a_manual_run_is_audited_as_schedule_run_with_its_actor(api, jobs):
+    job_id = body(api.post("/api/schedules/weekly-report/run", as_="admin"))["job_id"]
+    api.post("/api/schedules/nope/run", as_="admin")  # refused: nothing to audit
+    [event] = audited(api, "schedule.run")
+    assert event["actor"]["user_id"] == api.user("admin")["id"]
+    assert (event["resource"]["type"], event["resource"]["id"]) == ("schedule", "weekly-report")
+    assert event["details"]["job_id"] == job_id
+    assert event["category"] == "system"
+
+
+def test_a_slot_is_audited_once_as_schedule_triggered_however_often_it_is_delivered(api, client, jobs):
+    hour = datetime.fromtimestamp(timeutil.now(), UTC).strftime("%Y-%m-%dT%H:00:00Z")
+    for _ in range(3):
+        client.lambda_.invoke("session_cleanup", cw_event(hour))
+    [event] = audited(api, "schedule.triggered")
+    assert (event["resource"]["type"], event["resource"]["id"]) == ("schedule", "session-cleanup")
+    assert event["details"] == {"job_id": jobs.enqueued[0]["id"], "queue": "cleanup", "type": "sessions", "slot": hour}

@@ -1,0 +1,35 @@
+"""The queue dashboard: a protected API over the four queues and the page at `/dashboard`.
+
+- `service`: stats, health (503 + `system.alert` when it turns bad), retry-all, remove, clean,
+  pause/resume; every control action audited. Job listing, detail and single retry are the
+  jobs API's (`chalicelib.jobs`); this package adds what is about queues as a whole.
+- `gateway`: SQS depths, StartMessageMoveTask, the Lambda event source mapping (pause).
+- `health`: the checks and thresholds (setting `queues.health`), pure; the last status.
+- `page`: the static page, its script and the WebSocket configuration it needs.
+"""
+
+from __future__ import annotations
+
+from chalicelib.dashboard.service import (
+    CleanRequest,
+    clean,
+    health_report,
+    known,
+    remove_job,
+    retry_all,
+    retry_job,
+    set_paused,
+    stats,
+)
+
+__all__ = [
+    "CleanRequest",
+    "clean",
+    "health_report",
+    "known",
+    "remove_job",
+    "retry_all",
+    "retry_job",
+    "set_paused",
+    "stats",
+]

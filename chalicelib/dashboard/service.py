@@ -1,0 +1,276 @@
+"""What the dashboard's routes do: stats, health, retry-all, remove, clean, pause and resume.
+
+Job records, listing, retry and removal belong to `chalicelib.jobs`; this module composes them
+with the queues' own numbers (SQS attributes, the dead-letter queue, the event source mapping).
+Every call here answers with the contract's shapes or raises `http.HttpError`; every control
+action is audited (`queue.pause`, `queue.resume`, `job.retry`, `job.remove`, `queue.clean`).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from boto3.dynamodb.conditions import Key
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from chalicelib import audit, aws, catalog, config, events, http, jobs, timeutil
+from chalicelib.content import settings
+from chalicelib.dashboard import health
+from chalicelib.dashboard.gateway import NoMapping, QueueControl
+from chalicelib.jobs import errors as job_errors
+from chalicelib.jobs import service as job_service
+from chalicelib.jobs.queues import parse_body
+
+log = logging.getLogger("inkwell.dashboard")
+
+POOL_SIZE = 8  # the queues' SQS and Lambda calls, concurrently
+MAX_FAILED_RETRIED = 500  # failed records retried by one retry-all (retention keeps 50 a queue)
+MAX_REDRIVEN = 1000  # dead-letter messages moved by hand by one retry-all ...
+REDRIVE_CHUNK = 50  # ... in chunks, each handled well within the 60 s they stay hidden
+MAX_CLEANED = 1000  # records removed by one clean
+DLQ_SWEEP = 100  # dead-letter messages looked at when a clean removes failed jobs
+
+
+def function_name(queue: str) -> str:
+    """The Lambda consuming `queue`: app.py's handler `jobs_<queue>`, named as `chalice deploy` does."""
+    return config.get().resource_name(f"jobs_{queue}")
+
+
+def control() -> QueueControl:
+    return QueueControl(aws.client("sqs"), aws.client("lambda"), aws.queue_url, function_name)
+
+
+def known(queue: str) -> str:
+    if queue not in catalog.QUEUES:
+        raise http.not_found(f"queue {queue[:64]}")
+    return queue
+
+
+def _audit(action: str, resource: tuple[str, str], details: dict[str, Any] | None = None) -> None:
+    audit.record(action, resource=resource, details=details or {})
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def _queue_facts(ctl: QueueControl, queue: str) -> dict[str, Any]:
+    """One queue's SQS and Lambda numbers (run in the pool)."""
+    depth = ctl.depth(queue)
+    mapping = ctl.mapping(queue, depth.arn)
+    return {
+        "depth": depth,
+        "dead_letter": ctl.dead_letter_depth(queue),
+        "paused": bool(mapping and mapping.paused),
+        "paused_since": mapping.changed_at if mapping and mapping.paused else None,
+    }
+
+
+def stats() -> dict[str, Any]:
+    """GET /api/queues/stats: depths from SQS, completed/failed from the records' index (COUNT)."""
+    ctl = control()
+    store = job_service.store()
+    with ThreadPoolExecutor(max_workers=min(POOL_SIZE, len(catalog.QUEUES))) as pool:
+        futures = {name: pool.submit(_queue_facts, ctl, name) for name in catalog.QUEUES}
+        # The record counts run here meanwhile (one Table resource is not shared across threads).
+        counted = {name: {s: store.count(name, s) for s in ("completed", "failed")} for name in catalog.QUEUES}
+        facts = {name: future.result() for name, future in futures.items()}
+    queues = {}
+    for name, f in facts.items():
+        depth = f["depth"]
+        queues[name] = {
+            "waiting": depth.waiting,
+            "active": depth.active,
+            "delayed": depth.delayed,
+            "completed": counted[name]["completed"],
+            "failed": counted[name]["failed"],
+            "dead_letter": f["dead_letter"],
+            "paused": f["paused"],
+        }
+    return {"queues": queues, "generated_at": timeutil.iso()}
+
+
+def _count_since(table: Any, queue: str, state: str, since: str) -> int:
+    kwargs: dict[str, Any] = {
+        "IndexName": "by_queue_state",
+        "KeyConditionExpression": Key("queue_state").eq(f"{queue}#{state}") & Key("updated_at").gte(since),
+        "Select": "COUNT",
+    }
+    total = 0
+    while True:
+        result = table.query(**kwargs)
+        total += result["Count"]
+        if "LastEvaluatedKey" not in result:
+            return total
+        kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+
+
+def _oldest_waiting(table: Any, queue: str) -> float | None:
+    result = table.query(
+        **job_service.store().list_query(queue, "waiting", newest_first=False),
+        Limit=1,
+        ProjectionExpression="updated_at",
+    )
+    items = result.get("Items", [])
+    return timeutil.parse_iso(items[0]["updated_at"]) if items else None
+
+
+def health_report() -> tuple[int, dict[str, Any]]:
+    """GET /api/queues/health: (200 | 503, {"status","checks","generated_at"}); an alert when the
+    overall status changes."""
+    now = timeutil.now()
+    setting = settings.settings().value(health.SETTING_KEY)
+    table = job_service.store().table
+    since = timeutil.iso_ms(now - health.RATE_WINDOW_SECONDS)
+    with ThreadPoolExecutor(max_workers=min(POOL_SIZE, len(catalog.QUEUES))) as pool:
+        futures = {name: pool.submit(_queue_facts, control(), name) for name in catalog.QUEUES}
+        records = {
+            name: (
+                _oldest_waiting(table, name),
+                _count_since(table, name, "completed", since),
+                _count_since(table, name, "failed", since),
+            )
+            for name in catalog.QUEUES
+        }
+        measured = {name: future.result() for name, future in futures.items()}
+    checks: list[dict[str, Any]] = []
+    for name, f in measured.items():
+        oldest, completed, failed = records[name]
+        facts = health.Facts(f["dead_letter"], oldest, completed, failed, f["paused"], f["paused_since"])
+        checks += health.evaluate(name, facts, health.thresholds(setting, name), now)
+    failing = [f"{c['queue']}.{c['check']}" for c in checks if not c["ok"]]
+    status = "unhealthy" if failing else "healthy"
+    _notice(status, failing, checks)
+    return (503 if failing else 200), {"status": status, "checks": checks, "generated_at": timeutil.iso(now)}
+
+
+def _notice(status: str, failing: list[str], checks: list[dict[str, Any]]) -> None:
+    try:
+        before = health.HealthState(aws.table("settings")).swap(status, failing, timeutil.iso())
+    except Exception:  # the answer matters more than the alert
+        log.exception("could not store the queues' health")
+        return
+    if status == "unhealthy" and before != "unhealthy":
+        events.publish(events.Alert("critical", f"queues unhealthy: {health.summary(checks)}", {"failing": failing}))
+    elif status == "healthy" and before == "unhealthy":
+        events.publish(events.Alert("info", "queues healthy again", {"failing": []}))
+
+
+# --- control ------------------------------------------------------------------------------------
+
+
+def set_paused(queue: str, paused: bool) -> dict[str, Any]:
+    """POST /api/queues/{queue}/pause | resume: switch the queue's event source mapping."""
+    known(queue)
+    try:
+        control().set_paused(queue, paused)
+    except NoMapping:
+        raise http.HttpError(503, f"queue {queue} has no consumer deployed to pause or resume") from None
+    _audit("queue.pause" if paused else "queue.resume", ("queue", queue))
+    return {"queue": queue, "paused": paused}
+
+
+def retry_job(job_id: str, retried: dict[str, Any]) -> None:
+    """Audit a retry done by the jobs API (POST /api/jobs/{id}/retry)."""
+    _audit("job.retry", ("job", job_id), {"queue": retried.get("queue"), "via": "job"})
+
+
+def retry_all(queue: str) -> dict[str, int]:
+    """POST /api/queues/{queue}/retry-failed: every failed job runs again with fresh attempts,
+    and the dead-letter queue is emptied back into the queue.
+
+    The failed records are retried first (each a new run with a new message), so the old
+    messages, when they arrive, are stale and acknowledged without running. Then SQS moves the
+    dead-letter messages (StartMessageMoveTask); where it cannot, they are received, handed to
+    `jobs.redrive_dead_letters` (which retries any failed job it finds there and drops the rest)
+    and deleted, in bounded batches."""
+    known(queue)
+    store = job_service.store()
+    requeued = 0
+    kwargs: dict[str, Any] = {**store.list_query(queue, "failed"), "ProjectionExpression": "id", "Limit": 100}
+    seen = 0
+    while seen < MAX_FAILED_RETRIED:
+        result = store.table.query(**kwargs)
+        for item in result.get("Items", []):
+            seen += 1
+            try:
+                jobs.retry(item["id"], tidy=False)
+                requeued += 1
+            except (LookupError, job_errors.RetryRefused):
+                continue
+        if "LastEvaluatedKey" not in result:
+            break
+        kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+    ctl = control()
+    if not ctl.start_move(queue):
+        for _ in range(MAX_REDRIVEN // REDRIVE_CHUNK):
+            requeued += jobs.redrive_dead_letters(queue, limit=REDRIVE_CHUNK)
+            if ctl.dead_letter_depth(queue, visible_only=True) == 0:
+                break
+    _audit("job.retry", ("queue", queue), {"requeued": requeued, "via": "retry-failed"})
+    return {"requeued": requeued}
+
+
+def remove_job(job_id: str) -> None:
+    """DELETE /api/jobs/{id}: the record, and its dead-letter message when it failed; a message
+    still queued is acknowledged without running when it arrives (the record is gone)."""
+    removed = jobs.remove(job_id)
+    if removed is None:
+        raise http.not_found(f"job {job_id[:64]}")
+    if removed["state"] == "failed":
+        _forget_dead_letters(removed["queue"], {removed["id"]})
+    _audit("job.remove", ("job", job_id), {"queue": removed["queue"], "state": removed["state"]})
+
+
+class CleanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: Literal["completed", "failed"]
+    older_than_seconds: StrictInt = Field(ge=0, le=366 * 86400)
+
+
+def clean(queue: str, body: CleanRequest) -> dict[str, int]:
+    """POST /api/queues/{queue}/clean: remove the queue's jobs in `state` unchanged for longer
+    than `older_than_seconds` (an index Query on their time, at most MAX_CLEANED a call)."""
+    known(queue)
+    store = job_service.store()
+    cutoff = timeutil.iso_ms(timeutil.now() - body.older_than_seconds)
+    kwargs: dict[str, Any] = {
+        "IndexName": "by_queue_state",
+        "KeyConditionExpression": Key("queue_state").eq(f"{queue}#{body.state}") & Key("updated_at").lte(cutoff),
+        "ProjectionExpression": "id",
+        "Limit": 100,
+    }
+    ids: list[str] = []
+    while len(ids) < MAX_CLEANED:
+        result = store.table.query(**kwargs)
+        ids += [item["id"] for item in result.get("Items", [])][: MAX_CLEANED - len(ids)]
+        if "LastEvaluatedKey" not in result:
+            break
+        kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+    with store.table.batch_writer() as writer:
+        for job_id in ids:
+            writer.delete_item(Key={"id": job_id})
+    if ids and body.state == "failed":
+        _forget_dead_letters(queue, set(ids))
+    _audit(
+        "queue.clean",
+        ("queue", queue),
+        {"state": body.state, "older_than_seconds": body.older_than_seconds, "removed": len(ids)},
+    )
+    return {"removed": len(ids)}
+
+
+def _forget_dead_letters(queue: str, job_ids: set[str]) -> None:
+    """Delete the dead-letter messages of removed jobs (a bounded look; others are released)."""
+    sqs = job_service.queues()
+    try:
+        for body, receipt in list(sqs.dead_letters(queue, DLQ_SWEEP, visibility=5)):
+            message = parse_body(body)
+            if message is not None and message.job_id in job_ids:
+                sqs.delete_dead_letter(queue, receipt)
+            else:
+                sqs.release_dead_letter(queue, receipt)
+    except Exception:  # a missed one is harmless: its record is gone, so a redrive drops it
+        log.exception("could not tidy the dead-letter queue of %s", queue)
