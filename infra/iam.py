@@ -44,13 +44,22 @@ ACCESS: dict[str, tuple[str, ...]] = {
     ),
     "table:schedules": ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
     "table:articles": ("dynamodb:PutItem",),
-    "table:settings": ("dynamodb:GetItem", "dynamodb:PutItem"),
+    "table:settings": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
     "table:audit_events": ("dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
     "table:audit_digests": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
     # every queue: enqueue, retry with backoff (visibility), look up URLs
     "queue:*": ("sqs:SendMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"),
-    # every dead-letter queue: the worker's dead letters, retry-failed and clean
-    "dlq:*": ("sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueUrl"),
+    # every dead-letter queue: the worker's dead letters, the dashboard's depth, retry-failed
+    # (a message move task, or receive/delete) and clean
+    "dlq:*": (
+        "sqs:SendMessage",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        "sqs:StartMessageMoveTask",
+    ),
     "secret:*": ("ssm:GetParameter",),
     "websocket": ("execute-api:ManageConnections",),
     "email": ("ses:SendEmail",),
@@ -72,8 +81,6 @@ PENDING: frozenset[Grant] = frozenset(
     {
         ("ses:SendEmail", "email"),
         ("execute-api:ManageConnections", "websocket"),
-        ("lambda:UpdateEventSourceMapping", "event-source-mapping"),
-        ("lambda:ListEventSourceMappings", "*"),
     }
 )
 
@@ -262,6 +269,14 @@ def grants_for_call(service: str, operation: str, params: dict[str, Any], stage:
         if "TableName" in params:
             return [(f"dynamodb:{operation}", f"table:{_logical(params['TableName'], stage)}")]
         return [(f"dynamodb:{operation}", "*")]
+    if service == "sqs" and operation == "StartMessageMoveTask":
+        # a redrive reads and deletes on the dead-letter queue and sends to the destination
+        source = _queue_key(_logical(params["SourceArn"].rsplit(":", 1)[-1], stage))
+        found = [(f"sqs:{a}", source) for a in ("StartMessageMoveTask", "ReceiveMessage", "DeleteMessage")]
+        found.append(("sqs:GetQueueAttributes", source))
+        if params.get("DestinationArn"):
+            found.append(("sqs:SendMessage", _queue_key(_logical(params["DestinationArn"].rsplit(":", 1)[-1], stage))))
+        return found
     if service == "sqs":
         if "QueueUrl" in params:
             name = urlparse(params["QueueUrl"]).path.rstrip("/").rsplit("/", 1)[-1]

@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from chalicelib import catalog, config
-from infra import iam
+from infra import iam, provision
 from infra.app_shape import AppShape
 
 API_STAGE = "api"  # api_gateway_stage in .chalice/config.json
@@ -68,30 +68,14 @@ def retained(stage: str) -> str:
 
 
 def table_resource(table: catalog.Table, stage: str) -> dict[str, Any]:
-    key = [{"AttributeName": table.pk, "KeyType": "HASH"}]
-    if table.sk:
-        key.append({"AttributeName": table.sk, "KeyType": "RANGE"})
+    # CreateTable's arguments (keys, attribute types, indexes, on-demand billing) are also
+    # AWS::DynamoDB::Table's properties: one definition serves `make deploy` and the template.
     props: dict[str, Any] = {
-        "TableName": iam.physical_name(stage, table.name),
-        "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [
-            {"AttributeName": a, "AttributeType": table.attr_type(a)} for a in table.key_attributes()
-        ],
-        "KeySchema": key,
+        **provision.table_kwargs(table, iam.physical_name(stage, table.name)),
         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
         "SSESpecification": {"SSEEnabled": True},
         "Tags": [{"Key": "inkwell:stage", "Value": stage}],
     }
-    if table.indexes:
-        props["GlobalSecondaryIndexes"] = [
-            {
-                "IndexName": index.name,
-                "KeySchema": [{"AttributeName": index.pk, "KeyType": "HASH"}]
-                + ([{"AttributeName": index.sk, "KeyType": "RANGE"}] if index.sk else []),
-                "Projection": {"ProjectionType": "ALL"},
-            }
-            for index in table.indexes
-        ]
     if table.ttl:
         props["TimeToLiveSpecification"] = {"AttributeName": table.ttl, "Enabled": True}
     policy = retained(stage)

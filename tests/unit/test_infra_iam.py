@@ -109,6 +109,21 @@ def test_template_policy_uses_cloudformation_placeholders() -> None:
             [("sqs:ReceiveMessage", "dlq:emails")],
         ),
         ("sqs", "GetQueueUrl", {"QueueName": "inkwell-test-cleanup"}, [("sqs:GetQueueUrl", "queue:cleanup")]),
+        (
+            "sqs",
+            "StartMessageMoveTask",
+            {
+                "SourceArn": "arn:aws:sqs:us-east-1:1:inkwell-test-emails-dlq",
+                "DestinationArn": "arn:aws:sqs:us-east-1:1:inkwell-test-emails",
+            },
+            [
+                ("sqs:StartMessageMoveTask", "dlq:emails"),
+                ("sqs:ReceiveMessage", "dlq:emails"),
+                ("sqs:DeleteMessage", "dlq:emails"),
+                ("sqs:GetQueueAttributes", "dlq:emails"),
+                ("sqs:SendMessage", "queue:emails"),
+            ],
+        ),
         ("ssm", "GetParameter", {"Name": "/inkwell/prod/JWT_SECRET"}, [("ssm:GetParameter", "secret:JWT_SECRET")]),
         (
             "apigatewaymanagementapi",
