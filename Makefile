@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test lint typecheck bench package deploy teardown clean
+.PHONY: run test lint typecheck bench constraints package deploy teardown clean
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
@@ -40,6 +40,11 @@ deploy: $(BIN)/.installed
 # prod also needs YES=1; DELETE_SECRETS=1 removes the stage's SSM secrets too.
 teardown: $(BIN)/.installed
 	$(BIN)/python -m infra.deploy $(STAGE) --teardown $(if $(YES),--yes) $(if $(DELETE_SECRETS),--delete-secrets)
+
+# After changing a pin in requirements*.txt and installing it: record the whole venv again.
+constraints: $(BIN)/.installed
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) dist .pytest_cache

@@ -6,16 +6,27 @@ schedules, realtime, audit, dashboard.
 
 from __future__ import annotations
 
-from chalice import Response
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from chalicelib import audit, catalog, config, dashboard, http
-from chalicelib.audit import api as audit_api
-from chalicelib.auth import service as auth
-from chalicelib.content import analytics, articles, settings
+from chalice import Response
+from chalice.app import SQSEvent
+
+from chalicelib import audit, catalog, config
 from chalicelib.jobs import worker
 from chalicelib.realtime import handlers as ws
-from chalicelib.runtime import Inkwell, current
+from chalicelib.runtime import Inkwell, current, lazy
 from chalicelib.schedules import service as schedules
+
+if TYPE_CHECKING:
+    from chalicelib import dashboard, http
+    from chalicelib.audit import api as audit_api
+    from chalicelib.auth import service as auth
+    from chalicelib.content import analytics, articles, settings
+else:  # modules without import-time side effects, loaded by the first handler using them (runtime.lazy)
+    http, auth = lazy("chalicelib.http"), lazy("chalicelib.auth.service")
+    analytics, articles, settings = (lazy(f"chalicelib.content.{m}") for m in ("analytics", "articles", "settings"))
+    dashboard, audit_api = lazy("chalicelib.dashboard"), lazy("chalicelib.audit.api")
 
 app = Inkwell(app_name="inkwell")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -119,28 +130,28 @@ def put_setting(key: str) -> dict:
 # (.chalice/config.json, per function); batch sizes from the catalogue too.
 
 
-def _sqs_handler(queue: str) -> object:
+def _sqs_handler(queue: str) -> Callable[[Callable[[SQSEvent], dict]], Any]:
     spec = catalog.queue(queue)
     return app.on_sqs_message(queue=config.get().resource_name(queue), batch_size=spec.batch_size, name=f"jobs_{queue}")
 
 
 @_sqs_handler("articles")
-def jobs_articles(event: object) -> dict:
+def jobs_articles(event: SQSEvent) -> dict:
     return worker.handle("articles", event.to_dict(), event.context)
 
 
 @_sqs_handler("analytics")
-def jobs_analytics(event: object) -> dict:
+def jobs_analytics(event: SQSEvent) -> dict:
     return worker.handle("analytics", event.to_dict(), event.context)
 
 
 @_sqs_handler("emails")
-def jobs_emails(event: object) -> dict:
+def jobs_emails(event: SQSEvent) -> dict:
     return worker.handle("emails", event.to_dict(), event.context)
 
 
 @_sqs_handler("cleanup")
-def jobs_cleanup(event: object) -> dict:
+def jobs_cleanup(event: SQSEvent) -> dict:
     return worker.handle("cleanup", event.to_dict(), event.context)
 
 

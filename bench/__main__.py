@@ -1,23 +1,35 @@
-"""`make bench`: run every `bench/bench_*.py` module's `main()`, one after the other."""
+"""Run every `bench/bench_*.py` module's `main()`, in name order (`python -m bench [name ...]`
+runs only the modules whose names contain one of the given words)."""
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import sys
+import time
+import traceback
 from pathlib import Path
 
 
-def main() -> None:
-    here = Path(__file__).resolve().parent
-    names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
-    only = set(sys.argv[1:])
-    for name in names:
-        if only and name not in only and name.removeprefix("bench_") not in only:
-            continue
+def modules(words: list[str]) -> list[str]:
+    names = sorted(path.stem for path in Path(__file__).parent.glob("bench_*.py"))
+    return [name for name in names if not words or any(word in name for word in words)]
+
+
+def main(argv: list[str]) -> int:
+    failed = []
+    for name in modules(argv):
         print(f"== {name}", flush=True)
-        importlib.import_module(f"bench.{name}").main()
+        start = time.perf_counter()
+        try:
+            importlib.import_module(f"bench.{name}").main()
+        except Exception:
+            traceback.print_exc()
+            failed.append(name)
+        print(f"   ({time.perf_counter() - start:.1f} s)\n", flush=True)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

@@ -37,6 +37,7 @@ LOCAL_WS_MAX_AGE = "INKWELL_WS_MAX_AGE"  # seconds, API Gateway's 2 hours by def
 LOCAL_GENERATOR_DELAY = "INKWELL_GENERATOR_DELAY"  # seconds the fake article generator takes
 LOCAL_APP = "INKWELL_LOCAL_APP"  # `module:attribute` of the Chalice app to serve (tests add handlers)
 LOCAL_READY_FILE = "INKWELL_READY_FILE"  # where the stack writes its endpoints as JSON once ready
+LOCAL_EXIT_WITH_PARENT = "INKWELL_EXIT_WITH_PARENT"  # "1": the stack stops when the process that started it dies
 LOCAL_SCHEDULER_START = "INKWELL_SCHEDULER_START"  # ISO time the EventBridge emulator's clock starts at
 LOCAL_SCHEDULER_SPEED = "INKWELL_SCHEDULER_SPEED"  # how many times faster than real time that clock runs
 

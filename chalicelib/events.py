@@ -44,8 +44,8 @@ class Alert:
 
 @dataclass(frozen=True)
 class AuditRecorded:
-    """An audit event was accepted (chalicelib.audit); `important` ones (lockouts, settings
-    changes, queue control, job failures...) deserve the admin room's `activity` at once."""
+    """An important audit event was accepted (chalicelib.audit publishes only those: lockouts,
+    settings changes, queue control, job failures...); it deserves the admin room's `activity`."""
 
     event: dict[str, Any]  # the contract's audit event
     important: bool = False

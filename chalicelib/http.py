@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import logging
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from chalice import Response
-from pydantic import BaseModel, ValidationError
+from chalice import ChaliceViewError, Response
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 log = logging.getLogger("inkwell.http")
 
@@ -50,7 +52,7 @@ class HttpError(Exception):
         self.status = status
         self.message = message
         self.errors = errors
-        self.headers = headers or {}
+        self.headers: dict[str, str | list[str]] = dict(headers or {})
 
     def to_response(self) -> Response:
         body: dict[str, Any] = {"Code": _CODES.get(self.status, "Error"), "Message": self.message}
@@ -88,6 +90,8 @@ def run_view(view: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         return exc.to_response()
     except ValidationError as exc:
         return validation_error(exc).to_response()
+    except ChaliceViewError:
+        raise  # Chalice's own errors (BadRequestError, ...) already answer in the contract's shape
     except Exception:
         log.exception("unhandled error in %s", getattr(view, "__name__", view))
         return Response(
@@ -96,22 +100,32 @@ def run_view(view: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         )
 
 
+class Body(BaseModel):
+    """Base of every request body: unknown fields are refused, and the validator is built on first
+    use rather than at import (cold starts pay only for the models a request needs)."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
 def json_body(request: Any) -> Any:
-    """The request's JSON body; 400 when it is missing or not JSON."""
+    """The request's JSON body; 400 (field `body`) when it is missing or not JSON."""
     raw = request.raw_body
     if not raw:
-        raise bad_request("a JSON body is required")
+        raise bad_request("a JSON body is required", "body")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"the body is not valid JSON ({exc.__class__.__name__})") from None
+        data = json.loads(raw)
+        # Lone surrogates ("\ud800") parse but cannot be stored or echoed as UTF-8.
+        json.dumps(data, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError, RecursionError) as exc:
+        raise bad_request(f"is not valid JSON ({exc.__class__.__name__})", "body") from None
+    return data
 
 
 def parse(model: type[M], request: Any) -> M:
     """Validate the JSON body against `model` (models forbid unknown fields)."""
     data = json_body(request)
     if not isinstance(data, dict):
-        raise HttpError(400, "the body must be a JSON object", [{"field": "body", "message": "expected an object"}])
+        raise bad_request("must be a JSON object", "body")
     return model.model_validate(data)
 
 
@@ -132,33 +146,78 @@ def limit_param(params: dict[str, str]) -> int:
     return value
 
 
-def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
+def _cursor_mac(payload: bytes, scope: str) -> str:
+    """Cursors are signed so that a client can only hand back what this API gave it, for the
+    listing it came from (`scope`)."""
+    from chalicelib import config
+
+    key = hmac.new(config.secret(config.JWT_SECRET).encode(), b"inkwell-cursor", hashlib.sha256).digest()
+    mac = hmac.new(key, scope.encode() + b"\0" + payload, hashlib.sha256).digest()[:16]
+    return _b64(mac)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _plain_key_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def encode_cursor(last_key: dict[str, Any] | None, scope: str = "") -> str | None:
+    """`?cursor=` for a DynamoDB LastEvaluatedKey (None when there is no next page)."""
     if not last_key:
         return None
-    plain = {k: (int(v) if isinstance(v, Decimal) else v) for k, v in last_key.items()}
-    return base64.urlsafe_b64encode(json.dumps(plain, default=str).encode()).decode().rstrip("=")
+    plain = {k: _plain_key_value(v) for k, v in last_key.items()}
+    payload = json.dumps(plain, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return f"{_b64(payload)}.{_cursor_mac(payload, scope)}"
 
 
-def decode_cursor(params: dict[str, str], expected_keys: set[str]) -> dict[str, Any] | None:
-    """The ExclusiveStartKey carried by `?cursor=`; 400 unless it has exactly the expected keys."""
+def decode_cursor(params: dict[str, str], expected_keys: set[str], scope: str = "") -> dict[str, Any] | None:
+    """The ExclusiveStartKey carried by `?cursor=`; 400 unless this API signed it for `scope`
+    and it has exactly the expected keys."""
     raw = params.get("cursor")
     if not raw:
         return None
+    invalid = bad_request("is not a cursor this API returned", "cursor")
+    encoded, _, mac = raw.partition(".")
     try:
-        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise bad_request("is not a cursor this API returned", "cursor") from None
+        payload = _unb64(encoded)
+        if not hmac.compare_digest(mac.encode(), _cursor_mac(payload, scope).encode()):
+            raise invalid
+        data = json.loads(payload)
+    except (ValueError, binascii.Error, UnicodeError):
+        raise invalid from None
     if (
         not isinstance(data, dict)
         or set(data) != expected_keys
-        or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in data.values())
+        or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in data.values())
     ):
-        raise bad_request("is not a cursor this API returned", "cursor")
-    return data
+        raise invalid
+    return {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in data.items()}
 
 
-def page(items: list[Any], last_key: dict[str, Any] | None) -> dict[str, Any]:
-    return {"items": items, "next_cursor": encode_cursor(last_key)}
+def query_scope(query_kwargs: dict[str, Any]) -> str:
+    """What identifies a listing: its index, order and key condition (with values), so that a
+    cursor of `?status=DRAFT` is refused by `?status=PUBLISHED`."""
+    from boto3.dynamodb.conditions import ConditionBase, ConditionExpressionBuilder
+
+    condition = query_kwargs.get("KeyConditionExpression")
+    if isinstance(condition, ConditionBase):
+        built = ConditionExpressionBuilder().build_expression(condition, is_key_condition=True)
+        condition = [built.condition_expression, built.attribute_name_placeholders, built.attribute_value_placeholders]
+    parts = [query_kwargs.get("IndexName"), query_kwargs.get("ScanIndexForward", True), condition]
+    return json.dumps(parts, sort_keys=True, default=str)
+
+
+def page(items: list[Any], last_key: dict[str, Any] | None, scope: str = "") -> dict[str, Any]:
+    return {"items": items, "next_cursor": encode_cursor(last_key, scope)}
 
 
 def query_page(
@@ -174,7 +233,8 @@ def query_page(
     table's keys), which a cursor must carry.
     """
     kwargs = dict(query_kwargs, Limit=limit_param(params))
-    start = decode_cursor(params, key_attrs)
+    scope = query_scope(query_kwargs)
+    start = decode_cursor(params, key_attrs, scope)
     if start:
         kwargs["ExclusiveStartKey"] = start
     try:
@@ -183,7 +243,7 @@ def query_page(
         if start and getattr(exc, "response", {}).get("Error", {}).get("Code") == "ValidationException":
             raise bad_request("is not a cursor this API returned", "cursor") from None
         raise
-    return page([serialize(item) for item in result.get("Items", [])], result.get("LastEvaluatedKey"))
+    return page([serialize(item) for item in result.get("Items", [])], result.get("LastEvaluatedKey"), scope)
 
 
 def no_content() -> Response:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import importlib
 import logging
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from chalice import Chalice, Response
@@ -135,4 +138,23 @@ def _wrap_event(handler_type: str, fn: Callable[..., Any]) -> Callable[..., Any]
 
 
 def response(body: Any = None, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(body=body if body is not None else "", status_code=status, headers=headers or {})
+    return Response(body=body if body is not None else "", status_code=status, headers=dict(headers or {}))
+
+
+class _LazyModule(ModuleType):
+    """Stands for a module until an attribute is read; every read then goes to the real module."""
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+def lazy(name: str) -> Any:
+    """Module `name`, imported when an attribute is first read instead of now.
+
+    app.py wires every capability, but each Lambda function runs only some handlers: a module used
+    only inside handlers is then loaded by the first handler that needs it, which keeps cold starts
+    cheap (`make bench`). The import itself is Python's (thread-safe, once). Never use it for a
+    module imported for its side effects (event subscriptions, processor registration): nothing
+    would ever import it.
+    """
+    return sys.modules.get(name) or _LazyModule(name)

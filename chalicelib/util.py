@@ -29,18 +29,37 @@ def from_dynamo(value: Any) -> Any:
     return value
 
 
+MAX_DEPTH = 16
+
+
 def storable_problem(value: Any, depth: int = 0) -> str | None:
     """Why DynamoDB could not store this JSON value (None when it can): too deep, a number it
-    cannot represent."""
-    if depth > 16:
-        return "is nested too deeply (at most 16 levels)"
+    cannot represent (not finite, more than 38 significant digits, magnitude beyond 1e126 or below
+    1e-130)."""
+    if depth > MAX_DEPTH:
+        return f"is nested too deeply (at most {MAX_DEPTH} levels)"
     if isinstance(value, float) and not math.isfinite(value):
         return "numbers must be finite"
-    if isinstance(value, int) and not isinstance(value, bool) and len(str(abs(value))) > 38:
-        return "numbers must have at most 38 digits"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not _storable_number(value):
+        return "numbers must have at most 38 digits and a magnitude between 1e-130 and 1e126"
     children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
     for child in children:
         problem = storable_problem(child, depth + 1)
         if problem:
             return problem
     return None
+
+
+def _storable_number(value: int | float) -> bool:
+    from boto3.dynamodb.types import DYNAMODB_CONTEXT  # the context boto3 serializes numbers with
+
+    if isinstance(value, int) and len(str(abs(value))) > 40:  # cheap bound before Decimal work
+        return False
+    try:
+        number = DYNAMODB_CONTEXT.create_decimal(Decimal(str(value)) if isinstance(value, float) else value)
+    except ArithmeticError:  # decimal.Inexact, Rounded, Overflow, Underflow ...
+        return False
+    return number == 0 or _SMALLEST <= abs(number) < _TOO_LARGE
+
+
+_SMALLEST, _TOO_LARGE = Decimal("1E-130"), Decimal("1E+126")

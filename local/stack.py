@@ -51,6 +51,7 @@ class StackConfig:
     generator_delay: float = 0.2
     app_ref: str = "app:app"
     ready_file: str | None = None
+    exit_with_parent: bool = False  # tests: a killed test run must not leave its stack behind
     scheduler_start: str | None = None  # the EventBridge emulator's clock (tests: a fast one)
     scheduler_speed: float = 1.0
 
@@ -70,6 +71,7 @@ class StackConfig:
             ("generator_delay", config.LOCAL_GENERATOR_DELAY, float),
             ("app_ref", config.LOCAL_APP, str),
             ("ready_file", config.LOCAL_READY_FILE, str),
+            ("exit_with_parent", config.LOCAL_EXIT_WITH_PARENT, lambda v: v == "1"),
             ("scheduler_start", config.LOCAL_SCHEDULER_START, str),
             ("scheduler_speed", config.LOCAL_SCHEDULER_SPEED, float),
         ):
@@ -278,8 +280,11 @@ def main() -> None:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    parent = os.getppid()
     while not stopping.wait(0.5):
-        pass
+        if stack.cfg.exit_with_parent and os.getppid() != parent:
+            logs.line("STACK", f"the process that started it ({parent}) is gone")
+            break
     _shutdown(stack)
 
 

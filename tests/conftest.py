@@ -3,9 +3,12 @@ catalogue's resources, the Chalice test client and a login helper per role."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -26,10 +29,10 @@ TEST_ENV = {
 }
 
 ROLE_PASSWORD = "correct horse battery staple"
+ANONYMOUS = "anonymous"  # as_=ANONYMOUS sends no credentials
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _test_env(monkeypatch: pytest.MonkeyPatch) -> None:
     from chalicelib import aws, config
 
     for key in list(os.environ):
@@ -39,22 +42,67 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(key, value)
     config.reset()
     aws.reset()
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from chalicelib import aws, config
+
+    _test_env(monkeypatch)
     yield
     config.reset()
     aws.reset()
 
 
-@pytest.fixture
-def aws_mock(clean_env: None) -> Iterator[None]:
-    """moto in-process, with every catalogue table and queue created."""
+@contextlib.contextmanager
+def _moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto in-process, with every catalogue table and queue created, and DynamoDB writes made
+    atomic as on AWS (moto checks a condition and writes without a lock, so two threads can both
+    pass the same condition; DynamoDB never lets them)."""
     from moto import mock_aws
+    from moto.dynamodb.models import DynamoDBBackend
 
     from chalicelib import aws
     from infra import provision
 
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        monkeypatch.setattr(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name), lock))
     with mock_aws():
         provision.provision(aws.client("dynamodb"), aws.client("sqs"))
         yield
+
+
+@pytest.fixture
+def aws_mock(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fresh moto per test (see `_moto`)."""
+    with _moto(monkeypatch):
+        yield
+
+
+@pytest.fixture(scope="module")
+def shared_api() -> Iterator[Api]:
+    """One moto, app and set of logins for a whole module, for tables of cases that only read or
+    are refused (bad input): the ~0.5 s of setup is paid once, not per case. A module opts in with
+    `@pytest.fixture def api(shared_api): return shared_api`."""
+    from chalice.test import Client
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _test_env(monkeypatch)
+        with _moto(monkeypatch):
+            import app as app_module
+
+            with Client(app_module.app, stage_name="test") as test_client:
+                yield Api(test_client)
+
+
+def _serialized(method: Callable[..., Any], lock: threading.RLock) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return method(*args, **kwargs)
+
+    return locked
 
 
 @pytest.fixture
@@ -68,7 +116,7 @@ def app(aws_mock: None) -> Any:
 def client(app: Any) -> Iterator[Any]:
     from chalice.test import Client
 
-    with Client(app, stage_name="dev") as test_client:
+    with Client(app, stage_name="test") as test_client:
         yield test_client
 
 
@@ -79,6 +127,7 @@ class Api:
         self.client = client
         self.users: dict[str, dict[str, Any]] = {}
         self.tokens: dict[str, str] = {}
+        self.made: dict[str, str] = {}  # placeholder -> the resource id made for it (see `fill`)
 
     def request(
         self,
@@ -91,7 +140,7 @@ class Api:
         raw: bytes | None = None,
     ) -> Any:
         hdrs = {"content-type": "application/json", **(headers or {})}
-        if as_ is not None:
+        if as_ is not None and as_ != ANONYMOUS:
             token = self.token(as_)
         if token:
             hdrs["authorization"] = f"Bearer {token}"
@@ -132,6 +181,28 @@ class Api:
 @pytest.fixture
 def api(client: Any) -> Api:
     return Api(client)
+
+
+# Placeholders that tables of endpoints (validation, authorization) use in paths: `{article_id}`
+# becomes the id of an article that `editor` wrote. One line per kind of resource; each factory
+# gets the Api and returns the id, created once per test.
+PLACEHOLDERS: dict[str, Callable[[Api], str]] = {
+    "article_id": lambda api: body(api.post("/api/articles", {"title": "A title", "topic": "a topic"}, as_="editor"))[
+        "id"
+    ],
+    "viewer_email": lambda api: api.user("viewer")["email"],
+    "editor_id": lambda api: api.user("editor")["id"],
+}
+
+
+def fill(api: Api, path: str) -> str:
+    """`path` with every `{placeholder}` replaced by a resource made for it (see PLACEHOLDERS)."""
+    for name, make in PLACEHOLDERS.items():
+        if "{" + name + "}" in path:
+            if name not in api.made:
+                api.made[name] = make(api)
+            path = path.replace("{" + name + "}", api.made[name])
+    return path
 
 
 def body(response: Any) -> Any:

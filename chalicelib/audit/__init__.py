@@ -17,10 +17,13 @@ categories and severities come from `actions.ACTIONS` (add yours there). Secrets
 settings.*, queue control, job.retry/remove, schedule.run, security.*, audit reads) are written
 before `record` returns; the rest are buffered and written 25 per BatchWriteItem at the end of
 the invocation, which every handler of `runtime.Inkwell` does by itself. Outside a handler
-(scripts, tests) call `audit.flush()`.
+(scripts, tests) call `audit.flush()`; from a thread of your own, run the work in
+`contextvars.copy_context()` so that `record` sees the invocation (and its end flushes).
 
-Published for the realtime emitters: `events.AuditRecorded(event, important)` for every event,
-and `events.Alert` for lockouts, job failures and tampering. Jobs: `digest.seal(now)` is
+Published for the realtime emitters: `events.AuditRecorded(event, important=True)` for the
+important actions only (lockouts, user changes, settings, queue control, job retries/removals
+and failures, schedule runs, tampering: `Action.important` in the catalogue), so a busy job does
+not flood the admin room; and `events.Alert` for lockouts and tampering. Jobs: `digest.seal(now)` is
 `cleanup/audit_digest`, `retention.cleanup(now)` is `cleanup/activity_logs`.
 
 Modules: actions (catalogue), redact, model (keys, fingerprints), logger (record, buffer,

@@ -100,10 +100,10 @@ FAMILIES: dict[str, Action] = {
 
 
 # Actions that also raise an `events.Alert` (the admin room's `system.alert`), with its level.
+# Job failures are `activity` only: the realtime emitters already send `job.failed`, and the
+# dashboard's health raises its own alerts on dead letters and failure rates.
 ALERT_LEVELS: dict[str, str] = {
     "auth.lockout": "warning",
-    "job.failed": "warning",
-    "article.generation_failed": "warning",
     "audit.tamper_detected": "critical",
 }
 

@@ -78,6 +78,7 @@ def list_events(params: dict[str, str]) -> dict[str, Any]:
 def user_summary(caller: dict[str, Any], user_id: str, params: dict[str, str]) -> dict[str, Any]:
     """GET /api/audit/users/{user_id}/summary: for admins, or for that user."""
     if caller["role"] != "admin" and caller["id"] != user_id:
+        record("security.forbidden", resource=("user", user_id[:256]), details={"wanted": "audit summary"})
         raise http.HttpError(403, "only admins may read another user's activity")
     try:
         days = int(params.get("days", "7"))

@@ -18,6 +18,7 @@ def on_job_event(event: events.JobEvent) -> None:
             "queue": job.get("queue"),
             "type": job.get("type"),
             "attempts": job.get("attempts"),
+            "caused_by": job.get("user_id"),
             "error": event.error or job.get("error"),
         },
     )

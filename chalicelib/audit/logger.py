@@ -197,7 +197,8 @@ def record(
         if len(buffer) >= BATCH_SIZE:
             flush()
     event = model.public(item)
-    events.publish(events.AuditRecorded(event=event, important=cls.important))
+    if cls.important:  # the admin room's `activity`: only what an admin should see at once
+        events.publish(events.AuditRecorded(event=event, important=True))
     level = ALERT_LEVELS.get(action)
     if level:
         events.publish(events.Alert(level, f"{action}: {_summary(event)}", {"event": event}))

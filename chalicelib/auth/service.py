@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from chalicelib import audit, aws, config, runtime, timeutil
 from chalicelib.auth import passwords, tokens
 from chalicelib.auth.store import EmailTaken, LoginAttempts, Sessions, Users
-from chalicelib.http import HttpError
+from chalicelib.http import Body, HttpError
 
 ROLES = ("admin", "editor", "viewer")
 EMAIL_FAILURE_LIMIT = 5  # the contract: 429 once 5 attempts for an email failed in 15 minutes
@@ -114,9 +114,10 @@ def _record_lockouts(gate: LoginAttempts, keys: list[str], email: str) -> None:
 
 def authenticate(authorization: str | None) -> dict[str, Any]:
     """The user behind `Authorization: Bearer <jwt>`, or HttpError 401."""
-    if not authorization or not authorization.startswith("Bearer "):
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
         raise HttpError(401, "missing bearer token")
-    return authenticate_token(authorization[len("Bearer ") :].strip())
+    return authenticate_token(token.strip())
 
 
 def authenticate_token(token: str) -> dict[str, Any]:
@@ -142,20 +143,17 @@ def require(*roles: str) -> dict[str, Any]:
     user = authenticate(inv.headers.get("authorization"))
     inv.user = user
     if roles and user["role"] not in roles:
+        audit.record("security.forbidden", details={"needs": list(roles), "role": user["role"]})
         raise HttpError(403, f"this needs the role {' or '.join(roles)}")
     return user
 
 
-class Credentials(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Credentials(Body):
     email: str = Field(min_length=3, max_length=254)
     password: str = Field(min_length=1, max_length=256)
 
 
-class NewUser(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class NewUser(Body):
     email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     password: str = Field(min_length=8, max_length=256)
     role: Literal["admin", "editor", "viewer"]

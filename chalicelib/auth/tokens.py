@@ -45,15 +45,20 @@ def verify(token: str, secret: str, now: float) -> Claims:
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
             issuer=ISSUER,
-            options={"require": REQUIRED, "verify_iat": True},
-            leeway=0,
+            # Times are checked below against the injected clock, not pyjwt's wall clock.
+            options={"require": REQUIRED, "verify_exp": False, "verify_iat": False, "verify_nbf": False},
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from None
+    nbf = payload.get("nbf", 0)
+    if not isinstance(nbf, (int, float)) or isinstance(nbf, bool) or nbf > now:
+        raise InvalidToken("token is not valid yet")
+    if not all(isinstance(payload[k], str) and payload[k] for k in ("sub", "role", "jti")) or not all(
+        isinstance(payload[k], int) and not isinstance(payload[k], bool) for k in ("iat", "exp")
+    ):
+        raise InvalidToken("malformed claims")
     if payload["iat"] > now + 5:  # issued in the future: not valid yet
         raise InvalidToken("token is not valid yet")
     if payload["exp"] <= now:
         raise InvalidToken("token has expired")
-    if not all(isinstance(payload[k], str) and payload[k] for k in ("sub", "role", "jti")):
-        raise InvalidToken("malformed claims")
     return Claims(sub=payload["sub"], role=payload["role"], jti=payload["jti"], iat=payload["iat"], exp=payload["exp"])

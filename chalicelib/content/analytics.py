@@ -9,17 +9,16 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from chalicelib import aws, timeutil
+from chalicelib.http import Body
 
 RETENTION_SECONDS = 90 * 24 * 3600
 EVENT_TYPES = ("view", "click", "share")
 
 
-class NewEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class NewEvent(Body):
     article_id: str = Field(min_length=1, max_length=64)
     type: Literal["view", "click", "share"]
 

@@ -13,10 +13,10 @@ import uuid
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from chalicelib import audit, aws, timeutil
-from chalicelib.http import bad_request, not_found, query_page
+from chalicelib.http import Body, bad_request, not_found, query_page
 
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 STATUSES = ("DRAFT", "PROCESSING", "PUBLISHED", "ARCHIVED")
@@ -39,8 +39,8 @@ class InvalidTransition(Exception):
         self.status = status
 
 
-class NewArticle(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class NewArticle(Body):
+    model_config = ConfigDict(str_strip_whitespace=True)
 
     title: str = Field(min_length=1, max_length=200)
     topic: str = Field(min_length=1, max_length=500)
@@ -190,6 +190,8 @@ class Articles:
             )
         except client.exceptions.ConditionalCheckFailedException as exc:
             old = exc.response.get("Item")
+            if old is None:  # an emulator without ReturnValuesOnConditionCheckFailure: look
+                old = self._table.get_item(Key={"id": article_id}, ConsistentRead=True).get("Item")
             if not old:
                 raise ArticleNotFound(article_id) from None
             status = old["status"]["S"] if isinstance(old.get("status"), dict) else old.get("status")

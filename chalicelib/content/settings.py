@@ -11,9 +11,10 @@ import re
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import field_validator
 
 from chalicelib import audit, aws, timeutil
+from chalicelib.http import Body
 from chalicelib.util import from_dynamo, storable_problem, to_dynamo
 
 CONFIG = "config"
@@ -22,19 +23,17 @@ KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,127}$")
 MAX_VALUE_BYTES = 32 * 1024
 
 
-class SettingValue(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SettingValue(Body):
     value: Any
 
     @field_validator("value")
     @classmethod
     def _size(cls, value: Any) -> Any:
-        if len(json.dumps(value)) > MAX_VALUE_BYTES:
-            raise ValueError(f"must be at most {MAX_VALUE_BYTES} bytes as JSON")
-        problem = storable_problem(value)
+        problem = storable_problem(value)  # first: it bounds the depth that json.dumps walks
         if problem:
             raise ValueError(problem)
+        if len(json.dumps(value)) > MAX_VALUE_BYTES:
+            raise ValueError(f"must be at most {MAX_VALUE_BYTES} bytes as JSON")
         return value
 
 

@@ -162,6 +162,7 @@ def stack_env(ready_file: Path, **overrides: str) -> dict[str, str]:
         INKWELL_READY_FILE=str(ready_file),
         INKWELL_LOCAL_APP="tests.e2e.stack_app:app",
         INKWELL_SCRYPT_N="1024",
+        INKWELL_EXIT_WITH_PARENT="1",
         INKWELL_GENERATOR_DELAY="0.05",
         PYTHONUNBUFFERED="1",
     )

@@ -276,12 +276,14 @@ def test_the_fake_generator_checks_the_signature_and_can_be_told_to_fail(stack: 
 
 # --- operations ---------------------------------------------------------------------------------
 
+BARE_APP = "tests.e2e.bare_app:app"
+
 
 def test_ctrl_c_stops_a_running_stack_within_5_seconds_and_frees_its_ports(tmp_path: Any) -> None:
     import signal
     import socket
 
-    process, other = start_stack(tmp_path)
+    process, other = start_stack(tmp_path, INKWELL_LOCAL_APP=BARE_APP)
     assert other.info["startup_seconds"] < 10
     assert other.request("GET", "/api/health")[0] == 200
     seconds = stop_stack(process, signal.SIGINT)
@@ -291,3 +293,42 @@ def test_ctrl_c_stops_a_running_stack_within_5_seconds_and_frees_its_ports(tmp_p
         port = int(url.rsplit(":", 1)[1])
         with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
             probe.connect(("127.0.0.1", port))
+
+
+def test_a_stack_whose_starter_is_killed_stops_itself(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import ROOT, stack_env
+
+    ready = tmp_path / "ready.json"
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "subprocess.Popen([sys.executable, '-m', 'local'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+            "time.sleep(60)",
+        ],
+        cwd=ROOT,
+        env=stack_env(ready, INKWELL_LOCAL_APP=BARE_APP),
+    )
+    try:
+        pid = eventually(lambda: ready.exists() and json.loads(ready.read_text())["pid"], timeout=30)
+    finally:
+        starter.kill()  # SIGKILL: no chance to stop its child
+        starter.wait()
+
+    def gone() -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().split(") ", 1)[1].startswith("Z")  # a zombie nobody reaped yet
+        except FileNotFoundError:
+            return True
+
+    try:
+        eventually(gone, timeout=6)
+    finally:
+        if not gone():
+            os.kill(pid, 9)

@@ -129,13 +129,15 @@ def test_buffered_events_are_flushed_after_the_handler_raises(api):
 
 def test_important_events_are_published_for_the_realtime_emitters(api):
     seen = []
+    api.token("admin")
     events.subscribe(events.AuditRecorded, seen.append)
     try:
+        api.post("/api/articles", {"title": "T", "topic": "x"}, as_="admin")
         api.put("/api/settings/site.name", {"value": 1}, as_="admin")
     finally:
         events._listeners[events.AuditRecorded].remove(seen.append)
-    settings_events = [e for e in seen if e.event["action"] == "settings.update"]
-    assert settings_events and settings_events[0].important
+    assert [e.event["action"] for e in seen] == ["settings.update"]  # not article.create
+    assert seen[0].important and seen[0].event["details"]["new"] == {"site.name": 1}
 
 
 def test_job_failures_and_article_status_changes_are_recorded_from_events(api):
@@ -281,6 +283,14 @@ def test_audit_routes_are_for_admins(api, path, role, status):
 def test_user_summary_is_for_admins_or_that_user(api, role, whose, status):
     target = api.user(whose)
     assert api.get(f"/api/audit/users/{target['id']}/summary", as_=role).status_code == status
+
+
+def test_a_refused_role_is_recorded_as_a_security_event(api):
+    viewer = api.user("viewer")
+    assert api.get("/api/audit", as_="viewer").status_code == 403
+    refused = all_events(api, action="security.forbidden")
+    assert len(refused) == 1 and refused[0]["actor"]["user_id"] == viewer["id"]
+    assert refused[0]["details"] == {"needs": ["admin"], "role": "viewer"}
 
 
 class FlakyClient:

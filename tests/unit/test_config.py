@@ -1,0 +1,71 @@
+"""Configuration: a non-local stage refuses to start without its JWT secret; names per stage."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chalicelib import config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def dev_lambda(monkeypatch):
+    """The environment of a Lambda container of stage `dev` with no JWT secret anywhere."""
+    monkeypatch.setenv(config.STAGE, "dev")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "inkwell-dev")
+    monkeypatch.delenv(config.JWT_SECRET, raising=False)
+    monkeypatch.delenv(config.SECRETS_PARAMETER_PREFIX, raising=False)
+    config.reset()
+
+
+def test_a_non_local_stage_refuses_to_start_without_a_jwt_secret(dev_lambda):
+    with pytest.raises(config.ConfigError, match="JWT_SECRET"):
+        config.check_startup()
+
+
+def test_a_non_local_stage_starts_with_a_jwt_secret(dev_lambda, monkeypatch):
+    monkeypatch.setenv(config.JWT_SECRET, "s" * 64)
+    config.reset()
+    config.check_startup()
+    assert config.secret(config.JWT_SECRET) == "s" * 64
+
+
+@pytest.mark.parametrize("stage", sorted(config.LOCAL_STAGES))
+def test_a_local_stage_falls_back_to_a_development_secret(stage, monkeypatch):
+    monkeypatch.setenv(config.STAGE, stage)
+    monkeypatch.delenv(config.JWT_SECRET, raising=False)
+    config.reset()
+    config.check_startup()
+    assert config.secret(config.JWT_SECRET).startswith(config.DEV_SECRET)
+
+
+def test_importing_the_app_fails_on_a_non_local_stage_without_a_secret():
+    env = {k: v for k, v in os.environ.items() if k != config.JWT_SECRET and not k.startswith("INKWELL_")}
+    env.update({config.STAGE: "prod", "AWS_LAMBDA_FUNCTION_NAME": "inkwell-prod", "AWS_DEFAULT_REGION": "us-east-1"})
+    result = subprocess.run([sys.executable, "-c", "import app"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "ConfigError" in result.stderr and "JWT_SECRET" in result.stderr
+
+
+def test_resource_names_follow_the_stage_and_can_be_overridden(monkeypatch):
+    monkeypatch.setenv(config.STAGE, "prod")
+    config.reset()
+    assert config.get().resource_name("articles") == "inkwell-prod-articles"
+    monkeypatch.setenv("INKWELL_NAME_LOGIN_ATTEMPTS", "custom")
+    assert config.get().resource_name("login_attempts") == "custom"
+
+
+def test_settings_are_read_from_the_environment_until_reset(monkeypatch):
+    monkeypatch.setenv(config.JWT_TTL_SECONDS, "60")
+    config.reset()
+    assert config.get().jwt_ttl_seconds == 60
+    monkeypatch.setenv(config.JWT_TTL_SECONDS, "120")
+    assert config.get().jwt_ttl_seconds == 60
+    config.reset()
+    assert config.get().jwt_ttl_seconds == 120
