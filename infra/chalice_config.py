@@ -1,7 +1,7 @@
 """Keeps `.chalice/config.json` in step with the catalogue and the IAM declarations.
 
 The keys it owns: `autogen_policy` (off: the policy comes from `infra.iam`), each stage's
-`INKWELL_STAGE` and `INKWELL_SECRETS_PREFIX` (so `@app.on_sqs_message` resolves the stage's
+`INKWELL_STAGE` and, but for the local ones, `INKWELL_SECRETS_PREFIX` (so `@app.on_sqs_message` resolves the stage's
 physical queue names when Chalice imports app.py, and secrets come from that stage's SSM path),
 and the timeout of every SQS consumer (the catalogue's `Queue.function_timeout`, which the
 queue's visibility timeout is derived from). `make package` and `make deploy` run `sync`; the
@@ -29,7 +29,8 @@ def synced(current: dict[str, Any], shape: AppShape | None = None) -> dict[str, 
     for stage, stage_cfg in cfg.get("stages", {}).items():
         env = stage_cfg.setdefault("environment_variables", {})
         env[config.STAGE] = stage
-        env[config.SECRETS_PARAMETER_PREFIX] = iam.secrets_prefix(stage)
+        if stage not in config.LOCAL_STAGES:  # local stages read secrets from the environment
+            env[config.SECRETS_PARAMETER_PREFIX] = iam.secrets_prefix(stage)
     for source in shape.sqs if shape is not None else ():
         queue = consumed_queue(source.queue, shape.stage)  # type: ignore[union-attr]
         fn = shape.functions[source.function]  # type: ignore[union-attr]

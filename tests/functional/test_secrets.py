@@ -11,8 +11,8 @@ from chalicelib import aws, config, timeutil
 from chalicelib.auth import tokens
 from tests.conftest import body
 
-# the Chalice test client applies the dev stage's environment from .chalice/config.json
-PREFIX = "/inkwell/dev"
+# a deployed stage's SSM path (the test stage itself reads its secrets from the environment)
+PREFIX = "/inkwell/prod"
 
 
 def value(name: str) -> str:
