@@ -36,7 +36,10 @@ def time_range(params: dict[str, str], default_days: float, max_days: float | No
         raise http.bad_request("must not be after until", "since")
     if max_days is not None and until - since > max_days * DAY:
         raise http.bad_request(f"the range may span at most {max_days} days", "since")
-    return max(since, now - MAX_RETENTION_SECONDS - 31 * DAY), until
+    # Nothing is older than the longest retention, nothing is in the future: keep the walk short.
+    until = min(until, now + DAY)
+    since = min(max(since, now - MAX_RETENTION_SECONDS - 31 * DAY), until)
+    return since, until
 
 
 def filters(params: dict[str, str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ events when its query budget ran out; the client continues while `next_cursor` i
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from chalicelib.audit import model
 from chalicelib.audit.actions import CATEGORIES, ERROR_SEVERITIES
 
 MAX_QUERIES_PER_PAGE = 60
+SORT_KEY = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#[0-9a-f]{32}")
 MAX_SUMMARY_EVENTS = 10_000
 MAX_REPORT_EVENTS = 50_000
 TOP = 10
@@ -110,7 +112,8 @@ class AuditStore:
         keys = [g for g, _ in source.groups]
         gi, reached = 0, None
         if cursor:
-            if cursor.get("p") not in keys or not isinstance(cursor.get("s"), str):
+            reached_key = cursor.get("s")
+            if cursor.get("p") not in keys or not (reached_key == "" or SORT_KEY.fullmatch(str(reached_key))):
                 raise InvalidCursor("the cursor does not belong to this query")
             gi, reached = keys.index(cursor["p"]), cursor["s"] or None
         filt = _filter_expression(filters or {})
