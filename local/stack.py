@@ -131,6 +131,9 @@ class Stack:
             stage=settings.stage,
         )
         self.gateway.start()
+        # Tickets carry the URL clients connect to (INKWELL_WS_URL), known once the gateway listens.
+        os.environ.setdefault(config.WS_URL, f"ws://127.0.0.1:{self.gateway.port}")
+        config.reset()
         self.rest = RestServer(cfg.http_port, self.app).start()
         self.scheduler = Scheduler(
             schedules,
