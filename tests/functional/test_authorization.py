@@ -59,6 +59,8 @@ ENDPOINTS = [
     Endpoint("DELETE", "/api/jobs/" + "0" * 32, ADMIN),
     Endpoint("POST", "/api/realtime/ticket", USERS),
     Endpoint("GET", "/static/realtime.js", ANYONE),
+    Endpoint("GET", "/dashboard", ANYONE),  # the page asks for a login itself
+    Endpoint("GET", "/static/dashboard.js", ANYONE),
 ]
 
 
