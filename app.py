@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     from chalicelib.audit import api as audit_api
     from chalicelib.auth import service as auth
     from chalicelib.content import analytics, articles, settings
+    from chalicelib.dashboard import page as dashboard_page
 else:  # modules without import-time side effects, loaded by the first handler using them (runtime.lazy)
     http, auth = lazy("chalicelib.http"), lazy("chalicelib.auth.service")
     analytics, articles, settings = (lazy(f"chalicelib.content.{m}") for m in ("analytics", "articles", "settings"))
     dashboard, audit_api = lazy("chalicelib.dashboard"), lazy("chalicelib.audit.api")
+    dashboard_page = lazy("chalicelib.dashboard.page")
 
 app = Inkwell(app_name="inkwell")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
@@ -231,6 +233,15 @@ def audit_fallback(event: object) -> None:
 
 
 # --- dashboard --------------------------------------------------------------------------------
+# A paused queue starts no job: its event source mapping is disabled, and meanwhile the worker
+# holds (puts back) any message of it that was already received.
+
+
+def _queue_paused(queue: str) -> bool:
+    return dashboard.is_paused(queue)
+
+
+worker.add_hold(_queue_paused)
 
 
 @app.route("/api/queues/stats")
@@ -254,14 +265,12 @@ def retry_failed_jobs(queue: str) -> object:
 
 @app.route("/api/queues/{queue}/pause", methods=["POST"])
 def pause_queue(queue: str) -> dict:
-    auth.require("admin")
-    return dashboard.set_paused(queue, True)
+    return dashboard.set_paused(queue, True, auth.require("admin"))
 
 
 @app.route("/api/queues/{queue}/resume", methods=["POST"])
 def resume_queue(queue: str) -> dict:
-    auth.require("admin")
-    return dashboard.set_paused(queue, False)
+    return dashboard.set_paused(queue, False, auth.require("admin"))
 
 
 @app.route("/api/queues/{queue}/clean", methods=["POST"])
@@ -276,3 +285,13 @@ def remove_job(job_id: str) -> object:
     auth.require("admin")
     dashboard.remove_job(job_id)
     return http.no_content()
+
+
+@app.route("/dashboard")
+def dashboard_html() -> object:
+    return dashboard_page.html()
+
+
+@app.route("/static/dashboard.js")
+def dashboard_js() -> object:
+    return dashboard_page.script()

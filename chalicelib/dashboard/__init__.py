@@ -5,11 +5,14 @@
   jobs API's (`chalicelib.jobs`); this package adds what is about queues as a whole.
 - `gateway`: SQS depths, StartMessageMoveTask, the Lambda event source mapping (pause).
 - `health`: the checks and thresholds (setting `queues.health`), pure; the last status.
-- `page`: the static page, its script and the WebSocket configuration it needs.
+- `pause`: the paused flags and the worker hold that makes a pause strict (`is_paused`, which
+  app.py registers with `jobs.worker.add_hold`).
+- `page`: the static page and its script.
 """
 
 from __future__ import annotations
 
+from chalicelib.dashboard.pause import hold as is_paused
 from chalicelib.dashboard.service import (
     CleanRequest,
     clean,
@@ -26,6 +29,7 @@ __all__ = [
     "CleanRequest",
     "clean",
     "health_report",
+    "is_paused",
     "known",
     "remove_job",
     "retry_all",

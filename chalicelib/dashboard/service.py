@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from chalicelib import audit, aws, catalog, config, events, http, jobs, timeutil
 from chalicelib.content import settings
-from chalicelib.dashboard import health
+from chalicelib.dashboard import health, pause
 from chalicelib.dashboard.gateway import NoMapping, QueueControl
 from chalicelib.jobs import errors as job_errors
 from chalicelib.jobs import service as job_service
@@ -62,9 +62,16 @@ def _queue_facts(ctl: QueueControl, queue: str) -> dict[str, Any]:
     return {
         "depth": depth,
         "dead_letter": ctl.dead_letter_depth(queue),
-        "paused": bool(mapping and mapping.paused),
-        "paused_since": mapping.changed_at if mapping and mapping.paused else None,
+        "mapping_paused": bool(mapping and mapping.paused),
+        "mapping_since": mapping.changed_at if mapping else None,
     }
+
+
+def _paused(facts: dict[str, Any], flagged: dict[str, float], queue: str) -> tuple[bool, float | None]:
+    """Paused by an admin (the flag), or its mapping disabled by other means (the console)."""
+    if queue in flagged:
+        return True, flagged[queue]
+    return facts["mapping_paused"], facts["mapping_since"] if facts["mapping_paused"] else None
 
 
 def stats() -> dict[str, Any]:
@@ -75,6 +82,7 @@ def stats() -> dict[str, Any]:
         futures = {name: pool.submit(_queue_facts, ctl, name) for name in catalog.QUEUES}
         # The record counts run here meanwhile (one Table resource is not shared across threads).
         counted = {name: {s: store.count(name, s) for s in ("completed", "failed")} for name in catalog.QUEUES}
+        flagged = pause.flags().paused()
         facts = {name: future.result() for name, future in futures.items()}
     queues = {}
     for name, f in facts.items():
@@ -86,7 +94,7 @@ def stats() -> dict[str, Any]:
             "completed": counted[name]["completed"],
             "failed": counted[name]["failed"],
             "dead_letter": f["dead_letter"],
-            "paused": f["paused"],
+            "paused": _paused(f, flagged, name)[0],
         }
     return {"queues": queues, "generated_at": timeutil.iso()}
 
@@ -133,11 +141,12 @@ def health_report() -> tuple[int, dict[str, Any]]:
             )
             for name in catalog.QUEUES
         }
+        flagged = pause.flags().paused()
         measured = {name: future.result() for name, future in futures.items()}
     checks: list[dict[str, Any]] = []
     for name, f in measured.items():
         oldest, completed, failed = records[name]
-        facts = health.Facts(f["dead_letter"], oldest, completed, failed, f["paused"], f["paused_since"])
+        facts = health.Facts(f["dead_letter"], oldest, completed, failed, *_paused(f, flagged, name))
         checks += health.evaluate(name, facts, health.thresholds(setting, name), now)
     failing = [f"{c['queue']}.{c['check']}" for c in checks if not c["ok"]]
     status = "unhealthy" if failing else "healthy"
@@ -160,13 +169,15 @@ def _notice(status: str, failing: list[str], checks: list[dict[str, Any]]) -> No
 # --- control ------------------------------------------------------------------------------------
 
 
-def set_paused(queue: str, paused: bool) -> dict[str, Any]:
-    """POST /api/queues/{queue}/pause | resume: switch the queue's event source mapping."""
+def set_paused(queue: str, paused: bool, user: dict[str, Any]) -> dict[str, Any]:
+    """POST /api/queues/{queue}/pause | resume: the flag (which the worker's hold obeys at once)
+    and the queue's event source mapping (so Lambda stops polling it)."""
     known(queue)
+    pause.flags().set(queue, paused, user.get("id"))
     try:
         control().set_paused(queue, paused)
     except NoMapping:
-        raise http.HttpError(503, f"queue {queue} has no consumer deployed to pause or resume") from None
+        log.warning("queue %s has no event source mapping; only the worker's hold applies", queue)
     _audit("queue.pause" if paused else "queue.resume", ("queue", queue))
     return {"queue": queue, "paused": paused}
 

@@ -59,6 +59,8 @@ ENDPOINTS = [
     Endpoint("POST", "/api/queues/articles/resume", ADMIN),
     Endpoint("POST", "/api/queues/articles/clean", ADMIN, {"state": "completed", "older_than_seconds": 60}),
     Endpoint("DELETE", "/api/jobs/" + "0" * 32, ADMIN),
+    Endpoint("GET", "/dashboard", ANYONE),  # the page asks for a login itself
+    Endpoint("GET", "/static/dashboard.js", ANYONE),
 ]
 
 

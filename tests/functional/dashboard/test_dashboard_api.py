@@ -136,10 +136,22 @@ def test_a_paused_queue_holds_its_jobs_and_resuming_runs_them(api, consumers, re
     assert stats_of(api)["completed"] == 3
 
 
-def test_pausing_a_queue_without_a_deployed_consumer_is_a_503(api, clock):
-    response = api.post("/api/queues/emails/pause", as_="admin")
-    assert response.status_code == 503
-    assert "no consumer" in body(response)["Message"]
+def test_a_batch_already_received_when_paused_is_held_by_the_worker(api, clock, poller, register):
+    # GIVEN messages received before the pause took effect (no mapping here: the hold alone acts)
+    ran: list[str] = []
+    register("emails", "send", lambda job, ctx: ran.append(job["id"]) or {})
+    sent = send(2)
+    in_flight = poller.receive("emails")
+    assert api.post("/api/queues/emails/pause", as_="admin").status_code == 200
+    # WHEN the worker gets them
+    poller.deliver("emails", in_flight)
+    # THEN none starts or spends an attempt; they come back later
+    assert ran == []
+    assert {(jobs.get(j["id"])["state"], jobs.get(j["id"])["attempts"]) for j in sent} == {("waiting", 0)}
+    assert stats_of(api)["paused"] is True
+    api.post("/api/queues/emails/resume", as_="admin")
+    poller.drain("emails", step=31)
+    assert sorted(ran) == sorted(j["id"] for j in sent)
 
 
 # --- retry-all -----------------------------------------------------------------------------------

@@ -1,0 +1,419 @@
+// The queue dashboard's script: an ES module with no dependencies and no build step, served at
+// /static/dashboard.js next to /dashboard. It signs in over the REST API (the token stays in this
+// tab's sessionStorage), shows the four queues' stats and health, lists jobs by state with their
+// detail, drives the control actions, and follows the admin room over the WebSocket through the
+// shared browser client (/static/realtime.js, imported when needed): job and activity events
+// update the page as they happen; a slow poll only refreshes the queue depths, which no event
+// announces.
+
+const QUEUES = ["articles", "analytics", "emails", "cleanup"];
+const STATES = ["waiting", "delayed", "active", "completed", "failed"];
+const NUMBERS = [
+  ["waiting", "waiting"], ["active", "active"], ["delayed", "delayed"],
+  ["completed", "completed"], ["failed", "failed"], ["dead_letter", "dead letters"],
+];
+const POLL_MS = 15000;
+const FEED_MAX = 60;
+const TOKEN_KEY = "inkwell.dashboard.token";
+
+const $ = (id) => document.getElementById(id);
+const view = {
+  token: sessionStorage.getItem(TOKEN_KEY),
+  user: null,
+  queue: "articles",
+  state: "failed",
+  cursor: null,
+  selected: null,
+  stats: {},
+  health: {},
+  rt: null,
+  poller: null,
+  timers: {},
+};
+
+// --- small helpers ------------------------------------------------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function later(name, fn, ms) {
+  clearTimeout(view.timers[name]);
+  view.timers[name] = setTimeout(fn, ms);
+}
+
+function clock(ts) {
+  const d = ts ? new Date(ts) : new Date();
+  return Number.isNaN(d.getTime()) ? "" : d.toTimeString().slice(0, 8);
+}
+
+function ago(ts) {
+  const seconds = Math.max(0, Math.round((Date.now() - new Date(ts).getTime()) / 1000));
+  if (!Number.isFinite(seconds)) return "";
+  if (seconds < 60) return `${seconds}s ago`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)}m ago`;
+  if (seconds < 86400) return `${Math.round(seconds / 3600)}h ago`;
+  return new Date(ts).toISOString().slice(0, 10);
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${view.token}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (response.status === 401) {
+    signOut("Your session has ended; sign in again.");
+    throw new Error("signed out");
+  }
+  return { status: response.status, ok: response.ok, data };
+}
+
+function problem(result) {
+  return (result.data && result.data.Message) || `HTTP ${result.status}`;
+}
+
+// --- signing in ---------------------------------------------------------------------------------
+
+async function signIn(event) {
+  event.preventDefault();
+  $("login-error").textContent = "";
+  const response = await fetch("/api/auth/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email: $("email").value.trim(), password: $("password").value }),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    $("login-error").textContent = data.Message || `Sign-in failed (HTTP ${response.status})`;
+    return;
+  }
+  if (data.user.role !== "admin") {
+    $("login-error").textContent = "The dashboard is for admins only.";
+    return;
+  }
+  view.token = data.token;
+  sessionStorage.setItem(TOKEN_KEY, data.token);
+  $("password").value = "";
+  start(data.user);
+}
+
+function signOut(message = "") {
+  if (view.token) fetch("/api/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${view.token}` } }).catch(() => {});
+  view.token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  if (view.rt) view.rt.close();
+  view.rt = null;
+  clearInterval(view.poller);
+  $("dashboard-view").hidden = true;
+  $("logout").hidden = true;
+  $("who").textContent = "";
+  $("login-view").hidden = false;
+  $("login-error").textContent = message;
+  setLive(false);
+}
+
+async function resume() {
+  if (!view.token) return signOut();
+  try {
+    const me = await api("GET", "/api/auth/me");
+    if (me.ok && me.data.role === "admin") return start(me.data);
+  } catch {
+    return undefined;
+  }
+  return signOut();
+}
+
+function start(user) {
+  view.user = user;
+  $("login-view").hidden = true;
+  $("dashboard-view").hidden = false;
+  $("logout").hidden = false;
+  $("who").textContent = user.email;
+  renderTabs();
+  refresh();
+  loadJobs(true);
+  loadActivity();
+  clearInterval(view.poller);
+  view.poller = setInterval(refresh, POLL_MS);
+  connect();
+}
+
+// --- queues: stats, health, controls ------------------------------------------------------------
+
+async function refresh() {
+  const [stats, health] = await Promise.all([api("GET", "/api/queues/stats"), api("GET", "/api/queues/health")]);
+  if (stats.ok) view.stats = stats.data.queues;
+  if (health.data && health.data.checks) {
+    view.health = {};
+    for (const check of health.data.checks) (view.health[check.queue] ||= []).push(check);
+  }
+  renderQueues();
+}
+
+function renderQueues() {
+  const cards = QUEUES.map((name) => {
+    const s = view.stats[name] || {};
+    const failing = (view.health[name] || []).filter((c) => !c.ok);
+    const badges = [
+      s.paused ? el("span", { class: "badge paused" }, "paused") : null,
+      view.health[name] ? el("span", { class: `badge ${failing.length ? "bad" : "ok"}` }, failing.length ? "unhealthy" : "healthy") : null,
+    ];
+    const age = el("input", { type: "number", min: "0", value: "3600", "aria-label": `${name}: older than seconds` });
+    const which = el("select", { "aria-label": `${name}: state to clean` },
+      el("option", { value: "completed" }, "completed"), el("option", { value: "failed" }, "failed"));
+    return el("article", { class: "card", "data-queue": name },
+      el("h3", {}, name, ...badges),
+      el("div", { class: "numbers" }, NUMBERS.map(([key, label]) => el("div",
+        { class: (key === "dead_letter" || key === "failed") && s[key] > 0 ? "warn" : null, "data-stat": key },
+        el("b", {}, s[key] ?? "–"), el("span", {}, label)))),
+      el("ul", { class: "checks" }, failing.map((c) => el("li", {}, `${c.check.replace("_", " ")}: ${c.message}`))),
+      el("div", { class: "actions" },
+        s.paused
+          ? el("button", { onclick: () => control(name, "resume"), "data-action": "resume" }, "Resume")
+          : el("button", { onclick: () => control(name, "pause"), "data-action": "pause" }, "Pause"),
+        el("button", { onclick: () => retryAll(name), "data-action": "retry-failed", disabled: !(s.dead_letter || s.failed) }, "Retry failed"),
+      ),
+      el("div", { class: "clean" }, which, "older than", age, "s",
+        el("button", { class: "danger", "data-action": "clean", onclick: () => clean(name, which.value, age.value) }, "Clean")),
+    );
+  });
+  $("queues").replaceChildren(...cards);
+}
+
+async function control(queue, action) {
+  const result = await api("POST", `/api/queues/${queue}/${action}`);
+  if (!result.ok) return notify(`${action} ${queue}: ${problem(result)}`);
+  view.stats[queue] = { ...(view.stats[queue] || {}), paused: result.data.paused };
+  renderQueues();
+  return refresh();
+}
+
+async function retryAll(queue) {
+  const result = await api("POST", `/api/queues/${queue}/retry-failed`);
+  if (!result.ok) return notify(`retry ${queue}: ${problem(result)}`);
+  feed("retry", `${queue}: ${result.data.requeued} job(s) requeued`, "good");
+  refresh();
+  return loadJobs(true);
+}
+
+async function clean(queue, state, seconds) {
+  const age = Number(seconds);
+  if (!Number.isInteger(age) || age < 0) return notify("The age must be a whole number of seconds, 0 or more.");
+  if (!confirm(`Remove ${state} jobs of ${queue} older than ${age} s?`)) return undefined;
+  const result = await api("POST", `/api/queues/${queue}/clean`, { state, older_than_seconds: age });
+  if (!result.ok) return notify(`clean ${queue}: ${problem(result)}`);
+  feed("clean", `${queue}: ${result.data.removed} ${state} job(s) removed`);
+  refresh();
+  return loadJobs(true);
+}
+
+function notify(message, kind = "bad") {
+  const banner = $("alert");
+  banner.className = `banner ${kind}`;
+  banner.textContent = message;
+  banner.hidden = false;
+  later("banner", () => { banner.hidden = true; }, 8000);
+}
+
+// --- jobs ---------------------------------------------------------------------------------------
+
+function renderTabs() {
+  const tab = (label, active, onclick, attrs = {}) => el("button", { class: active ? "active" : null, onclick, ...attrs }, label);
+  $("queue-tabs").replaceChildren(...QUEUES.map((q) => tab(q, q === view.queue, () => pick(q, view.state), { "data-queue-tab": q })));
+  $("state-tabs").replaceChildren(...STATES.map((s) => tab(s, s === view.state, () => pick(view.queue, s), { "data-state-tab": s })));
+  $("jobs-title").textContent = `· ${view.queue} · ${view.state}`;
+}
+
+function pick(queue, state) {
+  view.queue = queue;
+  view.state = state;
+  renderTabs();
+  loadJobs(true);
+}
+
+async function loadJobs(reset) {
+  if (reset) {
+    view.cursor = null;
+    $("jobs").replaceChildren();
+  }
+  const params = new URLSearchParams({ state: view.state, limit: "25" });
+  if (view.cursor) params.set("cursor", view.cursor);
+  const result = await api("GET", `/api/queues/${view.queue}/jobs?${params}`);
+  if (!result.ok) return notify(`jobs: ${problem(result)}`);
+  for (const job of result.data.items) $("jobs").append(jobRow(job));
+  view.cursor = result.data.next_cursor;
+  $("more").hidden = !view.cursor;
+  $("jobs-empty").hidden = $("jobs").children.length > 0;
+  return undefined;
+}
+
+function stateChip(state) {
+  return el("span", { class: `state ${state}` }, state);
+}
+
+function jobRow(job) {
+  const actions = el("td", {},
+    job.state === "failed" ? el("button", { "data-action": "retry", onclick: (e) => { e.stopPropagation(); retry(job.id); } }, "Retry") : null,
+    " ",
+    el("button", { class: "danger", "data-action": "remove", title: "remove the job", onclick: (e) => { e.stopPropagation(); remove(job.id); } }, "Remove"));
+  return el("tr", { "data-id": job.id, class: view.selected === job.id ? "selected" : null, onclick: () => showJob(job.id) },
+    el("td", { class: "mono", title: job.id }, job.id.slice(0, 8)),
+    el("td", {}, job.type),
+    el("td", { "data-cell": "state" }, stateChip(job.state)),
+    el("td", { class: "num", "data-cell": "attempts" }, `${job.attempts}/${job.max_attempts}`),
+    el("td", { title: job.updated_at, "data-cell": "updated" }, ago(job.updated_at)),
+    actions);
+}
+
+function updateRow(job) {
+  const row = document.querySelector(`tr[data-id="${CSS.escape(job.id)}"]`);
+  if (row) row.replaceWith(jobRow(job));
+}
+
+async function showJob(id) {
+  view.selected = id;
+  for (const row of $("jobs").children) row.classList.toggle("selected", row.dataset.id === id);
+  const result = await api("GET", `/api/jobs/${id}`);
+  const box = $("detail");
+  if (!result.ok) {
+    box.hidden = false;
+    box.replaceChildren(el("p", { class: "muted" }, `Job ${id}: ${problem(result)}`));
+    return;
+  }
+  const job = result.data;
+  const field = (label, value) => [el("dt", {}, label), el("dd", {}, value ?? "–")];
+  const json = (label, value) => (value === null || value === undefined || (typeof value === "object" && !Object.keys(value).length)
+    ? null : [el("div", { class: "muted" }, label), el("pre", {}, JSON.stringify(value, null, 2))]);
+  box.hidden = false;
+  box.replaceChildren(
+    el("h3", {}, "Job ", el("span", { class: "mono" }, job.id), stateChip(job.state),
+      job.state === "failed" ? el("button", { "data-action": "retry", onclick: () => retry(job.id) }, "Retry") : null),
+    el("dl", {},
+      field("queue / type", `${job.queue} / ${job.type}`),
+      field("attempts", `${job.attempts} of ${job.max_attempts}`),
+      field("progress", `${job.progress}%`),
+      field("created", job.created_at),
+      field("updated", job.updated_at),
+      field("caused by", job.user_id)),
+    json("payload", job.payload), json("result", job.result), json("error", job.error),
+  );
+  updateRow(job);
+}
+
+async function retry(id) {
+  const result = await api("POST", `/api/jobs/${id}/retry`);
+  if (!result.ok) return notify(`retry: ${problem(result)}`);
+  updateRow(result.data);
+  if (view.selected === id) showJob(id);
+  return later("stats", refresh, 300);
+}
+
+async function remove(id) {
+  if (!confirm(`Remove job ${id.slice(0, 8)}?`)) return undefined;
+  const result = await api("DELETE", `/api/jobs/${id}`);
+  if (!result.ok && result.status !== 404) return notify(`remove: ${problem(result)}`);
+  document.querySelector(`tr[data-id="${CSS.escape(id)}"]`)?.remove();
+  if (view.selected === id) $("detail").hidden = true;
+  return later("stats", refresh, 300);
+}
+
+// --- live updates and the activity feed ---------------------------------------------------------
+
+function setLive(on, text) {
+  $("live").classList.toggle("on", on);
+  $("live-text").textContent = text || (on ? "live" : "offline");
+}
+
+async function connect() {
+  let RealtimeClient;
+  try {
+    ({ RealtimeClient } = await import("/static/realtime.js"));
+  } catch (err) {
+    setLive(false, "offline: no real-time client");
+    return;
+  }
+  if (!view.token) return;
+  const override = new URLSearchParams(location.search).get("ws");
+  const rt = new RealtimeClient({ token: view.token, apiUrl: "", wsUrl: override || null });
+  rt.onConnectionChange((on) => setLive(on));
+  rt.onError((err) => { if (err.fatal) setLive(false, "offline: " + err.message); });
+  rt.onDashboardEvent(live);
+  rt.onSystemAlert((alert) => {
+    feed("alert", alert.message, alert.level === "info" ? "good" : "bad", alert.ts);
+    if (alert.level !== "info") notify(alert.message);
+    later("stats", refresh, 300);
+  });
+  view.rt = rt.start();
+}
+
+function live(event) {
+  const data = event.data || {};
+  if (event.type === "job.completed" || event.type === "job.failed" || event.type === "job.progress") {
+    const kind = event.type.slice(4);
+    const row = document.querySelector(`tr[data-id="${CSS.escape(data.job_id)}"]`);
+    if (row && kind !== "progress") {
+      row.querySelector('[data-cell="state"]').replaceChildren(stateChip(kind));
+      row.querySelector('[data-cell="attempts"]').textContent = `${data.attempts}/${row.querySelector('[data-cell="attempts"]').textContent.split("/")[1]}`;
+      row.querySelector('[data-cell="updated"]').textContent = "just now";
+      const retryButton = row.querySelector('[data-action="retry"]');
+      if (retryButton && kind === "completed") retryButton.remove();
+    }
+    if (view.selected === data.job_id) later("detail", () => showJob(data.job_id), 200);
+    if (kind !== "progress") {
+      feed(kind, `${data.queue} job ${String(data.job_id).slice(0, 8)}${data.error ? `: ${data.error.message || data.error.type || ""}` : ""}`,
+        kind === "failed" ? "bad" : "good", event.ts);
+      later("stats", refresh, 500);
+    }
+  } else if (event.type === "activity") {
+    feedAudit(data);
+  } else if (event.type === "article.status") {
+    feed("article", `${String(data.article_id).slice(0, 8)} is ${data.status}`, "", event.ts);
+  }
+}
+
+function feed(kind, text, cls = "", ts = null, append = false) {
+  const item = el("li", {}, el("time", {}, clock(ts)), el("div", {}, el("span", { class: `kind ${cls}` }, kind), " ", text));
+  const list = $("feed");
+  if (append) list.append(item);
+  else list.prepend(item);
+  while (list.children.length > FEED_MAX) list.lastChild.remove();
+}
+
+function feedAudit(event, append = false) {
+  const resource = event.resource && event.resource.id ? ` ${event.resource.type} ${String(event.resource.id).slice(0, 24)}` : "";
+  const who = event.actor && event.actor.user_id ? ` by ${String(event.actor.user_id).slice(0, 8)}` : "";
+  const bad = event.severity === "warning" || event.severity === "critical" || /failed/.test(event.action);
+  feed(event.action, `${resource}${who}`, bad ? "bad" : "", event.ts, append);
+}
+
+async function loadActivity() {
+  try {
+    const result = await api("GET", "/api/audit?limit=20");
+    if (result.ok && result.data && Array.isArray(result.data.items)) for (const e of result.data.items) feedAudit(e, true);
+  } catch {
+    // the feed starts empty; live events fill it
+  }
+}
+
+// --- wiring -------------------------------------------------------------------------------------
+
+$("login-form").addEventListener("submit", signIn);
+$("logout").addEventListener("click", () => signOut());
+$("more").addEventListener("click", () => loadJobs(false));
+resume();
