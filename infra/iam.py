@@ -45,7 +45,13 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "table:schedules": ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
     "table:articles": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"),
     "table:analytics_events": ("dynamodb:PutItem",),
-    "table:settings": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"),
+    "table:settings": (
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+    ),
     "table:audit_events": ("dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
     "table:audit_digests": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
     # every queue: enqueue, retry with backoff (visibility), look up URLs

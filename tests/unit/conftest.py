@@ -12,3 +12,15 @@ def no_worker_holds(monkeypatch: pytest.MonkeyPatch) -> None:
     from chalicelib.jobs import worker
 
     monkeypatch.setattr(worker, "_holds", [])
+
+
+@pytest.fixture(autouse=True)
+def no_event_listeners(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Likewise the capabilities' event listeners (the realtime emitters and the audit trail write
+    to DynamoDB), subscribed at import by whatever module a functional test loaded first; a unit
+    test subscribes what it means to observe."""
+    from collections import defaultdict
+
+    from chalicelib import events
+
+    monkeypatch.setattr(events, "_listeners", defaultdict(list))
