@@ -28,6 +28,19 @@ typecheck: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
 
+# `make test` also packages the prod stage and lints its template (tests/package).
+package: $(BIN)/.installed
+	$(BIN)/python -m infra.package $(STAGE)
+	$(BIN)/cfn-lint dist/$(STAGE)/sam.json
+
+# With AWS credentials. ALARM_EMAIL=you@example.com subscribes to the dead-letter alarms.
+deploy: $(BIN)/.installed
+	$(BIN)/python -m infra.deploy $(STAGE) $(if $(ALARM_EMAIL),--alarm-email $(ALARM_EMAIL))
+
+# prod also needs YES=1; DELETE_SECRETS=1 removes the stage's SSM secrets too.
+teardown: $(BIN)/.installed
+	$(BIN)/python -m infra.deploy $(STAGE) --teardown $(if $(YES),--yes) $(if $(DELETE_SECRETS),--delete-secrets)
+
 # After changing a pin in requirements*.txt and installing it: record the whole venv again.
 constraints: $(BIN)/.installed
 	{ sed -n '/^#/p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.txt.new

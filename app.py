@@ -219,7 +219,7 @@ audit_digest = schedules.handler(app, "audit-digest")
 @app.route("/api/schedules")
 def list_schedules() -> dict:
     auth.require("admin")
-    return schedules.listing()
+    return schedules.listing(http.query(app.current_request))
 
 
 @app.route("/api/schedules/{name}/run", methods=["POST"])

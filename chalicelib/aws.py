@@ -9,11 +9,26 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib import config
 
 _lock = threading.Lock()
+_observers: list[Callable[[Any], None]] = []
+
+
+def observe(fn: Callable[[Any], None]) -> None:
+    """Call `fn(client)` on every botocore client built from now on (the test suite registers a
+    `before-call` hook this way to record every AWS operation the code makes; see infra/iam.py)."""
+    if fn not in _observers:
+        _observers.append(fn)
+
+
+def _built(botocore_client: Any) -> Any:
+    for fn in _observers:
+        fn(botocore_client)
+    return botocore_client
 
 
 def _session_kwargs() -> dict[str, Any]:
@@ -38,7 +53,7 @@ def client(service: str, endpoint_url: str | None = None) -> Any:
         kwargs["endpoint_url"] = endpoint_url
     retry = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=30)
     with _lock:  # boto3's default session is not thread-safe while it creates clients
-        return boto3.client(service, config=retry, **kwargs)
+        return _built(boto3.client(service, config=retry, **kwargs))
 
 
 @functools.cache
@@ -46,7 +61,9 @@ def _dynamodb() -> Any:
     import boto3
 
     with _lock:
-        return boto3.resource("dynamodb", **_session_kwargs())
+        resource = boto3.resource("dynamodb", **_session_kwargs())
+    _built(resource.meta.client)
+    return resource
 
 
 def table(name: str) -> Any:

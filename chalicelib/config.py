@@ -21,6 +21,7 @@ ARTICLE_WEBHOOK_URL = "ARTICLE_WEBHOOK_URL"
 WEBHOOK_TIMEOUT = "INKWELL_WEBHOOK_TIMEOUT_SECONDS"  # one webhook call's timeout (default 30)
 AUDIT_DIGEST_KEY = "AUDIT_DIGEST_KEY"
 WS_MANAGEMENT_ENDPOINT = "INKWELL_WS_MANAGEMENT_ENDPOINT"
+WS_URL = "INKWELL_WS_URL"  # the public wss:// URL clients connect to (returned with tickets)
 SCRYPT_N = "INKWELL_SCRYPT_N"
 SECRETS_PARAMETER_PREFIX = "INKWELL_SECRETS_PREFIX"  # on AWS: SSM path holding the secrets
 
@@ -84,20 +85,41 @@ def get() -> Settings:
     )
 
 
+SECRETS = (JWT_SECRET, WEBHOOK_SECRET, AUDIT_DIGEST_KEY)
+LAMBDA_FUNCTION = "AWS_LAMBDA_FUNCTION_NAME"  # set by the Lambda runtime, never by us
+
+
+def on_lambda() -> bool:
+    """True inside a Lambda container (not in `chalice package`/`deploy`, which import app.py too)."""
+    return bool(os.environ.get(LAMBDA_FUNCTION))
+
+
+def secret_parameter(name: str, prefix: str | None = None) -> str:
+    """The SSM parameter holding a secret: `<INKWELL_SECRETS_PREFIX>/<name>`, e.g. `/inkwell/prod/JWT_SECRET`."""
+    prefix = prefix if prefix is not None else os.environ.get(SECRETS_PARAMETER_PREFIX, "")
+    return f"{prefix.rstrip('/')}/{name}"
+
+
 @functools.cache
 def secret(name: str) -> str:
     """A secret (JWT_SECRET, WEBHOOK_SECRET, AUDIT_DIGEST_KEY), cached for the container's life.
 
-    Read from the environment; on AWS, when INKWELL_SECRETS_PREFIX is set, from SSM Parameter
-    Store (SecureString) at `<prefix>/<name>`. A local stage falls back to a development secret;
-    any other stage refuses to run without one.
+    When INKWELL_SECRETS_PREFIX is set (every AWS stage), the secret is the SecureString parameter
+    `<prefix>/<name>` in SSM Parameter Store, read once per container; an environment variable of
+    the same name still wins, so an operator can override one without touching SSM. Without a
+    prefix (locally, in tests) only the environment is read, and a local stage falls back to a
+    development secret; any other stage refuses to run without one.
     """
     value = os.environ.get(name)
     prefix = os.environ.get(SECRETS_PARAMETER_PREFIX)
     if not value and prefix:
         from chalicelib import aws
 
-        response = aws.client("ssm").get_parameter(Name=f"{prefix}/{name}", WithDecryption=True)
+        ssm = aws.client("ssm")
+        try:
+            response = ssm.get_parameter(Name=secret_parameter(name, prefix), WithDecryption=True)
+        except ssm.exceptions.ParameterNotFound:
+            raise ConfigError(f"{name} is not in SSM at {secret_parameter(name, prefix)}") from None
         value = response["Parameter"]["Value"]
     if not value:
         if get().is_local:
@@ -113,8 +135,13 @@ def reset() -> None:
 
 
 def check_startup() -> None:
-    """Refuse to start a non-local stage without its JWT secret or the audit digest key (which
-    signs every audit event) (called at cold start)."""
-    if not get().is_local:
+    """At a Lambda cold start, refuse to run a non-local stage without its JWT secret or the audit
+    digest key (which signs every audit event).
+
+    Reading them here also warms the cache, so the first request pays the SSM calls, not a later
+    one. Outside Lambda (tests, `chalice package` and `chalice deploy`, which import app.py with
+    the stage's environment but have no credentials or no reason to read secrets) nothing is read.
+    """
+    if on_lambda() and not get().is_local:
         secret(JWT_SECRET)
         secret(AUDIT_DIGEST_KEY)

@@ -37,7 +37,7 @@ class Invocation:
 
 
 _current: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar("invocation", default=None)
-_end_hooks: list[Callable[[], None]] = []
+_end_hooks: list[Callable[[], object]] = []
 
 
 def current() -> Invocation:
@@ -49,8 +49,8 @@ def current() -> Invocation:
     return inv
 
 
-def at_end(hook: Callable[[], None]) -> Callable[[], None]:
-    """Run `hook` at the end of every invocation (registered once, at import)."""
+def at_end(hook: Callable[[], object]) -> Callable[[], object]:
+    """Run `hook` at the end of every invocation (registered once, at import); its result is ignored."""
     if hook not in _end_hooks:
         _end_hooks.append(hook)
     return hook

@@ -1,7 +1,11 @@
 """Create (or update) the catalogue's tables and queues through boto3.
 
 Used by the test fixtures, the local stack (against moto) and `make deploy` (against AWS), so
-all three hold exactly what `chalicelib.catalog` declares.
+all three hold exactly what `chalicelib.catalog` declares. Every step is idempotent: a second run
+changes nothing, and a run after the catalogue changed brings existing resources up to it (TTL,
+redrive, visibility). `hardened=True` (the deploy path) adds what only a real stage needs:
+point-in-time recovery, KMS encryption of tables and SSE of queues, matching the template that
+`infra.template` generates for `chalice package`.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 from chalicelib import catalog, config
 
 
-def table_kwargs(table: catalog.Table, physical_name: str) -> dict[str, Any]:
+def table_kwargs(table: catalog.Table, physical_name: str, hardened: bool = False) -> dict[str, Any]:
     """CreateTable arguments for a catalogue table (on-demand billing)."""
     key_schema = [{"AttributeName": table.pk, "KeyType": "HASH"}]
     if table.sk:
@@ -26,6 +30,8 @@ def table_kwargs(table: catalog.Table, physical_name: str) -> dict[str, Any]:
         ],
         "BillingMode": "PAY_PER_REQUEST",
     }
+    if hardened:
+        kwargs["SSESpecification"] = {"Enabled": True, "SSEType": "KMS"}
     if table.indexes:
         kwargs["GlobalSecondaryIndexes"] = [
             {
@@ -39,50 +45,103 @@ def table_kwargs(table: catalog.Table, physical_name: str) -> dict[str, Any]:
     return kwargs
 
 
-def queue_attributes(queue: catalog.Queue, dlq_arn: str | None) -> dict[str, str]:
+def queue_attributes(queue: catalog.Queue, dlq_arn: str | None, hardened: bool = False) -> dict[str, str]:
     attributes = {
         "VisibilityTimeout": str(queue.visibility_timeout),
         "MessageRetentionPeriod": str(4 * 24 * 3600),
         "ReceiveMessageWaitTimeSeconds": "20",
     }
+    if hardened:
+        attributes["SqsManagedSseEnabled"] = "true"
     if dlq_arn:
         attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.attempts})
     return attributes
 
 
-def create_tables(dynamodb: Any, settings: config.Settings | None = None) -> None:
+def create_tables(dynamodb: Any, settings: config.Settings | None = None, hardened: bool = False) -> None:
     settings = settings or config.get()
-    existing = set(dynamodb.list_tables()["TableNames"])  # fine: a handful of tables
+    existing = set(_table_names(dynamodb))
     for table in catalog.TABLES.values():
         name = settings.resource_name(table.name)
         if name not in existing:
-            dynamodb.create_table(**table_kwargs(table, name))
+            dynamodb.create_table(**table_kwargs(table, name, hardened))
             dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
         if table.ttl:
-            dynamodb.update_time_to_live(
-                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl}
-            )
+            ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+            if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or ttl.get("AttributeName") != table.ttl:
+                dynamodb.update_time_to_live(
+                    TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl}
+                )
+        if hardened:
+            _harden_table(dynamodb, name)
+
+
+def _table_names(dynamodb: Any) -> list[str]:
+    names: list[str] = []
+    for page in dynamodb.get_paginator("list_tables").paginate():
+        names += page["TableNames"]
+    return names
+
+
+def _harden_table(dynamodb: Any, name: str) -> None:
+    """Point-in-time recovery and KMS encryption on an existing table (no-ops when already on)."""
+    backups = dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+    pitr = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+    if pitr != "ENABLED":
+        dynamodb.update_continuous_backups(
+            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
+    sse = dynamodb.describe_table(TableName=name)["Table"].get("SSEDescription", {})
+    if sse.get("Status") not in ("ENABLED", "ENABLING", "UPDATING"):
+        dynamodb.update_table(TableName=name, SSESpecification={"Enabled": True, "SSEType": "KMS"})
 
 
 def create_queues(
-    sqs: Any, settings: config.Settings | None = None, queues: Iterable[catalog.Queue] | None = None
+    sqs: Any,
+    settings: config.Settings | None = None,
+    queues: Iterable[catalog.Queue] | None = None,
+    hardened: bool = False,
 ) -> dict[str, str]:
     """Every queue (the catalogue's by default) and its dead-letter queue; returns logical name -> URL."""
     settings = settings or config.get()
     urls: dict[str, str] = {}
     for queue in catalog.QUEUES.values() if queues is None else queues:
-        dlq_url = sqs.create_queue(
-            QueueName=settings.resource_name(queue.dlq),
-            Attributes={"MessageRetentionPeriod": str(14 * 24 * 3600)},
-        )["QueueUrl"]
+        dlq_attributes = {"MessageRetentionPeriod": str(14 * 24 * 3600)}
+        if hardened:
+            dlq_attributes["SqsManagedSseEnabled"] = "true"
+        dlq_url = sqs.create_queue(QueueName=settings.resource_name(queue.dlq))["QueueUrl"]
+        sqs.set_queue_attributes(QueueUrl=dlq_url, Attributes=dlq_attributes)
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         name = settings.resource_name(queue.name)
+        # Attributes are set after creation: CreateQueue refuses an existing queue whose attributes differ.
         url = sqs.create_queue(QueueName=name)["QueueUrl"]
-        sqs.set_queue_attributes(QueueUrl=url, Attributes=queue_attributes(queue, dlq_arn))
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=queue_attributes(queue, dlq_arn, hardened))
         urls[queue.name], urls[queue.dlq] = url, dlq_url
     return urls
 
 
-def provision(dynamodb: Any, sqs: Any, settings: config.Settings | None = None) -> dict[str, str]:
-    create_tables(dynamodb, settings)
-    return create_queues(sqs, settings)
+def provision(
+    dynamodb: Any, sqs: Any, settings: config.Settings | None = None, hardened: bool = False
+) -> dict[str, str]:
+    create_tables(dynamodb, settings, hardened)
+    return create_queues(sqs, settings, hardened=hardened)
+
+
+def delete(dynamodb: Any, sqs: Any, settings: config.Settings) -> list[str]:
+    """Remove a stage's tables and queues (teardown); returns what it removed."""
+    removed: list[str] = []
+    existing = set(_table_names(dynamodb))
+    for table in catalog.TABLES.values():
+        name = settings.resource_name(table.name)
+        if name in existing:
+            dynamodb.delete_table(TableName=name)
+            removed.append(name)
+    for queue in catalog.QUEUES.values():
+        for logical in (queue.name, queue.dlq):
+            try:
+                url = sqs.get_queue_url(QueueName=settings.resource_name(logical))["QueueUrl"]
+            except sqs.exceptions.QueueDoesNotExist:
+                continue
+            sqs.delete_queue(QueueUrl=url)
+            removed.append(settings.resource_name(logical))
+    return removed

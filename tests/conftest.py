@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ("tests.aws_recorder",)
+
 TEST_ENV = {
     "INKWELL_STAGE": "test",
     "AWS_DEFAULT_REGION": "us-east-1",

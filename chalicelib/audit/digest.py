@@ -76,7 +76,7 @@ def make_digest(seq: int, start: str, end: str, prev: str, lines: list[str], key
 
 def segments(start: float, cut: float, limit: int = MAX_SEGMENTS_PER_RUN) -> list[tuple[float, float]]:
     """[start, cut) split at hour boundaries (pure)."""
-    out = []
+    out: list[tuple[float, float]] = []
     while start < cut and len(out) < limit:
         end = min(model.hour_start(start) + 3600, cut)
         out.append((start, end))
@@ -122,9 +122,9 @@ def compare(
         by_id.setdefault(str(item.get("id")), []).append(item)
     moved: set[str] = set()
     for sk, (event_id, print_, ttl, digest) in sorted(leaves.items()):
-        item = by_sk.get(sk)
-        if item is not None:
-            if model.fingerprint(item) != print_:
+        sealed = by_sk.get(sk)
+        if sealed is not None:
+            if model.fingerprint(sealed) != print_:
                 out.add("event_changed", f"event {event_id} differs from what digest {digest} sealed", event_id, digest)
             continue
         elsewhere = [i for i in by_id.get(event_id, []) if i["sk"] != sk]

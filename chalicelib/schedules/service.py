@@ -128,13 +128,23 @@ def run_now(name: str, user: dict[str, Any], *, enqueue: Enqueue | None = None) 
     return {"job_id": job["id"], "queue": schedule.queue}
 
 
-def listing(now: float | None = None) -> dict[str, Any]:
-    """Every catalogue schedule with its next run (from its expression) and its last run."""
+def listing(params: dict[str, str] | None = None, now: float | None = None) -> dict[str, Any]:
+    """The catalogue's schedules, in catalogue order, with their next run (from the expression)
+    and their last run; paged like every list (`?limit=&cursor=`), though one page holds them all
+    by default. HttpError 400 for a bad limit or cursor."""
+    params = params or {}
+    limit = http.limit_param(params)
+    after = (http.decode_cursor(params, {"name"}) or {}).get("name")
+    names = list(catalog.SCHEDULES)
+    if after is not None and after not in catalog.SCHEDULES:
+        raise http.bad_request("is not a cursor this API returned", "cursor")
+    start = names.index(after) + 1 if after is not None else 0
+    page = names[start : start + limit]
     moment = timeutil.now() if now is None else now
-    stored = runs().get_many(list(catalog.SCHEDULES))
+    stored = runs().get_many(page)
     items = []
-    for schedule in catalog.SCHEDULES.values():
-        state = stored.get(schedule.name, {})
+    for name in page:
+        schedule, state = catalog.SCHEDULES[name], stored.get(name, {})
         upcoming = cron.next_run(schedule.expression, moment)
         items.append(
             {
@@ -149,7 +159,8 @@ def listing(now: float | None = None) -> dict[str, Any]:
                 "last_job_id": state.get("last_job_id"),
             }
         )
-    return {"items": items, "next_cursor": None}
+    more = start + limit < len(names)
+    return http.page(items, {"name": page[-1]} if more and page else None)
 
 
 def schedule_of(job: dict[str, Any]) -> catalog.Schedule | None:

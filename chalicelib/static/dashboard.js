@@ -189,7 +189,9 @@ function renderQueues() {
           : el("button", { onclick: () => control(name, "pause"), "data-action": "pause" }, "Pause"),
         el("button", { onclick: () => retryAll(name), "data-action": "retry-failed", disabled: !(s.dead_letter || s.failed) }, "Retry failed"),
       ),
-      el("div", { class: "clean" }, which, "older than", age, "s",
+      el("div", { class: "clean" },
+        el("span", { class: "label" }, "Clean jobs older than (seconds)"),
+        which, age,
         el("button", { class: "danger", "data-action": "clean", onclick: () => clean(name, which.value, age.value) }, "Clean")),
     );
   });
@@ -301,7 +303,7 @@ async function showJob(id) {
   const json = (label, value) => (value === null || value === undefined || (typeof value === "object" && !Object.keys(value).length)
     ? null : [el("div", { class: "muted" }, label), el("pre", {}, JSON.stringify(value, null, 2))]);
   box.hidden = false;
-  box.replaceChildren(
+  box.replaceChildren(...[
     el("h3", {}, "Job ", el("span", { class: "mono" }, job.id), stateChip(job.state),
       job.state === "failed" ? el("button", { "data-action": "retry", onclick: () => retry(job.id) }, "Retry") : null),
     el("dl", {},
@@ -312,7 +314,7 @@ async function showJob(id) {
       field("updated", job.updated_at),
       field("caused by", job.user_id)),
     json("payload", job.payload), json("result", job.result), json("error", job.error),
-  );
+  ].flat().filter(Boolean));
   updateRow(job);
 }
 
@@ -379,6 +381,7 @@ function live(event) {
       feed(kind, `${data.queue} job ${String(data.job_id).slice(0, 8)}${data.error ? `: ${data.error.message || data.error.type || ""}` : ""}`,
         kind === "failed" ? "bad" : "good", event.ts);
       later("stats", refresh, 500);
+      later("stats-settled", refresh, 2500); // SQS counts the finished message until it is deleted
     }
   } else if (event.type === "activity") {
     feedAudit(data);
@@ -395,7 +398,11 @@ function feed(kind, text, cls = "", ts = null, append = false) {
   while (list.children.length > FEED_MAX) list.lastChild.remove();
 }
 
+// Job outcomes are shown from their own events; the audit trail's copies would repeat them.
+const REPEATED = new Set(["job.completed", "job.failed"]);
+
 function feedAudit(event, append = false) {
+  if (REPEATED.has(event.action)) return;
   const resource = event.resource && event.resource.id ? ` ${event.resource.type} ${String(event.resource.id).slice(0, 24)}` : "";
   const who = event.actor && event.actor.user_id ? ` by ${String(event.actor.user_id).slice(0, 8)}` : "";
   const bad = event.severity === "warning" || event.severity === "critical" || /failed/.test(event.action);

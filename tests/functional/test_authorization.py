@@ -46,6 +46,8 @@ ENDPOINTS = [
     Endpoint("PUT", "/api/settings/site.name", ADMIN, {"value": "Inkwell"}),
     Endpoint("GET", "/api/schedules", ADMIN),
     Endpoint("POST", "/api/schedules/daily-analytics/run", ADMIN),
+    Endpoint("POST", "/api/schedules/no-such-schedule/run", ADMIN),  # 404 for admins, refused before that
+    Endpoint("GET", "/api/schedules?limit=2", ADMIN),
     Endpoint("GET", "/api/audit", ADMIN),
     Endpoint("GET", "/api/audit/users/{editor_id}/summary", EDITORS),  # admin, or that user
     Endpoint("GET", "/api/audit/report", ADMIN),

@@ -73,6 +73,10 @@ PARAM_CASES = [
     ("GET", "/api/articles?status=DELETED", "viewer", "status"),
     ("GET", "/api/articles?cursor=garbage", "viewer", "cursor"),
     ("GET", "/api/articles?status=DRAFT&cursor=eyJpZCI6IngifQ", "viewer", "cursor"),
+    ("GET", "/api/schedules?limit=0", "admin", "limit"),
+    ("GET", "/api/schedules?limit=many", "admin", "limit"),
+    ("GET", "/api/schedules?cursor=garbage", "admin", "cursor"),
+    ("GET", "/api/schedules?cursor=eyJpZCI6IngifQ", "admin", "cursor"),
     ("PUT", "/api/settings/Site", "admin", "key"),
     ("PUT", "/api/settings/" + "k" * 200, "admin", "key"),
     # jobs and reports

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import catalog, cron, events, timeutil
+from chalicelib import catalog, cron, events, http, timeutil
 from chalicelib.schedules import service as schedules
 from tests.conftest import body
 from tests.functional.schedules.conftest import cw_event
@@ -271,7 +271,7 @@ def test_jobs_from_no_schedule_run_without_a_lease(aws_mock):
 
 def test_the_listing_shows_every_schedule_with_its_next_and_last_run(jobs, aws_mock, fixed_now):
     schedules.fire("daily-analytics", "2026-11-28T02:00:00Z")
-    items = {i["name"]: i for i in schedules.listing()["items"]}
+    items = {i["name"]: i for i in schedules.listing({})["items"]}
     assert list(items) == list(catalog.SCHEDULES)
     assert {k: items["daily-analytics"][k] for k in ("expression", "next_run", "last_run", "last_status")} == {
         "expression": "cron(0 2 * * ? *)",
@@ -286,7 +286,7 @@ def test_the_listing_shows_every_schedule_with_its_next_and_last_run(jobs, aws_m
     assert items["audit-digest"]["next_run"] == "2026-11-28T11:05:00Z"
     assert (items["session-cleanup"]["last_run"], items["session-cleanup"]["last_status"]) == (None, None)
     # across the year's end
-    new_year = {i["name"]: i["next_run"] for i in schedules.listing(now=NOW + 33 * 86400 + 13.5 * 3600)["items"]}
+    new_year = {i["name"]: i["next_run"] for i in schedules.listing({}, now=NOW + 33 * 86400 + 13.5 * 3600)["items"]}
     assert new_year["daily-analytics"] == "2027-01-01T02:00:00Z"
     assert new_year["weekly-report"] == "2027-01-04T03:00:00Z"
     assert new_year["analytics-data-cleanup"] == "2027-01-01T06:00:00Z"
@@ -309,6 +309,24 @@ def test_get_schedules_answers_the_catalogue_for_admins(api, jobs):
         assert {"name", "expression", "description", "next_run", "last_run", "last_status"} <= set(item)
         assert (item["expression"], item["description"]) == (schedule.expression, schedule.description)
         assert item["next_run"] in {iso_next(schedule.expression, before), iso_next(schedule.expression, after)}
+
+
+def test_the_listing_pages_like_every_list(api):
+    names, cursor = [], None
+    for _ in range(len(catalog.SCHEDULES)):
+        response = api.get("/api/schedules?limit=3" + (f"&cursor={cursor}" if cursor else ""), as_="admin")
+        assert response.status_code == 200
+        page = body(response)
+        assert len(page["items"]) <= 3
+        names += [i["name"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert names == list(catalog.SCHEDULES)
+    forged = http.encode_cursor({"name": "no-such-schedule"})
+    response = api.get(f"/api/schedules?cursor={forged}", as_="admin")
+    assert response.status_code == 400
+    assert body(response)["Errors"][0]["field"] == "cursor"
 
 
 def test_run_now_enqueues_a_run_of_its_own_slot(api, jobs):

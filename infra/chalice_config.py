@@ -1,0 +1,50 @@
+"""Keeps `.chalice/config.json` in step with the catalogue and the IAM declarations.
+
+The keys it owns: `autogen_policy` (off: the policy comes from `infra.iam`), each stage's
+`INKWELL_STAGE` and, but for the local ones, `INKWELL_SECRETS_PREFIX` (so `@app.on_sqs_message` resolves the stage's
+physical queue names when Chalice imports app.py, and secrets come from that stage's SSM path),
+and the timeout of every SQS consumer (the catalogue's `Queue.function_timeout`, which the
+queue's visibility timeout is derived from). `make package` and `make deploy` run `sync`; the
+tests check the committed file is already in step.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from chalicelib import config
+from infra import iam
+from infra.app_shape import ROOT, AppShape
+from infra.template import consumed_queue
+
+PATH = ROOT / ".chalice" / "config.json"
+
+
+def synced(current: dict[str, Any], shape: AppShape | None = None) -> dict[str, Any]:
+    cfg = copy.deepcopy(current)
+    cfg["autogen_policy"] = False
+    for stage, stage_cfg in cfg.get("stages", {}).items():
+        env = stage_cfg.setdefault("environment_variables", {})
+        env[config.STAGE] = stage
+        if stage not in config.LOCAL_STAGES:  # local stages read secrets from the environment
+            env[config.SECRETS_PARAMETER_PREFIX] = iam.secrets_prefix(stage)
+    for source in shape.sqs if shape is not None else ():
+        queue = consumed_queue(source.queue, shape.stage)  # type: ignore[union-attr]
+        fn = shape.functions[source.function]  # type: ignore[union-attr]
+        if queue is not None:
+            functions = cfg.setdefault("lambda_functions", {})
+            functions.setdefault(fn.name, {})["lambda_timeout"] = queue.function_timeout
+    return cfg
+
+
+def sync(shape: AppShape | None = None, path: Path = PATH) -> bool:
+    """Rewrite the file if it is out of step; True when it changed."""
+    current = json.loads(path.read_text())
+    wanted = synced(current, shape)
+    if wanted == current:
+        return False
+    path.write_text(json.dumps(wanted, indent=2) + "\n")
+    return True

@@ -1,0 +1,217 @@
+"""`make deploy STAGE=<stage>` and `make teardown STAGE=<stage>`: the `chalice deploy` path.
+
+    python -m infra.deploy prod             # create or update everything the stage needs
+    python -m infra.deploy prod --teardown  # remove it (prod also needs --yes)
+
+Every step is idempotent, so a failed run is simply run again:
+
+1. `.chalice/config.json` in step, and `.chalice/policy-<stage>.json` scoped to this account and
+   region (`infra.iam`);
+2. the secrets (`config.SECRETS`) as SSM SecureStrings under the stage's prefix, generated once
+   when absent and never overwritten;
+3. the catalogue's tables and queues (`infra.provision`, hardened: PITR, KMS, SSE, TTL, redrive);
+4. an SNS topic and an alarm on every dead-letter queue's depth;
+5. `chalice deploy --stage <stage>` (functions, roles, REST and WebSocket APIs, schedules, SQS
+   triggers), with the stage's environment, on `infra.chalice_cli.LAMBDA_RUNTIME`;
+6. `ReportBatchItemFailures` on every SQS event-source mapping of the stage's functions (Chalice
+   does not set it, aws/chalice#2029), and the WebSocket endpoints in every function's
+   environment (Chalice learns the API's id only while deploying it).
+
+Step 6 runs after every `chalice deploy`, which resets function environments to config.json:
+for the few seconds between the two, a function started then would not know the WebSocket
+endpoint. The CloudFormation path (`make package`) has no such window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from chalicelib import catalog, config
+from infra import app_shape, chalice_config, iam, provision
+from infra.template import API_STAGE
+
+BATCH_FAILURES = ["ReportBatchItemFailures"]
+Runner = Callable[[list[str], dict[str, str]], None]
+
+
+def _run(command: list[str], env: dict[str, str]) -> None:
+    subprocess.run(command, check=True, cwd=app_shape.ROOT, env=env)
+
+
+def chalice(args: list[str], stage: str, run: Runner = _run) -> None:
+    env = {**os.environ, **app_shape.stage_environment(stage)}
+    run([sys.executable, "-m", "infra.chalice_cli", *args], env)
+
+
+def ensure_secrets(ssm: Any, stage: str) -> list[str]:
+    """Create each missing secret with a random value; returns the names created."""
+    created = []
+    for name in config.SECRETS:
+        parameter = f"{iam.secrets_prefix(stage)}/{name}"
+        try:
+            ssm.get_parameter(Name=parameter)
+        except ssm.exceptions.ParameterNotFound:
+            ssm.put_parameter(Name=parameter, Value=secrets.token_urlsafe(48), Type="SecureString", Overwrite=False)
+            created.append(parameter)
+    return created
+
+
+def ensure_alarms(sns: Any, cloudwatch: Any, stage: str, email: str | None = None) -> str:
+    """The stage's alarm topic and one alarm per dead-letter queue (same as the template's)."""
+    topic = sns.create_topic(Name=f"inkwell-{stage}-alarms", Attributes={"KmsMasterKeyId": "alias/aws/sns"})["TopicArn"]
+    if email:
+        sns.subscribe(TopicArn=topic, Protocol="email", Endpoint=email)
+    for queue in catalog.QUEUES.values():
+        cloudwatch.put_metric_alarm(
+            AlarmName=f"inkwell-{stage}-{queue.dlq}-not-empty",
+            AlarmDescription=f"Jobs of the {queue.name} queue wait in its dead-letter queue",
+            Namespace="AWS/SQS",
+            MetricName="ApproximateNumberOfMessagesVisible",
+            Dimensions=[{"Name": "QueueName", "Value": iam.physical_name(stage, queue.dlq)}],
+            Statistic="Maximum",
+            Period=300,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+            TreatMissingData="notBreaching",
+            AlarmActions=[topic],
+            OKActions=[topic],
+        )
+    return topic
+
+
+def report_batch_failures(lambda_client: Any, function_names: list[str]) -> list[str]:
+    """Set FunctionResponseTypes on every SQS mapping of these functions; returns the UUIDs changed."""
+    changed = []
+    for name in function_names:
+        pages = lambda_client.get_paginator("list_event_source_mappings").paginate(FunctionName=name)
+        for page in pages:
+            for mapping in page["EventSourceMappings"]:
+                if ":sqs:" not in mapping.get("EventSourceArn", ""):
+                    continue
+                if mapping.get("FunctionResponseTypes") == BATCH_FAILURES:
+                    continue
+                lambda_client.update_event_source_mapping(UUID=mapping["UUID"], FunctionResponseTypes=BATCH_FAILURES)
+                changed.append(mapping["UUID"])
+    return changed
+
+
+def deployed_record(stage: str, project_dir: Path = app_shape.ROOT) -> dict[str, Any]:
+    path = project_dir / ".chalice" / "deployed" / f"{stage}.json"
+    return json.loads(path.read_text()) if path.exists() else {"resources": []}
+
+
+def websocket_environment(record: dict[str, Any], region: str) -> dict[str, str]:
+    for resource in record.get("resources", []):
+        if resource.get("resource_type") == "websocket_api":
+            host = f"{resource['websocket_api_id']}.execute-api.{region}.amazonaws.com"
+            return {
+                config.WS_MANAGEMENT_ENDPOINT: f"https://{host}/{API_STAGE}",
+                config.WS_URL: f"wss://{host}/{API_STAGE}",
+            }
+    return {}
+
+
+def set_environment(lambda_client: Any, function_names: list[str], extra: dict[str, str]) -> list[str]:
+    """Add `extra` to each function's environment where it is missing; returns the functions changed."""
+    changed = []
+    for name in function_names:
+        current = lambda_client.get_function_configuration(FunctionName=name)
+        variables = (current.get("Environment") or {}).get("Variables", {})
+        if all(variables.get(k) == v for k, v in extra.items()):
+            continue
+        lambda_client.get_waiter("function_updated_v2").wait(FunctionName=name)
+        lambda_client.update_function_configuration(
+            FunctionName=name, Environment={"Variables": {**variables, **extra}}
+        )
+        changed.append(name)
+    return changed
+
+
+def _clients(region: str) -> dict[str, Any]:
+    import boto3
+
+    return {
+        name: boto3.client(name, region_name=region)
+        for name in ("sts", "ssm", "dynamodb", "sqs", "sns", "cloudwatch", "lambda")
+    }
+
+
+def deploy(
+    stage: str, clients: dict[str, Any], region: str, run: Runner = _run, email: str | None = None
+) -> dict[str, Any]:
+    account = clients["sts"].get_caller_identity()["Account"]
+    chalice_config.sync()
+    shape = app_shape.load(stage)
+    chalice_config.sync(shape)
+    scope = iam.Scope(stage, region=region, account=account)
+    iam.write_policy_file(str(app_shape.ROOT / ".chalice" / f"policy-{stage}.json"), scope)
+    settings = config.get()
+    created = ensure_secrets(clients["ssm"], stage)
+    urls = provision.provision(clients["dynamodb"], clients["sqs"], settings, hardened=True)
+    topic = ensure_alarms(clients["sns"], clients["cloudwatch"], stage, email)
+    chalice(["deploy", "--stage", stage], stage, run)
+    names = sorted(fn.function_name for fn in shape.functions.values())
+    mappings = report_batch_failures(clients["lambda"], names)
+    record = deployed_record(stage)
+    updated = set_environment(clients["lambda"], names, websocket_environment(record, region))
+    return {
+        "secrets_created": created,
+        "queues": urls,
+        "alarm_topic": topic,
+        "mappings_updated": mappings,
+        "environments_updated": updated,
+        "endpoints": {r["name"]: r.get("rest_api_url") for r in record["resources"] if r.get("rest_api_url")},
+        "websocket": websocket_environment(record, region).get(config.WS_URL),
+    }
+
+
+def teardown(stage: str, clients: dict[str, Any], run: Runner = _run, delete_secrets: bool = False) -> list[str]:
+    os.environ.update(app_shape.stage_environment(stage))
+    config.reset()
+    if deployed_record(stage)["resources"]:
+        chalice(["delete", "--stage", stage], stage, run)
+    removed = provision.delete(clients["dynamodb"], clients["sqs"], config.get())
+    alarms = [f"inkwell-{stage}-{q.dlq}-not-empty" for q in catalog.QUEUES.values()]
+    clients["cloudwatch"].delete_alarms(AlarmNames=alarms)
+    topic = clients["sns"].create_topic(Name=f"inkwell-{stage}-alarms")["TopicArn"]  # idempotent lookup
+    clients["sns"].delete_topic(TopicArn=topic)
+    removed += alarms + [topic]
+    if delete_secrets:
+        names = [f"{iam.secrets_prefix(stage)}/{n}" for n in config.SECRETS]
+        clients["ssm"].delete_parameters(Names=names)
+        removed += names
+    return removed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage")
+    parser.add_argument("--teardown", action="store_true")
+    parser.add_argument("--yes", action="store_true", help="confirm tearing down prod")
+    parser.add_argument("--delete-secrets", action="store_true", help="teardown: delete the SSM secrets too")
+    parser.add_argument("--alarm-email", help="subscribe this address to the dead-letter alarms")
+    args = parser.parse_args(argv)
+    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+    os.environ["AWS_DEFAULT_REGION"] = region
+    clients = _clients(region)
+    if args.teardown:
+        if args.stage == "prod" and not args.yes:
+            raise SystemExit("tearing down prod deletes its data: add --yes (make teardown STAGE=prod YES=1)")
+        for name in teardown(args.stage, clients, delete_secrets=args.delete_secrets):
+            print("removed", name)
+        return
+    result = deploy(args.stage, clients, region, email=args.alarm_email)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

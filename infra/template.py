@@ -1,0 +1,333 @@
+"""The CloudFormation half of a stage that Chalice does not write, generated from the catalogue.
+
+`overlay(shape)` is the template given to `chalice package --merge-template`: every catalogue
+table (keys, indexes, TTL, point-in-time recovery, encryption), every queue with its dead-letter
+queue (redrive after `attempts` deliveries, visibility at least 6x its consumer's timeout,
+encryption), an alarm on each dead-letter queue's depth, and patches to what Chalice emits: the
+function environment (table and queue names, the WebSocket endpoints), the consumers' timeouts,
+`ReportBatchItemFailures` on every SQS event source (Chalice omits it, aws/chalice#2029) with the
+queue referenced through `Fn::Sub` so CloudFormation creates it first, and each role's policy
+from `infra.iam`. Chalice merges dictionaries key by key and replaces lists, which is what lets
+this overlay patch its resources in place.
+
+`problems(template, shape)` checks a packaged template holds all of that; `make package` refuses
+a template with problems, and the tests run it on the real `chalice package` output.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+from chalicelib import catalog, config
+from infra import iam, provision
+from infra.app_shape import AppShape
+
+API_STAGE = "api"  # api_gateway_stage in .chalice/config.json
+MESSAGE_RETENTION = 4 * 24 * 3600
+DLQ_RETENTION = 14 * 24 * 3600
+ALARM_TOPIC = "DeadLetterAlarmTopic"
+
+
+def logical_id(name: str, suffix: str) -> str:
+    """`login_attempts`, `Table` -> `LoginAttemptsTable`."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name) if part) + suffix
+
+
+def table_id(name: str) -> str:
+    return logical_id(name, "Table")
+
+
+def queue_id(name: str) -> str:
+    return logical_id(name, "Queue")
+
+
+def dlq_id(name: str) -> str:
+    return logical_id(name, "DeadLetterQueue")
+
+
+def queue_arn_ref(name: str) -> dict[str, str]:
+    """A queue's ARN as an SQS event source's `Queue` (an `Fn::Sub`, replacing Chalice's own)."""
+    return {"Fn::Sub": "${" + queue_id(name) + ".Arn}"}
+
+
+def api_url(scheme: str, api: str) -> dict[str, str]:
+    return {"Fn::Sub": scheme + "://${" + api + "}.execute-api.${AWS::Region}.${AWS::URLSuffix}/" + API_STAGE}
+
+
+def name_variable(logical: str) -> str:
+    """The environment variable that overrides a resource's name (see config.Settings.resource_name)."""
+    return "INKWELL_NAME_" + logical.upper().replace("-", "_")
+
+
+def retained(stage: str) -> str:
+    """Production data survives a stack deletion; other stages are deleted with their stack."""
+    return "Retain" if stage == "prod" else "Delete"
+
+
+def table_resource(table: catalog.Table, stage: str) -> dict[str, Any]:
+    # CreateTable's arguments (keys, attribute types, indexes, on-demand billing) are also
+    # AWS::DynamoDB::Table's properties: one definition serves `make deploy` and the template.
+    props: dict[str, Any] = {
+        **provision.table_kwargs(table, iam.physical_name(stage, table.name)),
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "SSESpecification": {"SSEEnabled": True},
+        "Tags": [{"Key": "inkwell:stage", "Value": stage}],
+    }
+    if table.ttl:
+        props["TimeToLiveSpecification"] = {"AttributeName": table.ttl, "Enabled": True}
+    policy = retained(stage)
+    return {
+        "Type": "AWS::DynamoDB::Table",
+        "DeletionPolicy": policy,
+        "UpdateReplacePolicy": policy,
+        "Properties": props,
+    }
+
+
+def queue_resources(queue: catalog.Queue, stage: str) -> dict[str, Any]:
+    """The queue, its dead-letter queue, and an alarm on the dead-letter queue's depth."""
+    tags = [{"Key": "inkwell:stage", "Value": stage}]
+    dlq = {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {
+            "QueueName": iam.physical_name(stage, queue.dlq),
+            "MessageRetentionPeriod": DLQ_RETENTION,
+            "SqsManagedSseEnabled": True,
+            "Tags": tags,
+        },
+    }
+    main = {
+        "Type": "AWS::SQS::Queue",
+        "Properties": {
+            "QueueName": iam.physical_name(stage, queue.name),
+            "VisibilityTimeout": queue.visibility_timeout,
+            "MessageRetentionPeriod": MESSAGE_RETENTION,
+            "ReceiveMessageWaitTimeSeconds": 20,
+            "RedrivePolicy": {
+                "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id(queue.name), "Arn"]},
+                "maxReceiveCount": queue.attempts,
+            },
+            "SqsManagedSseEnabled": True,
+            "Tags": tags,
+        },
+    }
+    alarm = {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmName": f"inkwell-{stage}-{queue.dlq}-not-empty",
+            "AlarmDescription": f"Jobs of the {queue.name} queue failed {queue.attempts} times and wait in its "
+            "dead-letter queue (retry or clean them from the dashboard)",
+            "Namespace": "AWS/SQS",
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id(queue.name), "QueueName"]}}],
+            "Statistic": "Maximum",
+            "Period": 300,
+            "EvaluationPeriods": 1,
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [{"Ref": ALARM_TOPIC}],
+            "OKActions": [{"Ref": ALARM_TOPIC}],
+        },
+    }
+    return {queue_id(queue.name): main, dlq_id(queue.name): dlq, logical_id(queue.dlq, "Alarm"): alarm}
+
+
+def catalogue_resources(stage: str) -> dict[str, Any]:
+    resources: dict[str, Any] = {}
+    for table in catalog.TABLES.values():
+        resources[table_id(table.name)] = table_resource(table, stage)
+    for queue in catalog.QUEUES.values():
+        resources.update(queue_resources(queue, stage))
+    resources[ALARM_TOPIC] = {
+        "Type": "AWS::SNS::Topic",
+        "Properties": {"TopicName": f"inkwell-{stage}-alarms", "KmsMasterKeyId": "alias/aws/sns"},
+    }
+    resources["AlarmEmailSubscription"] = {
+        "Type": "AWS::SNS::Subscription",
+        "Condition": "HasAlarmEmail",
+        "Properties": {"TopicArn": {"Ref": ALARM_TOPIC}, "Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}},
+    }
+    return resources
+
+
+def environment(shape: AppShape) -> dict[str, Any]:
+    """What every function is told: each resource's physical name and the WebSocket endpoints."""
+    # One variable per logical name (config.Settings.resource_name reads one for tables and queues
+    # alike): `articles` is a table and a queue, both named inkwell-<stage>-articles. Referencing
+    # the resources also makes CloudFormation create them before any function.
+    variables: dict[str, Any] = {}
+    for queue in catalog.QUEUES.values():
+        variables[name_variable(queue.name)] = {"Fn::GetAtt": [queue_id(queue.name), "QueueName"]}
+        variables[name_variable(queue.dlq)] = {"Fn::GetAtt": [dlq_id(queue.name), "QueueName"]}
+    for table in catalog.TABLES.values():
+        variables[name_variable(table.name)] = {"Ref": table_id(table.name)}
+    if shape.websocket:
+        variables[config.WS_MANAGEMENT_ENDPOINT] = api_url("https", "WebsocketAPI")
+        variables[config.WS_URL] = api_url("wss", "WebsocketAPI")
+    return variables
+
+
+def consumed_queue(source_queue: str, stage: str) -> catalog.Queue | None:
+    """The catalogue queue an SQS event source reads (its physical name or ARN)."""
+    name = source_queue.rsplit(":", 1)[-1]
+    for queue in catalog.QUEUES.values():
+        if name == iam.physical_name(stage, queue.name):
+            return queue
+    return None
+
+
+def overlay(shape: AppShape) -> dict[str, Any]:
+    """The template merged into Chalice's by `chalice package --merge-template`."""
+    stage = shape.stage
+    resources = catalogue_resources(stage)
+    env = environment(shape)
+    role_policy = iam.template_policy(stage)
+    timeouts: dict[str, int] = {}
+    events: dict[str, dict[str, Any]] = {}
+    for source in shape.sqs:
+        queue = consumed_queue(source.queue, stage)
+        props: dict[str, Any] = {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
+        if queue is not None:
+            props["Queue"] = queue_arn_ref(queue.name)
+            timeouts[source.function] = max(timeouts.get(source.function, 0), queue.function_timeout)
+        events.setdefault(source.function, {})[source.event] = {"Properties": props}
+    for cfn, fn in shape.functions.items():
+        props = {"Environment": {"Variables": env}}
+        if cfn in timeouts:
+            props["Timeout"] = timeouts[cfn]
+        if cfn in events:
+            props["Events"] = events[cfn]
+        resources[cfn] = {"Properties": props}
+        if fn.role_cfn:
+            resources[fn.role_cfn] = {
+                "Properties": {
+                    "Policies": [{"PolicyName": "InkwellLeastPrivilege", "PolicyDocument": copy.deepcopy(role_policy)}]
+                }
+            }
+    outputs: dict[str, Any] = {
+        "AlarmTopicArn": {"Value": {"Ref": ALARM_TOPIC}},
+    }
+    if shape.rest:
+        outputs["RestApiUrl"] = {
+            "Description": "The REST API's base URL",
+            "Value": api_url("https", "RestAPI"),
+        }
+    if shape.websocket:
+        outputs["WebSocketUrl"] = {
+            "Description": "The WebSocket API's URL (append ?ticket=...)",
+            "Value": api_url("wss", "WebsocketAPI"),
+        }
+    for table in catalog.TABLES.values():
+        outputs[table_id(table.name) + "Name"] = {"Value": {"Ref": table_id(table.name)}}
+    for queue in catalog.QUEUES.values():
+        outputs[queue_id(queue.name) + "Url"] = {"Value": {"Ref": queue_id(queue.name)}}
+    return {
+        "Parameters": {
+            "AlarmEmail": {
+                "Type": "String",
+                "Default": "",
+                "Description": "Where dead-letter alarms are emailed (empty: no subscription)",
+            }
+        },
+        "Conditions": {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}},
+        "Resources": resources,
+        "Outputs": outputs,
+    }
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+
+def _of_type(template: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {k: v for k, v in template.get("Resources", {}).items() if v.get("Type") == kind}
+
+
+def sqs_events(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(function, event, properties) of every SQS event source in a template."""
+    found = []
+    for fn_id, fn in _of_type(template, "AWS::Serverless::Function").items():
+        for ev_id, ev in (fn["Properties"].get("Events") or {}).items():
+            if ev.get("Type") == "SQS":
+                found.append((fn_id, ev_id, ev["Properties"]))
+    for res_id, res in _of_type(template, "AWS::Lambda::EventSourceMapping").items():
+        found.append((res.get("Properties", {}).get("FunctionName", "?"), res_id, res.get("Properties", {})))
+    return found
+
+
+def schedule_expressions(template: dict[str, Any]) -> list[str]:
+    found = []
+    for fn in _of_type(template, "AWS::Serverless::Function").values():
+        for ev in (fn["Properties"].get("Events") or {}).values():
+            if ev.get("Type") == "Schedule":
+                found.append(" ".join(str(ev["Properties"]["Schedule"]).split()))
+    return sorted(found)
+
+
+def problems(template: dict[str, Any], shape: AppShape | None = None) -> list[str]:
+    """What a packaged template lacks of the issue's list (empty when complete)."""
+    out: list[str] = []
+    res = template.get("Resources", {})
+    for table in catalog.TABLES.values():
+        t = res.get(table_id(table.name), {}).get("Properties")
+        if t is None:
+            out.append(f"table {table.name} is missing")
+            continue
+        if table.ttl and t.get("TimeToLiveSpecification", {}).get("AttributeName") != table.ttl:
+            out.append(f"table {table.name} has no TTL on {table.ttl}")
+        if not t.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
+            out.append(f"table {table.name} has no point-in-time recovery")
+        if not t.get("SSESpecification", {}).get("SSEEnabled"):
+            out.append(f"table {table.name} is not encrypted with KMS")
+        if {i["IndexName"] for i in t.get("GlobalSecondaryIndexes", [])} != {i.name for i in table.indexes}:
+            out.append(f"table {table.name} does not have the catalogue's indexes")
+    functions = _of_type(template, "AWS::Serverless::Function")
+    for queue in catalog.QUEUES.values():
+        q = res.get(queue_id(queue.name), {}).get("Properties")
+        if q is None or dlq_id(queue.name) not in res:
+            out.append(f"queue {queue.name} or its dead-letter queue is missing")
+            continue
+        redrive = q.get("RedrivePolicy", {})
+        if redrive.get("maxReceiveCount") != queue.attempts or "deadLetterTargetArn" not in redrive:
+            out.append(f"queue {queue.name} has no redrive after {queue.attempts} attempts")
+        if not q.get("SqsManagedSseEnabled") or not res[dlq_id(queue.name)]["Properties"].get("SqsManagedSseEnabled"):
+            out.append(f"queue {queue.name} is not encrypted")
+        alarm = res.get(logical_id(queue.dlq, "Alarm"), {})
+        if alarm.get("Type") != "AWS::CloudWatch::Alarm":
+            out.append(f"no alarm on {queue.dlq} depth")
+        for fn_id, _, props in sqs_events(template):
+            if props.get("Queue") == queue_arn_ref(queue.name):
+                timeout = functions.get(fn_id, {}).get("Properties", {}).get("Timeout", 0)
+                if q["VisibilityTimeout"] < 6 * timeout:
+                    out.append(f"queue {queue.name}: visibility {q['VisibilityTimeout']} s < 6 x {fn_id} timeout")
+    for fn_id, ev_id, props in sqs_events(template):
+        if props.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
+            out.append(f"SQS event source {fn_id}.{ev_id} does not report batch item failures")
+    if shape is not None:
+        for source in shape.sqs:
+            if consumed_queue(source.queue, shape.stage) is None:
+                out.append(f"{source.function} reads {source.queue}, which is not a catalogue queue of this stage")
+        if shape.websocket and "WebsocketAPI" not in res:
+            out.append("the WebSocket API is missing")
+        for cfn in shape.functions:
+            env = functions.get(cfn, {}).get("Properties", {}).get("Environment", {}).get("Variables", {})
+            if shape.websocket and config.WS_MANAGEMENT_ENDPOINT not in env:
+                out.append(f"{cfn} is not told the WebSocket management endpoint")
+            if any(name_variable(t) not in env for t in catalog.TABLES):
+                out.append(f"{cfn} is not told the table names")
+    for role_id, role in _of_type(template, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                if any("*" in a for a in actions):
+                    out.append(f"role {role_id} grants a wildcard action")
+    return out
+
+
+def write(path: str, document: dict[str, Any]) -> None:
+    with open(path, "w") as f:
+        json.dump(document, f, indent=2)
+        f.write("\n")

@@ -1,0 +1,106 @@
+"""A pytest plugin that records every AWS operation Inkwell's own code calls during the suite.
+
+It registers a botocore hook on every client `chalicelib.aws` builds (`aws.observe`). A call
+counts when `app.py` or a `chalicelib` module is on the stack: fixtures, test assertions and
+`infra.provision` calling boto3 directly are not the deployed code, so they are left out. Each
+call is mapped to the IAM (action, resource) pairs it needs (`infra.iam.grants_for_call`),
+written to `dist/iam/operations.json` at the end, and compared with the policy by
+`tests/test_iam_policy.py`, which this plugin moves to the very end of the run and which only
+judges a run that included the whole functional suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "dist" / "iam" / "operations.json"
+CHECK_MODULE = "test_iam_policy.py"
+FUNCTIONAL = ROOT / "tests" / "functional"
+_CODE = (str(ROOT / "chalicelib") + os.sep, str(ROOT / "app.py"))
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: Counter[tuple[str, str, str, str]] = Counter()  # (service, operation, action, key)
+        self.complete = False  # the session ran the whole functional suite
+        self.why_incomplete = ""
+
+    def attach(self, client: Any) -> None:
+        # before-parameter-build sees the caller's parameters (TableName, QueueUrl, ...);
+        # before-call only sees the serialised request.
+        client.meta.events.register("before-parameter-build", self._on_call, unique_id="inkwell-iam-recorder")
+
+    def _on_call(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        if not _called_from_code():
+            return
+        from chalicelib import config
+        from infra import iam
+
+        service = model.service_model.service_name
+        for action, key in iam.grants_for_call(service, model.name, params, config.get().stage):
+            self.calls[(service, model.name, action, key)] += 1
+
+    def grants(self) -> set[tuple[str, str]]:
+        return {(action, key) for (_, _, action, key) in self.calls}
+
+    def write(self) -> None:
+        OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+        rows = [
+            {"service": s, "operation": o, "action": a, "resource": k, "calls": n}
+            for (s, o, a, k), n in sorted(self.calls.items())
+        ]
+        OUTPUT.write_text(json.dumps({"complete": self.complete, "operations": rows}, indent=1) + "\n")
+
+
+def _called_from_code() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_CODE):
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+RECORDER = Recorder()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from chalicelib import aws
+
+    aws.observe(RECORDER.attach)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The policy check runs last, after every test that can make an AWS call.
+    checks = [item for item in items if item.path.name == CHECK_MODULE]
+    for item in checks:
+        items.remove(item)
+    items.extend(checks)
+    collected = {item.path for item in items}
+    wanted = set(FUNCTIONAL.rglob("test_*.py"))
+    if config.option.keyword or config.option.markexpr or config.option.lf:
+        RECORDER.why_incomplete = "tests were selected with -k/-m/--lf"
+    elif not wanted <= collected:
+        RECORDER.why_incomplete = f"{len(wanted - collected)} functional test module(s) not collected"
+    else:
+        RECORDER.complete = True
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if any(FUNCTIONAL in item.path.parents for item in items):
+        RECORDER.complete = False
+        RECORDER.why_incomplete = "functional tests were deselected"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if RECORDER.calls:
+        RECORDER.write()

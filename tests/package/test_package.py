@@ -1,0 +1,139 @@
+"""`make package STAGE=prod` for real: `chalice package --merge-template` with the generated
+overlay, offline and without credentials, then cfn-lint and the issue's checklist on its output.
+
+The packaging runs once for the module (about 5 s with Chalice's wheel cache, up to a minute on
+a fresh machine, which downloads the Lambda wheels from PyPI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib import catalog
+from infra import template
+from infra.chalice_cli import LAMBDA_RUNTIME
+
+ROOT = Path(__file__).resolve().parents[2]
+CFN_LINT = Path(sys.executable).parent / "cfn-lint"
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist") / "prod"
+    config_before = (ROOT / ".chalice" / "config.json").read_text()
+    # no credentials, no Inkwell variables from the caller: only a region, as in CI
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "INKWELL_"))}
+    env["AWS_DEFAULT_REGION"] = "us-east-1"
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.package", "prod", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (ROOT / ".chalice" / "config.json").read_text() == config_before, (
+        ".chalice/config.json was out of step with the catalogue: `make package` rewrote it, commit the change"
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def sam(packaged: Path) -> dict[str, Any]:
+    return json.loads((packaged / "sam.json").read_text())
+
+
+def resources_of(sam: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {k: v for k, v in sam["Resources"].items() if v["Type"] == kind}
+
+
+def test_template_passes_cfn_lint_without_errors_or_warnings(packaged: Path) -> None:
+    result = subprocess.run([str(CFN_LINT), str(packaged / "sam.json")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deployment_zip_holds_the_app_and_lambda_builds_of_its_dependencies(packaged: Path) -> None:
+    names = zipfile.ZipFile(packaged / "deployment.zip").namelist()
+    assert "app.py" in names and "chalicelib/catalog.py" in names
+    version = LAMBDA_RUNTIME.removeprefix("python").replace(".", "")
+    assert any(n.startswith("pydantic_core/") and f"cpython-{version}-x86_64-linux-gnu.so" in n for n in names)
+    assert not any(n.startswith(("tests/", "local/", "infra/")) for n in names)
+
+
+def test_template_has_nothing_missing_from_the_checklist(sam: dict[str, Any]) -> None:
+    assert template.problems(sam) == []
+
+
+def test_every_function_runs_on_a_supported_runtime(sam: dict[str, Any]) -> None:
+    functions = resources_of(sam, "AWS::Serverless::Function")
+    assert {f["Properties"]["Runtime"] for f in functions.values()} == {LAMBDA_RUNTIME}
+
+
+def test_every_queue_has_its_dead_letter_queue_and_redrive(sam: dict[str, Any]) -> None:
+    queues = resources_of(sam, "AWS::SQS::Queue")
+    assert len(queues) == 2 * len(catalog.QUEUES)
+    for queue in catalog.QUEUES.values():
+        props = queues[template.queue_id(queue.name)]["Properties"]
+        assert props["QueueName"] == f"inkwell-prod-{queue.name}"
+        assert props["RedrivePolicy"]["maxReceiveCount"] == queue.attempts
+        assert props["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [template.dlq_id(queue.name), "Arn"]}
+
+
+def test_every_table_is_there_with_its_ttl(sam: dict[str, Any]) -> None:
+    tables = resources_of(sam, "AWS::DynamoDB::Table")
+    assert {t["Properties"]["TableName"] for t in tables.values()} == {f"inkwell-prod-{n}" for n in catalog.TABLES}
+    for table in catalog.TABLES.values():
+        if table.ttl:
+            ttl = tables[template.table_id(table.name)]["Properties"]["TimeToLiveSpecification"]
+            assert ttl == {"AttributeName": table.ttl, "Enabled": True}
+
+
+def test_every_queue_is_consumed_with_batch_item_failures_and_enough_visibility(sam: dict[str, Any]) -> None:
+    events = template.sqs_events(sam)
+    consumed = Counter(json.dumps(props["Queue"]) for _, _, props in events)
+    # every catalogue queue has exactly one consumer, reading this stage's queue
+    assert consumed == Counter(json.dumps(template.queue_arn_ref(q)) for q in catalog.QUEUES)
+    functions = resources_of(sam, "AWS::Serverless::Function")
+    queues = sam["Resources"]
+    for fn_id, _, props in events:
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        queue_id = props["Queue"]["Fn::Sub"][2:-5]
+        timeout = functions[fn_id]["Properties"]["Timeout"]
+        assert queues[queue_id]["Properties"]["VisibilityTimeout"] >= 6 * timeout
+
+
+def test_schedule_rules_are_the_catalogues_schedules(sam: dict[str, Any]) -> None:
+    assert len(catalog.SCHEDULES) >= 7
+    expected = sorted(" ".join(s.expression.split()) for s in catalog.SCHEDULES.values())
+    assert template.schedule_expressions(sam) == expected
+
+
+def test_websocket_api_routes_and_urls(sam: dict[str, Any]) -> None:
+    api = sam["Resources"]["WebsocketAPI"]
+    assert api["Type"] == "AWS::ApiGatewayV2::Api" and api["Properties"]["ProtocolType"] == "WEBSOCKET"
+    routes = {r["Properties"]["RouteKey"] for r in resources_of(sam, "AWS::ApiGatewayV2::Route").values()}
+    assert routes == {"$connect", "$disconnect", "$default"}
+    assert sam["Outputs"]["WebSocketUrl"]["Value"] == template.api_url("wss", "WebsocketAPI")
+    assert sam["Outputs"]["RestApiUrl"]["Value"] == template.api_url("https", "RestAPI")
+
+
+def test_every_role_has_only_the_stage_policy(sam: dict[str, Any]) -> None:
+    roles = resources_of(sam, "AWS::IAM::Role")
+    functions = resources_of(sam, "AWS::Serverless::Function")
+    assert len(roles) == len(functions)
+    for role in roles.values():
+        (policy,) = role["Properties"]["Policies"]
+        assert policy["PolicyName"] == "InkwellLeastPrivilege"
+        assert "ManagedPolicyArns" not in role["Properties"]
+        text = json.dumps(policy)
+        assert "inkwell-dev-" not in text and "inkwell-local-" not in text

@@ -1,0 +1,157 @@
+"""The IAM declarations render to a least-privilege, stage-scoped policy, and every botocore call
+maps to the (action, resource) pairs IAM checks for it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib import catalog, config
+from infra import iam
+
+
+def statements(scope: iam.Scope) -> list[dict]:
+    return iam.policy(scope)["Statement"]
+
+
+def test_policy_has_no_wildcard_action_and_no_unscoped_resource_but_the_documented_one() -> None:
+    for statement in statements(iam.Scope("prod", region="eu-west-1", account="123456789012")):
+        assert all("*" not in action for action in statement["Action"]), statement
+        for arn in statement["Resource"]:
+            if arn == "*":
+                # IAM grants lambda:ListEventSourceMappings on every resource only
+                assert statement["Action"] == ["lambda:ListEventSourceMappings"]
+            else:
+                assert ":eu-west-1:123456789012:" in arn, arn
+
+
+def test_table_and_queue_arns_name_only_that_stage() -> None:
+    for statement in statements(iam.Scope("prod", region="eu-west-1", account="123456789012")):
+        for arn in statement["Resource"]:
+            if ":dynamodb:" in arn or ":sqs:" in arn:
+                assert ":inkwell-prod-" in arn or "table/inkwell-prod-" in arn, arn
+                assert "inkwell-dev-" not in arn
+
+
+def test_query_grants_reach_the_tables_indexes() -> None:
+    arns = iam.resource_arns("table:users", iam.Scope("prod"), ["dynamodb:Query"])
+    assert arns == [
+        "arn:aws:dynamodb:*:*:table/inkwell-prod-users",
+        "arn:aws:dynamodb:*:*:table/inkwell-prod-users/index/by_email",
+    ]
+    assert iam.resource_arns("table:users", iam.Scope("prod"), ["dynamodb:GetItem"]) == [arns[0]]
+
+
+def test_every_queue_key_expands_to_every_catalogue_queue() -> None:
+    arns = iam.resource_arns("queue:*", iam.Scope("dev"))
+    assert len(arns) == len(catalog.QUEUES)
+    dlqs = iam.resource_arns("dlq:*", iam.Scope("dev"))
+    assert all(arn.endswith("-dlq") for arn in dlqs)
+
+
+def test_secrets_are_the_stages_ssm_parameters() -> None:
+    arns = iam.resource_arns("secret:*", iam.Scope("prod", region="us-east-1", account="1"))
+    assert arns == [f"arn:aws:ssm:us-east-1:1:parameter/inkwell/prod/{n}" for n in config.SECRETS]
+
+
+def test_event_source_mapping_grant_is_limited_to_the_stages_functions() -> None:
+    (statement,) = [s for s in statements(iam.Scope("prod")) if "lambda:UpdateEventSourceMapping" in s["Action"]]
+    assert statement["Condition"]["ArnLike"]["lambda:FunctionArn"].endswith(":function:inkwell-prod-*")
+
+
+def test_template_policy_uses_cloudformation_placeholders() -> None:
+    document = iam.template_policy("prod")
+    text = json.dumps(document)
+    assert "${AWS::AccountId}" in text and "${WebsocketAPI}" in text and "${AWS::StackName}-" in text
+    for statement in document["Statement"]:
+        for resource in statement["Resource"]:
+            assert resource == "*" or set(resource) == {"Fn::Sub"}
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "params", "expected"),
+    [
+        ("dynamodb", "GetItem", {"TableName": "inkwell-test-users"}, [("dynamodb:GetItem", "table:users")]),
+        (
+            "dynamodb",
+            "Query",
+            {"TableName": "inkwell-dev-login_attempts", "IndexName": "by_expiry"},
+            [("dynamodb:Query", "table:login_attempts")],
+        ),
+        (
+            "dynamodb",
+            "TransactWriteItems",
+            {
+                "TransactItems": [
+                    {"Put": {"TableName": "inkwell-test-users"}},
+                    {"ConditionCheck": {"TableName": "inkwell-test-sessions"}},
+                ]
+            },
+            [("dynamodb:PutItem", "table:users"), ("dynamodb:ConditionCheckItem", "table:sessions")],
+        ),
+        (
+            "dynamodb",
+            "BatchWriteItem",
+            {"RequestItems": {"inkwell-test-jobs": []}},
+            [("dynamodb:BatchWriteItem", "table:jobs")],
+        ),
+        (
+            "sqs",
+            "SendMessage",
+            {"QueueUrl": "https://sqs.us-east-1.amazonaws.com/123/inkwell-test-articles"},
+            [("sqs:SendMessage", "queue:articles")],
+        ),
+        (
+            "sqs",
+            "ReceiveMessage",
+            {"QueueUrl": "http://127.0.0.1:5000/123/inkwell-test-emails-dlq"},
+            [("sqs:ReceiveMessage", "dlq:emails")],
+        ),
+        ("sqs", "GetQueueUrl", {"QueueName": "inkwell-test-cleanup"}, [("sqs:GetQueueUrl", "queue:cleanup")]),
+        (
+            "sqs",
+            "StartMessageMoveTask",
+            {
+                "SourceArn": "arn:aws:sqs:us-east-1:1:inkwell-test-emails-dlq",
+                "DestinationArn": "arn:aws:sqs:us-east-1:1:inkwell-test-emails",
+            },
+            [
+                ("sqs:StartMessageMoveTask", "dlq:emails"),
+                ("sqs:ReceiveMessage", "dlq:emails"),
+                ("sqs:DeleteMessage", "dlq:emails"),
+                ("sqs:GetQueueAttributes", "dlq:emails"),
+                ("sqs:SendMessage", "queue:emails"),
+            ],
+        ),
+        ("ssm", "GetParameter", {"Name": "/inkwell/prod/JWT_SECRET"}, [("ssm:GetParameter", "secret:JWT_SECRET")]),
+        (
+            "apigatewaymanagementapi",
+            "PostToConnection",
+            {"ConnectionId": "x"},
+            [("execute-api:ManageConnections", "websocket")],
+        ),
+        ("sesv2", "SendEmail", {}, [("ses:SendEmail", "email")]),
+        (
+            "lambda",
+            "UpdateEventSourceMapping",
+            {"UUID": "u"},
+            [("lambda:UpdateEventSourceMapping", "event-source-mapping")],
+        ),
+        ("lambda", "ListEventSourceMappings", {}, [("lambda:ListEventSourceMappings", "*")]),
+    ],
+)
+def test_calls_map_to_the_actions_iam_checks(service: str, operation: str, params: dict, expected: list) -> None:
+    assert iam.grants_for_call(service, operation, params, "test") == expected
+
+
+def test_every_granted_key_renders(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a key naming a table the catalogue lacks is a mistake caught before any deploy
+    monkeypatch.setitem(iam.ACCESS, "table:nope", ("dynamodb:GetItem",))
+    with pytest.raises(KeyError):
+        iam.policy(iam.Scope("prod"))
+
+
+def test_policy_fits_the_inline_role_policy_quota() -> None:
+    # AWS allows 10,240 characters of inline policy per role (whitespace excluded)
+    assert len(json.dumps(iam.template_policy("prod"), separators=(",", ":"))) < 10_240

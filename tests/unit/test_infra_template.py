@@ -1,0 +1,169 @@
+"""The overlay generated from the catalogue and an app's shape, and the completeness checks."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from chalicelib import catalog, config
+from infra import template
+from infra.app_shape import AppShape, Function, ScheduleSource, SqsSource
+
+
+def shape(stage: str = "prod") -> AppShape:
+    s = AppShape(stage, rest=True, websocket=True)
+    s.functions = {
+        "APIHandler": Function("api_handler", f"inkwell-{stage}-api_handler", "APIHandler", "ApiHandlerRole", 60),
+        "JobsArticles": Function(
+            "jobs_articles", f"inkwell-{stage}-jobs_articles", "JobsArticles", "JobsArticlesRole", 60
+        ),
+    }
+    s.sqs = [SqsSource("JobsArticles", "JobsArticlesSqsEventSource", f"inkwell-{stage}-articles", 5)]
+    s.schedules = [ScheduleSource("DailyAnalytics", "DailyAnalyticsEvent", "cron(0 2 * * ? *)")]
+    return s
+
+
+def chalice_template(s: AppShape) -> dict[str, Any]:
+    """Roughly what `chalice package` emits for the shape (functions, roles, SQS events)."""
+    resources: dict[str, Any] = {"WebsocketAPI": {"Type": "AWS::ApiGatewayV2::Api", "Properties": {}}}
+    for cfn, fn in s.functions.items():
+        resources[cfn] = {
+            "Type": "AWS::Serverless::Function",
+            "Properties": {"Timeout": fn.timeout, "Environment": {"Variables": {"INKWELL_STAGE": s.stage}}},
+        }
+        resources[fn.role_cfn] = {"Type": "AWS::IAM::Role", "Properties": {"Policies": [{"PolicyName": "x"}]}}
+    for source in s.sqs:
+        resources[source.function]["Properties"]["Events"] = {
+            source.event: {
+                "Type": "SQS",
+                "Properties": {"Queue": {"Fn::Sub": "arn:...:" + source.queue}, "BatchSize": source.batch_size},
+            }
+        }
+    return {"Resources": resources}
+
+
+def merge(overlay: Any, base: Any) -> Any:
+    """Chalice's TemplateDeepMerger: dictionaries merge key by key, anything else is replaced."""
+    if isinstance(overlay, dict) and isinstance(base, dict):
+        merged = dict(base)
+        for key, value in overlay.items():
+            merged[key] = merge(value, base.get(key))
+        return merged
+    return overlay
+
+
+def packaged(s: AppShape) -> dict[str, Any]:
+    return merge(template.overlay(s), chalice_template(s))
+
+
+def test_merged_template_has_no_problems() -> None:
+    s = shape()
+    assert template.problems(packaged(s), s) == []
+
+
+def test_sqs_event_source_reports_batch_item_failures_and_waits_for_its_queue() -> None:
+    props = packaged(shape())["Resources"]["JobsArticles"]["Properties"]
+    event = props["Events"]["JobsArticlesSqsEventSource"]["Properties"]
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # replaces Chalice's Fn::Sub of the name: a reference makes CloudFormation create the queue first
+    assert event["Queue"] == {"Fn::Sub": "${ArticlesQueue.Arn}"}
+    assert event["BatchSize"] == 5  # Chalice's own properties are kept
+    assert props["Timeout"] == catalog.queue("articles").function_timeout
+
+
+def test_every_table_has_keys_indexes_ttl_pitr_and_sse() -> None:
+    resources = template.catalogue_resources("prod")
+    for table in catalog.TABLES.values():
+        props = resources[template.table_id(table.name)]["Properties"]
+        assert props["TableName"] == f"inkwell-prod-{table.name}"
+        assert props["KeySchema"][0] == {"AttributeName": table.pk, "KeyType": "HASH"}
+        assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        assert props["SSESpecification"]["SSEEnabled"] is True
+        if table.ttl:
+            assert props["TimeToLiveSpecification"] == {"AttributeName": table.ttl, "Enabled": True}
+        assert len(props.get("GlobalSecondaryIndexes", [])) == len(table.indexes)
+
+
+def test_prod_data_is_retained_and_other_stages_are_not() -> None:
+    assert template.catalogue_resources("prod")["UsersTable"]["DeletionPolicy"] == "Retain"
+    assert template.catalogue_resources("dev")["UsersTable"]["DeletionPolicy"] == "Delete"
+
+
+def test_every_queue_redrives_to_its_dead_letter_queue_after_its_attempts() -> None:
+    resources = template.catalogue_resources("dev")
+    for queue in catalog.QUEUES.values():
+        props = resources[template.queue_id(queue.name)]["Properties"]
+        assert props["RedrivePolicy"] == {
+            "deadLetterTargetArn": {"Fn::GetAtt": [template.dlq_id(queue.name), "Arn"]},
+            "maxReceiveCount": queue.attempts,
+        }
+        assert props["VisibilityTimeout"] >= 6 * queue.function_timeout
+        assert props["SqsManagedSseEnabled"] is True
+        alarm = resources[template.logical_id(queue.dlq, "Alarm")]["Properties"]
+        assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible" and alarm["Threshold"] == 1
+
+
+def test_functions_are_told_names_and_the_websocket_management_endpoint() -> None:
+    env = packaged(shape())["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert env["INKWELL_STAGE"] == "prod"  # Chalice's variables are kept
+    assert env[config.WS_MANAGEMENT_ENDPOINT] == {
+        "Fn::Sub": "https://${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"
+    }
+    assert env["INKWELL_NAME_SESSIONS"] == {"Ref": "SessionsTable"}
+    assert env["INKWELL_NAME_EMAILS_DLQ"] == {"Fn::GetAtt": ["EmailsDeadLetterQueue", "QueueName"]}
+
+
+def test_name_variables_are_the_ones_config_reads(monkeypatch: Any) -> None:
+    monkeypatch.setenv(template.name_variable("login_attempts"), "custom-name")
+    config.reset()
+    assert config.get().resource_name("login_attempts") == "custom-name"
+
+
+def test_every_role_gets_the_stage_policy() -> None:
+    resources = packaged(shape())["Resources"]
+    for role in ("ApiHandlerRole", "JobsArticlesRole"):
+        (policy,) = resources[role]["Properties"]["Policies"]
+        assert policy["PolicyName"] == "InkwellLeastPrivilege"
+
+
+def test_outputs_give_the_rest_and_websocket_urls() -> None:
+    outputs = template.overlay(shape())["Outputs"]
+    assert outputs["RestApiUrl"]["Value"]["Fn::Sub"].startswith("https://${RestAPI}.")
+    assert outputs["WebSocketUrl"]["Value"]["Fn::Sub"].startswith("wss://${WebsocketAPI}.")
+
+
+def test_problems_names_a_missing_batch_failure_setting() -> None:
+    s = shape()
+    broken = packaged(s)
+    del broken["Resources"]["JobsArticles"]["Properties"]["Events"]["JobsArticlesSqsEventSource"]["Properties"][
+        "FunctionResponseTypes"
+    ]
+    assert template.problems(broken, s) == [
+        "SQS event source JobsArticles.JobsArticlesSqsEventSource does not report batch item failures"
+    ]
+
+
+def test_problems_names_a_short_visibility_timeout_and_a_missing_ttl() -> None:
+    s = shape()
+    broken = packaged(s)
+    broken["Resources"]["JobsArticles"]["Properties"]["Timeout"] = 900
+    del broken["Resources"]["SessionsTable"]["Properties"]["TimeToLiveSpecification"]
+    found = template.problems(broken, s)
+    assert any("visibility" in p and "JobsArticles" in p for p in found)
+    assert "table sessions has no TTL on ttl" in found
+
+
+def test_problems_names_a_consumer_of_another_stages_queue() -> None:
+    # e.g. `chalice package` run without the stage's INKWELL_STAGE: app.py computed local names
+    s = shape()
+    s.sqs = [SqsSource("JobsArticles", "JobsArticlesSqsEventSource", "inkwell-local-articles", 5)]
+    assert any("not a catalogue queue of this stage" in p for p in template.problems(packaged(s), s))
+
+
+def test_problems_names_a_wildcard_action() -> None:
+    s = shape()
+    broken = copy.deepcopy(packaged(s))
+    broken["Resources"]["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].append(
+        {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}
+    )
+    assert template.problems(broken, s) == ["role ApiHandlerRole grants a wildcard action"]
