@@ -32,7 +32,15 @@ Grant = tuple[str, str]  # (action, resource key)
 
 ACCESS: dict[str, tuple[str, ...]] = {
     "table:users": ("dynamodb:PutItem", "dynamodb:Query"),
-    "table:sessions": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
+    # sessions, login attempts, webhook logs, analytics events: the cleanup sweeps Query `by_expiry`
+    # and delete with BatchWriteItem
+    "table:sessions": (
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:Query",
+    ),
     "table:login_attempts": ("dynamodb:BatchWriteItem", "dynamodb:Query"),
     "table:jobs": (
         "dynamodb:BatchWriteItem",
@@ -43,8 +51,15 @@ ACCESS: dict[str, tuple[str, ...]] = {
         "dynamodb:UpdateItem",
     ),
     "table:schedules": ("dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
-    "table:articles": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"),
-    "table:analytics_events": ("dynamodb:PutItem",),
+    "table:articles": (
+        "dynamodb:BatchGetItem",  # the orphans sweep: which articles still exist
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+    ),
+    "table:analytics_events": ("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query"),
+    "table:webhook_logs": ("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query"),
     "table:settings": (
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
