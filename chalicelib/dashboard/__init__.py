@@ -20,7 +20,6 @@ from chalicelib.dashboard.service import (
     known,
     remove_job,
     retry_all,
-    retry_job,
     set_paused,
     stats,
 )
@@ -33,7 +32,6 @@ __all__ = [
     "known",
     "remove_job",
     "retry_all",
-    "retry_job",
     "set_paused",
     "stats",
 ]

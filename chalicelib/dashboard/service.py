@@ -182,11 +182,6 @@ def set_paused(queue: str, paused: bool, user: dict[str, Any]) -> dict[str, Any]
     return {"queue": queue, "paused": paused}
 
 
-def retry_job(job_id: str, retried: dict[str, Any]) -> None:
-    """Audit a retry done by the jobs API (POST /api/jobs/{id}/retry)."""
-    _audit("job.retry", ("job", job_id), {"queue": retried.get("queue"), "via": "job"})
-
-
 def retry_all(queue: str) -> dict[str, int]:
     """POST /api/queues/{queue}/retry-failed: every failed job runs again with fresh attempts,
     and the dead-letter queue is emptied back into the queue.

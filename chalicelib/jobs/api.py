@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chalicelib import catalog, events, http
+from chalicelib import audit, catalog, events, http
 from chalicelib.content import articles as content
 from chalicelib.content import reports
 from chalicelib.jobs import errors, records, service
@@ -59,6 +59,7 @@ def start_generation(article_id: str, user: dict[str, Any]) -> Any:
         except Exception:
             log.exception("could not roll back article %s after a failed enqueue", article_id)
         raise http.HttpError(503, "the job could not be queued; try again") from None
+    audit.record("article.generate", resource=("article", article_id), details={"job_id": job["id"]})
     return _accepted(job)
 
 
@@ -78,6 +79,7 @@ def request_transition(article_id: str, action: str, user: dict[str, Any]) -> An
         )
     except errors.EnqueueError:
         raise http.HttpError(503, "the job could not be queued; try again") from None
+    audit.record(f"article.{action}", resource=("article", article_id), details={"job_id": job["id"]})
     return _accepted(job)
 
 
@@ -102,6 +104,7 @@ def retry(job_id: str) -> Any:
         raise http.conflict(str(exc)) from None
     except errors.EnqueueError:
         raise http.HttpError(503, "the retry could not be queued; try again") from None
+    audit.record("job.retry", resource=("job", job_id), details={"queue": job.get("queue"), "via": "job"})
     return _accepted(job)
 
 

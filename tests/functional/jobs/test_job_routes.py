@@ -86,3 +86,33 @@ def test_queue_listing_refuses_bad_input(api, path, status):
 @pytest.mark.parametrize("role", ["editor", "viewer"])
 def test_queue_listing_is_for_admins(api, role):
     assert api.get("/api/queues/emails/jobs", as_=role).status_code == 403
+
+
+def _audited(api, action):
+    return [e["resource"]["id"] for e in body(api.get(f"/api/audit?action={action}", as_="admin"))["items"]]
+
+
+def test_article_actions_and_job_retries_are_audited(api, poller, register, generator):
+    # GIVEN an editor's article whose generation fails for good
+    api.token("admin")
+    generator.answers = [(400, {})]
+    article = body(api.post("/api/articles", {"title": "t", "topic": "t"}, as_="editor"))
+    # WHEN the editor generates it and an admin retries the failed job
+    job_id = body(api.post(f"/api/articles/{article['id']}/generate", as_="editor"))["job_id"]
+    poller.drain("articles")
+    assert api.post(f"/api/jobs/{job_id}/retry", as_="admin").status_code == 202
+    # THEN both are in the trail, naming the article and the job
+    assert article["id"] in _audited(api, "article.generate")
+    assert job_id in _audited(api, "job.retry")
+
+
+def test_publish_and_archive_requests_are_audited(api, poller, generator):
+    api.token("admin")
+    article = body(api.post("/api/articles", {"title": "t", "topic": "t"}, as_="editor"))
+    api.post(f"/api/articles/{article['id']}/generate", as_="editor")
+    poller.drain("articles")
+    assert api.post(f"/api/articles/{article['id']}/archive", as_="editor").status_code == 202
+    poller.drain("articles")
+    assert api.post(f"/api/articles/{article['id']}/publish", as_="editor").status_code == 202
+    assert article["id"] in _audited(api, "article.archive")
+    assert article["id"] in _audited(api, "article.publish")
