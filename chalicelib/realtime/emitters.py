@@ -33,6 +33,7 @@ from chalicelib.realtime.store import AnalyticsCounts, Connections, EventLog
 log = logging.getLogger("inkwell.realtime")
 
 ANALYTICS_UPDATE_SECONDS = 5.0  # at most one analytics.update per article this often
+GONE_GRACE_SECONDS = 30.0  # a 410 this soon after $connect may mean "not open yet" (see forget)
 
 __all__ = [
     "ANALYTICS_UPDATE_SECONDS",
@@ -83,9 +84,14 @@ def fan_out(members: Connections, endpoint: str | None, connection_ids: list[str
 
 
 def forget(members: Connections, connection_id: str) -> None:
-    """Drop a connection API Gateway no longer knows (410): its $disconnect never ran."""
+    """Drop a connection API Gateway no longer knows (410): its $disconnect never ran.
+
+    A connection opened in the last GONE_GRACE_SECONDS is kept: API Gateway answers 410 until
+    `$connect` has returned, and the record is written inside `$connect`. Were it dropped, the
+    client would be left on a live connection the server no longer knows. A young connection
+    that really went away gets its `$disconnect` (or, failing that, its TTL)."""
     try:
-        members.close(connection_id)
+        members.close(connection_id, opened_before=timeutil.iso_ms(timeutil.now() - GONE_GRACE_SECONDS))
     except Exception:  # best effort: the TTL removes it anyway
         log.warning("could not remove gone connection %s", connection_id, exc_info=True)
 

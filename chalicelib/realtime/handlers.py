@@ -28,6 +28,7 @@ log = logging.getLogger("inkwell.realtime")
 
 MAX_ROOMS_PER_CONNECTION = 50
 MAX_REPLAY = 500  # events per `resumed`; a client with more to catch up resumes again
+UNKNOWN_CONNECTION = protocol.error("unknown connection; reconnect")
 
 
 def connect(event: Any) -> Response | None:
@@ -50,6 +51,10 @@ def message(event: Any) -> None:
     for reply in answer(connection_id, raw.get("body")):
         if not out.post(connection_id, reply):
             forget(connections(), connection_id)
+            return
+        if reply is UNKNOWN_CONNECTION:
+            # Nothing reaches a connection without a record: close it, so the client reconnects.
+            out.close(connection_id)
             return
 
 
@@ -83,7 +88,7 @@ def _act(connection_id: str, frame: Any) -> Iterator[dict[str, Any] | str]:
     members = connections()
     conn = members.get(connection_id)
     if conn is None:
-        yield protocol.error("unknown connection; reconnect", frame.action)
+        yield UNKNOWN_CONNECTION
         return
     runtime.current().user = {"id": conn["user_id"], "email": conn["email"], "role": conn["role"]}
     joined = set(conn.get("rooms") or ())

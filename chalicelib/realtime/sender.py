@@ -58,6 +58,14 @@ class Sender:
             raise
         return True
 
+    def close(self, connection_id: str) -> None:
+        """Close the connection (API Gateway then runs `$disconnect`); a gone one is left alone."""
+        try:
+            self._client.delete_connection(ConnectionId=connection_id)
+        except Exception as exc:
+            if not is_gone(exc):
+                raise
+
     def broadcast(self, connection_ids: Iterable[str], message: Any) -> BroadcastResult:
         """Post `message` to every connection, at most `workers` at a time."""
         data = message if isinstance(message, (bytes, str)) else dumps(message)

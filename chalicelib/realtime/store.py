@@ -147,13 +147,27 @@ class Connections:
                 ExpressionAttributeValues={":r": {room}},
             )
 
-    def close(self, connection_id: str) -> None:
-        """Remove the connection and its memberships (idempotent)."""
-        result = self._connections.delete_item(Key={"connection_id": connection_id}, ReturnValues="ALL_OLD")
+    def close(self, connection_id: str, opened_before: str | None = None) -> bool:
+        """Remove the connection and its memberships (idempotent). With `opened_before` (an
+        `iso_ms` time), only a connection opened earlier is removed; False when one was kept."""
+        condition: dict[str, Any] = {}
+        if opened_before is not None:
+            condition = {
+                "ConditionExpression": "attribute_not_exists(connected_at) OR connected_at < :t",
+                "ExpressionAttributeValues": {":t": opened_before},
+            }
+        client = self._connections.meta.client
+        try:
+            result = self._connections.delete_item(
+                Key={"connection_id": connection_id}, ReturnValues="ALL_OLD", **condition
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            return False
         rooms = (result.get("Attributes") or {}).get("rooms") or set()
         with self._members.batch_writer() as batch:
             for room in rooms:
                 batch.delete_item(Key={"room": room, "connection_id": connection_id})
+        return True
 
     def members(self, room: str) -> list[str]:
         """The connection ids in `room`."""

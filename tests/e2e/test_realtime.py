@@ -241,6 +241,7 @@ def test_a_410_removes_a_stale_connection(rt, people):
             "email": {"S": "ghost@example.com"},
             "role": {"S": "admin"},
             "rooms": {"SS": ["admin"]},
+            "connected_at": {"S": "2026-01-01T00:00:00.000Z"},
             "ttl": {"N": far},
             "expiry_day": {"S": "2099-01-01"},
         },

@@ -59,10 +59,12 @@ def test_a_connection_in_several_rooms_hears_the_event_once_per_room(management)
     assert sorted(f["room"] for f in management.take("both")) == ["admin", "user:author-1"]
 
 
-def test_a_gone_connection_is_removed_and_the_others_still_hear(management):
+def test_a_gone_connection_is_removed_and_the_others_still_hear(management, monkeypatch):
     for cid in ("a", "stale", "b"):
         join(cid, "admin", role="admin", user_id=cid)
     management.gone.add("stale")
+    later = time.time() + emitters.GONE_GRACE_SECONDS + 1
+    monkeypatch.setattr(timeutil, "now", lambda: later)
     emitters.emit_system_alert("warning", "disk")
     assert [f["data"]["message"] for f in management.take("a")] == ["disk"]
     assert [f["data"]["message"] for f in management.take("b")] == ["disk"]

@@ -161,9 +161,11 @@ def test_a_malformed_frame_gets_an_error_frame_and_the_connection_stays(gw, api,
     assert emitters.connections().get(cid) is not None
 
 
-def test_a_frame_from_an_unknown_connection_is_told_to_reconnect(gw):
+def test_a_frame_from_an_unknown_connection_is_told_to_reconnect_and_closed(gw, management):
     replies = gw.send("never-connected", {"action": "subscribe", "room": "admin"})
-    assert replies[0]["type"] == "error" and "reconnect" in replies[0]["message"]
+    assert [r["type"] for r in replies] == ["error"] and "reconnect" in replies[0]["message"]
+    # Closed, so that every client reconnects (and gets a record) whether it reads the frame or not
+    assert management.deleted == ["never-connected"]
 
 
 def test_an_unexpected_fault_becomes_an_error_frame(gw, api, monkeypatch):
@@ -350,12 +352,25 @@ def test_a_connection_past_its_ttl_is_not_a_member(gw, api, monkeypatch):
     assert gw.send(cid, {"action": "rooms"})[0]["type"] == "error"
 
 
-def test_a_reply_to_a_gone_connection_removes_it(gw, api, management):
+def test_a_reply_to_a_gone_connection_removes_it(gw, api, management, monkeypatch):
     cid = connect(gw, api, "admin")
     management.gone.add(cid)
+    later = time.time() + emitters.GONE_GRACE_SECONDS + 1
+    monkeypatch.setattr(timeutil, "now", lambda: later)
     gw.send(cid, {"action": "rooms"})
     assert emitters.connections().get(cid) is None
     assert members("admin") == []
+
+
+def test_a_410_right_after_connect_keeps_the_connection(gw, api, management):
+    # API Gateway answers 410 until $connect has returned, and the record is written inside it:
+    # a fan-out in that window must not strand the client on a connection the server forgot.
+    cid = connect(gw, api, "admin")
+    management.gone.add(cid)
+    emitters.emit_system_alert("info", "during connect")
+    management.gone.discard(cid)
+    assert emitters.connections().get(cid) is not None
+    assert gw.send(cid, {"action": "rooms"})[0]["type"] == "rooms"
 
 
 def test_the_browser_client_is_served(client):

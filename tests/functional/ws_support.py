@@ -31,6 +31,7 @@ class FakeManagement:
         self.posts: dict[str, list[Any]] = defaultdict(list)
         self.gone: set[str] = set()
         self.failing: set[str] = set()
+        self.deleted: list[str] = []  # connections closed through the management API
         self.calls = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -54,6 +55,15 @@ class FakeManagement:
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    def delete_connection(self, ConnectionId: str) -> dict[str, Any]:  # noqa: N803 (boto3's names)
+        with self._lock:
+            self.calls += 1
+            if ConnectionId in self.gone:
+                raise gone_error()
+            self.deleted.append(ConnectionId)
+            self.gone.add(ConnectionId)
+        return {}
 
     def take(self, connection_id: str) -> list[Any]:
         """The frames posted to a connection since the last take."""

@@ -86,16 +86,29 @@ def test_stats_run_the_queues_calls_concurrently(api, clock, monkeypatch):
     from chalicelib.dashboard import gateway
 
     threads: set[str] = set()
+    lock = threading.Lock()
+    in_flight = [0, 0]  # now, most at once
+    overlapped = threading.Event()
     real = gateway.QueueControl.depth
 
     def depth(self: Any, queue: str) -> Any:
-        threads.add(threading.current_thread().name)
-        return real(self, queue)
+        with lock:
+            threads.add(threading.current_thread().name)
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight[1], in_flight[0])
+            if in_flight[0] >= 2:
+                overlapped.set()
+        try:
+            overlapped.wait(2)  # run one after another, every call would wait here in vain
+            return real(self, queue)
+        finally:
+            with lock:
+                in_flight[0] -= 1
 
     monkeypatch.setattr(gateway.QueueControl, "depth", depth)
     assert api.get("/api/queues/stats", as_="admin").status_code == 200
     assert threading.current_thread().name not in threads
-    assert len(threads) >= 2
+    assert in_flight[1] >= 2
 
 
 # --- pause / resume ------------------------------------------------------------------------------
