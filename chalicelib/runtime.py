@@ -128,10 +128,10 @@ def _wrap_event(handler_type: str, fn: Callable[..., Any]) -> Callable[..., Any]
             raw = event.to_dict()
             rc = raw.get("requestContext") or {}
             inv.request_id = rc.get("requestId") or inv.request_id
-            inv.ip = (rc.get("identity") or {}).get("sourceIp")
-            inv.user_agent = ((raw.get("headers") or {}).get("User-Agent")) or (
-                (raw.get("headers") or {}).get("user-agent")
-            )
+            identity = rc.get("identity") or {}
+            headers = raw.get("headers") or {}  # only on $connect
+            inv.ip = identity.get("sourceIp")
+            inv.user_agent = headers.get("User-Agent") or headers.get("user-agent") or identity.get("userAgent")
         return invoke(inv, fn, event)
 
     return wrapped

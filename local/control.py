@@ -56,9 +56,10 @@ class ControlHandler(JsonHandler):
         if path == "/generator/faults" and method == "POST":
             try:
                 spec = json.loads(body or b"{}")
-                generator.add_fault(int(spec["status"]), int(spec.get("times", 1)), spec.get("article_id"))
+                delay = None if spec.get("delay") is None else float(spec["delay"])
+                generator.add_fault(int(spec["status"]), int(spec.get("times", 1)), spec.get("article_id"), delay)
             except (ValueError, KeyError, TypeError) as exc:
-                return 400, {"message": f"expected {{status, times?, article_id?}}: {exc}"}, None
+                return 400, {"message": f"expected {{status, times?, article_id?, delay?}}: {exc}"}, None
             return 204, None, None
         if path == "/schedules" and method == "GET":
             return 200, {"items": scheduler.describe()}, None

@@ -4,8 +4,9 @@ It checks `X-Inkwell-Signature: sha256=<hex HMAC-SHA256(body, WEBHOOK_SECRET)>` 
 answers 400 to a body that is not the contract's `{"article_id","title","topic","keywords"}`,
 then, after a short delay, 200 `{"content": ...}` derived only from the request, so runs are
 deterministic and `make run` works offline. Tests make it fail on purpose with faults
-(`POST /generator/faults {"status": 500, "times": 2, "article_id"?: ...}`) or per request with
-the `X-Fake-Status` header.
+(`POST /generator/faults {"status": 500, "times": 2, "article_id"?: ...}`; `"delay": seconds`
+makes those calls slow, and with status 200 only slow) or per request with the `X-Fake-Status`
+header.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Fault:
     status: int
     times: int
     article_id: str | None = None
+    delay: float | None = None  # seconds this call takes instead of the generator's delay
 
 
 class FakeGenerator:
@@ -51,20 +53,22 @@ class FakeGenerator:
         self._lock = threading.Lock()
         self.calls = 0
 
-    def add_fault(self, status: int, times: int = 1, article_id: str | None = None) -> None:
+    def add_fault(self, status: int, times: int = 1, article_id: str | None = None, delay: float | None = None) -> None:
         if not 100 <= status <= 599 or times < 1:
             raise ValueError("status must be an HTTP status and times at least 1")
+        if delay is not None and not 0 <= delay <= 60:
+            raise ValueError("delay must be between 0 and 60 seconds")
         with self._lock:
-            self._faults.append(Fault(status, times, article_id))
+            self._faults.append(Fault(status, times, article_id, delay))
 
-    def _take_fault(self, article_id: str | None) -> int | None:
+    def _take_fault(self, article_id: str | None) -> Fault | None:
         with self._lock:
             for fault in self._faults:
                 if fault.article_id in (None, article_id):
                     fault.times -= 1
                     if fault.times == 0:
                         self._faults.remove(fault)
-                    return fault.status
+                    return fault
         return None
 
     def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
@@ -80,8 +84,9 @@ class FakeGenerator:
         if not isinstance(request, dict) or not all(k in request for k in ("article_id", "title", "topic")):
             return 400, {"message": "expected {article_id, title, topic, keywords}"}
         forced = headers.get("x-fake-status")
-        status = int(forced) if forced and forced.isdigit() else self._take_fault(str(request["article_id"]))
-        self._sleep(self._delay)
+        fault = None if forced and forced.isdigit() else self._take_fault(str(request["article_id"]))
+        status = int(forced) if forced and forced.isdigit() else fault.status if fault else None
+        self._sleep(self._delay if fault is None or fault.delay is None else fault.delay)
         if status and status != 200:
             return status, {"message": f"fake generator failing on purpose ({status})"}
         return 200, {"content": content_for(request)}

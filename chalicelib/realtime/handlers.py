@@ -17,7 +17,7 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib import runtime
+from chalicelib import audit, runtime
 from chalicelib.content import articles
 from chalicelib.http import HttpError
 from chalicelib.realtime import frames, protocol, rooms, tickets
@@ -34,13 +34,16 @@ UNKNOWN_CONNECTION = protocol.error("unknown connection; reconnect")
 def connect(event: Any) -> Response | None:
     raw = event.to_dict()
     params = raw.get("queryStringParameters") or {}
+    via = "ticket" if params.get("ticket") else "token" if params.get("token") else "none"
     try:
         user = tickets.authenticate(params)
     except HttpError as exc:
+        audit.record("realtime.refused", details={"via": via, "reason": exc.message})
         return Response(body={"message": exc.message}, status_code=exc.status)
     runtime.current().user = user
     base = rooms.base_rooms(user["id"], user["role"])
     connections().open(event.connection_id, user, base, endpoint_from_event(raw))
+    audit.record("realtime.connect", resource=("connection", event.connection_id), details={"via": via})
     return None
 
 
@@ -60,9 +63,19 @@ def message(event: Any) -> None:
 
 def disconnect(event: Any) -> None:
     try:
-        connections().close(event.connection_id)
+        removed = connections().close(event.connection_id)
     except Exception:  # best effort: the TTL and the next GoneException catch what is left
         log.warning("could not remove connection %s on $disconnect", event.connection_id, exc_info=True)
+        removed = None
+    if removed:
+        runtime.current().user = {"id": removed["user_id"], "email": removed["email"], "role": removed["role"]}
+    rc = event.to_dict().get("requestContext") or {}
+    details = {"code": rc.get("disconnectStatusCode"), "reason": rc.get("disconnectReason") or None}
+    audit.record(
+        "realtime.disconnect",
+        resource=("connection", event.connection_id),
+        details={k: v for k, v in details.items() if v is not None},
+    )
 
 
 def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | str]:
@@ -78,7 +91,13 @@ def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | st
     try:
         yield from _act(connection_id, frame)
     except rooms.RoomRefused as exc:
-        yield protocol.error(str(exc), frame.action, getattr(frame, "room", None))
+        room = getattr(frame, "room", None)
+        audit.record(
+            "security.forbidden",
+            resource=("room", str(room)[:256]) if room else None,
+            details={"action": frame.action, "reason": str(exc)},
+        )
+        yield protocol.error(str(exc), frame.action, room)
     except Exception:
         log.exception("WebSocket %s frame failed on connection %s", frame.action, connection_id)
         yield protocol.error("internal error; try again", frame.action)
@@ -100,6 +119,7 @@ def _act(connection_id: str, frame: Any) -> Iterator[dict[str, Any] | str]:
             if len(joined) >= MAX_ROOMS_PER_CONNECTION:
                 raise rooms.RoomRefused(f"a connection may be in at most {MAX_ROOMS_PER_CONNECTION} rooms")
             members.join(conn, frame.room)
+            audit.record("realtime.subscribe", resource=("room", frame.room), details={"connection": connection_id})
         # The current seq tells the client where to resume from after a reconnect.
         yield {"type": "subscribed", "room": frame.room, "seq": event_log().current([frame.room])[frame.room]}
     elif isinstance(frame, frames.Unsubscribe):

@@ -147,9 +147,9 @@ class Connections:
                 ExpressionAttributeValues={":r": {room}},
             )
 
-    def close(self, connection_id: str, opened_before: str | None = None) -> bool:
-        """Remove the connection and its memberships (idempotent). With `opened_before` (an
-        `iso_ms` time), only a connection opened earlier is removed; False when one was kept."""
+    def close(self, connection_id: str, opened_before: str | None = None) -> dict[str, Any] | None:
+        """Remove the connection and its memberships (idempotent); the record removed, if any.
+        With `opened_before` (an `iso_ms` time), only a connection opened earlier is removed."""
         condition: dict[str, Any] = {}
         if opened_before is not None:
             condition = {
@@ -162,12 +162,12 @@ class Connections:
                 Key={"connection_id": connection_id}, ReturnValues="ALL_OLD", **condition
             )
         except client.exceptions.ConditionalCheckFailedException:
-            return False
-        rooms = (result.get("Attributes") or {}).get("rooms") or set()
+            return None
+        removed = result.get("Attributes")
         with self._members.batch_writer() as batch:
-            for room in rooms:
+            for room in (removed or {}).get("rooms") or ():
                 batch.delete_item(Key={"room": room, "connection_id": connection_id})
-        return True
+        return removed
 
     def members(self, room: str) -> list[str]:
         """The connection ids in `room`."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from chalicelib import aws, config, timeutil
+from chalicelib import audit, aws, config, timeutil
 from chalicelib.auth import service as auth
 from chalicelib.http import HttpError
 from chalicelib.realtime.store import TICKET_TTL_SECONDS, Tickets
@@ -27,6 +27,7 @@ def issue(user: dict[str, Any]) -> dict[str, Any]:
     ticket = secrets.token_urlsafe(32)
     expires_at = timeutil.now() + TICKET_TTL_SECONDS
     tickets().put(ticket, user, expires_at)
+    audit.record("realtime.ticket", details={"expires_at": timeutil.iso(expires_at)})  # never the ticket
     answer: dict[str, Any] = {"ticket": ticket, "expires_at": timeutil.iso(expires_at)}
     if config.get().ws_url:
         answer["url"] = config.get().ws_url

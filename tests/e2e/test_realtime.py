@@ -411,3 +411,98 @@ def test_the_python_client_pings_to_stay_connected_and_reconnects_before_the_cap
 
     early, later = run(scenario())
     assert early == 1 and later >= 2
+
+
+# --- issue 6's done-when, through the real generate route --------------------------------------------
+
+
+def room_seqs(stack: LocalStack, room: str) -> list[int]:
+    """The seqs the server stored for `room` (seq 0 is its counter)."""
+    items = stack.aws("dynamodb").query(
+        TableName=stack.resource_name("ws_events"),
+        KeyConditionExpression="room = :r AND seq > :z",
+        ExpressionAttributeValues={":r": {"S": room}, ":z": {"N": "0"}},
+        ConsistentRead=True,
+    )["Items"]
+    return [int(i["seq"]["N"]) for i in items]
+
+
+def test_an_author_sees_generation_live_across_a_lost_connection_and_an_admin_hears_the_job(rt, people):
+    """POST /generate through the queue, the worker and the (slowed) generator: the author's
+    client sees PROCESSING live, loses its connection, reconnects only once the article is
+    PUBLISHED, and receives exactly the events it missed; the admin hears job and activity events."""
+    state: dict[str, Any] = {"dropped": False}
+
+    def article_status() -> str:
+        status, body, _ = rt.request("GET", f"/api/articles/{state['article']}", token=state["token"])
+        assert status == 200, body
+        return str(body["status"])
+
+    async def held_sleep(seconds: float) -> None:
+        if state["dropped"] and seconds <= 1.0:  # a reconnect's backoff: come back after PUBLISHED
+            await asyncio.to_thread(eventually, lambda: article_status() == "PUBLISHED", 20)
+        await asyncio.sleep(seconds)
+
+    async def scenario() -> None:
+        async with client_for(rt, people.admin_token) as admin:
+            await admin.wait_connected(10)
+            heard: list[Any] = []
+
+            async def hear() -> None:
+                async for event in admin.dashboard_events():
+                    heard.append(event)
+
+            hearing = asyncio.create_task(hear())
+            author, state["token"] = await asyncio.to_thread(people.user)  # user.create: an `activity`
+            state["article"] = article = await asyncio.to_thread(people.article, state["token"])
+            room = f"article:{article}"
+
+            async with client_for(rt, state["token"], sleep=held_sleep) as client:
+                await client.wait_connected(10)
+                statuses: list[tuple[str, int]] = []  # (status, the connection it came on)
+                everything = client.listen(room=room)
+
+                async def follow() -> None:
+                    async for change in client.article_status(article):
+                        statuses.append((change.status, client.connects))
+
+                follower = asyncio.create_task(follow())
+                await eventually_async(lambda: room in client.cursors)
+                subscribed_at = client.cursors[room].last
+                slow = {"status": 200, "times": 1, "article_id": article, "delay": 2.0}
+                assert rt.control("POST", "/generator/faults", slow)[0] == 204
+                status, accepted, _ = await asyncio.to_thread(
+                    rt.request, "POST", f"/api/articles/{article}/generate", None, state["token"]
+                )
+                assert status == 202, accepted
+
+                await eventually_async(lambda: [s for s, _ in statuses] == ["PROCESSING"])
+                state["dropped"] = True
+                client._ws.transport.abort()  # the network dies while the generator works
+                await eventually_async(lambda: len(statuses) == 2, timeout=25)
+                follower.cancel()
+
+                # PROCESSING live on the first connection, PUBLISHED replayed on the second
+                assert statuses == [("PROCESSING", 1), ("PUBLISHED", 2)]
+                # exactly the room's events since subscribing: none missed, none twice
+                await eventually_async(lambda: room_seqs(rt, room)[-1] == client.cursors[room].last)
+                got = [event.seq for event in everything.pending()]
+                assert got == [s for s in room_seqs(rt, room) if s > subscribed_at]
+                assert len(got) > 2  # job.progress as well as the two statuses
+
+            job = accepted["job_id"]
+            await eventually_async(
+                lambda: (
+                    {("job.completed", job), ("article.status", "PUBLISHED")}
+                    <= {
+                        (e.type, e.data.get("job_id") if e.type.startswith("job.") else e.data.get("status"))
+                        for e in heard
+                    }
+                )
+            )
+            assert any(e.type == "job.progress" and e.data["job_id"] == job for e in heard)
+            created = [e for e in heard if e.type == "activity" and e.data["action"] == "user.create"]
+            assert [e.data["resource"]["id"] for e in created] == [author["id"]]
+            hearing.cancel()
+
+    run(scenario(), timeout=60)

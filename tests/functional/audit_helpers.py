@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chalicelib import audit, timeutil
+from tests.conftest import body
 
 
 def seed(n, start, step=1.0, user_id="u-1", action="article.status_changed"):
@@ -23,3 +24,20 @@ def with_clock(at, fn):
         return fn()
     finally:
         timeutil.now = real
+
+
+def all_events(api, **params):
+    """Every event matching params, following cursors (as admin)."""
+    items, cursor = [], None
+    query = dict(params, limit="200")
+    for _ in range(50):
+        if cursor:
+            query["cursor"] = cursor
+        response = api.get("/api/audit?" + "&".join(f"{k}={v}" for k, v in query.items()), as_="admin")
+        assert response.status_code == 200, response.body
+        page = body(response)
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return items
+    raise AssertionError("pagination did not end")

@@ -13,24 +13,8 @@ import pytest
 from chalicelib import audit, aws, events, runtime, timeutil
 from chalicelib.audit import logger
 from tests.conftest import ROLE_PASSWORD, body
+from tests.functional.audit_helpers import all_events
 from tests.functional.audit_helpers import seed as _seed
-
-
-def all_events(api, **params):
-    """Every event matching params, following cursors (as admin)."""
-    items, cursor = [], None
-    query = dict(params, limit="200")
-    for _ in range(50):
-        if cursor:
-            query["cursor"] = cursor
-        response = api.get("/api/audit?" + "&".join(f"{k}={v}" for k, v in query.items()), as_="admin")
-        assert response.status_code == 200, response.body
-        page = body(response)
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return items
-    raise AssertionError("pagination did not end")
 
 
 def actions_of(items):

@@ -378,3 +378,55 @@ def test_the_browser_client_is_served(client):
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/javascript")
     assert b"export class RealtimeClient" in response.body
+
+
+# --- the audit trail -------------------------------------------------------------------------------
+
+
+def test_every_websocket_step_is_audited_with_actor_ip_and_user_agent_and_never_the_credential(gw, api):
+    from tests.functional.audit_helpers import all_events
+
+    editor = api.user("editor")
+    mine, theirs = article(api), article(api, "admin")
+    issued = ticket(api, "editor")
+    cid, _ = gw.connect(ticket=issued)
+    assert gw.send(cid, {"action": "subscribe", "room": f"article:{mine}"})[0]["type"] == "subscribed"
+    assert gw.send(cid, {"action": "subscribe", "room": f"article:{theirs}"})[0]["type"] == "error"
+    gw.disconnect(cid)
+    refused, response = gw.connect(ticket=issued)  # used already
+    assert response["statusCode"] == 401
+
+    trail = [e for e in all_events(api) if e["action"].startswith(("realtime.", "security."))]
+    by_action = {e["action"]: e for e in reversed(trail)}  # the first of each
+    assert set(by_action) == {
+        "realtime.ticket",
+        "realtime.connect",
+        "realtime.subscribe",
+        "security.forbidden",
+        "realtime.disconnect",
+        "realtime.refused",
+    }
+    for action in ("realtime.connect", "realtime.subscribe", "security.forbidden", "realtime.disconnect"):
+        event = by_action[action]
+        assert event["actor"] == {"user_id": editor["id"], "ip": "203.0.113.9", "user_agent": "pytest"}, action
+        assert event["request_id"], action
+    assert by_action["realtime.connect"]["resource"] == {"type": "connection", "id": cid}
+    assert by_action["realtime.connect"]["details"] == {"via": "ticket"}
+    assert by_action["realtime.subscribe"]["resource"] == {"type": "room", "id": f"article:{mine}"}
+    assert by_action["security.forbidden"]["resource"] == {"type": "room", "id": f"article:{theirs}"}
+    assert by_action["realtime.disconnect"]["details"] == {"code": 1001, "reason": "Going away"}
+    assert by_action["realtime.refused"]["actor"]["user_id"] is None
+    assert by_action["realtime.refused"]["details"]["via"] == "ticket"
+    assert "already used" in by_action["realtime.refused"]["details"]["reason"]
+    assert by_action["realtime.ticket"]["actor"]["user_id"] == editor["id"]
+    assert issued not in str(trail)  # the ticket opens a connection: never recorded
+
+
+def test_subscribing_again_to_a_joined_room_is_audited_once(gw, api):
+    from tests.functional.audit_helpers import all_events
+
+    room = f"article:{article(api)}"
+    cid = connect(gw, api, "admin")
+    for _ in range(3):
+        assert gw.send(cid, {"action": "subscribe", "room": room})[0]["type"] == "subscribed"
+    assert len([e for e in all_events(api, action="realtime.subscribe") if e["resource"]["id"] == room]) == 1

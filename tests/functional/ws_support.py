@@ -95,6 +95,8 @@ def ws_event(
         },
         "isBase64Encoded": False,
     }
+    if route == "$disconnect":
+        event["requestContext"].update(disconnectStatusCode=1001, disconnectReason="Going away")
     if route == "$connect":
         event["queryStringParameters"] = query
         event["headers"] = {"Host": DOMAIN, "User-Agent": "pytest"}

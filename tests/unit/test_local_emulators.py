@@ -57,6 +57,18 @@ def test_generator_faults_fail_n_calls_then_pass_and_can_target_one_article() ->
         gen.add_fault(42)
 
 
+def test_a_slow_fault_delays_the_answer_of_that_article_only() -> None:
+    slept: list[float] = []
+    gen = FakeGenerator("secret", delay=0.2, sleep=slept.append)
+    signed = {"x-inkwell-signature": signature(BODY, "secret")}
+    gen.add_fault(200, article_id=json.loads(BODY)["article_id"], delay=3.0)
+    gen.add_fault(503, article_id="other", delay=0.5)
+    assert [gen.handle(signed, BODY)[0] for _ in range(2)] == [200, 200]
+    assert slept == [3.0, 0.2]
+    with pytest.raises(ValueError):
+        gen.add_fault(200, delay=-1)
+
+
 def test_a_scheduled_event_is_shaped_as_eventbridge_sends_it() -> None:
     event = scheduled_event(
         "arn:aws:events:us-east-1:123456789012:rule/r", datetime(2026, 11, 28, 2, tzinfo=UTC), "eu-west-1"
