@@ -98,10 +98,10 @@ class Inkwell(Chalice):
         return super()._wrap_handler(handler_type, handler_name, user_handler)
 
     def _wrap_route(self, view: Callable[..., Any]) -> Callable[..., Any]:
-        from chalicelib import http
-
         @functools.wraps(view)
         def wrapped(**kwargs: Any) -> Any:
+            from chalicelib import http  # pydantic: loaded by the first request, not at registration
+
             request = self.current_request
             ctx = request.context if request is not None else {}
             headers = request.headers if request is not None else {}

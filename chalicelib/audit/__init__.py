@@ -24,7 +24,8 @@ Published for the realtime emitters: `events.AuditRecorded(event, important=True
 important actions only (lockouts, user changes, settings, queue control, job retries/removals
 and failures, schedule runs, tampering: `Action.important` in the catalogue), so a busy job does
 not flood the admin room; and `events.Alert` for lockouts and tampering. Jobs: `digest.seal(now)` is
-`cleanup/audit_digest`, `retention.cleanup(now)` is `cleanup/activity_logs`.
+`cleanup/audit_digest`, `retention.cleanup(now)` is `cleanup/activity_logs`; import those
+submodules where they are used (this package loads only what `record` needs, for cold starts).
 
 Modules: actions (catalogue), redact, model (keys, fingerprints), logger (record, buffer,
 writer, fallback queue), store (queries, summary, report), digest (seal, verify), retention, api.
@@ -32,7 +33,7 @@ writer, fallback queue), store (queries, summary, report), digest (seal, verify)
 
 from __future__ import annotations
 
-from chalicelib.audit import digest, listeners, retention
+from chalicelib.audit import listeners
 from chalicelib.audit.actions import ACTIONS, CATEGORIES, UnknownAction
 from chalicelib.audit.logger import flush, pending, process_fallback_message, record
 
@@ -40,12 +41,10 @@ __all__ = [
     "ACTIONS",
     "CATEGORIES",
     "UnknownAction",
-    "digest",
     "flush",
     "pending",
     "process_fallback_message",
     "record",
-    "retention",
 ]
 
 listeners.subscribe()

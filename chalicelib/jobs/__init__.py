@@ -12,12 +12,20 @@ The shared interface (other capabilities code against these names only):
 
 Layout: records.py (DynamoDB, the state machine), queues.py (SQS), service.py (the operations
 above), worker.py (batches), backoff.py, monitor.py (JobEvent), errors.py, processors/.
+
+The operations are read from service.py when first used, not when this package is imported:
+every Lambda imports it (the schedules and the worker do), and service.py brings in pydantic
+(the job messages, `http`), which only the functions that enqueue or read jobs need.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from chalicelib.jobs.errors import EnqueueError, PermanentError, RetryRefused
-from chalicelib.jobs.service import counts, enqueue, get, list_page, redrive_dead_letters, remove, retry
+
+if TYPE_CHECKING:
+    from chalicelib.jobs.service import counts, enqueue, get, list_page, redrive_dead_letters, remove, retry
 
 __all__ = [
     "EnqueueError",
@@ -31,3 +39,14 @@ __all__ = [
     "remove",
     "retry",
 ]
+
+_SERVICE = frozenset({"counts", "enqueue", "get", "list_page", "redrive_dead_letters", "remove", "retry"})
+
+
+def __getattr__(name: str) -> Any:
+    """`jobs.enqueue` and the other operations: service.py's, imported on first use."""
+    if name in _SERVICE:
+        from chalicelib.jobs import service
+
+        return getattr(service, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,12 +25,14 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import catalog, timeutil
 from chalicelib.jobs import backoff, errors, monitor, processors
-from chalicelib.jobs.queues import JobQueues, parse_body
 from chalicelib.jobs.records import BUSY, CLAIMED, DEAD, DONE, JobStore, public
+
+if TYPE_CHECKING:
+    from chalicelib.jobs.queues import JobQueues
 
 log = logging.getLogger("inkwell.jobs")
 
@@ -107,6 +109,8 @@ class Worker:
 
     def _one(self, record: Record, remaining: Callable[[], float], context: Any) -> bool:
         """Handle one record; True when its message may be deleted."""
+        from chalicelib.jobs.queues import parse_body  # pydantic: loaded by the first record, not by app.py
+
         message = parse_body(record.body)
         if message is None:
             log.warning(

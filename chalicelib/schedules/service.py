@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib import audit, aws, catalog, cron, events, http, jobs, timeutil
+from chalicelib import audit, aws, catalog, cron, events, jobs, timeutil
 from chalicelib.jobs import processors
 from chalicelib.jobs.errors import JobError
 from chalicelib.schedules import slots
@@ -68,6 +68,8 @@ def _enqueue() -> Enqueue:
 
 def get(name: str) -> catalog.Schedule:
     """The catalogue schedule called `name`, or HttpError 404."""
+    from chalicelib import http  # the REST edge (pydantic): not for the schedule and job Lambdas
+
     schedule = catalog.SCHEDULES.get(name)
     if schedule is None:
         raise http.not_found(f"schedule {name!r}")
@@ -111,6 +113,8 @@ def _audit_details(job: dict[str, Any], slot: datetime) -> dict[str, Any]:
 def run_now(name: str, user: dict[str, Any], *, enqueue: Enqueue | None = None) -> dict[str, Any]:
     """Enqueue a manual run of `name` (its own slot, now), audited as `schedule.run`; HttpError 404
     for an unknown name, 503 when the queue refused the message."""
+    from chalicelib import http
+
     schedule = get(name)
     now = datetime.fromtimestamp(timeutil.now(), UTC)
     try:
@@ -132,6 +136,8 @@ def listing(params: dict[str, str] | None = None, now: float | None = None) -> d
     """The catalogue's schedules, in catalogue order, with their next run (from the expression)
     and their last run; paged like every list (`?limit=&cursor=`), though one page holds them all
     by default. HttpError 400 for a bad limit or cursor."""
+    from chalicelib import http
+
     params = params or {}
     limit = http.limit_param(params)
     after = (http.decode_cursor(params, {"name"}) or {}).get("name")
