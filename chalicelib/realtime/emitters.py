@@ -148,7 +148,9 @@ def emit_system_alert(level: str, message: str, details: dict[str, Any] | None =
 
 def on_job_event(event: events.JobEvent) -> None:
     job = event.job
-    payload = job.get("payload") if isinstance(job.get("payload"), dict) else {}
+    payload = job.get("payload")
+    if not isinstance(payload, dict):
+        payload = {}
     article_id = payload.get("article_id") if job.get("queue") == "articles" else None
     if event.kind == "progress":
         emit_job_progress(job["id"], job["queue"], int(job.get("progress") or 0), article_id)
