@@ -262,6 +262,10 @@ class JobStore:
     def progress(self, job: dict[str, Any], owner: str, percent: int) -> dict[str, Any]:
         return self._owned(job, owner, "SET progress = :p, updated_at = :now", {":p": percent})
 
+    def record_effects(self, job: dict[str, Any], owner: str, effects: dict[str, Any]) -> dict[str, Any]:
+        """Store the side effects done so far (`JobContext.once`); only while the lease is held."""
+        return self._owned(job, owner, "SET effects = :fx, updated_at = :now", {":fx": to_dynamo(effects)})
+
     def complete(self, job: dict[str, Any], owner: str, result: dict[str, Any] | None) -> dict[str, Any]:
         return self._owned(
             job,

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib import catalog, timeutil
 from chalicelib.jobs import backoff, errors, monitor, processors
 from chalicelib.jobs.records import BUSY, CLAIMED, DEAD, DONE, JobStore, public
+from chalicelib.util import from_dynamo
 
 if TYPE_CHECKING:
     from chalicelib.jobs.queues import JobQueues
@@ -142,6 +143,8 @@ class Worker:
             report_progress=lambda pct: self._progress(job, owner, pct),
             remaining=remaining,
             margin=self.margin,
+            effects=from_dynamo(job.get("effects") or {}),
+            record_effects=lambda done: self.jobs.record_effects(job, owner, done),
         )
         try:
             if proc is None:

@@ -104,26 +104,26 @@ def run_send(job: Job, ctx: JobContext, ses: Any, settings: settings_store.Setti
         return {"sent": False, "template": payload.template, "reason": f"no recipients; set {ADMINS_KEY}"}
     sender = settings.value(SENDER_KEY) or DEFAULT_SENDER
     subject, body = TEMPLATES[payload.template].render(payload.data)
-    try:
-        answer = ses.send_email(
-            Source=sender,
-            Destination={"ToAddresses": recipients},
-            Message={
-                "Subject": {"Data": subject, "Charset": "UTF-8"},
-                "Body": {"Text": {"Data": body, "Charset": "UTF-8"}},
-            },
-        )
-    except Exception as exc:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-        if code in REFUSALS:
-            raise PermanentError(f"SES refused the email: {code}", kind="email_rejected") from None
-        raise
-    return {
-        "sent": True,
-        "template": payload.template,
-        "recipients": len(recipients),
-        "message_id": answer["MessageId"],
-    }
+
+    def send_once() -> dict[str, Any]:
+        try:
+            answer = ses.send_email(
+                Source=sender,
+                Destination={"ToAddresses": recipients},
+                Message={
+                    "Subject": {"Data": subject, "Charset": "UTF-8"},
+                    "Body": {"Text": {"Data": body, "Charset": "UTF-8"}},
+                },
+            )
+        except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code in REFUSALS:
+                raise PermanentError(f"SES refused the email: {code}", kind="email_rejected") from None
+            raise
+        return {"message_id": answer["MessageId"]}
+
+    sent = ctx.once("ses.send_email", send_once)  # a redelivered job does not send it again
+    return {"sent": True, "template": payload.template, "recipients": len(recipients), **sent}
 
 
 @processor("emails", "send")

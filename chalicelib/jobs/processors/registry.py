@@ -87,6 +87,19 @@ class JobContext:
     report_progress: Callable[[int], None] = field(repr=False)
     remaining: Callable[[], float] = field(repr=False)  # seconds left before the Lambda's deadline
     margin: float = 5.0  # seconds kept back for recording the outcome
+    effects: dict[str, Any] = field(default_factory=dict)  # side effects done, by name (see `once`)
+    record_effects: Callable[[dict[str, Any]], None] = field(default=lambda effects: None, repr=False)
+
+    def once(self, name: str, action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run the side effect `action` at most once per job: its result is stored on the job
+        record before `once` returns, and a redelivery (a crash before the job completed, a
+        duplicate message) gets the stored result without running it again. Only a crash
+        between `action` and that one write can still repeat it."""
+        if name not in self.effects:
+            done = dict(self.effects, **{name: action()})
+            self.record_effects(done)
+            self.effects = done
+        return dict(self.effects[name])
 
     def progress(self, percent: int) -> None:
         """Record and announce progress (0-100); repeated or lower values are ignored."""

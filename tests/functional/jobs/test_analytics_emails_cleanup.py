@@ -125,6 +125,27 @@ def test_an_email_delivered_twice_is_sent_once(poller, ses):
     assert _sent(ses) == 2  # two recipients, one SendEmail
 
 
+def test_a_crash_after_sending_does_not_send_the_email_again(poller, ses, clock, monkeypatch):
+    from chalicelib.jobs.records import JobStore
+
+    class Crash(BaseException):  # the Lambda dies after SES accepted, before the job completed
+        pass
+
+    job = enqueue("emails", "send", {"template": "job_failed", "data": {"job_id": "j", "queue": "q"}})
+    real_complete = JobStore.complete
+    monkeypatch.setattr(JobStore, "complete", lambda *a, **k: (_ for _ in ()).throw(Crash()))
+    with pytest.raises(Crash):
+        poller.run_once("emails")
+    monkeypatch.setattr(JobStore, "complete", real_complete)
+    assert _sent(ses) == 2
+    clock.advance(24 * 60)  # the message comes back; the lease has run out
+    poller.drain("emails")
+    done = service.get(job["id"])
+    assert (done["state"], done["attempts"]) == ("completed", 2)
+    assert _sent(ses) == 2  # two recipients, still one SendEmail
+    assert done["result"]["sent"] is True and done["result"]["message_id"]
+
+
 def test_an_email_without_recipients_completes_without_sending(poller, clock):
     job = enqueue("emails", "send", {"template": "weekly_report", "data": {}})
     poller.drain("emails")

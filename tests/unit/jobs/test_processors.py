@@ -409,3 +409,29 @@ def test_the_weekly_email_lists_the_busiest_articles():
     assert payload["template"] == "weekly_report"
     assert payload["data"]["views"] == 7
     assert payload["data"]["top"] == ["  1. a: 7 events (7 views, 0 clicks, 0 shares)"]
+
+
+def test_once_runs_a_side_effect_once_and_stores_it_before_answering():
+    stored, calls = [], []
+    c = ctx()
+    c.record_effects = stored.append
+    action = lambda: calls.append(1) or {"id": len(calls)}  # noqa: E731
+    assert c.once("mail", action) == {"id": 1}
+    assert c.once("mail", action) == {"id": 1}
+    assert calls == [1] and stored == [{"mail": {"id": 1}}]
+    # a redelivery starts from what the record holds
+    again = ctx()
+    again.effects = {"mail": {"id": 1}}
+    assert again.once("mail", action) == {"id": 1} and calls == [1]
+
+
+def test_once_whose_result_cannot_be_stored_raises_and_keeps_nothing():
+    c = ctx()
+
+    def refuse(effects):
+        raise errors.LeaseLost("gone")
+
+    c.record_effects = refuse
+    with pytest.raises(errors.LeaseLost):
+        c.once("mail", lambda: {"id": 1})
+    assert c.effects == {}
