@@ -33,6 +33,10 @@ class ArticleNotFound(Exception):
     pass
 
 
+class NotTheAuthor(Exception):
+    """A conditional write that only the article's author may make was made by someone else."""
+
+
 class InvalidTransition(Exception):
     def __init__(self, article_id: str, action: str, status: str | None) -> None:
         super().__init__(f"cannot {action} article {article_id} while it is {status}")
@@ -122,9 +126,12 @@ class Articles:
             "ScanIndexForward": False,
         }
 
-    def transition(self, article_id: str, action: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Apply `action` atomically; returns the new item. Raises ArticleNotFound or
-        InvalidTransition (also when a concurrent request won the race)."""
+    def transition(
+        self, article_id: str, action: str, extra: dict[str, Any] | None = None, author_id: str | None = None
+    ) -> dict[str, Any]:
+        """Apply `action` atomically; returns the new item. Raises ArticleNotFound,
+        InvalidTransition (also when a concurrent request won the race) or, with `author_id`,
+        NotTheAuthor when the article is someone else's (checked in the same write)."""
         sources, target = TRANSITIONS[action]
         names = {"#s": "status", "#u": "updated_at", "#id": "id"}
         values: dict[str, Any] = {":to": target, ":now": timeutil.iso_ms()}
@@ -135,6 +142,9 @@ class Articles:
         condition = f"attribute_exists(#id) AND #s IN ({', '.join(allowed)})"
         if action == "publish":
             condition += " AND attribute_exists(content)"
+        if author_id is not None:
+            condition += " AND author_id = :author"
+            values[":author"] = author_id
         sets = ["#s = :to", "#u = :now"]
         if action == "generate":
             sets.append("previous_status = #s")
@@ -142,7 +152,7 @@ class Articles:
             names[f"#x{i}"] = name
             values[f":x{i}"] = value
             sets.append(f"#x{i} = :x{i}")
-        return self._update(article_id, action, "SET " + ", ".join(sets), condition, names, values)
+        return self._update(article_id, action, "SET " + ", ".join(sets), condition, names, values, author_id)
 
     def complete_generation(self, article_id: str, job_id: str, content: str) -> dict[str, Any]:
         """PROCESSING -> PUBLISHED with the content, only for the job that started it."""
@@ -175,7 +185,14 @@ class Articles:
         )
 
     def _update(
-        self, article_id: str, action: str, update: str, condition: str, names: dict[str, str], values: dict[str, Any]
+        self,
+        article_id: str,
+        action: str,
+        update: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        author_id: str | None = None,
     ) -> dict[str, Any]:
         client = self._table.meta.client
         try:
@@ -194,8 +211,10 @@ class Articles:
                 old = self._table.get_item(Key={"id": article_id}, ConsistentRead=True).get("Item")
             if not old:
                 raise ArticleNotFound(article_id) from None
-            status = old["status"]["S"] if isinstance(old.get("status"), dict) else old.get("status")
-            raise InvalidTransition(article_id, action, status) from None
+            plain = {k: v["S"] if isinstance(v, dict) and "S" in v else v for k, v in old.items()}
+            if author_id is not None and plain.get("author_id") != author_id:
+                raise NotTheAuthor(article_id) from None
+            raise InvalidTransition(article_id, action, plain.get("status")) from None
         return result["Attributes"]
 
 

@@ -173,6 +173,14 @@ def test_generation_needs_the_author_or_an_admin(api):
     assert api.post(f"/api/articles/{article['id']}/generate", as_="admin").status_code == 202
 
 
+def test_someone_elses_article_is_403_whatever_its_status(api):
+    article = _article(api)
+    assert api.post(f"/api/articles/{article['id']}/generate", as_="editor").status_code == 202
+    response = api.post(f"/api/articles/{article['id']}/generate", as_="editor-2")
+    assert response.status_code == 403 and "author" in body(response)["Message"]
+    assert _status(api, article["id"])["status"] == "PROCESSING"
+
+
 def test_generating_twice_is_a_conflict(api):
     article = _article(api)
     assert api.post(f"/api/articles/{article['id']}/generate", as_="editor").status_code == 202
