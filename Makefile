@@ -15,7 +15,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 run: $(BIN)/.installed
 	$(BIN)/python -m local
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed lint typecheck
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/.installed

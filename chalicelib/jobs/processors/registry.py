@@ -88,7 +88,7 @@ class JobContext:
     remaining: Callable[[], float] = field(repr=False)  # seconds left before the Lambda's deadline
     margin: float = 5.0  # seconds kept back for recording the outcome
     effects: dict[str, Any] = field(default_factory=dict)  # side effects done, by name (see `once`)
-    record_effects: Callable[[dict[str, Any]], None] = field(default=lambda effects: None, repr=False)
+    record_effects: Callable[[dict[str, Any]], object] = field(default=lambda effects: None, repr=False)
 
     def once(self, name: str, action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Run the side effect `action` at most once per job: its result is stored on the job
