@@ -1,13 +1,15 @@
-"""Run every `bench/bench_*.py` module's `main()`, in name order (`python -m bench [name ...]`
+"""Run every `bench/bench_*.py` module's `main()`, in name order, each in a fresh interpreter so
+that none inherits another's imports, event subscribers or clients (`python -m bench [name ...]`
 runs only the modules whose names contain one of the given words)."""
 
 from __future__ import annotations
 
-import importlib
+import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def modules(words: list[str]) -> list[str]:
@@ -20,10 +22,8 @@ def main(argv: list[str]) -> int:
     for name in modules(argv):
         print(f"== {name}", flush=True)
         start = time.perf_counter()
-        try:
-            importlib.import_module(f"bench.{name}").main()
-        except Exception:
-            traceback.print_exc()
+        code = f"import bench.{name} as b; b.main()"
+        if subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode != 0:
             failed.append(name)
         print(f"   ({time.perf_counter() - start:.1f} s)\n", flush=True)
     if failed:
