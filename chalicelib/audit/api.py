@@ -23,9 +23,11 @@ def _time(params: dict[str, str], name: str, default: float) -> float:
     if not raw:
         return default
     try:
-        return timeutil.parse_iso(raw)
-    except ValueError:
+        value = timeutil.parse_iso(raw)
+        timeutil.iso_ms(value)  # also a time in years 1-9999 once in UTC (0001-01-01T00:00+14:00 is not)
+    except (ValueError, OverflowError):
         raise http.bad_request("must be an ISO 8601 time such as 2026-11-28T02:00:00Z", name) from None
+    return value
 
 
 def time_range(params: dict[str, str], default_days: float, max_days: float | None = None) -> tuple[float, float]:

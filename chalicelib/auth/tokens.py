@@ -50,6 +50,8 @@ def verify(token: str, secret: str, now: float) -> Claims:
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from None
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") cannot even be encoded
+        raise InvalidToken("not a token") from None
     nbf = payload.get("nbf", 0)
     if not isinstance(nbf, (int, float)) or isinstance(nbf, bool) or nbf > now:
         raise InvalidToken("token is not valid yet")

@@ -59,13 +59,18 @@ def parse_frame(body: str | bytes | None) -> Subscribe | Unsubscribe | Ping | Ro
     """The client frame in `body`, or BadFrame naming what is wrong."""
     if body is None:
         raise BadFrame("empty frame")
-    raw = body.encode() if isinstance(body, str) else body
+    try:
+        raw = body.encode() if isinstance(body, str) else body
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") is no UTF-8 text
+        raise BadFrame("frames must be UTF-8 text") from None
     if len(raw) > MAX_FRAME_BYTES:
         raise BadFrame(f"frames must be at most {MAX_FRAME_BYTES} bytes")
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadFrame("frames must be JSON objects") from None
+    except RecursionError:  # 32 KB of '{"a":' nests deeper than the parser goes
+        raise BadFrame("frames must be JSON objects, nested less deeply") from None
     if not isinstance(data, dict):
         raise BadFrame("frames must be JSON objects")
     action = data.get("action")

@@ -39,7 +39,7 @@ def authenticate(params: dict[str, str]) -> dict[str, Any]:
     or revoked credentials)."""
     ticket, token = params.get("ticket"), params.get("token")
     if ticket:
-        if len(ticket) > 128:
+        if len(ticket) > 128 or not ticket.isascii():  # tickets are URL-safe base64
             raise HttpError(401, "invalid ticket")
         held = tickets().redeem(ticket)
         if held is None:

@@ -182,6 +182,8 @@ def test_time_range_limits_the_listing(api, monkeypatch):
         ("resource_type=article", "resource_id"),
         ("since=yesterday", "since"),
         ("since=2026-11-28T00:00:00Z&until=2026-11-27T00:00:00Z", "since"),
+        ("since=0001-01-01T00:00:00%2B14:00", "since"),  # before year 1 in UTC
+        ("until=9999-12-31T23:59:59-23:59", "until"),  # after year 9999 in UTC
         ("limit=0", "limit"),
         ("cursor=!!!", "cursor"),
         ("cursor=eyJwIjogIjE5OTktMDEiLCAicyI6ICIifQ", "cursor"),
@@ -430,6 +432,7 @@ def test_uncatalogued_actions_need_a_category(aws_mock):
         ("since=0001-01-01T00:00:00Z&until=0001-01-02T00:00:00Z", 200),
         ("since=2026-11-28&until=2026-11-27", 400),
         ("until=not-a-time", 400),
+        ("since=0001-01-01T00:00:00%2B14:00&until=0001-01-01T00:00:00%2B14:00", 400),
     ],
 )
 def test_report_and_verify_take_any_range_without_a_server_error(api, path, query, status):

@@ -112,7 +112,17 @@ def test_a_ticket_of_a_revoked_token_is_refused(gw, api):
     assert response["statusCode"] == 401
 
 
-@pytest.mark.parametrize("query", [{}, {"ticket": "made-up"}, {"ticket": "x" * 500}, {"token": "not.a.jwt"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"ticket": "made-up"},
+        {"ticket": "x" * 500},
+        {"token": "not.a.jwt"},
+        {"ticket": "\ud800"},  # raised UnicodeEncodeError out of $connect
+        {"token": "\ud800"},  # the same, in the JWT decoder
+    ],
+)
 def test_connect_without_valid_credentials_is_refused(gw, query):
     cid, response = gw.connect(**query)
     assert response["statusCode"] == 401
@@ -150,6 +160,8 @@ def test_ping_answers_pong(gw, api):
         ({"action": "resume", "room": "admin", "after": "3"}, "after"),
         ({"action": "resume", "room": "admin", "after": True}, "after"),
         ("x" * (32 * 1024 + 1), "32768 bytes"),
+        ("\ud800", "UTF-8"),  # raised UnicodeEncodeError out of the handler
+        ('{"a":' * 5000, "nested"),  # raised RecursionError out of the handler
     ],
 )
 def test_a_malformed_frame_gets_an_error_frame_and_the_connection_stays(gw, api, frame, fragment):

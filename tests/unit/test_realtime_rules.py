@@ -104,6 +104,10 @@ def test_valid_frames_parse(frame, expected):
         ('{"action": "subscribe", "room": ""}', "room"),
         ('{"action": "subscribe", "room": "' + "r" * 101 + '"}', "room"),
         ('{"action": "subscribe", "room": 5}', "room"),
+        ("\ud800", "UTF-8"),  # a lone surrogate: raised UnicodeEncodeError
+        ('{"action":"ping"}\ud800', "UTF-8"),
+        ('{"a":' * 5000, "nested"),  # 25 KB, under the size limit: raised RecursionError
+        ("[" * 30_000, "nested"),
     ],
 )
 def test_bad_frames_are_named(raw, message):

@@ -57,6 +57,8 @@ def test_a_token_expires_at_exp_by_the_given_clock():
         pytest.param(lambda p: _sign(dict(p, exp=True)), id="exp-a-boolean"),
         pytest.param(lambda p: "not.a.jwt", id="garbage"),
         pytest.param(lambda p: "", id="empty"),
+        pytest.param(lambda p: "\ud800", id="lone-surrogate"),  # raised UnicodeEncodeError
+        pytest.param(lambda p: _sign(p) + "\udfff", id="signed-then-a-lone-surrogate"),
     ]
     + [
         pytest.param(lambda p, c=claim: _sign({k: v for k, v in p.items() if k != c}), id=f"missing-{claim}")
