@@ -7,6 +7,18 @@ from decimal import Decimal
 from typing import Any
 
 
+def refused_item(exc: Any) -> dict[str, Any] | None:
+    """The item a ConditionalCheckFailedException carries (`ReturnValuesOnConditionCheckFailure`
+    ALL_OLD), as the resource layer would return it; None when there is none."""
+    raw = (getattr(exc, "response", None) or {}).get("Item")
+    if not raw:
+        return None
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserialize = TypeDeserializer().deserialize
+    return {k: deserialize(v) for k, v in raw.items()}
+
+
 def to_dynamo(value: Any) -> Any:
     """JSON value -> what the DynamoDB resource layer accepts (floats become Decimals)."""
     if isinstance(value, float):

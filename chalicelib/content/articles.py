@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from chalicelib import audit, aws, timeutil
 from chalicelib.http import Body, bad_request, not_found, query_page
+from chalicelib.util import refused_item
 
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 STATUSES = ("DRAFT", "PROCESSING", "PUBLISHED", "ARCHIVED")
@@ -206,15 +207,14 @@ class Articles:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except client.exceptions.ConditionalCheckFailedException as exc:
-            old = exc.response.get("Item")
+            old = refused_item(exc)
             if old is None:  # an emulator without ReturnValuesOnConditionCheckFailure: look
                 old = self._table.get_item(Key={"id": article_id}, ConsistentRead=True).get("Item")
             if not old:
                 raise ArticleNotFound(article_id) from None
-            plain = {k: v["S"] if isinstance(v, dict) and "S" in v else v for k, v in old.items()}
-            if author_id is not None and plain.get("author_id") != author_id:
+            if author_id is not None and old.get("author_id") != author_id:
                 raise NotTheAuthor(article_id) from None
-            raise InvalidTransition(article_id, action, plain.get("status")) from None
+            raise InvalidTransition(article_id, action, old.get("status")) from None
         return result["Attributes"]
 
 

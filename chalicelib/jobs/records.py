@@ -27,7 +27,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from chalicelib import timeutil
-from chalicelib.util import from_dynamo, to_dynamo
+from chalicelib.util import from_dynamo, refused_item, to_dynamo
 
 STATES = ("waiting", "delayed", "active", "completed", "failed")
 FINAL_STATES = ("completed", "failed")
@@ -390,7 +390,7 @@ class JobStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )["Attributes"]
         except client.exceptions.ConditionalCheckFailedException as exc:
-            raise _Refused(_deserialize(exc.response.get("Item"))) from None
+            raise _Refused(refused_item(exc)) from None
 
 
 _NAMES = {"#st": "state", "#run": "run", "#res": "result", "#err": "error", "#ttl": "ttl"}
@@ -411,12 +411,3 @@ class _Refused(Exception):
     def __init__(self, old: dict[str, Any] | None) -> None:
         super().__init__("condition failed")
         self.old = old
-
-
-def _deserialize(raw: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not raw:
-        return None
-    from boto3.dynamodb.types import TypeDeserializer
-
-    deserializer = TypeDeserializer()
-    return {k: deserializer.deserialize(v) for k, v in raw.items()}

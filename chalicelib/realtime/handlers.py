@@ -68,7 +68,7 @@ def disconnect(event: Any) -> None:
         log.warning("could not remove connection %s on $disconnect", event.connection_id, exc_info=True)
         removed = None
     if removed:
-        runtime.current().user = {"id": removed["user_id"], "email": removed["email"], "role": removed["role"]}
+        _act_as(removed)
     rc = event.to_dict().get("requestContext") or {}
     details = {"code": rc.get("disconnectStatusCode"), "reason": rc.get("disconnectReason") or None}
     audit.record(
@@ -109,7 +109,7 @@ def _act(connection_id: str, frame: Any) -> Iterator[dict[str, Any] | str]:
     if conn is None:
         yield UNKNOWN_CONNECTION
         return
-    runtime.current().user = {"id": conn["user_id"], "email": conn["email"], "role": conn["role"]}
+    _act_as(conn)
     joined = set(conn.get("rooms") or ())
     if isinstance(frame, frames.Rooms):
         yield {"type": "rooms", "rooms": event_log().current(sorted(joined))}
@@ -136,6 +136,11 @@ def _act(connection_id: str, frame: Any) -> Iterator[dict[str, Any] | str]:
         if more:
             done["next_after"] = replayed[-1][0]
         yield done
+
+
+def _act_as(conn: dict[str, Any]) -> None:
+    """The connection's user is the actor of this invocation (audit, logs)."""
+    runtime.current().user = {"id": conn["user_id"], "email": conn["email"], "role": conn["role"]}
 
 
 def _check(conn: dict[str, Any], room: str) -> None:

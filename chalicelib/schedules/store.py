@@ -11,15 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
-from chalicelib.util import from_dynamo
+from chalicelib.util import from_dynamo, refused_item
 
 __all__ = ["ScheduleRuns"]
-
-
-_deserialize = TypeDeserializer().deserialize
 
 
 def _conditional_failed(exc: ClientError) -> bool:
@@ -104,7 +100,7 @@ class ScheduleRuns:
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
-            old = {k: _deserialize(v) for k, v in (exc.response.get("Item") or {}).items()}
+            old = refused_item(exc) or {}
             return {"job_id": old.get("lease_job"), "until": int(old.get("lease_until") or now + lease_seconds)}
 
     def release(self, name: str, job_id: str) -> None:

@@ -180,6 +180,18 @@ def test_a_frame_from_an_unknown_connection_is_told_to_reconnect_and_closed(gw, 
     assert management.deleted == ["never-connected"]
 
 
+def test_a_frame_from_an_unknown_connection_that_is_gone_too_is_left_alone(gw, management):
+    management.gone.add("gone-already")
+    assert gw.send("gone-already", {"action": "rooms"}) == []  # the reply met a 410: nothing to close
+    assert management.deleted == []
+
+
+def test_closing_a_connection_that_is_already_gone_is_not_an_error(management):
+    management.gone.add("gone-already")
+    sender_module.Sender(management).close("gone-already")  # the 410 is swallowed
+    assert management.deleted == []
+
+
 def test_an_unexpected_fault_becomes_an_error_frame(gw, api, monkeypatch):
     cid = connect(gw, api, "admin")
 
