@@ -22,6 +22,7 @@ def main() -> None:
 
     config.reset()
     aws.reset()
+    middleware = runtime.Middleware(at_end=[audit.flush])  # as app.py's: the audit flush at the end
     with mock_aws():
         provision.provision(aws.client("dynamodb"), aws.client("sqs"))
         client = aws.table("audit_events").meta.client
@@ -33,7 +34,7 @@ def main() -> None:
                 audit.record("article.status_changed", resource=("article", f"a{n % 37}"), details={"n": n})
 
         start = time.perf_counter()
-        runtime.invoke(runtime.Invocation(kind="sqs", request_id="bench"), handler)
+        middleware.run(runtime.Invocation(kind="sqs", request_id="bench"), handler)
         elapsed = time.perf_counter() - start
         writes = calls["BatchWriteItem"] + calls["PutItem"]
         print(f"audit: {EVENTS} buffered events -> {writes} write requests (target <= 40), {dict(calls)}")
@@ -41,7 +42,7 @@ def main() -> None:
 
         calls.clear()
         start = time.perf_counter()
-        runtime.invoke(
+        middleware.run(
             runtime.Invocation(kind="rest", request_id="bench-critical"),
             lambda: [audit.record("settings.update", resource=("setting", f"k{n}")) for n in range(100)],
         )

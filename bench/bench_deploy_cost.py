@@ -1,9 +1,9 @@
 """What a job costs on AWS: the requests Inkwell makes per job, measured, priced at list prices.
 
-Runs jobs through the real `jobs.enqueue` and `worker.handle` on moto (a no-op processor, so the
-figure is the job machinery's own cost; a processor's work comes on top), counts every AWS
-request the code makes per job with the same hook the IAM check uses (`aws.observe`), and prices
-them with us-east-1 list prices (November 2026). The README's Deploy section quotes the output.
+Runs jobs through the real `jobs.enqueue` and a `Worker` on moto (a no-op processor, no holds,
+guards or listeners, so the figure is the job machinery's own cost; a processor's work comes on
+top), counts every AWS request the code makes per job with the same hook the IAM check uses
+(`aws.session().events`), and prices them with us-east-1 list prices (November 2026). The README's Deploy section quotes the output.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _measure() -> tuple[Counter[str], float]:
     from moto import mock_aws
 
     from chalicelib import aws, catalog, config, jobs
-    from chalicelib.jobs import processors, worker
+    from chalicelib.jobs import processors, service, worker
     from chalicelib.jobs.processors import registry
     from infra import provision
 
@@ -60,13 +60,14 @@ def _measure() -> tuple[Counter[str], float]:
         provision.provision(aws.client("dynamodb"), aws.client("sqs"))
         processors.get(QUEUE, JOB_TYPE)
         registry._registry[(QUEUE, JOB_TYPE)] = registry.Processor(QUEUE, JOB_TYPE, lambda job, ctx: {"ok": True})
-        aws.observe(lambda c: c.meta.events.register("before-parameter-build", count))
-        aws.reset()  # rebuild the clients so that the counter is attached
+        aws.reset()  # a new session, and clients built after the counter is attached to it
+        aws.session().events.register("before-parameter-build", count)
         import boto3
 
         # the poller is Lambda's, not Inkwell's: its own client, not counted with the code's
         sqs = boto3.client("sqs", region_name="us-east-1")
         url = aws.queue_url(QUEUE)
+        bare = worker.Worker(catalog.queue(QUEUE), service.store(), service.queues())
         batch = catalog.queue(QUEUE).batch_size
         for i in range(JOBS):
             jobs.enqueue(QUEUE, JOB_TYPE, {"n": i}, idempotency_key=f"bench-{i}")
@@ -91,7 +92,7 @@ def _measure() -> tuple[Counter[str], float]:
                     for m in messages
                 ]
             }
-            response = worker.handle(QUEUE, event)
+            response = bare.handle(event)
             failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
             entries = [
                 {"Id": str(k), "ReceiptHandle": m["ReceiptHandle"]}

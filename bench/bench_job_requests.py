@@ -109,13 +109,13 @@ def _run() -> None:
 
     from chalicelib import aws, catalog, config, events
     from chalicelib.auth import service as auth
-    from chalicelib.jobs import worker
+    from chalicelib.jobs import service
+    from chalicelib.jobs.worker import Worker
     from infra import provision
 
     config.reset()
     aws.reset()
     with mock_aws():
-        boto3.setup_default_session()
         counted: Counter[str] = Counter()
         counting = {"on": False}
 
@@ -123,7 +123,7 @@ def _run() -> None:
             if counting["on"]:
                 counted[f"{model.service_model.service_name}.{model.name}"] += 1
 
-        boto3.DEFAULT_SESSION.events.register("before-call", hook)
+        aws.session().events.register("before-call", hook)
         provision.provision(aws.client("dynamodb"), aws.client("sqs"))
         lambda_service = boto3.session.Session().client("sqs", region_name="us-east-1")  # outside the hook
 
@@ -161,7 +161,8 @@ def _run() -> None:
                         for m in messages
                     ]
                 }
-                result = worker.handle("articles", event, _Context(catalog.queue("articles").function_timeout))
+                worker = delivering["to"]()
+                result = worker.handle(event, _Context(catalog.queue("articles").function_timeout))
                 assert result == {"batchItemFailures": []}, result
                 counting["on"] = False
                 for m in messages:
@@ -171,18 +172,19 @@ def _run() -> None:
                 assert status == "PUBLISHED", status
                 return Counter(counted), mapping
 
-            subscribers = {k: list(v) for k, v in events._listeners.items()}
-            holds = list(worker._holds)
-            events._listeners.clear()
-            worker._holds.clear()
+            # First the job machinery alone: no listeners, a worker without holds or guards...
+            wiring = {kind: events.listeners(kind) for kind in events.EVENT_TYPES}
+            events.subscribe_all({})
+            delivering = {"to": lambda: Worker(catalog.queue("articles"), service.store(), service.queues())}
             try:
                 cold, mapping = one_job("cold")
                 warm, _ = one_job("warm")
                 _fill_completed(catalog.queue("articles").keep_completed)
                 steady, _ = one_job("steady")
             finally:
-                events._listeners.update(subscribers)
-                worker._holds.extend(holds)
+                events.subscribe_all(wiring)
+            # ...then as deployed: app.py's listeners, and its worker with the pause hold and lease guard.
+            delivering["to"] = lambda: app_module.job_worker("articles")
             with_subscribers, _ = one_job("with subscribers")
 
     print("jobs: AWS requests per article-generation job (route -> worker -> PUBLISHED)")

@@ -9,26 +9,24 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from chalicelib import config
 
 _lock = threading.Lock()
-_observers: list[Callable[[Any], None]] = []
+_local = threading.local()  # this thread's DynamoDB resource (boto3 resources are not thread-safe)
+_generation = 0  # bumped by reset(): every thread's resource is then built again
 
 
-def observe(fn: Callable[[Any], None]) -> None:
-    """Call `fn(client)` on every botocore client built from now on (the test suite registers a
-    `before-call` hook this way to record every AWS operation the code makes; see infra/iam.py)."""
-    if fn not in _observers:
-        _observers.append(fn)
+@functools.cache
+def session() -> Any:
+    """The one boto3 session every client and resource is built from. Its botocore events are the
+    hook for whoever wants to see every call: `session().events.register(...)` before the first
+    client is built (the test suite records every AWS operation the code makes this way, see
+    infra/iam.py). `reset()` starts a new session."""
+    import boto3
 
-
-def _built(botocore_client: Any) -> Any:
-    for fn in _observers:
-        fn(botocore_client)
-    return botocore_client
+    return boto3.session.Session()
 
 
 def _session_kwargs() -> dict[str, Any]:
@@ -46,7 +44,6 @@ def _session_kwargs() -> dict[str, Any]:
 def client(service: str, endpoint_url: str | None = None, max_pool_connections: int = 10) -> Any:
     """A boto3 client (thread-safe), cached per service and endpoint. Clients used from a thread
     pool (the WebSocket fan-out) ask for as many pooled HTTP connections as the pool has threads."""
-    import boto3
     from botocore.config import Config
 
     kwargs = _session_kwargs()
@@ -58,18 +55,18 @@ def client(service: str, endpoint_url: str | None = None, max_pool_connections: 
         read_timeout=30,
         max_pool_connections=max_pool_connections,
     )
-    with _lock:  # boto3's default session is not thread-safe while it creates clients
-        return _built(boto3.client(service, config=retry, **kwargs))
+    with _lock:  # a boto3 session is not thread-safe while it creates clients
+        return session().client(service, config=retry, **kwargs)
 
 
-@functools.cache
 def _dynamodb() -> Any:
-    import boto3
-
-    with _lock:
-        resource = boto3.resource("dynamodb", **_session_kwargs())
-    _built(resource.meta.client)
-    return resource
+    """This thread's DynamoDB resource: the local stack and the dashboard run handlers on threads,
+    and a boto3 resource must not be shared between them."""
+    if getattr(_local, "generation", None) != _generation:
+        with _lock:
+            _local.resource = session().resource("dynamodb", **_session_kwargs())
+        _local.generation = _generation
+    return _local.resource
 
 
 def table(name: str) -> Any:
@@ -85,6 +82,8 @@ def queue_url(name: str) -> str:
 
 def reset() -> None:
     """Drop cached clients (tests switch endpoints and environments)."""
+    global _generation
+    session.cache_clear()
     client.cache_clear()
-    _dynamodb.cache_clear()
     queue_url.cache_clear()
+    _generation += 1

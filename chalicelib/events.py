@@ -1,7 +1,8 @@
 """One in-process publisher for lifecycle news.
 
-Processors and routes publish small typed events; the realtime emitters and the audit logger
-subscribe (at import of their modules). Adding a listener never touches a publisher. A failing
+Processors and routes publish small typed events; app.py says once who listens to what
+(`subscribe_all`): the realtime emitters, the audit trail, the schedules, the failure alert.
+Importing a module subscribes nothing. Adding a listener never touches a publisher. A failing
 listener is logged and does not stop the others or the publisher.
 """
 
@@ -9,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("inkwell.events")
 
-_listeners: dict[type, list[Callable[[Any], None]]] = defaultdict(list)
+Listener = Callable[[Any], None]
+_listeners: dict[type, list[Listener]] = defaultdict(list)
 
 
 @dataclass(frozen=True)
@@ -69,13 +71,30 @@ class AnalyticsRecorded:
     user_id: str | None = None
 
 
-def subscribe(event_type: type, listener: Callable[[Any], None]) -> None:
+EVENT_TYPES = (JobEvent, ArticleStatusChanged, ReportStored, Alert, AuditRecorded, AnalyticsRecorded)
+
+
+def subscribe_all(table: Mapping[type, Iterable[Listener]]) -> None:
+    """Make `table` (event type -> its listeners, called in order) the whole wiring, replacing any
+    earlier one."""
+    _listeners.clear()
+    for event_type, listeners in table.items():
+        _listeners[event_type] = list(dict.fromkeys(listeners))
+
+
+def subscribe(event_type: type, listener: Listener) -> Callable[[], None]:
+    """Add one listener (tests, scripts); returns the function that removes it again."""
     if listener not in _listeners[event_type]:
         _listeners[event_type].append(listener)
+    return lambda: _listeners[event_type].remove(listener) if listener in _listeners[event_type] else None
+
+
+def listeners(event_type: type) -> tuple[Listener, ...]:
+    return tuple(_listeners.get(event_type, ()))
 
 
 def publish(event: Any) -> None:
-    for listener in list(_listeners[type(event)]):
+    for listener in list(_listeners.get(type(event), ())):
         try:
             listener(event)
         except Exception:

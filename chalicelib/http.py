@@ -1,9 +1,9 @@
 """The REST edge: the contract's error shape, body validation, pagination.
 
-Routes raise `HttpError` (or let pydantic's `ValidationError` escape from `parse`); `run_view`,
-which `runtime.Inkwell` wraps around every route, turns them into
-`{"Code", "Message", "Errors"?}` answers. An unexpected exception is logged and answered with a
-500 that carries no detail.
+Routes and the domain raise `errors.Refused` (`parse` turns pydantic's `ValidationError` into
+`errors.Invalid` naming each field); the middleware (`runtime`) answers them with
+`error_response`: `{"Code", "Message", "Errors"?}`. An unexpected exception is logged and
+answered by Chalice with a 500 that carries no detail.
 """
 
 from __future__ import annotations
@@ -13,91 +13,63 @@ import binascii
 import hashlib
 import hmac
 import json
-import logging
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from chalice import ChaliceViewError, Response
+from chalice import Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-log = logging.getLogger("inkwell.http")
+from chalicelib import errors
 
 M = TypeVar("M", bound=BaseModel)
 
 _CODES = {
-    400: "BadRequestError",
-    401: "UnauthorizedError",
-    403: "ForbiddenError",
-    404: "NotFoundError",
-    409: "ConflictError",
-    413: "RequestEntityTooLargeError",
-    429: "TooManyRequestsError",
-    503: "ServiceUnavailableError",
+    errors.Invalid: (400, "BadRequestError"),
+    errors.Unauthenticated: (401, "UnauthorizedError"),
+    errors.Forbidden: (403, "ForbiddenError"),
+    errors.NotFound: (404, "NotFoundError"),
+    errors.Conflict: (409, "ConflictError"),
+    errors.TooLarge: (413, "RequestEntityTooLargeError"),
+    errors.Throttled: (429, "TooManyRequestsError"),
+    errors.Unavailable: (503, "ServiceUnavailableError"),
 }
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
-class HttpError(Exception):
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        errors: list[dict[str, str]] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.errors = errors
-        self.headers: dict[str, str | list[str]] = dict(headers or {})
-
-    def to_response(self) -> Response:
-        body: dict[str, Any] = {"Code": _CODES.get(self.status, "Error"), "Message": self.message}
-        if self.errors is not None:
-            body["Errors"] = self.errors
-        return Response(body=body, status_code=self.status, headers=self.headers)
+def error_response(exc: errors.Refused) -> Response:
+    """The contract's answer to a refusal: its status and `{"Code", "Message", "Errors"?}`."""
+    status, code = next((v for k, v in _CODES.items() if isinstance(exc, k)), (400, "BadRequestError"))
+    body: dict[str, Any] = {"Code": code, "Message": exc.message}
+    if exc.details is not None:
+        body["Errors"] = exc.details
+    headers: dict[str, str | list[str]] = (
+        {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.Throttled) else {}
+    )
+    return Response(body=body, status_code=status, headers=headers)
 
 
-def bad_request(message: str, field: str | None = None) -> HttpError:
-    errors = [{"field": field, "message": message}] if field else None
-    return HttpError(400, f"{field}: {message}" if field else message, errors)
+def bad_request(message: str, field: str | None = None) -> errors.Invalid:
+    return errors.Invalid(message, field)
 
 
-def not_found(what: str) -> HttpError:
-    return HttpError(404, f"{what} not found")
+def not_found(what: str) -> errors.NotFound:
+    return errors.NotFound(what)
 
 
-def conflict(message: str) -> HttpError:
-    return HttpError(409, message)
+def conflict(message: str) -> errors.Conflict:
+    return errors.Conflict(message)
 
 
-def validation_error(exc: ValidationError) -> HttpError:
-    errors = []
+def validation_error(exc: ValidationError) -> errors.Invalid:
+    details = []
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "body"
-        errors.append({"field": field, "message": err["msg"]})
-    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return HttpError(400, f"invalid request: {summary}", errors)
-
-
-def run_view(view: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    try:
-        return view(**kwargs)
-    except HttpError as exc:
-        return exc.to_response()
-    except ValidationError as exc:
-        return validation_error(exc).to_response()
-    except ChaliceViewError:
-        raise  # Chalice's own errors (BadRequestError, ...) already answer in the contract's shape
-    except Exception:
-        log.exception("unhandled error in %s", getattr(view, "__name__", view))
-        return Response(
-            body={"Code": "InternalServerError", "Message": "An internal server error occurred."},
-            status_code=500,
-        )
+        details.append({"field": field, "message": err["msg"]})
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in details)
+    return errors.Invalid(f"invalid request: {summary}", details=details)
 
 
 class Body(BaseModel):
@@ -126,7 +98,10 @@ def parse(model: type[M], request: Any) -> M:
     data = json_body(request)
     if not isinstance(data, dict):
         raise bad_request("must be a JSON object", "body")
-    return model.model_validate(data)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
 
 
 def query(request: Any) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """A pytest plugin that records every AWS operation Inkwell's own code calls during the suite.
 
-It registers a botocore hook on every client `chalicelib.aws` builds (`aws.observe`). A call
+It registers a botocore hook on the session every client of `chalicelib.aws` is built from
+(`aws.session().events`), anew for each test (a test's `aws.reset()` starts a new session). A call
 counts when `app.py` or a `chalicelib` module is on the stack: fixtures, test assertions and
 `infra.provision` calling boto3 directly are not the deployed code, so they are left out. Each
 call is mapped to the IAM (action, resource) pairs it needs (`infra.iam.grants_for_call`),
@@ -33,10 +34,10 @@ class Recorder:
         self.complete = False  # the session ran the whole functional suite
         self.why_incomplete = ""
 
-    def attach(self, client: Any) -> None:
+    def attach(self, session: Any) -> None:
         # before-parameter-build sees the caller's parameters (TableName, QueueUrl, ...);
         # before-call only sees the serialised request.
-        client.meta.events.register("before-parameter-build", self._on_call, unique_id="inkwell-iam-recorder")
+        session.events.register("before-parameter-build", self._on_call, unique_id="inkwell-iam-recorder")
 
     def _on_call(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         if not _called_from_code():
@@ -72,10 +73,14 @@ def _called_from_code() -> bool:
 RECORDER = Recorder()
 
 
-def pytest_configure(config: pytest.Config) -> None:
+@pytest.fixture(autouse=True)
+def record_aws_calls(clean_env: None) -> None:
+    """After the test's environment (and AWS session) is fresh, hook the recorder onto it."""
+    import moto  # noqa: F401  (before any session exists: moto's stub joins botocore's handlers on import)
+
     from chalicelib import aws
 
-    aws.observe(RECORDER.attach)
+    RECORDER.attach(aws.session())
 
 
 @pytest.hookimpl(trylast=True)

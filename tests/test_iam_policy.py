@@ -17,7 +17,7 @@ def test_policy_grants_every_operation_the_code_calls_and_nothing_else() -> None
         pytest.skip(f"not a full run ({RECORDER.why_incomplete}): the policy check needs every functional test")
     # GIVEN every AWS call the suite made through the code
     called = RECORDER.grants()
-    assert called, "the recorder saw no AWS call: is aws.observe still wired?"
+    assert called, "the recorder saw no AWS call: is the recorder still hooked onto aws.session()?"
     # WHEN compared with the declared policy
     result = iam.compare(called)
     # THEN nothing is missing and nothing is granted for nothing

@@ -33,7 +33,6 @@ writer, fallback queue), store (queries, summary, report), digest (seal, verify)
 
 from __future__ import annotations
 
-from chalicelib.audit import listeners
 from chalicelib.audit.actions import ACTIONS, CATEGORIES, UnknownAction
 from chalicelib.audit.logger import flush, pending, process_fallback_message, record
 
@@ -46,5 +45,3 @@ __all__ = [
     "process_fallback_message",
     "record",
 ]
-
-listeners.subscribe()

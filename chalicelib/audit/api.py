@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import aws, http, timeutil
+from chalicelib import aws, errors, http, timeutil
 from chalicelib.audit import digest, model, store
 from chalicelib.audit.actions import CATEGORIES, MAX_RETENTION_SECONDS, NAME_PATTERN
 from chalicelib.audit.logger import record
@@ -84,7 +84,7 @@ def user_summary(caller: dict[str, Any], user_id: str, params: dict[str, str]) -
     """GET /api/audit/users/{user_id}/summary: for admins, or for that user."""
     if caller["role"] != "admin" and caller["id"] != user_id:
         record("security.forbidden", resource=("user", user_id[:256]), details={"wanted": "audit summary"})
-        raise http.HttpError(403, "only admins may read another user's activity")
+        raise errors.Forbidden("only admins may read another user's activity")
     try:
         days = int(params.get("days", "7"))
     except ValueError:

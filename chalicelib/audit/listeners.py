@@ -1,5 +1,6 @@
 """Lifecycle news that belongs in the audit trail, taken from the event publisher: a job that
-finally failed, an article whose status changed. Publishers never call the audit log directly."""
+finally failed, an article whose status changed. Publishers never call the audit log directly;
+app.py subscribes these listeners."""
 
 from __future__ import annotations
 
@@ -30,8 +31,3 @@ def on_article_status(event: events.ArticleStatusChanged) -> None:
         resource=("article", event.article_id),
         details={"status": event.status, "author_id": event.author_id, "job_id": event.job_id},
     )
-
-
-def subscribe() -> None:
-    events.subscribe(events.JobEvent, on_job_event)
-    events.subscribe(events.ArticleStatusChanged, on_article_status)

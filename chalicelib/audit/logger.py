@@ -3,7 +3,7 @@ that never loses an accepted event.
 
 Critical actions are written with a conditional PutItem before `record()` returns; the others
 are buffered on the running invocation and written with BatchWriteItem, 25 at a time: when 25
-are waiting, and at the end of every invocation (`runtime.at_end`, on success and on error).
+are waiting, and at the end of every invocation (run by the middleware, on success and on error).
 Throttling is retried with exponential backoff (the sleep is injected); whatever DynamoDB still
 refuses goes to the `audit` SQS queue, whose processor (`store_fallback`) writes it later,
 idempotently. Should SQS refuse too, the event is logged whole at ERROR, the last place left.
@@ -217,9 +217,8 @@ def pending() -> int:
     return len(runtime.current().extras.get(_BUFFER, []))
 
 
-@runtime.at_end
 def flush() -> dict[str, int]:
-    """Write the running invocation's buffered events (run by every handler at its end)."""
+    """Write the running invocation's buffered events (app.py's middleware runs it at the end of every invocation)."""
     buffer = runtime.current().extras.pop(_BUFFER, [])
     if not buffer:
         return {}

@@ -7,10 +7,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from chalicelib import audit, aws, config, runtime, timeutil
+from chalicelib import audit, aws, config, errors, runtime, timeutil
 from chalicelib.auth import passwords, tokens
 from chalicelib.auth.store import EmailTaken, LoginAttempts, Sessions, Users
-from chalicelib.http import Body, HttpError
+from chalicelib.http import Body
 
 ROLES = ("admin", "editor", "viewer")
 EMAIL_FAILURE_LIMIT = 5  # the contract: 429 once 5 attempts for an email failed in 15 minutes
@@ -29,10 +29,9 @@ __all__ = [
 ]
 
 
-class LoginThrottled(Exception):
+class LoginThrottled(errors.Throttled):
     def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many failed logins; retry after {retry_after} s")
-        self.retry_after = retry_after
+        super().__init__(f"too many failed logins; retry after {retry_after} s", retry_after)
 
 
 def users() -> Users:
@@ -71,7 +70,7 @@ def create_user(email: str, password: str, role: str) -> dict[str, Any]:
 
 
 def login(email: str, password: str, ip: str | None) -> dict[str, Any]:
-    """A token for valid credentials. Raises LoginThrottled, or HttpError 401.
+    """A token for valid credentials. Raises LoginThrottled, or errors.Unauthenticated.
 
     A wrong password and an unknown email get the same answer after the same scrypt work.
     """
@@ -94,7 +93,7 @@ def login(email: str, password: str, ip: str | None) -> dict[str, Any]:
             "auth.login_failed", user_id=user["id"] if user else None, details={"email": email, "reason": reason}
         )
         _record_lockouts(gate, keys, email)
-        raise HttpError(401, "invalid email or password")
+        raise errors.Unauthenticated("invalid email or password")
     now = timeutil.now()
     token, claims = tokens.issue(
         user["id"], user["role"], config.secret(config.JWT_SECRET), now, config.get().jwt_ttl_seconds
@@ -113,10 +112,10 @@ def _record_lockouts(gate: LoginAttempts, keys: list[str], email: str) -> None:
 
 
 def authenticate(authorization: str | None) -> dict[str, Any]:
-    """The user behind `Authorization: Bearer <jwt>`, or HttpError 401."""
+    """The user behind `Authorization: Bearer <jwt>`, or errors.Unauthenticated."""
     scheme, _, token = (authorization or "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise HttpError(401, "missing bearer token")
+        raise errors.Unauthenticated("missing bearer token")
     return authenticate_token(token.strip())
 
 
@@ -124,10 +123,10 @@ def authenticate_token(token: str) -> dict[str, Any]:
     try:
         claims = tokens.verify(token, config.secret(config.JWT_SECRET), timeutil.now())
     except tokens.InvalidToken as exc:
-        raise HttpError(401, f"invalid token: {exc}") from None
+        raise errors.Unauthenticated(f"invalid token: {exc}") from None
     session = sessions().get(claims.jti)
     if session is None or session["user_id"] != claims.sub:
-        raise HttpError(401, "token has been revoked")
+        raise errors.Unauthenticated("token has been revoked")
     return {**public_user(session), "jti": claims.jti, "exp": claims.exp}
 
 
@@ -144,7 +143,7 @@ def require(*roles: str) -> dict[str, Any]:
     inv.user = user
     if roles and user["role"] not in roles:
         audit.record("security.forbidden", details={"needs": list(roles), "role": user["role"]})
-        raise HttpError(403, f"this needs the role {' or '.join(roles)}")
+        raise errors.Forbidden(f"this needs the role {' or '.join(roles)}")
     return user
 
 

@@ -15,8 +15,8 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from pydantic import ConfigDict, Field, field_validator
 
-from chalicelib import audit, aws, timeutil
-from chalicelib.http import Body, bad_request, not_found, query_page
+from chalicelib import audit, aws, errors, timeutil
+from chalicelib.http import Body, query_page
 from chalicelib.util import refused_item
 
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")
@@ -230,19 +230,19 @@ def create(data: NewArticle, author_id: str) -> dict[str, Any]:
 
 
 def find(article_id: str) -> dict[str, Any]:
-    """The article, or HttpError 404 (also for ids this API never issues)."""
+    """The article, or errors.NotFound (also for ids this API never issues)."""
     if not ID_PATTERN.fullmatch(article_id):
-        raise not_found(f"article {article_id[:64]}")
+        raise errors.NotFound(f"article {article_id[:64]}")
     try:
         return articles().get(article_id)
     except ArticleNotFound:
-        raise not_found(f"article {article_id}") from None
+        raise errors.NotFound(f"article {article_id}") from None
 
 
 def list_page(params: dict[str, str]) -> dict[str, Any]:
     status = params.get("status") or None
     if status is not None and status not in STATUSES:
-        raise bad_request(f"must be one of {', '.join(STATUSES)}", "status")
+        raise errors.Invalid(f"must be one of {', '.join(STATUSES)}", "status")
     index_keys = {"status", "updated_at"} if status else {"kind", "created_at"}
     store = articles()
     return query_page(store.table, params, index_keys | {"id"}, public, **store.list_query(status))

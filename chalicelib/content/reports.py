@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from chalicelib import timeutil
+from chalicelib import errors, timeutil
 from chalicelib.content import settings as settings_store
 from chalicelib.content.analytics import EVENT_TYPES
 
@@ -154,3 +154,20 @@ def stored(key: str, store: settings_store.Settings | None = None) -> dict[str, 
     """A stored report (its value), or None."""
     found = (store or settings_store.settings()).get(key, scope=settings_store.REPORT)
     return found["value"] if found else None
+
+
+def find(period: str, params: dict[str, str]) -> dict[str, Any]:
+    """The stored daily (`?date=`) or weekly (`?week=`) report: errors.Invalid for a bad value,
+    errors.NotFound until the report is generated."""
+    name, parse, key = ("date", parse_day, daily_key) if period == "daily" else ("week", parse_week, weekly_key)
+    value = params.get(name)
+    if not value:
+        raise errors.Invalid("is required", name)
+    try:
+        parse(value)
+    except ValueError as exc:
+        raise errors.Invalid(str(exc), name) from None
+    found = stored(key(value))
+    if found is None:
+        raise errors.NotFound(f"the {period} report for {value}")
+    return found

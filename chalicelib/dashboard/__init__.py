@@ -5,33 +5,8 @@
   jobs API's (`chalicelib.jobs`); this package adds what is about queues as a whole.
 - `gateway`: SQS depths, StartMessageMoveTask, the Lambda event source mapping (pause).
 - `health`: the checks and thresholds (setting `queues.health`), pure; the last status.
-- `pause`: the paused flags and the worker hold that makes a pause strict (`is_paused`, which
-  app.py registers with `jobs.worker.add_hold`).
+- `routes`: the REST routes and the page's.
 - `page`: the static page and its script.
+
+A pause is the jobs' (`jobs.pause`): its flag, and the worker hold that makes it strict.
 """
-
-from __future__ import annotations
-
-from chalicelib.dashboard.pause import hold as is_paused
-from chalicelib.dashboard.service import (
-    CleanRequest,
-    clean,
-    health_report,
-    known,
-    remove_job,
-    retry_all,
-    set_paused,
-    stats,
-)
-
-__all__ = [
-    "CleanRequest",
-    "clean",
-    "health_report",
-    "is_paused",
-    "known",
-    "remove_job",
-    "retry_all",
-    "set_paused",
-    "stats",
-]

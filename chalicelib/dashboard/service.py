@@ -2,7 +2,7 @@
 
 Job records, listing, retry and removal belong to `chalicelib.jobs`; this module composes them
 with the queues' own numbers (SQS attributes, the dead-letter queue, the event source mapping).
-Every call here answers with the contract's shapes or raises `http.HttpError`; every control
+Every call here answers with the contract's shapes or raises `errors.Refused`; every control
 action is audited (`queue.pause`, `queue.resume`, `job.retry`, `job.remove`, `queue.clean`).
 """
 
@@ -15,11 +15,12 @@ from typing import Any, Literal
 from boto3.dynamodb.conditions import Key
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from chalicelib import audit, aws, catalog, config, events, http, jobs, timeutil
+from chalicelib import audit, aws, catalog, config, errors, events, jobs, timeutil
 from chalicelib.content import settings
-from chalicelib.dashboard import health, pause
+from chalicelib.dashboard import health
 from chalicelib.dashboard.gateway import NoMapping, QueueControl
 from chalicelib.jobs import errors as job_errors
+from chalicelib.jobs import pause
 from chalicelib.jobs import service as job_service
 from chalicelib.jobs.queues import parse_body
 
@@ -44,7 +45,7 @@ def control() -> QueueControl:
 
 def known(queue: str) -> str:
     if queue not in catalog.QUEUES:
-        raise http.not_found(f"queue {queue[:64]}")
+        raise errors.NotFound(f"queue {queue[:64]}")
     return queue
 
 
@@ -223,7 +224,7 @@ def remove_job(job_id: str) -> None:
     still queued is acknowledged without running when it arrives (the record is gone)."""
     removed = jobs.remove(job_id)
     if removed is None:
-        raise http.not_found(f"job {job_id[:64]}")
+        raise errors.NotFound(f"job {job_id[:64]}")
     if removed["state"] == "failed":
         _forget_dead_letters(removed["queue"], {removed["id"]})
     _audit("job.remove", ("job", job_id), {"queue": removed["queue"], "state": removed["state"]})

@@ -45,6 +45,7 @@ STALE = "stale"  # a message of an earlier run (the job was retried since) -> ac
 DONE = "done"  # completed already: a redelivery, never run twice -> acknowledge
 DEAD = "dead"  # failed for this run: the message belongs in the dead-letter queue
 BUSY = "busy"  # active under a live lease (a concurrent delivery) -> try again later
+RACED = "raced"  # refused, yet claimable as read (a race lost, an unexpected record) -> try again later
 
 PUBLIC_FIELDS = (
     "id",
@@ -92,7 +93,7 @@ def claim_outcome(old: dict[str, Any] | None, run: int, now: float) -> str:
         return DEAD
     if state == "active" and float(old.get("lease_until", 0)) >= now:
         return BUSY
-    return CLAIMED  # claimable: only a race lost between read and write leads here
+    return CLAIMED  # claimable as read
 
 
 def ttl_for(state: str, now: float) -> dict[str, Any]:
@@ -242,7 +243,8 @@ class JobStore:
                 "lease_until = :lease, updated_at = :now, started_at = if_not_exists(started_at, :now), "
                 "#ttl = :ttl, expiry_day = :day",
                 "attribute_exists(id) AND #run = :run AND "
-                "(#st IN (:waiting, :delayed) OR (#st = :to AND lease_until < :nowts))",
+                "(#st IN (:waiting, :delayed) OR "
+                "(#st = :to AND (attribute_not_exists(lease_until) OR lease_until < :nowts)))",
                 {
                     ":waiting": "waiting",
                     ":delayed": "delayed",
@@ -256,7 +258,8 @@ class JobStore:
                 now,
             )
         except _Refused as refused:
-            return Claim(claim_outcome(refused.old, run, now), refused.old)
+            outcome = claim_outcome(refused.old, run, now)
+            return Claim(RACED if outcome == CLAIMED else outcome, refused.old)
         return Claim(CLAIMED, item)
 
     def progress(self, job: dict[str, Any], owner: str, percent: int) -> dict[str, Any]:

@@ -15,21 +15,28 @@ processor, record the outcome, announce it through the monitor. The answer is
   handler died) is taken over.
 - The worker stops before the Lambda deadline: records it has no time for are failed (retried
   later) without being started, and processors bound their own waits by `ctx.time_left()`.
-- A hold (`add_hold`, e.g. a paused queue) puts a record's message back with a delay and
+- A hold (`holds`, e.g. a paused queue) puts a record's message back with a delay and
   acknowledges it, so holding a queue does not use up its jobs' attempts.
+- Guards (`guards`, e.g. the schedules' lease) are context managers entered around every
+  processor run; one may raise before the run starts, to fail or retry the job as the processor
+  itself would.
+
+What a Worker holds and guards with is given to it (app.py's `job_worker` builds the deployed
+ones); nothing is registered globally.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import catalog, timeutil
 from chalicelib.jobs import backoff, errors, monitor, processors
-from chalicelib.jobs.records import BUSY, CLAIMED, DEAD, DONE, JobStore, public
+from chalicelib.jobs.records import BUSY, CLAIMED, DEAD, DONE, MISSING, STALE, JobStore, public
 from chalicelib.util import from_dynamo
 
 if TYPE_CHECKING:
@@ -41,13 +48,9 @@ STOP_MARGIN_SECONDS = 5.0  # kept back before the Lambda deadline to record outc
 LEASE_GRACE_SECONDS = 5.0  # a lease outlives its Lambda's deadline by this much
 HOLD_DELAY_SECONDS = 30
 
-_holds: list[Callable[[str], bool]] = []
-
-
-def add_hold(hold: Callable[[str], bool]) -> None:
-    """Register `hold(queue) -> bool`; while any hold says True, no job of that queue starts."""
-    if hold not in _holds:
-        _holds.append(hold)
+Hold = Callable[[str], bool]  # hold(queue) -> True while no job of that queue may start
+Guard = Callable[[dict[str, Any], processors.JobContext], AbstractContextManager[Any]]
+Find = Callable[[str, str], "processors.Processor | None"]  # (queue, job type) -> processor
 
 
 @dataclass(frozen=True)
@@ -74,12 +77,18 @@ class Worker:
         jobs: JobStore,
         sqs: JobQueues,
         *,
+        holds: Sequence[Hold] = (),
+        guards: Sequence[Guard] = (),
+        find: Find | None = None,
         rng: Callable[[], float] | None = None,
         margin: float = STOP_MARGIN_SECONDS,
     ) -> None:
         self.queue = queue
         self.jobs = jobs
         self.sqs = sqs
+        self.holds = tuple(holds)
+        self.guards = tuple(guards)
+        self.find = find or processors.get
         self.rng = rng or random.random
         self.margin = margin
 
@@ -121,7 +130,7 @@ class Worker:
                 return self._to_dead_letters(record)
             self._back_off(record)
             return False
-        if any(hold(self.queue.name) for hold in _holds):
+        if any(hold(self.queue.name) for hold in self.holds):
             self.sqs.send(self.queue.name, record.body, HOLD_DELAY_SECONDS)
             return True
         owner = f"{record.message_id}:{getattr(context, 'aws_request_id', '') or id(self)}"
@@ -134,7 +143,7 @@ class Worker:
         monitor.emit("active", job)
         attempt = int(job["attempts"])
         final = attempt >= int(job["max_attempts"]) or record.receive_count >= self.queue.attempts
-        proc = processors.get(self.queue.name, job["type"])
+        proc = self.find(self.queue.name, job["type"])
         view = public(job)
         ctx = processors.JobContext(
             job=view,
@@ -149,7 +158,10 @@ class Worker:
         try:
             if proc is None:
                 raise errors.UnknownJobType(f"no processor for {self.queue.name}/{job['type']}")
-            result = processors.run(proc, view, ctx)
+            with ExitStack() as guarded:
+                for guard in self.guards:
+                    guarded.enter_context(guard(view, ctx))
+                result = proc.run(view, ctx)
         except errors.LeaseLost as exc:
             log.warning("%s: %s", self.queue.name, exc)
             self._back_off(record)
@@ -179,8 +191,14 @@ class Worker:
             log.info("%s: job %s is running elsewhere; trying again in %.0f s", self.queue.name, job_id, wait)
             self.sqs.hide(self.queue.name, record.receipt_handle, max(1, round(wait)))
             return False
-        log.info("%s: message for job %s is %s; acknowledged", self.queue.name, job_id, outcome)
-        return True
+        if outcome in (MISSING, STALE):
+            log.info("%s: message for job %s is %s; acknowledged", self.queue.name, job_id, outcome)
+            return True
+        # Refused, yet claimable as read (a race lost, or a record in no state the claim expects):
+        # never drop the message; it comes back after a backoff and claims again.
+        log.warning("%s: claim of job %s refused (%s); trying again later", self.queue.name, job_id, outcome)
+        self._back_off(record)
+        return False
 
     def _retry_later(self, job: dict[str, Any], owner: str, error: dict[str, str], record: Record) -> bool:
         try:
@@ -250,10 +268,3 @@ def _remaining(context: Any, default_timeout: float) -> Callable[[], float]:
         return lambda: context.get_remaining_time_in_millis() / 1000.0
     deadline = timeutil.now() + default_timeout
     return lambda: deadline - timeutil.now()
-
-
-def handle(queue: str, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """The SQS handlers' entry point: run a batch of `queue` with the default gateways."""
-    from chalicelib.jobs import service
-
-    return Worker(catalog.queue(queue), service.store(), service.queues()).handle(event, context)

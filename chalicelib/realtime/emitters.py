@@ -15,8 +15,8 @@ posts it to the room's members concurrently. A payload over API Gateway's 128 KB
 | emit_analytics_update    | analytics.update              | admin                                  |
 | emit_system_alert        | system.alert                  | admin                                  |
 
-The listeners at the bottom subscribe to `chalicelib.events` when this module is imported
-(app.py imports it): publishers never call these functions directly.
+The listeners at the bottom (`on_*`) are subscribed to `chalicelib.events` by app.py: publishers
+never call these functions directly.
 """
 
 from __future__ import annotations
@@ -181,6 +181,11 @@ def on_audit(event: events.AuditRecorded) -> None:
         emit_activity(event.event)
 
 
+def on_report_stored(event: events.ReportStored) -> None:
+    """`analytics.update` with the report's totals, when an analytics report is (re)computed."""
+    emit_analytics_update({"report": {"period": event.period, "key": event.key, "total": event.total}})
+
+
 def on_analytics(event: events.AnalyticsRecorded) -> None:
     """Count the event; send `analytics.update` unless one went for this article in the last
     ANALYTICS_UPDATE_SECONDS (the claim is a conditional write, so it holds across Lambdas)."""
@@ -193,10 +198,3 @@ def on_analytics(event: events.AnalyticsRecorded) -> None:
 
 def due(next_update: float, now: float) -> bool:
     return now >= next_update
-
-
-events.subscribe(events.JobEvent, on_job_event)
-events.subscribe(events.ArticleStatusChanged, on_article_status)
-events.subscribe(events.Alert, on_alert)
-events.subscribe(events.AnalyticsRecorded, on_analytics)
-events.subscribe(events.AuditRecorded, on_audit)

@@ -17,9 +17,8 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib import audit, runtime
+from chalicelib import audit, errors, runtime
 from chalicelib.content import articles
-from chalicelib.http import HttpError
 from chalicelib.realtime import frames, protocol, rooms, tickets
 from chalicelib.realtime.emitters import connections, event_log, forget
 from chalicelib.realtime.sender import endpoint_from_event, sender
@@ -37,9 +36,9 @@ def connect(event: Any) -> Response | None:
     via = "ticket" if params.get("ticket") else "token" if params.get("token") else "none"
     try:
         user = tickets.authenticate(params)
-    except HttpError as exc:
+    except errors.Unauthenticated as exc:
         audit.record("realtime.refused", details={"via": via, "reason": exc.message})
-        return Response(body={"message": exc.message}, status_code=exc.status)
+        return Response(body={"message": exc.message}, status_code=401)
     runtime.current().user = user
     base = rooms.base_rooms(user["id"], user["role"])
     connections().open(event.connection_id, user, base, endpoint_from_event(raw))

@@ -12,9 +12,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from chalicelib import audit, aws, config, timeutil
+from chalicelib import audit, aws, config, errors, timeutil
 from chalicelib.auth import service as auth
-from chalicelib.http import HttpError
 from chalicelib.realtime.store import TICKET_TTL_SECONDS, Tickets
 
 
@@ -35,19 +34,19 @@ def issue(user: dict[str, Any]) -> dict[str, Any]:
 
 
 def authenticate(params: dict[str, str]) -> dict[str, Any]:
-    """The user behind `?ticket=` or `?token=`, or HttpError 401 (missing, unknown, used, expired
+    """The user behind `?ticket=` or `?token=`, or errors.Unauthenticated (missing, unknown, used, expired
     or revoked credentials)."""
     ticket, token = params.get("ticket"), params.get("token")
     if ticket:
         if len(ticket) > 128 or not ticket.isascii():  # tickets are URL-safe base64
-            raise HttpError(401, "invalid ticket")
+            raise errors.Unauthenticated("invalid ticket")
         held = tickets().redeem(ticket)
         if held is None:
-            raise HttpError(401, "invalid, expired or already used ticket")
+            raise errors.Unauthenticated("invalid, expired or already used ticket")
         session = auth.sessions().get(held["jti"])
         if session is None or session["user_id"] != held["user_id"]:
-            raise HttpError(401, "the token that asked for this ticket has been revoked")
+            raise errors.Unauthenticated("the token that asked for this ticket has been revoked")
         return {**auth.public_user(session), "jti": held["jti"]}
     if token:
         return auth.authenticate_token(token)
-    raise HttpError(401, "credentials required: ?ticket=<ticket> or ?token=<JWT>")
+    raise errors.Unauthenticated("credentials required: ?ticket=<ticket> or ?token=<JWT>")

@@ -17,8 +17,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib import audit, aws, catalog, cron, events, jobs, timeutil
-from chalicelib.jobs import processors
+from chalicelib import audit, aws, catalog, cron, errors, events, jobs, timeutil
 from chalicelib.jobs.errors import JobError
 from chalicelib.schedules import slots
 from chalicelib.schedules.store import ScheduleRuns
@@ -67,12 +66,10 @@ def _enqueue() -> Enqueue:
 
 
 def get(name: str) -> catalog.Schedule:
-    """The catalogue schedule called `name`, or HttpError 404."""
-    from chalicelib import http  # the REST edge (pydantic): not for the schedule and job Lambdas
-
+    """The catalogue schedule called `name`, or errors.NotFound."""
     schedule = catalog.SCHEDULES.get(name)
     if schedule is None:
-        raise http.not_found(f"schedule {name!r}")
+        raise errors.NotFound(f"schedule {name!r}")
     return schedule
 
 
@@ -111,10 +108,8 @@ def _audit_details(job: dict[str, Any], slot: datetime) -> dict[str, Any]:
 
 
 def run_now(name: str, user: dict[str, Any], *, enqueue: Enqueue | None = None) -> dict[str, Any]:
-    """Enqueue a manual run of `name` (its own slot, now), audited as `schedule.run`; HttpError 404
+    """Enqueue a manual run of `name` (its own slot, now), audited as `schedule.run`; errors.NotFound
     for an unknown name, 503 when the queue refused the message."""
-    from chalicelib import http
-
     schedule = get(name)
     now = datetime.fromtimestamp(timeutil.now(), UTC)
     try:
@@ -126,7 +121,7 @@ def run_now(name: str, user: dict[str, Any], *, enqueue: Enqueue | None = None) 
             idempotency_key=slots.manual_key(name),
         )
     except jobs.EnqueueError:
-        raise http.HttpError(503, "the run could not be queued; try again") from None
+        raise errors.Unavailable("the run could not be queued; try again") from None
     runs().record_run(name, slots.iso(now), job, manual=True, now=slots.iso(now))
     audit.record("schedule.run", resource=("schedule", name), details=_audit_details(job, now))
     return {"job_id": job["id"], "queue": schedule.queue}
@@ -135,7 +130,7 @@ def run_now(name: str, user: dict[str, Any], *, enqueue: Enqueue | None = None) 
 def listing(params: dict[str, str] | None = None, now: float | None = None) -> dict[str, Any]:
     """The catalogue's schedules, in catalogue order, with their next run (from the expression)
     and their last run; paged like every list (`?limit=&cursor=`), though one page holds them all
-    by default. HttpError 400 for a bad limit or cursor."""
+    by default. errors.Invalid for a bad limit or cursor."""
     from chalicelib import http
 
     params = params or {}
@@ -187,9 +182,6 @@ def on_job_event(event: events.JobEvent) -> None:
         runs().record_outcome(schedule.name, event.job["id"], status, timeutil.iso())
 
 
-events.subscribe(events.JobEvent, on_job_event)
-
-
 def sleep(seconds: float) -> None:
     """Tests replace this (`service.sleep`) so that waiting for a lease takes no time."""
     time.sleep(seconds)
@@ -222,9 +214,6 @@ def exclusive(job: dict[str, Any], ctx: Any = None, *, poll: float = LEASE_POLL_
         yield
     finally:
         store.release(schedule.name, job["id"])
-
-
-processors.add_guard(exclusive)
 
 
 def handler(app: Any, name: str) -> Any:

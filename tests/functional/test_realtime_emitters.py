@@ -243,3 +243,16 @@ def body_id(response: Any) -> str:
     import json
 
     return json.loads(response.body)["id"]
+
+
+def test_a_stored_analytics_report_reaches_admins_as_an_analytics_update(listeners):
+    """Defect: ReportStored was published to no subscriber."""
+    events.publish(events.ReportStored("daily", "analytics.daily.2026-11-27", {"view": 3, "click": 1}))
+    frames = listeners.take("admin")
+    assert [(f["type"], f["data"]) for f in frames] == [
+        (
+            "analytics.update",
+            {"report": {"period": "daily", "key": "analytics.daily.2026-11-27", "total": {"view": 3, "click": 1}}},
+        )
+    ]
+    assert listeners.take("follower") == [] and listeners.take("author") == []

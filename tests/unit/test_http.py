@@ -9,10 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 from boto3.dynamodb.conditions import Key
-from chalice import BadRequestError
 from pydantic import Field
 
-from chalicelib import http
+from chalicelib import errors, http
 
 KEYS = {"status", "updated_at", "id"}
 LAST = {"status": "DRAFT", "updated_at": "2026-11-28T02:00:00.000Z", "id": "a" * 32}
@@ -29,50 +28,28 @@ class Sample(http.Body):
 # --- errors -----------------------------------------------------------------------------------
 
 
-def test_an_http_error_answers_in_the_contract_shape():
-    response = http.bad_request("is too long", "title").to_response()
+def test_a_refusal_answers_in_the_contract_shape():
+    response = http.error_response(http.bad_request("is too long", "title"))
     assert response.status_code == 400
     assert response.body == {
         "Code": "BadRequestError",
         "Message": "title: is too long",
         "Errors": [{"field": "title", "message": "is too long"}],
     }
-    assert http.not_found("article x").to_response().body == {"Code": "NotFoundError", "Message": "article x not found"}
-    assert http.conflict("no").status == 409
+    assert http.error_response(errors.NotFound("article x")).body == {
+        "Code": "NotFoundError",
+        "Message": "article x not found",
+    }
+    assert http.error_response(errors.Conflict("no")).status_code == 409
+    throttled = http.error_response(errors.Throttled("slow down", 7))
+    assert (throttled.status_code, throttled.headers) == (429, {"Retry-After": "7"})
 
 
-def test_run_view_turns_validation_errors_into_400_naming_fields():
-    def view():
-        return Sample.model_validate({"name": "toolong", "other": 1})
-
-    response = http.run_view(view, {})
-    assert response.status_code == 400
-    assert {e["field"] for e in response.body["Errors"]} == {"name", "other"}
-
-
-def test_run_view_hides_unexpected_errors_behind_a_bare_500(monkeypatch):
-    logged = []
-    monkeypatch.setattr(http.log, "exception", lambda *args: logged.append(args))
-
-    def view():
-        raise KeyError("secret detail")
-
-    response = http.run_view(view, {})
-    assert response.status_code == 500
-    assert "secret" not in json.dumps(response.body)
-    assert logged and "unhandled error" in logged[0][0]
-
-
-def test_run_view_lets_chalice_errors_through_for_chalice_to_answer():
-    def view():
-        raise BadRequestError("chalice's own")
-
-    with pytest.raises(BadRequestError):
-        http.run_view(view, {})
-
-
-def test_run_view_passes_arguments_and_results():
-    assert http.run_view(lambda article_id: {"id": article_id}, {"article_id": "x"}) == {"id": "x"}
+def test_parse_turns_validation_errors_into_a_400_naming_each_field():
+    with pytest.raises(errors.Invalid) as info:
+        http.parse(Sample, _request(b'{"name": "toolong", "other": 1}'))
+    assert {e["field"] for e in info.value.details} == {"name", "other"}
+    assert http.error_response(info.value).status_code == 400
 
 
 # --- bodies -----------------------------------------------------------------------------------
@@ -97,17 +74,16 @@ def test_parse_validates_a_json_object():
     ids=["none", "empty", "truncated", "text", "bad-utf8", "lone-surrogate", "too-deep", "huge-int"],
 )
 def test_a_missing_or_non_json_body_is_a_400_about_the_body(raw):
-    with pytest.raises(http.HttpError) as info:
+    with pytest.raises(errors.Invalid) as info:
         http.parse(Sample, _request(raw))
-    assert info.value.status == 400
-    assert info.value.errors == [{"field": "body", "message": info.value.errors[0]["message"]}]
+    assert info.value.details == [{"field": "body", "message": info.value.details[0]["message"]}]
 
 
 @pytest.mark.parametrize("raw", [b"[]", b'"name"', b"3", b"null", b"true"])
 def test_a_body_that_is_not_an_object_is_a_400_about_the_body(raw):
-    with pytest.raises(http.HttpError) as info:
+    with pytest.raises(errors.Invalid) as info:
         http.parse(Sample, _request(raw))
-    assert info.value.status == 400 and info.value.errors[0]["field"] == "body"
+    assert info.value.details[0]["field"] == "body"
 
 
 # --- limits -----------------------------------------------------------------------------------
@@ -121,9 +97,9 @@ def test_limit_defaults_to_50_and_allows_1_to_200(raw, expected):
 
 @pytest.mark.parametrize("raw", ["0", "-1", "201", "abc", "", "1.5", "9" * 5000])
 def test_a_bad_limit_is_a_400_naming_limit(raw):
-    with pytest.raises(http.HttpError) as info:
+    with pytest.raises(errors.Invalid) as info:
         http.limit_param({"limit": raw})
-    assert info.value.status == 400 and info.value.errors[0]["field"] == "limit"
+    assert info.value.details[0]["field"] == "limit"
 
 
 # --- cursors ----------------------------------------------------------------------------------
@@ -168,9 +144,9 @@ def _tamper(cursor: str) -> str:
 )
 def test_a_cursor_this_api_did_not_hand_out_is_a_400_naming_cursor(make):
     cursor = make(http.encode_cursor(LAST, "scope"))
-    with pytest.raises(http.HttpError) as info:
+    with pytest.raises(errors.Invalid) as info:
         http.decode_cursor({"cursor": cursor}, KEYS, "scope")
-    assert info.value.status == 400 and info.value.errors[0]["field"] == "cursor"
+    assert info.value.details[0]["field"] == "cursor"
 
 
 def test_listings_differ_in_scope_by_index_order_and_key_values():

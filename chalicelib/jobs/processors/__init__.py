@@ -12,7 +12,7 @@ import functools
 import importlib
 
 from chalicelib.jobs.processors import registry
-from chalicelib.jobs.processors.registry import JobContext, Processor, add_guard, processor, run
+from chalicelib.jobs.processors.registry import JobContext, Processor, processor
 
 MODULES = ("articles", "analytics", "cleanup", "emails", "audit")
 
@@ -33,4 +33,4 @@ def registered() -> list[tuple[str, str]]:
     return registry.registered()
 
 
-__all__ = ["JobContext", "Processor", "add_guard", "get", "load", "processor", "registered", "run"]
+__all__ = ["JobContext", "Processor", "get", "load", "processor", "registered"]

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from chalicelib import aws, events
+from chalicelib import aws
 from chalicelib.content import settings as settings_store
 from chalicelib.jobs.errors import PermanentError
 from chalicelib.jobs.processors.registry import Job, JobContext, processor
@@ -132,37 +132,3 @@ def send(job: Job, ctx: JobContext) -> dict[str, Any]:
 
 
 # --- the job-failed alert ---------------------------------------------------------------------------
-
-
-def failure_email(job: Job, error: dict[str, Any] | None) -> dict[str, Any]:
-    """The payload of the alert email for a failed job (pure)."""
-    error = error or job.get("error") or {}
-    return {
-        "template": "job_failed",
-        "data": {
-            "job_id": job["id"],
-            "queue": job["queue"],
-            "type": job["type"],
-            "attempts": job["attempts"],
-            "error": error.get("message", ""),
-            "error_kind": error.get("kind", ""),
-            "finished_at": job.get("finished_at") or job.get("updated_at"),
-        },
-    }
-
-
-def alert_on_failure(event: events.JobEvent) -> None:
-    if event.kind != "failed" or event.job["queue"] == "emails":
-        return
-    from chalicelib import jobs
-
-    job = event.job
-    jobs.enqueue(
-        "emails",
-        "send",
-        failure_email(job, event.error),
-        idempotency_key=f"job-failed:{job['id']}:{job.get('finished_at') or job['updated_at']}",
-    )
-
-
-events.subscribe(events.JobEvent, alert_on_failure)

@@ -5,14 +5,12 @@ A processor is a plain function `(job, ctx) -> result dict` where `job` is the p
 once when the job fails for good (after its last attempt, or at once for a PermanentError), and
 `on_retry(job)`, run before an admin's retry re-queues a failed job (raise
 `errors.RetryRefused` to refuse it; the article generator uses it to put its article back into
-PROCESSING). Other capabilities may add guards (`add_guard`): context managers entered around
-every processor run, e.g. the schedules' lease that keeps two runs of one schedule apart.
+PROCESSING).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,10 +29,7 @@ class Processor:
     on_retry: Callable[[Job], None] | None = None
 
 
-Guard = Callable[[Job, "JobContext"], AbstractContextManager[Any]]
-
 _registry: dict[tuple[str, str], Processor] = {}
-_guards: list[Guard] = []
 
 
 def processor(
@@ -52,21 +47,6 @@ def processor(
         return fn
 
     return register
-
-
-def add_guard(guard: Guard) -> None:
-    """Enter `guard(job, ctx)` around every processor run; it may raise (before the run starts)
-    to fail or retry the job like the processor itself would."""
-    if guard not in _guards:
-        _guards.append(guard)
-
-
-def run(proc: Processor, job: Job, ctx: JobContext) -> dict[str, Any] | None:
-    """Run a processor inside every guard."""
-    with ExitStack() as stack:
-        for guard in _guards:
-            stack.enter_context(guard(job, ctx))
-        return proc.run(job, ctx)
 
 
 def get(queue: str, job_type: str) -> Processor | None:

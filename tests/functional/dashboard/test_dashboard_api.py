@@ -322,9 +322,9 @@ def alerts():
         if "failing" in alert.details or "health" in alert.message:
             seen.append(alert)
 
-    events.subscribe(events.Alert, listen)
+    unsubscribe = events.subscribe(events.Alert, listen)
     yield seen
-    events._listeners[events.Alert].remove(listen)
+    unsubscribe()
 
 
 def failing_checks(response: Any) -> list[str]:

@@ -66,12 +66,16 @@ class LambdaContext:
 
 
 class Poller:
-    """Lambda's SQS event source mapping, by hand."""
+    """Lambda's SQS event source mapping, by hand, delivering to the deployed workers
+    (`app.job_worker`, with their holds and guards) unless a test gives its own `worker_for`."""
 
     def __init__(self, clock: Clock) -> None:
+        from app import job_worker
+
         self.clock = clock
         self.sqs = aws.client("sqs")
         self.responses: list[dict[str, Any]] = []
+        self.worker_for: Callable[[str], worker.Worker] = job_worker
 
     def url(self, name: str) -> str:
         return aws.queue_url(name)
@@ -110,7 +114,7 @@ class Poller:
         self, queue: str, messages: list[dict[str, Any]], context: Any = None, delete: bool = True
     ) -> dict[str, Any]:
         context = context or LambdaContext(self.clock, catalog.queue(queue).function_timeout)
-        response = worker.handle(queue, self.event(messages, queue), context)
+        response = self.worker_for(queue).handle(self.event(messages, queue), context)
         self.responses.append(response)
         if delete:
             failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
@@ -176,9 +180,9 @@ def poller(clock: Clock) -> Poller:
 @pytest.fixture
 def job_events() -> Iterator[list[events.JobEvent]]:
     seen: list[events.JobEvent] = []
-    events.subscribe(events.JobEvent, seen.append)
+    unsubscribe = events.subscribe(events.JobEvent, seen.append)
     yield seen
-    events._listeners[events.JobEvent].remove(seen.append)
+    unsubscribe()
 
 
 @pytest.fixture
@@ -256,9 +260,12 @@ def generator(monkeypatch: pytest.MonkeyPatch, clean_env: None) -> Iterator[Fake
 
 
 @pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+def published() -> Iterator[list[Any]]:
     """Every ArticleStatusChanged, Alert and ReportStored published during the test."""
     seen: list[Any] = []
-    for kind in (events.ArticleStatusChanged, events.Alert, events.ReportStored):
-        monkeypatch.setitem(events._listeners, kind, [*events._listeners[kind], seen.append])
-    return seen
+    stops = [
+        events.subscribe(kind, seen.append) for kind in (events.ArticleStatusChanged, events.Alert, events.ReportStored)
+    ]
+    yield seen
+    for stop in stops:
+        stop()

@@ -262,11 +262,14 @@ def test_a_removed_job_s_message_is_acknowledged_without_running(poller, registe
     assert service.remove(job["id"]) is None
 
 
-def test_a_hold_puts_messages_back_without_using_attempts(poller, register, clock, monkeypatch):
+def test_a_hold_puts_messages_back_without_using_attempts(poller, register, clock):
+    from chalicelib import catalog
     from chalicelib.jobs import worker
 
     paused = {"emails": True}
-    monkeypatch.setattr(worker, "_holds", [lambda queue: paused.get(queue, False)])
+    poller.worker_for = lambda queue: worker.Worker(
+        catalog.queue(queue), service.store(), service.queues(), holds=[lambda queue: paused.get(queue, False)]
+    )
     ran = []
     register("emails", "send", lambda job, ctx: ran.append(1) or {})
     job = enqueue("emails", "send", {})
@@ -310,3 +313,37 @@ def test_describe_never_leaks_a_traceback():
     assert error["kind"] == "error"
     assert len(error["message"]) == errors.MAX_MESSAGE
     assert "Traceback" not in error["message"]
+
+
+def test_an_active_record_without_a_lease_is_taken_over_not_dropped(poller, register):
+    """Defect: a claim refused on an inconsistent record (active, no lease_until) was answered as
+    'acknowledged', and the job never ran."""
+    ran = []
+    register("emails", "send", lambda job, ctx: ran.append(job["id"]) or {"ok": True})
+    job = enqueue("emails", "send", {})
+    aws.table("jobs").update_item(
+        Key={"id": job["id"]},
+        UpdateExpression="SET #st = :active REMOVE lease_until",
+        ExpressionAttributeNames={"#st": "state"},
+        ExpressionAttributeValues={":active": "active"},
+    )
+    assert poller.run_once("emails") == {"batchItemFailures": []}
+    assert ran == [job["id"]] and _state(job["id"])["state"] == "completed"
+
+
+def test_a_claim_refused_yet_claimable_as_read_is_retried_not_acknowledged(poller, register, monkeypatch):
+    """A race lost between the claim's read and write (or any record the claim does not expect)
+    never drops the message: it comes back after a backoff."""
+    register("emails", "send", lambda job, ctx: {"ok": True})
+    job = enqueue("emails", "send", {})
+    real_claim, raced = records.JobStore.claim, [True]
+
+    def claim(self, *args):
+        return records.Claim(records.RACED, None) if raced.pop() else real_claim(self, *args)
+
+    monkeypatch.setattr(records.JobStore, "claim", claim)
+    [message] = poller.receive("emails")
+    assert poller.deliver("emails", [message]) == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
+    raced.append(False)
+    poller.drain("emails")
+    assert _state(job["id"])["state"] == "completed"

@@ -11,7 +11,7 @@ import pytest
 from chalicelib import events
 from chalicelib.content import articles as content
 from chalicelib.content import reports
-from chalicelib.jobs import errors, webhook
+from chalicelib.jobs import alerts, errors, webhook
 from chalicelib.jobs.processors import analytics, emails
 from chalicelib.jobs.processors import articles as proc
 from chalicelib.jobs.processors.registry import JobContext
@@ -346,9 +346,9 @@ def test_a_failed_job_queues_one_alert_email(monkeypatch):
     queued = []
     monkeypatch.setattr(jobs, "enqueue", lambda *a, **k: queued.append((a, k)))
     job = {"id": "j", "queue": "articles", "type": "generate", "attempts": 3, "finished_at": "t", "updated_at": "t"}
-    emails.alert_on_failure(events.JobEvent("failed", job, {"message": "m", "kind": "k"}))
-    emails.alert_on_failure(events.JobEvent("completed", job))
-    emails.alert_on_failure(events.JobEvent("failed", dict(job, queue="emails")))
+    alerts.alert_on_failure(events.JobEvent("failed", job, {"message": "m", "kind": "k"}))
+    alerts.alert_on_failure(events.JobEvent("completed", job))
+    alerts.alert_on_failure(events.JobEvent("failed", dict(job, queue="emails")))
     [(args, kwargs)] = queued
     assert args[:2] == ("emails", "send")
     assert args[2]["data"]["error"] == "m"

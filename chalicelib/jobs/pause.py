@@ -2,10 +2,10 @@
 
 Disabling a queue's event source mapping stops Lambda from polling within seconds, but a batch
 already being received still arrives. So a pause is also written here first (settings table,
-scope `dashboard`, key `paused#<queue>`), and the worker's hold (`jobs.worker.add_hold`) puts
-any message of a paused queue back, delayed, without starting it or using up an attempt. The
-hold reads the flag for each record (one consistent GetItem, next to the claim's UpdateItem), so
-a pause holds from the moment it is answered.
+scope `dashboard`, key `paused#<queue>`), and the worker's hold (`is_paused`, given to every
+`Worker` by app.py) puts any message of a paused queue back, delayed, without starting it or
+using up an attempt. The hold reads the flag for each record (one consistent GetItem, next to the
+claim's UpdateItem), so a pause holds from the moment it is answered.
 """
 
 from __future__ import annotations
@@ -53,6 +53,6 @@ def flags() -> PauseFlags:
     return PauseFlags(aws.table("settings"))
 
 
-def hold(queue: str) -> bool:
+def is_paused(queue: str) -> bool:
     """The worker hold: True while `queue` is paused."""
     return flags().is_paused(queue)

@@ -1,0 +1,56 @@
+"""Jobs' REST routes: a job, its retry, a queue's jobs by state."""
+
+from __future__ import annotations
+
+from chalice import Blueprint
+
+routes = Blueprint(__name__)
+
+
+@routes.route("/api/jobs/{job_id}")
+def get_job(job_id: str) -> dict:
+    """Admins, or the user who caused the job (404 for anyone else, so ids of other people's jobs
+    are not confirmed)."""
+    from chalicelib import errors, jobs
+    from chalicelib.auth import service as auth
+
+    user = auth.require()
+    job = jobs.get(job_id)
+    if job is None or (user["role"] != "admin" and job.get("user_id") != user["id"]):
+        raise errors.NotFound(f"job {job_id[:64]}")
+    return job
+
+
+@routes.route("/api/jobs/{job_id}/retry", methods=["POST"])
+def retry_job(job_id: str) -> object:
+    from chalicelib import audit, errors, http, jobs
+    from chalicelib.auth import service as auth
+
+    auth.require("admin")
+    try:
+        job = jobs.retry(job_id)
+    except LookupError:
+        raise errors.NotFound(f"job {job_id[:64]}") from None
+    except jobs.RetryRefused as exc:
+        raise errors.Conflict(str(exc)) from None
+    except jobs.EnqueueError:
+        raise errors.Unavailable("the retry could not be queued; try again") from None
+    audit.record("job.retry", resource=("job", job_id), details={"queue": job.get("queue"), "via": "job"})
+    return http.accepted({"job_id": job["id"], **job})
+
+
+@routes.route("/api/queues/{queue}/jobs")
+def list_queue_jobs(queue: str) -> dict:
+    """`?state=` (default waiting), newest change first."""
+    from chalicelib import catalog, errors, http, jobs
+    from chalicelib.auth import service as auth
+    from chalicelib.jobs import records
+
+    auth.require("admin")
+    if queue not in catalog.QUEUES:
+        raise errors.NotFound(f"queue {queue[:64]}")
+    params = http.query(routes.current_request)
+    state = params.get("state") or "waiting"
+    if state not in records.STATES:
+        raise errors.Invalid(f"must be one of {', '.join(records.STATES)}", "state")
+    return jobs.list_page(queue, state, params)

@@ -1,0 +1,27 @@
+"""Schedules' REST routes: the list, and run-now (admin)."""
+
+from __future__ import annotations
+
+from chalice import Blueprint
+
+routes = Blueprint(__name__)
+
+
+@routes.route("/api/schedules")
+def list_schedules() -> dict:
+    from chalicelib import http
+    from chalicelib.auth import service as auth
+    from chalicelib.schedules import service as schedules
+
+    auth.require("admin")
+    return schedules.listing(http.query(routes.current_request))
+
+
+@routes.route("/api/schedules/{name}/run", methods=["POST"])
+def run_schedule(name: str) -> object:
+    from chalicelib import http
+    from chalicelib.auth import service as auth
+    from chalicelib.schedules import service as schedules
+
+    user = auth.require("admin")
+    return http.accepted(schedules.run_now(name, user))
