@@ -112,7 +112,7 @@ def retry(job_id: str) -> Any:
 
 def queue_jobs(queue: str, params: dict[str, str]) -> dict[str, Any]:
     """GET /api/queues/{queue}/jobs?state= (default waiting), newest change first."""
-    if queue not in catalog.QUEUES:
+    if queue not in catalog.job_queues():
         raise http.not_found(f"queue {queue[:64]}")
     state = params.get("state") or "waiting"
     if state not in records.STATES:

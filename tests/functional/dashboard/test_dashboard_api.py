@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws, catalog, events, jobs
+from chalicelib import aws, events, jobs
 from chalicelib.jobs.errors import PermanentError
 from tests.conftest import body
 
-QUEUES = tuple(catalog.QUEUES)
+QUEUES = ("articles", "analytics", "emails", "cleanup")  # the contract's job queues; not `audit`
 
 
 def ok(job: dict[str, Any], ctx: Any) -> dict[str, Any]:
@@ -336,9 +336,25 @@ def test_health_is_200_when_every_check_passes(api, clock, alerts):
     assert response.status_code == 200
     answer = body(response)
     assert answer["status"] == "healthy"
-    assert len(answer["checks"]) == 4 * len(QUEUES)
-    assert {c["check"] for c in answer["checks"]} == {"dead_letters", "oldest_waiting", "failure_rate", "paused"}
+    per_queue = [c for c in answer["checks"] if c["queue"] is not None]
+    assert sorted({c["queue"] for c in per_queue}) == sorted(QUEUES)
+    assert len(per_queue) == 4 * len(QUEUES)
+    assert {c["check"] for c in per_queue} == {"dead_letters", "oldest_waiting", "failure_rate", "paused"}
+    # the audit trail's fallback queue is no job queue: only its dead letters (lost audit events) count
+    [fallback] = [c for c in answer["checks"] if c["queue"] is None]
+    assert (fallback["check"], fallback["ok"], fallback["value"]) == ("audit_dead_letters", True, 0)
     assert alerts == []
+
+
+def test_health_fails_when_audit_events_reach_the_fallback_s_dead_letter_queue(api, clock, alerts):
+    api.put("/api/settings/queues.health", {"value": {"max_dead_letters": 0}}, as_="admin")
+    aws.client("sqs").send_message(QueueUrl=aws.queue_url("audit-dlq"), MessageBody="[]")
+    response = api.get("/api/queues/health", as_="admin")
+    assert response.status_code == 503
+    assert [(c["queue"], c["check"]) for c in body(response)["checks"] if not c["ok"]] == [(None, "audit_dead_letters")]
+    [alert] = alerts
+    assert alert.details["failing"] == ["audit_dead_letters"]
+    assert "audit_dead_letters: 1 message(s)" in alert.message and "None" not in alert.message
 
 
 def test_health_turns_503_when_the_dead_letters_cross_the_setting_and_alerts_once(api, clock, poller, register, alerts):
@@ -425,6 +441,18 @@ def test_only_admins_may_use_the_dashboard_api(api, clock, method, path, payload
 )
 def test_an_unknown_queue_is_a_404(api, clock, method, path, payload):
     assert api.request(method, path, payload, as_="admin").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload"),
+    [(m, p.replace("/emails/", "/audit/"), b) for m, p, b in ROUTES if "/emails/" in p]
+    + [("GET", "/api/queues/audit/jobs", None), ("GET", "/api/queues/audit/jobs?state=failed", None)],
+)
+def test_the_audit_fallback_queue_is_not_a_dashboard_queue(api, clock, method, path, payload):
+    response = api.request(method, path, payload, as_="admin")
+    assert response.status_code == 404, response.body
+    assert "queue audit" in body(response)["Message"]
+    assert "audit" not in body(api.get("/api/queues/stats", as_="admin"))["queues"]
 
 
 # --- audit ---------------------------------------------------------------------------------------
