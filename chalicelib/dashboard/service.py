@@ -39,7 +39,10 @@ def function_name(queue: str) -> str:
 
 
 def control() -> QueueControl:
-    return QueueControl(aws.client("sqs"), aws.client("lambda"), aws.queue_url, function_name)
+    # The local stack's emulator (INKWELL_AWS_ENDPOINT, a moto server) lacks StartMessageMoveTask
+    # and answers 500 only after botocore's retries, seconds later: there, retry-all moves by hand.
+    can_move = config.get().aws_endpoint is None
+    return QueueControl(aws.client("sqs"), aws.client("lambda"), aws.queue_url, function_name, can_move=can_move)
 
 
 def known(queue: str) -> str:

@@ -226,8 +226,69 @@ def test_retry_all_uses_a_message_move_task_where_sqs_offers_one(api, clock, pol
 def test_start_move_falls_back_when_the_endpoint_lacks_it(aws_mock):
     from chalicelib.dashboard import service
 
-    service.QueueControl._cannot_move.clear()
     assert service.control().start_move("emails") is False  # moto: not implemented
+
+
+class MoveStub:
+    """SQS answering StartMessageMoveTask with `failures` in turn, then accepting it."""
+
+    def __init__(self, failures: list[BaseException]) -> None:
+        from types import SimpleNamespace
+
+        self.failures = failures
+        self.moves = 0
+        self.meta = SimpleNamespace(endpoint_url="https://sqs.us-east-1.amazonaws.com")
+
+    def get_queue_attributes(self, QueueUrl: str, AttributeNames: list[str]) -> dict[str, Any]:  # noqa: N803
+        return {"Attributes": {"QueueArn": f"arn:aws:sqs:us-east-1:123456789012:{QueueUrl}"}}
+
+    def start_message_move_task(self, **kwargs: Any) -> dict[str, Any]:
+        self.moves += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return {"TaskHandle": "handle"}
+
+
+def _client_error(status: int, code: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    error = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(error, "StartMessageMoveTask")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        _client_error(500, "InternalError"),
+        _client_error(400, "AWS.SimpleQueueService.UnsupportedOperation"),  # e.g. a move task already running
+        _client_error(400, "InvalidParameterValue"),
+        NotImplementedError("StartMessageMoveTask"),
+    ],
+)
+def test_a_refused_message_move_falls_back_for_that_call_only(error):
+    from chalicelib.dashboard.gateway import QueueControl
+
+    sqs = MoveStub([error])
+    first = QueueControl(sqs, None, lambda name: name, lambda queue: queue)
+    assert first.start_move("emails") is False  # this call redrives by hand
+    assert first.start_move("emails") is True  # the next call asks SQS again
+    assert QueueControl(sqs, None, lambda name: name, lambda queue: queue).start_move("cleanup") is True
+    assert sqs.moves == 3
+
+
+def test_against_the_local_emulator_retry_all_moves_by_hand_without_asking(aws_mock, monkeypatch):
+    # the local stack's moto server lacks StartMessageMoveTask and answers 500 only after
+    # botocore's retries (seconds): with INKWELL_AWS_ENDPOINT set, the move is not asked for
+    from chalicelib import config
+    from chalicelib.dashboard import service
+
+    moves: list[dict[str, Any]] = []
+    monkeypatch.setattr(aws.client("sqs"), "start_message_move_task", lambda **kw: moves.append(kw) or {})
+    assert service.control().start_move("emails") is True
+    monkeypatch.setenv(config.AWS_ENDPOINT, "http://127.0.0.1:5000")
+    config.reset()
+    assert service.control().start_move("emails") is False
+    assert len(moves) == 1
 
 
 def test_retry_all_with_nothing_failed_requeues_nothing(api, clock):
