@@ -66,21 +66,20 @@ for capability in (
 
 # --- 3. who hears what ------------------------------------------------------------------------------
 
-events.subscribe_all(
-    {
-        events.JobEvent: [
-            audit_listeners.on_job_event,  # job.failed in the audit trail
-            emitters.on_job_event,  # job.progress / completed / failed to the rooms
-            schedules.on_job_event,  # a scheduled job's outcome as its schedule's last status
-            alerts.alert_on_failure,  # an email for a job that failed for good
-        ],
-        events.ArticleStatusChanged: [audit_listeners.on_article_status, emitters.on_article_status],
-        events.Alert: [emitters.on_alert],
-        events.AuditRecorded: [emitters.on_audit],
-        events.AnalyticsRecorded: [emitters.on_analytics],
-        events.ReportStored: [emitters.on_report_stored],
-    }
-)
+LISTENERS: dict[type, list[events.Listener]] = {
+    events.JobEvent: [
+        audit_listeners.on_job_event,  # job.failed in the audit trail
+        emitters.on_job_event,  # job.progress / completed / failed to the rooms
+        schedules.on_job_event,  # a scheduled job's outcome as its schedule's last status
+        alerts.alert_on_failure,  # an email for a job that failed for good
+    ],
+    events.ArticleStatusChanged: [audit_listeners.on_article_status, emitters.on_article_status],
+    events.Alert: [emitters.on_alert],
+    events.AuditRecorded: [emitters.on_audit],
+    events.AnalyticsRecorded: [emitters.on_analytics],
+    events.ReportStored: [emitters.on_report_stored],
+}
+events.subscribe_all(LISTENERS)
 
 # --- 4. the job workers -----------------------------------------------------------------------------
 
@@ -145,6 +144,7 @@ weekly_report = schedules.handler(app, "weekly-report")
 session_cleanup = schedules.handler(app, "session-cleanup")
 login_attempts_cleanup = schedules.handler(app, "login-attempts-cleanup")
 activity_log_cleanup = schedules.handler(app, "activity-log-cleanup")
+orphan_cleanup = schedules.handler(app, "orphan-cleanup")
 webhook_log_cleanup = schedules.handler(app, "webhook-log-cleanup")
 analytics_data_cleanup = schedules.handler(app, "analytics-data-cleanup")
 audit_digest = schedules.handler(app, "audit-digest")

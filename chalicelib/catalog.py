@@ -287,6 +287,13 @@ SCHEDULES: dict[str, Schedule] = {
             "activity_logs",
         ),
         Schedule(
+            "orphan-cleanup",
+            "cron(0 7 ? * SUN *)",
+            "Remove data of deleted articles, expired connections and job records (Sundays 07:00 UTC)",
+            "cleanup",
+            "orphans",
+        ),
+        Schedule(
             "webhook-log-cleanup",
             "cron(0 5 1/3 * ? *)",
             "Remove old webhook logs (every third day, 05:00 UTC)",

@@ -60,6 +60,7 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "table:webhook_logs": ("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query"),
     "table:ws_tickets": ("dynamodb:DeleteItem", "dynamodb:PutItem"),
     "table:ws_connections": (
+        "dynamodb:BatchWriteItem",  # the cleanup/orphans sweep of expired connections
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",

@@ -46,15 +46,20 @@ class Mapping:
 
 
 class QueueControl:
-    # Endpoints found unable to move messages, remembered for the container's life (a moto server
-    # answers 500 after botocore's retries, so asking each time would cost seconds).
-    _cannot_move: set[str] = set()
-
-    def __init__(self, sqs: Any, lam: Any, url_of: Callable[[str], str], function_of: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        lam: Any,
+        url_of: Callable[[str], str],
+        function_of: Callable[[str], str],
+        *,
+        can_move: bool = True,  # False: the endpoint has no StartMessageMoveTask, do not ask
+    ) -> None:
         self._sqs = sqs
         self._lambda = lam
         self._url_of = url_of
         self._function_of = function_of
+        self._can_move = can_move
 
     def depth(self, queue: str) -> Depth:
         attrs = self._sqs.get_queue_attributes(
@@ -102,17 +107,14 @@ class QueueControl:
 
     def start_move(self, queue: str) -> bool:
         """Ask SQS to move the dead-letter messages back to `queue` (StartMessageMoveTask). False
-        where the endpoint cannot (moto, or a task already running): the caller moves them itself."""
-        endpoint = self._sqs.meta.endpoint_url
-        if endpoint in self._cannot_move:
+        where it did not (an endpoint without it, a task already running, an error): the caller
+        moves them itself, this time. Nothing is remembered; the next call asks again."""
+        if not self._can_move:
             return False
         try:
             self._sqs.start_message_move_task(SourceArn=self.arn(f"{queue}-dlq"), DestinationArn=self.arn(queue))
         except (ClientError, NotImplementedError) as exc:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-            status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            if isinstance(exc, NotImplementedError) or status >= 500 or "Unsupported" in code or "Invalid" in code:
-                self._cannot_move.add(endpoint)
             log.info("StartMessageMoveTask refused for %s (%s %s); moving by hand", queue, exc.__class__.__name__, code)
             return False
         return True

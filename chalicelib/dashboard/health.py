@@ -98,9 +98,27 @@ def evaluate(queue: str, facts: Facts, limits: dict[str, float], now: float) -> 
     ]
 
 
+def audit_fallback(dead_letters: int, limits: dict[str, float]) -> dict[str, Any]:
+    """The one check on `audit`, the audit trail's fallback queue (no job queue, so `"queue"` is
+    null): its dead letters are audit events that could not be written."""
+    return {
+        "queue": None,
+        "check": "audit_dead_letters",
+        "ok": dead_letters <= limits["max_dead_letters"],
+        "value": dead_letters,
+        "threshold": limits["max_dead_letters"],
+        "message": f"{dead_letters} message(s) in the audit fallback's dead-letter queue",
+    }
+
+
+def label(check: dict[str, Any]) -> str:
+    """`<queue>.<check>`, or the check's name alone when it is about no job queue."""
+    return f"{check['queue']}.{check['check']}" if check["queue"] else check["check"]
+
+
 def summary(checks: list[dict[str, Any]]) -> str:
     failing = [c for c in checks if not c["ok"]]
-    return "; ".join(f"{c['queue']} {c['check']}: {c['message']}" for c in failing)
+    return "; ".join(f"{label(c).replace('.', ' ')}: {c['message']}" for c in failing)
 
 
 class HealthState:

@@ -40,11 +40,16 @@ def function_name(queue: str) -> str:
 
 
 def control() -> QueueControl:
-    return QueueControl(aws.client("sqs"), aws.client("lambda"), aws.queue_url, function_name)
+    # The local stack's emulator (INKWELL_AWS_ENDPOINT, a moto server) lacks StartMessageMoveTask
+    # and answers 500 only after botocore's retries, seconds later: there, retry-all moves by hand.
+    can_move = config.get().aws_endpoint is None
+    return QueueControl(aws.client("sqs"), aws.client("lambda"), aws.queue_url, function_name, can_move=can_move)
 
 
 def known(queue: str) -> str:
-    if queue not in catalog.QUEUES:
+    """A job queue's name, else errors.NotFound (`audit`, the audit trail's fallback queue, is no
+    job queue)."""
+    if queue not in catalog.job_queues():
         raise errors.NotFound(f"queue {queue[:64]}")
     return queue
 
@@ -79,10 +84,11 @@ def stats() -> dict[str, Any]:
     """GET /api/queues/stats: depths from SQS, completed/failed from the records' index (COUNT)."""
     ctl = control()
     store = job_service.store()
-    with ThreadPoolExecutor(max_workers=min(POOL_SIZE, len(catalog.QUEUES))) as pool:
-        futures = {name: pool.submit(_queue_facts, ctl, name) for name in catalog.QUEUES}
+    names = catalog.job_queues()
+    with ThreadPoolExecutor(max_workers=min(POOL_SIZE, len(names))) as pool:
+        futures = {name: pool.submit(_queue_facts, ctl, name) for name in names}
         # The record counts run here meanwhile (one Table resource is not shared across threads).
-        counted = {name: {s: store.count(name, s) for s in ("completed", "failed")} for name in catalog.QUEUES}
+        counted = {name: {s: store.count(name, s) for s in ("completed", "failed")} for name in names}
         flagged = pause.flags().paused()
         facts = {name: future.result() for name, future in futures.items()}
     queues = {}
@@ -127,20 +133,23 @@ def _oldest_waiting(table: Any, queue: str) -> float | None:
 
 def health_report() -> tuple[int, dict[str, Any]]:
     """GET /api/queues/health: (200 | 503, {"status","checks","generated_at"}); an alert when the
-    overall status changes."""
+    overall status changes. Four checks per job queue, and one (`"queue": null`) on the dead
+    letters of `audit`, the audit trail's fallback queue: audit events that could not be written."""
     now = timeutil.now()
     setting = settings.settings().value(health.SETTING_KEY)
     table = job_service.store().table
     since = timeutil.iso_ms(now - health.RATE_WINDOW_SECONDS)
-    with ThreadPoolExecutor(max_workers=min(POOL_SIZE, len(catalog.QUEUES))) as pool:
-        futures = {name: pool.submit(_queue_facts, control(), name) for name in catalog.QUEUES}
+    names = catalog.job_queues()
+    with ThreadPoolExecutor(max_workers=min(POOL_SIZE, len(names) + 1)) as pool:
+        futures = {name: pool.submit(_queue_facts, control(), name) for name in names}
+        audit_dead = pool.submit(control().dead_letter_depth, "audit")
         records = {
             name: (
                 _oldest_waiting(table, name),
                 _count_since(table, name, "completed", since),
                 _count_since(table, name, "failed", since),
             )
-            for name in catalog.QUEUES
+            for name in names
         }
         flagged = pause.flags().paused()
         measured = {name: future.result() for name, future in futures.items()}
@@ -149,7 +158,8 @@ def health_report() -> tuple[int, dict[str, Any]]:
         oldest, completed, failed = records[name]
         facts = health.Facts(f["dead_letter"], oldest, completed, failed, *_paused(f, flagged, name))
         checks += health.evaluate(name, facts, health.thresholds(setting, name), now)
-    failing = [f"{c['queue']}.{c['check']}" for c in checks if not c["ok"]]
+    checks.append(health.audit_fallback(audit_dead.result(), health.thresholds(setting, "audit")))
+    failing = [health.label(c) for c in checks if not c["ok"]]
     status = "unhealthy" if failing else "healthy"
     _notice(status, failing, checks)
     return (503 if failing else 200), {"status": status, "checks": checks, "generated_at": timeutil.iso(now)}

@@ -11,7 +11,8 @@ retry in backoff) -> active, and failed -> waiting again when an admin retries (
 conditional UpdateItem, so two workers holding the same message cannot both run it:
 
 - claim: waiting/delayed, or active under an expired lease (its worker died), -> active with a
-  lease (owner and expiry) for the message's run;
+  lease (owner and expiry) for the message's run; `started_at` is when the latest attempt started
+  (BullMQ's `processedOn`), kept by complete and fail, cleared with `finished_at` by a retry;
 - progress / complete / retry_later / fail: only by the lease owner while active.
 
 The claim rules themselves are the pure function `claim_outcome`, used to explain a refused claim.
@@ -240,7 +241,7 @@ class JobStore:
             item = self._update(
                 job_id,
                 "SET #st = :to, queue_state = :qs, attempts = attempts + :one, lease_owner = :owner, "
-                "lease_until = :lease, updated_at = :now, started_at = if_not_exists(started_at, :now), "
+                "lease_until = :lease, updated_at = :now, started_at = :now, "
                 "#ttl = :ttl, expiry_day = :day",
                 "attribute_exists(id) AND #run = :run AND "
                 "(#st IN (:waiting, :delayed) OR "
@@ -305,7 +306,8 @@ class JobStore:
             return self._update(
                 job["id"],
                 "SET #st = :to, queue_state = :qs, #run = #run + :one, attempts = :zero, progress = :zero, "
-                "#res = :null, #err = :null, updated_at = :now, finished_at = :null, #ttl = :ttl, expiry_day = :day",
+                "#res = :null, #err = :null, updated_at = :now, started_at = :null, finished_at = :null, "
+                "#ttl = :ttl, expiry_day = :day",
                 "attribute_exists(id) AND #st = :failed",
                 {":failed": "failed", ":one": 1, ":zero": 0, ":null": None},
                 (job["queue"], "waiting"),

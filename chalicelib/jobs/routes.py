@@ -47,7 +47,7 @@ def list_queue_jobs(queue: str) -> dict:
     from chalicelib.jobs import records
 
     auth.require("admin")
-    if queue not in catalog.QUEUES:
+    if queue not in catalog.job_queues():
         raise errors.NotFound(f"queue {queue[:64]}")
     params = http.query(routes.current_request)
     state = params.get("state") or "waiting"

@@ -26,13 +26,14 @@ def fires(name: str, start: str, end: str) -> list[datetime]:
 # --- the catalogue is what the origin document and the issue ask for --------------------------
 
 
-def test_the_catalogue_holds_the_origin_schedules_and_the_audit_digest():
+def test_the_catalogue_holds_the_origin_schedules_the_audit_digest_and_orphan_cleanup():
     assert set(catalog.SCHEDULES) == {
         "daily-analytics",
         "weekly-report",
         "session-cleanup",
         "login-attempts-cleanup",
         "activity-log-cleanup",
+        "orphan-cleanup",
         "webhook-log-cleanup",
         "analytics-data-cleanup",
         "audit-digest",
@@ -51,6 +52,7 @@ def test_the_catalogue_holds_the_origin_schedules_and_the_audit_digest():
         ("session-cleanup", "cleanup", "sessions"),
         ("login-attempts-cleanup", "cleanup", "login_attempts"),
         ("activity-log-cleanup", "cleanup", "activity_logs"),
+        ("orphan-cleanup", "cleanup", "orphans"),
         ("webhook-log-cleanup", "cleanup", "webhook_logs"),
         ("analytics-data-cleanup", "analytics", "cleanup_old_data"),
         ("audit-digest", "cleanup", "audit_digest"),
@@ -90,6 +92,13 @@ def test_activity_log_cleanup_runs_once_a_week():
     runs = fires("activity-log-cleanup", "2026-11-01T00:00:00Z", "2027-01-01T00:00:00Z")
     assert len(runs) == 9
     assert all(b - a == timedelta(days=7) for a, b in zip(runs, runs[1:], strict=False))
+
+
+def test_orphan_cleanup_runs_once_a_week_on_sundays_after_the_other_sweeps():
+    runs = fires("orphan-cleanup", "2026-11-01T00:00:00Z", "2027-01-01T00:00:00Z")
+    assert len(runs) == 9
+    assert all(b - a == timedelta(days=7) for a, b in zip(runs, runs[1:], strict=False))
+    assert {(r.isoweekday(), r.hour, r.minute) for r in runs} == {(7, 7, 0)}
 
 
 def test_webhook_log_cleanup_runs_every_third_day_of_each_month():
@@ -206,6 +215,7 @@ def test_cleanup_payloads_carry_only_the_schedule_and_slot():
         ("daily-analytics", "2028-02-28T03:00:00Z", "2028-02-29T02:00:00Z"),  # leap day
         ("weekly-report", "2026-12-29T00:00:00Z", "2027-01-04T03:00:00Z"),
         ("activity-log-cleanup", "2026-12-27T04:00:01Z", "2027-01-03T04:00:00Z"),
+        ("orphan-cleanup", "2026-12-31T12:00:00Z", "2027-01-03T07:00:00Z"),
         ("webhook-log-cleanup", "2026-12-31T05:00:01Z", "2027-01-01T05:00:00Z"),
         ("webhook-log-cleanup", "2027-02-28T06:00:00Z", "2027-03-01T05:00:00Z"),
         ("analytics-data-cleanup", "2026-12-01T06:00:00Z", "2027-01-01T06:00:00Z"),

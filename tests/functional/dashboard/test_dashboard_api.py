@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws, catalog, events, jobs
+from chalicelib import aws, events, jobs
 from chalicelib.jobs.errors import PermanentError
 from tests.conftest import body
 
-QUEUES = tuple(catalog.QUEUES)
+QUEUES = ("articles", "analytics", "emails", "cleanup")  # the contract's job queues; not `audit`
 
 
 def ok(job: dict[str, Any], ctx: Any) -> dict[str, Any]:
@@ -226,8 +226,69 @@ def test_retry_all_uses_a_message_move_task_where_sqs_offers_one(api, clock, pol
 def test_start_move_falls_back_when_the_endpoint_lacks_it(aws_mock):
     from chalicelib.dashboard import service
 
-    service.QueueControl._cannot_move.clear()
     assert service.control().start_move("emails") is False  # moto: not implemented
+
+
+class MoveStub:
+    """SQS answering StartMessageMoveTask with `failures` in turn, then accepting it."""
+
+    def __init__(self, failures: list[BaseException]) -> None:
+        from types import SimpleNamespace
+
+        self.failures = failures
+        self.moves = 0
+        self.meta = SimpleNamespace(endpoint_url="https://sqs.us-east-1.amazonaws.com")
+
+    def get_queue_attributes(self, QueueUrl: str, AttributeNames: list[str]) -> dict[str, Any]:  # noqa: N803
+        return {"Attributes": {"QueueArn": f"arn:aws:sqs:us-east-1:123456789012:{QueueUrl}"}}
+
+    def start_message_move_task(self, **kwargs: Any) -> dict[str, Any]:
+        self.moves += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return {"TaskHandle": "handle"}
+
+
+def _client_error(status: int, code: str) -> Exception:
+    from botocore.exceptions import ClientError
+
+    error = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(error, "StartMessageMoveTask")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        _client_error(500, "InternalError"),
+        _client_error(400, "AWS.SimpleQueueService.UnsupportedOperation"),  # e.g. a move task already running
+        _client_error(400, "InvalidParameterValue"),
+        NotImplementedError("StartMessageMoveTask"),
+    ],
+)
+def test_a_refused_message_move_falls_back_for_that_call_only(error):
+    from chalicelib.dashboard.gateway import QueueControl
+
+    sqs = MoveStub([error])
+    first = QueueControl(sqs, None, lambda name: name, lambda queue: queue)
+    assert first.start_move("emails") is False  # this call redrives by hand
+    assert first.start_move("emails") is True  # the next call asks SQS again
+    assert QueueControl(sqs, None, lambda name: name, lambda queue: queue).start_move("cleanup") is True
+    assert sqs.moves == 3
+
+
+def test_against_the_local_emulator_retry_all_moves_by_hand_without_asking(aws_mock, monkeypatch):
+    # the local stack's moto server lacks StartMessageMoveTask and answers 500 only after
+    # botocore's retries (seconds): with INKWELL_AWS_ENDPOINT set, the move is not asked for
+    from chalicelib import config
+    from chalicelib.dashboard import service
+
+    moves: list[dict[str, Any]] = []
+    monkeypatch.setattr(aws.client("sqs"), "start_message_move_task", lambda **kw: moves.append(kw) or {})
+    assert service.control().start_move("emails") is True
+    monkeypatch.setenv(config.AWS_ENDPOINT, "http://127.0.0.1:5000")
+    config.reset()
+    assert service.control().start_move("emails") is False
+    assert len(moves) == 1
 
 
 def test_retry_all_with_nothing_failed_requeues_nothing(api, clock):
@@ -336,9 +397,25 @@ def test_health_is_200_when_every_check_passes(api, clock, alerts):
     assert response.status_code == 200
     answer = body(response)
     assert answer["status"] == "healthy"
-    assert len(answer["checks"]) == 4 * len(QUEUES)
-    assert {c["check"] for c in answer["checks"]} == {"dead_letters", "oldest_waiting", "failure_rate", "paused"}
+    per_queue = [c for c in answer["checks"] if c["queue"] is not None]
+    assert sorted({c["queue"] for c in per_queue}) == sorted(QUEUES)
+    assert len(per_queue) == 4 * len(QUEUES)
+    assert {c["check"] for c in per_queue} == {"dead_letters", "oldest_waiting", "failure_rate", "paused"}
+    # the audit trail's fallback queue is no job queue: only its dead letters (lost audit events) count
+    [fallback] = [c for c in answer["checks"] if c["queue"] is None]
+    assert (fallback["check"], fallback["ok"], fallback["value"]) == ("audit_dead_letters", True, 0)
     assert alerts == []
+
+
+def test_health_fails_when_audit_events_reach_the_fallback_s_dead_letter_queue(api, clock, alerts):
+    api.put("/api/settings/queues.health", {"value": {"max_dead_letters": 0}}, as_="admin")
+    aws.client("sqs").send_message(QueueUrl=aws.queue_url("audit-dlq"), MessageBody="[]")
+    response = api.get("/api/queues/health", as_="admin")
+    assert response.status_code == 503
+    assert [(c["queue"], c["check"]) for c in body(response)["checks"] if not c["ok"]] == [(None, "audit_dead_letters")]
+    [alert] = alerts
+    assert alert.details["failing"] == ["audit_dead_letters"]
+    assert "audit_dead_letters: 1 message(s)" in alert.message and "None" not in alert.message
 
 
 def test_health_turns_503_when_the_dead_letters_cross_the_setting_and_alerts_once(api, clock, poller, register, alerts):
@@ -425,6 +502,18 @@ def test_only_admins_may_use_the_dashboard_api(api, clock, method, path, payload
 )
 def test_an_unknown_queue_is_a_404(api, clock, method, path, payload):
     assert api.request(method, path, payload, as_="admin").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload"),
+    [(m, p.replace("/emails/", "/audit/"), b) for m, p, b in ROUTES if "/emails/" in p]
+    + [("GET", "/api/queues/audit/jobs", None), ("GET", "/api/queues/audit/jobs?state=failed", None)],
+)
+def test_the_audit_fallback_queue_is_not_a_dashboard_queue(api, clock, method, path, payload):
+    response = api.request(method, path, payload, as_="admin")
+    assert response.status_code == 404, response.body
+    assert "queue audit" in body(response)["Message"]
+    assert "audit" not in body(api.get("/api/queues/stats", as_="admin"))["queues"]
 
 
 # --- audit ---------------------------------------------------------------------------------------

@@ -21,6 +21,15 @@ def test_a_job_is_visible_to_admins_and_to_the_user_who_caused_it(api):
     assert api.get(f"/api/jobs/{job['id']}").status_code == 401
 
 
+def test_a_completed_job_answers_when_it_started(api, poller, register):
+    register("emails", "send", lambda job, ctx: {})
+    job = enqueue("emails", "send", {})
+    poller.drain("emails")
+    answer = body(api.get(f"/api/jobs/{job['id']}", as_="admin"))
+    assert answer["state"] == "completed"
+    assert answer["started_at"] is not None and answer["created_at"] <= answer["started_at"] <= answer["finished_at"]
+
+
 @pytest.mark.parametrize("job_id", ["0" * 32, "nope", "idem%23emails%23k", "A" * 32, "x" * 300])
 def test_unknown_or_malformed_job_ids_are_404(api, job_id):
     enqueue("emails", "send", {}, idempotency_key="k")

@@ -347,3 +347,57 @@ def test_a_claim_refused_yet_claimable_as_read_is_retried_not_acknowledged(polle
     raced.append(False)
     poller.drain("emails")
     assert _state(job["id"])["state"] == "completed"
+
+
+def test_started_at_is_when_the_latest_attempt_started(poller, register, clock, monkeypatch):
+    # BullMQ's processedOn: set each time the job becomes active, kept when it completes or fails
+    from chalicelib import timeutil
+
+    monkeypatch.setattr("random.random", lambda: 0.5)  # no jitter
+    starts: list[str] = []
+
+    def twice_then_ok(job, ctx):
+        starts.append(timeutil.iso_ms(clock.t))
+        if len(starts) < 3:
+            raise RuntimeError("not yet")
+        return {}
+
+    register("emails", "send", twice_then_ok)
+    job = enqueue("emails", "send", {})
+    assert _state(job["id"])["started_at"] is None  # not started yet
+    clock.advance(5)
+    poller.run_once("emails")
+    retrying = _state(job["id"])
+    assert (retrying["state"], retrying["started_at"]) == ("delayed", starts[0])
+    poller.drain("emails", step=0.5)
+    done = _state(job["id"])
+    assert done["state"] == "completed" and len(starts) == 3
+    assert done["started_at"] == starts[2] != starts[0]
+    assert done["started_at"] <= done["finished_at"]
+
+
+def test_a_failed_job_keeps_started_at_and_a_retry_starts_it_again(poller, register, clock):
+    from chalicelib import timeutil
+
+    outcome = {"fail": True}
+    starts: list[str] = []
+
+    def run(job, ctx):
+        starts.append(timeutil.iso_ms(clock.t))
+        if outcome["fail"]:
+            raise PermanentError("no")
+        return {}
+
+    register("emails", "send", run)
+    job = enqueue("emails", "send", {})
+    poller.run_once("emails")
+    failed = _state(job["id"])
+    assert (failed["state"], failed["started_at"]) == ("failed", starts[0])
+    # an admin's retry is a new run: not started until it runs again, like finished_at
+    clock.advance(10)
+    assert service.retry(job["id"])["started_at"] is None
+    outcome["fail"] = False
+    poller.drain("emails")
+    done = _state(job["id"])
+    assert (done["state"], done["started_at"]) == ("completed", starts[1])
+    assert starts[1] > starts[0]

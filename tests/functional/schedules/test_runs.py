@@ -81,3 +81,45 @@ def test_a_run_does_not_overlap_the_previous_run_of_its_schedule(handlers, polle
 def test_every_schedules_job_type_is_one_its_queue_accepts():
     for schedule in catalog.SCHEDULES.values():
         assert schedule.job_type in catalog.queue(schedule.queue).job_types
+
+
+def test_the_orphan_cleanup_schedule_enqueues_the_orphans_job_and_it_does_its_work(handlers, poller, clock, api):
+    from chalicelib import aws, timeutil
+    from tests.conftest import body
+
+    api.token("admin")
+    # GIVEN an article and a deleted one, each with analytics events and a finished job,
+    article = body(api.post("/api/articles", {"title": "t", "topic": "t"}, as_="editor"))["id"]
+    gone = "f" * 32
+    today = timeutil.day(clock.t)
+    with aws.table("analytics_events").batch_writer() as writer:
+        for i, article_id in enumerate([article, gone, gone]):
+            writer.put_item(Item={"day": today, "sk": f"{today}T10:00:00.000Z#{i}", "article_id": article_id})
+    kept, orphan = (jobs.enqueue("articles", "archive", {"article_id": a}) for a in (article, gone))
+    poller.drain("articles")
+    # AND a WebSocket connection record past its TTL
+    aws.table("ws_connections").put_item(
+        Item={"connection_id": "old", "user_id": "u", **timeutil.ttl_fields(clock.t - 60)}
+    )
+    # WHEN the weekly schedule fires
+    handlers.orphan_cleanup(cw_event("2026-11-29T07:00:00Z"), None)
+    [job] = queued("cleanup")
+    assert (job["type"], job["payload"]["schedule"], job["payload"]["slot"]) == (
+        "orphans",
+        "orphan-cleanup",
+        "2026-11-29T07:00:00Z",
+    )
+    poller.drain("cleanup")
+    # THEN the job removed what belonged to the deleted article, and the expired connection
+    done = jobs.get(job["id"])
+    assert done["state"] == "completed", done["error"]
+    assert (done["result"]["jobs"], done["result"]["analytics_events"]) == (1, 2)
+    assert jobs.get(orphan["id"]) is None and jobs.get(kept["id"]) is not None
+    remaining = aws.table("analytics_events").query(
+        KeyConditionExpression="#d = :d",
+        ExpressionAttributeNames={"#d": "day"},
+        ExpressionAttributeValues={":d": today},
+    )["Items"]
+    assert [e["article_id"] for e in remaining] == [article]
+    assert "Item" not in aws.table("ws_connections").get_item(Key={"connection_id": "old"})
+    assert schedules.runs().get("orphan-cleanup")["last_status"] == "completed"
