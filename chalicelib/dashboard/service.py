@@ -33,13 +33,11 @@ MAX_CLEANED = 1000  # records removed by one clean
 DLQ_SWEEP = 100  # dead-letter messages looked at when a clean removes failed jobs
 
 
-def function_name(queue: str) -> str:
-    """The Lambda consuming `queue`: app.py's handler `jobs_<queue>`, named as `chalice deploy` does."""
-    return config.get().resource_name(f"jobs_{queue}")
-
-
 def control() -> QueueControl:
-    return QueueControl(aws.client("sqs"), aws.client("lambda"), aws.queue_url, function_name)
+    # the Lambda consuming a queue runs app.py's handler `jobs_<queue>`
+    return QueueControl(
+        aws.client("sqs"), aws.client("lambda"), aws.queue_url, lambda queue: config.function_name(f"jobs_{queue}")
+    )
 
 
 def known(queue: str) -> str:
