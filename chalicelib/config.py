@@ -87,6 +87,14 @@ def get() -> Settings:
     )
 
 
+def function_name(handler_name: str) -> str:
+    """The Lambda function of app.py's handler `handler_name` as `chalice deploy` (and the local
+    stack) names it: `inkwell-<stage>-<handler>`, e.g. `inkwell-prod-jobs_emails`; the REST
+    handler's is `inkwell-<stage>`."""
+    base = f"inkwell-{get().stage}"
+    return base if handler_name == "api_handler" else f"{base}-{handler_name}"
+
+
 SECRETS = (JWT_SECRET, WEBHOOK_SECRET, AUDIT_DIGEST_KEY)
 LAMBDA_FUNCTION = "AWS_LAMBDA_FUNCTION_NAME"  # set by the Lambda runtime, never by us
 

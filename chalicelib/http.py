@@ -14,13 +14,12 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from chalice import Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from chalicelib import errors
+from chalicelib import errors, util
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -139,18 +138,11 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _plain_key_value(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
-
-
 def encode_cursor(last_key: dict[str, Any] | None, scope: str = "") -> str | None:
     """`?cursor=` for a DynamoDB LastEvaluatedKey (None when there is no next page)."""
     if not last_key:
         return None
-    plain = {k: _plain_key_value(v) for k, v in last_key.items()}
-    payload = json.dumps(plain, sort_keys=True, separators=(",", ":"), default=str).encode()
+    payload = json.dumps(util.from_dynamo(last_key), sort_keys=True, separators=(",", ":"), default=str).encode()
     return f"{_b64(payload)}.{_cursor_mac(payload, scope)}"
 
 
@@ -175,7 +167,7 @@ def decode_cursor(params: dict[str, str], expected_keys: set[str], scope: str = 
         or not all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in data.values())
     ):
         raise invalid
-    return {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in data.items()}
+    return util.to_dynamo(data)
 
 
 def query_scope(query_kwargs: dict[str, Any]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 
 def now() -> float:
@@ -33,6 +33,12 @@ def parse_iso(value: str) -> float:
 
 def day(ts: float | None = None) -> str:
     return datetime.fromtimestamp(now() if ts is None else ts, UTC).strftime("%Y-%m-%d")
+
+
+def iso_week(day: date) -> str:
+    """The ISO week `day` falls in: `2026-W48` (the year is the ISO year: 2027-01-01 is `2026-W53`)."""
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
 
 
 def ttl_fields(expires_at: float) -> dict[str, object]:

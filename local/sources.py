@@ -3,7 +3,7 @@
 Read from the app object (`app.event_sources`, `app.websocket_handlers`, `app.handler_map`), the
 way `chalice package` reads it, so a handler added with a decorator is served locally without any
 registration here. Names follow `chalice deploy`: the function (and EventBridge rule) of handler
-`h` is `<app_name>-<stage>-h`.
+`h` is `config.function_name(h)`, `inkwell-<stage>-h`.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def sqs_sources(app: Any, queues: Iterable[catalog.Queue] = ()) -> list[SqsSourc
                 SqsSource(
                     name=source.name,
                     handler=app.handler_map[source.name],
-                    function_name=function_name(app, source.name),
+                    function_name=config.function_name(source.name),
                     queue_name=queue,
                     batch_size=source.batch_size,
                     batching_window=source.maximum_batching_window_in_seconds or 0,
@@ -76,7 +76,7 @@ def schedule_sources(app: Any) -> list[ScheduleSource]:
                 ScheduleSource(
                     name=source.name,
                     handler=app.handler_map[source.name],
-                    function_name=function_name(app, source.name),
+                    function_name=config.function_name(source.name),
                     expression=expression,
                     description=source.description or "",
                 )
@@ -87,7 +87,3 @@ def schedule_sources(app: Any) -> list[ScheduleSource]:
 def websocket_handlers(app: Any) -> dict[str, Invoke]:
     """Route key (`$connect`, `$default`, `$disconnect`) -> deployed handler."""
     return {key: app.handler_map[cfg.name] for key, cfg in app.websocket_handlers.items()}
-
-
-def function_name(app: Any, handler_name: str) -> str:
-    return f"{app.app_name}-{config.get().stage}-{handler_name}"

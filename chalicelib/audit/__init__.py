@@ -24,11 +24,12 @@ Published for the realtime emitters: `events.AuditRecorded(event, important=True
 important actions only (lockouts, user changes, settings, queue control, job retries/removals
 and failures, schedule runs, tampering: `Action.important` in the catalogue), so a busy job does
 not flood the admin room; and `events.Alert` for lockouts and tampering. Jobs: `digest.seal(now)` is
-`cleanup/audit_digest`, `retention.cleanup(now)` is `cleanup/activity_logs`; import those
-submodules where they are used (this package loads only what `record` needs, for cold starts).
+`cleanup/audit_digest` (import that submodule where it is used: this package loads only what
+`record` needs, for cold starts); `cleanup/activity_logs` is the cleanup queue's sweep of
+`audit_events` (chalicelib.jobs.processors.audit).
 
 Modules: actions (catalogue), redact, model (keys, fingerprints), logger (record, buffer,
-writer, fallback queue), store (queries, summary, report), digest (seal, verify), retention, api.
+writer, fallback queue), store (queries, summary, report), digest (seal, verify), api.
 """
 
 from __future__ import annotations

@@ -43,11 +43,6 @@ def parse_week(value: str) -> date:
         raise ValueError(f"{value} is not a week of {year}") from None
 
 
-def iso_week(day: date) -> str:
-    year, week, _ = day.isocalendar()
-    return f"{year}-W{week:02d}"
-
-
 def yesterday(now: float | None = None) -> date:
     today = datetime.fromtimestamp(timeutil.now() if now is None else now, UTC).date()
     return today - timedelta(days=1)

@@ -34,16 +34,18 @@ MAX_CLEANED = 1000  # records removed by one clean
 DLQ_SWEEP = 100  # dead-letter messages looked at when a clean removes failed jobs
 
 
-def function_name(queue: str) -> str:
-    """The Lambda consuming `queue`: app.py's handler `jobs_<queue>`, named as `chalice deploy` does."""
-    return config.get().resource_name(f"jobs_{queue}")
-
-
 def control() -> QueueControl:
     # The local stack's emulator (INKWELL_AWS_ENDPOINT, a moto server) lacks StartMessageMoveTask
     # and answers 500 only after botocore's retries, seconds later: there, retry-all moves by hand.
+    # The Lambda consuming a queue runs app.py's handler `jobs_<queue>`.
     can_move = config.get().aws_endpoint is None
-    return QueueControl(aws.client("sqs"), aws.client("lambda"), aws.queue_url, function_name, can_move=can_move)
+    return QueueControl(
+        aws.client("sqs"),
+        aws.client("lambda"),
+        aws.queue_url,
+        lambda queue: config.function_name(f"jobs_{queue}"),
+        can_move=can_move,
+    )
 
 
 def known(queue: str) -> str:

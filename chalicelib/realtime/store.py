@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import math
 from decimal import Decimal
 from typing import Any
 
 from chalicelib import timeutil
+from chalicelib.util import to_dynamo
 
 TICKET_TTL_SECONDS = 60
 CONNECTION_TTL_SECONDS = 2 * 3600  # API Gateway closes a connection after 2 hours
@@ -301,13 +301,8 @@ class AnalyticsCounts:
                 Key=self._key(article_id),
                 UpdateExpression="SET next_update = :next",
                 ConditionExpression="attribute_not_exists(next_update) OR next_update = :seen",
-                ExpressionAttributeValues={":next": _decimal(next_update), ":seen": seen_next_update},
+                ExpressionAttributeValues={":next": to_dynamo(next_update), ":seen": seen_next_update},
             )
         except client.exceptions.ConditionalCheckFailedException:
             return False
         return True
-
-
-def _decimal(value: float) -> Decimal:
-    """Epoch seconds to the millisecond, rounded down (a due time is never pushed later)."""
-    return Decimal(math.floor(value * 1000)) / 1000

@@ -12,10 +12,10 @@ slot. A manual run is a slot of its own. Pure: no clock, no I/O.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib import cron
+from chalicelib import cron, timeutil
 from chalicelib.catalog import Schedule
 
 __all__ = ["SlotError", "handler_name", "job_payload", "manual_key", "slot_key", "slot_of"]
@@ -56,11 +56,6 @@ def manual_key(name: str, run_id: str | None = None) -> str:
     return f"{name}#manual#{run_id or uuid.uuid4()}"
 
 
-def iso_week(day: date) -> str:
-    year, week, _ = day.isocalendar()
-    return f"{year}-W{week:02d}"
-
-
 def job_payload(schedule: Schedule, slot: datetime, manual: bool = False) -> dict[str, Any]:
     """The job's payload: which schedule and slot it is for (the outcome is stored by that), and
     for reports the period they cover: the daily report the day before the slot, the weekly one
@@ -70,7 +65,7 @@ def job_payload(schedule: Schedule, slot: datetime, manual: bool = False) -> dic
     if schedule.job_type == "daily_report":
         payload["date"] = (day - timedelta(days=1)).isoformat()
     elif schedule.job_type == "weekly_report":
-        payload["week"] = iso_week(day - timedelta(days=7))
+        payload["week"] = timeutil.iso_week(day - timedelta(days=7))
     return payload
 
 

@@ -235,8 +235,13 @@ def test_two_ingestions_racing_for_the_same_update_send_one(listeners):
 
     counter = AnalyticsCounts(aws.table("ws_events"))
     _, seen = counter.add("d" * 32, "view")
-    assert counter.claim("d" * 32, seen, time.time() + 5) is True
-    assert counter.claim("d" * 32, seen, time.time() + 5) is False
+    due = time.time() + 5
+    assert counter.claim("d" * 32, seen, due) is True
+    assert counter.claim("d" * 32, seen, due + 5) is False
+    # the due time is stored exactly as given, and what `add` reads back claims the next one
+    _, stored = counter.add("d" * 32, "view")
+    assert float(stored) == due
+    assert counter.claim("d" * 32, stored, due + 5) is True
 
 
 def body_id(response: Any) -> str:

@@ -100,7 +100,6 @@ HEAVY_AT_IMPORT = [
     "chalicelib.jobs.processors.audit",
     "chalicelib.audit.digest",
     "chalicelib.audit.store",
-    "chalicelib.audit.retention",
     "chalicelib.realtime.handlers",
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -69,3 +70,18 @@ def test_settings_are_read_from_the_environment_until_reset(monkeypatch):
     assert config.get().jwt_ttl_seconds == 60
     config.reset()
     assert config.get().jwt_ttl_seconds == 120
+
+
+def test_function_names_are_those_chalice_deploy_gives_the_app_s_handlers(monkeypatch):
+    # In a process of its own: Chalice executes app.py again, registering its handlers twice.
+    code = (
+        "import json\n"
+        "from infra import app_shape\n"
+        "print(json.dumps({f.name: f.function_name for f in app_shape.load('prod').functions.values()}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    deployed = json.loads(result.stdout)
+    monkeypatch.setenv(config.STAGE, "prod")
+    config.reset()
+    assert {"api_handler", "jobs_emails", "session_cleanup"} <= set(deployed)
+    assert {name: config.function_name(name) for name in deployed} == deployed

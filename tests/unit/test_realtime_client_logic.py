@@ -1,9 +1,16 @@
 """The Python client's pure parts: reconnect backoff and the per-room cursor that makes resume
-lose nothing and repeat nothing."""
+lose nothing and repeat nothing; and a frame it sends in the background."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import json
+import weakref
+from typing import Any
+
 import pytest
+from inkwell_realtime.client import RealtimeClient
 from inkwell_realtime.tracking import RoomCursor, backoff_delay
 
 
@@ -47,3 +54,38 @@ def test_a_hole_no_replay_could_fill_is_given_up_after_a_complete_resume():
     assert cursor.last == 9 and not cursor.has_gap
     assert cursor.accept(8, "e8") == []
     assert RoomCursor(last=2).settle() == []  # nothing ahead: nothing changes
+
+
+class SlowSocket:
+    """A connection whose send waits on a future that only the sending task holds."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.waiting: weakref.ref[asyncio.Future[None]] | None = None
+
+    async def send(self, raw: str) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting = weakref.ref(future)
+        await future
+        self.sent.append(json.loads(raw))
+
+
+def test_a_resume_sent_in_the_background_survives_garbage_collection_until_sent():
+    async def scenario() -> tuple[list[dict[str, Any]], int]:
+        client = RealtimeClient("http://127.0.0.1:1", "token")
+        ws = SlowSocket()
+        client._ws = ws  # type: ignore[assignment]
+        client.cursors["r"] = RoomCursor(last=3)
+        client._handle(json.dumps({"type": "resumed", "room": "r", "complete": False, "next_after": 7}))
+        await asyncio.sleep(0)  # the send starts and waits
+        gc.collect()
+        future = ws.waiting() if ws.waiting else None
+        assert future is not None, "the sending task was garbage-collected mid-flight"
+        future.set_result(None)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return ws.sent, len(client._sends)
+
+    sent, still_kept = asyncio.run(scenario())
+    assert sent == [{"action": "resume", "room": "r", "after": 7}]
+    assert still_kept == 0  # released once sent

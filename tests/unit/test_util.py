@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -66,3 +67,14 @@ def test_time_helpers_format_utc_with_a_z():
     assert timeutil.parse_iso("1970-01-01T00:00:01.500Z") == 1.5
     assert timeutil.parse_iso("1970-01-01T00:00:10") == 10  # naive means UTC
     assert timeutil.ttl_fields(86400 * 2 + 5) == {"ttl": 86400 * 2 + 5, "expiry_day": "1970-01-03"}
+
+
+@pytest.mark.parametrize(
+    "day, week",
+    [(date(2026, 11, 30), "2026-W49"), (date(2027, 1, 1), "2026-W53"), (date(2024, 12, 30), "2025-W01")],
+)
+def test_iso_week_names_the_iso_year_and_is_what_reports_parse(day, week):
+    from chalicelib.content import reports
+
+    assert timeutil.iso_week(day) == week
+    assert reports.parse_week(week) == day - timedelta(days=day.weekday())  # its Monday

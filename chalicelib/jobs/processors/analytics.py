@@ -13,11 +13,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from chalicelib import aws, catalog, events, timeutil
+from chalicelib import aws, events, timeutil
 from chalicelib.content import reports
 from chalicelib.content import settings as settings_store
 from chalicelib.jobs.errors import PermanentError
-from chalicelib.jobs.processors.cleanup import sweep_expired
+from chalicelib.jobs.processors.cleanup import carry_on, sweep
 from chalicelib.jobs.processors.registry import Job, JobContext, processor
 
 
@@ -45,7 +45,7 @@ def run_daily(job: Job, ctx: JobContext, table: Any, settings: settings_store.Se
 
 
 def run_weekly(job: Job, ctx: JobContext, table: Any, settings: settings_store.Settings) -> dict[str, Any]:
-    last_week = reports.iso_week(reports.yesterday() - timedelta(days=6))
+    last_week = timeutil.iso_week(reports.yesterday() - timedelta(days=6))
     week = _argument(job, "week", reports.parse_week, last_week)
     days: dict[str, dict[str, Any]] = {}
     for i, day in enumerate(reports.week_days(reports.parse_week(week))):
@@ -96,4 +96,4 @@ def weekly_report(job: Job, ctx: JobContext) -> dict[str, Any]:
 
 @processor("analytics", "cleanup_old_data")
 def cleanup_old_data(job: Job, ctx: JobContext) -> dict[str, Any]:
-    return sweep_expired(aws.table("analytics_events"), catalog.table("analytics_events"), ctx)
+    return carry_on(job, sweep("analytics_events", ctx))

@@ -1,9 +1,11 @@
 """The cleanup queue: sweeps of what TTL has not removed yet, and orphaned data.
 
 DynamoDB's TTL deletes expired items in the background, usually within days. The sweeps catch
-the rest: each Queries the `by_expiry` index (expiry day, ttl) for the days just past, deletes
-what has expired, and stops after a bounded number of pages or before the Lambda deadline,
-answering `more: true` so the next run carries on. Never a Scan.
+the rest, one way for every swept table (here `sessions`, `login_attempts`, `webhook_logs`; also
+`analytics/cleanup_old_data` and the audit trail's `activity_logs`): `sweep_expired` Queries the
+`by_expiry` index (expiry day, ttl) for the days just past, deletes what has expired, and stops
+after a bounded number of pages or when the job's time is up (`ctx.time_left()`), answering
+`more: true`; `carry_on` then enqueues the same job again, which carries on. Never a Scan.
 
 `activity_logs` and `audit_digest` belong to the audit capability, which registers them.
 """
@@ -26,32 +28,24 @@ ORPHAN_DAYS = 7  # analytics partitions checked for events of deleted articles
 CONNECTION_TABLES = ("ws_connections", "ws_members")  # swept by `orphans` when the catalogue has them
 
 
-def sweep_expired(
-    table: Any,
-    spec: catalog.Table,
-    ctx: JobContext,
-    *,
-    now: float | None = None,
-    lookback_days: int = LOOKBACK_DAYS,
-    page_size: int = PAGE_SIZE,
-    max_pages: int = MAX_PAGES,
-) -> dict[str, Any]:
-    """Delete `spec`'s expired items, found by its `by_expiry` index; bounded in time and in
-    pages (at most `lookback_days + 1 + max_pages` Queries, `max_pages * page_size` deletes)."""
-    now = timeutil.now() if now is None else now
+def sweep_expired(table: Any, spec: catalog.Table, ctx: JobContext) -> dict[str, Any]:
+    """Delete `spec`'s expired items (`ttl` before now), found by its `by_expiry` index; bounded
+    in time and in pages (at most LOOKBACK_DAYS + 1 + MAX_PAGES Queries, MAX_PAGES * PAGE_SIZE
+    deletes). `more: true` when it stopped before the end."""
+    now = timeutil.now()
     today = datetime.fromtimestamp(now, UTC).date()
     key_names = [spec.pk] + ([spec.sk] if spec.sk else [])
     deleted, pages = 0, 0
-    for back in range(lookback_days, -1, -1):
+    for back in range(LOOKBACK_DAYS, -1, -1):
         day = (today - timedelta(days=back)).isoformat()
         start: dict[str, Any] | None = None
         while True:
-            if pages >= max_pages or ctx.time_left() <= 0:
+            if pages >= MAX_PAGES or ctx.time_left() <= 0:
                 return {"table": spec.name, "deleted": deleted, "pages": pages, "more": True}
             kwargs: dict[str, Any] = {
                 "IndexName": "by_expiry",
                 "KeyConditionExpression": Key("expiry_day").eq(day) & Key("ttl").lt(int(now)),
-                "Limit": page_size,
+                "Limit": PAGE_SIZE,
                 "ProjectionExpression": ", ".join(f"#k{i}" for i in range(len(key_names))),
                 "ExpressionAttributeNames": {f"#k{i}": name for i, name in enumerate(key_names)},
             }
@@ -75,19 +69,32 @@ def sweep(name: str, ctx: JobContext) -> dict[str, Any]:
     return sweep_expired(aws.table(name), catalog.table(name), ctx)
 
 
+def carry_on(job: Job, result: dict[str, Any]) -> dict[str, Any]:
+    """When `result` says `more`, enqueue `job` again (same queue, type and payload) to go on
+    where it stopped, and name that job in `continued_by`. Once per job: a redelivery of `job`
+    gets the same follow-up (its id is the idempotency key)."""
+    if not result.get("more"):
+        return result
+    from chalicelib import jobs
+
+    payload = {**job["payload"], "continues": job["id"]}
+    follow_up = jobs.enqueue(job["queue"], job["type"], payload, idempotency_key=f"{job['id']}#continued")
+    return {**result, "continued_by": follow_up["id"]}
+
+
 @processor("cleanup", "sessions")
 def sessions(job: Job, ctx: JobContext) -> dict[str, Any]:
-    return sweep("sessions", ctx)
+    return carry_on(job, sweep("sessions", ctx))
 
 
 @processor("cleanup", "login_attempts")
 def login_attempts(job: Job, ctx: JobContext) -> dict[str, Any]:
-    return sweep("login_attempts", ctx)
+    return carry_on(job, sweep("login_attempts", ctx))
 
 
 @processor("cleanup", "webhook_logs")
 def webhook_logs(job: Job, ctx: JobContext) -> dict[str, Any]:
-    return sweep("webhook_logs", ctx)
+    return carry_on(job, sweep("webhook_logs", ctx))
 
 
 # --- orphans -------------------------------------------------------------------------------------
@@ -160,4 +167,5 @@ def orphans(job: Job, ctx: JobContext) -> dict[str, Any]:
         "analytics_events": orphan_events(aws.table("analytics_events"), store, ctx, days),
         "expired": [sweep(name, ctx) for name in (*CONNECTION_TABLES, "jobs") if name in catalog.TABLES],
     }
-    return result
+    result["more"] = any(s["more"] for s in result["expired"])
+    return carry_on(job, result)

@@ -137,6 +137,7 @@ class RealtimeClient:
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._gap_checks: dict[str, asyncio.Task[None]] = {}
+        self._sends: set[asyncio.Task[None]] = set()  # frames sent in the background, until sent
         self._closing = False
         self.connected = asyncio.Event()
         self.connects = 0  # successful connections so far
@@ -168,8 +169,8 @@ class RealtimeClient:
 
     async def close(self) -> None:
         self._closing = True
-        for check in self._gap_checks.values():
-            check.cancel()
+        for task in [*self._gap_checks.values(), *self._sends]:
+            task.cancel()
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()
@@ -302,6 +303,13 @@ class RealtimeClient:
             await self._sleep(self._ping_interval)
             await ws.send('{"action":"ping"}')
 
+    def _send_soon(self, frame: dict[str, Any]) -> None:
+        """Send `frame` from a synchronous frame handler. The loop keeps only a weak reference
+        to a task, so the task is kept here until it is done."""
+        task = asyncio.ensure_future(self._send(frame))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
     async def _send(self, frame: dict[str, Any]) -> None:
         ws = self._ws
         if ws is not None:  # open (set once the handshake is done), possibly still greeting
@@ -362,7 +370,7 @@ class RealtimeClient:
         if msg.get("complete", True):
             self._dispatch(cursor.settle())
         elif isinstance(msg.get("next_after"), int):
-            asyncio.ensure_future(self._send({"action": "resume", "room": room, "after": msg["next_after"]}))
+            self._send_soon({"action": "resume", "room": room, "after": msg["next_after"]})
 
     # --- REST ----------------------------------------------------------------------------------------
 

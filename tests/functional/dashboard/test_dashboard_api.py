@@ -115,9 +115,9 @@ def test_stats_run_the_queues_calls_concurrently(api, clock, monkeypatch):
 
 
 def mapping_state(queue: str) -> str:
-    from chalicelib.dashboard.service import function_name
+    from chalicelib import config
 
-    found = aws.client("lambda").list_event_source_mappings(FunctionName=function_name(queue))
+    found = aws.client("lambda").list_event_source_mappings(FunctionName=config.function_name(f"jobs_{queue}"))
     return found["EventSourceMappings"][0]["State"]
 
 

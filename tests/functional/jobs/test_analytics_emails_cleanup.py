@@ -178,21 +178,90 @@ def test_sweeps_delete_expired_items_and_keep_live_ones(poller, clock):
     assert not aws.table("sessions").get_item(Key={"jti": "old"}).get("Item")
 
 
-def test_a_sweep_stops_after_its_page_budget_and_says_more(aws_mock, clock):
-    from chalicelib import catalog
-    from chalicelib.jobs.processors.cleanup import sweep_expired
+SWEEPS = [  # every sweep job and the table it sweeps
+    ("cleanup", "sessions", "sessions"),
+    ("cleanup", "login_attempts", "login_attempts"),
+    ("cleanup", "webhook_logs", "webhook_logs"),
+    ("cleanup", "activity_logs", "audit_events"),
+    ("analytics", "cleanup_old_data", "analytics_events"),
+]
 
-    for i in range(5):
-        _expired("sessions", {"jti": f"s{i}"}, clock.t - 60)
+
+def _fill(table_name: str, prefix: str, expiries: list[float]) -> list[dict]:
+    """One item per expiry time in `table_name`; their keys."""
+    from chalicelib import catalog
+
+    spec = catalog.table(table_name)
+    keys = [{spec.pk: f"{prefix}{i}", **({spec.sk: f"{prefix}{i}"} if spec.sk else {})} for i in range(len(expiries))]
+    for key, at in zip(keys, expiries, strict=True):
+        _expired(table_name, key, at)
+    return keys
+
+
+def _noon(clock) -> float:
+    """Move the clock on to noon UTC (so that today's expiry partition holds past and future)."""
+    clock.advance((43_200 - clock.t % 86_400) % 86_400)
+    return clock.t
+
+
+@pytest.mark.parametrize(("queue", "job_type", "table_name"), SWEEPS)
+def test_a_sweep_larger_than_its_page_budget_finishes_over_follow_up_jobs(
+    poller, clock, monkeypatch, queue, job_type, table_name
+):
+    from chalicelib.jobs.processors import cleanup
+
+    monkeypatch.setattr(cleanup, "PAGE_SIZE", 2)
+    monkeypatch.setattr(cleanup, "MAX_PAGES", 1)
+    now = _noon(clock)
+    expired = _fill(table_name, "old", [now - 60, now - 120, now - 86_400, now - 3 * 86_400 - 5, now - 5 * 86_400])
+    live = _fill(table_name, "live", [now + 3600, now + 2 * 86_400])  # the first one is in today's partition
+    first = enqueue(queue, job_type, {})
+    poller.drain(queue)
+    chain, job_id = [], first["id"]
+    while job_id:
+        job = service.get(job_id)
+        assert job["state"] == "completed"
+        chain.append(job["result"])
+        job_id = job["result"].get("continued_by")
+    assert [r["more"] for r in chain] == [True] * (len(chain) - 1) + [False]
+    assert len(chain) >= 3 and sum(r["deleted"] for r in chain) == 5  # at most 2 a job
+    table = aws.table(table_name)
+    assert not any(table.get_item(Key=key).get("Item") for key in expired)
+    assert all(table.get_item(Key=key).get("Item") for key in live)
+
+
+def test_a_sweep_stops_when_its_time_is_up_and_says_more(aws_mock, clock, monkeypatch):
+    from chalicelib import catalog
+    from chalicelib.jobs.processors import cleanup
+
+    monkeypatch.setattr(cleanup, "PAGE_SIZE", 2)
+    _fill("sessions", "old", [_noon(clock) - 60] * 5)
 
     class Ctx:
-        def time_left(self):
-            return 100.0
+        def __init__(self, checks: int) -> None:
+            self.checks = checks
 
-    result = sweep_expired(aws.table("sessions"), catalog.table("sessions"), Ctx(), page_size=2, max_pages=2)
-    assert (result["deleted"], result["more"]) == (4, True)
-    again = sweep_expired(aws.table("sessions"), catalog.table("sessions"), Ctx(), page_size=2, max_pages=20)
-    assert (again["deleted"], again["more"]) == (1, False)
+        def time_left(self) -> float:
+            self.checks -= 1
+            return 10.0 if self.checks >= 0 else 0.0
+
+    # time for the Queries of the empty days before today, then for two pages of today
+    result = cleanup.sweep_expired(aws.table("sessions"), catalog.table("sessions"), Ctx(cleanup.LOOKBACK_DAYS + 2))
+    assert (result["deleted"], result["pages"], result["more"]) == (4, 2, True)
+    rest = cleanup.sweep_expired(aws.table("sessions"), catalog.table("sessions"), Ctx(1000))
+    assert (rest["deleted"], rest["more"]) == (1, False)
+
+
+def test_a_redelivered_sweep_enqueues_one_follow_up(aws_mock, clock):
+    from chalicelib.jobs.processors import cleanup
+
+    job = enqueue("cleanup", "sessions", {})
+    first = cleanup.carry_on(job, {"deleted": 2, "more": True})
+    again = cleanup.carry_on(job, {"deleted": 0, "more": True})
+    assert first["continued_by"] == again["continued_by"] != job["id"]
+    follow_up = service.get(first["continued_by"])
+    assert (follow_up["type"], follow_up["payload"]) == ("sessions", {"continues": job["id"]})
+    assert "continued_by" not in cleanup.carry_on(job, {"deleted": 0, "more": False})
 
 
 def test_analytics_cleanup_removes_events_past_retention(poller, clock):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -45,7 +46,13 @@ def test_a_failing_job_backs_off_2_then_4_seconds_then_fails_into_the_dead_lette
     poller, register, clock, sqs_calls, job_events, monkeypatch
 ):
     monkeypatch.setattr("random.random", lambda: 0.5)  # no jitter
-    register("emails", "send", lambda job, ctx: (_ for _ in ()).throw(RuntimeError("SES is down")))
+    hooked = []
+    register(
+        "emails",
+        "send",
+        lambda job, ctx: (_ for _ in ()).throw(RuntimeError("SES is down")),
+        on_final_failure=lambda job, error: hooked.append(error["kind"]),
+    )
     job = enqueue("emails", "send", {"to": "x"})
     times = []
     for _ in range(3):
@@ -65,6 +72,7 @@ def test_a_failing_job_backs_off_2_then_4_seconds_then_fails_into_the_dead_lette
     assert [b["job_id"] for b in poller.dead_letter_bodies("emails")] == [job["id"]]
     kinds = [e.kind for e in job_events if e.job["id"] == job["id"]]
     assert kinds == ["active", "retrying", "active", "retrying", "active", "failed"]
+    assert hooked == ["error"]  # once, after the last attempt
 
 
 def test_backoff_sets_the_job_delayed_between_attempts(poller, register, clock):
@@ -90,6 +98,51 @@ def test_a_permanent_error_fails_at_once_and_runs_the_failure_hook_once(poller, 
     assert _state(job["id"])["attempts"] == 1
     assert hooked == [(job["id"], {"message": "bad address", "kind": "invalid_payload"})]
     assert [b["job_id"] for b in poller.dead_letter_bodies("emails")] == [job["id"]]
+
+
+def test_a_dead_letter_queue_outage_leaves_the_message_to_come_back_and_be_dead_lettered(
+    poller, register, clock, monkeypatch
+):
+    from chalicelib.jobs.queues import JobQueues
+
+    ran = []
+    register("emails", "send", lambda job, ctx: ran.append(1) or (_ for _ in ()).throw(PermanentError("no")))
+    job = enqueue("emails", "send", {})
+    real = JobQueues.dead_letter
+
+    def down(self, queue, body):
+        raise ConnectionError("SQS down")
+
+    monkeypatch.setattr(JobQueues, "dead_letter", down)
+    response = poller.run_once("emails")
+    assert len(response["batchItemFailures"]) == 1  # not acknowledged: the message comes back
+    assert _state(job["id"])["state"] == "failed"
+    monkeypatch.setattr(JobQueues, "dead_letter", real)
+    poller.drain("emails")
+    assert ran == [1]  # dead-lettered then, without running again
+    assert [b["job_id"] for b in poller.dead_letter_bodies("emails")] == [job["id"]]
+    assert poller.visible_and_hidden("emails") == (0, 0)
+
+
+def test_a_message_of_an_earlier_run_is_acknowledged_without_running(poller, register, clock):
+    ran = []
+
+    def first_fails(job, ctx):
+        ran.append(job["id"])
+        if len(ran) == 1:
+            raise PermanentError("no")
+        return {}
+
+    register("emails", "send", first_fails)
+    job = enqueue("emails", "send", {})
+    poller.drain("emails")
+    (old_run,) = poller.dead_letter_bodies("emails")
+    service.retry(job["id"], tidy=False)  # run 2
+    aws.client("sqs").send_message(QueueUrl=aws.queue_url("emails"), MessageBody=json.dumps(old_run))
+    poller.drain("emails")
+    assert ran == [job["id"]] * 2  # the first run and the retry, not the old run's message
+    assert (_state(job["id"])["state"], _state(job["id"])["attempts"]) == ("completed", 1)
+    assert poller.visible_and_hidden("emails") == (0, 0)
 
 
 def test_an_unknown_job_type_fails_permanently(poller, clock, monkeypatch):
