@@ -75,8 +75,19 @@ class FakeStore:
     def retry_later(self, job: dict[str, Any], owner: str, error: dict[str, str]) -> dict[str, Any]:
         return self._owned(job, owner, state="delayed", error=error)
 
-    def fail(self, job: dict[str, Any], owner: str, error: dict[str, str]) -> dict[str, Any]:
-        return self._owned(job, owner, state="failed", error=error)
+    def failing(self, job: dict[str, Any], owner: str, error: dict[str, str]) -> dict[str, Any]:
+        return self._owned(job, owner, failing={"error": error, "attempts": job["attempts"]})
+
+    def fail(
+        self, job: dict[str, Any], owner: str, error: dict[str, str], attempts: int | None = None
+    ) -> dict[str, Any]:
+        changes: dict[str, Any] = {"state": "failed", "error": error}
+        if attempts is not None:
+            changes["attempts"] = attempts
+        failed = self._owned(job, owner, **changes)
+        self.items[job["id"]].pop("failing", None)
+        failed.pop("failing", None)
+        return failed
 
     def trim(self, queue: str, state: str, keep: int) -> int:
         self.trimmed.append((queue, state, keep))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib import catalog, timeutil
-from chalicelib.jobs import PermanentError
+from chalicelib.jobs import PermanentError, processors
 from chalicelib.jobs.processors import registry
 from chalicelib.jobs.worker import Worker
 from tests.unit.jobs.fakes import FakeClock, FakeContext, FakeQueues, FakeStore, sqs_record
@@ -24,6 +24,7 @@ def setup(clock, monkeypatch):
     worker = Worker(catalog.queue("emails"), store, queues, rng=lambda: 0.5)
 
     def use(fn, **hooks):
+        processors.get("emails", "send")  # the real processors are loaded first, not over this one later
         monkeypatch.setitem(registry._registry, ("emails", "send"), registry.Processor("emails", "send", fn, **hooks))
 
     return store, queues, worker, use
@@ -125,3 +126,55 @@ def test_no_record_starts_inside_the_deadline_margin(setup):
     job = store.add("emails", "send")
     assert run(worker, sqs_record(job), seconds=4) == {"batchItemFailures": [{"itemIdentifier": "msg-1"}]}
     assert store.items[job["id"]]["state"] == "waiting"
+
+
+def test_the_final_failure_hook_runs_before_the_job_is_recorded_failed(setup):
+    store, queues, worker, use = setup
+    seen = []
+    use(
+        lambda job, ctx: (_ for _ in ()).throw(PermanentError("no")),
+        on_final_failure=lambda job, err: seen.append(store.items[job["id"]]["state"]),
+    )
+    job = store.add("emails", "send")
+    assert run(worker, sqs_record(job)) == {"batchItemFailures": []}
+    assert seen == ["active"]
+    assert store.items[job["id"]]["state"] == "failed"
+    assert "failing" not in store.items[job["id"]]
+
+
+def test_a_failing_hook_still_fails_the_job(setup):
+    store, queues, worker, use = setup
+    use(
+        lambda job, ctx: (_ for _ in ()).throw(PermanentError("no")),
+        on_final_failure=lambda job, err: 1 / 0,
+    )
+    job = store.add("emails", "send")
+    assert run(worker, sqs_record(job)) == {"batchItemFailures": []}
+    assert store.items[job["id"]]["state"] == "failed"
+    assert len(queues.dead) == 1
+
+
+def test_a_failure_interrupted_after_its_hook_is_finished_by_the_next_delivery(setup, clock):
+    # GIVEN a job whose worker died after the final-failure hook, before recording the failure
+    store, queues, worker, use = setup
+    ran, hooked = [], []
+    use(lambda job, ctx: ran.append(1), on_final_failure=lambda job, err: hooked.append(err))
+    error = {"message": "bad address", "kind": "invalid_payload"}
+    job = store.add(
+        "emails",
+        "send",
+        state="active",
+        attempts=3,
+        lease_owner="dead",
+        lease_until=clock() - 1,
+        failing={"error": error, "attempts": 3},
+    )
+    # WHEN its message comes again
+    assert run(worker, sqs_record(job, receive_count=1)) == {"batchItemFailures": []}
+    # THEN the failure is finished (the hook again: hooks are idempotent) without running the job
+    assert ran == []
+    assert hooked == [error]
+    item = store.items[job["id"]]
+    assert (item["state"], item["error"], item["attempts"]) == ("failed", error, 3)
+    assert "failing" not in item
+    assert len(queues.dead) == 1
