@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from typing import Any
 
 EVENTS = 1000
 
@@ -48,6 +49,25 @@ def main() -> None:
         )
         elapsed = time.perf_counter() - start
         print(f"  for comparison, 100 critical events -> {calls['PutItem']} PutItem, {elapsed * 10:.1f} ms each")
+
+        # The admin room's `activity` for every event, sent per flush (every ACTIVITY_BATCH events
+        # of a long invocation, and at its end), not per event. Nobody is connected: no posts.
+        from chalicelib.audit import logger
+        from chalicelib.realtime import emitters  # noqa: F401  (subscribes the emitters)
+
+        by_table: Counter[str] = Counter()
+
+        def table_of(model: Any, params: dict[str, Any], **_: Any) -> None:
+            for name in params.get("RequestItems") or [params.get("TableName", "?")]:
+                by_table[f"{model.name} {name.removeprefix(config.get().resource_name(''))}"] += 1
+
+        client.meta.events.register("before-parameter-build.dynamodb.*", table_of)
+        middleware.run(runtime.Invocation(kind="sqs", request_id="bench-activity"), handler)
+        realtime = {k: v for k, v in by_table.items() if "audit_events" not in k}
+        print(
+            f"  with the realtime emitters, the {EVENTS} events also go out as `activity` in "
+            f"{EVENTS // logger.ACTIVITY_BATCH} flushes for {sum(realtime.values())} more requests: {realtime}"
+        )
 
 
 if __name__ == "__main__":

@@ -55,11 +55,11 @@ class Alert:
 
 @dataclass(frozen=True)
 class AuditRecorded:
-    """An important audit event was accepted (chalicelib.audit publishes only those: lockouts,
-    settings changes, queue control, job failures...); it deserves the admin room's `activity`."""
+    """Audit events were recorded and written (or handed to the audit queue): every event since
+    the previous one, in the order recorded, published once per flush of the audit log (at the end
+    of each invocation, see chalicelib.audit.logger). Each is the admin room's `activity`."""
 
-    event: dict[str, Any]  # the contract's audit event
-    important: bool = False
+    events: tuple[dict[str, Any], ...]  # the contract's audit events
 
 
 @dataclass(frozen=True)

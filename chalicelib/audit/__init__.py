@@ -20,10 +20,10 @@ the invocation, which every handler of `runtime.Inkwell` does by itself. Outside
 (scripts, tests) call `audit.flush()`; from a thread of your own, run the work in
 `contextvars.copy_context()` so that `record` sees the invocation (and its end flushes).
 
-Published for the realtime emitters: `events.AuditRecorded(event, important=True)` for the
-important actions only (lockouts, user changes, settings, queue control, job retries/removals
-and failures, schedule runs, tampering: `Action.important` in the catalogue), so a busy job does
-not flood the admin room; and `events.Alert` for lockouts and tampering. Jobs: `digest.seal(now)` is
+Published for the realtime emitters: every event, as the admin room's `activity` (what
+`GET /api/audit` lists, the live feed shows too), in one `events.AuditRecorded(events)` per flush
+(the end of the invocation, or every `logger.ACTIVITY_BATCH` events), after the events were
+written; and `events.Alert` for lockouts and tampering. Jobs: `digest.seal(now)` is
 `cleanup/audit_digest` (import that submodule where it is used: this package loads only what
 `record` needs, for cold starts); `cleanup/activity_logs` is the cleanup queue's sweep of
 `audit_events` (chalicelib.jobs.processors.audit).

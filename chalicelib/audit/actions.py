@@ -33,23 +33,22 @@ class Action:
     category: str
     severity: str = "info"
     critical: bool = False  # written before the response returns
-    important: bool = False  # worth an `activity` to the admin room right away
 
 
-def _a(category: str, severity: str = "info", critical: bool = False, important: bool = False) -> Action:
-    return Action(category, severity, critical, important)
+def _a(category: str, severity: str = "info", critical: bool = False) -> Action:
+    return Action(category, severity, critical)
 
 
 ACTIONS: dict[str, Action] = {
     # who is who: every one of these is security-relevant, so written before the response returns
     "auth.login": _a("auth", critical=True),
     "auth.login_failed": _a("auth", "warning", critical=True),
-    "auth.lockout": _a("auth", "error", critical=True, important=True),
+    "auth.lockout": _a("auth", "error", critical=True),
     "auth.logout": _a("auth", critical=True),
     "auth.token_refused": _a("auth", "warning", critical=True),
-    "user.create": _a("auth", critical=True, important=True),
-    "user.update": _a("auth", "warning", critical=True, important=True),
-    "user.delete": _a("auth", "warning", critical=True, important=True),
+    "user.create": _a("auth", critical=True),
+    "user.update": _a("auth", "warning", critical=True),
+    "user.delete": _a("auth", "warning", critical=True),
     "security.forbidden": _a("auth", "warning", critical=True),
     "realtime.ticket": _a("auth", critical=True),
     "realtime.refused": _a("auth", "warning", critical=True),
@@ -62,22 +61,22 @@ ACTIONS: dict[str, Action] = {
     "article.publish": _a("article"),
     "article.archive": _a("article"),
     "article.status_changed": _a("article"),
-    "article.generation_failed": _a("article", "error", important=True),
+    "article.generation_failed": _a("article", "error"),
     "content.generated": _a("content"),
     "content.webhook_call": _a("content"),
     "content.webhook_failed": _a("content", "warning"),
     # settings
-    "settings.update": _a("settings", "warning", critical=True, important=True),
+    "settings.update": _a("settings", "warning", critical=True),
     # queues, jobs and schedules: control actions are critical
-    "queue.pause": _a("system", "warning", critical=True, important=True),
-    "queue.resume": _a("system", "warning", critical=True, important=True),
-    "queue.clean": _a("system", "warning", critical=True, important=True),
-    "queue.retry_failed": _a("system", "warning", critical=True, important=True),
-    "job.retry": _a("system", critical=True, important=True),
-    "job.remove": _a("system", "warning", critical=True, important=True),
+    "queue.pause": _a("system", "warning", critical=True),
+    "queue.resume": _a("system", "warning", critical=True),
+    "queue.clean": _a("system", "warning", critical=True),
+    "queue.retry_failed": _a("system", "warning", critical=True),
+    "job.retry": _a("system", critical=True),
+    "job.remove": _a("system", "warning", critical=True),
     "job.completed": _a("system"),
-    "job.failed": _a("system", "error", important=True),
-    "schedule.run": _a("system", critical=True, important=True),
+    "job.failed": _a("system", "error"),
+    "schedule.run": _a("system", critical=True),
     "schedule.triggered": _a("system"),
     # analytics and reading the audit log (itself audited)
     "analytics.export": _a("analytics", critical=True),
@@ -87,7 +86,7 @@ ACTIONS: dict[str, Action] = {
     "audit.verify": _a("system", critical=True),
     "audit.sealed": _a("system"),
     "audit.cleanup": _a("system"),
-    "audit.tamper_detected": _a("system", "critical", critical=True, important=True),
+    "audit.tamper_detected": _a("system", "critical", critical=True),
     "audit.fallback": _a("system", "warning"),
     "dashboard.view": _a("system"),
 }
@@ -95,7 +94,7 @@ ACTIONS: dict[str, Action] = {
 # Families with open-ended names (`system.startup`, `system.alert`, ...), by prefix.
 FAMILIES: dict[str, Action] = {
     "system.": _a("system"),
-    "security.": _a("auth", "warning", critical=True, important=True),
+    "security.": _a("auth", "warning", critical=True),
 }
 
 
@@ -129,7 +128,6 @@ def classify(
         category or base.category,
         severity or base.severity,
         base.critical if critical is None else critical,
-        base.important,
     )
     if chosen.category not in RETENTION_DAYS:
         raise UnknownAction(f"unknown audit category {chosen.category!r}")

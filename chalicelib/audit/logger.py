@@ -3,7 +3,11 @@ that never loses an accepted event.
 
 Critical actions are written with a conditional PutItem before `record()` returns; the others
 are buffered on the running invocation and written with BatchWriteItem, 25 at a time: when 25
-are waiting, and at the end of every invocation (run by the middleware, on success and on error).
+are waiting, and at the end of every invocation (app.py's middleware, on success and on error).
+Every event, critical or not, is then published for the admin room's `activity`: one
+`events.AuditRecorded` per flush (the end of the invocation, an explicit `flush()`, or every
+ACTIVITY_BATCH events of a long invocation) carrying all the events recorded since the last one,
+in order, after they were written, so the realtime emitters pay per flush, not per event.
 Throttling is retried with exponential backoff (the sleep is injected); whatever DynamoDB still
 refuses goes to the `audit` SQS queue, whose processor (`store_fallback`) writes it later,
 idempotently. Should SQS refuse too, the event is logged whole at ERROR, the last place left.
@@ -32,7 +36,9 @@ BACKOFF_CAP = 2.0
 SQS_BODY_BYTES = 200_000  # under SQS's 256 KiB
 MARKER_PREFIX = "id#"
 NOT_RETRYABLE = frozenset({"ValidationException", "ResourceNotFoundException", "AccessDeniedException"})
+ACTIVITY_BATCH = 100  # a long invocation publishes its events this often (memory, latency)
 _BUFFER = "audit_buffer"
+_UNPUBLISHED = "audit_unpublished"
 
 
 def sleep(seconds: float) -> None:
@@ -189,16 +195,18 @@ def record(
         details=redact.details(details),
         now=now,
     )
+    event = model.public(item)
     if cls.critical:
         writer().put(model.place(item, now, now, _key()))
     else:
         buffer = inv.extras.setdefault(_BUFFER, [])
         buffer.append((item, now))
         if len(buffer) >= BATCH_SIZE:
-            flush()
-    event = model.public(item)
-    if cls.important:  # the admin room's `activity`: only what an admin should see at once
-        events.publish(events.AuditRecorded(event=event, important=True))
+            _write_buffer()
+    unpublished = inv.extras.setdefault(_UNPUBLISHED, [])
+    unpublished.append(event)
+    if len(unpublished) >= ACTIVITY_BATCH:
+        flush()
     level = ALERT_LEVELS.get(action)
     if level:
         events.publish(events.Alert(level, f"{action}: {_summary(event)}", {"event": event}))
@@ -218,7 +226,17 @@ def pending() -> int:
 
 
 def flush() -> dict[str, int]:
-    """Write the running invocation's buffered events (app.py's middleware runs it at the end of every invocation)."""
+    """Write the running invocation's buffered events, then publish every event recorded since
+    the last flush as one `events.AuditRecorded` (app.py's middleware runs it at the end of every invocation). Returns where
+    the buffered events went."""
+    outcome = _write_buffer()
+    unpublished = runtime.current().extras.pop(_UNPUBLISHED, [])
+    if unpublished:  # taken off the invocation first: a listener that fails cannot send them twice
+        events.publish(events.AuditRecorded(tuple(unpublished)))
+    return outcome
+
+
+def _write_buffer() -> dict[str, int]:
     buffer = runtime.current().extras.pop(_BUFFER, [])
     if not buffer:
         return {}

@@ -8,7 +8,7 @@ The shared interface (other capabilities code against these names only):
   the dashboard;
 - processors registered per (queue, type) with `processors.processor`, raising
   `PermanentError` to fail at once; any other exception is retried;
-- `worker.handle(queue, event, context)`, called by the SQS handlers in app.py.
+- `worker.Worker(queue, jobs, sqs, holds=..., guards=...)`: app.py builds one per batch.
 
 Layout: records.py (DynamoDB, the state machine), queues.py (SQS), service.py (the operations
 above), worker.py (batches), backoff.py, monitor.py (JobEvent), errors.py, processors/.

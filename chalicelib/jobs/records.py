@@ -13,7 +13,7 @@ conditional UpdateItem, so two workers holding the same message cannot both run 
 - claim: waiting/delayed, or active under an expired lease (its worker died), -> active with a
   lease (owner and expiry) for the message's run; `started_at` is when the latest attempt started
   (BullMQ's `processedOn`), kept by complete and fail, cleared with `finished_at` by a retry;
-- progress / complete / retry_later / fail: only by the lease owner while active.
+- progress / complete / retry_later / failing / fail: only by the lease owner while active.
 
 The claim rules themselves are the pure function `claim_outcome`, used to explain a refused claim.
 """
@@ -290,15 +290,27 @@ class JobStore:
             to="delayed",
         )
 
-    def fail(self, job: dict[str, Any], owner: str, error: dict[str, str]) -> dict[str, Any]:
-        return self._owned(
-            job,
-            owner,
+    def failing(self, job: dict[str, Any], owner: str, error: dict[str, str]) -> dict[str, Any]:
+        """Note on the active job that it is failing for good (`failing`: the error and the
+        attempts so far) before its final-failure hook runs: a delivery that finds the note (its
+        worker died before `fail`) finishes the failure instead of running the job again."""
+        note = {"error": error, "attempts": int(job["attempts"])}
+        return self._owned(job, owner, "SET failing = :f, updated_at = :now", {":f": note})
+
+    def fail(
+        self, job: dict[str, Any], owner: str, error: dict[str, str], attempts: int | None = None
+    ) -> dict[str, Any]:
+        """active -> failed; `attempts` restores the count of a failure finished by a later
+        delivery (whose claim counted one more)."""
+        values: dict[str, Any] = {":e": error}
+        update = (
             "SET #st = :to, queue_state = :qs, #err = :e, updated_at = :now, finished_at = :now, "
-            "#ttl = :ttl, expiry_day = :day REMOVE lease_owner, lease_until",
-            {":e": error},
-            to="failed",
+            "#ttl = :ttl, expiry_day = :day"
         )
+        if attempts is not None:
+            update += ", attempts = :attempts"
+            values[":attempts"] = attempts
+        return self._owned(job, owner, update + " REMOVE lease_owner, lease_until, failing", values, to="failed")
 
     def reset_for_retry(self, job: dict[str, Any]) -> dict[str, Any] | None:
         """failed -> waiting for a new run with fresh attempts; None unless the job is failed."""

@@ -8,8 +8,10 @@ processor, record the outcome, announce it through the monitor. The answer is
   computed from `ApproximateReceiveCount` (`ChangeMessageVisibility`) and marks the job
   `delayed`; SQS delivers it again when the backoff ends.
 - The last attempt's failure, or a PermanentError at any attempt, fails the job: its processor's
-  `on_final_failure` hook runs, and the worker copies the message to the dead-letter queue itself
-  and acknowledges the original (so "retry" works later, and nothing waits for SQS's redrive).
+  `on_final_failure` hook runs first (the job noted `failing`, so a worker dying after the hook
+  leaves the next delivery to finish the failure without running the job again), then the job is
+  recorded `failed` and announced, and the worker copies the message to the dead-letter queue
+  itself and acknowledges the original (so "retry" works later, and nothing waits for SQS's redrive).
 - A redelivered message of a completed job is acknowledged without running; a job active under a
   live lease (a concurrent delivery) is retried when the lease ends; an expired lease (its
   handler died) is taken over.
@@ -140,6 +142,11 @@ class Worker:
             return self._refused(record, claim.outcome, claim.job, message.job_id)
         job = claim.job
         assert job is not None
+        if job.get("failing"):  # its last worker died inside the final failure: finish that, no rerun
+            note = from_dynamo(job["failing"])
+            log.warning("%s: finishing the interrupted failure of job %s", self.queue.name, job["id"])
+            proc = processors.get(self.queue.name, job["type"])
+            return self._fail(job, owner, note["error"], record, proc, attempts=int(note["attempts"]))
         monitor.emit("active", job)
         attempt = int(job["attempts"])
         final = attempt >= int(job["max_attempts"]) or record.receive_count >= self.queue.attempts
@@ -217,19 +224,35 @@ class Worker:
         error: dict[str, str],
         record: Record,
         proc: processors.Processor | None,
+        attempts: int | None = None,
     ) -> bool:
+        """Fail the job for good. Its processor's `on_final_failure` runs first, so that whoever
+        sees the job `failed` (its record, `job.failed`) also sees what the hook did (the article
+        rolled back). The job is noted `failing` before the hook: if the Lambda dies between the
+        hook and the failed record, the next delivery finishes the failure (`_one`). A hook that
+        raises is logged; the job fails all the same."""
+        if proc is not None and proc.on_final_failure is not None:
+            try:
+                if not job.get("failing"):
+                    job = self.jobs.failing(job, owner, error)
+            except errors.LeaseLost as exc:
+                log.warning("%s: %s", self.queue.name, exc)
+                self._back_off(record)
+                return False
+            view = public(job)
+            if attempts is not None:
+                view["attempts"] = attempts
+            try:
+                proc.on_final_failure(view, error)
+            except Exception:
+                log.exception("%s: on_final_failure of job %s failed", self.queue.name, job["id"])
         try:
-            job = self.jobs.fail(job, owner, error)
+            job = self.jobs.fail(job, owner, error, attempts)
         except errors.LeaseLost as exc:
             log.warning("%s: %s", self.queue.name, exc)
             self._back_off(record)
             return False
         monitor.emit("failed", job, error)
-        if proc is not None and proc.on_final_failure is not None:
-            try:
-                proc.on_final_failure(public(job), error)
-            except Exception:
-                log.exception("%s: on_final_failure of job %s failed", self.queue.name, job["id"])
         self._trim("failed", self.queue.keep_failed)
         return self._to_dead_letters(record)
 

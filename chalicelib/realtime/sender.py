@@ -86,6 +86,37 @@ class Sender:
                 result.failed.append(cid)
         return result
 
+    def broadcast_many(self, connection_ids: Iterable[str], messages: list[Any]) -> BroadcastResult:
+        """Post every message, in order, to every connection: the connections concurrently (at
+        most `workers` at a time), each one's messages one after another, so that each hears them
+        in order. A connection that answers 410 gets no more; `sent` counts posts."""
+        datas = [m if isinstance(m, (bytes, str)) else dumps(m) for m in messages]
+        ids = list(dict.fromkeys(connection_ids))
+        result = BroadcastResult()
+        if not ids or not datas:
+            return result
+
+        def deliver(cid: str) -> tuple[int, str]:
+            sent, outcome = 0, "sent"
+            for data in datas:
+                posted = self._post_quietly(cid, data)
+                if posted == "gone":
+                    return sent, "gone"
+                if posted == "sent":
+                    sent += 1
+                else:
+                    outcome = "failed"  # the others still go: a client resumes over the gap
+            return sent, outcome
+
+        outcomes = [deliver(ids[0])] if len(ids) == 1 else list(_pool(self._workers).map(deliver, ids))
+        for cid, (sent, outcome) in zip(ids, outcomes, strict=True):
+            result.sent += sent
+            if outcome == "gone":
+                result.gone.append(cid)
+            elif outcome == "failed":
+                result.failed.append(cid)
+        return result
+
     def _post_quietly(self, connection_id: str, data: str | bytes) -> str:
         try:
             return "sent" if self.post(connection_id, data) else "gone"

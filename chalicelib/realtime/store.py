@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
+import random
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +28,21 @@ EVENT_RETENTION_SECONDS = 25 * 3600  # "at least 24 h" for resume, with an hour 
 COUNTER_RETENTION_SECONDS = 30 * 24 * 3600
 COUNTER_SEQ = 0
 _QUERY_PAGE = 200
+BATCH_WRITE_MAX = 25  # BatchWriteItem's limit of requests per call
+WRITE_ATTEMPTS = 5  # per BatchWriteItem, while DynamoDB answers UnprocessedItems
+BACKOFF_BASE = 0.05
+BACKOFF_CAP = 1.0
+
+log = logging.getLogger("inkwell.realtime")
+
+
+class EventsNotStored(RuntimeError):
+    """DynamoDB kept refusing some envelopes (UnprocessedItems) after every retry."""
+
+
+def sleep(seconds: float) -> None:
+    """The pause between retries of unprocessed items; tests replace it."""
+    time.sleep(seconds)
 
 
 def _key(name: str) -> Any:
@@ -196,22 +214,29 @@ class Connections:
 class EventLog:
     """Each room's events under (room, seq), and at seq 0 the room's counter (`last`)."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, client: Any = None) -> None:
         self._table = table
+        # The Table's client takes and returns plain values (boto3's resource layer serializes).
+        self._client = client or table.meta.client
 
     def next_seq(self, room: str) -> int:
         """The next seq of `room`: an atomic ADD, so concurrent emitters never share a seq."""
+        return self.reserve(room, 1)
+
+    def reserve(self, room: str, count: int) -> int:
+        """Take `count` consecutive seqs of `room` in one atomic ADD (concurrent emitters never
+        share one) and return the first of them."""
         result = self._table.update_item(
             Key={"room": room, "seq": COUNTER_SEQ},
-            UpdateExpression="ADD #l :one SET #t = :ttl, expiry_day = :day",
+            UpdateExpression="ADD #l :n SET #t = :ttl, expiry_day = :day",
             ExpressionAttributeNames={"#l": "last", "#t": "ttl"},
             ExpressionAttributeValues={
-                ":one": 1,
+                ":n": count,
                 **self._ttl_values(COUNTER_RETENTION_SECONDS),
             },
             ReturnValues="UPDATED_NEW",
         )
-        return int(result["Attributes"]["last"])
+        return int(result["Attributes"]["last"]) - count + 1
 
     @staticmethod
     def _ttl_values(seconds: int) -> dict[str, Any]:
@@ -220,8 +245,7 @@ class EventLog:
 
     def current(self, rooms: list[str]) -> dict[str, int]:
         """The last seq of each room (0 for a room that never had an event)."""
-        # The Table's client takes and returns plain values (boto3's resource layer serializes).
-        client = self._table.meta.client
+        client = self._client
         found: dict[str, int] = {}
         keys = [{"room": room, "seq": COUNTER_SEQ} for room in dict.fromkeys(rooms)]
         for start in range(0, len(keys), 100):
@@ -235,11 +259,25 @@ class EventLog:
 
     def append(self, entries: list[tuple[str, int, str]]) -> None:
         """Store (room, seq, envelope) entries, the envelope exactly as sent, so that a replay is
-        byte for byte the same; one BatchWriteItem for an event's rooms."""
+        byte for byte the same: BatchWriteItem, 25 entries per request (one request for an
+        event's rooms), retrying UnprocessedItems with backoff. Raises EventsNotStored when
+        DynamoDB still refuses some after WRITE_ATTEMPTS."""
         fields = timeutil.ttl_fields(timeutil.now() + EVENT_RETENTION_SECONDS)
-        with self._table.batch_writer() as batch:
-            for room, seq, body in entries:
-                batch.put_item(Item={"room": room, "seq": seq, "body": body, **fields})
+        requests = [
+            {"PutRequest": {"Item": {"room": room, "seq": seq, "body": body, **fields}}} for room, seq, body in entries
+        ]
+        for start in range(0, len(requests), BATCH_WRITE_MAX):
+            pending = requests[start : start + BATCH_WRITE_MAX]
+            for attempt in range(WRITE_ATTEMPTS):
+                result = self._client.batch_write_item(RequestItems={self._table.name: pending})
+                pending = (result.get("UnprocessedItems") or {}).get(self._table.name, [])
+                if not pending:
+                    break
+                log.warning("%d envelopes unprocessed, attempt %d", len(pending), attempt + 1)
+                if attempt + 1 < WRITE_ATTEMPTS:
+                    sleep(min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * (0.5 + random.random() / 2))
+            if pending:
+                raise EventsNotStored(f"{len(pending)} of {len(requests)} envelopes could not be stored")
 
     def replay(self, room: str, after: int, limit: int) -> tuple[list[tuple[int, str]], bool]:
         """Up to `limit` stored (seq, envelope) of `room` with seq > `after`, in order, and

@@ -117,17 +117,77 @@ def test_buffered_events_are_flushed_after_the_handler_raises(api):
     assert {i["request_id"] for i in items} == {"req-crash"}
 
 
-def test_important_events_are_published_for_the_realtime_emitters(api):
+@pytest.fixture
+def published(monkeypatch):
+    """Each AuditRecorded published, as (its events, how many of them still waited to be written)."""
     seen = []
+    monkeypatch.setitem(
+        events._listeners,
+        events.AuditRecorded,
+        [*events._listeners[events.AuditRecorded], lambda e: seen.append((list(e.events), audit.pending()))],
+    )
+    return seen
+
+
+def test_every_event_is_published_once_after_it_is_written(api, published):
     api.token("admin")
-    unsubscribe = events.subscribe(events.AuditRecorded, seen.append)
-    try:
-        api.post("/api/articles", {"title": "T", "topic": "x"}, as_="admin")
-        api.put("/api/settings/site.name", {"value": 1}, as_="admin")
-    finally:
-        unsubscribe()
-    assert [e.event["action"] for e in seen] == ["settings.update"]  # not article.create
-    assert seen[0].important and seen[0].event["details"]["new"] == {"site.name": 1}
+    published.clear()
+    api.post("/api/articles", {"title": "T", "topic": "x"}, as_="admin")  # buffered
+    api.put("/api/settings/site.name", {"value": 1}, as_="admin")  # critical
+    batches = list(published)
+    assert [([e["action"] for e in batch], waiting) for batch, waiting in batches] == [
+        (["article.create"], 0),
+        (["settings.update"], 0),
+    ]
+    assert batches[1][0][0]["details"]["new"] == {"site.name": 1}
+    stored = {i["id"]: i for i in all_events(api)}
+    assert [stored[batch[0]["id"]] for batch, _ in batches] == [batch[0] for batch, _ in batches]
+
+
+def test_an_invocation_publishes_its_events_in_order_once_whatever_was_written_when(api, published):
+    api.user("admin")
+
+    def handler():
+        ids = []
+        for n in range(30):  # buffered, 25 of them written before the end
+            if n == 12:  # written at once
+                ids.append(audit.record("queue.pause", resource=("queue", "emails"))["id"])
+            ids.append(audit.record("article.status_changed", details={"n": n})["id"])
+        return ids
+
+    ids = _middleware().run(runtime.Invocation(kind="sqs", request_id="r"), handler)
+    [(batch, waiting)] = published
+    assert waiting == 0
+    assert [e["id"] for e in batch] == ids and len(ids) == 31  # all of them, in the order recorded
+    _middleware().run(runtime.Invocation(kind="sqs", request_id="r2"), audit.flush)
+    assert len(published) == 1  # nothing twice
+
+
+def test_an_explicit_flush_publishes_what_was_recorded_so_far(api, published):
+    api.user("admin")
+
+    def handler():
+        audit.record("article.status_changed", details={"n": 1})
+        audit.flush()
+        audit.record("article.status_changed", details={"n": 2})
+
+    _middleware().run(runtime.Invocation(kind="sqs", request_id="r"), handler)
+    assert [[e["details"]["n"] for e in batch] for batch, _ in published] == [[1], [2]]
+
+
+def test_a_long_invocation_publishes_every_activity_batch_events(api, published, monkeypatch):
+    api.user("admin")
+    count = 2 * logger.ACTIVITY_BATCH + 7
+
+    def handler():
+        for n in range(count):
+            audit.record("article.status_changed", details={"n": n})
+        assert len(published) == 2  # before the end: memory and latency stay bounded
+
+    _middleware().run(runtime.Invocation(kind="sqs", request_id="r"), handler)
+    assert [len(batch) for batch, _ in published] == [logger.ACTIVITY_BATCH, logger.ACTIVITY_BATCH, 7]
+    assert [e["details"]["n"] for batch, _ in published for e in batch] == list(range(count))
+    assert all(waiting == 0 for _, waiting in published)
 
 
 def test_job_failures_and_article_status_changes_are_recorded_from_events(api):

@@ -3,12 +3,13 @@ connections, size limits, and the listeners wired to `chalicelib.events`."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import pytest
 
-from chalicelib import config, events, timeutil
+from chalicelib import config, events, runtime, timeutil
 from chalicelib.realtime import emitters, protocol
 from chalicelib.realtime import sender as sender_module
 from tests.functional.ws_support import FakeManagement
@@ -193,11 +194,153 @@ def test_alerts_reach_admins_with_their_details(listeners):
     assert frames[0]["data"] == {"level": "critical", "message": "queue articles is failing", "queue": "articles"}
 
 
-def test_important_audit_events_reach_admins_as_activity(listeners):
-    events.publish(events.AuditRecorded({"id": "e1", "action": "settings.update"}, important=True))
-    events.publish(events.AuditRecorded({"id": "e2", "action": "article.create"}, important=False))
+def test_every_audit_event_reaches_admins_as_activity(listeners):
+    events.publish(
+        events.AuditRecorded(({"id": "e1", "action": "settings.update"}, {"id": "e2", "action": "article.create"}))
+    )
     frames = listeners.take("admin")
-    assert [(f["type"], f["data"]["id"]) for f in frames] == [("activity", "e1")]
+    assert [(f["type"], f["seq"], f["data"]["id"]) for f in frames] == [("activity", 1, "e1"), ("activity", 2, "e2")]
+    assert rooms_heard(listeners, "follower", "author") == {"follower": [], "author": []}
+
+
+@pytest.fixture
+def dynamodb_calls(aws_mock) -> Any:
+    """Every DynamoDB request, as (operation, logical table, items or count): batch writes carry
+    their item count, an UpdateItem its ADD value."""
+    from chalicelib import aws, catalog
+
+    names = {config.get().resource_name(name): name for name in catalog.TABLES}
+    calls: list[tuple[str, str, Any]] = []
+
+    def hook(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if "RequestItems" in params:
+            for name, requests in params["RequestItems"].items():
+                calls.append((model.name, names.get(name, name), len(requests)))
+        else:
+            added = (params.get("ExpressionAttributeValues") or {}).get(":n")
+            if isinstance(added, dict):  # serialized already ({"N": "60"})
+                added = int(added["N"])
+            calls.append((model.name, names.get(params.get("TableName", ""), "?"), added))
+
+    client = aws.table("ws_events").meta.client  # every table's resource shares this client
+    client.meta.events.register("before-parameter-build.dynamodb", hook)
+    yield calls
+    client.meta.events.unregister("before-parameter-build.dynamodb", hook)
+
+
+def test_a_flush_of_60_audit_events_costs_five_requests_and_each_arrives_as_activity(listeners, dynamodb_calls):
+    from chalicelib import audit
+
+    join("admin-b", "admin", user_id="admin-2", role="admin")
+    recorded: list[dict[str, Any]] = []
+
+    def handler() -> None:  # 58 buffered events and 2 critical ones (written at once), interleaved
+        for n in range(60):
+            if n in (10, 40):
+                recorded.append(audit.record("settings.update", resource=("setting", f"k{n}")))
+            else:
+                recorded.append(audit.record("article.status_changed", resource=("article", f"a{n}")))
+        dynamodb_calls.clear()  # count the end of the invocation: the audit flush
+
+    _invoke(runtime.Invocation(kind="sqs", request_id="req-60"), handler)
+
+    realtime = [c for c in dynamodb_calls if c[1] != "audit_events"]
+    assert realtime == [
+        ("UpdateItem", "ws_events", 60),  # one reservation of 60 seqs for the admin room
+        ("BatchWriteItem", "ws_events", 25),  # their envelopes, 25 per request
+        ("BatchWriteItem", "ws_events", 25),
+        ("BatchWriteItem", "ws_events", 10),
+        ("Query", "ws_members", None),  # one read of the admin room's members
+    ]
+    assert [c for c in dynamodb_calls if c[1] == "audit_events"] == [("BatchWriteItem", "audit_events", 8)]
+    for cid in ("admin", "admin-b"):
+        frames = listeners.take(cid)
+        assert [f["type"] for f in frames] == ["activity"] * 60
+        assert [f["seq"] for f in frames] == list(range(1, 61))
+        assert [f["data"] for f in frames] == recorded
+    assert rooms_heard(listeners, "follower", "author") == {"follower": [], "author": []}
+    # resume replays exactly the reserved seqs, in order, byte for byte as sent
+    replayed, more = emitters.event_log().replay("admin", 0, 500)
+    assert [seq for seq, _ in replayed] == list(range(1, 61)) and more is False
+    assert [json.loads(b)["data"] for _, b in replayed] == recorded
+
+
+def test_activity_seqs_follow_other_admin_events_without_a_gap(listeners):
+    from chalicelib import audit
+
+    emitters.emit_system_alert("info", "before")
+    _invoke(
+        runtime.Invocation(kind="sqs", request_id="r"),
+        lambda: [audit.record("article.status_changed", resource=("article", f"a{n}")) for n in range(3)],
+    )
+    emitters.emit_system_alert("info", "after")
+    frames = listeners.take("admin")
+    assert [(f["seq"], f["type"]) for f in frames] == [
+        (1, "system.alert"),
+        (2, "activity"),
+        (3, "activity"),
+        (4, "activity"),
+        (5, "system.alert"),
+    ]
+
+
+class FlakyBatches:
+    """The DynamoDB client, refusing half of each of the first `fail` BatchWriteItem requests as
+    UnprocessedItems (moto never does) and checking BatchWriteItem's limit of 25 (moto does not)."""
+
+    def __init__(self, real: Any, fail: int) -> None:
+        self._real, self.fail, self.sizes = real, fail, []
+
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 (boto3's name)
+        ((name, requests),) = RequestItems.items()
+        self.sizes.append(len(requests))
+        assert len(requests) <= 25, "BatchWriteItem takes at most 25 requests"
+        if len(self.sizes) <= self.fail:
+            half = len(requests) // 2
+            if half:
+                self._real.batch_write_item(RequestItems={name: requests[:half]})
+            return {"UnprocessedItems": {name: requests[half:]}}
+        return self._real.batch_write_item(RequestItems=RequestItems)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_unprocessed_envelopes_are_retried_until_stored_before_anything_is_posted(listeners, monkeypatch):
+    from chalicelib import aws
+    from chalicelib.realtime import store
+
+    sleeps: list[float] = []
+    monkeypatch.setattr(store, "sleep", sleeps.append)
+    table = aws.table("ws_events")
+    flaky = FlakyBatches(table.meta.client, fail=3)
+    monkeypatch.setattr(emitters, "event_log", lambda: store.EventLog(table, client=flaky))
+    audit_events = [{"id": f"e{n}", "action": "article.create"} for n in range(30)]
+    events.publish(events.AuditRecorded(tuple(audit_events)))
+    assert flaky.sizes[:2] == [25, 13] and len(sleeps) >= 2
+    replayed, _ = store.EventLog(table).replay("admin", 0, 500)
+    assert [seq for seq, _ in replayed] == list(range(1, 31))
+    assert [f["data"]["id"] for f in listeners.take("admin")] == [e["id"] for e in audit_events]
+
+
+def test_envelopes_that_cannot_be_stored_are_not_posted(listeners, monkeypatch):
+    from chalicelib import aws
+    from chalicelib.realtime import store
+
+    monkeypatch.setattr(store, "sleep", lambda s: None)
+    table = aws.table("ws_events")
+    monkeypatch.setattr(
+        emitters, "event_log", lambda: store.EventLog(table, client=FlakyBatches(table.meta.client, 10**6))
+    )
+    with pytest.raises(store.EventsNotStored):
+        emitters.emit_many("activity", "admin", [{"id": "e1"}, {"id": "e2"}])
+    assert listeners.calls == 0
+
+
+def test_an_oversized_event_of_a_batch_is_left_out_and_the_others_go(listeners):
+    seqs = emitters.emit_many("activity", "admin", [{"id": "e1"}, {"id": "big", "x": "x" * (128 * 1024)}, {"id": "e3"}])
+    assert seqs == [1, 2]
+    assert [(f["seq"], f["data"]["id"]) for f in listeners.take("admin")] == [(1, "e1"), (2, "e3")]
 
 
 def test_a_failing_emitter_does_not_break_the_publisher(listeners):
@@ -261,3 +404,10 @@ def test_a_stored_analytics_report_reaches_admins_as_an_analytics_update(listene
         )
     ]
     assert listeners.take("follower") == [] and listeners.take("author") == []
+
+
+def _invoke(inv: runtime.Invocation, fn: Any, *args: Any) -> Any:
+    """Run `fn` as app.py's middleware runs a handler (its end flushes the audit log)."""
+    import app
+
+    return app.middleware.run(inv, fn, *args)

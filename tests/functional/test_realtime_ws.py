@@ -4,10 +4,11 @@ frames, resume and disconnects."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
-from chalicelib import aws, timeutil
+from chalicelib import aws, runtime, timeutil
 from chalicelib.realtime import emitters, handlers, store
 from chalicelib.realtime import sender as sender_module
 from tests.conftest import body
@@ -299,6 +300,26 @@ def test_resume_replays_the_rooms_events_after_seq_in_order(gw, api, management)
     assert replies[-1] == {"type": "resumed", "room": f"article:{aid}", "count": 2, "complete": True}
 
 
+def test_every_audit_event_reaches_the_admin_room_and_resume_replays_them(gw, api, management):
+    from chalicelib import audit
+
+    cid = connect(gw, api, "admin")
+    before = gw.send(cid, {"action": "rooms"})[0]["rooms"]["admin"]
+    management.take(cid)
+
+    def handler() -> list[dict]:
+        return [audit.record("article.status_changed", resource=("article", f"a{n}")) for n in range(40)]
+
+    recorded = _invoke(runtime.Invocation(kind="sqs", request_id="r-40"), handler)
+    live = management.take(cid)
+    assert [(f["type"], f["seq"]) for f in live] == [("activity", before + 1 + n) for n in range(40)]
+    assert [f["data"] for f in live] == recorded
+    replies = gw.send(cid, {"action": "resume", "room": "admin", "after": before})
+    end = next(i for i, r in enumerate(replies) if r["type"] == "resumed")
+    assert replies[:end] == live
+    assert replies[end] == {"type": "resumed", "room": "admin", "count": 40, "complete": True}
+
+
 def test_resume_is_refused_for_a_room_the_user_may_not_hear(gw, api):
     aid = article(api, "editor")
     emitters.emit_article_status(aid, "PROCESSING", api.user("editor")["id"])
@@ -454,3 +475,10 @@ def test_subscribing_again_to_a_joined_room_is_audited_once(gw, api):
     for _ in range(3):
         assert gw.send(cid, {"action": "subscribe", "room": room})[0]["type"] == "subscribed"
     assert len([e for e in all_events(api, action="realtime.subscribe") if e["resource"]["id"] == room]) == 1
+
+
+def _invoke(inv: runtime.Invocation, fn: Any, *args: Any) -> Any:
+    """Run `fn` as app.py's middleware runs a handler (its end flushes the audit log)."""
+    import app
+
+    return app.middleware.run(inv, fn, *args)

@@ -55,9 +55,7 @@ def test_content_actions_are_buffered():
 
 
 def test_overrides_apply_and_are_checked():
-    assert classify("article.create", severity="warning", critical=True) == actions.Action(
-        "article", "warning", True, False
-    )
+    assert classify("article.create", severity="warning", critical=True) == actions.Action("article", "warning", True)
     with pytest.raises(UnknownAction):
         classify("article.create", category="nope")
     with pytest.raises(UnknownAction):

@@ -93,7 +93,8 @@ def run_generate(job: Job, ctx: JobContext, articles: content.Articles, webhook:
 
 
 def generation_failed(job: Job, error: dict[str, str], articles: content.Articles | None = None) -> None:
-    """The final failure: roll the article back, announce it, raise an alert."""
+    """The final failure: roll the article back, announce it, raise an alert. Runs before the
+    job is recorded failed; run again after a crash, the rollback finds nothing left to do."""
     article_id = str(job["payload"].get("article_id", ""))
     articles = articles or store()
     restored = None

@@ -2,7 +2,9 @@
 
 A processor is a plain function `(job, ctx) -> result dict` where `job` is the public job
 (`GET /api/jobs/{id}`'s shape). It may register two hooks: `on_final_failure(job, error)`, run
-once when the job fails for good (after its last attempt, or at once for a PermanentError), and
+when the job fails for good (after its last attempt, or at once for a PermanentError) and before
+the job is recorded `failed`, so whoever sees it failed sees the hook's work too; it runs again
+if the Lambda died before the failure was recorded, so it must be idempotent; and
 `on_retry(job)`, run before an admin's retry re-queues a failed job (raise
 `errors.RetryRefused` to refuse it; the article generator uses it to put its article back into
 PROCESSING).

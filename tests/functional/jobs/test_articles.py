@@ -255,3 +255,86 @@ def test_a_transition_overtaken_before_its_job_runs_fails_permanently(api, polle
     poller.drain("articles")
     assert service.get(job["job_id"])["error"]["kind"] == "invalid_transition"
     assert _status(api, article["id"])["status"] == "PUBLISHED"
+
+
+# --- the order of a final failure: the article is rolled back before the job reads `failed` ------
+
+
+def test_whoever_sees_the_job_failed_reads_the_article_rolled_back(api, poller, generator, monkeypatch):
+    from chalicelib.content import articles as content
+    from chalicelib.jobs.records import JobStore
+
+    generator.answers = [(422, {"error": "topic refused"})]  # fails for good at once
+    article = _article(api)
+    job_id = body(api.post(f"/api/articles/{article['id']}/generate", as_="editor"))["job_id"]
+    seen: dict[str, str] = {}
+
+    def article_status() -> str:
+        return content.articles().get(article["id"])["status"]
+
+    real_fail = JobStore.fail
+
+    def fail(self, *args, **kwargs):  # the moment the record turns `failed`
+        seen["article when the record turns failed"] = article_status()
+        return real_fail(self, *args, **kwargs)
+
+    def on_job(event: events.JobEvent) -> None:
+        if event.kind == "failed" and event.job["id"] == job_id:
+            seen["job when job.failed is published"] = service.get(job_id)["state"]
+            seen["article when job.failed is published"] = article_status()
+
+    monkeypatch.setattr(JobStore, "fail", fail)
+    monkeypatch.setitem(events._listeners, events.JobEvent, [*events._listeners[events.JobEvent], on_job])
+    poller.drain("articles")
+
+    assert seen == {
+        "article when the record turns failed": "DRAFT",
+        "job when job.failed is published": "failed",
+        "article when job.failed is published": "DRAFT",
+    }
+
+
+def test_a_failing_rollback_hook_still_fails_the_job(api, poller, generator, monkeypatch):
+    from chalicelib.content import articles as content
+
+    generator.answers = [(422, {})]
+    article = _article(api)
+    job_id = body(api.post(f"/api/articles/{article['id']}/generate", as_="editor"))["job_id"]
+    monkeypatch.setattr(
+        content.Articles, "rollback", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("DynamoDB down"))
+    )
+    poller.drain("articles")
+    job = service.get(job_id)
+    assert (job["state"], job["error"]["kind"]) == ("failed", "webhook_rejected")
+    assert [b["job_id"] for b in poller.dead_letter_bodies("articles")] == [job_id]
+
+
+def test_a_crash_between_the_rollback_and_the_failed_record_is_finished_by_the_redelivery(
+    api, poller, generator, clock, monkeypatch, job_events
+):
+    from chalicelib.jobs.records import JobStore
+
+    class Crash(BaseException):
+        pass
+
+    generator.answers = [(422, {"error": "topic refused"})]
+    article = _article(api)
+    job_id = body(api.post(f"/api/articles/{article['id']}/generate", as_="editor"))["job_id"]
+    real_fail = JobStore.fail
+    monkeypatch.setattr(JobStore, "fail", lambda *a, **k: (_ for _ in ()).throw(Crash()))
+    with pytest.raises(Crash):  # the Lambda dies after the rollback, before the job is recorded failed
+        poller.run_once("articles")
+    monkeypatch.setattr(JobStore, "fail", real_fail)
+    assert _status(api, article["id"])["status"] == "DRAFT"
+    assert service.get(job_id)["state"] == "active"
+
+    clock.advance(24 * 60)  # the lease and the message's visibility run out: SQS delivers it again
+    poller.drain("articles")
+
+    job = service.get(job_id)
+    # the failure is finished, not the job run again: the first error and attempt count stand
+    assert (job["state"], job["attempts"], job["error"]["kind"]) == ("failed", 1, "webhook_rejected")
+    assert len(generator.requests) == 1
+    assert _status(api, article["id"])["status"] == "DRAFT"
+    assert [b["job_id"] for b in poller.dead_letter_bodies("articles")] == [job_id]
+    assert [e.kind for e in job_events if e.job["id"] == job_id] == ["active", "progress", "failed"]
