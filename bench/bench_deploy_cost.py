@@ -34,7 +34,6 @@ def _measure() -> tuple[Counter[str], float]:
 
     from chalicelib import aws, catalog, config, jobs
     from chalicelib.jobs import processors, service, worker
-    from chalicelib.jobs.processors import registry
     from infra import provision
 
     os.environ.update({"INKWELL_STAGE": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
@@ -58,8 +57,7 @@ def _measure() -> tuple[Counter[str], float]:
 
     with mock_aws():
         provision.provision(aws.client("dynamodb"), aws.client("sqs"))
-        processors.get(QUEUE, JOB_TYPE)
-        registry._registry[(QUEUE, JOB_TYPE)] = registry.Processor(QUEUE, JOB_TYPE, lambda job, ctx: {"ok": True})
+        processors.table()[(QUEUE, JOB_TYPE)] = processors.Processor(QUEUE, JOB_TYPE, lambda job, ctx: {"ok": True})
         aws.reset()  # a new session, and clients built after the counter is attached to it
         aws.session().events.register("before-parameter-build", count)
         import boto3

@@ -116,3 +116,18 @@ def test_the_operations_load_on_first_use():
         "print('chalicelib.jobs.service' in sys.modules, jobs.enqueue.__module__)\n"
     )
     assert _run(code) == ["False chalicelib.jobs.service"]
+
+
+def test_the_processors_are_declared_per_module_and_cover_the_catalogue():
+    """Each processor module declares what it runs (PROCESSORS); nothing registers on import, and
+    every job type the catalogue accepts has exactly one processor."""
+    from chalicelib import catalog
+    from chalicelib.jobs import processors
+
+    declared = [
+        (proc.queue, proc.type)
+        for name in processors.MODULES
+        for proc in __import__(f"chalicelib.jobs.processors.{name}", fromlist=["PROCESSORS"]).PROCESSORS
+    ]
+    assert sorted(declared) == processors.registered()  # no type declared twice
+    assert processors.registered() == sorted((q, t) for q, spec in catalog.QUEUES.items() for t in spec.job_types)

@@ -18,7 +18,7 @@ from chalicelib.content import reports
 from chalicelib.content import settings as settings_store
 from chalicelib.jobs.errors import PermanentError
 from chalicelib.jobs.processors.cleanup import carry_on, sweep
-from chalicelib.jobs.processors.registry import Job, JobContext, processor
+from chalicelib.jobs.processors.registry import Job, JobContext, Processor
 
 
 def _argument(job: Job, name: str, parse: Any, default: str) -> str:
@@ -84,16 +84,21 @@ def weekly_email(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@processor("analytics", "daily_report")
 def daily_report(job: Job, ctx: JobContext) -> dict[str, Any]:
     return run_daily(job, ctx, aws.table("analytics_events"), settings_store.settings())
 
 
-@processor("analytics", "weekly_report")
 def weekly_report(job: Job, ctx: JobContext) -> dict[str, Any]:
     return run_weekly(job, ctx, aws.table("analytics_events"), settings_store.settings())
 
 
-@processor("analytics", "cleanup_old_data")
 def cleanup_old_data(job: Job, ctx: JobContext) -> dict[str, Any]:
     return carry_on(job, sweep("analytics_events", ctx))
+
+
+# What this module runs, per (queue, job type): collected by `processors.table()`.
+PROCESSORS = (
+    Processor("analytics", "daily_report", daily_report),
+    Processor("analytics", "weekly_report", weekly_report),
+    Processor("analytics", "cleanup_old_data", cleanup_old_data),
+)

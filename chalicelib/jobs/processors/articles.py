@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from chalicelib import aws, config, events
 from chalicelib.content import articles as content
 from chalicelib.jobs.errors import PermanentError, RetryRefused
-from chalicelib.jobs.processors.registry import Job, JobContext, processor
+from chalicelib.jobs.processors.registry import Job, JobContext, Processor
 from chalicelib.jobs.webhook import ArticleGenerator, WebhookLogs
 
 log = logging.getLogger("inkwell.jobs.articles")
@@ -131,7 +131,6 @@ def generation_retried(job: Job, articles: content.Articles | None = None) -> No
     _status_changed(item, job["id"])
 
 
-@processor("articles", "generate", on_final_failure=generation_failed, on_retry=generation_retried)
 def generate(job: Job, ctx: JobContext) -> dict[str, Any]:
     return run_generate(job, ctx, store(), generator())
 
@@ -154,11 +153,17 @@ def run_transition(job: Job, action: str, articles: content.Articles) -> dict[st
     return {"article_id": payload.article_id, "status": target, "changed": True}
 
 
-@processor("articles", "publish")
 def publish(job: Job, ctx: JobContext) -> dict[str, Any]:
     return run_transition(job, "publish", store())
 
 
-@processor("articles", "archive")
 def archive(job: Job, ctx: JobContext) -> dict[str, Any]:
     return run_transition(job, "archive", store())
+
+
+# What this module runs, per (queue, job type): collected by `processors.table()`.
+PROCESSORS = (
+    Processor("articles", "generate", generate, on_final_failure=generation_failed, on_retry=generation_retried),
+    Processor("articles", "publish", publish),
+    Processor("articles", "archive", archive),
+)

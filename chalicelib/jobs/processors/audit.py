@@ -12,10 +12,9 @@ from chalicelib import audit, timeutil
 from chalicelib.audit import digest
 from chalicelib.jobs.errors import PermanentError
 from chalicelib.jobs.processors.cleanup import carry_on, sweep
-from chalicelib.jobs.processors.registry import JobContext, processor
+from chalicelib.jobs.processors.registry import JobContext, Processor
 
 
-@processor("cleanup", "audit_digest")
 def audit_digest(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     try:
         result = digest.seal(timeutil.now())
@@ -26,8 +25,14 @@ def audit_digest(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     return result
 
 
-@processor("cleanup", "activity_logs")
 def activity_logs(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     result = carry_on(job, sweep("audit_events", ctx))
     audit.record("audit.cleanup", resource=("job", job["id"]), details=result)
     return result
+
+
+# What this module runs, per (queue, job type): collected by `processors.table()`.
+PROCESSORS = (
+    Processor("cleanup", "audit_digest", audit_digest),
+    Processor("cleanup", "activity_logs", activity_logs),
+)

@@ -19,7 +19,7 @@ from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, catalog, timeutil
 from chalicelib.content import articles as content
-from chalicelib.jobs.processors.registry import Job, JobContext, processor
+from chalicelib.jobs.processors.registry import Job, JobContext, Processor
 
 LOOKBACK_DAYS = 14  # expiry days swept, back from today (TTL removes older ones long before)
 PAGE_SIZE = 100
@@ -82,17 +82,14 @@ def carry_on(job: Job, result: dict[str, Any]) -> dict[str, Any]:
     return {**result, "continued_by": follow_up["id"]}
 
 
-@processor("cleanup", "sessions")
 def sessions(job: Job, ctx: JobContext) -> dict[str, Any]:
     return carry_on(job, sweep("sessions", ctx))
 
 
-@processor("cleanup", "login_attempts")
 def login_attempts(job: Job, ctx: JobContext) -> dict[str, Any]:
     return carry_on(job, sweep("login_attempts", ctx))
 
 
-@processor("cleanup", "webhook_logs")
 def webhook_logs(job: Job, ctx: JobContext) -> dict[str, Any]:
     return carry_on(job, sweep("webhook_logs", ctx))
 
@@ -157,7 +154,6 @@ def orphan_jobs(articles: content.Articles) -> int:
     return len(orphaned)
 
 
-@processor("cleanup", "orphans")
 def orphans(job: Job, ctx: JobContext) -> dict[str, Any]:
     days = job["payload"].get("days", ORPHAN_DAYS)
     days = days if isinstance(days, int) and 1 <= days <= 90 else ORPHAN_DAYS
@@ -169,3 +165,12 @@ def orphans(job: Job, ctx: JobContext) -> dict[str, Any]:
     }
     result["more"] = any(s["more"] for s in result["expired"])
     return carry_on(job, result)
+
+
+# What this module runs, per (queue, job type): collected by `processors.table()`.
+PROCESSORS = (
+    Processor("cleanup", "sessions", sessions),
+    Processor("cleanup", "login_attempts", login_attempts),
+    Processor("cleanup", "webhook_logs", webhook_logs),
+    Processor("cleanup", "orphans", orphans),
+)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from chalicelib import aws
 from chalicelib.content import settings as settings_store
 from chalicelib.jobs.errors import PermanentError
-from chalicelib.jobs.processors.registry import Job, JobContext, processor
+from chalicelib.jobs.processors.registry import Job, JobContext, Processor
 
 log = logging.getLogger("inkwell.jobs.emails")
 
@@ -126,9 +126,12 @@ def run_send(job: Job, ctx: JobContext, ses: Any, settings: settings_store.Setti
     return {"sent": True, "template": payload.template, "recipients": len(recipients), **sent}
 
 
-@processor("emails", "send")
 def send(job: Job, ctx: JobContext) -> dict[str, Any]:
     return run_send(job, ctx, aws.client("ses"), settings_store.settings())
 
 
 # --- the job-failed alert ---------------------------------------------------------------------------
+
+
+# What this module runs, per (queue, job type): collected by `processors.table()`.
+PROCESSORS = (Processor("emails", "send", send),)

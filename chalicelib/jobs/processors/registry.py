@@ -1,7 +1,7 @@
-"""Processors, registered per (queue, job type), and the context a running job gets.
+"""What a processor is, and the context a running job gets.
 
 A processor is a plain function `(job, ctx) -> result dict` where `job` is the public job
-(`GET /api/jobs/{id}`'s shape). It may register two hooks: `on_final_failure(job, error)`, run
+(`GET /api/jobs/{id}`'s shape). It may have two hooks: `on_final_failure(job, error)`, run
 when the job fails for good (after its last attempt, or at once for a PermanentError) and before
 the job is recorded `failed`, so whoever sees it failed sees the hook's work too; it runs again
 if the Lambda died before the failure was recorded, so it must be idempotent; and
@@ -29,34 +29,6 @@ class Processor:
     run: Run
     on_final_failure: Callable[[Job, dict[str, str]], None] | None = None
     on_retry: Callable[[Job], None] | None = None
-
-
-_registry: dict[tuple[str, str], Processor] = {}
-
-
-def processor(
-    queue: str,
-    job_type: str,
-    *,
-    on_final_failure: Callable[[Job, dict[str, str]], None] | None = None,
-    on_retry: Callable[[Job], None] | None = None,
-) -> Callable[[Run], Run]:
-    """Register the decorated function for (queue, job_type); a later registration replaces an
-    earlier one (so a placeholder can be superseded)."""
-
-    def register(fn: Run) -> Run:
-        _registry[(queue, job_type)] = Processor(queue, job_type, fn, on_final_failure, on_retry)
-        return fn
-
-    return register
-
-
-def get(queue: str, job_type: str) -> Processor | None:
-    return _registry.get((queue, job_type))
-
-
-def registered() -> list[tuple[str, str]]:
-    return sorted(_registry)
 
 
 @dataclass

@@ -14,7 +14,6 @@ import pytest
 
 from chalicelib import aws, catalog, config, events, timeutil
 from chalicelib.jobs import processors, worker
-from chalicelib.jobs.processors import registry
 
 # The contract's fields of a job (GET /api/jobs/{id}); more may be added, none removed.
 CONTRACT_FIELDS = {
@@ -190,8 +189,7 @@ def register(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
     """Register a test processor for (queue, type) for this test only."""
 
     def _register(queue: str, job_type: str, fn: Any, **hooks: Any) -> Any:
-        processors.get(queue, job_type)  # the real registry is loaded first
-        monkeypatch.setitem(registry._registry, (queue, job_type), registry.Processor(queue, job_type, fn, **hooks))
+        monkeypatch.setitem(processors.table(), (queue, job_type), processors.Processor(queue, job_type, fn, **hooks))
         return fn
 
     return _register

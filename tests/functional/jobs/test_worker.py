@@ -147,10 +147,8 @@ def test_a_message_of_an_earlier_run_is_acknowledged_without_running(poller, reg
 
 def test_an_unknown_job_type_fails_permanently(poller, clock, monkeypatch):
     from chalicelib.jobs import processors
-    from chalicelib.jobs.processors import registry
 
-    processors.load()
-    monkeypatch.delitem(registry._registry, ("cleanup", "activity_logs"), raising=False)
+    monkeypatch.delitem(processors.table(), ("cleanup", "activity_logs"), raising=False)
     job = enqueue("cleanup", "activity_logs", {})
     poller.run_once("cleanup")
     assert _state(job["id"])["error"]["kind"] == "unknown_type"
