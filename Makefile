@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test lint typecheck bench constraints package deploy teardown clean
+.PHONY: run test lint typecheck bench constraints package deploy teardown policies clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,13 +33,19 @@ package: $(BIN)/.installed
 	$(BIN)/python -m infra.package $(STAGE)
 	$(BIN)/cfn-lint dist/$(STAGE)/sam.json
 
-# With AWS credentials. ALARM_EMAIL=you@example.com subscribes to the dead-letter alarms.
+# With AWS credentials: creates the stage (once), then `chalice deploy --stage $(STAGE)` updates
+# its code. ALARM_EMAIL=you@example.com subscribes to the dead-letter alarms.
 deploy: $(BIN)/.installed
 	$(BIN)/python -m infra.deploy $(STAGE) $(if $(ALARM_EMAIL),--alarm-email $(ALARM_EMAIL))
 
 # prod also needs YES=1; DELETE_SECRETS=1 removes the stage's SSM secrets too.
 teardown: $(BIN)/.installed
 	$(BIN)/python -m infra.deploy $(STAGE) --teardown $(if $(YES),--yes) $(if $(DELETE_SECRETS),--delete-secrets)
+
+# After changing infra/iam.py (or adding a stage to .chalice/config.json): the committed
+# .chalice/policy-<stage>.json files that `chalice deploy` reads (tests fail until they match).
+policies: $(BIN)/.installed
+	$(BIN)/python -m infra.iam --write
 
 # After changing a pin in requirements*.txt and installing it: record the whole venv again.
 constraints: $(BIN)/.installed

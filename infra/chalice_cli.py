@@ -9,19 +9,36 @@ pip then takes from the running interpreter, so this adds `--python-version`). T
 is plain Python 3.11+, which python3.12 runs.
 
     python -m infra.chalice_cli package --stage prod ...   (as `chalice ...`)
+
+A plain `chalice deploy` or `chalice package`, as Chalice users type it, gets the same: when
+Chalice loads app.py, `config.check_startup` calls `app_loaded` (outside Lambda only; infra/ is
+never deployed), which targets the runtime before Chalice packages anything, and refuses, in one
+line and before any AWS call, a `chalice deploy` that would leave a broken stage: a local stage,
+or one `make deploy` has not created (no `.chalice/deployed/<stage>.json`, a catalogue queue
+without its trigger in it, or no WebSocket endpoints in the stage's config.json; Chalice cannot
+create tables, queues or alarms, a trigger it creates lacks `ReportBatchItemFailures`, and it
+sets every function's environment to config.json's).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from pathlib import Path
 
 LAMBDA_RUNTIME = "python3.12"
+MAKE_DEPLOY = "INKWELL_MAKE_DEPLOY"  # "1": `make deploy` runs this `chalice deploy` (it creates what is missing)
 
 
 def _target_runtime() -> None:
+    import warnings
+
     from chalice import config
     from chalice.deploy import packager
 
+    # Chalice warns that the Python running it is not the runtime: here, that is the point.
+    warnings.filterwarnings("ignore", message="You are currently running python", category=UserWarning)
     config.Config.lambda_python_version = property(lambda self: LAMBDA_RUNTIME)  # type: ignore[assignment,method-assign]
     version = LAMBDA_RUNTIME.removeprefix("python")
 
@@ -36,6 +53,61 @@ def _target_runtime() -> None:
             self._execute("download", [*arguments, "--dest", directory, package])
 
     packager.PipRunner.download_manylinux_wheels = download_manylinux_wheels  # type: ignore[method-assign]
+
+
+def deploy_refusal(stage: str, project_dir: Path) -> str | None:
+    """Why a plain `chalice deploy --stage <stage>` must not run (None when it may)."""
+    from chalicelib import catalog, config
+    from infra import chalice_config, iam
+
+    local = chalice_config.local_stage_error(stage)
+    if local:
+        return local
+    record = project_dir / ".chalice" / "deployed" / f"{stage}.json"
+    resources = json.loads(record.read_text()).get("resources", []) if record.exists() else []
+    if not resources:
+        return (
+            f"stage {stage!r} was never created: run `make deploy STAGE={stage}` first "
+            "(tables, queues and alarms), or commit the .chalice/ it wrote on the machine that did"
+        )
+    triggered = {r.get("queue") for r in resources if r.get("resource_type") == "sqs_event"}
+    missing = [q for q in catalog.QUEUES if iam.physical_name(stage, q) not in triggered]
+    if missing:
+        return (
+            f"stage {stage!r} has no trigger yet for queue {', '.join(missing)}: "
+            f"run `make deploy STAGE={stage}` (it creates the queue and a trigger reporting batch item failures)"
+        )
+    stages = json.loads((project_dir / ".chalice" / "config.json").read_text()).get("stages", {})
+    endpoint = stages.get(stage, {}).get("environment_variables", {}).get(config.WS_MANAGEMENT_ENDPOINT, "")
+    for api in (r.get("websocket_api_id") for r in resources if r.get("resource_type") == "websocket_api"):
+        if f"//{api}." not in endpoint:
+            return (
+                f"stage {stage!r}: .chalice/config.json lacks its WebSocket endpoints, which every function needs: "
+                f"run `make deploy STAGE={stage}` once more (it writes them there)"
+            )
+    return None
+
+
+def app_loaded() -> None:
+    """app.py was imported outside Lambda: under the `chalice` CLI, target the runtime and refuse a
+    deploy that would break the stage (see the module's docstring); anywhere else, nothing."""
+    cli_module = sys.modules.get("chalice.cli")  # imported by the CLI before it loads app.py
+    if cli_module is None:
+        return
+    import click
+
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return
+    root = context.find_root()
+    if root.command is not cli_module.cli or context.command.name not in ("deploy", "package"):
+        return
+    _target_runtime()
+    if context.command.name == "deploy" and os.environ.get(MAKE_DEPLOY) != "1":
+        project_dir = Path((root.obj or {}).get("project_dir") or os.getcwd())
+        refusal = deploy_refusal(context.params.get("stage") or "dev", project_dir)
+        if refusal:
+            raise SystemExit(f"chalice deploy: {refusal}")
 
 
 def main(argv: list[str] | None = None) -> int:

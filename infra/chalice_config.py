@@ -6,6 +6,10 @@ physical queue names when Chalice imports app.py, and secrets come from that sta
 and the timeout of every SQS consumer (the catalogue's `Queue.function_timeout`, which the
 queue's visibility timeout is derived from). `make package` and `make deploy` run `sync`; the
 tests check the committed file is already in step.
+
+`make deploy` also writes a created stage's WebSocket endpoints (`set_websocket_endpoints`: the
+API's id is known only once Chalice has created it) into that stage's `environment_variables`,
+so that a plain `chalice deploy` gives every function them too; `make teardown` removes them.
 """
 
 from __future__ import annotations
@@ -38,6 +42,38 @@ def synced(current: dict[str, Any], shape: AppShape | None = None) -> dict[str, 
             functions = cfg.setdefault("lambda_functions", {})
             functions.setdefault(fn.name, {})["lambda_timeout"] = queue.function_timeout
     return cfg
+
+
+def local_stage_error(stage: str) -> str | None:
+    """Why a stage cannot be deployed or packaged: a local one runs on development secrets."""
+    if stage in config.LOCAL_STAGES:
+        return (
+            f"stage {stage!r} is local (development secrets, no SSM; chalicelib/config.py LOCAL_STAGES): "
+            "deploy dev, prod or a stage of your own"
+        )
+    return None
+
+
+WEBSOCKET_VARIABLES = (config.WS_MANAGEMENT_ENDPOINT, config.WS_URL)
+
+
+def set_websocket_endpoints(stage: str, endpoints: dict[str, str], path: Path | None = None) -> bool:
+    """Set (or, given `{}`, remove) a stage's WebSocket endpoint variables; True when the file changed."""
+    path = path or PATH
+    current = json.loads(path.read_text())
+    if not endpoints and stage not in current.get("stages", {}):
+        return False
+    wanted = copy.deepcopy(current)
+    env = wanted.setdefault("stages", {}).setdefault(stage, {}).setdefault("environment_variables", {})
+    for key in WEBSOCKET_VARIABLES:
+        if key in endpoints:
+            env[key] = endpoints[key]
+        else:
+            env.pop(key, None)
+    if wanted == current:
+        return False
+    path.write_text(json.dumps(wanted, indent=2) + "\n")
+    return True
 
 
 def sync(shape: AppShape | None = None, path: Path = PATH) -> bool:

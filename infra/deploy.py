@@ -3,23 +3,32 @@
     python -m infra.deploy prod             # create or update everything the stage needs
     python -m infra.deploy prod --teardown  # remove it (prod also needs --yes)
 
-Every step is idempotent, so a failed run is simply run again:
+`make deploy` creates a stage once; afterwards a plain `chalice deploy --stage <stage>`, from any
+clone, updates its code (see README, Deploy). Local stages (`config.LOCAL_STAGES`, which run on
+development secrets) are refused. Every step is idempotent, so a failed run is simply run again:
 
-1. `.chalice/config.json` in step, and `.chalice/policy-<stage>.json` scoped to this account and
-   region (`infra.iam`);
+1. `.chalice/config.json` in step, and `.chalice/policy-<stage>.json` (`infra.iam`: the committed
+   file, any account and region; written only when the stage is new or the file stale);
 2. the secrets (`config.SECRETS`) as SSM SecureStrings under the stage's prefix, generated once
    when absent and never overwritten;
 3. the catalogue's tables and queues (`infra.provision`, hardened: PITR, KMS, SSE, TTL, redrive);
 4. an SNS topic and an alarm on every dead-letter queue's depth;
 5. `chalice deploy --stage <stage>` (functions, roles, REST and WebSocket APIs, schedules, SQS
-   triggers), with the stage's environment, on `infra.chalice_cli.LAMBDA_RUNTIME`;
-6. `ReportBatchItemFailures` on every SQS event-source mapping of the stage's functions (Chalice
-   does not set it, aws/chalice#2029), and the WebSocket endpoints in every function's
-   environment (Chalice learns the API's id only while deploying it).
+   triggers), with the stage's environment, on `infra.chalice_cli.LAMBDA_RUNTIME`; it writes
+   the stage's record, `.chalice/deployed/<stage>.json`;
+6. what Chalice does not manage: `ReportBatchItemFailures` on every SQS event-source mapping of
+   the stage's functions (Chalice never sets it, aws/chalice#2029), and the WebSocket endpoints
+   (Chalice learns the API's id only while creating it) in the stage's `environment_variables`
+   of `.chalice/config.json` and in every function's environment.
 
-Step 6 runs after every `chalice deploy`, which resets function environments to config.json:
-for the few seconds between the two, a function started then would not know the WebSocket
-endpoint. The CloudFormation path (`make package`) has no such window.
+What step 6 sets survives a plain `chalice deploy`: Chalice updates an existing mapping with
+BatchSize, MaximumBatchingWindowInSeconds and (only when app.py sets `maximum_concurrency`)
+ScalingConfig, and AWS keeps what an update omits, so `FunctionResponseTypes` and a
+ScalingConfig set outside Chalice stay; the endpoints come from config.json. A mapping Chalice
+*creates* (no record of it) lacks `ReportBatchItemFailures`: hence the record and config.json are
+committed after `make deploy` (the run says so), and a plain `chalice deploy` refuses a stage
+whose record lacks a catalogue queue's trigger (`infra.chalice_cli`). Only a stage's first
+`chalice deploy` runs without the endpoints, until step 6 sets them moments later.
 """
 
 from __future__ import annotations
@@ -35,10 +44,14 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import catalog, config
-from infra import app_shape, chalice_config, iam, provision
+from infra import app_shape, chalice_cli, chalice_config, iam, provision
 from infra.template import API_STAGE
 
 BATCH_FAILURES = ["ReportBatchItemFailures"]
+COMMIT_HINT = (
+    "Commit .chalice/ (deployed/{stage}.json, config.json, policy-{stage}.json): "
+    "`chalice deploy --stage {stage}` and `chalice delete --stage {stage}` from any clone need them."
+)
 Runner = Callable[[list[str], dict[str, str]], None]
 
 
@@ -47,7 +60,7 @@ def _run(command: list[str], env: dict[str, str]) -> None:
 
 
 def chalice(args: list[str], stage: str, run: Runner = _run) -> None:
-    env = {**os.environ, **app_shape.stage_environment(stage)}
+    env = {**os.environ, **app_shape.stage_environment(stage), chalice_cli.MAKE_DEPLOY: "1"}
     run([sys.executable, "-m", "infra.chalice_cli", *args], env)
 
 
@@ -145,15 +158,21 @@ def _clients(region: str) -> dict[str, Any]:
     }
 
 
+def check_deployable(stage: str) -> None:
+    error = chalice_config.local_stage_error(stage)
+    if error:
+        raise SystemExit(error)
+
+
 def deploy(
     stage: str, clients: dict[str, Any], region: str, run: Runner = _run, email: str | None = None
 ) -> dict[str, Any]:
-    account = clients["sts"].get_caller_identity()["Account"]
+    check_deployable(stage)
+    account = clients["sts"].get_caller_identity()["Account"]  # fail fast without credentials
     chalice_config.sync()
     shape = app_shape.load(stage)
     chalice_config.sync(shape)
-    scope = iam.Scope(stage, region=region, account=account)
-    iam.write_policy_file(str(app_shape.ROOT / ".chalice" / f"policy-{stage}.json"), scope)
+    iam.write_policy_file(stage)
     settings = config.get()
     created = ensure_secrets(clients["ssm"], stage)
     urls = provision.provision(clients["dynamodb"], clients["sqs"], settings, hardened=True)
@@ -162,15 +181,18 @@ def deploy(
     names = sorted(fn.function_name for fn in shape.functions.values())
     mappings = report_batch_failures(clients["lambda"], names)
     record = deployed_record(stage)
-    updated = set_environment(clients["lambda"], names, websocket_environment(record, region))
+    endpoints = websocket_environment(record, region)
+    chalice_config.set_websocket_endpoints(stage, endpoints)
+    updated = set_environment(clients["lambda"], names, endpoints)
     return {
+        "account": account,
         "secrets_created": created,
         "queues": urls,
         "alarm_topic": topic,
         "mappings_updated": mappings,
         "environments_updated": updated,
         "endpoints": {r["name"]: r.get("rest_api_url") for r in record["resources"] if r.get("rest_api_url")},
-        "websocket": websocket_environment(record, region).get(config.WS_URL),
+        "websocket": endpoints.get(config.WS_URL),
     }
 
 
@@ -179,6 +201,7 @@ def teardown(stage: str, clients: dict[str, Any], run: Runner = _run, delete_sec
     config.reset()
     if deployed_record(stage)["resources"]:
         chalice(["delete", "--stage", stage], stage, run)
+    chalice_config.set_websocket_endpoints(stage, {})
     removed = provision.delete(clients["dynamodb"], clients["sqs"], config.get())
     alarms = [f"inkwell-{stage}-{q.dlq}-not-empty" for q in catalog.QUEUES.values()]
     clients["cloudwatch"].delete_alarms(AlarmNames=alarms)
@@ -200,6 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--delete-secrets", action="store_true", help="teardown: delete the SSM secrets too")
     parser.add_argument("--alarm-email", help="subscribe this address to the dead-letter alarms")
     args = parser.parse_args(argv)
+    if not args.teardown:  # a local stage deployed by mistake can still be torn down
+        check_deployable(args.stage)
     region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
     os.environ["AWS_DEFAULT_REGION"] = region
     clients = _clients(region)
@@ -208,9 +233,11 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit("tearing down prod deletes its data: add --yes (make teardown STAGE=prod YES=1)")
         for name in teardown(args.stage, clients, delete_secrets=args.delete_secrets):
             print("removed", name)
+        print(f"Commit .chalice/ (deployed/{args.stage}.json, config.json): the stage is gone for every clone.")
         return
     result = deploy(args.stage, clients, region, email=args.alarm_email)
     print(json.dumps(result, indent=2))
+    print(COMMIT_HINT.format(stage=args.stage))
 
 
 if __name__ == "__main__":

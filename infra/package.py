@@ -2,10 +2,11 @@
 
     python -m infra.package prod [--out dist/prod]
 
-Reads the app through Chalice's application graph (`infra.app_shape`), brings
-`.chalice/config.json` in step, writes the stage's policy file (which `chalice package` insists
-on reading even though the overlay replaces it), generates the overlay (`infra.template`), runs
-`chalice package --merge-template`, and refuses the result if it lacks anything the issue lists.
+Refuses a local stage (development secrets). Reads the app through Chalice's application graph
+(`infra.app_shape`), brings `.chalice/config.json` in step, rewrites the stage's committed policy
+file if stale (`chalice package` insists on reading it even though the overlay replaces it),
+generates the overlay (`infra.template`), runs `chalice package --merge-template`, and refuses
+the result if it lacks anything the issue lists.
 Needs no AWS credentials, only `AWS_DEFAULT_REGION`; `chalice package` downloads the Lambda
 (manylinux) wheels of requirements.txt from PyPI.
 """
@@ -22,17 +23,17 @@ from pathlib import Path
 from infra import app_shape, chalice_config, iam, template
 
 
-def policy_path(stage: str) -> Path:
-    return app_shape.ROOT / ".chalice" / f"policy-{stage}.json"
-
-
 def package(stage: str, out: Path) -> Path:
+    error = chalice_config.local_stage_error(stage)
+    if error:
+        raise SystemExit(error)
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     changed = chalice_config.sync()  # before reading the app: autogen_policy decides the role names
     shape = app_shape.load(stage)
     if chalice_config.sync(shape) or changed:
         print(f"updated {chalice_config.PATH.relative_to(app_shape.ROOT)} (stage env, timeouts, autogen_policy)")
-    iam.write_policy_file(str(policy_path(stage)), iam.Scope(stage))
+    if iam.write_policy_file(stage):
+        print(f"wrote {iam.policy_file(stage).relative_to(app_shape.ROOT)} (commit it)")
     out.mkdir(parents=True, exist_ok=True)
     overlay = out.parent / f"{stage}-overlay.json"
     template.write(str(overlay), template.overlay(shape))

@@ -1,10 +1,15 @@
-"""The deployed policy grants exactly the AWS operations the code calls (see tests/aws_recorder.py).
+"""The deployed policy grants exactly the AWS operations the code calls (see tests/aws_recorder.py),
+and the committed `.chalice/policy-<stage>.json` files are that policy.
 
-This module runs last in a session. It judges only a session that ran the whole functional
-suite (`make test`, `pytest`); a focused run skips it and says why.
+This module runs last in a session. Its first test judges only a session that ran the whole
+functional suite (`make test`, `pytest`); a focused run skips it and says why.
 """
 
 from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +53,44 @@ def test_platform_actions_are_neither_missing_nor_unused() -> None:
     called = {("sqs:ReceiveMessage", "queue:articles")}
     result = iam.compare(called)
     assert result.missing == []
+
+
+# --- the committed policy files of the `chalice deploy` path ----------------------------------
+
+
+def test_committed_policy_files_are_the_generated_ones() -> None:
+    # `chalice deploy --stage <stage>` reads .chalice/policy-<stage>.json from the clone it runs in
+    assert iam.deployable_stages() == ["dev", "prod"]
+    assert iam.policy_file_problems() == [], "run `make policies` (python -m infra.iam --write) and commit"
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_a_committed_policy_names_only_its_stage_and_no_account_or_region(stage: str) -> None:
+    text = iam.policy_file(stage).read_text()
+    arns = [arn for s in json.loads(text)["Statement"] for arn in s["Resource"] if arn != "*"]
+    assert arns and all(arn.split(":")[3:5] == ["*", "*"] for arn in arns), arns
+    other = "prod" if stage == "dev" else "dev"
+    assert f"inkwell-{stage}-" in text and f"inkwell-{other}-" not in text
+    assert "${" not in text and not re.search(r"\d{12}", text)
+
+
+def test_policy_files_are_regenerated_and_a_stale_or_stray_one_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a project whose config has stages dev and test (local), a stale dev file and a stray one
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps({"stages": {"dev": {}, "test": {}}}))
+    (tmp_path / ".chalice" / "policy-dev.json").write_text("{}\n")
+    (tmp_path / ".chalice" / "policy-old.json").write_text("{}\n")
+    monkeypatch.setattr(iam, "ROOT", tmp_path)
+    # WHEN checked THEN both are named
+    assert iam.main([]) == 1
+    out = capsys.readouterr().out
+    assert ".chalice/policy-dev.json is missing or out of date: run `make policies`" in out
+    assert ".chalice/policy-old.json belongs to no deployable stage" in out
+    # WHEN regenerated THEN dev's is the generated one (no file for the local stage), the stray stays named
+    assert iam.main(["--write"]) == 1
+    assert (tmp_path / ".chalice" / "policy-dev.json").read_text() == iam.policy_text("dev")
+    assert not (tmp_path / ".chalice" / "policy-test.json").exists()
+    (tmp_path / ".chalice" / "policy-old.json").unlink()
+    assert iam.main([]) == 0

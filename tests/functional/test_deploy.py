@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chalicelib import aws, catalog, config
-from infra import deploy, iam, provision
+from infra import chalice_cli, chalice_config, deploy, iam, provision
 
 
 @pytest.fixture
@@ -183,9 +183,96 @@ def test_teardown_removes_the_stages_tables_queues_and_alarms(clients: dict[str,
     assert f"inkwell-test-{catalog.queue('articles').dlq}" in removed
 
 
-def test_deploy_policy_file_is_scoped_to_the_account_and_region(tmp_path: Any) -> None:
-    path = tmp_path / "policy-prod.json"
-    iam.write_policy_file(str(path), iam.Scope("prod", region="eu-west-1", account="123456789012"))
-    text = path.read_text()
-    assert ":eu-west-1:123456789012:table/inkwell-prod-users" in text
-    assert "${" not in text
+def test_deploy_writes_the_committed_policy_file_not_an_account_scoped_one(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a project without the stage's policy file
+    monkeypatch.setattr(iam, "ROOT", tmp_path)
+    (tmp_path / ".chalice").mkdir()
+    # WHEN the deploy path writes it twice THEN it is the committed form, written once
+    assert iam.write_policy_file("prod") is True
+    assert iam.write_policy_file("prod") is False
+    text = (tmp_path / ".chalice" / "policy-prod.json").read_text()
+    assert text == iam.policy_text("prod")
+    assert ":*:*:table/inkwell-prod-users" in text and "${" not in text
+
+
+# --- local stages are never deployed (they run on development secrets) -------------------------
+
+
+@pytest.mark.parametrize("stage", sorted(config.LOCAL_STAGES))
+def test_make_deploy_refuses_a_local_stage_before_any_aws_call(
+    stage: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(deploy, "_clients", lambda region: pytest.fail("no AWS client for a local stage"))
+    with pytest.raises(SystemExit) as refused:
+        deploy.main([stage])
+    (line,) = str(refused.value).splitlines()
+    assert f"stage {stage!r} is local" in line and "development secrets" in line
+
+
+@pytest.mark.parametrize("stage", sorted(config.LOCAL_STAGES))
+def test_make_package_refuses_a_local_stage(stage: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from infra import package
+
+    monkeypatch.setattr(package.subprocess, "run", lambda *a, **k: pytest.fail("no chalice package"))
+    with pytest.raises(SystemExit) as refused:
+        package.main([stage, "--out", str(tmp_path / "out")])
+    assert f"stage {stage!r} is local" in str(refused.value)
+    assert not (tmp_path / "out").exists()
+
+
+# --- what a plain `chalice deploy` keeps, and when it refuses -----------------------------------
+
+
+def test_websocket_endpoints_are_kept_in_the_stages_config_and_removed_at_teardown(tmp_path: Any) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"stages": {"dev": {"environment_variables": {config.STAGE: "dev"}}}}))
+    record = {"resources": [{"resource_type": "websocket_api", "websocket_api_id": "abc123", "name": "websocket_api"}]}
+    endpoints = deploy.websocket_environment(record, "eu-west-1")
+    # WHEN make deploy records them (twice) THEN the stage's environment has them, once
+    assert chalice_config.set_websocket_endpoints("dev", endpoints, path) is True
+    assert chalice_config.set_websocket_endpoints("dev", endpoints, path) is False
+    env = json.loads(path.read_text())["stages"]["dev"]["environment_variables"]
+    assert env == {config.STAGE: "dev", **endpoints}
+    # WHEN the stage is torn down THEN they are gone, and a stage config.json lacks is not added
+    assert chalice_config.set_websocket_endpoints("dev", {}, path) is True
+    assert chalice_config.set_websocket_endpoints("other", {}, path) is False
+    assert json.loads(path.read_text()) == {"stages": {"dev": {"environment_variables": {config.STAGE: "dev"}}}}
+
+
+def _record(project: Any, stage: str, queues: list[str]) -> None:
+    resources: list[dict[str, Any]] = [{"name": "api_handler", "resource_type": "lambda_function"}]
+    resources += [{"name": f"jobs_{q}-sqs-event-source", "resource_type": "sqs_event", "queue": q} for q in queues]
+    resources.append({"name": "websocket_api", "resource_type": "websocket_api", "websocket_api_id": "abc123"})
+    (project / ".chalice" / "deployed").mkdir(parents=True, exist_ok=True)
+    (project / ".chalice" / "deployed" / f"{stage}.json").write_text(json.dumps({"resources": resources}))
+
+
+def test_plain_chalice_deploy_refuses_a_stage_make_deploy_did_not_create(tmp_path: Any) -> None:
+    every_queue = [f"inkwell-dev-{q}" for q in catalog.QUEUES]
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps({"stages": {"dev": {}}}))
+    # a local stage; no record; a record Chalice left after `chalice delete`
+    assert "is local" in (chalice_cli.deploy_refusal("test", tmp_path) or "")
+    never = chalice_cli.deploy_refusal("dev", tmp_path)
+    assert never is not None and "was never created: run `make deploy STAGE=dev` first" in never
+    _record(tmp_path, "dev", [])
+    (tmp_path / ".chalice" / "deployed" / "dev.json").write_text(json.dumps({"resources": []}))
+    assert chalice_cli.deploy_refusal("dev", tmp_path) == never
+    # a record without a catalogue queue's trigger (a queue added since): Chalice would create a
+    # mapping without ReportBatchItemFailures, to a queue that does not exist yet
+    _record(tmp_path, "dev", every_queue[1:])
+    missing = chalice_cli.deploy_refusal("dev", tmp_path)
+    first = next(iter(catalog.QUEUES))
+    assert missing is not None and f"no trigger yet for queue {first}: run `make deploy STAGE=dev`" in missing
+    # a record, but config.json without the WebSocket endpoints (Chalice would drop them)
+    _record(tmp_path, "dev", every_queue)
+    no_endpoints = chalice_cli.deploy_refusal("dev", tmp_path)
+    assert no_endpoints is not None and "lacks its WebSocket endpoints" in no_endpoints
+    # a stage make deploy created
+    record = json.loads((tmp_path / ".chalice" / "deployed" / "dev.json").read_text())
+    chalice_config.set_websocket_endpoints(
+        "dev", deploy.websocket_environment(record, "us-east-1"), tmp_path / ".chalice" / "config.json"
+    )
+    assert chalice_cli.deploy_refusal("dev", tmp_path) is None
