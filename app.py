@@ -42,6 +42,10 @@ if TYPE_CHECKING:  # the worker loads boto3: the job Lambdas import it with thei
 app = Chalice(app_name="inkwell")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 config.check_startup()
+if not config.on_lambda():  # in a checkout: the `chalice` CLI's guard (infra/ is never deployed)
+    from infra.chalice_cli import app_loaded
+
+    app_loaded()
 middleware = runtime.Middleware(at_end=[flush_audit])
 app.register_middleware(middleware, "all")
 

@@ -150,18 +150,8 @@ def check_startup() -> None:
 
     Reading them here also warms the cache, so the first request pays the SSM calls, not a later
     one. Outside Lambda (tests, `chalice package` and `chalice deploy`, which import app.py with
-    the stage's environment but have no credentials or no reason to read secrets) nothing is read;
-    in a checkout, `infra.chalice_cli.app_loaded` runs instead: under the `chalice` CLI it targets
-    the Lambda runtime and refuses a `chalice deploy` of a stage `make deploy` has not created
-    (no AWS call; infra/ is not deployed, so this never runs on Lambda).
+    the stage's environment but have no credentials or no reason to read secrets) nothing is read.
     """
-    if on_lambda():
-        if not get().is_local:
-            secret(JWT_SECRET)
-            secret(AUDIT_DIGEST_KEY)
-        return
-    try:
-        from infra.chalice_cli import app_loaded
-    except ImportError:  # not a checkout
-        return
-    app_loaded()
+    if on_lambda() and not get().is_local:
+        secret(JWT_SECRET)
+        secret(AUDIT_DIGEST_KEY)

@@ -11,8 +11,7 @@ is plain Python 3.11+, which python3.12 runs.
     python -m infra.chalice_cli package --stage prod ...   (as `chalice ...`)
 
 A plain `chalice deploy` or `chalice package`, as Chalice users type it, gets the same: when
-Chalice loads app.py, `config.check_startup` calls `app_loaded` (outside Lambda only; infra/ is
-never deployed), which targets the runtime before Chalice packages anything, and refuses, in one
+Chalice loads app.py, app.py calls `app_loaded` (outside Lambda only; infra/ is never deployed), which targets the runtime before Chalice packages anything, and refuses, in one
 line and before any AWS call, a `chalice deploy` that would leave a broken stage: a local stage,
 or one `make deploy` has not created (no `.chalice/deployed/<stage>.json`, a catalogue queue
 without its trigger in it, or no WebSocket endpoints in the stage's config.json; Chalice cannot
