@@ -24,7 +24,7 @@ from chalicelib.jobs.processors.registry import Job, JobContext, Processor
 LOOKBACK_DAYS = 14  # expiry days swept, back from today (TTL removes older ones long before)
 PAGE_SIZE = 100
 MAX_PAGES = 50
-ORPHAN_DAYS = 7  # analytics partitions checked for events of deleted articles
+ORPHAN_DAYS = 8  # analytics partitions checked for events of deleted articles: a weekly run, plus a day of overlap
 CONNECTION_TABLES = ("ws_connections", "ws_members")  # swept by `orphans` when the catalogue has them
 
 

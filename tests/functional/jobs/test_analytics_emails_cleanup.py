@@ -288,3 +288,14 @@ def test_orphans_removes_events_and_jobs_of_deleted_articles(api, poller, clock)
     assert result["jobs"] == 1 and result["analytics_events"] == 2
     assert service.get(kept["id"]) is not None
     assert service.get(orphan["id"]) is None
+
+
+def test_the_weekly_orphans_run_reaches_back_over_the_previous_run_s_day(poller, clock):
+    """Run weekly, the orphans job must see what was written on the previous run's day after that
+    run: its default look-back is 8 days (today and the 7 before)."""
+    gone = "e" * 32
+    week_ago = timeutil.day(clock.t - 7 * 86400)
+    _events(week_ago, [(gone, "view")])
+    job = enqueue("cleanup", "orphans", {})
+    poller.drain("cleanup")
+    assert service.get(job["id"])["result"]["analytics_events"] == 1
