@@ -64,11 +64,14 @@ class AuditRecorded:
 
 @dataclass(frozen=True)
 class AnalyticsRecorded:
-    """An analytics event was ingested (`POST /api/analytics/events`)."""
+    """An analytics event was ingested (`POST /api/analytics/events`), with the article's running
+    counts and when the next announcement of them may go (exactly as stored: `claim` it)."""
 
     article_id: str
     type: str  # view | click | share
     user_id: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    announce_after: Any = 0  # a Decimal, as stored
 
 
 EVENT_TYPES = (JobEvent, ArticleStatusChanged, ReportStored, Alert, AuditRecorded, AnalyticsRecorded)

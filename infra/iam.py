@@ -61,7 +61,7 @@ ACCESS: dict[str, tuple[str, ...]] = {
         "dynamodb:Query",
         "dynamodb:UpdateItem",
     ),
-    "table:analytics_events": ("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query"),
+    "table:analytics_events": ("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"),
     "table:webhook_logs": ("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query"),
     "table:ws_tickets": ("dynamodb:DeleteItem", "dynamodb:PutItem"),
     "table:ws_connections": (

@@ -1,12 +1,15 @@
-"""Analytics events (view / click / share), stored by UTC day with a TTL.
+"""Analytics events (view / click / share), stored by UTC day with a TTL, and per-article counts.
 
 The partition is the event's day, so the daily aggregation reads one day with a Query; the
 `by_article` index answers per-article questions and finds the events of a deleted article.
+Each article's running counts are one item of the same table (`ArticleCounts`), updated with
+each event; the realtime `analytics.update` announces them, at most once per few seconds.
 """
 
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import Field
@@ -14,8 +17,10 @@ from pydantic import Field
 from chalicelib import aws, timeutil
 from chalicelib import events as lifecycle
 from chalicelib.http import Body
+from chalicelib.util import to_dynamo
 
 RETENTION_SECONDS = 90 * 24 * 3600
+COUNTS_RETENTION_SECONDS = 30 * 24 * 3600  # an article's counts, from its last event
 EVENT_TYPES = ("view", "click", "share")
 
 
@@ -43,12 +48,60 @@ class AnalyticsEvents:
         return item
 
 
+class ArticleCounts:
+    """Per article, running counts of its analytics events and when the next announcement of them
+    may go, in one item of `analytics_events` (partition `counts#<id>`, which no day can take;
+    no `article_id` attribute, so the `by_article` index lists events only)."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    @staticmethod
+    def _key(article_id: str) -> dict[str, Any]:
+        return {"day": f"counts#{article_id}", "sk": "counts"}
+
+    def add(self, article_id: str, event_type: str) -> tuple[dict[str, int], Decimal]:
+        """Count one event; returns the counts and when the next announcement may go (exactly as
+        stored, for `claim`)."""
+        fields = timeutil.ttl_fields(timeutil.now() + COUNTS_RETENTION_SECONDS)
+        result = self._table.update_item(
+            Key=self._key(article_id),
+            UpdateExpression="ADD #c :one SET #t = :ttl, expiry_day = :day",
+            ExpressionAttributeNames={"#c": f"count_{event_type}", "#t": "ttl"},
+            ExpressionAttributeValues={":one": 1, ":ttl": fields["ttl"], ":day": fields["expiry_day"]},
+            ReturnValues="ALL_NEW",
+        )
+        item = result["Attributes"]
+        counts = {t: int(item.get(f"count_{t}", 0)) for t in EVENT_TYPES}
+        return counts, Decimal(item.get("next_update", 0))
+
+    def claim(self, article_id: str, seen: Decimal, next_update: float) -> bool:
+        """Move the next announcement from `seen` to `next_update`; False when another ingestion
+        claimed this one first (a conditional write, so it holds across Lambdas)."""
+        client = self._table.meta.client
+        try:
+            self._table.update_item(
+                Key=self._key(article_id),
+                UpdateExpression="SET next_update = :next",
+                ConditionExpression="attribute_not_exists(next_update) OR next_update = :seen",
+                ExpressionAttributeValues={":next": to_dynamo(next_update), ":seen": seen},
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+
 def events() -> AnalyticsEvents:
     return AnalyticsEvents(aws.table("analytics_events"))
 
 
+def counts() -> ArticleCounts:
+    return ArticleCounts(aws.table("analytics_events"))
+
+
 def ingest(event: NewEvent, user_id: str | None) -> dict[str, Any]:
-    """Record one event and tell the listeners (the realtime `analytics.update`)."""
+    """Record one event, count it, and tell the listeners (the realtime `analytics.update`)."""
     item = events().record(event, user_id)
-    lifecycle.publish(lifecycle.AnalyticsRecorded(event.article_id, event.type, user_id))
+    running, announce_after = counts().add(event.article_id, event.type)
+    lifecycle.publish(lifecycle.AnalyticsRecorded(event.article_id, event.type, user_id, running, announce_after))
     return item

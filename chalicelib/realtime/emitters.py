@@ -31,7 +31,7 @@ from chalicelib import aws, events, timeutil
 from chalicelib.realtime import protocol, rooms
 from chalicelib.realtime.protocol import PayloadTooLarge
 from chalicelib.realtime.sender import sender
-from chalicelib.realtime.store import AnalyticsCounts, Connections, EventLog
+from chalicelib.realtime.store import Connections, EventLog
 
 log = logging.getLogger("inkwell.realtime")
 
@@ -228,13 +228,15 @@ def on_report_stored(event: events.ReportStored) -> None:
 
 
 def on_analytics(event: events.AnalyticsRecorded) -> None:
-    """Count the event; send `analytics.update` unless one went for this article in the last
-    ANALYTICS_UPDATE_SECONDS (the claim is a conditional write, so it holds across Lambdas)."""
-    counter = AnalyticsCounts(aws.table("ws_events"))
-    counts, next_update = counter.add(event.article_id, event.type)
+    """Send the article's counts as `analytics.update` unless one went for this article in the
+    last ANALYTICS_UPDATE_SECONDS (content.analytics keeps the counts and the claim)."""
+    from chalicelib.content import analytics  # pydantic (the request model): not at import
+
     now = timeutil.now()
-    if due(float(next_update), now) and counter.claim(event.article_id, next_update, now + ANALYTICS_UPDATE_SECONDS):
-        emit_analytics_update({"article_id": event.article_id, "counts": counts})
+    if due(float(event.announce_after), now) and analytics.counts().claim(
+        event.article_id, event.announce_after, now + ANALYTICS_UPDATE_SECONDS
+    ):
+        emit_analytics_update({"article_id": event.article_id, "counts": event.counts})
 
 
 def due(next_update: float, now: float) -> bool:

@@ -14,11 +14,9 @@ import hashlib
 import logging
 import random
 import time
-from decimal import Decimal
 from typing import Any
 
 from chalicelib import timeutil
-from chalicelib.util import to_dynamo
 
 TICKET_TTL_SECONDS = 60
 CONNECTION_TTL_SECONDS = 2 * 3600  # API Gateway closes a connection after 2 hours
@@ -300,47 +298,3 @@ class EventLog:
             if "LastEvaluatedKey" not in result:
                 return found, False
             kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
-
-
-class AnalyticsCounts:
-    """Per article, running counts of ingested analytics events and when the next
-    `analytics.update` may go, in one item of `ws_events` (partition `analytics#<id>`, which no
-    room name can take)."""
-
-    TYPES = ("view", "click", "share")
-
-    def __init__(self, table: Any) -> None:
-        self._table = table
-
-    @staticmethod
-    def _key(article_id: str) -> dict[str, Any]:
-        return {"room": f"analytics#{article_id}", "seq": COUNTER_SEQ}
-
-    def add(self, article_id: str, event_type: str) -> tuple[dict[str, int], Decimal]:
-        """Count one event; returns the counts and the time the next update is due (exactly as
-        stored, for `claim`)."""
-        result = self._table.update_item(
-            Key=self._key(article_id),
-            UpdateExpression="ADD #c :one SET #t = :ttl, expiry_day = :day",
-            ExpressionAttributeNames={"#c": f"count_{event_type}", "#t": "ttl"},
-            ExpressionAttributeValues={":one": 1, **EventLog._ttl_values(COUNTER_RETENTION_SECONDS)},
-            ReturnValues="ALL_NEW",
-        )
-        item = result["Attributes"]
-        counts = {t: int(item.get(f"count_{t}", 0)) for t in self.TYPES}
-        return counts, Decimal(item.get("next_update", 0))
-
-    def claim(self, article_id: str, seen_next_update: Decimal, next_update: float) -> bool:
-        """Move the next due time from `seen_next_update` to `next_update`; False when another
-        ingestion claimed this update first."""
-        client = self._table.meta.client
-        try:
-            self._table.update_item(
-                Key=self._key(article_id),
-                UpdateExpression="SET next_update = :next",
-                ConditionExpression="attribute_not_exists(next_update) OR next_update = :seen",
-                ExpressionAttributeValues={":next": to_dynamo(next_update), ":seen": seen_next_update},
-            )
-        except client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True

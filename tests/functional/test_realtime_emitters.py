@@ -367,16 +367,17 @@ def test_analytics_ingestion_sends_at_most_one_update_per_article_every_few_seco
 
 
 def test_the_throttle_is_per_article(listeners):
-    events.publish(events.AnalyticsRecorded("b" * 32, "view"))
-    events.publish(events.AnalyticsRecorded("c" * 32, "view"))
+    from chalicelib.content import analytics
+
+    for article_id in ("b" * 32, "c" * 32):
+        analytics.ingest(analytics.NewEvent(article_id=article_id, type="view"), None)
     assert [f["data"]["article_id"] for f in listeners.take("admin")] == ["b" * 32, "c" * 32]
 
 
 def test_two_ingestions_racing_for_the_same_update_send_one(listeners):
-    from chalicelib import aws
-    from chalicelib.realtime.store import AnalyticsCounts
+    from chalicelib.content import analytics
 
-    counter = AnalyticsCounts(aws.table("ws_events"))
+    counter = analytics.counts()
     _, seen = counter.add("d" * 32, "view")
     due = time.time() + 5
     assert counter.claim("d" * 32, seen, due) is True
