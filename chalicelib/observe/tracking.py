@@ -39,7 +39,6 @@ def configure(app_log: logging.Logger) -> bool:
         environment=config.get().stage,
         default_integrations=False,  # no logging, excepthook or atexit hooks of its own: we report
         auto_enabling_integrations=False,
-        send_default_pii=False,
         include_local_variables=False,
         max_breadcrumbs=0,
         before_send=scrub_event,
@@ -55,9 +54,8 @@ def shutdown() -> None:
     if _state["on"]:
         import sentry_sdk
 
-        client = sentry_sdk.get_client()
-        client.close(timeout=FLUSH_SECONDS)
-        sentry_sdk.init(dsn=None)
+        sentry_sdk.get_client().close(timeout=FLUSH_SECONDS)
+        sentry_sdk.get_global_scope().set_client(None)  # not init(): that would enable its integrations
     _state["on"] = False
 
 
