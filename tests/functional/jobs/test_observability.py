@@ -19,8 +19,9 @@ def json_logs(monkeypatch: pytest.MonkeyPatch, app: Any) -> Any:
     monkeypatch.setenv("INKWELL_LOG_FORMAT", "json")
     logs.configure_logging(app.log)
     yield
-    monkeypatch.delenv("INKWELL_LOG_FORMAT")
-    logs.configure_logging(app.log)
+    for name in ("INKWELL_LOG_FORMAT", "INKWELL_LOG_LEVEL", "AWS_LAMBDA_FUNCTION_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    logs.configure_logging(app.log)  # as app.py left it
 
 
 def _lines(out: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -86,3 +87,43 @@ def test_one_article_job_logs_its_correlation_keys_and_emits_its_metrics(
     route = "POST /api/articles/{article_id}/generate"
     assert _metric(rest_documents, "ApiRequests", Route=route, Status="202") == [("Count", 1)]
     assert len(_metric(rest_documents, "ApiLatency", Route=route, Status="202")) == 1
+
+
+def test_no_credential_reaches_a_log_line(api, poller, generator, json_logs, capsys, monkeypatch):
+    """Through the real paths, at DEBUG: logins (right and wrong password), WebSocket connects with
+    ?ticket= and ?token=, a signed webhook call, bad Authorization headers."""
+    import app
+    from chalicelib.jobs import webhook
+    from chalicelib.realtime import sender as sender_module
+    from tests.conftest import ROLE_PASSWORD
+    from tests.functional.ws_support import FakeManagement, Gateway
+
+    monkeypatch.setenv("INKWELL_LOG_LEVEL", "DEBUG")
+    logs.configure_logging(app.app.log)
+    management = FakeManagement()
+    monkeypatch.setattr(sender_module, "management_client", lambda url: management)
+    gw = Gateway(app, management)
+
+    token = api.token("admin")
+    email = api.user("admin")["email"]
+    assert api.post("/api/auth/login", {"email": email, "password": "wrong " + ROLE_PASSWORD}).status_code == 401
+    ticket = body(api.post("/api/realtime/ticket", as_="admin"))["ticket"]
+    assert gw.connect(ticket=ticket)[1]["statusCode"] == 200
+    assert gw.connect(ticket=ticket)[1]["statusCode"] == 401  # used: refused, and logged as refused
+    assert gw.connect(token=token)[1]["statusCode"] == 200
+    assert gw.connect(token=token + "x")[1]["statusCode"] == 401
+    tampered = token[:-4] + "AAAA"
+    for header in (f"Bearer {tampered}", f"Basic {ROLE_PASSWORD}", f"Token {token}"):
+        assert api.get("/api/articles", headers={"authorization": header}).status_code == 401
+    article = body(api.post("/api/articles", {"title": "T", "topic": "t"}, as_="admin"))
+    api.post(f"/api/articles/{article['id']}/generate", as_="admin")
+    poller.drain("articles")
+    [call] = generator.requests
+    signature = call["headers"]["X-Inkwell-Signature"]
+    assert signature == webhook.sign(call["body"], "test-webhook-secret")
+
+    out = capsys.readouterr().out
+    lines, _ = _lines(out)
+    assert any(line["level"] == "DEBUG" or line.get("event") for line in lines)  # something was logged
+    for secret in (ROLE_PASSWORD, token, token.split(".")[2], tampered, ticket, signature, signature[7:]):
+        assert secret not in out, secret
