@@ -1,7 +1,8 @@
 """Inkwell, put together: read top to bottom, this is the whole system's wiring.
 
-1. The Chalice app, and the middleware around every handler (invocation context, the REST error
-   shape, the audit flush at the end of every invocation).
+1. The Chalice app, its logs and error tracking, and the middleware around every handler
+   (invocation context, the REST error shape, the audit and metrics flush at the end of every
+   invocation, unhandled exceptions to error tracking).
 2. The REST API: one blueprint per capability.
 3. Who hears what: the listeners of the in-process events.
 4. The job workers: what holds and what guards every job.
@@ -29,6 +30,7 @@ from chalicelib.content import routes as content_routes
 from chalicelib.dashboard import routes as dashboard_routes
 from chalicelib.jobs import alerts
 from chalicelib.jobs import routes as jobs_routes
+from chalicelib.observe import logs, metrics, tracking
 from chalicelib.realtime import emitters
 from chalicelib.realtime import routes as realtime_routes
 from chalicelib.schedules import routes as schedules_routes
@@ -46,7 +48,12 @@ if not config.on_lambda():  # in a checkout: the `chalice` CLI's guard (infra/ i
     from infra.chalice_cli import app_loaded
 
     app_loaded()
-middleware = runtime.Middleware(at_end=[flush_audit])
+logs.configure_logging(app.log)  # INKWELL_LOG_FORMAT, INKWELL_LOG_LEVEL
+tracking.configure(app.log)  # only with SENTRY_DSN
+middleware = runtime.Middleware(
+    at_end=[flush_audit, metrics.on_request_end, metrics.flush],  # metrics last: the flush counts audit writes
+    on_error=[tracking.report],
+)
 app.register_middleware(middleware, "all")
 
 # --- 2. the REST API ------------------------------------------------------------------------------
@@ -76,6 +83,7 @@ LISTENERS: dict[type, list[events.Listener]] = {
         emitters.on_job_event,  # job.progress / completed / failed to the rooms
         schedules.on_job_event,  # a scheduled job's outcome as its schedule's last status
         alerts.alert_on_failure,  # an email for a job that failed for good
+        metrics.on_job_event,  # JobStarted / Completed / Failed / Retried, duration, queue wait
     ],
     events.ArticleStatusChanged: [audit_listeners.on_article_status, emitters.on_article_status],
     events.Alert: [emitters.on_alert],

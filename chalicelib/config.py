@@ -24,6 +24,9 @@ WS_MANAGEMENT_ENDPOINT = "INKWELL_WS_MANAGEMENT_ENDPOINT"
 WS_URL = "INKWELL_WS_URL"  # the public wss:// URL clients connect to (returned with tickets)
 SCRYPT_N = "INKWELL_SCRYPT_N"
 SECRETS_PARAMETER_PREFIX = "INKWELL_SECRETS_PREFIX"  # on AWS: SSM path holding the secrets
+LOG_FORMAT = "INKWELL_LOG_FORMAT"  # json | text (default json on Lambda, text elsewhere)
+LOG_LEVEL = "INKWELL_LOG_LEVEL"  # a logging level name (default INFO)
+SENTRY_DSN = "SENTRY_DSN"  # optional: where unhandled exceptions are reported
 
 # Read only by the local stack (`local/`, never deployed); named here with the others.
 LOCAL_HTTP_PORT = "INKWELL_HTTP_PORT"
@@ -102,6 +105,29 @@ LAMBDA_FUNCTION = "AWS_LAMBDA_FUNCTION_NAME"  # set by the Lambda runtime, never
 def on_lambda() -> bool:
     """True inside a Lambda container (not in `chalice package`/`deploy`, which import app.py too)."""
     return bool(os.environ.get(LAMBDA_FUNCTION))
+
+
+LOG_FORMATS = ("json", "text")
+
+
+def log_format() -> str:
+    """`json` or `text`: INKWELL_LOG_FORMAT, else json on Lambda and text elsewhere."""
+    value = os.environ.get(LOG_FORMAT, "").strip().lower()
+    if value and value not in LOG_FORMATS:
+        raise ConfigError(f"{LOG_FORMAT} must be one of {', '.join(LOG_FORMATS)}, not {value!r}")
+    return value or ("json" if on_lambda() else "text")
+
+
+def log_level() -> str:
+    """INKWELL_LOG_LEVEL as a logging level name (DEBUG, INFO, WARNING, ERROR); default INFO."""
+    value = os.environ.get(LOG_LEVEL, "").strip().upper() or "INFO"
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"{LOG_LEVEL} must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {value!r}")
+    return value
+
+
+def sentry_dsn() -> str | None:
+    return os.environ.get(SENTRY_DSN) or None
 
 
 def secret_parameter(name: str, prefix: str | None = None) -> str:

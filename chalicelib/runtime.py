@@ -11,10 +11,12 @@ ends, on success and on error alike. The hooks are given to it by app.py; nothin
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,12 @@ class Invocation:
     user: dict[str, Any] | None = None  # {"id","email","role"} once authenticated
     headers: dict[str, str] = field(default_factory=dict)  # REST: lower-cased request headers
     extras: dict[str, Any] = field(default_factory=dict)
+    correlation: dict[str, Any] = field(default_factory=dict)  # job_id, queue, connection_id, ...
+    cold_start: bool | None = None  # the container's first invocation (None outside a handler)
+    route: str | None = None  # REST: the route's path pattern, e.g. /api/articles/{id}
+    method: str | None = None  # REST: the HTTP method
+    status: int | None = None  # REST: the status answered
+    started: float = field(default_factory=time.perf_counter)
 
 
 _current: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar("invocation", default=None)
@@ -49,15 +57,54 @@ def current() -> Invocation:
     return inv
 
 
+def peek() -> Invocation | None:
+    """The running invocation, or None outside any (never creates one: for log filters)."""
+    return _current.get()
+
+
+@contextlib.contextmanager
+def correlate(**keys: Any) -> Iterator[None]:
+    """Name what runs inside the block (`job_id=`, `queue=`, ...) on the running invocation; the
+    keys it had before come back when the block ends. None values are left out."""
+    inv = current()
+    before = dict(inv.correlation)
+    annotate(**keys)
+    try:
+        yield
+    finally:
+        inv.correlation.clear()
+        inv.correlation.update(before)
+
+
+def annotate(**keys: Any) -> None:
+    """Add correlation keys to the running invocation (until the enclosing `correlate` ends)."""
+    current().correlation.update({k: v for k, v in keys.items() if v is not None})
+
+
+_cold = [True]  # the next invocation is the container's first
+
+
+def _cold_start() -> bool:
+    cold, _cold[0] = _cold[0], False
+    return cold
+
+
 class Middleware:
     """Chalice middleware for every handler (see the module docstring); `at_end` are called, in
-    order, when each invocation ends (a failing one is logged and does not stop the others)."""
+    order, when each invocation ends (a failing one is logged and does not stop the others), and
+    `on_error` with any exception that escapes the handler (it then propagates as before)."""
 
-    def __init__(self, at_end: Sequence[Callable[[], object]] = ()) -> None:
+    def __init__(
+        self,
+        at_end: Sequence[Callable[[], object]] = (),
+        on_error: Sequence[Callable[[Exception], object]] = (),
+    ) -> None:
         self.at_end = tuple(at_end)
+        self.on_error = tuple(on_error)
 
     def __call__(self, event: Any, get_response: Callable[[Any], Any]) -> Any:
         inv = invocation_of(event)
+        inv.cold_start = _cold_start()
         if inv.kind == "rest":
             return self.run(inv, _answer_refusals, get_response, event)
         return self.run(inv, get_response, event)
@@ -66,7 +113,19 @@ class Middleware:
         """Run `fn(*args)` as invocation `inv`: context set, end hooks run whatever happens."""
         token = _current.set(inv)
         try:
-            return fn(*args)
+            result = fn(*args)
+            if inv.kind == "rest":
+                inv.status = getattr(result, "status_code", None)
+            return result
+        except Exception as exc:
+            if inv.kind == "rest":
+                inv.status = 500
+            for report in self.on_error:
+                try:
+                    report(exc)
+                except Exception:
+                    log.exception("error hook %s failed", getattr(report, "__name__", report))
+            raise
         finally:
             try:
                 for hook in self.at_end:
@@ -98,6 +157,8 @@ def invocation_of(event: Any) -> Invocation:
             ip=(ctx.get("identity") or {}).get("sourceIp"),
             user_agent=headers.get("user-agent"),
             headers=headers,
+            route=ctx.get("resourcePath"),
+            method=event.method,
         )
     if event is None:  # a REST event Chalice could not route (no resourcePath)
         return Invocation(kind="rest", request_id=str(uuid.uuid4()))
@@ -113,6 +174,7 @@ def invocation_of(event: Any) -> Invocation:
             request_id=rc.get("requestId") or request_id,
             ip=identity.get("sourceIp"),
             user_agent=headers.get("User-Agent") or headers.get("user-agent") or identity.get("userAgent"),
+            correlation={"connection_id": rc["connectionId"]} if rc.get("connectionId") else {},
         )
     return Invocation(kind="sqs" if isinstance(event, SQSEvent) else "schedule", request_id=request_id)
 

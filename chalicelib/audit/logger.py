@@ -25,6 +25,7 @@ from typing import Any
 from chalicelib import aws, config, events, runtime, timeutil
 from chalicelib.audit import model, redact
 from chalicelib.audit.actions import ALERT_LEVELS, classify
+from chalicelib.observe import metrics
 from chalicelib.util import from_dynamo, to_dynamo
 
 log = logging.getLogger("inkwell.audit")
@@ -79,10 +80,12 @@ class Writer:
             self.requests += 1
             try:
                 self._client.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(sk)")
+                metrics.count("AuditWrites")
                 return "dynamodb"
             except Exception as exc:
                 code = _error_code(exc)
                 if code == "ConditionalCheckFailedException":
+                    metrics.count("AuditWrites")
                     return "dynamodb"  # an earlier attempt landed after all
                 log.warning("audit PutItem failed (%s), attempt %d", code, attempt + 1)
                 if code in NOT_RETRYABLE:
@@ -112,6 +115,7 @@ class Writer:
                 if attempt + 1 < MAX_ATTEMPTS:
                     self._sleep(backoff(attempt))
             outcome["dynamodb"] += len(chunk) - len(pending)
+            metrics.count("AuditWrites", len(chunk) - len(pending))
             if pending:
                 where = self.fallback([request["PutRequest"]["Item"] for request in pending])
                 outcome[where] += len(pending)
@@ -119,6 +123,7 @@ class Writer:
 
     def fallback(self, items: list[dict[str, Any]]) -> str:
         """Hand items DynamoDB refused to the audit queue; log them whole if SQS refuses too."""
+        metrics.count("AuditFallbacks", len(items))
         bodies = list(_bodies(items))
         for body in bodies:
             for attempt in range(3):

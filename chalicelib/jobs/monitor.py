@@ -1,13 +1,13 @@
 """The one place a job's state changes are announced.
 
-Every change (active, progress, completed, failed, retrying) is logged as one JSON line and
+Every change (active, progress, completed, failed, retrying) is logged as one line, its `event`,
+`job_id`, `queue`, `state`, ... as fields of the structured line (`chalicelib.observe.logs`), and
 published as `events.JobEvent`; the realtime emitters and the audit logger subscribe to that
 event type, so neither the worker nor a processor knows about them.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -34,5 +34,6 @@ def emit(kind: str, record: dict[str, Any], error: dict[str, Any] | None = None)
     }
     if error:
         line["error"] = error
-    log.log(logging.WARNING if kind in ("failed", "retrying") else logging.INFO, json.dumps(line))
+    level = logging.WARNING if kind in ("failed", "retrying") else logging.INFO
+    log.log(level, "job.%s %s", kind, job["id"], extra={"fields": line})
     events.publish(events.JobEvent(kind=kind, job=job, error=error))

@@ -25,6 +25,7 @@ from typing import Any
 
 from chalicelib import timeutil
 from chalicelib.jobs.errors import DeadlineExceeded, JobError, PermanentError
+from chalicelib.observe import metrics
 from chalicelib.util import to_dynamo
 
 log = logging.getLogger("inkwell.webhook")
@@ -156,13 +157,16 @@ class ArticleGenerator:
         try:
             status, answer = self._post(self._url, body, headers, timeout)
         except TimeoutError:
+            self._measure(started, "timeout")
             self._log(request, entry, started, outcome="timeout", error=f"no answer within {timeout:.1f} s")
             raise WebhookUnavailable(
                 f"the webhook did not answer within {timeout:.1f} s", kind="webhook_timeout"
             ) from None
         except OSError as exc:
+            self._measure(started, "error")
             self._log(request, entry, started, outcome="connection_error", error=str(exc)[:EXCERPT])
             raise WebhookUnavailable(f"the webhook is unreachable: {exc}"[:300]) from None
+        self._measure(started, metrics.status_class(status))
         result = classify(status, answer)
         excerpt = None if result.outcome == "ok" else answer[:EXCERPT].decode("utf-8", "replace")
         self._log(
@@ -181,6 +185,10 @@ class ArticleGenerator:
         if result.outcome == "rejected":
             raise PermanentError(f"the webhook refused the request ({result.detail})", kind="webhook_rejected")
         raise WebhookUnavailable(f"the webhook failed ({result.detail})", kind=f"webhook_{result.outcome}")
+
+    def _measure(self, started: float, status: str) -> None:
+        metrics.count("GeneratorCalls", Status=status)
+        metrics.timing("GeneratorLatency", (self._monotonic() - started) * 1000, Status=status)
 
     def _log(self, request: dict[str, Any], entry: dict[str, Any], started: float, **fields: Any) -> None:
         entry = dict(entry, duration_ms=int((self._monotonic() - started) * 1000), **fields)

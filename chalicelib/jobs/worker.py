@@ -36,7 +36,7 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import catalog, timeutil
+from chalicelib import catalog, runtime, timeutil
 from chalicelib.jobs import backoff, errors, monitor, processors
 from chalicelib.jobs.records import BUSY, CLAIMED, DEAD, DONE, MISSING, STALE, JobStore, public
 from chalicelib.util import from_dynamo
@@ -108,7 +108,8 @@ class Worker:
                     failed.append(late.message_id)
                 break
             try:
-                ok = self._one(record, remaining, context)
+                with runtime.correlate(queue=self.queue.name):  # job_id, run, attempt: added by _one
+                    ok = self._one(record, remaining, context)
             except Exception:  # the machinery itself failed (e.g. DynamoDB unreachable): retry the record
                 log.exception("%s: record %s could not be handled", self.queue.name, record.message_id)
                 self._back_off(record)
@@ -132,6 +133,7 @@ class Worker:
                 return self._to_dead_letters(record)
             self._back_off(record)
             return False
+        runtime.annotate(job_id=message.job_id, run=message.run)
         if any(hold(self.queue.name) for hold in self.holds):
             self.sqs.send(self.queue.name, record.body, HOLD_DELAY_SECONDS)
             return True
@@ -142,6 +144,9 @@ class Worker:
             return self._refused(record, claim.outcome, claim.job, message.job_id)
         job = claim.job
         assert job is not None
+        payload = from_dynamo(job.get("payload") or {})
+        scheduled = payload if isinstance(payload, dict) else {}  # a scheduled job names its slot
+        runtime.annotate(attempt=int(job["attempts"]), schedule=scheduled.get("schedule"), slot=scheduled.get("slot"))
         if job.get("failing"):  # its last worker died inside the final failure: finish that, no rerun
             note = from_dynamo(job["failing"])
             log.warning("%s: finishing the interrupted failure of job %s", self.queue.name, job["id"])

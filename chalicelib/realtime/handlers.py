@@ -97,8 +97,11 @@ def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | st
             details={"action": frame.action, "reason": str(exc)},
         )
         yield protocol.error(str(exc), frame.action, room)
-    except Exception:
+    except Exception as exc:
+        from chalicelib.observe import tracking
+
         log.exception("WebSocket %s frame failed on connection %s", frame.action, connection_id)
+        tracking.report(exc)  # answered with an error frame, so the middleware never sees it
         yield protocol.error("internal error; try again", frame.action)
 
 

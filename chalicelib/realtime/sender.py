@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib import aws, config
+from chalicelib.observe import metrics
 from chalicelib.realtime.protocol import dumps
 
 log = logging.getLogger("inkwell.realtime")
@@ -49,6 +50,12 @@ class Sender:
 
     def post(self, connection_id: str, message: Any) -> bool:
         """Send one frame; False when the connection is gone (410). Other errors propagate."""
+        posted = self._post(connection_id, message)
+        metrics.count("WebSocketPosts" if posted else "WebSocketGone")
+        return posted
+
+    def _post(self, connection_id: str, message: Any) -> bool:
+        """`post` without metrics: the fan-out's threads post, the caller's thread counts."""
         data = message if isinstance(message, (bytes, str)) else dumps(message)
         try:
             self._client.post_to_connection(ConnectionId=connection_id, Data=data)
@@ -84,6 +91,7 @@ class Sender:
                 result.gone.append(cid)
             else:
                 result.failed.append(cid)
+        _count(result)
         return result
 
     def broadcast_many(self, connection_ids: Iterable[str], messages: list[Any]) -> BroadcastResult:
@@ -115,14 +123,22 @@ class Sender:
                 result.gone.append(cid)
             elif outcome == "failed":
                 result.failed.append(cid)
+        _count(result)
         return result
 
     def _post_quietly(self, connection_id: str, data: str | bytes) -> str:
         try:
-            return "sent" if self.post(connection_id, data) else "gone"
+            return "sent" if self._post(connection_id, data) else "gone"
         except Exception:
             log.warning("posting to connection %s failed", connection_id, exc_info=True)
             return "failed"
+
+
+def _count(result: BroadcastResult) -> None:
+    if result.sent:
+        metrics.count("WebSocketPosts", result.sent)
+    if result.gone:
+        metrics.count("WebSocketGone", len(result.gone))
 
 
 @functools.cache

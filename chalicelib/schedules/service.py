@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib import audit, aws, catalog, cron, errors, events, jobs, timeutil
+from chalicelib import audit, aws, catalog, cron, errors, events, jobs, runtime, timeutil
 from chalicelib.jobs.errors import JobError
 from chalicelib.schedules import slots
 from chalicelib.schedules.store import ScheduleRuns
@@ -90,17 +90,18 @@ def fire(name: str, event_time: str | None, *, enqueue: Enqueue | None = None) -
     """
     schedule = catalog.SCHEDULES[name]
     slot = slots.slot_of(schedule.expression, _event_moment(event_time))
-    job = (enqueue or _enqueue())(
-        schedule.queue,
-        schedule.job_type,
-        slots.job_payload(schedule, slot),
-        idempotency_key=slots.slot_key(name, slot),
-    )
-    if runs().record_run(name, slots.iso(slot), job, manual=False, now=timeutil.iso()):
-        # once per slot: a duplicate (or late) delivery is not the schedule's newest run
-        audit.record("schedule.triggered", resource=("schedule", name), details=_audit_details(job, slot))
-    log.info("schedule %s slot %s -> job %s", name, slots.iso(slot), job["id"])
-    return job
+    with runtime.correlate(schedule=name, slot=slots.iso(slot)):
+        job = (enqueue or _enqueue())(
+            schedule.queue,
+            schedule.job_type,
+            slots.job_payload(schedule, slot),
+            idempotency_key=slots.slot_key(name, slot),
+        )
+        if runs().record_run(name, slots.iso(slot), job, manual=False, now=timeutil.iso()):
+            # once per slot: a duplicate (or late) delivery is not the schedule's newest run
+            audit.record("schedule.triggered", resource=("schedule", name), details=_audit_details(job, slot))
+        log.info("schedule %s slot %s -> job %s", name, slots.iso(slot), job["id"])
+        return job
 
 
 def _audit_details(job: dict[str, Any], slot: datetime) -> dict[str, Any]:
