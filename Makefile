@@ -2,20 +2,29 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# checkov pins boto3 apart from requirements-dev.txt: it gets a venv of its own
+CHECKOV_VENV ?= .venv-checkov
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test lint typecheck bench constraints package deploy teardown policies clean
+.PHONY: run test checkov lint typecheck bench constraints package deploy teardown policies clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+$(CHECKOV_VENV)/bin/.installed: requirements-checkov.txt constraints-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+checkov: $(CHECKOV_VENV)/bin/.installed
+
 run: $(BIN)/.installed
 	$(BIN)/python -m local
 
-test: $(BIN)/.installed lint typecheck
+test: $(BIN)/.installed $(CHECKOV_VENV)/bin/.installed lint typecheck
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/.installed
@@ -28,13 +37,13 @@ typecheck: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
 
-# `make test` also packages the prod stage and lints its template (tests/package).
+# `make test` also packages the prod stage, lints its template and runs checkov on it (tests/package).
 package: $(BIN)/.installed
 	$(BIN)/python -m infra.package $(STAGE)
 	$(BIN)/cfn-lint dist/$(STAGE)/sam.json
 
 # With AWS credentials: creates the stage (once), then `chalice deploy --stage $(STAGE)` updates
-# its code. ALARM_EMAIL=you@example.com subscribes to the dead-letter alarms.
+# its code. ALARM_EMAIL=you@example.com subscribes to the stage's alarms.
 deploy: $(BIN)/.installed
 	$(BIN)/python -m infra.deploy $(STAGE) $(if $(ALARM_EMAIL),--alarm-email $(ALARM_EMAIL))
 
@@ -48,9 +57,11 @@ policies: $(BIN)/.installed
 	$(BIN)/python -m infra.iam --write
 
 # After changing a pin in requirements*.txt and installing it: record the whole venv again.
-constraints: $(BIN)/.installed
+constraints: $(BIN)/.installed $(CHECKOV_VENV)/bin/.installed
 	{ sed -n '/^#/p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
+	{ sed -n '/^#/p' constraints-checkov.txt; $(CHECKOV_VENV)/bin/python -m pip freeze; } > constraints-checkov.txt.new
+	mv constraints-checkov.txt.new constraints-checkov.txt
 
 clean:
-	rm -rf $(VENV) dist .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) dist .pytest_cache

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from chalice import Chalice
 from chalice.app import SQSEvent
 
-from chalicelib import catalog, config, events, runtime
+from chalicelib import catalog, config, events, runtime, tracing
 from chalicelib.audit import listeners as audit_listeners
 from chalicelib.audit import routes as audit_routes
 from chalicelib.audit.logger import flush as flush_audit
@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # the worker loads boto3: the job Lambdas import it with thei
 app = Chalice(app_name="inkwell")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 config.check_startup()
+tracing.install()  # X-Ray subsegments for AWS and generator calls, only on Lambda with tracing on
 if not config.on_lambda():  # in a checkout: the `chalice` CLI's guard (infra/ is never deployed)
     from infra.chalice_cli import app_loaded
 

@@ -1,6 +1,6 @@
 """Keeps `.chalice/config.json` in step with the catalogue and the IAM declarations.
 
-The keys it owns: `autogen_policy` (off: the policy comes from `infra.iam`), each stage's
+The keys it owns: `autogen_policy` (off: the policy comes from `infra.iam`), `xray` (on), each stage's
 `INKWELL_STAGE` and, but for the local ones, `INKWELL_SECRETS_PREFIX` (so `@app.on_sqs_message` resolves the stage's
 physical queue names when Chalice imports app.py, and secrets come from that stage's SSM path),
 and the timeout of every SQS consumer (the catalogue's `Queue.function_timeout`, which the
@@ -30,6 +30,7 @@ PATH = ROOT / ".chalice" / "config.json"
 def synced(current: dict[str, Any], shape: AppShape | None = None) -> dict[str, Any]:
     cfg = copy.deepcopy(current)
     cfg["autogen_policy"] = False
+    cfg["xray"] = True  # active tracing on every function (and the REST stage on `chalice deploy`)
     for stage, stage_cfg in cfg.get("stages", {}).items():
         env = stage_cfg.setdefault("environment_variables", {})
         env[config.STAGE] = stage

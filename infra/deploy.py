@@ -12,14 +12,19 @@ development secrets) are refused. Every step is idempotent, so a failed run is s
 2. the secrets (`config.SECRETS`) as SSM SecureStrings under the stage's prefix, generated once
    when absent and never overwritten;
 3. the catalogue's tables and queues (`infra.provision`, hardened: PITR, KMS, SSE, TTL, redrive);
-4. an SNS topic and an alarm on every dead-letter queue's depth;
+4. an SNS topic, an alarm on every dead-letter queue's depth, the stage's other alarms and its
+   CloudWatch dashboard (`infra.monitoring`, as in the template);
 5. `chalice deploy --stage <stage>` (functions, roles, REST and WebSocket APIs, schedules, SQS
    triggers), with the stage's environment, on `infra.chalice_cli.LAMBDA_RUNTIME`; it writes
    the stage's record, `.chalice/deployed/<stage>.json`;
 6. what Chalice does not manage: `ReportBatchItemFailures` on every SQS event-source mapping of
    the stage's functions (Chalice never sets it, aws/chalice#2029), and the WebSocket endpoints
    (Chalice learns the API's id only while creating it) in the stage's `environment_variables`
-   of `.chalice/config.json` and in every function's environment.
+   of `.chalice/config.json` and in every function's environment;
+7. logging: every function's log group and both API stages' access log groups with a retention
+   period, the access logs on the REST and WebSocket stages (and, when the account has none yet,
+   API Gateway's account-wide role for writing them). Tracing needs no step: `xray` in
+   `.chalice/config.json` makes Chalice turn it on for every function and the REST stage.
 
 What step 6 sets survives a plain `chalice deploy`: Chalice updates an existing mapping with
 BatchSize, MaximumBatchingWindowInSeconds and (only when app.py sets `maximum_concurrency`)
@@ -34,18 +39,21 @@ whose record lacks a catalogue queue's trigger (`infra.chalice_cli`). Only a sta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from chalicelib import catalog, config
-from infra import app_shape, chalice_cli, chalice_config, iam, provision
-from infra.template import API_STAGE
+from infra import app_shape, chalice_cli, chalice_config, iam, monitoring, provision
+from infra.app_shape import AppShape
+from infra.monitoring import API_STAGE
 
 BATCH_FAILURES = ["ReportBatchItemFailures"]
 COMMIT_HINT = (
@@ -77,8 +85,16 @@ def ensure_secrets(ssm: Any, stage: str) -> list[str]:
     return created
 
 
-def ensure_alarms(sns: Any, cloudwatch: Any, stage: str, email: str | None = None) -> str:
-    """The stage's alarm topic and one alarm per dead-letter queue (same as the template's)."""
+def ensure_alarms(
+    sns: Any,
+    cloudwatch: Any,
+    stage: str,
+    email: str | None = None,
+    shape: AppShape | None = None,
+    region: str = "us-east-1",
+) -> str:
+    """The stage's alarm topic and one alarm per dead-letter queue; given the app's shape, also
+    the other alarms and the dashboard (`infra.monitoring`), all the same as the template's."""
     topic = sns.create_topic(Name=f"inkwell-{stage}-alarms", Attributes={"KmsMasterKeyId": "alias/aws/sns"})["TopicArn"]
     if email:
         sns.subscribe(TopicArn=topic, Protocol="email", Endpoint=email)
@@ -98,7 +114,107 @@ def ensure_alarms(sns: Any, cloudwatch: Any, stage: str, email: str | None = Non
             AlarmActions=[topic],
             OKActions=[topic],
         )
+    if shape is not None:
+        names = monitoring.Names.physical(stage, region, topic)
+        for alarm in monitoring.alarms(shape, names):
+            cloudwatch.put_metric_alarm(**alarm)
+        body = monitoring.dashboard_body(shape, names)
+        cloudwatch.put_dashboard(DashboardName=monitoring.dashboard_name(stage), DashboardBody=body)
     return topic
+
+
+APIGATEWAY_LOGS_ROLE = "inkwell-apigateway-cloudwatch-logs"
+# what the AWS managed policy AmazonAPIGatewayPushToCloudWatchLogs (the template's) allows
+APIGATEWAY_LOGS_ACTIONS = [
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:DescribeLogGroups",
+    "logs:DescribeLogStreams",
+    "logs:PutLogEvents",
+    "logs:GetLogEvents",
+    "logs:FilterLogEvents",
+]
+
+
+def ensure_log_group(logs: Any, name: str, days: int) -> None:
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=name)
+    logs.put_retention_policy(logGroupName=name, retentionInDays=days)
+
+
+def ensure_apigateway_logs_role(iam_client: Any, apigateway: Any, attempts: int = 10, wait: float = 3.0) -> str:
+    """API Gateway's account-wide role for writing logs: the account's own when set, else one made here."""
+    current = apigateway.get_account().get("cloudwatchRoleArn")
+    if current:
+        return str(current)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    try:
+        arn = iam_client.create_role(RoleName=APIGATEWAY_LOGS_ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+        arn = arn["Role"]["Arn"]
+    except iam_client.exceptions.EntityAlreadyExistsException:
+        arn = iam_client.get_role(RoleName=APIGATEWAY_LOGS_ROLE)["Role"]["Arn"]
+    allow = {"Effect": "Allow", "Action": APIGATEWAY_LOGS_ACTIONS, "Resource": "*"}
+    iam_client.put_role_policy(
+        RoleName=APIGATEWAY_LOGS_ROLE,
+        PolicyName="PushToCloudWatchLogs",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allow]}),
+    )
+    patch = [{"op": "replace", "path": "/cloudwatchRoleArn", "value": arn}]
+    for attempt in range(attempts):  # a new role takes a few seconds to be usable
+        try:
+            apigateway.update_account(patchOperations=patch)
+            break
+        except apigateway.exceptions.BadRequestException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(wait)
+    return str(arn)
+
+
+def ensure_logging(
+    clients: dict[str, Any], shape: AppShape, record: dict[str, Any], region: str, account: str
+) -> list[str]:
+    """Log groups with retention for every function and both APIs' access logs, and the access
+    logs on the stages Chalice made; returns the log groups."""
+    stage = shape.stage
+    days = monitoring.log_retention_days(stage)
+    groups = [f"/aws/lambda/{fn.function_name}" for fn in shape.functions.values()]
+    for name in groups:
+        ensure_log_group(clients["logs"], name, days)
+    apis = {r["resource_type"]: r for r in record.get("resources", [])}
+    if "rest_api" not in apis and "websocket_api" not in apis:
+        return groups
+    ensure_apigateway_logs_role(clients["iam"], clients["apigateway"])
+
+    def access_group(api: str) -> str:
+        name = monitoring.access_log_group(stage, api)
+        ensure_log_group(clients["logs"], name, days)
+        groups.append(name)
+        return f"arn:aws:logs:{region}:{account}:log-group:{name}"
+
+    if "rest_api" in apis:
+        destination = access_group("rest")
+        clients["apigateway"].update_stage(
+            restApiId=apis["rest_api"]["rest_api_id"],
+            stageName=API_STAGE,
+            patchOperations=[
+                {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": destination},
+                {"op": "replace", "path": "/accessLogSettings/format", "value": monitoring.REST_ACCESS_LOG_FORMAT},
+            ],
+        )
+    if "websocket_api" in apis:
+        destination = access_group("websocket")
+        clients["apigatewayv2"].update_stage(
+            ApiId=apis["websocket_api"]["websocket_api_id"],
+            StageName=API_STAGE,
+            AccessLogSettings={"DestinationArn": destination, "Format": monitoring.WEBSOCKET_ACCESS_LOG_FORMAT},
+        )
+    return groups
 
 
 def report_batch_failures(lambda_client: Any, function_names: list[str]) -> list[str]:
@@ -154,7 +270,19 @@ def _clients(region: str) -> dict[str, Any]:
 
     return {
         name: boto3.client(name, region_name=region)
-        for name in ("sts", "ssm", "dynamodb", "sqs", "sns", "cloudwatch", "lambda")
+        for name in (
+            "sts",
+            "ssm",
+            "dynamodb",
+            "sqs",
+            "sns",
+            "cloudwatch",
+            "lambda",
+            "logs",
+            "iam",
+            "apigateway",
+            "apigatewayv2",
+        )
     }
 
 
@@ -176,7 +304,7 @@ def deploy(
     settings = config.get()
     created = ensure_secrets(clients["ssm"], stage)
     urls = provision.provision(clients["dynamodb"], clients["sqs"], settings, hardened=True)
-    topic = ensure_alarms(clients["sns"], clients["cloudwatch"], stage, email)
+    topic = ensure_alarms(clients["sns"], clients["cloudwatch"], stage, email, shape, region)
     chalice(["deploy", "--stage", stage], stage, run)
     names = sorted(fn.function_name for fn in shape.functions.values())
     mappings = report_batch_failures(clients["lambda"], names)
@@ -184,6 +312,7 @@ def deploy(
     endpoints = websocket_environment(record, region)
     chalice_config.set_websocket_endpoints(stage, endpoints)
     updated = set_environment(clients["lambda"], names, endpoints)
+    log_groups = ensure_logging(clients, shape, record, region, account)
     return {
         "account": account,
         "secrets_created": created,
@@ -193,6 +322,8 @@ def deploy(
         "environments_updated": updated,
         "endpoints": {r["name"]: r.get("rest_api_url") for r in record["resources"] if r.get("rest_api_url")},
         "websocket": endpoints.get(config.WS_URL),
+        "log_groups": log_groups,
+        "dashboard": monitoring.dashboard_name(stage),
     }
 
 
@@ -203,11 +334,27 @@ def teardown(stage: str, clients: dict[str, Any], run: Runner = _run, delete_sec
         chalice(["delete", "--stage", stage], stage, run)
     chalice_config.set_websocket_endpoints(stage, {})
     removed = provision.delete(clients["dynamodb"], clients["sqs"], config.get())
-    alarms = [f"inkwell-{stage}-{q.dlq}-not-empty" for q in catalog.QUEUES.values()]
-    clients["cloudwatch"].delete_alarms(AlarmNames=alarms)
     topic = clients["sns"].create_topic(Name=f"inkwell-{stage}-alarms")["TopicArn"]  # idempotent lookup
+    alarms = [f"inkwell-{stage}-{q.dlq}-not-empty" for q in catalog.QUEUES.values()]
+    for page in clients["cloudwatch"].get_paginator("describe_alarms").paginate(AlarmNamePrefix=f"inkwell-{stage}-"):
+        # the stage's other alarms: those notifying its topic (not another stage's of a longer name)
+        alarms += [
+            a["AlarmName"] for a in page["MetricAlarms"] if topic in a["AlarmActions"] and a["AlarmName"] not in alarms
+        ]
+    for start in range(0, len(alarms), 100):  # DeleteAlarms takes 100 names at most
+        clients["cloudwatch"].delete_alarms(AlarmNames=alarms[start : start + 100])
+    dashboards = clients["cloudwatch"].list_dashboards(DashboardNamePrefix=monitoring.dashboard_name(stage))
+    if any(d["DashboardName"] == monitoring.dashboard_name(stage) for d in dashboards["DashboardEntries"]):
+        clients["cloudwatch"].delete_dashboards(DashboardNames=[monitoring.dashboard_name(stage)])
     clients["sns"].delete_topic(TopicArn=topic)
-    removed += alarms + [topic]
+    removed += alarms + [monitoring.dashboard_name(stage), topic]
+    for api in ("rest", "websocket"):  # the functions' log groups stay until their retention ends
+        name = monitoring.access_log_group(stage, api)
+        try:
+            clients["logs"].delete_log_group(logGroupName=name)
+            removed.append(name)
+        except clients["logs"].exceptions.ResourceNotFoundException:
+            pass
     if delete_secrets:
         names = [f"{iam.secrets_prefix(stage)}/{n}" for n in config.SECRETS]
         clients["ssm"].delete_parameters(Names=names)
@@ -221,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--teardown", action="store_true")
     parser.add_argument("--yes", action="store_true", help="confirm tearing down prod")
     parser.add_argument("--delete-secrets", action="store_true", help="teardown: delete the SSM secrets too")
-    parser.add_argument("--alarm-email", help="subscribe this address to the dead-letter alarms")
+    parser.add_argument("--alarm-email", help="subscribe this address to the stage's alarms")
     args = parser.parse_args(argv)
     if not args.teardown:  # a local stage deployed by mistake can still be torn down
         check_deployable(args.stage)

@@ -109,6 +109,8 @@ PLATFORM: dict[str, tuple[str, ...]] = {
     # the Lambda SQS poller behind every @app.on_sqs_message
     "queue:*": ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"),
     "logs": ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"),
+    # active tracing: Lambda's X-Ray daemon sends the function's segments with its role
+    "*": ("xray:PutTelemetryRecords", "xray:PutTraceSegments"),
 }
 
 # Granted because the issue names them, but no code path calls them yet: allowed to be unused
@@ -249,18 +251,19 @@ def policy(scope: Scope) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def sub(value: Any) -> Any:
+    """Every string holding a `${...}` placeholder, wrapped in CloudFormation's `Fn::Sub`."""
+    if isinstance(value, str) and "${" in value:
+        return {"Fn::Sub": value}
+    if isinstance(value, list):
+        return [sub(v) for v in value]
+    if isinstance(value, dict):
+        return {k: sub(v) for k, v in value.items()}
+    return value
+
+
 def template_policy(stage: str) -> dict[str, Any]:
     """`policy()` for the CloudFormation template: every ARN with a placeholder in `Fn::Sub`."""
-
-    def sub(value: Any) -> Any:
-        if isinstance(value, str) and "${" in value:
-            return {"Fn::Sub": value}
-        if isinstance(value, list):
-            return [sub(v) for v in value]
-        if isinstance(value, dict):
-            return {k: sub(v) for k, v in value.items()}
-        return value
-
     document = policy(Scope.template(stage))
     for statement in document["Statement"]:
         statement["Resource"] = sub(statement["Resource"])

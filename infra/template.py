@@ -7,7 +7,10 @@ encryption), an alarm on each dead-letter queue's depth, and patches to what Cha
 function environment (table and queue names, the WebSocket endpoints), the consumers' timeouts,
 `ReportBatchItemFailures` on every SQS event source (Chalice omits it, aws/chalice#2029) with the
 queue referenced through `Fn::Sub` so CloudFormation creates it first, and each role's policy
-from `infra.iam`. Chalice merges dictionaries key by key and replaces lists, which is what lets
+from `infra.iam`; and what an operator watches (`infra.monitoring`): every function's log group
+with a retention period, access logs of both API stages (and API Gateway's account-wide role
+for writing them), X-Ray tracing on the REST stage (the functions' `Tracing: Active` comes from
+`xray` in `.chalice/config.json`), the alarms and the dashboard. Chalice merges dictionaries key by key and replaces lists, which is what lets
 this overlay patch its resources in place.
 
 `problems(template, shape)` checks a packaged template holds all of that; `make package` refuses
@@ -22,10 +25,10 @@ import re
 from typing import Any
 
 from chalicelib import catalog, config
-from infra import iam, provision
+from infra import iam, monitoring, provision
 from infra.app_shape import AppShape
+from infra.monitoring import API_STAGE
 
-API_STAGE = "api"  # api_gateway_stage in .chalice/config.json
 MESSAGE_RETENTION = 4 * 24 * 3600
 DLQ_RETENTION = 14 * 24 * 3600
 ALARM_TOPIC = "DeadLetterAlarmTopic"
@@ -180,6 +183,84 @@ def consumed_queue(source_queue: str, stage: str) -> catalog.Queue | None:
     return None
 
 
+def log_group(name: Any, stage: str) -> dict[str, Any]:
+    retention = monitoring.log_retention_days(stage)
+    return {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": name, "RetentionInDays": retention}}
+
+
+def monitoring_resources(shape: AppShape) -> dict[str, Any]:
+    """Log groups, access logs, REST tracing, the alarms and the dashboard (`infra.monitoring`)."""
+    stage = shape.stage
+    resources: dict[str, Any] = {}
+    for cfn in shape.functions:
+        resources[cfn + "LogGroup"] = log_group({"Fn::Sub": "/aws/lambda/${" + cfn + "}"}, stage)
+    account = "ApiGatewayAccount"
+    if shape.rest or shape.websocket:
+        # API Gateway writes access logs with one role per account and region (a singleton setting)
+        resources["ApiGatewayCloudWatchRole"] = {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "apigateway.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                },
+                "ManagedPolicyArns": [
+                    {
+                        "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+                    }
+                ],
+            },
+        }
+        resources[account] = {
+            "Type": "AWS::ApiGateway::Account",
+            "Properties": {"CloudWatchRoleArn": {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}},
+        }
+    if shape.rest:
+        resources["RestAccessLogGroup"] = log_group(monitoring.access_log_group(stage, "rest"), stage)
+        resources["RestAPI"] = {
+            "DependsOn": [account],
+            "Properties": {
+                "TracingEnabled": True,
+                "AccessLogSetting": {
+                    "DestinationArn": {"Fn::GetAtt": ["RestAccessLogGroup", "Arn"]},
+                    "Format": monitoring.REST_ACCESS_LOG_FORMAT,
+                },
+            },
+        }
+    if shape.websocket:
+        resources["WebsocketAccessLogGroup"] = log_group(monitoring.access_log_group(stage, "websocket"), stage)
+        resources["WebsocketAPIStage"] = {
+            "DependsOn": [account],
+            "Properties": {
+                "AccessLogSettings": {
+                    "DestinationArn": {"Fn::GetAtt": ["WebsocketAccessLogGroup", "Arn"]},
+                    "Format": monitoring.WEBSOCKET_ACCESS_LOG_FORMAT,
+                }
+            },
+        }
+    names = monitoring.Names.template(stage, {"Ref": ALARM_TOPIC}, queue_id)
+    prefix = f"inkwell-{stage}-"
+    for alarm in monitoring.alarms(shape, names):
+        resources[logical_id(alarm["AlarmName"].removeprefix(prefix), "Alarm")] = {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": iam.sub(alarm),
+        }
+    resources["Dashboard"] = {
+        "Type": "AWS::CloudWatch::Dashboard",
+        "Properties": {
+            "DashboardName": monitoring.dashboard_name(stage),
+            "DashboardBody": {"Fn::Sub": monitoring.dashboard_body(shape, names)},
+        },
+    }
+    return resources
+
+
 def overlay(shape: AppShape) -> dict[str, Any]:
     """The template merged into Chalice's by `chalice package --merge-template`."""
     stage = shape.stage
@@ -195,6 +276,7 @@ def overlay(shape: AppShape) -> dict[str, Any]:
             props["Queue"] = queue_arn_ref(queue.name)
             timeouts[source.function] = max(timeouts.get(source.function, 0), queue.function_timeout)
         events.setdefault(source.function, {})[source.event] = {"Properties": props}
+    resources.update(monitoring_resources(shape))
     for cfn, fn in shape.functions.items():
         props = {"Environment": {"Variables": env}}
         if cfn in timeouts:
@@ -210,6 +292,7 @@ def overlay(shape: AppShape) -> dict[str, Any]:
             }
     outputs: dict[str, Any] = {
         "AlarmTopicArn": {"Value": {"Ref": ALARM_TOPIC}},
+        "DashboardName": {"Value": {"Ref": "Dashboard"}},
     }
     if shape.rest:
         outputs["RestApiUrl"] = {
@@ -230,7 +313,7 @@ def overlay(shape: AppShape) -> dict[str, Any]:
             "AlarmEmail": {
                 "Type": "String",
                 "Default": "",
-                "Description": "Where dead-letter alarms are emailed (empty: no subscription)",
+                "Description": "Where the stage's alarms are emailed (empty: no subscription)",
             }
         },
         "Conditions": {"HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}},
@@ -318,12 +401,50 @@ def problems(template: dict[str, Any], shape: AppShape | None = None) -> list[st
                 out.append(f"{cfn} is not told the WebSocket management endpoint")
             if any(name_variable(t) not in env for t in catalog.TABLES):
                 out.append(f"{cfn} is not told the table names")
+    out += monitoring_problems(template, shape)
     for role_id, role in _of_type(template, "AWS::IAM::Role").items():
         for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 if any("*" in a for a in actions):
                     out.append(f"role {role_id} grants a wildcard action")
+    return out
+
+
+def monitoring_problems(template: dict[str, Any], shape: AppShape | None = None) -> list[str]:
+    """Tracing, log retention, access logs and alarms of a packaged template."""
+    out: list[str] = []
+    res = template.get("Resources", {})
+    groups = {
+        json.dumps(g["Properties"].get("LogGroupName")): g for g in _of_type(template, "AWS::Logs::LogGroup").values()
+    }
+    alarmed = {
+        json.dumps(a["Properties"].get("Dimensions")) + a["Properties"].get("MetricName", "")
+        for a in _of_type(template, "AWS::CloudWatch::Alarm").values()
+    }
+    for fn_id, fn in _of_type(template, "AWS::Serverless::Function").items():
+        if fn["Properties"].get("Tracing") != "Active":
+            out.append(f"function {fn_id} is not traced")
+        group = groups.get(json.dumps({"Fn::Sub": "/aws/lambda/${" + fn_id + "}"}))
+        if group is None or not group["Properties"].get("RetentionInDays"):
+            out.append(f"function {fn_id} has no log group with a retention period")
+        for metric in ("Errors", "Throttles"):
+            dims = [{"Name": "FunctionName", "Value": {"Fn::Sub": "${" + fn_id + "}"}}]
+            if json.dumps(dims) + metric not in alarmed:
+                out.append(f"function {fn_id} has no alarm on {metric}")
+    rest = res.get("RestAPI", {}).get("Properties")
+    if rest is not None and (not rest.get("TracingEnabled") or "AccessLogSetting" not in rest):
+        out.append("the REST API stage has no tracing or no access logs")
+    ws = res.get("WebsocketAPIStage", {}).get("Properties")
+    if ws is not None and "AccessLogSettings" not in ws:
+        out.append("the WebSocket API stage has no access logs")
+    if shape is not None:
+        names = monitoring.Names.template(shape.stage, {"Ref": ALARM_TOPIC}, queue_id)
+        wanted = {a["AlarmName"] for a in monitoring.alarms(shape, names)}
+        have = {a["Properties"].get("AlarmName") for a in _of_type(template, "AWS::CloudWatch::Alarm").values()}
+        out += [f"alarm {name} is missing" for name in sorted(wanted - have)]
+    if not _of_type(template, "AWS::CloudWatch::Dashboard"):
+        out.append("the dashboard is missing")
     return out
 
 

@@ -61,6 +61,20 @@ def apply_shims(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(ApiGatewayV2Response, "create_deployment", create_deployment, raising=False)
 
+    # Gap 5: apigatewayv2 has no UpdateStage; `make deploy` sets the WebSocket stage's access logs.
+    def update_stage(self: Any) -> Any:
+        import json
+        from urllib.parse import unquote
+
+        parts = self.path.split("/")
+        stage = self.apigatewayv2_backend.get_stage(parts[-3], unquote(parts[-1]))
+        body = json.loads(self.body or "{}")
+        if "accessLogSettings" in body:
+            stage.access_log_settings = body["accessLogSettings"]
+        return 200, {}, json.dumps(stage.to_json())
+
+    monkeypatch.setattr(ApiGatewayV2Response, "update_stage", update_stage, raising=False)
+
     # Gap 3: ListEventSourceMappings compares FunctionName literally with what the mapping was
     # created with (Chalice passes the ARN; the deploy script lists by name). AWS accepts either.
     def list_event_source_mappings(self: Any, event_source_arn: str, function_name: str) -> list[Any]:

@@ -119,6 +119,23 @@ def test_make_deploy_then_plain_chalice_deploy_from_a_second_clone(stage: Stage)
     assert made.returncode == 0, made.stdout + made.stderr
     share_builds(stage.first, ROOT)  # for tests/package and the next run
     assert "Commit .chalice/" in made.stdout
+    # (with what an operator watches: alarms, the dashboard, log retention, access logs, tracing)
+    functions = stage.client("lambda").list_functions()["Functions"]
+    pages = stage.client("cloudwatch").get_paginator("describe_alarms").paginate(AlarmNamePrefix="inkwell-dev-")
+    alarms = {a["AlarmName"] for page in pages for a in page["MetricAlarms"]}
+    assert len(alarms) == 2 * len(functions) + 2 * len(catalog.QUEUES) + 2
+    assert {f"inkwell-dev-{q}-oldest-message-age" for q in catalog.QUEUES} <= alarms
+    assert stage.client("cloudwatch").get_dashboard(DashboardName="inkwell-dev")["DashboardBody"]
+    groups = {g["logGroupName"]: g for g in stage.client("logs").describe_log_groups()["logGroups"]}
+    for fn in functions:
+        assert groups[f"/aws/lambda/{fn['FunctionName']}"]["retentionInDays"] == 30
+        assert fn["TracingConfig"] == {"Mode": "Active"}, fn["FunctionName"]
+    assert "/aws/apigateway/inkwell-dev-websocket-access" in groups
+    (rest,) = stage.client("apigateway").get_rest_apis()["items"]
+    rest_stage = stage.client("apigateway").get_stage(restApiId=rest["id"], stageName="api")
+    assert rest_stage["accessLogSettings"]["destinationArn"].endswith(
+        ":log-group:/aws/apigateway/inkwell-dev-rest-access"
+    )
     changed = sorted(line[3:] for line in git(stage.first, "status", "--porcelain", "-uall").splitlines())
     # (the committed policy file is the one the deploy uses: it did not change)
     assert changed == [".chalice/config.json", ".chalice/deployed/dev.json"], changed
@@ -184,7 +201,9 @@ def test_plain_chalice_delete_then_make_teardown_from_the_second_clone(stage: St
     assert stage.client("lambda").list_event_source_mappings()["EventSourceMappings"] == []
     assert stage.client("apigateway").get_rest_apis()["items"] == []
     assert stage.client("apigatewayv2").get_apis()["Items"] == []
-    assert stage.client("iam").list_roles()["Roles"] == []
+    # (but API Gateway's account-wide role for access logs, which every stage of the account shares)
+    roles = [r["RoleName"] for r in stage.client("iam").list_roles()["Roles"]]
+    assert roles == [deploy.APIGATEWAY_LOGS_ROLE]
     assert stage.record()["resources"] == []
     # AND `make teardown` removes the rest, and the endpoints from .chalice/config.json
     removed = stage.run([sys.executable, "-m", "infra.deploy", "dev", "--teardown"], stage.second)

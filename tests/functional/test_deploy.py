@@ -10,12 +10,26 @@ from typing import Any
 import pytest
 
 from chalicelib import aws, catalog, config
-from infra import chalice_cli, chalice_config, deploy, iam, provision
+from infra import chalice_cli, chalice_config, deploy, iam, monitoring, provision
+from infra.app_shape import AppShape, Function
+from tests.functional import moto_server
 
 
 @pytest.fixture
 def clients(aws_mock: None) -> dict[str, Any]:
-    return {name: aws.client(name) for name in ("ssm", "dynamodb", "sqs", "sns", "cloudwatch")}
+    names = ("ssm", "dynamodb", "sqs", "sns", "cloudwatch", "logs", "iam", "apigateway", "apigatewayv2")
+    return {name: aws.client(name) for name in names}
+
+
+def app_shape_of(stage: str) -> AppShape:
+    """A small app: the REST handler, one queue consumer, the WebSocket API."""
+    s = AppShape(stage, rest=True, websocket=True)
+    for name, cfn, fn_name in (
+        ("api_handler", "APIHandler", f"inkwell-{stage}"),
+        ("jobs_articles", "JobsArticles", f"inkwell-{stage}-jobs_articles"),
+    ):
+        s.functions[cfn] = Function(name, fn_name, cfn, cfn + "Role", 60)
+    return s
 
 
 def test_secrets_are_generated_once_and_never_overwritten(clients: dict[str, Any]) -> None:
@@ -168,18 +182,110 @@ def test_websocket_endpoint_reaches_every_function_without_dropping_its_variable
     assert deploy.websocket_environment({"resources": []}, "eu-west-1") == {}
 
 
+def test_alarms_and_dashboard_watch_functions_queues_the_api_and_the_generator(clients: dict[str, Any]) -> None:
+    # GIVEN an app of two functions; WHEN deploy ensures the alarms twice
+    s = app_shape_of("test")
+    topic = deploy.ensure_alarms(clients["sns"], clients["cloudwatch"], "test", shape=s)
+    deploy.ensure_alarms(clients["sns"], clients["cloudwatch"], "test", shape=s)
+    # THEN each is there once, every one notifying the stage's topic
+    alarms = {
+        a["AlarmName"]: a
+        for a in clients["cloudwatch"].describe_alarms(AlarmNamePrefix="inkwell-test-")["MetricAlarms"]
+    }
+    assert len(alarms) == 2 * len(s.functions) + 2 * len(catalog.QUEUES) + 2
+    assert all(a["AlarmActions"] == [topic] for a in alarms.values())
+    throttles = alarms["inkwell-test-jobs_articles-throttles"]
+    assert throttles["Dimensions"] == [{"Name": "FunctionName", "Value": "inkwell-test-jobs_articles"}]
+    age = alarms["inkwell-test-articles-oldest-message-age"]
+    assert age["Dimensions"] == [{"Name": "QueueName", "Value": "inkwell-test-articles"}]
+    assert age["Threshold"] == monitoring.age_threshold(catalog.queue("articles"))
+    assert {"inkwell-test-rest-5xx-rate", "inkwell-test-generator-failure-rate"} <= set(alarms)
+    # AND the dashboard charts the queues, jobs, generator, functions and API
+    body = json.loads(clients["cloudwatch"].get_dashboard(DashboardName="inkwell-test")["DashboardBody"])
+    titles = [w["properties"]["title"] for w in body["widgets"]]
+    assert titles == [
+        "Queue depth (waiting)",
+        "Age of oldest message (s)",
+        "Jobs completed / failed",
+        "Generator calls by status",
+        "Lambda errors",
+        "Lambda throttles",
+        "REST API 5xx / requests",
+    ]
+    assert ["AWS/Lambda", "Errors", "FunctionName", "inkwell-test"] in body["widgets"][4]["properties"]["metrics"]
+
+
+def test_logging_sets_retention_and_access_logs_on_both_stages(
+    clients: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_server.apply_shims(monkeypatch)  # moto lacks apigatewayv2 UpdateStage
+    # GIVEN the APIs `chalice deploy` made, with their stage
+    rest, v2 = clients["apigateway"], clients["apigatewayv2"]
+    rest_id = rest.create_rest_api(name="inkwell")["id"]
+    root = rest.get_resources(restApiId=rest_id)["items"][0]["id"]
+    rest.put_method(restApiId=rest_id, resourceId=root, httpMethod="GET", authorizationType="NONE")
+    rest.put_integration(restApiId=rest_id, resourceId=root, httpMethod="GET", type="MOCK")
+    rest.create_deployment(restApiId=rest_id, stageName="api")
+    ws_id = v2.create_api(Name="ws", ProtocolType="WEBSOCKET", RouteSelectionExpression="$request.body.action")["ApiId"]
+    v2.create_stage(ApiId=ws_id, StageName="api")
+    record = {
+        "resources": [
+            {"resource_type": "rest_api", "rest_api_id": rest_id},
+            {"resource_type": "websocket_api", "websocket_api_id": ws_id},
+        ]
+    }
+    s = app_shape_of("prod")
+    # WHEN deploy sets up logging, twice
+    deploy.ensure_logging(clients, s, record, "us-east-1", "123456789012")
+    groups = deploy.ensure_logging(clients, s, record, "us-east-1", "123456789012")
+    # THEN every function's log group and both access log groups keep logs a year (prod)
+    found = {g["logGroupName"]: g for g in clients["logs"].describe_log_groups()["logGroups"]}
+    assert (
+        set(found)
+        == set(groups)
+        == {
+            "/aws/lambda/inkwell-prod",
+            "/aws/lambda/inkwell-prod-jobs_articles",
+            "/aws/apigateway/inkwell-prod-rest-access",
+            "/aws/apigateway/inkwell-prod-websocket-access",
+        }
+    )
+    assert {g["retentionInDays"] for g in found.values()} == {365}
+    # AND both stages write JSON access logs there, with API Gateway's role for it
+    settings = rest.get_stage(restApiId=rest_id, stageName="api")["accessLogSettings"]
+    assert settings["destinationArn"].endswith(":log-group:/aws/apigateway/inkwell-prod-rest-access")
+    assert set(json.loads(settings["format"])) >= {"requestId", "ip", "route", "status", "latency"}
+    ws = v2.get_stage(ApiId=ws_id, StageName="api")["AccessLogSettings"]
+    assert ws["DestinationArn"].endswith(":log-group:/aws/apigateway/inkwell-prod-websocket-access")
+    assert rest.get_account()["cloudwatchRoleArn"].endswith(f"role/{deploy.APIGATEWAY_LOGS_ROLE}")
+
+
+def test_an_accounts_own_apigateway_logs_role_is_kept(clients: dict[str, Any]) -> None:
+    own = "arn:aws:iam::123456789012:role/the-accounts-own"
+    patch = [{"op": "replace", "path": "/cloudwatchRoleArn", "value": own}]
+    clients["apigateway"].update_account(patchOperations=patch)
+    assert deploy.ensure_apigateway_logs_role(clients["iam"], clients["apigateway"]) == own
+    assert clients["iam"].list_roles()["Roles"] == []
+
+
 def test_teardown_removes_the_stages_tables_queues_and_alarms(clients: dict[str, Any], monkeypatch: Any) -> None:
     # GIVEN a provisioned stage that was never `chalice deploy`ed (no deployed record)
     monkeypatch.setattr(deploy.app_shape, "stage_environment", lambda stage: {config.STAGE: stage})
     calls: list[list[str]] = []
-    deploy.ensure_alarms(clients["sns"], clients["cloudwatch"], "test")
+    deploy.ensure_alarms(clients["sns"], clients["cloudwatch"], "test", shape=app_shape_of("test"))
+    # (another stage whose name starts alike keeps its alarms)
+    deploy.ensure_alarms(clients["sns"], clients["cloudwatch"], "test-2", shape=app_shape_of("test-2"))
     # WHEN torn down
     removed = deploy.teardown("test", clients, run=lambda cmd, env: calls.append(cmd))
     # THEN its tables, queues and alarms are gone, chalice had nothing to delete, and secrets stay
     assert calls == []
     assert clients["dynamodb"].list_tables()["TableNames"] == []
     assert clients["sqs"].list_queues().get("QueueUrls", []) == []
-    assert clients["cloudwatch"].describe_alarms(AlarmNamePrefix="inkwell-test-")["MetricAlarms"] == []
+    left = clients["cloudwatch"].describe_alarms(AlarmNamePrefix="inkwell-test-")["MetricAlarms"]
+    assert left and all(a["AlarmName"].startswith("inkwell-test-2-") for a in left)
+    assert [d["DashboardName"] for d in clients["cloudwatch"].list_dashboards()["DashboardEntries"]] == [
+        "inkwell-test-2"
+    ]
     assert f"inkwell-test-{catalog.queue('articles').dlq}" in removed
 
 

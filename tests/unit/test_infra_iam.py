@@ -20,8 +20,12 @@ def test_policy_has_no_wildcard_action_and_no_unscoped_resource_but_the_document
         assert all("*" not in action for action in statement["Action"]), statement
         for arn in statement["Resource"]:
             if arn == "*":
-                # IAM grants lambda:ListEventSourceMappings on every resource only
-                assert statement["Action"] == ["lambda:ListEventSourceMappings"]
+                # IAM grants these on every resource only (X-Ray has no resource-level permission)
+                assert statement["Action"] == [
+                    "lambda:ListEventSourceMappings",
+                    "xray:PutTelemetryRecords",
+                    "xray:PutTraceSegments",
+                ]
             else:
                 assert ":eu-west-1:123456789012:" in arn, arn
 

@@ -29,7 +29,11 @@ def chalice_template(s: AppShape) -> dict[str, Any]:
     for cfn, fn in s.functions.items():
         resources[cfn] = {
             "Type": "AWS::Serverless::Function",
-            "Properties": {"Timeout": fn.timeout, "Environment": {"Variables": {"INKWELL_STAGE": s.stage}}},
+            "Properties": {
+                "Timeout": fn.timeout,
+                "Tracing": "Active",  # `xray: true` in .chalice/config.json
+                "Environment": {"Variables": {"INKWELL_STAGE": s.stage}},
+            },
         }
         resources[fn.role_cfn] = {"Type": "AWS::IAM::Role", "Properties": {"Policies": [{"PolicyName": "x"}]}}
     for source in s.sqs:
@@ -167,3 +171,46 @@ def test_problems_names_a_wildcard_action() -> None:
         {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}
     )
     assert template.problems(broken, s) == ["role ApiHandlerRole grants a wildcard action"]
+
+
+def test_overlay_watches_every_function_queue_and_api() -> None:
+    s = shape()
+    resources = packaged(s)["Resources"]
+    for cfn in s.functions:
+        group = resources[cfn + "LogGroup"]["Properties"]
+        assert group == {"LogGroupName": {"Fn::Sub": "/aws/lambda/${" + cfn + "}"}, "RetentionInDays": 365}
+    names = {r["Properties"]["AlarmName"] for r in resources.values() if r.get("Type") == "AWS::CloudWatch::Alarm"}
+    assert {"inkwell-prod-api_handler-errors", "inkwell-prod-jobs_articles-throttles"} <= names
+    assert {f"inkwell-prod-{q}-oldest-message-age" for q in catalog.QUEUES} <= names
+    assert {"inkwell-prod-rest-5xx-rate", "inkwell-prod-generator-failure-rate"} <= names
+    assert resources["RestAPI"]["Properties"]["TracingEnabled"] is True
+    assert "AccessLogSettings" in resources["WebsocketAPIStage"]["Properties"]
+
+
+def test_generator_failure_rate_is_metric_math_over_every_status() -> None:
+    alarms = {
+        a["AlarmName"]: a
+        for a in template.monitoring.alarms(
+            shape(), template.monitoring.Names.physical("prod", "us-east-1", "arn:topic")
+        )
+    }
+    alarm = alarms["inkwell-prod-generator-failure-rate"]
+    statuses = {
+        m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]
+        for m in alarm["Metrics"]
+        if "MetricStat" in m and m["MetricStat"]["Metric"]["MetricName"] == "GeneratorCalls"
+    }
+    assert statuses == {"2xx", "4xx", "429", "5xx", "timeout"}
+    (returned,) = [m for m in alarm["Metrics"] if m["ReturnData"]]
+    assert "failed / total" in returned["Expression"] and alarm["AlarmActions"] == ["arn:topic"]
+
+
+def test_problems_names_an_untraced_function_and_a_missing_alarm() -> None:
+    s = shape()
+    broken = packaged(s)
+    broken["Resources"]["JobsArticles"]["Properties"]["Tracing"] = "PassThrough"
+    del broken["Resources"]["ApiHandlerThrottlesAlarm"]
+    found = template.problems(broken, s)
+    assert "function JobsArticles is not traced" in found
+    assert "function APIHandler has no alarm on Throttles" in found
+    assert "alarm inkwell-prod-api_handler-throttles is missing" in found

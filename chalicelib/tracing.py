@@ -1,0 +1,39 @@
+"""X-Ray tracing of what a handler calls: every AWS call (DynamoDB, SQS, SSM, the WebSocket
+management API) and the article generator's HTTP call become subsegments of the invocation's
+trace, which Lambda opens when the function has active tracing.
+
+`install()` is called by app.py (section 1), never by an import: it does nothing unless the
+process runs on Lambda with tracing on (Lambda then sets `AWS_XRAY_DAEMON_ADDRESS`, and
+`_X_AMZN_TRACE_ID` per invocation); otherwise, as locally and in tests, aws-xray-sdk is not even
+imported. When on, it patches botocore (every client of `chalicelib.aws`) and `http.client`
+(which urllib, the webhook's HTTP client, uses).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+ENVIRONMENT = ("AWS_XRAY_DAEMON_ADDRESS", "_X_AMZN_TRACE_ID")
+PATCHED = ("botocore", "httplib")
+_installed = False
+
+
+def enabled(environ: Mapping[str, str] = os.environ) -> bool:
+    """True on a Lambda function with active tracing."""
+    return any(environ.get(name) for name in ENVIRONMENT)
+
+
+def install(environ: Mapping[str, str] = os.environ, recorder: Any = None) -> bool:
+    """Patch the AWS and HTTP clients for X-Ray when tracing is on; True when they are patched."""
+    global _installed
+    if _installed or not enabled(environ):
+        return _installed
+    from aws_xray_sdk.core import patch, xray_recorder
+
+    # outside an invocation (a client made at cold start) there is no segment: nothing to record
+    (recorder or xray_recorder).configure(service="inkwell", context_missing="IGNORE_ERROR")
+    patch(PATCHED)
+    _installed = True
+    return True
