@@ -1,7 +1,7 @@
 """Inkwell, put together: read top to bottom, this is the whole system's wiring.
 
 1. The Chalice app, and the middleware around every handler (invocation context, the REST error
-   shape, the audit flush at the end of every invocation).
+   shape, the audit and job-metrics flushes at the end of every invocation).
 2. The REST API: one blueprint per capability.
 3. Who hears what: the listeners of the in-process events.
 4. The job workers: what holds and what guards every job.
@@ -27,7 +27,7 @@ from chalicelib.audit.logger import flush as flush_audit
 from chalicelib.auth import routes as auth_routes
 from chalicelib.content import routes as content_routes
 from chalicelib.dashboard import routes as dashboard_routes
-from chalicelib.jobs import alerts
+from chalicelib.jobs import alerts, timeline
 from chalicelib.jobs import routes as jobs_routes
 from chalicelib.realtime import emitters
 from chalicelib.realtime import routes as realtime_routes
@@ -46,7 +46,7 @@ if not config.on_lambda():  # in a checkout: the `chalice` CLI's guard (infra/ i
     from infra.chalice_cli import app_loaded
 
     app_loaded()
-middleware = runtime.Middleware(at_end=[flush_audit])
+middleware = runtime.Middleware(at_end=[flush_audit, timeline.flush])
 app.register_middleware(middleware, "all")
 
 # --- 2. the REST API ------------------------------------------------------------------------------
@@ -76,6 +76,7 @@ LISTENERS: dict[type, list[events.Listener]] = {
         emitters.on_job_event,  # job.progress / completed / failed to the rooms
         schedules.on_job_event,  # a scheduled job's outcome as its schedule's last status
         alerts.alert_on_failure,  # an email for a job that failed for good
+        timeline.on_job_event,  # per-minute job metrics, written at the end of the invocation
     ],
     events.ArticleStatusChanged: [audit_listeners.on_article_status, emitters.on_article_status],
     events.Alert: [emitters.on_alert],

@@ -43,6 +43,7 @@ def test_app_wires_every_listener_in_one_place():
                 "chalicelib.realtime.emitters.on_job_event",
                 "chalicelib.schedules.service.on_job_event",
                 "chalicelib.jobs.alerts.alert_on_failure",
+                "chalicelib.jobs.timeline.on_job_event",
             ]
         )
     )
