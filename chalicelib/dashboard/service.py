@@ -116,13 +116,17 @@ def metrics(queue: str, params: dict[str, str]) -> dict[str, Any]:
     from chalicelib.jobs import timeline
 
     known(queue)
-    until = http.time_param(params, "until", timeutil.now())
+    now = timeutil.now()
+    until = http.time_param(params, "until", now)
     since = http.time_param(params, "since", until - 3600)
     if since > until:
         raise errors.Invalid("must not be after until", "since")
     if until - since > timeline.RETENTION_SECONDS:
         raise errors.Invalid(f"the range may span at most {timeline.RETENTION_SECONDS // 3600} hours", "since")
-    return {"queue": queue, "interval_seconds": timeline.INTERVAL, "points": timeline.points(queue, since, until)}
+    # Nothing is older than the items' TTL, nothing is in the future: no Query outside the data.
+    since, until = max(since, now - timeline.TTL_SECONDS), min(until, now + timeline.INTERVAL)
+    points = timeline.points(queue, since, until) if since <= until else []
+    return {"queue": queue, "interval_seconds": timeline.INTERVAL, "points": points}
 
 
 def _count_since(table: Any, queue: str, state: str, since: str) -> int:

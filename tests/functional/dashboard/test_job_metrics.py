@@ -201,8 +201,21 @@ def test_an_unknown_queue_is_a_404(api, queue):
     assert metrics(api, queue=queue).status_code == 404
 
 
-def test_an_empty_range_has_no_points(api):
-    response = metrics(api, "?since=2026-11-28T02:00:00.5Z&until=2026-11-28T02:00:00.5Z")
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?since=2026-11-28T02:00:00.5Z&until=2026-11-28T02:00:00.5Z",
+        "?until=0001-01-01T00:00:00Z",  # the default since would be before year 1
+    ],
+)
+def test_a_range_without_data_has_no_points(api, query):
+    response = metrics(api, query)
+    assert response.status_code == 200, response.body
+    assert body(response)["points"] == []
+
+
+def test_a_range_in_the_far_future_has_no_points(api):
+    response = metrics(api, "?since=9999-12-31T22:00:00Z&until=9999-12-31T23:59:59Z")
     assert response.status_code == 200, response.body
     assert body(response)["points"] == []
 
