@@ -1,8 +1,8 @@
 """Inkwell, put together: read top to bottom, this is the whole system's wiring.
 
 1. The Chalice app, its logs and error tracking, and the middleware around every handler
-   (invocation context, the REST error shape, the audit and metrics flush at the end of every
-   invocation, unhandled exceptions to error tracking).
+   (invocation context, the REST error shape, the audit, job-metrics and EMF flushes at the end
+   of every invocation, unhandled exceptions to error tracking).
 2. The REST API: one blueprint per capability.
 3. Who hears what: the listeners of the in-process events.
 4. The job workers: what holds and what guards every job.
@@ -28,7 +28,7 @@ from chalicelib.audit.logger import flush as flush_audit
 from chalicelib.auth import routes as auth_routes
 from chalicelib.content import routes as content_routes
 from chalicelib.dashboard import routes as dashboard_routes
-from chalicelib.jobs import alerts
+from chalicelib.jobs import alerts, timeline
 from chalicelib.jobs import routes as jobs_routes
 from chalicelib.observe import logs, metrics, tracking
 from chalicelib.realtime import emitters
@@ -52,7 +52,12 @@ if not config.on_lambda():  # in a checkout: the `chalice` CLI's guard (infra/ i
 logs.configure_logging(app.log)  # INKWELL_LOG_FORMAT, INKWELL_LOG_LEVEL
 tracking.configure(app.log)  # only with SENTRY_DSN
 middleware = runtime.Middleware(
-    at_end=[flush_audit, metrics.on_request_end, metrics.flush],  # metrics last: the flush counts audit writes
+    at_end=[
+        flush_audit,
+        timeline.flush,
+        metrics.on_request_end,
+        metrics.flush,
+    ],  # metrics last: the flush counts audit writes
     on_error=[tracking.report],
 )
 app.register_middleware(middleware, "all")
@@ -85,6 +90,7 @@ LISTENERS: dict[type, list[events.Listener]] = {
         schedules.on_job_event,  # a scheduled job's outcome as its schedule's last status
         alerts.alert_on_failure,  # an email for a job that failed for good
         metrics.on_job_event,  # JobStarted / Completed / Failed / Retried, duration, queue wait
+        timeline.on_job_event,  # per-minute job metrics, written at the end of the invocation
     ],
     events.ArticleStatusChanged: [audit_listeners.on_article_status, emitters.on_article_status],
     events.Alert: [emitters.on_alert],

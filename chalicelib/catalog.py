@@ -164,6 +164,14 @@ TABLES: dict[str, Table] = {
             description="signed, chained digests of the audit trail's sealed periods, and the chain head",
         ),
         Table(
+            "job_metrics",
+            pk="queue_day",
+            sk="minute",
+            ttl="ttl",
+            types={"minute": "N", "ttl": "N"},
+            description="per queue and minute (`<queue>#<day>`, epoch second): completed, failed, a duration histogram",
+        ),
+        Table(
             "ws_tickets",
             pk="hash",
             ttl="ttl",

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from chalice import Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from chalicelib import errors, util
+from chalicelib import errors, timeutil, util
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -117,6 +117,19 @@ def limit_param(params: dict[str, str]) -> int:
         raise bad_request("must be an integer", "limit") from None
     if not 1 <= value <= MAX_LIMIT:
         raise bad_request(f"must be between 1 and {MAX_LIMIT}", "limit")
+    return value
+
+
+def time_param(params: dict[str, str], name: str, default: float) -> float:
+    """Query parameter `name` as epoch seconds (an ISO 8601 time), `default` when absent."""
+    raw = params.get(name)
+    if not raw:
+        return default
+    try:
+        value = timeutil.parse_iso(raw)
+        timeutil.iso_ms(value)  # also a time in years 1-9999 once in UTC (0001-01-01T00:00+14:00 is not)
+    except (ValueError, OverflowError):
+        raise bad_request("must be an ISO 8601 time such as 2026-11-28T02:00:00Z", name) from None
     return value
 
 

@@ -83,6 +83,7 @@ ACCESS: dict[str, tuple[str, ...]] = {
     ),
     "table:audit_events": ("dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
     "table:audit_digests": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
+    "table:job_metrics": ("dynamodb:Query", "dynamodb:UpdateItem"),  # per-minute job metrics
     # every queue: enqueue, retry with backoff (visibility), look up URLs
     "queue:*": ("sqs:SendMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"),
     # every dead-letter queue: the worker's dead letters, the dashboard's depth, retry-failed

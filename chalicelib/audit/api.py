@@ -18,22 +18,10 @@ CURSOR_KEYS = {"p", "s"}
 SUMMARY_PROJECTION = {"ProjectionExpression": "#a, category, ts, sk", "ExpressionAttributeNames": {"#a": "action"}}
 
 
-def _time(params: dict[str, str], name: str, default: float) -> float:
-    raw = params.get(name)
-    if not raw:
-        return default
-    try:
-        value = timeutil.parse_iso(raw)
-        timeutil.iso_ms(value)  # also a time in years 1-9999 once in UTC (0001-01-01T00:00+14:00 is not)
-    except (ValueError, OverflowError):
-        raise http.bad_request("must be an ISO 8601 time such as 2026-11-28T02:00:00Z", name) from None
-    return value
-
-
 def time_range(params: dict[str, str], default_days: float, max_days: float | None = None) -> tuple[float, float]:
     now = timeutil.now()
-    until = _time(params, "until", now)
-    since = _time(params, "since", until - default_days * DAY)
+    until = http.time_param(params, "until", now)
+    since = http.time_param(params, "since", until - default_days * DAY)
     if since > until:
         raise http.bad_request("must not be after until", "since")
     if max_days is not None and until - since > max_days * DAY:

@@ -179,20 +179,24 @@ def record(
     details: dict[str, Any] | None = None,
     critical: bool | None = None,
     user_id: str | None = None,
+    user_email: str | None = None,
 ) -> dict[str, Any]:
     """Record one audit event for the running invocation and return it (the contract's shape).
 
-    The actor (user, IP, user agent, request id) comes from `runtime.current()`; `user_id`
-    names the actor where no one is authenticated yet (a login). Raises actions.UnknownAction
-    for a malformed or uncatalogued name (a programming error, found by tests).
+    The actor (user and email, IP, user agent, request id) comes from `runtime.current()`;
+    `user_id` and `user_email` name the actor where no one is authenticated yet (a login). Raises
+    actions.UnknownAction for a malformed or uncatalogued name (a programming error, found by tests).
     """
     cls = classify(action, category, severity, critical)
     inv = runtime.current()
     now = timeutil.now()
+    actor = inv.user or {}
+    user_id = user_id or actor.get("id")
     item = model.build(
         action,
         cls,
-        user_id=user_id or (inv.user or {}).get("id"),
+        user_id=user_id,
+        user_email=user_email or (actor.get("email") if user_id == actor.get("id") else None),
         ip=inv.ip,
         user_agent=inv.user_agent,
         request_id=inv.request_id,

@@ -62,6 +62,7 @@ def build(
     details: dict[str, Any],
     now: float,
     event_id: str | None = None,
+    user_email: str | None = None,
 ) -> dict[str, Any]:
     """The event's attributes, before it is keyed (None values are left out: index keys must be
     strings)."""
@@ -74,6 +75,7 @@ def build(
         "details": details,
         "request_id": request_id,
         "user_id": user_id,
+        "user_email": user_email,
         "ip": ip,
         "user_agent": user_agent[:512] if user_agent else None,
         **timeutil.ttl_fields(now + retention_seconds(cls.category)),
@@ -115,7 +117,12 @@ def public(item: dict[str, Any]) -> dict[str, Any]:
         "action": item["action"],
         "category": item["category"],
         "severity": item["severity"],
-        "actor": {"user_id": item.get("user_id"), "ip": item.get("ip"), "user_agent": item.get("user_agent")},
+        "actor": {
+            "user_id": item.get("user_id"),
+            "email": item.get("user_email"),
+            "ip": item.get("ip"),
+            "user_agent": item.get("user_agent"),
+        },
         "resource": resource,
         "details": from_dynamo(item.get("details") or {}),
         "request_id": item.get("request_id"),

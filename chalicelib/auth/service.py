@@ -99,7 +99,9 @@ def login(email: str, password: str, ip: str | None) -> dict[str, Any]:
         user["id"], user["role"], config.secret(config.JWT_SECRET), now, config.get().jwt_ttl_seconds
     )
     sessions().create(claims.jti, user, claims.exp)
-    audit.record("auth.login", user_id=user["id"], details={"email": email, "role": user["role"]})
+    audit.record(
+        "auth.login", user_id=user["id"], user_email=user["email"], details={"email": email, "role": user["role"]}
+    )
     return {"token": token, "expires_at": timeutil.iso(claims.exp), "user": public_user(user)}
 
 

@@ -16,6 +16,16 @@ def queue_stats() -> dict:
     return dashboard.stats()
 
 
+@routes.route("/api/queues/{queue}/metrics")
+def queue_metrics(queue: str) -> dict:
+    from chalicelib import http
+    from chalicelib.auth import service as auth
+    from chalicelib.dashboard import service as dashboard
+
+    auth.require("admin")
+    return dashboard.metrics(queue, http.query(routes.current_request))
+
+
 @routes.route("/api/queues/health")
 def queue_health() -> object:
     from chalicelib.auth import service as auth

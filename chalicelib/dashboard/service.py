@@ -1,4 +1,5 @@
-"""What the dashboard's routes do: stats, health, retry-all, remove, clean, pause and resume.
+"""What the dashboard's routes do: stats, metrics over time, health, retry-all, remove, clean, pause
+and resume.
 
 Job records, listing, retry and removal belong to `chalicelib.jobs`; this module composes them
 with the queues' own numbers (SQS attributes, the dead-letter queue, the event source mapping).
@@ -106,6 +107,26 @@ def stats() -> dict[str, Any]:
             "paused": _paused(f, flagged, name)[0],
         }
     return {"queues": queues, "generated_at": timeutil.iso()}
+
+
+def metrics(queue: str, params: dict[str, str]) -> dict[str, Any]:
+    """GET /api/queues/{queue}/metrics: per-minute points over [since, until] (default the last
+    hour, at most the retention)."""
+    from chalicelib import http
+    from chalicelib.jobs import timeline
+
+    known(queue)
+    now = timeutil.now()
+    until = http.time_param(params, "until", now)
+    since = http.time_param(params, "since", until - 3600)
+    if since > until:
+        raise errors.Invalid("must not be after until", "since")
+    if until - since > timeline.RETENTION_SECONDS:
+        raise errors.Invalid(f"the range may span at most {timeline.RETENTION_SECONDS // 3600} hours", "since")
+    # Nothing is older than the items' TTL, nothing is in the future: no Query outside the data.
+    since, until = max(since, now - timeline.TTL_SECONDS), min(until, now + timeline.INTERVAL)
+    points = timeline.points(queue, since, until) if since <= until else []
+    return {"queue": queue, "interval_seconds": timeline.INTERVAL, "points": points}
 
 
 def _count_since(table: Any, queue: str, state: str, since: str) -> int:

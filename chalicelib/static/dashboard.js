@@ -4,7 +4,8 @@
 // detail, drives the control actions, and follows the admin room over the WebSocket through the
 // shared browser client (/static/realtime.js, imported when needed): job and activity events
 // update the page as they happen; a slow poll only refreshes the queue depths, which no event
-// announces.
+// announces. It also draws each queue's last hour per minute (throughput, failures, p95 duration)
+// as inline SVG, lists the schedules (with "run now") and the system alerts heard live.
 
 const QUEUES = ["articles", "analytics", "emails", "cleanup"];
 const STATES = ["waiting", "delayed", "active", "completed", "failed"];
@@ -13,6 +14,8 @@ const NUMBERS = [
   ["completed", "completed"], ["failed", "failed"], ["dead_letter", "dead letters"],
 ];
 const POLL_MS = 15000;
+const METRICS_POLL_MS = 60000;
+const CHART = { width: 300, height: 70, minutes: 60 };
 const FEED_MAX = 60;
 const TOKEN_KEY = "inkwell.dashboard.token";
 
@@ -28,6 +31,7 @@ const view = {
   health: {},
   rt: null,
   poller: null,
+  metricsPoller: null,
   timers: {},
 };
 
@@ -120,6 +124,7 @@ function signOut(message = "") {
   if (view.rt) view.rt.close();
   view.rt = null;
   clearInterval(view.poller);
+  clearInterval(view.metricsPoller);
   $("dashboard-view").hidden = true;
   $("logout").hidden = true;
   $("who").textContent = "";
@@ -149,8 +154,12 @@ function start(user) {
   refresh();
   loadJobs(true);
   loadActivity();
+  loadMetrics();
+  loadSchedules();
   clearInterval(view.poller);
   view.poller = setInterval(refresh, POLL_MS);
+  clearInterval(view.metricsPoller);
+  view.metricsPoller = setInterval(() => { loadMetrics(); loadSchedules(); }, METRICS_POLL_MS);
   connect();
 }
 
@@ -231,6 +240,84 @@ function notify(message, kind = "bad") {
   banner.textContent = message;
   banner.hidden = false;
   later("banner", () => { banner.hidden = true; }, 8000);
+}
+
+// --- metrics over time: inline SVG charts -------------------------------------------------------
+
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS($("svg-ns").namespaceURI, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  node.append(...children);
+  return node;
+}
+
+async function loadMetrics() {
+  const results = await Promise.all(QUEUES.map((q) => api("GET", `/api/queues/${q}/metrics`)));
+  const until = Date.now();
+  $("charts").replaceChildren(...QUEUES.map((queue, i) => chartCard(queue, results[i].ok ? results[i].data.points : null, until)));
+}
+
+function chartCard(queue, points, until) {
+  if (!points) return el("article", { class: "card", "data-chart-queue": queue }, el("h3", {}, queue), el("p", { class: "muted" }, "metrics unavailable"));
+  const { width, height, minutes } = CHART;
+  const slot = width / minutes;
+  const start = Math.floor(until / 60000) - minutes + 1; // the first minute shown, in minutes since 1970
+  const shown = points.map((p) => ({ ...p, at: Math.floor(new Date(p.ts).getTime() / 60000) - start })).filter((p) => p.at >= 0 && p.at < minutes);
+  const most = Math.max(1, ...shown.map((p) => p.completed + p.failed));
+  const bars = shown.flatMap((p) => {
+    const x = (p.at * slot).toFixed(1);
+    const done = (p.completed / most) * height;
+    const bad = (p.failed / most) * height;
+    const tip = `${p.ts.slice(11, 16)}: ${p.completed} completed, ${p.failed} failed`;
+    return [
+      svg("rect", { class: "completed", x, y: (height - done).toFixed(1), width: (slot * 0.8).toFixed(1), height: done.toFixed(1), "data-minute": p.ts }, svg("title", {}, tip)),
+      p.failed ? svg("rect", { class: "failed", x, y: (height - done - bad).toFixed(1), width: (slot * 0.8).toFixed(1), height: bad.toFixed(1) }, svg("title", {}, tip)) : null,
+    ].filter(Boolean);
+  });
+  const timed = shown.filter((p) => p.duration_p95_ms !== null);
+  const slowest = Math.max(1, ...timed.map((p) => p.duration_p95_ms));
+  const xy = timed.map((p) => [(p.at * slot + slot * 0.4).toFixed(1), (height - 3 - (p.duration_p95_ms / slowest) * (height - 6)).toFixed(1)]);
+  const line = xy.map(([x, y]) => `${x},${y}`).join(" ");
+  const dots = xy.map(([cx, cy], i) => svg("circle", { class: "p95dot", cx, cy, r: "2" }, svg("title", {}, `${timed[i].ts.slice(11, 16)}: p95 ${timed[i].duration_p95_ms} ms`)));
+  const done = shown.reduce((n, p) => n + p.completed, 0);
+  const failed = shown.reduce((n, p) => n + p.failed, 0);
+  const box = `0 0 ${width} ${height}`;
+  return el("article", { class: "card", "data-chart-queue": queue },
+    el("h3", {}, queue, el("span", { class: "badge" }, "last hour")),
+    svg("svg", { class: "chart", viewBox: box, preserveAspectRatio: "none", "data-chart": "throughput", role: "img", "aria-label": `${queue}: jobs per minute` }, ...bars),
+    el("div", { class: "legend" }, `jobs per minute: ${done} completed, ${failed} failed in the hour`),
+    svg("svg", { class: "chart", viewBox: box, preserveAspectRatio: "none", "data-chart": "p95", role: "img", "aria-label": `${queue}: p95 duration` },
+      ...(timed.length ? [svg("polyline", { class: "p95", points: line }), ...dots] : [])),
+    el("div", { class: "legend" }, timed.length ? `p95 duration, up to ${Math.round(slowest)} ms` : "p95 duration: no jobs"));
+}
+
+// --- schedules ----------------------------------------------------------------------------------
+
+async function loadSchedules() {
+  const result = await api("GET", "/api/schedules");
+  if (!result.ok) return notify(`schedules: ${problem(result)}`);
+  const when = (ts) => (ts ? el("span", { title: ts }, ts.replace("T", " ").slice(0, 16)) : "–");
+  $("schedules").replaceChildren(...result.data.items.map((s) => el("tr", { "data-schedule": s.name, title: `${s.description} · ${s.expression}` },
+    el("td", {}, s.name),
+    el("td", { "data-cell": "next" }, when(s.next_run)),
+    el("td", { "data-cell": "last" }, when(s.last_run), " ", s.last_status ? stateChip(s.last_status) : null),
+    el("td", {}, el("button", { "data-action": "run", onclick: () => runNow(s.name) }, "Run now")))));
+  return undefined;
+}
+
+async function runNow(name) {
+  const result = await api("POST", `/api/schedules/${name}/run`);
+  if (!result.ok) return notify(`run ${name}: ${problem(result)}`);
+  feed("run", `${name}: job ${String(result.data.job_id).slice(0, 8)} queued`, "good");
+  return later("schedules", loadSchedules, 2000);
+}
+
+function alerted(alert) {
+  const item = el("li", {}, el("time", {}, clock(alert.ts)),
+    el("div", {}, el("span", { class: `kind ${alert.level === "info" ? "good" : "bad"}` }, alert.level), " ", alert.message));
+  $("alerts").prepend(item);
+  $("alerts-empty").hidden = true;
+  while ($("alerts").children.length > FEED_MAX) $("alerts").lastChild.remove();
 }
 
 // --- jobs ---------------------------------------------------------------------------------------
@@ -357,6 +444,7 @@ async function connect() {
   rt.onError((err) => { if (err.fatal) setLive(false, "offline: " + err.message); });
   rt.onDashboardEvent(live);
   rt.onSystemAlert((alert) => {
+    alerted(alert);
     feed("alert", alert.message, alert.level === "info" ? "good" : "bad", alert.ts);
     if (alert.level !== "info") notify(alert.message);
     later("stats", refresh, 300);
@@ -404,7 +492,8 @@ const REPEATED = new Set(["job.completed", "job.failed"]);
 function feedAudit(event, append = false) {
   if (REPEATED.has(event.action)) return;
   const resource = event.resource && event.resource.id ? ` ${event.resource.type} ${String(event.resource.id).slice(0, 24)}` : "";
-  const who = event.actor && event.actor.user_id ? ` by ${String(event.actor.user_id).slice(0, 8)}` : "";
+  const actor = event.actor || {};
+  const who = actor.email ? ` by ${actor.email}` : actor.user_id ? ` by ${String(actor.user_id).slice(0, 8)}` : "";
   const bad = event.severity === "warning" || event.severity === "critical" || /failed/.test(event.action);
   feed(event.action, `${resource}${who}`, bad ? "bad" : "", event.ts, append);
 }

@@ -27,7 +27,12 @@ def test_a_login_is_audited_sealed_and_an_edit_in_dynamodb_is_named(stack: Local
 
     logins = [e for e in audit(stack, token, f"user_id={admin_id}&action=auth.login") if e["actor"]["user_agent"]]
     login = next(e for e in logins if e["actor"]["user_agent"] == "e2e-audit/1.0")
-    assert login["actor"] == {"user_id": admin_id, "ip": "127.0.0.1", "user_agent": "e2e-audit/1.0"}
+    assert login["actor"] == {
+        "user_id": admin_id,
+        "email": stack.admin_email,
+        "ip": "127.0.0.1",
+        "user_agent": "e2e-audit/1.0",
+    }
 
     status, run, _ = stack.request("POST", "/api/schedules/audit-digest/run", token=token)
     assert status == 202, run

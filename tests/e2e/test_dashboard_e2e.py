@@ -184,3 +184,50 @@ def test_the_dashboard_page_signs_in_shows_stats_and_a_retried_job_completes_liv
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert outside == [], f"the page reached other hosts: {outside}"
     assert errors == [], errors
+
+
+def test_the_dashboard_page_charts_the_last_hour_lists_schedules_and_runs_one(served: LocalStack, browser: Any) -> None:
+    stack = served
+    token = stack.login()
+    # GIVEN a job that ran in the last hour (a schedule's cleanup job)
+    status, run, _ = stack.request("POST", "/api/schedules/session-cleanup/run", token=token)
+    assert status == 202, run
+    eventually(lambda: job(stack, token, run["job_id"])["state"] == "completed", timeout=20)
+    eventually(lambda: stack.request("GET", "/api/queues/cleanup/metrics", token=token)[1]["points"] != [])
+
+    page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    outside: list[str] = []
+    errors: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            outside.append(r.url) if not r.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:")) else None
+        ),
+    )
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{stack.http_url}/dashboard")
+    page.fill("#email", stack.admin_email)
+    page.fill("#password", stack.admin_password)
+    page.click("button[type=submit]")
+
+    # THEN the cleanup queue's chart has a bar for that minute, and a p95 line
+    chart = '.card[data-chart-queue="cleanup"]'
+    page.wait_for_selector(f'{chart} svg[data-chart="throughput"] rect.completed', timeout=10000)
+    page.wait_for_selector(f'{chart} svg[data-chart="p95"] circle.p95dot')
+    assert "completed" in (page.text_content(f"{chart} .legend") or "")
+    # AND every schedule is listed with its next run
+    for name in ("daily-analytics", "session-cleanup", "audit-digest"):
+        page.wait_for_selector(f'#schedules tr[data-schedule="{name}"] [data-cell="next"] span')
+    page.wait_for_selector('#schedules tr[data-schedule="session-cleanup"] [data-cell="last"] span')
+    # AND the activity feed names users by email
+    page.wait_for_selector(f'#feed li:has-text("{stack.admin_email}")')
+
+    # WHEN the admin runs a schedule now
+    row = '#schedules tr[data-schedule="login-attempts-cleanup"]'
+    page.click(f'{row} [data-action="run"]')
+    page.wait_for_selector('#feed li:has-text("login-attempts-cleanup: job")')
+    # THEN its last run shows once the list reloads
+    page.wait_for_selector(f'{row} [data-cell="last"] span', timeout=10000)
+    page.screenshot(path=str(SCREENSHOT.with_name("inkwell-dashboard-charts.png")), full_page=True)
+    assert outside == [], f"the page reached other hosts: {outside}"
+    assert errors == [], errors

@@ -47,7 +47,12 @@ def test_contract_actions_are_recorded_with_actor_ip_user_agent_and_request_id(a
     ):
         assert action in seen, action
     login = next(i for i in items if i["action"] == "auth.login" and i["actor"]["user_id"] == editor["id"])
-    assert login["actor"] == {"user_id": editor["id"], "ip": "127.0.0.1", "user_agent": "audit-test/1.0"}
+    assert login["actor"] == {
+        "user_id": editor["id"],
+        "email": editor["email"],
+        "ip": "127.0.0.1",
+        "user_agent": "audit-test/1.0",
+    }
     assert login["category"] == "auth" and login["severity"] == "info" and login["request_id"]
     article = seen["article.create"]
     assert article["resource"] == {"type": "article", "id": body(created)["id"]}

@@ -54,6 +54,7 @@ ENDPOINTS = [
     Endpoint("GET", "/api/audit/verify", ADMIN),
     Endpoint("GET", "/api/queues/stats", ADMIN),
     Endpoint("GET", "/api/queues/health", ADMIN),
+    Endpoint("GET", "/api/queues/articles/metrics", ADMIN),
     Endpoint("POST", "/api/queues/articles/retry-failed", ADMIN),
     Endpoint("POST", "/api/queues/articles/pause", ADMIN),
     Endpoint("POST", "/api/queues/articles/resume", ADMIN),

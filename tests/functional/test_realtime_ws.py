@@ -453,7 +453,12 @@ def test_every_websocket_step_is_audited_with_actor_ip_and_user_agent_and_never_
     }
     for action in ("realtime.connect", "realtime.subscribe", "security.forbidden", "realtime.disconnect"):
         event = by_action[action]
-        assert event["actor"] == {"user_id": editor["id"], "ip": "203.0.113.9", "user_agent": "pytest"}, action
+        assert event["actor"] == {
+            "user_id": editor["id"],
+            "email": editor["email"],
+            "ip": "203.0.113.9",
+            "user_agent": "pytest",
+        }, action
         assert event["request_id"], action
     assert by_action["realtime.connect"]["resource"] == {"type": "connection", "id": cid}
     assert by_action["realtime.connect"]["details"] == {"via": "ticket"}

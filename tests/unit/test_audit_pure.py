@@ -174,7 +174,12 @@ def test_absent_actor_fields_are_left_out_because_index_keys_must_be_strings():
         now=T,
     )
     assert "user_id" not in item and "resource_key" not in item
-    assert model.public(model.place(item, T, T, KEY))["actor"] == {"user_id": None, "ip": None, "user_agent": None}
+    assert model.public(model.place(item, T, T, KEY))["actor"] == {
+        "user_id": None,
+        "email": None,
+        "ip": None,
+        "user_agent": None,
+    }
 
 
 def test_shards_spread_events():

@@ -44,6 +44,7 @@ def test_app_wires_every_listener_in_one_place():
                 "chalicelib.schedules.service.on_job_event",
                 "chalicelib.jobs.alerts.alert_on_failure",
                 "chalicelib.observe.metrics.on_job_event",
+                "chalicelib.jobs.timeline.on_job_event",
             ]
         )
     )
