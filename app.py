@@ -106,11 +106,15 @@ def job_worker(queue: str) -> Worker:
 # --- 5. event handlers ------------------------------------------------------------------------------
 # One SQS handler per queue. Chalice's on_sqs_message takes the queue's *name*, and names are per
 # stage (`inkwell-<stage>-<queue>`), so `chalice package` / `chalice deploy` must import this
-# module with the stage's INKWELL_STAGE set. Batch sizes and timeouts come from the catalogue.
+# module with the stage's INKWELL_STAGE set. Batch sizes, maximum concurrency and timeouts come
+# from the catalogue.
 
 
 def _sqs(queue: str) -> Any:
-    return app.on_sqs_message(queue=config.get().resource_name(queue), batch_size=catalog.queue(queue).batch_size)
+    spec = catalog.queue(queue)
+    return app.on_sqs_message(
+        queue=config.get().resource_name(queue), batch_size=spec.batch_size, maximum_concurrency=spec.concurrency
+    )
 
 
 @_sqs("articles")
