@@ -89,9 +89,10 @@ events.subscribe_all(LISTENERS)
 
 
 def job_worker(queue: str) -> Worker:
-    """The worker of one job queue as deployed: a paused queue holds its jobs, and a job that comes
-    from a schedule runs holding its schedule's lease."""
-    from chalicelib.jobs import pause, service
+    """The worker of one job queue as deployed: a paused queue holds its jobs, a job over its
+    queue's rate limit waits for it, and a job that comes from a schedule runs holding its
+    schedule's lease."""
+    from chalicelib.jobs import pause, ratelimit, service
     from chalicelib.jobs.worker import Worker
 
     return Worker(
@@ -100,6 +101,7 @@ def job_worker(queue: str) -> Worker:
         service.queues(),
         holds=[pause.is_paused],
         guards=[schedules.exclusive],
+        limiter=ratelimit.wait_for_start,
     )
 
 
