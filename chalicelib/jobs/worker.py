@@ -21,6 +21,9 @@ processor, record the outcome, announce it through the monitor. The answer is
   acknowledges it, so holding a queue does not use up its jobs' attempts.
 - The limiter (`limiter`, e.g. the queue's rate limit) is asked before the claim: a job it refuses
   is put back the same way, delayed until the limit lets it start, its attempts untouched.
+- A `Throttled` failure (a generator's 429 with Retry-After) waits as long as asked without using
+  an attempt, at most MAX_THROTTLED_WAITS times per job; after that it is an ordinary failure, so
+  a dependency that only ever answers 429 still fails the job in bounded time.
 - Guards (`guards`, e.g. the schedules' lease) are context managers entered around every
   processor run; one may raise before the run starts, to fail or retry the job as the processor
   itself would.
@@ -52,6 +55,7 @@ log = logging.getLogger("inkwell.jobs")
 STOP_MARGIN_SECONDS = 5.0  # kept back before the Lambda deadline to record outcomes
 LEASE_GRACE_SECONDS = 5.0  # a lease outlives its Lambda's deadline by this much
 HOLD_DELAY_SECONDS = 30
+MAX_THROTTLED_WAITS = 10  # waits a job may take for a Throttled (429) before one counts as a failure
 
 Hold = Callable[[str], bool]  # hold(queue) -> True while no job of that queue may start
 Limiter = Callable[[str], float]  # limiter(queue) -> 0 to start one job now (counted), else seconds to wait
@@ -181,6 +185,13 @@ class Worker:
             log.warning("%s: %s", self.queue.name, exc)
             self._back_off(record)
             return False
+        except errors.Throttled as exc:
+            if int(job.get("throttled") or 0) < MAX_THROTTLED_WAITS:
+                return self._throttled(job, owner, exc, record)
+            error = errors.describe(exc)  # waited often enough: an ordinary failed attempt
+            if final:
+                return self._fail(job, owner, error, record, proc)
+            return self._retry_later(job, owner, error, record)
         except Exception as exc:
             error = errors.describe(exc)
             if final or errors.is_permanent(exc):
@@ -214,6 +225,25 @@ class Worker:
         log.warning("%s: claim of job %s refused (%s); trying again later", self.queue.name, job_id, outcome)
         self._back_off(record)
         return False
+
+    def _throttled(self, job: dict[str, Any], owner: str, exc: errors.Throttled, record: Record) -> bool:
+        """Wait as long as the dependency asked (capped at SQS's longest delay) without using an
+        attempt: the attempt is given back (job `delayed`), the message put back delayed and this
+        delivery acknowledged, so its receive count starts again too."""
+        from chalicelib.jobs.queues import MAX_DELAY_SECONDS
+
+        error = errors.describe(exc)
+        try:
+            job = self.jobs.give_back(job, owner, error)
+        except errors.LeaseLost as lost:
+            log.warning("%s: %s", self.queue.name, lost)
+            self._back_off(record)
+            return False
+        delay = min(MAX_DELAY_SECONDS, max(1, math.ceil(exc.retry_after)))
+        self.sqs.send(self.queue.name, record.body, delay)
+        log.info("%s: job %s throttled; waits %d s without using an attempt", self.queue.name, job["id"], delay)
+        monitor.emit("retrying", job, error)
+        return True
 
     def _retry_later(self, job: dict[str, Any], owner: str, error: dict[str, str], record: Record) -> bool:
         try:

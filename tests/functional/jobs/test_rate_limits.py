@@ -12,6 +12,7 @@ import pytest
 
 from chalicelib.jobs import enqueue, ratelimit, service
 from chalicelib.jobs.ratelimit import RateLimit
+from tests.conftest import body
 from tests.functional.jobs.conftest import LambdaContext
 
 LAMBDAS = 4
@@ -120,3 +121,63 @@ def test_a_changed_limit_is_read_again_after_the_cache_expires(limits, monkeypat
     assert ratelimit.limit_of("emails") == RateLimit(3, 1.5)
     now[0] += ratelimit.CACHE_SECONDS
     assert ratelimit.limit_of("emails") is None
+
+
+# --- a generator's 429 with Retry-After ------------------------------------------------------------
+
+
+def _generate(api: Any) -> tuple[str, str]:
+    api.token("admin")
+    article = body(api.post("/api/articles", {"title": "Tides", "topic": "How tides work"}, as_="editor"))
+    accepted = body(api.post(f"/api/articles/{article['id']}/generate", as_="editor"))
+    return article["id"], accepted["job_id"]
+
+
+def _delays(sqs_calls: list[tuple[str, dict[str, Any]]], job_id: str) -> list[int]:
+    return [p.get("DelaySeconds", 0) for op, p in sqs_calls if op == "SendMessage" and job_id in p["MessageBody"]]
+
+
+def test_a_429_with_retry_after_waits_that_long_without_using_an_attempt(api, poller, generator, clock, sqs_calls):
+    generator.answers = [(429, {"error": "slow down"}, {"Retry-After": "30"}), (200, None)]
+    article_id, job_id = _generate(api)
+    poller.run_once("articles")
+    # THEN the job waits, delayed, its attempt given back, its message put back for 30 s
+    job = service.get(job_id)
+    assert (job["state"], job["attempts"], job["error"]["kind"]) == ("delayed", 0, "webhook_throttled")
+    assert _delays(sqs_calls, job_id) == [0, 30]
+    clock.advance(29)
+    assert poller.run_once("articles") is None  # not before
+    clock.advance(2)
+    poller.drain("articles")
+    job = service.get(job_id)
+    assert (job["state"], job["attempts"]) == ("completed", 1)
+    assert len(generator.requests) == 2
+    assert body(api.get(f"/api/articles/{article_id}", as_="admin"))["status"] == "PUBLISHED"
+
+
+def test_a_generator_that_only_answers_429_fails_the_job_after_a_bounded_number_of_waits(
+    api, poller, generator, clock, sqs_calls
+):
+    from chalicelib.jobs.worker import MAX_THROTTLED_WAITS
+
+    generator.answers = [(429, {}, {"Retry-After": "3600"})]  # an hour: capped at SQS's 900 s
+    article_id, job_id = _generate(api)
+    for _ in range(60):
+        if service.get(job_id)["state"] == "failed":
+            break
+        poller.run_once("articles")
+        clock.advance(901)
+    job = service.get(job_id)
+    assert (job["state"], job["attempts"]) == ("failed", 3)
+    assert len(generator.requests) == MAX_THROTTLED_WAITS + 3
+    assert _delays(sqs_calls, job_id)[1 : MAX_THROTTLED_WAITS + 1] == [900] * MAX_THROTTLED_WAITS
+    from chalicelib.content import articles
+
+    assert articles.articles().get(article_id)["status"] == "DRAFT"  # rolled back (the token expired meanwhile)
+
+
+def test_a_429_without_retry_after_is_an_ordinary_failed_attempt(api, poller, generator, clock):
+    generator.answers = [(429, {}), (200, None)]
+    _, job_id = _generate(api)
+    poller.run_once("articles")
+    assert service.get(job_id)["attempts"] == 1 and service.get(job_id)["state"] == "delayed"
