@@ -132,7 +132,7 @@ TABLES: dict[str, Table] = {
             ttl="ttl",
             types=_TTL_TYPES,
             indexes=(EXPIRY_INDEX, Index("by_queue_state", "queue_state", "updated_at")),
-            description="job records (`queue_state` = `<queue>#<state>`) and `idem#<queue>#<key>` idempotency items",
+            description="job records (`queue_state` = `<queue>#<state>`), `idem#<queue>#<key>` idempotency items, `rate#<queue>#<window>` rate-limit counters",
         ),
         Table(
             "webhook_logs",
