@@ -104,9 +104,10 @@ events.subscribe_all(LISTENERS)
 
 
 def job_worker(queue: str) -> Worker:
-    """The worker of one job queue as deployed: a paused queue holds its jobs, and a job that comes
-    from a schedule runs holding its schedule's lease."""
-    from chalicelib.jobs import pause, service
+    """The worker of one job queue as deployed: a paused queue holds its jobs, a job over its
+    queue's rate limit waits for it, and a job that comes from a schedule runs holding its
+    schedule's lease."""
+    from chalicelib.jobs import pause, ratelimit, service
     from chalicelib.jobs.worker import Worker
 
     return Worker(
@@ -115,17 +116,22 @@ def job_worker(queue: str) -> Worker:
         service.queues(),
         holds=[pause.is_paused],
         guards=[schedules.exclusive],
+        limiter=ratelimit.wait_for_start,
     )
 
 
 # --- 5. event handlers ------------------------------------------------------------------------------
 # One SQS handler per queue. Chalice's on_sqs_message takes the queue's *name*, and names are per
 # stage (`inkwell-<stage>-<queue>`), so `chalice package` / `chalice deploy` must import this
-# module with the stage's INKWELL_STAGE set. Batch sizes and timeouts come from the catalogue.
+# module with the stage's INKWELL_STAGE set. Batch sizes, maximum concurrency and timeouts come
+# from the catalogue.
 
 
 def _sqs(queue: str) -> Any:
-    return app.on_sqs_message(queue=config.get().resource_name(queue), batch_size=catalog.queue(queue).batch_size)
+    spec = catalog.queue(queue)
+    return app.on_sqs_message(
+        queue=config.get().resource_name(queue), batch_size=spec.batch_size, maximum_concurrency=spec.concurrency
+    )
 
 
 @_sqs("articles")

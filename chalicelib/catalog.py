@@ -53,6 +53,9 @@ class Queue:
     job_types: tuple[str, ...] = ()  # what `jobs.enqueue` accepts for this queue
     keep_completed: int = 100  # retention: the newest completed / failed job records kept
     keep_failed: int = 50
+    # The most invocations of its consumer at once (the SQS trigger's ScalingConfig
+    # MaximumConcurrency, 2-1000; an admin may change it at run time, a deploy sets it back).
+    concurrency: int = 10
 
     @property
     def visibility_timeout(self) -> int:
@@ -129,7 +132,7 @@ TABLES: dict[str, Table] = {
             ttl="ttl",
             types=_TTL_TYPES,
             indexes=(EXPIRY_INDEX, Index("by_queue_state", "queue_state", "updated_at")),
-            description="job records (`queue_state` = `<queue>#<state>`) and `idem#<queue>#<key>` idempotency items",
+            description="job records (`queue_state` = `<queue>#<state>`), `idem#<queue>#<key>` idempotency items, `rate#<queue>#<window>` rate-limit counters",
         ),
         Table(
             "webhook_logs",
@@ -216,6 +219,7 @@ QUEUES: dict[str, Queue] = {
             "articles",
             function_timeout=120,
             batch_size=3,
+            concurrency=5,  # the article generator is rate-limited: few calls at once
             description="article generation, publish, archive",
             job_types=("generate", "publish", "archive"),
         ),
@@ -223,6 +227,7 @@ QUEUES: dict[str, Queue] = {
             "analytics",
             function_timeout=300,
             batch_size=1,
+            concurrency=2,
             description="reports and analytics cleanup",
             job_types=("daily_report", "weekly_report", "cleanup_old_data"),
         ),
@@ -237,6 +242,7 @@ QUEUES: dict[str, Queue] = {
             "cleanup",
             function_timeout=300,
             batch_size=1,
+            concurrency=2,
             description="sweeps of expired data, audit digests",
             job_types=("sessions", "login_attempts", "activity_logs", "webhook_logs", "orphans", "audit_digest"),
         ),
@@ -245,6 +251,7 @@ QUEUES: dict[str, Queue] = {
             attempts=10,
             function_timeout=60,
             batch_size=10,
+            concurrency=5,
             description="audit events DynamoDB refused, written later by their processor",
         ),
     )

@@ -274,6 +274,7 @@ def overlay(shape: AppShape) -> dict[str, Any]:
         props: dict[str, Any] = {"FunctionResponseTypes": ["ReportBatchItemFailures"]}
         if queue is not None:
             props["Queue"] = queue_arn_ref(queue.name)
+            props["ScalingConfig"] = {"MaximumConcurrency": queue.concurrency}
             timeouts[source.function] = max(timeouts.get(source.function, 0), queue.function_timeout)
         events.setdefault(source.function, {})[source.event] = {"Properties": props}
     resources.update(monitoring_resources(shape))
@@ -386,6 +387,13 @@ def problems(template: dict[str, Any], shape: AppShape | None = None) -> list[st
                 timeout = functions.get(fn_id, {}).get("Properties", {}).get("Timeout", 0)
                 if q["VisibilityTimeout"] < 6 * timeout:
                     out.append(f"queue {queue.name}: visibility {q['VisibilityTimeout']} s < 6 x {fn_id} timeout")
+    for fn_id, ev_id, props in sqs_events(template):
+        spec = next((q for q in catalog.QUEUES.values() if props.get("Queue") == queue_arn_ref(q.name)), None)
+        most = props.get("ScalingConfig", {}).get("MaximumConcurrency")
+        if spec is not None and most != spec.concurrency:
+            out.append(
+                f"SQS event source {fn_id}.{ev_id}: maximum concurrency {most}, the catalogue says {spec.concurrency}"
+            )
     for fn_id, ev_id, props in sqs_events(template):
         if props.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
             out.append(f"SQS event source {fn_id}.{ev_id} does not report batch item failures")

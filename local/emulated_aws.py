@@ -96,6 +96,7 @@ class EmulatedAws:
             q.queue_arn = sqs.get_queue_attributes(QueueUrl=q.queue_url, AttributeNames=["QueueArn"])["Attributes"][
                 "QueueArn"
             ]
+            scaling = {"ScalingConfig": {"MaximumConcurrency": q.concurrency}} if q.concurrency else {}
             mapping = lam.create_event_source_mapping(
                 FunctionName=q.function_name,
                 EventSourceArn=q.queue_arn,
@@ -103,6 +104,7 @@ class EmulatedAws:
                 MaximumBatchingWindowInSeconds=q.batching_window,
                 FunctionResponseTypes=["ReportBatchItemFailures"],
                 Enabled=True,
+                **scaling,
             )
             q.mapping_uuid = mapping["UUID"]
         _detach_moto_delivery()

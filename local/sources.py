@@ -29,6 +29,7 @@ class SqsSource:
     batch_size: int
     batching_window: int
     timeout: int  # the function's timeout, seconds
+    concurrency: int | None = None  # the mapping's maximum concurrency (app.py's maximum_concurrency)
     queue_url: str = ""
     queue_arn: str = ""
     mapping_uuid: str = ""
@@ -60,6 +61,7 @@ def sqs_sources(app: Any, queues: Iterable[catalog.Queue] = ()) -> list[SqsSourc
                     batch_size=source.batch_size,
                     batching_window=source.maximum_batching_window_in_seconds or 0,
                     timeout=timeouts.get(queue, DEFAULT_TIMEOUT),
+                    concurrency=source.maximum_concurrency,
                 )
             )
     return found

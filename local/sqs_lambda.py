@@ -7,6 +7,11 @@ answer keeps the failed messages, which come back after their visibility timeout
 dead-letter queue through the redrive policy; an exception fails the whole batch. Before each
 receive it obeys the event source mapping's state (read at most once a second), so
 `lambda.update_event_source_mapping(UUID=..., Enabled=False)` pauses delivery as on AWS.
+
+Like Lambda, a mapping runs up to its maximum concurrency (`ScalingConfig.MaximumConcurrency`,
+read with the state; `DEFAULT_CONCURRENCY` without one) of invocations at once, each batch in
+its own thread: the poller receives the next batch while earlier ones run, and waits for a free
+slot when all are busy.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from local.sources import SqsSource
 
 STATE_TTL = 1.0  # seconds a mapping's state is cached
 WAIT_SECONDS = 1  # long-poll wait: short enough to stop promptly
+DEFAULT_CONCURRENCY = 5  # a mapping without a maximum concurrency (Lambda starts with 5 pollers)
 
 
 def lambda_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
@@ -109,6 +115,9 @@ class SqsPoller:
         self.source = source
         self._sqs, self._lam, self._region, self._stop, self._clock = sqs, lam, region, stop, clock
         self._state: tuple[float, bool, bool] | None = None  # (read at, enabled, report failures)
+        self.concurrency = DEFAULT_CONCURRENCY
+        self._running: set[threading.Thread] = set()
+        self._slots = threading.Condition()
         self.thread = threading.Thread(target=self.run, name=f"sqs-{source.name}", daemon=True)
 
     def mapping_state(self) -> tuple[bool, bool]:
@@ -121,20 +130,56 @@ class SqsPoller:
             reports = "ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or [])
             self._state = (now, enabled, reports)
             self.source.batch_size = int(mapping.get("BatchSize") or self.source.batch_size)
+            most = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
+            self.concurrency = int(most or DEFAULT_CONCURRENCY)
         return self._state[1], self._state[2]
 
     def run(self) -> None:
         while not self._stop.is_set():
             try:
                 enabled, _ = self.mapping_state()
-                if not enabled:
-                    self._stop.wait(0.25)
+                if not enabled or not self._free_slot(0.25):
+                    self._stop.wait(0.05 if enabled else 0.25)
                     continue
-                self.poll_once()
+                messages = self.receive()
+                if messages:
+                    self.start(messages)
             except Exception as exc:  # the emulator must outlive a bad moment (shutdown, moto hiccup)
                 if not self._stop.is_set():
                     logs.line("SQS", f"{self.source.queue_name} poller error: {exc!r}")
                     self._stop.wait(1)
+        for thread in list(self._running):
+            thread.join()
+
+    @property
+    def running(self) -> int:
+        """Invocations running now."""
+        with self._slots:
+            return len(self._running)
+
+    def _free_slot(self, timeout: float) -> bool:
+        """Wait up to `timeout` s until fewer than the mapping's maximum concurrency run."""
+        with self._slots:
+            return self._slots.wait_for(lambda: len(self._running) < self.concurrency, timeout)
+
+    def start(self, messages: list[dict[str, Any]]) -> threading.Thread:
+        """Invoke the handler with this batch in a thread of its own (one Lambda invocation)."""
+
+        def invocation() -> None:
+            try:
+                self.invoke(messages)
+            except Exception as exc:
+                logs.line("SQS", f"{self.source.queue_name} invocation error: {exc!r}")
+            finally:
+                with self._slots:
+                    self._running.discard(thread)
+                    self._slots.notify_all()
+
+        thread = threading.Thread(target=invocation, name=f"lambda-{self.source.name}", daemon=True)
+        with self._slots:
+            self._running.add(thread)
+        thread.start()
+        return thread
 
     def receive(self, wait_seconds: int = WAIT_SECONDS) -> list[dict[str, Any]]:
         """Up to batch size messages; keeps receiving within the batching window."""
@@ -156,8 +201,10 @@ class SqsPoller:
     def poll_once(self, wait_seconds: int = WAIT_SECONDS) -> dict[str, Any] | None:
         """Receive one batch, invoke, delete what succeeded; a summary, or None if none came."""
         messages = self.receive(wait_seconds)
-        if not messages:
-            return None
+        return self.invoke(messages) if messages else None
+
+    def invoke(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """Invoke the handler with one received batch and delete what succeeded; a summary."""
         started = time.perf_counter()
         event = lambda_event(messages, self.source.queue_arn, self._region)
         ids = {m["MessageId"] for m in messages}

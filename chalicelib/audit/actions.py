@@ -71,6 +71,7 @@ ACTIONS: dict[str, Action] = {
     "queue.pause": _a("system", "warning", critical=True),
     "queue.resume": _a("system", "warning", critical=True),
     "queue.clean": _a("system", "warning", critical=True),
+    "queue.limits": _a("system", "warning", critical=True),
     "queue.retry_failed": _a("system", "warning", critical=True),
     "job.retry": _a("system", critical=True),
     "job.remove": _a("system", "warning", critical=True),

@@ -1,5 +1,5 @@
-"""The AWS side of the dashboard: queue depths, the dead-letter move, and the switch that pauses
-a queue.
+"""The AWS side of the dashboard: queue depths, the dead-letter move, and the switches that pause
+a queue and set its maximum concurrency.
 
 A queue is paused by disabling its Lambda event source mapping, found by the consuming
 function's name and the queue's ARN, exactly as on AWS; the local stack's pollers obey the same
@@ -43,6 +43,7 @@ class Mapping:
     uuid: str
     paused: bool
     changed_at: float | None  # epoch seconds of the mapping's last change
+    concurrency: int | None = None  # its ScalingConfig's MaximumConcurrency (None: unbounded)
 
 
 class QueueControl:
@@ -97,6 +98,7 @@ class QueueControl:
             uuid=first["UUID"],
             paused=first.get("State") in PAUSED_STATES,
             changed_at=changed.timestamp() if isinstance(changed, datetime) else None,
+            concurrency=(first.get("ScalingConfig") or {}).get("MaximumConcurrency"),
         )
 
     def set_paused(self, queue: str, paused: bool) -> None:
@@ -104,6 +106,13 @@ class QueueControl:
         if mapping is None:
             raise NoMapping(queue)
         self._lambda.update_event_source_mapping(UUID=mapping.uuid, Enabled=not paused)
+
+    def set_concurrency(self, queue: str, most: int) -> None:
+        """The most invocations of the queue's consumer at once (the mapping's ScalingConfig)."""
+        mapping = self.mapping(queue, self.arn(queue))
+        if mapping is None:
+            raise NoMapping(queue)
+        self._lambda.update_event_source_mapping(UUID=mapping.uuid, ScalingConfig={"MaximumConcurrency": most})
 
     def start_move(self, queue: str) -> bool:
         """Ask SQS to move the dead-letter messages back to `queue` (StartMessageMoveTask). False

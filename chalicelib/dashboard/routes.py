@@ -62,6 +62,17 @@ def resume_queue(queue: str) -> dict:
     return dashboard.set_paused(queue, False, auth.require("admin"))
 
 
+@routes.route("/api/queues/{queue}/limits", methods=["PUT"])
+def queue_limits(queue: str) -> dict:
+    from chalicelib import http
+    from chalicelib.auth import service as auth
+    from chalicelib.dashboard import service as dashboard
+
+    user = auth.require("admin")
+    dashboard.known(queue)
+    return dashboard.set_limits(queue, http.parse(dashboard.LimitsRequest, routes.current_request), user)
+
+
 @routes.route("/api/queues/{queue}/clean", methods=["POST"])
 def clean_queue(queue: str) -> dict:
     from chalicelib import http

@@ -1,17 +1,18 @@
 """What the dashboard's routes do: stats, metrics over time, health, retry-all, remove, clean, pause
-and resume.
+and resume, limits.
 
 Job records, listing, retry and removal belong to `chalicelib.jobs`; this module composes them
 with the queues' own numbers (SQS attributes, the dead-letter queue, the event source mapping).
 Every call here answers with the contract's shapes or raises `errors.Refused`; every control
-action is audited (`queue.pause`, `queue.resume`, `job.retry`, `job.remove`, `queue.clean`).
+action is audited (`queue.pause`, `queue.resume`, `job.retry`, `job.remove`, `queue.clean`,
+`queue.limits`).
 """
 
 from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from boto3.dynamodb.conditions import Key
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -21,7 +22,7 @@ from chalicelib.content import settings
 from chalicelib.dashboard import health
 from chalicelib.dashboard.gateway import NoMapping, QueueControl
 from chalicelib.jobs import errors as job_errors
-from chalicelib.jobs import pause
+from chalicelib.jobs import pause, ratelimit
 from chalicelib.jobs import service as job_service
 from chalicelib.jobs.queues import parse_body
 
@@ -73,6 +74,7 @@ def _queue_facts(ctl: QueueControl, queue: str) -> dict[str, Any]:
         "dead_letter": ctl.dead_letter_depth(queue),
         "mapping_paused": bool(mapping and mapping.paused),
         "mapping_since": mapping.changed_at if mapping else None,
+        "concurrency": mapping.concurrency if mapping else None,
     }
 
 
@@ -93,6 +95,7 @@ def stats() -> dict[str, Any]:
         # The record counts run here meanwhile (one Table resource is not shared across threads).
         counted = {name: {s: store.count(name, s) for s in ("completed", "failed")} for name in names}
         flagged = pause.flags().paused()
+        rates = ratelimit.settings().all()
         facts = {name: future.result() for name, future in futures.items()}
     queues = {}
     for name, f in facts.items():
@@ -105,6 +108,8 @@ def stats() -> dict[str, Any]:
             "failed": counted[name]["failed"],
             "dead_letter": f["dead_letter"],
             "paused": _paused(f, flagged, name)[0],
+            "concurrency": f["concurrency"] or catalog.queue(name).concurrency,
+            "rate_limit": rates[name].public() if name in rates else None,
         }
     return {"queues": queues, "generated_at": timeutil.iso()}
 
@@ -214,6 +219,53 @@ def set_paused(queue: str, paused: bool, user: dict[str, Any]) -> dict[str, Any]
         log.warning("queue %s has no event source mapping; only the worker's hold applies", queue)
     _audit("queue.pause" if paused else "queue.resume", ("queue", queue))
     return {"queue": queue, "paused": paused}
+
+
+class RateLimitBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max: StrictInt = Field(ge=1, le=1_000_000)
+    duration_seconds: Annotated[float, Field(gt=0, le=86400, strict=True, allow_inf_nan=False)]
+
+
+class LimitsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    concurrency: StrictInt = Field(default=0, ge=2, le=1000)  # absent: unchanged (model_fields_set)
+    rate_limit: RateLimitBody | None = None  # absent: unchanged; null: no limit
+
+
+def set_limits(queue: str, body: LimitsRequest, user: dict[str, Any]) -> dict[str, Any]:
+    """PUT /api/queues/{queue}/limits: the maximum concurrency on the queue's event source mapping
+    (409 when it has none) and the rate limit in the settings; answers the limits now in force."""
+    known(queue)
+    given = body.model_fields_set
+    limit = None
+    if body.rate_limit is not None:
+        limit = ratelimit.RateLimit(body.rate_limit.max, body.rate_limit.duration_seconds)
+        if limit.max / limit.duration_seconds > ratelimit.MAX_RATE_PER_SECOND:
+            raise errors.Invalid(
+                f"at most {ratelimit.MAX_RATE_PER_SECOND} starts a second (max / duration_seconds)", field="rate_limit"
+            )
+    ctl = control()
+    if "concurrency" in given:
+        try:
+            ctl.set_concurrency(queue, body.concurrency)
+        except NoMapping:
+            raise errors.Conflict(f"queue {queue} has no event source mapping (its consumer is not deployed)") from None
+    if "rate_limit" in given:
+        ratelimit.settings().set(queue, limit, user.get("id"))
+    else:
+        limit = ratelimit.settings().get(queue)
+    mapping = ctl.mapping(queue, ctl.arn(queue))
+    most = body.concurrency if "concurrency" in given else (mapping and mapping.concurrency)
+    answer = {
+        "queue": queue,
+        "concurrency": most or catalog.queue(queue).concurrency,
+        "rate_limit": limit.public() if limit else None,
+    }
+    _audit("queue.limits", ("queue", queue), {k: answer[k] for k in ("concurrency", "rate_limit") if k in given})
+    return answer
 
 
 def retry_all(queue: str) -> dict[str, int]:

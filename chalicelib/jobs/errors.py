@@ -15,6 +15,7 @@ __all__ = [
     "LeaseLost",
     "PermanentError",
     "RetryRefused",
+    "Throttled",
     "UnknownJobType",
 ]
 
@@ -54,6 +55,17 @@ class LeaseLost(JobError):
     """Another worker took the job over (our lease had expired); this run must stop."""
 
     kind = "lease_lost"
+
+
+class Throttled(JobError):
+    """A dependency asked to be called again after `retry_after` seconds (HTTP 429 with
+    Retry-After): the job waits that long without using an attempt, a bounded number of times."""
+
+    kind = "throttled"
+
+    def __init__(self, message: str, retry_after: float, kind: str | None = None) -> None:
+        super().__init__(message, kind)
+        self.retry_after = retry_after
 
 
 class EnqueueError(Exception):

@@ -290,6 +290,18 @@ class JobStore:
             to="delayed",
         )
 
+    def give_back(self, job: dict[str, Any], owner: str, error: dict[str, str]) -> dict[str, Any]:
+        """A throttled attempt that does not count: active -> delayed, the claim's attempt given
+        back, one more such wait noted in `throttled` (only by the lease owner)."""
+        return self._owned(
+            job,
+            owner,
+            "SET #st = :to, queue_state = :qs, #err = :e, attempts = attempts - :one, "
+            "throttled = if_not_exists(throttled, :zero) + :one, updated_at = :now REMOVE lease_owner, lease_until",
+            {":e": error, ":one": 1, ":zero": 0},
+            to="delayed",
+        )
+
     def failing(self, job: dict[str, Any], owner: str, error: dict[str, str]) -> dict[str, Any]:
         """Note on the active job that it is failing for good (`failing`: the error and the
         attempts so far) before its final-failure hook runs: a delivery that finds the note (its
@@ -319,7 +331,7 @@ class JobStore:
                 job["id"],
                 "SET #st = :to, queue_state = :qs, #run = #run + :one, attempts = :zero, progress = :zero, "
                 "#res = :null, #err = :null, updated_at = :now, started_at = :null, finished_at = :null, "
-                "#ttl = :ttl, expiry_day = :day",
+                "#ttl = :ttl, expiry_day = :day REMOVE throttled",
                 "attribute_exists(id) AND #st = :failed",
                 {":failed": "failed", ":one": 1, ":zero": 0, ":null": None},
                 (job["queue"], "waiting"),

@@ -3,14 +3,17 @@
 `ArticleGenerator.generate` POSTs `{"article_id","title","topic","keywords"}` with
 `X-Inkwell-Signature: sha256=<hex HMAC-SHA256 of the body with WEBHOOK_SECRET>`, within a
 timeout that never runs past the Lambda's deadline. A 200 `{"content": str}` is the content; a
-timeout, a connection error, a 5xx or a 429 is retried (a plain exception); any other 4xx or an
-unexpected status fails the job at once (PermanentError). Every call is written to the
+timeout, a connection error, a 5xx or a 429 is retried (a plain exception); a 429 with
+`Retry-After` (seconds or an HTTP date) raises `Throttled`, which the worker waits out without
+using an attempt (a bounded number of times); any other 4xx or an unexpected status fails the
+job at once (PermanentError). Every call is written to the
 `webhook_logs` table (with a TTL), whatever its outcome. The HTTP function is injected, so tests
 need no server; the default uses urllib (no extra dependency) and never follows redirects.
 """
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import hmac
 import json
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import timeutil
-from chalicelib.jobs.errors import DeadlineExceeded, JobError, PermanentError
+from chalicelib.jobs.errors import DeadlineExceeded, JobError, PermanentError, Throttled
 from chalicelib.observe import metrics
 from chalicelib.util import to_dynamo
 
@@ -35,7 +38,8 @@ MAX_RESPONSE_BYTES = 2 * 1024 * 1024
 EXCERPT = 300
 MIN_TIMEOUT = 1.0
 
-Post = Callable[[str, bytes, dict[str, str], float], tuple[int, bytes]]
+# (url, body, headers, timeout) -> (status, body) or (status, body, response headers)
+Post = Callable[[str, bytes, dict[str, str], float], tuple[Any, ...]]
 
 
 class WebhookUnavailable(JobError):
@@ -56,15 +60,15 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirects)
 
 
-def urllib_post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
-    """POST with urllib: (status, body). Raises TimeoutError / OSError when there is no answer."""
+def urllib_post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes, dict[str, str]]:
+    """POST with urllib: (status, body, headers). Raises TimeoutError / OSError when there is no answer."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with _opener.open(request, timeout=timeout) as response:
-            return response.status, response.read(MAX_RESPONSE_BYTES)
+            return response.status, response.read(MAX_RESPONSE_BYTES), dict(response.headers)
     except urllib.error.HTTPError as exc:
         with exc:
-            return exc.code, exc.read(MAX_RESPONSE_BYTES)
+            return exc.code, exc.read(MAX_RESPONSE_BYTES), dict(exc.headers or {})
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, TimeoutError):
@@ -155,7 +159,7 @@ class ArticleGenerator:
         }
         started = self._monotonic()
         try:
-            status, answer = self._post(self._url, body, headers, timeout)
+            status, answer, *more = self._post(self._url, body, headers, timeout)
         except TimeoutError:
             self._measure(started, "timeout")
             self._log(request, entry, started, outcome="timeout", error=f"no answer within {timeout:.1f} s")
@@ -184,6 +188,9 @@ class ArticleGenerator:
             return result.content
         if result.outcome == "rejected":
             raise PermanentError(f"the webhook refused the request ({result.detail})", kind="webhook_rejected")
+        wait = retry_after(more[0] if more else {}) if status == 429 else None
+        if wait is not None:
+            raise Throttled(f"the webhook asked to wait {wait:.0f} s (HTTP 429)", wait, kind="webhook_throttled")
         raise WebhookUnavailable(f"the webhook failed ({result.detail})", kind=f"webhook_{result.outcome}")
 
     def _measure(self, started: float, status: str) -> None:
@@ -196,6 +203,23 @@ class ArticleGenerator:
             self._logs.record(str(request.get("article_id", "")), entry)
         except Exception:  # a lost log line must not turn a call into a retry (and a second call)
             log.exception("could not log the webhook call of job %s", entry.get("job_id"))
+
+
+def retry_after(headers: dict[str, str]) -> float | None:
+    """Seconds a `Retry-After` header asks to wait (delta seconds or an HTTP date), or None."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - timeutil.now())
 
 
 def _loggable(url: str) -> str:

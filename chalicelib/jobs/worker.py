@@ -19,6 +19,11 @@ processor, record the outcome, announce it through the monitor. The answer is
   later) without being started, and processors bound their own waits by `ctx.time_left()`.
 - A hold (`holds`, e.g. a paused queue) puts a record's message back with a delay and
   acknowledges it, so holding a queue does not use up its jobs' attempts.
+- The limiter (`limiter`, e.g. the queue's rate limit) is asked before the claim: a job it refuses
+  is put back the same way, delayed until the limit lets it start, its attempts untouched.
+- A `Throttled` failure (a generator's 429 with Retry-After) waits as long as asked without using
+  an attempt, at most MAX_THROTTLED_WAITS times per job; after that it is an ordinary failure, so
+  a dependency that only ever answers 429 still fails the job in bounded time.
 - Guards (`guards`, e.g. the schedules' lease) are context managers entered around every
   processor run; one may raise before the run starts, to fail or retry the job as the processor
   itself would.
@@ -30,6 +35,7 @@ ones); nothing is registered globally.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack
@@ -49,8 +55,10 @@ log = logging.getLogger("inkwell.jobs")
 STOP_MARGIN_SECONDS = 5.0  # kept back before the Lambda deadline to record outcomes
 LEASE_GRACE_SECONDS = 5.0  # a lease outlives its Lambda's deadline by this much
 HOLD_DELAY_SECONDS = 30
+MAX_THROTTLED_WAITS = 10  # waits a job may take for a Throttled (429) before one counts as a failure
 
 Hold = Callable[[str], bool]  # hold(queue) -> True while no job of that queue may start
+Limiter = Callable[[str], float]  # limiter(queue) -> 0 to start one job now (counted), else seconds to wait
 Guard = Callable[[dict[str, Any], processors.JobContext], AbstractContextManager[Any]]
 Find = Callable[[str, str], "processors.Processor | None"]  # (queue, job type) -> processor
 
@@ -81,6 +89,7 @@ class Worker:
         *,
         holds: Sequence[Hold] = (),
         guards: Sequence[Guard] = (),
+        limiter: Limiter | None = None,
         find: Find | None = None,
         rng: Callable[[], float] | None = None,
         margin: float = STOP_MARGIN_SECONDS,
@@ -90,6 +99,7 @@ class Worker:
         self.sqs = sqs
         self.holds = tuple(holds)
         self.guards = tuple(guards)
+        self.limiter = limiter
         self.find = find or processors.get
         self.rng = rng or random.random
         self.margin = margin
@@ -137,6 +147,8 @@ class Worker:
         if any(hold(self.queue.name) for hold in self.holds):
             self.sqs.send(self.queue.name, record.body, HOLD_DELAY_SECONDS)
             return True
+        if self.limiter is not None and (wait := self.limiter(self.queue.name)) > 0:
+            return self._rate_limited(record, message.job_id, wait)
         owner = f"{record.message_id}:{getattr(context, 'aws_request_id', '') or id(self)}"
         lease_until = timeutil.now() + remaining() + LEASE_GRACE_SECONDS
         claim = self.jobs.claim(self.queue.name, message.job_id, message.run, owner, lease_until)
@@ -178,6 +190,13 @@ class Worker:
             log.warning("%s: %s", self.queue.name, exc)
             self._back_off(record)
             return False
+        except errors.Throttled as exc:
+            if int(job.get("throttled") or 0) < MAX_THROTTLED_WAITS:
+                return self._throttled(job, owner, exc, record)
+            error = errors.describe(exc)  # waited often enough: an ordinary failed attempt
+            if final:
+                return self._fail(job, owner, error, record, proc)
+            return self._retry_later(job, owner, error, record)
         except Exception as exc:
             error = errors.describe(exc)
             if final or errors.is_permanent(exc):
@@ -211,6 +230,25 @@ class Worker:
         log.warning("%s: claim of job %s refused (%s); trying again later", self.queue.name, job_id, outcome)
         self._back_off(record)
         return False
+
+    def _throttled(self, job: dict[str, Any], owner: str, exc: errors.Throttled, record: Record) -> bool:
+        """Wait as long as the dependency asked (capped at SQS's longest delay) without using an
+        attempt: the attempt is given back (job `delayed`), the message put back delayed and this
+        delivery acknowledged, so its receive count starts again too."""
+        from chalicelib.jobs.queues import MAX_DELAY_SECONDS
+
+        error = errors.describe(exc)
+        try:
+            job = self.jobs.give_back(job, owner, error)
+        except errors.LeaseLost as lost:
+            log.warning("%s: %s", self.queue.name, lost)
+            self._back_off(record)
+            return False
+        delay = min(MAX_DELAY_SECONDS, max(1, math.ceil(exc.retry_after)))
+        self.sqs.send(self.queue.name, record.body, delay)
+        log.info("%s: job %s throttled; waits %d s without using an attempt", self.queue.name, job["id"], delay)
+        monitor.emit("retrying", job, error)
+        return True
 
     def _retry_later(self, job: dict[str, Any], owner: str, error: dict[str, str], record: Record) -> bool:
         try:
@@ -262,6 +300,20 @@ class Worker:
         return self._to_dead_letters(record)
 
     # --- queue operations ------------------------------------------------------------------------
+
+    def _rate_limited(self, record: Record, job_id: str, wait: float) -> bool:
+        """Put the message back, delayed until the queue's rate limit lets the job start, and
+        acknowledge this delivery: a new message starts at receive count 1 and the job was not
+        claimed, so no attempt is used (BullMQ's rate-limit error). The one place a job is put
+        back for its rate limit."""
+        from chalicelib.jobs.queues import MAX_DELAY_SECONDS
+        from chalicelib.observe import metrics
+
+        delay = min(MAX_DELAY_SECONDS, max(1, math.ceil(wait)))
+        self.sqs.send(self.queue.name, record.body, delay)
+        metrics.count("JobRateLimited", Queue=self.queue.name)
+        log.info("%s: job %s is over the rate limit; put back for %d s", self.queue.name, job_id, delay)
+        return True
 
     def _to_dead_letters(self, record: Record) -> bool:
         try:

@@ -191,12 +191,14 @@ function renderQueues() {
       el("div", { class: "numbers" }, NUMBERS.map(([key, label]) => el("div",
         { class: (key === "dead_letter" || key === "failed") && s[key] > 0 ? "warn" : null, "data-stat": key },
         el("b", {}, s[key] ?? "–"), el("span", {}, label)))),
+      el("p", { class: "limits", "data-stat": "limits" }, limitsText(s)),
       el("ul", { class: "checks" }, failing.map((c) => el("li", {}, `${c.check.replace("_", " ")}: ${c.message}`))),
       el("div", { class: "actions" },
         s.paused
           ? el("button", { onclick: () => control(name, "resume"), "data-action": "resume" }, "Resume")
           : el("button", { onclick: () => control(name, "pause"), "data-action": "pause" }, "Pause"),
         el("button", { onclick: () => retryAll(name), "data-action": "retry-failed", disabled: !(s.dead_letter || s.failed) }, "Retry failed"),
+        el("button", { onclick: () => editLimits(name), "data-action": "limits" }, "Limits…"),
       ),
       el("div", { class: "clean" },
         el("span", { class: "label" }, "Clean jobs older than (seconds)"),
@@ -211,6 +213,32 @@ async function control(queue, action) {
   const result = await api("POST", `/api/queues/${queue}/${action}`);
   if (!result.ok) return notify(`${action} ${queue}: ${problem(result)}`);
   view.stats[queue] = { ...(view.stats[queue] || {}), paused: result.data.paused };
+  renderQueues();
+  return refresh();
+}
+
+function limitsText(s) {
+  const rate = s.rate_limit ? `${s.rate_limit.max} starts / ${s.rate_limit.duration_seconds} s` : "no rate limit";
+  return `at most ${s.concurrency ?? "–"} at once · ${rate}`;
+}
+
+async function editLimits(queue) {
+  const s = view.stats[queue] || {};
+  const concurrency = prompt(`${queue}: most jobs at once (2-1000)`, String(s.concurrency ?? ""));
+  if (concurrency === null) return undefined;
+  const current = s.rate_limit ? `${s.rate_limit.max}/${s.rate_limit.duration_seconds}` : "";
+  const rate = prompt(`${queue}: rate limit as max/seconds (empty: none)`, current);
+  if (rate === null) return undefined;
+  const body = { concurrency: Number(concurrency) };
+  if (rate.trim() === "") body.rate_limit = null;
+  else {
+    const [max, seconds] = rate.split("/").map(Number);
+    body.rate_limit = { max, duration_seconds: seconds };
+  }
+  const result = await api("PUT", `/api/queues/${queue}/limits`, body);
+  if (!result.ok) return notify(`limits ${queue}: ${problem(result)}`);
+  view.stats[queue] = { ...s, concurrency: result.data.concurrency, rate_limit: result.data.rate_limit };
+  feed("limits", `${queue}: ${limitsText(result.data)}`);
   renderQueues();
   return refresh();
 }

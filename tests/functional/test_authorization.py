@@ -59,6 +59,7 @@ ENDPOINTS = [
     Endpoint("POST", "/api/queues/articles/pause", ADMIN),
     Endpoint("POST", "/api/queues/articles/resume", ADMIN),
     Endpoint("POST", "/api/queues/articles/clean", ADMIN, {"state": "completed", "older_than_seconds": 60}),
+    Endpoint("PUT", "/api/queues/articles/limits", ADMIN, {"rate_limit": {"max": 5, "duration_seconds": 1}}),
     Endpoint("DELETE", "/api/jobs/" + "0" * 32, ADMIN),
     Endpoint("POST", "/api/articles/{article_id}/generate", EDITORS),  # the author (editor) or an admin
     Endpoint("POST", "/api/articles/{article_id}/publish", EDITORS),

@@ -66,6 +66,14 @@ def share_builds(source: Path, dest: Path) -> None:
             shutil.copy2(built, target)
 
 
+def _mappings(stage: Stage) -> list[dict[str, Any]]:
+    return stage.client("lambda").list_event_source_mappings()["EventSourceMappings"]
+
+
+def _queue(mapping: dict[str, Any]) -> str:
+    return mapping["EventSourceArn"].rsplit(":", 1)[-1].removeprefix("inkwell-dev-")
+
+
 class Stage:
     def __init__(self, url: str, first: Path, second: Path) -> None:
         self.url, self.first, self.second = url, first, second
@@ -139,6 +147,9 @@ def test_make_deploy_then_plain_chalice_deploy_from_a_second_clone(stage: Stage)
     changed = sorted(line[3:] for line in git(stage.first, "status", "--porcelain", "-uall").splitlines())
     # (the committed policy file is the one the deploy uses: it did not change)
     assert changed == [".chalice/config.json", ".chalice/deployed/dev.json"], changed
+    # AND every SQS trigger has its queue's maximum concurrency from the catalogue
+    most = {m["EventSourceArn"].rsplit(":", 1)[-1]: m.get("ScalingConfig") for m in _mappings(stage)}
+    assert most == {f"inkwell-dev-{q.name}": {"MaximumConcurrency": q.concurrency} for q in catalog.QUEUES.values()}
     git(stage.first, "add", "-A")
     git(stage.first, "commit", "-qm", "stage dev created")
     git(stage.second, "clone", "-q", str(stage.first), ".")
@@ -156,12 +167,17 @@ def test_make_deploy_then_plain_chalice_deploy_from_a_second_clone(stage: Stage)
     assert len(stage.client("apigatewayv2").get_apis()["Items"]) == 1
     # AND every catalogue queue has exactly one mapping, which still reports batch item failures:
     # Chalice's update sent only its own settings, and AWS keeps what an update omits
-    mappings = stage.client("lambda").list_event_source_mappings()["EventSourceMappings"]
+    mappings = _mappings(stage)
     queues = Counter(m["EventSourceArn"].rsplit(":", 1)[-1] for m in mappings)
     assert queues == Counter(f"inkwell-dev-{q}" for q in catalog.QUEUES)
     assert all(m.get("FunctionResponseTypes") == ["ReportBatchItemFailures"] for m in mappings), mappings
     assert len(moto_server.MAPPING_UPDATES) == len(catalog.QUEUES)
-    assert all(set(u) == {"BatchSize", "MaximumBatchingWindowInSeconds"} for u in moto_server.MAPPING_UPDATES)
+    sent = {"BatchSize", "MaximumBatchingWindowInSeconds", "ScalingConfig"}
+    assert all(set(u) == sent for u in moto_server.MAPPING_UPDATES), moto_server.MAPPING_UPDATES
+    assert sorted(u["ScalingConfig"]["MaximumConcurrency"] for u in moto_server.MAPPING_UPDATES) == sorted(
+        q.concurrency for q in catalog.QUEUES.values()
+    )
+    assert all(m["ScalingConfig"] == {"MaximumConcurrency": catalog.queue(_queue(m)).concurrency} for m in mappings)
     # AND every function kept the WebSocket endpoints (now in .chalice/config.json) and the runtime
     record = stage.record()
     endpoints = deploy.websocket_environment(record, REGION)

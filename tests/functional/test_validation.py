@@ -25,6 +25,7 @@ BODY_ENDPOINTS = [
     ("POST", "/api/articles", {"title": "t", "topic": "x"}, "editor"),
     ("POST", "/api/analytics/events", {"article_id": "{article_id}", "type": "view"}, "viewer"),
     ("PUT", "/api/settings/site", {"value": 1}, "admin"),
+    ("PUT", "/api/queues/articles/limits", {}, "admin"),
 ]
 
 LONG = "x" * 5000
@@ -62,6 +63,24 @@ FIELD_CASES = [
     # settings
     ("PUT", "/api/settings/site", {"value": "x" * (33 * 1024)}, "admin", "value"),
     ("PUT", "/api/settings/site", {"value": 10**40}, "admin", "value"),
+    # queue limits
+    ("PUT", "/api/queues/articles/limits", {"concurrency": 1}, "admin", "concurrency"),
+    ("PUT", "/api/queues/articles/limits", {"concurrency": "5"}, "admin", "concurrency"),
+    (
+        "PUT",
+        "/api/queues/articles/limits",
+        {"rate_limit": {"max": 0, "duration_seconds": 1}},
+        "admin",
+        "rate_limit.max",
+    ),
+    ("PUT", "/api/queues/articles/limits", {"rate_limit": {"max": 1}}, "admin", "rate_limit.duration_seconds"),
+    (
+        "PUT",
+        "/api/queues/articles/limits",
+        {"rate_limit": {"max": 10**4, "duration_seconds": 1}},
+        "admin",
+        "rate_limit",
+    ),
 ]
 
 PARAM_CASES = [

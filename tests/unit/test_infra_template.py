@@ -214,3 +214,33 @@ def test_problems_names_an_untraced_function_and_a_missing_alarm() -> None:
     assert "function JobsArticles is not traced" in found
     assert "function APIHandler has no alarm on Throttles" in found
     assert "alarm inkwell-prod-api_handler-throttles is missing" in found
+
+
+def test_sqs_event_source_carries_the_queues_maximum_concurrency() -> None:
+    event = packaged(shape())["Resources"]["JobsArticles"]["Properties"]["Events"]["JobsArticlesSqsEventSource"]
+    assert event["Properties"]["ScalingConfig"] == {"MaximumConcurrency": catalog.queue("articles").concurrency}
+
+
+def test_problems_names_a_missing_or_wrong_maximum_concurrency() -> None:
+    s = shape()
+    broken = packaged(s)
+    props = broken["Resources"]["JobsArticles"]["Properties"]["Events"]["JobsArticlesSqsEventSource"]["Properties"]
+    props["ScalingConfig"] = {"MaximumConcurrency": 999}
+    assert template.problems(broken, s) == [
+        "SQS event source JobsArticles.JobsArticlesSqsEventSource: maximum concurrency 999, the catalogue says 5"
+    ]
+
+
+def test_every_queue_has_a_maximum_concurrency_lambda_accepts_articles_low() -> None:
+    assert all(2 <= q.concurrency <= 1000 for q in catalog.QUEUES.values())
+    assert catalog.queue("articles").concurrency <= 5
+
+
+def test_app_gives_every_sqs_trigger_its_queues_maximum_concurrency() -> None:
+    from chalice.app import SQSEventConfig
+
+    import app
+
+    found = {s.queue: s.maximum_concurrency for s in app.app.event_sources if isinstance(s, SQSEventConfig)}
+    settings = config.get()
+    assert found == {settings.resource_name(q.name): q.concurrency for q in catalog.QUEUES.values()}

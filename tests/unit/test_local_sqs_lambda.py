@@ -173,3 +173,56 @@ def test_the_batch_size_follows_the_mapping() -> None:
     p.mapping_state()
     p.poll_once(wait_seconds=0)
     assert sqs.receives[0]["MaxNumberOfMessages"] == 2
+
+
+class Scaled(FakeLambda):
+    def __init__(self, most: int) -> None:
+        super().__init__()
+        self.most = most
+
+    def get_event_source_mapping(self, UUID: str) -> dict[str, Any]:  # noqa: N803
+        return {**super().get_event_source_mapping(UUID), "ScalingConfig": {"MaximumConcurrency": self.most}}
+
+
+def test_a_mapping_runs_up_to_its_maximum_concurrency_of_invocations_at_once() -> None:
+    # GIVEN a mapping with a maximum concurrency of 3, and 8 batches whose handler blocks
+    lock, release = threading.Lock(), threading.Event()
+    running: list[int] = [0]
+    peak: list[int] = [0]
+    threads: set[str] = set()
+
+    def handler(event: Any, ctx: Any) -> None:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+            threads.add(threading.current_thread().name + str(threading.get_ident()))
+        release.wait(5)
+        with lock:
+            running[0] -= 1
+
+    p, sqs = poller(handler, [[message(n)] for n in range(8)], Scaled(3))
+    p.thread.start()
+    # WHEN the poller runs: THEN exactly 3 invocations run at once, each in its own thread
+    deadline = threading.Event()
+    for _ in range(100):
+        if running[0] == 3 and len(sqs.receives) == 3:
+            break
+        deadline.wait(0.02)
+    deadline.wait(0.3)  # time enough to start a 4th, were it allowed
+    assert running[0] == 3 and p.running == 3 and len(threads) == 3
+    # AND once released, every batch runs, never more than 3 at once
+    release.set()
+    for _ in range(200):
+        if len(sqs.deleted) == 8:
+            break
+        deadline.wait(0.02)
+    p._stop.set()
+    p.thread.join(5)
+    assert sorted(sqs.deleted) == sorted(f"r{n}" for n in range(8)) and peak[0] == 3
+
+
+def test_the_maximum_concurrency_follows_the_mapping() -> None:
+    lam = Scaled(7)
+    p, _ = poller(lambda e, c: None, [], lam)
+    p.mapping_state()
+    assert p.concurrency == 7

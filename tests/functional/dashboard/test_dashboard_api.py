@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws, events, jobs
+from chalicelib import aws, catalog, events, jobs
 from chalicelib.jobs.errors import PermanentError
 from tests.conftest import body
 
@@ -50,7 +50,7 @@ def dlq_depth(queue: str = "emails") -> int:
 def test_stats_start_at_zero_for_every_queue(api, clock):
     answer = body(api.get("/api/queues/stats", as_="admin"))
     assert set(answer["queues"]) == set(QUEUES)
-    for numbers in answer["queues"].values():
+    for name, numbers in answer["queues"].items():
         assert numbers == {
             "waiting": 0,
             "active": 0,
@@ -59,6 +59,8 @@ def test_stats_start_at_zero_for_every_queue(api, clock):
             "failed": 0,
             "dead_letter": 0,
             "paused": False,
+            "concurrency": catalog.queue(name).concurrency,
+            "rate_limit": None,
         }
     assert answer["generated_at"].endswith("Z")
 

@@ -211,7 +211,7 @@ def sqs_calls(aws_mock: None) -> Iterator[list[tuple[str, dict[str, Any]]]]:
 
 class FakeGenerator:
     """The article webhook on 127.0.0.1: records each request, answers from `answers` (status,
-    body) in turn, the last one repeating."""
+    body, and optionally response headers) in turn, the last one repeating."""
 
     def __init__(self) -> None:
         import http.server
@@ -225,13 +225,15 @@ class FakeGenerator:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.requests.append({"headers": dict(self.headers), "body": body})
-                status, answer = outer.answers[min(len(outer.requests), len(outer.answers)) - 1]
+                status, answer, *extra = outer.answers[min(len(outer.requests), len(outer.answers)) - 1]
                 if answer is None:
                     answer = {"content": f"Generated text #{len(outer.requests)}"}
                 raw = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
+                for name, value in (extra[0] if extra else {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(raw)
 
