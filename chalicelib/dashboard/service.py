@@ -32,6 +32,7 @@ MAX_REDRIVEN = 1000  # dead-letter messages moved by hand by one retry-all ...
 REDRIVE_CHUNK = 50  # ... in chunks, each handled well within the 60 s they stay hidden
 MAX_CLEANED = 1000  # records removed by one clean
 DLQ_SWEEP = 100  # dead-letter messages looked at when a clean removes failed jobs
+COUNTED = ("completed", "failed", "cancelled")  # stats counted from the records, not from SQS
 
 
 def control() -> QueueControl:
@@ -83,14 +84,15 @@ def _paused(facts: dict[str, Any], flagged: dict[str, float], queue: str) -> tup
 
 
 def stats() -> dict[str, Any]:
-    """GET /api/queues/stats: depths from SQS, completed/failed from the records' index (COUNT)."""
+    """GET /api/queues/stats: depths from SQS, completed/failed/cancelled from the records' index
+    (COUNT)."""
     ctl = control()
     store = job_service.store()
     names = catalog.job_queues()
     with ThreadPoolExecutor(max_workers=min(POOL_SIZE, len(names))) as pool:
         futures = {name: pool.submit(_queue_facts, ctl, name) for name in names}
         # The record counts run here meanwhile (one Table resource is not shared across threads).
-        counted = {name: {s: store.count(name, s) for s in ("completed", "failed")} for name in names}
+        counted = {name: {s: store.count(name, s) for s in COUNTED} for name in names}
         flagged = pause.flags().paused()
         facts = {name: future.result() for name, future in futures.items()}
     queues = {}
@@ -102,6 +104,7 @@ def stats() -> dict[str, Any]:
             "delayed": depth.delayed,
             "completed": counted[name]["completed"],
             "failed": counted[name]["failed"],
+            "cancelled": counted[name]["cancelled"],
             "dead_letter": f["dead_letter"],
             "paused": _paused(f, flagged, name)[0],
         }

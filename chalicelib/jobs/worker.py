@@ -17,6 +17,10 @@ processor, record the outcome, announce it through the monitor. The answer is
   handler died) is taken over.
 - The worker stops before the Lambda deadline: records it has no time for are failed (retried
   later) without being started, and processors bound their own waits by `ctx.time_left()`.
+- A message that arrives before its `run_at` (a delay beyond SQS's 15 minutes) is sent on with
+  what remains (at most 900 s) and acknowledged, using no attempt, while its job is delayed in
+  that run; otherwise the claim decides (a promoted job's old message is stale, a cancelled
+  job's is acknowledged after the processor's idempotent `on_cancel` hook).
 - A hold (`holds`, e.g. a paused queue) puts a record's message back with a delay and
   acknowledges it, so holding a queue does not use up its jobs' attempts.
 - Guards (`guards`, e.g. the schedules' lease) are context managers entered around every
@@ -38,11 +42,11 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib import catalog, timeutil
 from chalicelib.jobs import backoff, errors, monitor, processors
-from chalicelib.jobs.records import BUSY, CLAIMED, DEAD, DONE, MISSING, STALE, JobStore, public
+from chalicelib.jobs.records import BUSY, CANCELLED, CLAIMED, DEAD, DONE, MISSING, STALE, JobStore, public
 from chalicelib.util import from_dynamo
 
 if TYPE_CHECKING:
-    from chalicelib.jobs.queues import JobQueues
+    from chalicelib.jobs.queues import JobMessage, JobQueues
 
 log = logging.getLogger("inkwell.jobs")
 
@@ -132,6 +136,8 @@ class Worker:
                 return self._to_dead_letters(record)
             self._back_off(record)
             return False
+        if message.early_by(timeutil.now()) >= 1 and self._hop(record, message):
+            return True
         if any(hold(self.queue.name) for hold in self.holds):
             self.sqs.send(self.queue.name, record.body, HOLD_DELAY_SECONDS)
             return True
@@ -187,7 +193,21 @@ class Worker:
         self._trim("completed", self.queue.keep_completed)
         return True
 
+    def _hop(self, record: Record, message: JobMessage) -> bool:
+        """Send an early message on, delayed by what remains (SQS's 900 s at most); True when it
+        went. Only while its job waits in that run: else the claim decides what it is."""
+        from chalicelib.jobs.queues import MAX_DELAY_SECONDS
+
+        job = self.jobs.get(message.job_id)
+        if job is None or job["state"] != "delayed" or int(job.get("run", 1)) != message.run:
+            return False
+        wait = min(MAX_DELAY_SECONDS, round(message.early_by(timeutil.now())))
+        self.sqs.send(self.queue.name, record.body, wait)
+        return True
+
     def _refused(self, record: Record, outcome: str, old: dict[str, Any] | None, job_id: str) -> bool:
+        if outcome == CANCELLED and old is not None:
+            return self._cancelled(record, old)
         if outcome == DONE:
             log.info("%s: job %s is completed already; redelivery acknowledged", self.queue.name, job_id)
             return True
@@ -206,6 +226,20 @@ class Worker:
         log.warning("%s: claim of job %s refused (%s); trying again later", self.queue.name, job_id, outcome)
         self._back_off(record)
         return False
+
+    def _cancelled(self, record: Record, job: dict[str, Any]) -> bool:
+        """A cancelled job's message: its cancel hook again (finishing one that failed at cancel
+        time; idempotent), then acknowledged without running."""
+        proc = self.find(self.queue.name, job["type"])
+        if proc is not None and proc.on_cancel is not None:
+            try:
+                proc.on_cancel(public(job))
+            except Exception:
+                log.exception("%s: on_cancel of job %s failed; trying again later", self.queue.name, job["id"])
+                self._back_off(record)
+                return False
+        log.info("%s: job %s is cancelled; message acknowledged", self.queue.name, job["id"])
+        return True
 
     def _retry_later(self, job: dict[str, Any], owner: str, error: dict[str, str], record: Record) -> bool:
         try:

@@ -59,6 +59,14 @@ FIELD_CASES = [
     ("POST", "/api/analytics/events", {"article_id": 7, "type": "view"}, "viewer", "article_id"),
     ("POST", "/api/analytics/events", {"article_id": "", "type": "view"}, "viewer", "article_id"),
     ("POST", "/api/analytics/events", {"article_id": "a" * 65, "type": "view"}, "viewer", "article_id"),
+    # generation options (the body is optional: no body is normal priority, now)
+    ("POST", "/api/articles/{article_id}/generate", {"priority": "urgent"}, "editor", "priority"),
+    ("POST", "/api/articles/{article_id}/generate", {"priority": 1}, "editor", "priority"),
+    ("POST", "/api/articles/{article_id}/generate", {"delay_seconds": -1}, "editor", "delay_seconds"),
+    ("POST", "/api/articles/{article_id}/generate", {"delay_seconds": 31536001}, "editor", "delay_seconds"),
+    ("POST", "/api/articles/{article_id}/generate", {"delay_seconds": "60"}, "editor", "delay_seconds"),
+    ("POST", "/api/articles/{article_id}/generate", {"delay_seconds": 1.5}, "editor", "delay_seconds"),
+    ("POST", "/api/articles/{article_id}/generate", {"delay_seconds": 60, "when": "now"}, "editor", "when"),
     # settings
     ("PUT", "/api/settings/site", {"value": "x" * (33 * 1024)}, "admin", "value"),
     ("PUT", "/api/settings/site", {"value": 10**40}, "admin", "value"),
@@ -84,6 +92,7 @@ PARAM_CASES = [
     ("GET", "/api/queues/articles/jobs?limit=0", "admin", "limit"),
     ("GET", "/api/queues/articles/jobs?cursor=garbage", "admin", "cursor"),
     ("GET", "/api/queues/articles/jobs?state=failed&cursor=eyJpZCI6IngifQ", "admin", "cursor"),
+    ("GET", "/api/queues/articles/jobs?state=canceled", "admin", "state"),
     ("GET", "/api/analytics/reports/daily", "admin", "date"),
     ("GET", "/api/analytics/reports/daily?date=2026-02-30", "admin", "date"),
     ("GET", "/api/analytics/reports/daily?date=27.11.2026", "admin", "date"),

@@ -1,0 +1,257 @@
+"""Flow control on moto: delays of any length (re-delayed hops), promote, cancel."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib import aws, timeutil
+from chalicelib.jobs import enqueue, service
+from chalicelib.jobs.errors import JobStateRefused
+from chalicelib.jobs.queues import MAX_DELAY_SECONDS
+from tests.conftest import body
+
+HOUR = 3600
+YEAR = 365 * 24 * HOUR
+
+
+def _ran(register):
+    ran: list[str] = []
+    register("emails", "send", lambda job, ctx: ran.append(job["id"]) or {})
+    return ran
+
+
+# --- delays beyond SQS's 15 minutes ----------------------------------------------------------------
+
+
+def test_a_two_hour_delay_hops_without_using_an_attempt_and_runs_on_time(poller, register, clock):
+    # GIVEN a job delayed by two hours
+    ran = _ran(register)
+    start = clock.t
+    job = enqueue("emails", "send", {}, delay_seconds=2 * HOUR)
+    assert job["state"] == "delayed"
+    assert timeutil.parse_iso(job["run_at"]) == pytest.approx(start + 2 * HOUR, abs=0.01)
+    # WHEN the clock moves 15 minutes at a time, each arrival before run_at is sent on
+    for _ in range(7):
+        assert poller.receive("emails") == []
+        clock.advance(MAX_DELAY_SECONDS)
+        assert poller.run_once("emails") == {"batchItemFailures": []}
+        assert ran == []
+        early = service.get(job["id"])
+        assert (early["state"], early["attempts"], early["run_at"]) == ("delayed", 0, job["run_at"])
+    # THEN it runs at two hours, once, on its first attempt
+    clock.advance(MAX_DELAY_SECONDS)
+    poller.drain("emails")
+    assert ran == [job["id"]]
+    done = service.get(job["id"])
+    assert (done["state"], done["attempts"], done["run_at"]) == ("completed", 1, None)
+    assert poller.visible_and_hidden("emails") == (0, 0)
+
+
+def test_a_hop_waits_only_what_remains(poller, register, clock, sqs_calls):
+    _ran(register)
+    enqueue("emails", "send", {}, delay_seconds=MAX_DELAY_SECONDS + 100)
+    clock.advance(MAX_DELAY_SECONDS)
+    poller.run_once("emails")
+    hops = [params for name, params in sqs_calls if name == "SendMessage"][1:]
+    assert [h["DelaySeconds"] for h in hops] == [100]
+
+
+def test_delays_up_to_a_year_are_accepted_and_longer_ones_refused(poller, clock):
+    job = enqueue("emails", "send", {}, delay_seconds=YEAR)
+    assert job["state"] == "delayed"
+    assert timeutil.parse_iso(job["run_at"]) == pytest.approx(clock.t + YEAR, abs=0.01)
+    assert poller.receive("emails") == []
+    with pytest.raises(ValueError, match="delay"):
+        enqueue("emails", "send", {}, delay_seconds=YEAR + 1)
+
+
+def test_a_short_delay_sends_no_run_at_and_answers_it(poller, clock, sqs_calls):
+    job = enqueue("emails", "send", {}, delay_seconds=60)
+    assert timeutil.parse_iso(job["run_at"]) == pytest.approx(clock.t + 60, abs=0.01)
+    sent = next(params for name, params in sqs_calls if name == "SendMessage")
+    assert sent["DelaySeconds"] == 60 and "run_at" not in json.loads(sent["MessageBody"])
+
+
+def test_a_job_without_delay_answers_no_run_at_and_normal_priority(clock):
+    job = enqueue("emails", "send", {})
+    assert (job["run_at"], job["priority"]) == (None, "normal")
+
+
+# --- promote ---------------------------------------------------------------------------------------
+
+
+def test_promote_runs_a_delayed_job_now_and_its_old_message_is_harmless(poller, register, clock):
+    # GIVEN a job delayed by two hours
+    ran = _ran(register)
+    job = enqueue("emails", "send", {}, delay_seconds=2 * HOUR)
+    # WHEN it is promoted
+    promoted = service.promote(job["id"])
+    # THEN it waits with no run_at, and runs at once
+    assert (promoted["state"], promoted["run_at"]) == ("waiting", None)
+    poller.drain("emails")
+    assert ran == [job["id"]]
+    # AND the old delayed message, when it shows, is acknowledged without a second run
+    clock.advance(MAX_DELAY_SECONDS)
+    assert poller.run_once("emails") == {"batchItemFailures": []}
+    assert poller.visible_and_hidden("emails") == (0, 0)
+    assert ran == [job["id"]]
+    assert service.get(job["id"])["state"] == "completed"
+
+
+def test_promote_refuses_a_job_that_is_not_delayed(clock):
+    job = enqueue("emails", "send", {})
+    with pytest.raises(JobStateRefused):
+        service.promote(job["id"])
+    with pytest.raises(LookupError):
+        service.promote("0" * 32)
+
+
+def test_a_promote_whose_message_cannot_be_sent_leaves_the_job_delayed(poller, register, clock):
+    ran = _ran(register)
+    job = enqueue("emails", "send", {}, delay_seconds=2 * HOUR)
+
+    class Broken(service.JobQueues):
+        def send(self, *a, **k):
+            raise ConnectionError("SQS unreachable")
+
+    from chalicelib.jobs import EnqueueError
+
+    with pytest.raises(EnqueueError):
+        service.promote(job["id"], sqs=Broken(aws.client("sqs"), aws.queue_url))
+    after = service.get(job["id"])
+    assert (after["state"], after["run_at"]) == ("delayed", job["run_at"])
+    # its original message still runs it when due
+    for _ in range(8):
+        clock.advance(MAX_DELAY_SECONDS)
+        poller.run_once("emails")
+    assert ran == [job["id"]]
+
+
+# --- cancel ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("delay", [0, 60, 2 * HOUR])
+def test_a_cancelled_job_s_message_is_acknowledged_without_running(poller, register, clock, delay):
+    ran = _ran(register)
+    job = enqueue("emails", "send", {}, delay_seconds=delay)
+    cancelled = service.cancel(job["id"])
+    assert (cancelled["state"], cancelled["run_at"]) == ("cancelled", None)
+    assert cancelled["finished_at"] is not None
+    clock.advance(min(delay, MAX_DELAY_SECONDS))
+    poller.drain("emails")
+    assert ran == []
+    assert poller.visible_and_hidden("emails") == (0, 0)
+    assert poller.dead_letter_bodies("emails") == []
+    assert service.get(job["id"])["state"] == "cancelled"
+    assert service.counts("emails")["cancelled"] == 1
+
+
+def test_cancel_refuses_a_job_that_is_neither_waiting_nor_delayed(poller, register, clock):
+    _ran(register)
+    job = enqueue("emails", "send", {})
+    poller.drain("emails")
+    with pytest.raises(JobStateRefused):
+        service.cancel(job["id"])
+    with pytest.raises(LookupError):
+        service.cancel("0" * 32)
+
+
+def test_a_cancelled_job_cannot_be_promoted_or_cancelled_again(clock):
+    job = enqueue("emails", "send", {}, delay_seconds=2 * HOUR)
+    service.cancel(job["id"])
+    with pytest.raises(JobStateRefused):
+        service.promote(job["id"])
+    with pytest.raises(JobStateRefused):
+        service.cancel(job["id"])
+
+
+# --- through the API ---------------------------------------------------------------------------------
+
+
+def _article(api):
+    return body(api.post("/api/articles", {"title": "t", "topic": "t"}, as_="editor"))
+
+
+def test_cancelling_a_generation_rolls_its_article_back(api, poller, generator):
+    # GIVEN an editor's article whose generation is delayed
+    article = _article(api)
+    started = api.post(f"/api/articles/{article['id']}/generate", {"delay_seconds": 1200}, as_="editor")
+    job = body(started)
+    assert (job["state"], body(api.get(f"/api/articles/{article['id']}", as_="editor"))["status"]) == (
+        "delayed",
+        "PROCESSING",
+    )
+    # WHEN the editor cancels it
+    response = api.post(f"/api/jobs/{job['job_id']}/cancel", as_="editor")
+    # THEN the job is cancelled, the article is a draft again, and the generator is never called
+    assert response.status_code == 200
+    assert body(response)["state"] == "cancelled"
+    assert body(api.get(f"/api/articles/{article['id']}", as_="editor"))["status"] == "DRAFT"
+    for _ in range(3):  # past its run_at (the login token lives an hour)
+        poller.clock.advance(900)
+        poller.run_once("articles")
+    assert generator.requests == []
+    # AND it can be generated again
+    assert api.post(f"/api/articles/{article['id']}/generate", as_="editor").status_code == 202
+
+
+def test_a_rollback_that_failed_at_cancel_is_finished_by_the_job_s_message(api, poller, generator, monkeypatch):
+    from chalicelib.content import articles as content
+
+    article = _article(api)
+    job = body(api.post(f"/api/articles/{article['id']}/generate", as_="editor"))
+    real = content.Articles.rollback
+    monkeypatch.setattr(content.Articles, "rollback", lambda *a: (_ for _ in ()).throw(ConnectionError("down")))
+    assert api.post(f"/api/jobs/{job['job_id']}/cancel", as_="editor").status_code == 200
+    assert body(api.get(f"/api/articles/{article['id']}", as_="editor"))["status"] == "PROCESSING"
+    monkeypatch.setattr(content.Articles, "rollback", real)
+    poller.drain("articles")
+    assert body(api.get(f"/api/articles/{article['id']}", as_="editor"))["status"] == "DRAFT"
+    assert generator.requests == []
+    assert poller.visible_and_hidden("articles") == (0, 0)
+
+
+def test_cancel_is_for_admins_and_the_user_who_caused_the_job(api, clock):
+    editor = api.user("editor")
+    ids = [enqueue("emails", "send", {}, user_id=editor["id"])["id"] for _ in range(2)]
+    assert api.post(f"/api/jobs/{ids[0]}/cancel", as_="editor-2").status_code == 404
+    assert api.post(f"/api/jobs/{ids[0]}/cancel", as_="viewer").status_code == 404
+    assert api.post(f"/api/jobs/{ids[0]}/cancel").status_code == 401
+    assert api.post(f"/api/jobs/{ids[0]}/cancel", as_="editor").status_code == 200
+    assert api.post(f"/api/jobs/{ids[1]}/cancel", as_="admin").status_code == 200
+    assert api.post(f"/api/jobs/{ids[1]}/cancel", as_="admin").status_code == 409
+
+
+def test_promote_is_for_admins_and_only_for_delayed_jobs(api, clock):
+    editor = api.user("editor")
+    job = enqueue("emails", "send", {}, user_id=editor["id"], delay_seconds=2 * HOUR)
+    assert api.post(f"/api/jobs/{job['id']}/promote", as_="editor").status_code == 403
+    response = api.post(f"/api/jobs/{job['id']}/promote", as_="admin")
+    assert response.status_code == 200
+    assert (body(response)["id"], body(response)["state"]) == (job["id"], "waiting")
+    assert api.post(f"/api/jobs/{job['id']}/promote", as_="admin").status_code == 409
+    assert api.post(f"/api/jobs/{'0' * 32}/promote", as_="admin").status_code == 404
+
+
+def test_promote_and_cancel_are_audited(api, clock):
+    api.token("admin")
+    first = enqueue("emails", "send", {}, delay_seconds=2 * HOUR)
+    second = enqueue("emails", "send", {})
+    api.post(f"/api/jobs/{first['id']}/promote", as_="admin")
+    api.post(f"/api/jobs/{second['id']}/cancel", as_="admin")
+
+    def audited(action):
+        return [e["resource"]["id"] for e in body(api.get(f"/api/audit?action={action}", as_="admin"))["items"]]
+
+    assert audited("job.promote") == [first["id"]]
+    assert audited("job.cancel") == [second["id"]]
+
+
+def test_cancelled_jobs_are_listed_and_counted(api, clock):
+    job = enqueue("emails", "send", {})
+    service.cancel(job["id"])
+    listed = body(api.get("/api/queues/emails/jobs?state=cancelled", as_="admin"))
+    assert [j["id"] for j in listed["items"]] == [job["id"]]
+    assert body(api.get("/api/queues/stats", as_="admin"))["queues"]["emails"]["cancelled"] == 1
