@@ -57,6 +57,7 @@ def test_stats_start_at_zero_for_every_queue(api, clock):
             "delayed": 0,
             "completed": 0,
             "failed": 0,
+            "cancelled": 0,
             "dead_letter": 0,
             "paused": False,
         }
