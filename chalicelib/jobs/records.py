@@ -34,7 +34,6 @@ from chalicelib.util import from_dynamo, refused_item, to_dynamo
 
 STATES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
 FINAL_STATES = ("completed", "failed", "cancelled")
-PRIORITIES = ("high", "normal")
 
 # TTL of a record from its last change: long enough to outlive its message (4 days in the
 # queue, 14 in the dead-letter queue) so that a retry still finds it.

@@ -15,7 +15,7 @@ from typing import Any
 from chalicelib import aws, catalog, http, timeutil
 from chalicelib.jobs import errors
 from chalicelib.jobs.queues import MAX_JOB_DELAY_SECONDS, JobQueues, first_hop, message_for, parse_body
-from chalicelib.jobs.records import PRIORITIES, STATES, JobStore, public
+from chalicelib.jobs.records import STATES, JobStore, public
 from chalicelib.util import storable_problem
 
 log = logging.getLogger("inkwell.jobs")
@@ -56,8 +56,8 @@ def check_request(
         raise ValueError(f"an idempotency key has 1 to {MAX_KEY_LENGTH} characters")
     if not 0 <= delay_seconds <= MAX_JOB_DELAY_SECONDS:
         raise ValueError(f"the delay must be between 0 and {MAX_JOB_DELAY_SECONDS} seconds")
-    if priority not in PRIORITIES:
-        raise ValueError(f"the priority must be one of {', '.join(PRIORITIES)}")
+    if priority not in catalog.PRIORITIES:
+        raise ValueError(f"the priority must be one of {', '.join(catalog.PRIORITIES)}")
 
 
 def enqueue(
@@ -217,9 +217,10 @@ def cancel(job_id: str, *, jobs: JobStore | None = None) -> dict[str, Any]:
 
 
 def _send(sqs: JobQueues, record: dict[str, Any], delay_seconds: float = 0) -> None:
-    """Send a job's message (hops for a delay beyond SQS's 15 minutes)."""
+    """Send a job's message to the queue of its priority (hops for a delay beyond SQS's 15 minutes)."""
     delay, run_at = first_hop(delay_seconds, timeutil.now())
-    sqs.send(record["queue"], message_for(record, run_at), delay)
+    target = catalog.priority_queue(record["queue"], record.get("priority") or "normal")
+    sqs.send(target, message_for(record, run_at), delay)
 
 
 def _record(jobs: JobStore, job_id: str) -> dict[str, Any]:

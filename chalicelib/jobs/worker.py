@@ -27,6 +27,10 @@ processor, record the outcome, announce it through the monitor. The answer is
   processor run; one may raise before the run starts, to fail or retry the job as the processor
   itself would.
 
+A worker runs one job queue's jobs; `source` names the SQS queue its batches come from (the job
+queue, or its `-high` priority queue), where messages are hidden, held and sent on. Dead letters
+go to the job queue's own dead-letter queue either way, where retry and the dashboard look.
+
 What a Worker holds and guards with is given to it (app.py's `job_worker` builds the deployed
 ones); nothing is registered globally.
 """
@@ -88,8 +92,10 @@ class Worker:
         find: Find | None = None,
         rng: Callable[[], float] | None = None,
         margin: float = STOP_MARGIN_SECONDS,
+        source: str | None = None,
     ) -> None:
         self.queue = queue
+        self.source = source or queue.name
         self.jobs = jobs
         self.sqs = sqs
         self.holds = tuple(holds)
@@ -139,7 +145,7 @@ class Worker:
         if message.early_by(timeutil.now()) >= 1 and self._hop(record, message):
             return True
         if any(hold(self.queue.name) for hold in self.holds):
-            self.sqs.send(self.queue.name, record.body, HOLD_DELAY_SECONDS)
+            self.sqs.send(self.source, record.body, HOLD_DELAY_SECONDS)
             return True
         owner = f"{record.message_id}:{getattr(context, 'aws_request_id', '') or id(self)}"
         lease_until = timeutil.now() + remaining() + LEASE_GRACE_SECONDS
@@ -202,7 +208,7 @@ class Worker:
         if job is None or job["state"] != "delayed" or int(job.get("run", 1)) != message.run:
             return False
         wait = min(MAX_DELAY_SECONDS, round(message.early_by(timeutil.now())))
-        self.sqs.send(self.queue.name, record.body, wait)
+        self.sqs.send(self.source, record.body, wait)
         return True
 
     def _refused(self, record: Record, outcome: str, old: dict[str, Any] | None, job_id: str) -> bool:
@@ -216,7 +222,7 @@ class Worker:
         if outcome == BUSY and old is not None:
             wait = float(old["lease_until"]) - timeutil.now() + 1
             log.info("%s: job %s is running elsewhere; trying again in %.0f s", self.queue.name, job_id, wait)
-            self.sqs.hide(self.queue.name, record.receipt_handle, max(1, round(wait)))
+            self.sqs.hide(self.source, record.receipt_handle, max(1, round(wait)))
             return False
         if outcome in (MISSING, STALE):
             log.info("%s: message for job %s is %s; acknowledged", self.queue.name, job_id, outcome)
@@ -304,7 +310,7 @@ class Worker:
     def _back_off(self, record: Record) -> None:
         seconds = backoff.delay(record.receive_count, self.queue.backoff_base, self.rng)
         try:
-            self.sqs.hide(self.queue.name, record.receipt_handle, seconds)
+            self.sqs.hide(self.source, record.receipt_handle, seconds)
         except Exception:
             log.exception("%s: could not set the backoff of %s", self.queue.name, record.message_id)
 

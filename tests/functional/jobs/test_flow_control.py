@@ -255,3 +255,110 @@ def test_cancelled_jobs_are_listed_and_counted(api, clock):
     listed = body(api.get("/api/queues/emails/jobs?state=cancelled", as_="admin"))
     assert [j["id"] for j in listed["items"]] == [job["id"]]
     assert body(api.get("/api/queues/stats", as_="admin"))["queues"]["emails"]["cancelled"] == 1
+
+
+# --- priorities --------------------------------------------------------------------------------------
+
+
+def test_a_high_job_is_served_before_a_backlog_of_normal_ones(poller, register, clock):
+    # GIVEN a backlog of normal jobs, then one high job
+    ran = _ran(register)
+    backlog = [enqueue("emails", "send", {"n": i})["id"] for i in range(30)]
+    high = enqueue("emails", "send", {"n": "urgent"}, priority="high")
+    assert high["priority"] == "high"
+    # WHEN Lambda's pollers serve both queues of `emails` a batch of 5 at a time
+    for _ in range(10):
+        for source in ("emails", "emails-high"):
+            poller.run_once(source, limit=5)
+    # THEN the high job ran in the first round, not after the backlog
+    assert sorted(ran) == sorted([*backlog, high["id"]])
+    assert ran.index(high["id"]) < 10
+    assert service.get(high["id"])["state"] == "completed"
+
+
+def test_a_high_job_goes_to_its_priority_queue_and_back_off_there(poller, register, clock):
+    calls = iter([ConnectionError("flaky"), None])
+
+    def flaky(job, ctx):
+        error = next(calls)
+        if error:
+            raise error
+        return {}
+
+    register("emails", "send", flaky)
+    job = enqueue("emails", "send", {}, priority="high")
+    assert poller.receive("emails") == []
+    poller.drain("emails-high")
+    done = service.get(job["id"])
+    assert (done["state"], done["attempts"], done["priority"]) == ("completed", 2, "high")
+
+
+def test_a_high_job_that_fails_for_good_is_in_its_queue_s_dead_letters_and_can_be_retried(poller, register, clock):
+    from chalicelib.jobs import PermanentError
+
+    outcomes = iter([PermanentError("no"), None])
+
+    def once_broken(job, ctx):
+        error = next(outcomes)
+        if error:
+            raise error
+        return {}
+
+    register("emails", "send", once_broken)
+    job = enqueue("emails", "send", {}, priority="high")
+    poller.drain("emails-high")
+    assert [m["job_id"] for m in poller.dead_letter_bodies("emails")] == [job["id"]]
+    retried = service.retry(job["id"])
+    assert retried["priority"] == "high"
+    clock.advance(6)
+    poller.drain("emails-high")
+    assert service.get(job["id"])["state"] == "completed"
+
+
+def test_a_delayed_high_job_hops_and_promotes_on_its_priority_queue(poller, register, clock):
+    ran = _ran(register)
+    first = enqueue("emails", "send", {}, priority="high", delay_seconds=2 * HOUR)
+    second = enqueue("emails", "send", {}, priority="high", delay_seconds=2 * HOUR)
+    service.promote(first["id"])
+    poller.drain("emails-high")
+    assert ran == [first["id"]]
+    for _ in range(8):
+        clock.advance(MAX_DELAY_SECONDS)
+        poller.run_once("emails-high")
+    assert ran == [first["id"], second["id"]]
+    assert poller.visible_and_hidden("emails") == (0, 0)
+
+
+def test_enqueue_refuses_an_unknown_priority(clock):
+    with pytest.raises(ValueError, match="priority"):
+        enqueue("emails", "send", {}, priority="urgent")
+
+
+def test_a_high_priority_generation_through_the_api(api, poller, generator):
+    article = _article(api)
+    response = api.post(f"/api/articles/{article['id']}/generate", {"priority": "high"}, as_="editor")
+    job = body(response)
+    assert (response.status_code, job["priority"], job["state"]) == (202, "high", "waiting")
+    assert poller.receive("articles") == []
+    poller.drain("articles-high")
+    assert body(api.get(f"/api/articles/{article['id']}", as_="editor"))["status"] == "PUBLISHED"
+    assert body(api.get(f"/api/jobs/{job['job_id']}", as_="editor"))["priority"] == "high"
+
+
+def test_an_empty_generate_body_is_normal_priority_now(api, poller, generator):
+    article = _article(api)
+    response = api.request("POST", f"/api/articles/{article['id']}/generate", raw=b"", as_="editor")
+    job = body(response)
+    assert (response.status_code, job["priority"], job["state"], job["run_at"]) == (202, "normal", "waiting", None)
+    empty_object = api.post(f"/api/articles/{_article(api)['id']}/generate", {}, as_="editor")
+    assert body(empty_object)["priority"] == "normal"
+
+
+def test_stats_show_the_high_priority_depths(api, clock):
+    enqueue("emails", "send", {})
+    enqueue("emails", "send", {}, priority="high")
+    enqueue("emails", "send", {}, priority="high")
+    emails = body(api.get("/api/queues/stats", as_="admin"))["queues"]["emails"]
+    assert emails["waiting"] == 3
+    assert emails["priorities"]["high"]["waiting"] == 2
+    assert emails["priorities"]["normal"]["waiting"] == 1
