@@ -9,7 +9,7 @@
 const QUEUES = ["articles", "analytics", "emails", "cleanup"];
 const STATES = ["waiting", "delayed", "active", "completed", "failed", "cancelled"];
 const NUMBERS = [
-  ["waiting", "waiting"], ["active", "active"], ["delayed", "delayed"],
+  ["waiting", "waiting"], ["high", "of them high"], ["active", "active"], ["delayed", "delayed"],
   ["completed", "completed"], ["failed", "failed"], ["cancelled", "cancelled"], ["dead_letter", "dead letters"],
 ];
 const POLL_MS = 15000;
@@ -181,7 +181,7 @@ function renderQueues() {
       el("h3", {}, name, ...badges),
       el("div", { class: "numbers" }, NUMBERS.map(([key, label]) => el("div",
         { class: (key === "dead_letter" || key === "failed") && s[key] > 0 ? "warn" : null, "data-stat": key },
-        el("b", {}, s[key] ?? "–"), el("span", {}, label)))),
+        el("b", {}, (key === "high" ? s.priorities?.high?.waiting : s[key]) ?? "–"), el("span", {}, label)))),
       el("ul", { class: "checks" }, failing.map((c) => el("li", {}, `${c.check.replace("_", " ")}: ${c.message}`))),
       el("div", { class: "actions" },
         s.paused
