@@ -58,6 +58,42 @@ def test_a_hop_waits_only_what_remains(poller, register, clock, sqs_calls):
     assert [h["DelaySeconds"] for h in hops] == [100]
 
 
+def test_a_hop_whose_send_fails_comes_back_and_still_runs_once(poller, register, clock, monkeypatch):
+    # GIVEN a job delayed by an hour whose first hop cannot be sent (SQS throttles)
+    ran = _ran(register)
+    job = enqueue("emails", "send", {}, delay_seconds=HOUR)
+    clock.advance(MAX_DELAY_SECONDS)
+    real_send = service.JobQueues.send
+    monkeypatch.setattr(service.JobQueues, "send", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("throttled")))
+    messages = poller.receive("emails")
+    # WHEN it arrives, THEN it is not acknowledged (it comes back after a backoff)
+    response = poller.deliver("emails", messages)
+    assert response == {"batchItemFailures": [{"itemIdentifier": messages[0]["MessageId"]}]}
+    monkeypatch.setattr(service.JobQueues, "send", real_send)
+    # AND the job still runs once, when due
+    for _ in range(6):
+        clock.advance(MAX_DELAY_SECONDS)
+        poller.drain("emails", rounds=3)
+    assert ran == [job["id"]]
+    assert service.get(job["id"])["attempts"] == 1
+
+
+def test_a_hop_delivered_twice_runs_its_job_once(poller, register, clock):
+    # GIVEN a long delay whose early message is delivered twice (the Lambda died before deleting it)
+    ran = _ran(register)
+    job = enqueue("emails", "send", {}, delay_seconds=MAX_DELAY_SECONDS + 300)
+    clock.advance(MAX_DELAY_SECONDS)
+    messages = poller.receive("emails")
+    poller.deliver("emails", messages, delete=False)
+    poller.deliver("emails", messages)
+    # WHEN both hops arrive when due
+    clock.advance(300)
+    poller.drain("emails")
+    # THEN the job ran once
+    assert ran == [job["id"]]
+    assert poller.visible_and_hidden("emails") == (0, 0)
+
+
 def test_delays_up_to_a_year_are_accepted_and_longer_ones_refused(poller, clock):
     job = enqueue("emails", "send", {}, delay_seconds=YEAR)
     assert job["state"] == "delayed"
