@@ -104,24 +104,26 @@ events.subscribe_all(LISTENERS)
 
 
 def job_worker(queue: str) -> Worker:
-    """The worker of one job queue as deployed: a paused queue holds its jobs, a job over its
-    queue's rate limit waits for it, and a job that comes from a schedule runs holding its
-    schedule's lease."""
+    """The worker of one SQS queue as deployed: the job queue's, also for its priority queue
+    (`articles-high` runs `articles` jobs). A paused queue holds its jobs, a job over its queue's
+    rate limit (shared by both priorities) waits for it, and a job that comes from a schedule runs
+    holding its schedule's lease."""
     from chalicelib.jobs import pause, ratelimit, service
     from chalicelib.jobs.worker import Worker
 
     return Worker(
-        catalog.queue(queue),
+        catalog.queue(catalog.job_queue_of(queue)),
         service.store(),
         service.queues(),
         holds=[pause.is_paused],
         guards=[schedules.exclusive],
         limiter=ratelimit.wait_for_start,
+        source=queue,
     )
 
 
 # --- 5. event handlers ------------------------------------------------------------------------------
-# One SQS handler per queue. Chalice's on_sqs_message takes the queue's *name*, and names are per
+# One SQS handler per queue (a job queue's priority queue too). Chalice's on_sqs_message takes the queue's *name*, and names are per
 # stage (`inkwell-<stage>-<queue>`), so `chalice package` / `chalice deploy` must import this
 # module with the stage's INKWELL_STAGE set. Batch sizes, maximum concurrency and timeouts come
 # from the catalogue.
@@ -152,6 +154,27 @@ def jobs_emails(event: SQSEvent) -> dict:
 @_sqs("cleanup")
 def jobs_cleanup(event: SQSEvent) -> dict:
     return job_worker("cleanup").handle(event.to_dict(), event.context)
+
+
+# The priority queues (catalogue: `<queue>-high`): the same workers, fed first-come from their own queue.
+@_sqs("articles-high")
+def jobs_articles_high(event: SQSEvent) -> dict:
+    return job_worker("articles-high").handle(event.to_dict(), event.context)
+
+
+@_sqs("analytics-high")
+def jobs_analytics_high(event: SQSEvent) -> dict:
+    return job_worker("analytics-high").handle(event.to_dict(), event.context)
+
+
+@_sqs("emails-high")
+def jobs_emails_high(event: SQSEvent) -> dict:
+    return job_worker("emails-high").handle(event.to_dict(), event.context)
+
+
+@_sqs("cleanup-high")
+def jobs_cleanup_high(event: SQSEvent) -> dict:
+    return job_worker("cleanup-high").handle(event.to_dict(), event.context)
 
 
 @_sqs("audit")

@@ -11,7 +11,7 @@ find what TTL has not removed yet with a Query on the `by_expiry` index instead 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class Queue:
     # The most invocations of its consumer at once (the SQS trigger's ScalingConfig
     # MaximumConcurrency, 2-1000; an admin may change it at run time, a deploy sets it back).
     concurrency: int = 10
+    serves: str | None = None  # a priority queue: the job queue whose `high` jobs it carries
 
     @property
     def visibility_timeout(self) -> int:
@@ -211,51 +212,63 @@ TABLES: dict[str, Table] = {
     )
 }
 
-QUEUES: dict[str, Queue] = {
-    q.name: q
-    for q in (
-        # articles: a webhook call is bounded by 30 s (config), so a batch of 3 fits in 120 s.
-        Queue(
-            "articles",
-            function_timeout=120,
-            batch_size=3,
-            concurrency=5,  # the article generator is rate-limited: few calls at once
-            description="article generation, publish, archive",
-            job_types=("generate", "publish", "archive"),
-        ),
-        Queue(
-            "analytics",
-            function_timeout=300,
-            batch_size=1,
-            concurrency=2,
-            description="reports and analytics cleanup",
-            job_types=("daily_report", "weekly_report", "cleanup_old_data"),
-        ),
-        Queue(
-            "emails",
-            function_timeout=60,
-            batch_size=10,
-            description="SES emails from templates",
-            job_types=("send",),
-        ),
-        Queue(
-            "cleanup",
-            function_timeout=300,
-            batch_size=1,
-            concurrency=2,
-            description="sweeps of expired data, audit digests",
-            job_types=("sessions", "login_attempts", "activity_logs", "webhook_logs", "orphans", "audit_digest"),
-        ),
-        Queue(
-            "audit",
-            attempts=10,
-            function_timeout=60,
-            batch_size=10,
-            concurrency=5,
-            description="audit events DynamoDB refused, written later by their processor",
-        ),
+_QUEUES = (
+    # articles: a webhook call is bounded by 30 s (config), so a batch of 3 fits in 120 s.
+    Queue(
+        "articles",
+        function_timeout=120,
+        batch_size=3,
+        concurrency=5,  # the article generator is rate-limited: few calls at once
+        description="article generation, publish, archive",
+        job_types=("generate", "publish", "archive"),
+    ),
+    Queue(
+        "analytics",
+        function_timeout=300,
+        batch_size=1,
+        concurrency=2,
+        description="reports and analytics cleanup",
+        job_types=("daily_report", "weekly_report", "cleanup_old_data"),
+    ),
+    Queue(
+        "emails",
+        function_timeout=60,
+        batch_size=10,
+        description="SES emails from templates",
+        job_types=("send",),
+    ),
+    Queue(
+        "cleanup",
+        function_timeout=300,
+        batch_size=1,
+        concurrency=2,
+        description="sweeps of expired data, audit digests",
+        job_types=("sessions", "login_attempts", "activity_logs", "webhook_logs", "orphans", "audit_digest"),
+    ),
+    Queue(
+        "audit",
+        attempts=10,
+        function_timeout=60,
+        batch_size=10,
+        concurrency=5,
+        description="audit events DynamoDB refused, written later by their processor",
+    ),
+)
+
+# Priorities: `normal` jobs go to the job queue itself, `high` ones to a second queue generated
+# from it (`<queue>-high`: the same settings, its own dead-letter queue, trigger and Lambda running
+# the same worker), so high jobs never wait behind a backlog of normal ones.
+PRIORITIES = ("high", "normal")
+HIGH_SUFFIX = "-high"
+
+
+def _high(q: Queue) -> Queue:
+    return replace(
+        q, name=q.name + HIGH_SUFFIX, serves=q.name, job_types=(), description=f"high-priority {q.name} jobs"
     )
-}
+
+
+QUEUES: dict[str, Queue] = {q.name: q for q in (*_QUEUES, *(_high(q) for q in _QUEUES if q.job_types))}
 
 
 @dataclass(frozen=True)
@@ -339,6 +352,16 @@ def table(name: str) -> Table:
 
 def queue(name: str) -> Queue:
     return QUEUES[name]
+
+
+def priority_queue(name: str, priority: str) -> str:
+    """The SQS queue carrying a job queue's jobs of that priority."""
+    return name + HIGH_SUFFIX if priority == "high" else name
+
+
+def job_queue_of(name: str) -> str:
+    """The job queue a queue's messages belong to (itself, or the one a priority queue serves)."""
+    return QUEUES[name].serves or name
 
 
 def job_queues() -> list[str]:

@@ -75,6 +75,8 @@ ACTIONS: dict[str, Action] = {
     "queue.retry_failed": _a("system", "warning", critical=True),
     "job.retry": _a("system", critical=True),
     "job.remove": _a("system", "warning", critical=True),
+    "job.promote": _a("system", critical=True),
+    "job.cancel": _a("system", "warning", critical=True),
     "job.completed": _a("system"),
     "job.failed": _a("system", "error"),
     "schedule.run": _a("system", critical=True),

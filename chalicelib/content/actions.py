@@ -4,24 +4,42 @@
 naming the job, then queues the job; if queueing fails the article is rolled back and the caller
 gets `errors.Unavailable`. publish and archive check the transition now (`errors.Conflict` if it
 is not allowed) and queue the job that applies it. Only the article's author or an admin may ask.
-Each returns the public job.
+Each returns the public job. A generation may be asked for with a priority and a delay
+(`GenerateOptions`, the optional body of `POST /api/articles/{id}/generate`).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
-from chalicelib import audit, errors, events, jobs
+from pydantic import Field, StrictInt
+
+from chalicelib import audit, errors, events, http, jobs
 from chalicelib.content import articles as content
+from chalicelib.jobs.queues import MAX_JOB_DELAY_SECONDS
 
 log = logging.getLogger("inkwell.content")
 
 NOT_YOURS = "only the article's author or an admin may do this"
 
 
-def start_generation(article_id: str, user: dict[str, Any]) -> dict[str, Any]:
+class GenerateOptions(http.Body):
+    priority: Literal["high", "normal"] = "normal"
+    delay_seconds: StrictInt = Field(default=0, ge=0, le=MAX_JOB_DELAY_SECONDS)
+
+
+def generation_options(request: Any) -> GenerateOptions:
+    """The optional body: none (or an empty one) is normal priority, now."""
+    if not request.raw_body:
+        return GenerateOptions()
+    return http.parse(GenerateOptions, request)
+
+
+def start_generation(article_id: str, user: dict[str, Any], options: GenerateOptions | None = None) -> dict[str, Any]:
     from chalicelib.jobs import records
+
+    options = options or GenerateOptions()
 
     store = content.articles()
     job_id = records.new_id()
@@ -42,7 +60,15 @@ def start_generation(article_id: str, user: dict[str, Any]) -> dict[str, Any]:
         "keywords": list(item.get("keywords") or []),
     }
     try:
-        job = jobs.enqueue("articles", "generate", payload, user_id=user["id"], job_id=job_id)
+        job = jobs.enqueue(
+            "articles",
+            "generate",
+            payload,
+            user_id=user["id"],
+            job_id=job_id,
+            priority=options.priority,
+            delay_seconds=options.delay_seconds,
+        )
     except jobs.EnqueueError:
         try:
             restored = store.rollback(article_id, job_id)
@@ -50,7 +76,8 @@ def start_generation(article_id: str, user: dict[str, Any]) -> dict[str, Any]:
         except Exception:
             log.exception("could not roll back article %s after a failed enqueue", article_id)
         raise errors.Unavailable("the job could not be queued; try again") from None
-    audit.record("article.generate", resource=("article", article_id), details={"job_id": job["id"]})
+    details = {"job_id": job["id"], "priority": options.priority, "delay_seconds": options.delay_seconds}
+    audit.record("article.generate", resource=("article", article_id), details=details)
     return job
 
 

@@ -51,10 +51,13 @@ def list_articles() -> dict:
 
 @routes.route("/api/articles/{article_id}/generate", methods=["POST"])
 def generate_article(article_id: str) -> object:
+    """Optional body `{"priority": "high"|"normal", "delay_seconds": 0-31536000}`."""
     from chalicelib.auth import service as auth
     from chalicelib.content import actions
 
-    return _accepted(actions.start_generation(article_id, auth.require()))
+    user = auth.require()
+    options = actions.generation_options(routes.current_request)
+    return _accepted(actions.start_generation(article_id, user, options))
 
 
 @routes.route("/api/articles/{article_id}/publish", methods=["POST"])

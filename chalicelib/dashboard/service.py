@@ -34,18 +34,19 @@ MAX_REDRIVEN = 1000  # dead-letter messages moved by hand by one retry-all ...
 REDRIVE_CHUNK = 50  # ... in chunks, each handled well within the 60 s they stay hidden
 MAX_CLEANED = 1000  # records removed by one clean
 DLQ_SWEEP = 100  # dead-letter messages looked at when a clean removes failed jobs
+COUNTED = ("completed", "failed", "cancelled")  # stats counted from the records, not from SQS
 
 
 def control() -> QueueControl:
     # The local stack's emulator (INKWELL_AWS_ENDPOINT, a moto server) lacks StartMessageMoveTask
     # and answers 500 only after botocore's retries, seconds later: there, retry-all moves by hand.
-    # The Lambda consuming a queue runs app.py's handler `jobs_<queue>`.
+    # The Lambda consuming a queue runs app.py's handler `jobs_<queue>` (`jobs_articles_high`).
     can_move = config.get().aws_endpoint is None
     return QueueControl(
         aws.client("sqs"),
         aws.client("lambda"),
         aws.queue_url,
-        lambda queue: config.function_name(f"jobs_{queue}"),
+        lambda queue: config.function_name(f"jobs_{queue.replace('-', '_')}"),
         can_move=can_move,
     )
 
@@ -71,6 +72,7 @@ def _queue_facts(ctl: QueueControl, queue: str) -> dict[str, Any]:
     mapping = ctl.mapping(queue, depth.arn)
     return {
         "depth": depth,
+        "high": ctl.depth(catalog.priority_queue(queue, "high")),
         "dead_letter": ctl.dead_letter_depth(queue),
         "mapping_paused": bool(mapping and mapping.paused),
         "mapping_since": mapping.changed_at if mapping else None,
@@ -86,30 +88,33 @@ def _paused(facts: dict[str, Any], flagged: dict[str, float], queue: str) -> tup
 
 
 def stats() -> dict[str, Any]:
-    """GET /api/queues/stats: depths from SQS, completed/failed from the records' index (COUNT)."""
+    """GET /api/queues/stats: depths from SQS (the job queue and its `-high` priority queue, summed
+    and per priority), completed/failed/cancelled from the records' index (COUNT)."""
     ctl = control()
     store = job_service.store()
     names = catalog.job_queues()
     with ThreadPoolExecutor(max_workers=min(POOL_SIZE, len(names))) as pool:
         futures = {name: pool.submit(_queue_facts, ctl, name) for name in names}
         # The record counts run here meanwhile (one Table resource is not shared across threads).
-        counted = {name: {s: store.count(name, s) for s in ("completed", "failed")} for name in names}
+        counted = {name: {s: store.count(name, s) for s in COUNTED} for name in names}
         flagged = pause.flags().paused()
         rates = ratelimit.settings().all()
         facts = {name: future.result() for name, future in futures.items()}
     queues = {}
     for name, f in facts.items():
-        depth = f["depth"]
+        depth, high = f["depth"], f["high"]
         queues[name] = {
-            "waiting": depth.waiting,
-            "active": depth.active,
-            "delayed": depth.delayed,
+            "waiting": depth.waiting + high.waiting,
+            "active": depth.active + high.active,
+            "delayed": depth.delayed + high.delayed,
             "completed": counted[name]["completed"],
             "failed": counted[name]["failed"],
+            "cancelled": counted[name]["cancelled"],
             "dead_letter": f["dead_letter"],
             "paused": _paused(f, flagged, name)[0],
             "concurrency": f["concurrency"] or catalog.queue(name).concurrency,
             "rate_limit": rates[name].public() if name in rates else None,
+            "priorities": {priority: _depths(d) for priority, d in (("high", high), ("normal", depth))},
         }
     return {"queues": queues, "generated_at": timeutil.iso()}
 
@@ -132,6 +137,10 @@ def metrics(queue: str, params: dict[str, str]) -> dict[str, Any]:
     since, until = max(since, now - timeline.TTL_SECONDS), min(until, now + timeline.INTERVAL)
     points = timeline.points(queue, since, until) if since <= until else []
     return {"queue": queue, "interval_seconds": timeline.INTERVAL, "points": points}
+
+
+def _depths(depth: Any) -> dict[str, int]:
+    return {"waiting": depth.waiting, "active": depth.active, "delayed": depth.delayed}
 
 
 def _count_since(table: Any, queue: str, state: str, since: str) -> int:
@@ -213,10 +222,12 @@ def set_paused(queue: str, paused: bool, user: dict[str, Any]) -> dict[str, Any]
     and the queue's event source mapping (so Lambda stops polling it)."""
     known(queue)
     pause.flags().set(queue, paused, user.get("id"))
-    try:
-        control().set_paused(queue, paused)
-    except NoMapping:
-        log.warning("queue %s has no event source mapping; only the worker's hold applies", queue)
+    ctl = control()
+    for source in (queue, catalog.priority_queue(queue, "high")):
+        try:
+            ctl.set_paused(source, paused)
+        except NoMapping:
+            log.warning("queue %s has no event source mapping; only the worker's hold applies", source)
     _audit("queue.pause" if paused else "queue.resume", ("queue", queue))
     return {"queue": queue, "paused": paused}
 

@@ -4,8 +4,8 @@ The shared interface (other capabilities code against these names only):
 
 - `enqueue(queue, type, payload, *, user_id=None, idempotency_key=None, delay_seconds=0)` -> the
   public job (as `GET /api/jobs/{id}` shows it);
-- `get`, `list_page`, `counts`, `retry`, `redrive_dead_letters`, `remove` for the job API and
-  the dashboard;
+- `get`, `list_page`, `counts`, `retry`, `promote`, `cancel`, `redrive_dead_letters`, `remove`
+  for the job API and the dashboard;
 - processors registered per (queue, type) with `processors.processor`, raising
   `PermanentError` to fail at once; any other exception is retried;
 - `worker.Worker(queue, jobs, sqs, holds=..., guards=...)`: app.py builds one per batch.
@@ -22,25 +22,40 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.jobs.errors import EnqueueError, PermanentError, RetryRefused
+from chalicelib.jobs.errors import EnqueueError, JobStateRefused, PermanentError, RetryRefused
 
 if TYPE_CHECKING:
-    from chalicelib.jobs.service import counts, enqueue, get, list_page, redrive_dead_letters, remove, retry
+    from chalicelib.jobs.service import (
+        cancel,
+        counts,
+        enqueue,
+        get,
+        list_page,
+        promote,
+        redrive_dead_letters,
+        remove,
+        retry,
+    )
 
 __all__ = [
     "EnqueueError",
+    "JobStateRefused",
     "PermanentError",
     "RetryRefused",
+    "cancel",
     "counts",
     "enqueue",
     "get",
     "list_page",
+    "promote",
     "redrive_dead_letters",
     "remove",
     "retry",
 ]
 
-_SERVICE = frozenset({"counts", "enqueue", "get", "list_page", "redrive_dead_letters", "remove", "retry"})
+_SERVICE = frozenset(
+    {"cancel", "counts", "enqueue", "get", "list_page", "promote", "redrive_dead_letters", "remove", "retry"}
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ __all__ = [
     "DeadlineExceeded",
     "EnqueueError",
     "JobError",
+    "JobStateRefused",
     "LeaseLost",
     "PermanentError",
     "RetryRefused",
@@ -74,6 +75,10 @@ class EnqueueError(Exception):
 
 class RetryRefused(Exception):
     """The job cannot be retried now (not failed, or its subject refuses, e.g. the article moved on)."""
+
+
+class JobStateRefused(Exception):
+    """The job is not in a state the operation needs (promote: delayed; cancel: waiting or delayed)."""
 
 
 def describe(exc: BaseException) -> dict[str, str]:

@@ -2,7 +2,11 @@
 
 A message carries only what routes it to its record: `{"job_id", "run", "queue", "type"}`; the
 payload lives in the record (which the claim reads back anyway). `run` tells a message of an
-earlier run (before an admin's retry) from the current one.
+earlier run (before an admin's retry or a promote) from the current one.
+
+Delays beyond SQS's 15 minutes are hops: the message also carries `run_at` (epoch seconds) and
+goes with the longest DelaySeconds SQS allows; the worker sends one that arrives early on again,
+delayed by what remains (at most 900 s), and acknowledges it, using no attempt.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger("inkwell.jobs")
 
-MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds limit
+MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds limit: one hop
+MAX_JOB_DELAY_SECONDS = 365 * 86400  # what `jobs.enqueue` accepts, in hops
 MAX_VISIBILITY = 12 * 3600
 
 
@@ -27,13 +32,27 @@ class JobMessage(BaseModel):
     run: int = Field(default=1, ge=1)
     queue: str = ""
     type: str = ""
+    run_at: float | None = None  # epoch seconds; only on a message that must hop
 
     def body(self) -> str:
-        return json.dumps(self.model_dump(), separators=(",", ":"))
+        return json.dumps(self.model_dump(exclude_none=True), separators=(",", ":"))
+
+    def early_by(self, now: float) -> float:
+        """Seconds until `run_at` (0 when due, or when the message has none)."""
+        return max(0.0, self.run_at - now) if self.run_at is not None else 0.0
 
 
-def message_for(record: dict[str, Any]) -> JobMessage:
-    return JobMessage(job_id=record["id"], run=int(record.get("run", 1)), queue=record["queue"], type=record["type"])
+def message_for(record: dict[str, Any], run_at: float | None = None) -> JobMessage:
+    return JobMessage(
+        job_id=record["id"], run=int(record.get("run", 1)), queue=record["queue"], type=record["type"], run_at=run_at
+    )
+
+
+def first_hop(delay_seconds: float, now: float) -> tuple[int, float | None]:
+    """(DelaySeconds, run_at) of a job's first message: a delay SQS can hold needs no run_at."""
+    if delay_seconds <= MAX_DELAY_SECONDS:
+        return int(delay_seconds), None
+    return MAX_DELAY_SECONDS, now + delay_seconds
 
 
 class JobQueues:

@@ -5,9 +5,11 @@ One item per job, keyed by `id`. `queue_state` (`<queue>#<state>`) with `updated
 scan. An idempotency key is an item of its own, `idem#<queue>#<key>`, written in the same
 transaction as the job, so a second enqueue with the key finds the first job.
 
-States: waiting -> active -> completed | failed, with delayed (a DelaySeconds enqueue, or a
+States: waiting -> active -> completed | failed, with delayed (a delayed enqueue, or a
 retry in backoff) -> active, and failed -> waiting again when an admin retries (which bumps
-`run`, so messages of the earlier run are recognised as stale). Every transition is a
+`run`, so messages of the earlier run are recognised as stale). A delayed job may be promoted
+(delayed -> waiting, a new run: its delayed message turns stale), and a waiting or delayed one
+cancelled (-> cancelled, final; its message is acknowledged without running). Every transition is a
 conditional UpdateItem, so two workers holding the same message cannot both run it:
 
 - claim: waiting/delayed, or active under an expired lease (its worker died), -> active with a
@@ -30,12 +32,12 @@ from boto3.dynamodb.conditions import Key
 from chalicelib import timeutil
 from chalicelib.util import from_dynamo, refused_item, to_dynamo
 
-STATES = ("waiting", "delayed", "active", "completed", "failed")
-FINAL_STATES = ("completed", "failed")
+STATES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
+FINAL_STATES = ("completed", "failed", "cancelled")
 
 # TTL of a record from its last change: long enough to outlive its message (4 days in the
 # queue, 14 in the dead-letter queue) so that a retry still finds it.
-TTL_SECONDS = {"completed": 7 * 86400, "failed": 14 * 86400}
+TTL_SECONDS = {"completed": 7 * 86400, "failed": 14 * 86400, "cancelled": 7 * 86400}
 DEFAULT_TTL_SECONDS = 14 * 86400
 IDEMPOTENCY_TTL_SECONDS = 7 * 86400
 
@@ -45,6 +47,7 @@ MISSING = "missing"  # no record: removed by an admin, or never written -> ackno
 STALE = "stale"  # a message of an earlier run (the job was retried since) -> acknowledge
 DONE = "done"  # completed already: a redelivery, never run twice -> acknowledge
 DEAD = "dead"  # failed for this run: the message belongs in the dead-letter queue
+CANCELLED = "cancelled"  # cancelled: never runs -> acknowledge (after its cancel hook, idempotent)
 BUSY = "busy"  # active under a live lease (a concurrent delivery) -> try again later
 RACED = "raced"  # refused, yet claimable as read (a race lost, an unexpected record) -> try again later
 
@@ -64,6 +67,8 @@ PUBLIC_FIELDS = (
     "updated_at",
     "started_at",
     "finished_at",
+    "priority",
+    "run_at",
 )
 
 
@@ -78,6 +83,9 @@ def public(item: dict[str, Any]) -> dict[str, Any]:
     job["payload"] = job["payload"] or {}
     for name in ("attempts", "max_attempts", "progress"):
         job[name] = int(job[name] or 0)
+    job["priority"] = job["priority"] or "normal"
+    if job["state"] != "delayed":
+        job["run_at"] = None  # only a delayed job has one (a backoff's has none)
     return job
 
 
@@ -92,6 +100,8 @@ def claim_outcome(old: dict[str, Any] | None, run: int, now: float) -> str:
         return DONE
     if state == "failed":
         return DEAD
+    if state == "cancelled":
+        return CANCELLED
     if state == "active" and float(old.get("lease_until", 0)) >= now:
         return BUSY
     return CLAIMED  # claimable as read
@@ -129,11 +139,12 @@ class JobStore:
         job_id: str | None = None,
         user_id: str | None = None,
         idempotency_key: str | None = None,
-        delayed: bool = False,
+        delay_seconds: float = 0,
+        priority: str = "normal",
     ) -> dict[str, Any]:
         now = timeutil.now()
         stamp = timeutil.iso_ms(now)
-        state = "delayed" if delayed else "waiting"
+        state = "delayed" if delay_seconds > 0 else "waiting"
         return {
             "id": job_id or new_id(),
             "queue": queue,
@@ -153,6 +164,8 @@ class JobStore:
             "updated_at": stamp,
             "started_at": None,
             "finished_at": None,
+            "priority": priority,
+            "run_at": timeutil.iso_ms(now + delay_seconds) if delay_seconds > 0 else None,
             **ttl_for(state, now),
         }
 
@@ -242,7 +255,7 @@ class JobStore:
                 job_id,
                 "SET #st = :to, queue_state = :qs, attempts = attempts + :one, lease_owner = :owner, "
                 "lease_until = :lease, updated_at = :now, started_at = :now, "
-                "#ttl = :ttl, expiry_day = :day",
+                "#ttl = :ttl, expiry_day = :day REMOVE run_at",
                 "attribute_exists(id) AND #run = :run AND "
                 "(#st IN (:waiting, :delayed) OR "
                 "(#st = :to AND (attribute_not_exists(lease_until) OR lease_until < :nowts)))",
@@ -335,6 +348,49 @@ class JobStore:
                 "attribute_exists(id) AND #st = :failed",
                 {":failed": "failed", ":one": 1, ":zero": 0, ":null": None},
                 (job["queue"], "waiting"),
+            )
+        except _Refused:
+            return None
+
+    def promote(self, job: dict[str, Any]) -> dict[str, Any] | None:
+        """delayed -> waiting as a new run (its delayed message turns stale); None unless the job
+        is delayed in that run."""
+        try:
+            return self._update(
+                job["id"],
+                "SET #st = :to, queue_state = :qs, #run = #run + :one, updated_at = :now, "
+                "#ttl = :ttl, expiry_day = :day REMOVE run_at",
+                "attribute_exists(id) AND #st = :delayed AND #run = :run",
+                {":delayed": "delayed", ":one": 1, ":run": job.get("run", 1)},
+                (job["queue"], "waiting"),
+            )
+        except _Refused:
+            return None
+
+    def undo_promote(self, old: dict[str, Any]) -> None:
+        """Put a job promoted by `promote` back as it was before (`old`): its message could not
+        be sent, so its delayed message must stay current."""
+        run = int(old.get("run", 1))
+        with contextlib.suppress(_Refused):
+            self._update(
+                old["id"],
+                "SET #st = :to, queue_state = :qs, #run = :old, run_at = :at, updated_at = :now, "
+                "#ttl = :ttl, expiry_day = :day",
+                "#st = :waiting AND #run = :run",
+                {":waiting": "waiting", ":run": run + 1, ":old": run, ":at": old.get("run_at")},
+                (old["queue"], "delayed"),
+            )
+
+    def cancel(self, job: dict[str, Any]) -> dict[str, Any] | None:
+        """waiting | delayed -> cancelled (final); None unless the job is waiting or delayed."""
+        try:
+            return self._update(
+                job["id"],
+                "SET #st = :to, queue_state = :qs, updated_at = :now, finished_at = :now, "
+                "#ttl = :ttl, expiry_day = :day REMOVE run_at",
+                "attribute_exists(id) AND #st IN (:waiting, :delayed)",
+                {":waiting": "waiting", ":delayed": "delayed"},
+                (job["queue"], "cancelled"),
             )
         except _Refused:
             return None

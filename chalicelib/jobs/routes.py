@@ -1,4 +1,4 @@
-"""Jobs' REST routes: a job, its retry, a queue's jobs by state."""
+"""Jobs' REST routes: a job, its retry, promote and cancel, a queue's jobs by state."""
 
 from __future__ import annotations
 
@@ -11,10 +11,15 @@ routes = Blueprint(__name__)
 def get_job(job_id: str) -> dict:
     """Admins, or the user who caused the job (404 for anyone else, so ids of other people's jobs
     are not confirmed)."""
-    from chalicelib import errors, jobs
     from chalicelib.auth import service as auth
 
-    user = auth.require()
+    return _visible_job(job_id, auth.require())
+
+
+def _visible_job(job_id: str, user: dict) -> dict:
+    """The job, for an admin or the user who caused it; NotFound for anyone else."""
+    from chalicelib import errors, jobs
+
     job = jobs.get(job_id)
     if job is None or (user["role"] != "admin" and job.get("user_id") != user["id"]):
         raise errors.NotFound(f"job {job_id[:64]}")
@@ -37,6 +42,43 @@ def retry_job(job_id: str) -> object:
         raise errors.Unavailable("the retry could not be queued; try again") from None
     audit.record("job.retry", resource=("job", job_id), details={"queue": job.get("queue"), "via": "job"})
     return http.accepted({"job_id": job["id"], **job})
+
+
+@routes.route("/api/jobs/{job_id}/promote", methods=["POST"])
+def promote_job(job_id: str) -> dict:
+    """A delayed job runs now (admins); 409 unless delayed."""
+    from chalicelib import audit, errors, jobs
+    from chalicelib.auth import service as auth
+
+    auth.require("admin")
+    try:
+        job = jobs.promote(job_id)
+    except LookupError:
+        raise errors.NotFound(f"job {job_id[:64]}") from None
+    except jobs.JobStateRefused as exc:
+        raise errors.Conflict(str(exc)) from None
+    except jobs.EnqueueError:
+        raise errors.Unavailable("the job could not be queued; try again") from None
+    audit.record("job.promote", resource=("job", job_id), details={"queue": job["queue"]})
+    return job
+
+
+@routes.route("/api/jobs/{job_id}/cancel", methods=["POST"])
+def cancel_job(job_id: str) -> dict:
+    """A waiting or delayed job never runs (admins, or the user who caused it; 404 for anyone
+    else, as GET does); 409 otherwise."""
+    from chalicelib import audit, errors, jobs
+    from chalicelib.auth import service as auth
+
+    _visible_job(job_id, auth.require())
+    try:
+        job = jobs.cancel(job_id)
+    except LookupError:
+        raise errors.NotFound(f"job {job_id[:64]}") from None
+    except jobs.JobStateRefused as exc:
+        raise errors.Conflict(str(exc)) from None
+    audit.record("job.cancel", resource=("job", job_id), details={"queue": job["queue"], "type": job["type"]})
+    return job
 
 
 @routes.route("/api/queues/{queue}/jobs")

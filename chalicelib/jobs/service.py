@@ -1,4 +1,5 @@
-"""What the rest of Inkwell does with jobs: enqueue, read, list, count, retry, remove, redrive.
+"""What the rest of Inkwell does with jobs: enqueue, read, list, count, retry, promote, cancel,
+remove, redrive.
 
 `enqueue` is the one way in, used by routes, schedules and processors alike: it writes the job
 record (with its idempotency item, in one transaction) and then sends the message. If the send
@@ -11,9 +12,9 @@ import json
 import logging
 from typing import Any
 
-from chalicelib import aws, catalog, http
+from chalicelib import aws, catalog, http, timeutil
 from chalicelib.jobs import errors
-from chalicelib.jobs.queues import MAX_DELAY_SECONDS, JobQueues, message_for, parse_body
+from chalicelib.jobs.queues import MAX_JOB_DELAY_SECONDS, JobQueues, first_hop, message_for, parse_body
 from chalicelib.jobs.records import STATES, JobStore, public
 from chalicelib.util import storable_problem
 
@@ -31,7 +32,14 @@ def queues() -> JobQueues:
     return JobQueues(aws.client("sqs"), aws.queue_url)
 
 
-def check_request(queue: str, job_type: str, payload: Any, idempotency_key: str | None, delay_seconds: int) -> None:
+def check_request(
+    queue: str,
+    job_type: str,
+    payload: Any,
+    idempotency_key: str | None,
+    delay_seconds: int,
+    priority: str = "normal",
+) -> None:
     """Raise ValueError for a job that cannot be enqueued (pure)."""
     if queue not in catalog.QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
@@ -46,8 +54,10 @@ def check_request(queue: str, job_type: str, payload: Any, idempotency_key: str 
         raise ValueError(f"the payload {problem}")
     if idempotency_key is not None and not 1 <= len(idempotency_key) <= MAX_KEY_LENGTH:
         raise ValueError(f"an idempotency key has 1 to {MAX_KEY_LENGTH} characters")
-    if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
-        raise ValueError(f"the delay must be between 0 and {MAX_DELAY_SECONDS} seconds")
+    if not 0 <= delay_seconds <= MAX_JOB_DELAY_SECONDS:
+        raise ValueError(f"the delay must be between 0 and {MAX_JOB_DELAY_SECONDS} seconds")
+    if priority not in catalog.PRIORITIES:
+        raise ValueError(f"the priority must be one of {', '.join(catalog.PRIORITIES)}")
 
 
 def enqueue(
@@ -58,6 +68,7 @@ def enqueue(
     user_id: str | None = None,
     idempotency_key: str | None = None,
     delay_seconds: int = 0,
+    priority: str = "normal",
     job_id: str | None = None,
     jobs: JobStore | None = None,
     sqs: JobQueues | None = None,
@@ -65,12 +76,13 @@ def enqueue(
     """Queue a job and return it as `GET /api/jobs/{id}` shows it.
 
     With `idempotency_key`, a second call with the same key (on the same queue) returns the
-    first job and queues nothing. `delay_seconds` (up to 900) holds the message back; the job is
-    `delayed` until then. `job_id` lets a caller that must name the job first (the article
+    first job and queues nothing. `delay_seconds` (up to a year) holds the message back, in hops
+    of at most 900 s (see queues.py); the job is `delayed` with its `run_at` until then.
+    `priority` is `high` or `normal`. `job_id` lets a caller that must name the job first (the article
     routes write it on the article) choose it. Raises ValueError for a bad request and
     EnqueueError when the message could not be sent.
     """
-    check_request(queue, type, payload, idempotency_key, delay_seconds)
+    check_request(queue, type, payload, idempotency_key, delay_seconds, priority)
     jobs = jobs or store()
     record = jobs.new_record(
         queue,
@@ -80,13 +92,14 @@ def enqueue(
         job_id=job_id,
         user_id=user_id,
         idempotency_key=idempotency_key,
-        delayed=delay_seconds > 0,
+        delay_seconds=delay_seconds,
+        priority=priority,
     )
     record, created = jobs.create(record)
     if not created:
         return public(record)
     try:
-        (sqs or queues()).send(queue, message_for(record), delay_seconds)
+        _send(sqs or queues(), record, delay_seconds)
     except Exception as exc:
         log.exception("could not queue job %s on %s", record["id"], queue)
         try:
@@ -151,7 +164,7 @@ def retry(job_id: str, *, jobs: JobStore | None = None, sqs: JobQueues | None = 
     try:
         if proc and proc.on_retry:
             proc.on_retry(public(reset))
-        sqs.send(reset["queue"], message_for(reset))
+        _send(sqs, reset)
     except Exception as exc:
         jobs.undo_retry(reset, record.get("error") or errors.describe(exc))
         if isinstance(exc, errors.RetryRefused):
@@ -161,6 +174,60 @@ def retry(job_id: str, *, jobs: JobStore | None = None, sqs: JobQueues | None = 
     if tidy:
         _forget_dead_letter(sqs, reset["queue"], job_id, old_run)
     return public(reset)
+
+
+def promote(job_id: str, *, jobs: JobStore | None = None, sqs: JobQueues | None = None) -> dict[str, Any]:
+    """Run a delayed job now: a new run (its delayed message turns stale and is acknowledged when
+    it shows) and a fresh message. Raises LookupError, JobStateRefused (409) unless delayed, and
+    EnqueueError when the message could not be sent (the job stays delayed as it was)."""
+    jobs, sqs = jobs or store(), sqs or queues()
+    record = _record(jobs, job_id)
+    promoted = jobs.promote(record)
+    if promoted is None:
+        raise errors.JobStateRefused(f"job {job_id} is {record['state']}; only a delayed job can be promoted")
+    try:
+        _send(sqs, promoted)
+    except Exception as exc:
+        log.exception("could not queue the promoted job %s", job_id)
+        jobs.undo_promote(record)
+        raise errors.EnqueueError(f"could not queue the job: {exc.__class__.__name__}") from exc
+    return public(promoted)
+
+
+def cancel(job_id: str, *, jobs: JobStore | None = None) -> dict[str, Any]:
+    """Cancel a waiting or delayed job: it never runs (its message is acknowledged), and its
+    processor's `on_cancel` hook undoes what starting it did (a generation's article rolls back).
+    A hook that fails is logged: the job's message runs it again when it arrives (the worker).
+    Raises LookupError, JobStateRefused (409) unless waiting or delayed."""
+    from chalicelib.jobs import processors
+
+    jobs = jobs or store()
+    record = _record(jobs, job_id)
+    cancelled = jobs.cancel(record)
+    if cancelled is None:
+        state = (jobs.get(job_id) or record)["state"]
+        raise errors.JobStateRefused(f"job {job_id} is {state}; only a waiting or delayed job can be cancelled")
+    proc = processors.get(cancelled["queue"], cancelled["type"])
+    if proc is not None and proc.on_cancel is not None:
+        try:
+            proc.on_cancel(public(cancelled))
+        except Exception:
+            log.exception("on_cancel of job %s failed; its message will run it again", job_id)
+    return public(cancelled)
+
+
+def _send(sqs: JobQueues, record: dict[str, Any], delay_seconds: float = 0) -> None:
+    """Send a job's message to the queue of its priority (hops for a delay beyond SQS's 15 minutes)."""
+    delay, run_at = first_hop(delay_seconds, timeutil.now())
+    target = catalog.priority_queue(record["queue"], record.get("priority") or "normal")
+    sqs.send(target, message_for(record, run_at), delay)
+
+
+def _record(jobs: JobStore, job_id: str) -> dict[str, Any]:
+    record = jobs.get(job_id) if _valid_id(job_id) else None
+    if record is None:
+        raise LookupError(job_id)
+    return record
 
 
 def redrive_dead_letters(

@@ -17,6 +17,10 @@ processor, record the outcome, announce it through the monitor. The answer is
   handler died) is taken over.
 - The worker stops before the Lambda deadline: records it has no time for are failed (retried
   later) without being started, and processors bound their own waits by `ctx.time_left()`.
+- A message that arrives before its `run_at` (a delay beyond SQS's 15 minutes) is sent on with
+  what remains (at most 900 s) and acknowledged, using no attempt, while its job is delayed in
+  that run; otherwise the claim decides (a promoted job's old message is stale, a cancelled
+  job's is acknowledged after the processor's idempotent `on_cancel` hook).
 - A hold (`holds`, e.g. a paused queue) puts a record's message back with a delay and
   acknowledges it, so holding a queue does not use up its jobs' attempts.
 - The limiter (`limiter`, e.g. the queue's rate limit) is asked before the claim: a job it refuses
@@ -27,6 +31,10 @@ processor, record the outcome, announce it through the monitor. The answer is
 - Guards (`guards`, e.g. the schedules' lease) are context managers entered around every
   processor run; one may raise before the run starts, to fail or retry the job as the processor
   itself would.
+
+A worker runs one job queue's jobs; `source` names the SQS queue its batches come from (the job
+queue, or its `-high` priority queue), where messages are hidden, held and sent on. Dead letters
+go to the job queue's own dead-letter queue either way, where retry and the dashboard look.
 
 What a Worker holds and guards with is given to it (app.py's `job_worker` builds the deployed
 ones); nothing is registered globally.
@@ -44,11 +52,11 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib import catalog, runtime, timeutil
 from chalicelib.jobs import backoff, errors, monitor, processors
-from chalicelib.jobs.records import BUSY, CLAIMED, DEAD, DONE, MISSING, STALE, JobStore, public
+from chalicelib.jobs.records import BUSY, CANCELLED, CLAIMED, DEAD, DONE, MISSING, STALE, JobStore, public
 from chalicelib.util import from_dynamo
 
 if TYPE_CHECKING:
-    from chalicelib.jobs.queues import JobQueues
+    from chalicelib.jobs.queues import JobMessage, JobQueues
 
 log = logging.getLogger("inkwell.jobs")
 
@@ -93,8 +101,10 @@ class Worker:
         find: Find | None = None,
         rng: Callable[[], float] | None = None,
         margin: float = STOP_MARGIN_SECONDS,
+        source: str | None = None,
     ) -> None:
         self.queue = queue
+        self.source = source or queue.name
         self.jobs = jobs
         self.sqs = sqs
         self.holds = tuple(holds)
@@ -144,8 +154,10 @@ class Worker:
             self._back_off(record)
             return False
         runtime.annotate(job_id=message.job_id, run=message.run)
+        if message.early_by(timeutil.now()) >= 1 and self._hop(record, message):
+            return True
         if any(hold(self.queue.name) for hold in self.holds):
-            self.sqs.send(self.queue.name, record.body, HOLD_DELAY_SECONDS)
+            self.sqs.send(self.source, record.body, HOLD_DELAY_SECONDS)
             return True
         if self.limiter is not None and (wait := self.limiter(self.queue.name)) > 0:
             return self._rate_limited(record, message.job_id, wait)
@@ -211,7 +223,21 @@ class Worker:
         self._trim("completed", self.queue.keep_completed)
         return True
 
+    def _hop(self, record: Record, message: JobMessage) -> bool:
+        """Send an early message on, delayed by what remains (SQS's 900 s at most); True when it
+        went. Only while its job waits in that run: else the claim decides what it is."""
+        from chalicelib.jobs.queues import MAX_DELAY_SECONDS
+
+        job = self.jobs.get(message.job_id)
+        if job is None or job["state"] != "delayed" or int(job.get("run", 1)) != message.run:
+            return False
+        wait = min(MAX_DELAY_SECONDS, round(message.early_by(timeutil.now())))
+        self.sqs.send(self.source, record.body, wait)
+        return True
+
     def _refused(self, record: Record, outcome: str, old: dict[str, Any] | None, job_id: str) -> bool:
+        if outcome == CANCELLED and old is not None:
+            return self._cancelled(record, old)
         if outcome == DONE:
             log.info("%s: job %s is completed already; redelivery acknowledged", self.queue.name, job_id)
             return True
@@ -220,7 +246,7 @@ class Worker:
         if outcome == BUSY and old is not None:
             wait = float(old["lease_until"]) - timeutil.now() + 1
             log.info("%s: job %s is running elsewhere; trying again in %.0f s", self.queue.name, job_id, wait)
-            self.sqs.hide(self.queue.name, record.receipt_handle, max(1, round(wait)))
+            self.sqs.hide(self.source, record.receipt_handle, max(1, round(wait)))
             return False
         if outcome in (MISSING, STALE):
             log.info("%s: message for job %s is %s; acknowledged", self.queue.name, job_id, outcome)
@@ -245,9 +271,23 @@ class Worker:
             self._back_off(record)
             return False
         delay = min(MAX_DELAY_SECONDS, max(1, math.ceil(exc.retry_after)))
-        self.sqs.send(self.queue.name, record.body, delay)
+        self.sqs.send(self.source, record.body, delay)
         log.info("%s: job %s throttled; waits %d s without using an attempt", self.queue.name, job["id"], delay)
         monitor.emit("retrying", job, error)
+        return True
+
+    def _cancelled(self, record: Record, job: dict[str, Any]) -> bool:
+        """A cancelled job's message: its cancel hook again (finishing one that failed at cancel
+        time; idempotent), then acknowledged without running."""
+        proc = self.find(self.queue.name, job["type"])
+        if proc is not None and proc.on_cancel is not None:
+            try:
+                proc.on_cancel(public(job))
+            except Exception:
+                log.exception("%s: on_cancel of job %s failed; trying again later", self.queue.name, job["id"])
+                self._back_off(record)
+                return False
+        log.info("%s: job %s is cancelled; message acknowledged", self.queue.name, job["id"])
         return True
 
     def _retry_later(self, job: dict[str, Any], owner: str, error: dict[str, str], record: Record) -> bool:
@@ -310,7 +350,7 @@ class Worker:
         from chalicelib.observe import metrics
 
         delay = min(MAX_DELAY_SECONDS, max(1, math.ceil(wait)))
-        self.sqs.send(self.queue.name, record.body, delay)
+        self.sqs.send(self.source, record.body, delay)
         metrics.count("JobRateLimited", Queue=self.queue.name)
         log.info("%s: job %s is over the rate limit; put back for %d s", self.queue.name, job_id, delay)
         return True
@@ -327,7 +367,7 @@ class Worker:
     def _back_off(self, record: Record) -> None:
         seconds = backoff.delay(record.receive_count, self.queue.backoff_base, self.rng)
         try:
-            self.sqs.hide(self.queue.name, record.receipt_handle, seconds)
+            self.sqs.hide(self.source, record.receipt_handle, seconds)
         except Exception:
             log.exception("%s: could not set the backoff of %s", self.queue.name, record.message_id)
 

@@ -8,10 +8,10 @@
 // as inline SVG, lists the schedules (with "run now") and the system alerts heard live.
 
 const QUEUES = ["articles", "analytics", "emails", "cleanup"];
-const STATES = ["waiting", "delayed", "active", "completed", "failed"];
+const STATES = ["waiting", "delayed", "active", "completed", "failed", "cancelled"];
 const NUMBERS = [
-  ["waiting", "waiting"], ["active", "active"], ["delayed", "delayed"],
-  ["completed", "completed"], ["failed", "failed"], ["dead_letter", "dead letters"],
+  ["waiting", "waiting"], ["high", "of them high"], ["active", "active"], ["delayed", "delayed"],
+  ["completed", "completed"], ["failed", "failed"], ["cancelled", "cancelled"], ["dead_letter", "dead letters"],
 ];
 const POLL_MS = 15000;
 const METRICS_POLL_MS = 60000;
@@ -190,7 +190,7 @@ function renderQueues() {
       el("h3", {}, name, ...badges),
       el("div", { class: "numbers" }, NUMBERS.map(([key, label]) => el("div",
         { class: (key === "dead_letter" || key === "failed") && s[key] > 0 ? "warn" : null, "data-stat": key },
-        el("b", {}, s[key] ?? "–"), el("span", {}, label)))),
+        el("b", {}, (key === "high" ? s.priorities?.high?.waiting : s[key]) ?? "–"), el("span", {}, label)))),
       el("p", { class: "limits", "data-stat": "limits" }, limitsText(s)),
       el("ul", { class: "checks" }, failing.map((c) => el("li", {}, `${c.check.replace("_", " ")}: ${c.message}`))),
       el("div", { class: "actions" },
@@ -384,15 +384,29 @@ function stateChip(state) {
   return el("span", { class: `state ${state}` }, state);
 }
 
+// The buttons a job's state allows: retry (failed), promote (delayed), cancel (waiting, delayed).
+function jobButtons(job, quiet = false) {
+  const button = (action, label, fn) => el("button", { "data-action": action,
+    onclick: (e) => { if (quiet) e.stopPropagation(); fn(job.id); } }, label);
+  return [
+    job.state === "failed" ? button("retry", "Retry", retry) : null,
+    job.state === "delayed" ? button("promote", "Run now", promote) : null,
+    job.state === "waiting" || job.state === "delayed" ? button("cancel", "Cancel", cancel) : null,
+  ].filter(Boolean).flatMap((b) => [b, " "]);
+}
+
+function priorityChip(job) {
+  return job.priority === "high" ? el("span", { class: "badge high", "data-cell": "priority" }, "high") : null;
+}
+
 function jobRow(job) {
   const actions = el("td", {},
-    job.state === "failed" ? el("button", { "data-action": "retry", onclick: (e) => { e.stopPropagation(); retry(job.id); } }, "Retry") : null,
-    " ",
+    ...jobButtons(job, true),
     el("button", { class: "danger", "data-action": "remove", title: "remove the job", onclick: (e) => { e.stopPropagation(); remove(job.id); } }, "Remove"));
   return el("tr", { "data-id": job.id, class: view.selected === job.id ? "selected" : null, onclick: () => showJob(job.id) },
     el("td", { class: "mono", title: job.id }, job.id.slice(0, 8)),
-    el("td", {}, job.type),
-    el("td", { "data-cell": "state" }, stateChip(job.state)),
+    el("td", {}, job.type, " ", priorityChip(job)),
+    el("td", { "data-cell": "state", title: job.run_at ? `runs at ${job.run_at}` : null }, stateChip(job.state)),
     el("td", { class: "num", "data-cell": "attempts" }, `${job.attempts}/${job.max_attempts}`),
     el("td", { title: job.updated_at, "data-cell": "updated" }, ago(job.updated_at)),
     actions);
@@ -419,10 +433,11 @@ async function showJob(id) {
     ? null : [el("div", { class: "muted" }, label), el("pre", {}, JSON.stringify(value, null, 2))]);
   box.hidden = false;
   box.replaceChildren(...[
-    el("h3", {}, "Job ", el("span", { class: "mono" }, job.id), stateChip(job.state),
-      job.state === "failed" ? el("button", { "data-action": "retry", onclick: () => retry(job.id) }, "Retry") : null),
+    el("h3", {}, "Job ", el("span", { class: "mono" }, job.id), stateChip(job.state), " ", ...jobButtons(job)),
     el("dl", {},
       field("queue / type", `${job.queue} / ${job.type}`),
+      field("priority", job.priority),
+      field("runs at", job.run_at),
       field("attempts", `${job.attempts} of ${job.max_attempts}`),
       field("progress", `${job.progress}%`),
       field("created", job.created_at),
@@ -436,6 +451,23 @@ async function showJob(id) {
 async function retry(id) {
   const result = await api("POST", `/api/jobs/${id}/retry`);
   if (!result.ok) return notify(`retry: ${problem(result)}`);
+  updateRow(result.data);
+  if (view.selected === id) showJob(id);
+  return later("stats", refresh, 300);
+}
+
+async function promote(id) {
+  const result = await api("POST", `/api/jobs/${id}/promote`);
+  if (!result.ok) return notify(`run now: ${problem(result)}`);
+  updateRow(result.data);
+  if (view.selected === id) showJob(id);
+  return later("stats", refresh, 300);
+}
+
+async function cancel(id) {
+  if (!confirm(`Cancel job ${id.slice(0, 8)}?`)) return undefined;
+  const result = await api("POST", `/api/jobs/${id}/cancel`);
+  if (!result.ok) return notify(`cancel: ${problem(result)}`);
   updateRow(result.data);
   if (view.selected === id) showJob(id);
   return later("stats", refresh, 300);

@@ -66,6 +66,9 @@ ENDPOINTS = [
     Endpoint("POST", "/api/articles/{article_id}/archive", EDITORS),
     Endpoint("GET", "/api/jobs/" + "0" * 32, USERS),  # admin, or who caused it (others: 404)
     Endpoint("POST", "/api/jobs/" + "0" * 32 + "/retry", ADMIN),
+    Endpoint("POST", "/api/jobs/" + "0" * 32 + "/promote", ADMIN),
+    Endpoint("POST", "/api/jobs/" + "0" * 32 + "/cancel", USERS),  # admin, or who caused it (others: 404)
+    Endpoint("POST", "/api/articles/{article_id}/generate", EDITORS, {"priority": "high", "delay_seconds": 60}),
     Endpoint("GET", "/api/queues/articles/jobs?state=failed", ADMIN),
     Endpoint("GET", "/api/analytics/reports/daily?date=2026-11-27", ADMIN),
     Endpoint("GET", "/api/analytics/reports/weekly?week=2026-W48", ADMIN),

@@ -60,6 +60,14 @@ FIELD_CASES = [
     ("POST", "/api/analytics/events", {"article_id": 7, "type": "view"}, "viewer", "article_id"),
     ("POST", "/api/analytics/events", {"article_id": "", "type": "view"}, "viewer", "article_id"),
     ("POST", "/api/analytics/events", {"article_id": "a" * 65, "type": "view"}, "viewer", "article_id"),
+    # generation options (the body is optional: no body is normal priority, now)
+    ("POST", "/api/articles/{article_id}/generate", {"priority": "urgent"}, "editor", "priority"),
+    ("POST", "/api/articles/{article_id}/generate", {"priority": 1}, "editor", "priority"),
+    ("POST", "/api/articles/{article_id}/generate", {"delay_seconds": -1}, "editor", "delay_seconds"),
+    ("POST", "/api/articles/{article_id}/generate", {"delay_seconds": 31536001}, "editor", "delay_seconds"),
+    ("POST", "/api/articles/{article_id}/generate", {"delay_seconds": "60"}, "editor", "delay_seconds"),
+    ("POST", "/api/articles/{article_id}/generate", {"delay_seconds": 1.5}, "editor", "delay_seconds"),
+    ("POST", "/api/articles/{article_id}/generate", {"delay_seconds": 60, "when": "now"}, "editor", "when"),
     # settings
     ("PUT", "/api/settings/site", {"value": "x" * (33 * 1024)}, "admin", "value"),
     ("PUT", "/api/settings/site", {"value": 10**40}, "admin", "value"),
@@ -107,6 +115,7 @@ PARAM_CASES = [
     ("GET", "/api/queues/articles/metrics?until=2026-11-28T25:00:00Z", "admin", "until"),
     ("GET", "/api/queues/articles/metrics?since=2026-11-28T02:00:00Z&until=2026-11-28T01:00:00Z", "admin", "since"),
     ("GET", "/api/queues/articles/metrics?since=2026-11-20T00:00:00Z&until=2026-11-28T00:00:00Z", "admin", "since"),
+    ("GET", "/api/queues/articles/jobs?state=canceled", "admin", "state"),
     ("GET", "/api/analytics/reports/daily", "admin", "date"),
     ("GET", "/api/analytics/reports/daily?date=2026-02-30", "admin", "date"),
     ("GET", "/api/analytics/reports/daily?date=27.11.2026", "admin", "date"),

@@ -3,7 +3,7 @@
 generate: the route put the article in PROCESSING with this job's id; the processor calls the
 webhook (progress 10 -> 90), then moves the article PROCESSING -> PUBLISHED with the content,
 conditionally on that job id. When the job fails for good the article rolls back to the status
-it had, and an alert is raised. A crash after the article was published is recognised on the
+it had, and an alert is raised; when it is cancelled the article rolls back too. A crash after the article was published is recognised on the
 next attempt (PUBLISHED under this job id) and not repeated.
 
 publish / archive: the route checked the transition was allowed when it was asked for; the job
@@ -92,18 +92,24 @@ def run_generate(job: Job, ctx: JobContext, articles: content.Articles, webhook:
     return {"article_id": payload.article_id, "status": "PUBLISHED", "content_length": len(text)}
 
 
-def generation_failed(job: Job, error: dict[str, str], articles: content.Articles | None = None) -> None:
-    """The final failure: roll the article back, announce it, raise an alert. Runs before the
-    job is recorded failed; run again after a crash, the rollback finds nothing left to do."""
+def _roll_back(job: Job, articles: content.Articles) -> dict[str, Any] | None:
+    """The article of a generation that will not run (any more) back to its previous status,
+    announced; None when there is nothing to roll back (done already, or the article moved on)."""
     article_id = str(job["payload"].get("article_id", ""))
-    articles = articles or store()
-    restored = None
     try:
         restored = articles.rollback(article_id, job["id"])
     except (content.ArticleNotFound, content.InvalidTransition) as exc:
         log.warning("no rollback for job %s: %s", job["id"], exc)
-    if restored is not None:
-        _status_changed(restored, job["id"])
+        return None
+    _status_changed(restored, job["id"])
+    return restored
+
+
+def generation_failed(job: Job, error: dict[str, str], articles: content.Articles | None = None) -> None:
+    """The final failure: roll the article back, announce it, raise an alert. Runs before the
+    job is recorded failed; run again after a crash, the rollback finds nothing left to do."""
+    article_id = str(job["payload"].get("article_id", ""))
+    restored = _roll_back(job, articles or store())
     events.publish(
         events.Alert(
             level="critical",
@@ -117,6 +123,11 @@ def generation_failed(job: Job, error: dict[str, str], articles: content.Article
             },
         )
     )
+
+
+def generation_cancelled(job: Job, articles: content.Articles | None = None) -> None:
+    """A cancelled generation: the article rolls back (idempotent: run again, it finds nothing)."""
+    _roll_back(job, articles or store())
 
 
 def generation_retried(job: Job, articles: content.Articles | None = None) -> None:
@@ -163,7 +174,14 @@ def archive(job: Job, ctx: JobContext) -> dict[str, Any]:
 
 # What this module runs, per (queue, job type): collected by `processors.table()`.
 PROCESSORS = (
-    Processor("articles", "generate", generate, on_final_failure=generation_failed, on_retry=generation_retried),
+    Processor(
+        "articles",
+        "generate",
+        generate,
+        on_final_failure=generation_failed,
+        on_retry=generation_retried,
+        on_cancel=generation_cancelled,
+    ),
     Processor("articles", "publish", publish),
     Processor("articles", "archive", archive),
 )

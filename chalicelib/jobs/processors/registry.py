@@ -7,7 +7,8 @@ the job is recorded `failed`, so whoever sees it failed sees the hook's work too
 if the Lambda died before the failure was recorded, so it must be idempotent; and
 `on_retry(job)`, run before an admin's retry re-queues a failed job (raise
 `errors.RetryRefused` to refuse it; the article generator uses it to put its article back into
-PROCESSING).
+PROCESSING); and `on_cancel(job)`, run once a waiting or delayed job is cancelled (and again by
+the worker when the cancelled job's message arrives, so it must be idempotent).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Processor:
     run: Run
     on_final_failure: Callable[[Job, dict[str, str]], None] | None = None
     on_retry: Callable[[Job], None] | None = None
+    on_cancel: Callable[[Job], None] | None = None
 
 
 @dataclass

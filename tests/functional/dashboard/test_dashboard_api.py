@@ -57,10 +57,12 @@ def test_stats_start_at_zero_for_every_queue(api, clock):
             "delayed": 0,
             "completed": 0,
             "failed": 0,
+            "cancelled": 0,
             "dead_letter": 0,
             "paused": False,
             "concurrency": catalog.queue(name).concurrency,
             "rate_limit": None,
+            "priorities": {p: {"waiting": 0, "active": 0, "delayed": 0} for p in ("high", "normal")},
         }
     assert answer["generated_at"].endswith("Z")
 
@@ -119,19 +121,22 @@ def test_stats_run_the_queues_calls_concurrently(api, clock, monkeypatch):
 def mapping_state(queue: str) -> str:
     from chalicelib import config
 
-    found = aws.client("lambda").list_event_source_mappings(FunctionName=config.function_name(f"jobs_{queue}"))
+    found = aws.client("lambda").list_event_source_mappings(
+        FunctionName=config.function_name(f"jobs_{queue.replace('-', '_')}")
+    )
     return found["EventSourceMappings"][0]["State"]
 
 
 def test_pause_disables_the_mapping_and_resume_enables_it(api, consumers):
     response = api.post("/api/queues/emails/pause", as_="admin")
     assert (response.status_code, body(response)) == (200, {"queue": "emails", "paused": True})
-    assert mapping_state("emails") == "Disabled"
+    assert mapping_state("emails") == mapping_state("emails-high") == "Disabled"
+    assert mapping_state("articles-high") == "Enabled"
     assert stats_of(api)["paused"] is True
     assert stats_of(api, "articles")["paused"] is False
     response = api.post("/api/queues/emails/resume", as_="admin")
     assert (response.status_code, body(response)) == (200, {"queue": "emails", "paused": False})
-    assert mapping_state("emails") == "Enabled"
+    assert mapping_state("emails") == mapping_state("emails-high") == "Enabled"
     assert stats_of(api)["paused"] is False
 
 

@@ -1,4 +1,5 @@
-"""The SQS handlers in app.py: one per queue, each running the shared worker."""
+"""The SQS handlers in app.py: one per queue (a job queue's priority queue too), each running the
+shared worker."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ import pytest
 from chalicelib import catalog, config
 from chalicelib.jobs import enqueue, service
 
+SOURCES = sorted(q for name in catalog.job_queues() for q in (name, catalog.priority_queue(name, "high")))
+
+
+def handler(queue):
+    return "jobs_" + queue.replace("-", "_")
+
 
 def test_one_handler_per_queue_on_the_stage_s_queue(app):
     sources = {s.name: s for s in app.event_sources if type(s).__name__ == "SQSEventConfig"}
-    assert set(sources) == {f"jobs_{q}" for q in catalog.job_queues()} | {"audit_fallback"}
-    for queue in catalog.job_queues():
-        spec, source = catalog.queue(queue), sources[f"jobs_{queue}"]
+    assert set(sources) == {handler(q) for q in SOURCES} | {"audit_fallback"}
+    assert {q for q in catalog.QUEUES if q != "audit"} == set(SOURCES)
+    for queue in SOURCES:
+        spec, source = catalog.queue(queue), sources[handler(queue)]
         assert source.queue == config.get().resource_name(queue) == f"inkwell-test-{queue}"
         assert source.batch_size == spec.batch_size
 
@@ -31,14 +39,15 @@ def long_lambda(monkeypatch):
     )
 
 
-@pytest.mark.parametrize("queue", sorted(catalog.job_queues()))
-def test_a_handler_answers_batch_item_failures(client, queue, poller, register, long_lambda):
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_handler_answers_batch_item_failures(client, source, poller, register, long_lambda):
+    queue = catalog.job_queue_of(source)
     job_type = catalog.queue(queue).job_types[0]
     register(queue, job_type, lambda job, ctx: {"ran": queue})
-    job = enqueue(queue, job_type, {})
-    messages = poller.receive(queue)
-    event = poller.event(messages + [dict(messages[0], MessageId="m-bad", Body="[]")], queue)
-    response = client.lambda_.invoke(f"jobs_{queue}", event)
+    job = enqueue(queue, job_type, {}, priority="high" if source != queue else "normal")
+    messages = poller.receive(source)
+    event = poller.event(messages + [dict(messages[0], MessageId="m-bad", Body="[]")], source)
+    response = client.lambda_.invoke(handler(source), event)
     assert response.payload == {"batchItemFailures": [{"itemIdentifier": "m-bad"}]}
     assert service.get(job["id"])["result"] == {"ran": queue}
     assert json.loads(messages[0]["Body"])["job_id"] == job["id"]

@@ -277,7 +277,14 @@ def test_retention_keeps_the_newest_completed_and_failed(poller, register, clock
         clock.advance(1)
     assert [j for j in done if _state(j)] == done[-3:]
     assert [j for j in failed if _state(j)] == failed[-2:]
-    assert service.counts("emails") == {"waiting": 0, "delayed": 0, "active": 0, "completed": 3, "failed": 2}
+    assert service.counts("emails") == {
+        "waiting": 0,
+        "delayed": 0,
+        "active": 0,
+        "completed": 3,
+        "failed": 2,
+        "cancelled": 0,
+    }
 
 
 def test_final_records_carry_a_ttl(poller, register, clock):
