@@ -47,7 +47,7 @@ with mock_aws():
     provision.create_tables(aws.client("dynamodb"))
     xray_recorder.begin_segment("invocation")
     aws.client("dynamodb").get_item(TableName=config.get().resource_name("articles"), Key={"id": {"S": "a1"}})
-    status, _ = webhook.urllib_post(f"http://127.0.0.1:{server.server_port}/generate", b"{}", {}, 5.0)
+    status = webhook.urllib_post(f"http://127.0.0.1:{server.server_port}/generate", b"{}", {}, 5.0)[0]
     xray_recorder.end_segment()
 subsegments = [s for segment in emitter.sent for s in segment.get("subsegments", [])]
 print(json.dumps({"status": status, "subsegments": subsegments}))
