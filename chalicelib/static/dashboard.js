@@ -6,7 +6,7 @@
 // update the page as they happen; a slow poll only refreshes the queue depths, which no event
 // announces. It also draws each queue's last hour per minute (throughput, failures, p95 duration)
 // as inline SVG, lists the schedules (with "run now") and the admin room's system alerts: those of
-// the last 24 h asked for with the client's history() on each connection, then the live ones.
+// the last 24 h asked for with the client's history() on load (then since the last load), then the live ones.
 
 const QUEUES = ["articles", "analytics", "emails", "cleanup"];
 const STATES = ["waiting", "delayed", "active", "completed", "failed"];
@@ -354,11 +354,15 @@ function alerted(alert) {
   return true;
 }
 
-/** The admin room's alerts before this connection's position: the last 24 h, or since the newest listed. */
+/**
+ * The admin room's alerts from before this connection's position: the last 24 h on the first
+ * connection; on a reconnect only since the previous load (the room's resume brings the rest).
+ */
 async function loadAlerts(rt, systemAlert) {
-  const newest = $("alerts").firstElementChild;
-  const since = Math.max(Date.now() - 86_400_000, (newest && Date.parse(newest.dataset.ts)) || 0);
+  const started = Date.now();
+  const since = Math.max(started - 86_400_000, view.alertsSince || 0);
   const events = await rt.history("admin", { types: ["system.alert"], limit: FEED_MAX, since });
+  view.alertsSince = started - 60_000; // a minute's margin for the clocks
   for (const event of events) alerted(systemAlert(event));
 }
 
