@@ -1,5 +1,5 @@
 """The browser client (chalicelib/static/realtime.js) under Node, with a fake WebSocket and fetch:
-greeting, de-duplication, reconnect with resume, re-subscription, refused credentials."""
+greeting, de-duplication, reconnect with resume, re-subscription, refused credentials, history().
 
 from __future__ import annotations
 
@@ -126,6 +126,34 @@ out.cursorLast = hrt.cursors.get("admin").last;
 const empty = await hrt.history("user:u", {});
 out.emptyHistory = { events: empty, sent: hws.sent.splice(0) };
 hrt.close();
+
+// a history survives a reconnect (its page is asked again after the cursor's resume); a reply
+// that never comes resolves it with what it has
+const frt = new m.RealtimeClient({ token: "jwt", backoffFirst: 0.01, backoffCap: 0.02, resumeTimeoutMs: 40 });
+frt.start();
+await tick();
+const f1 = sockets[sockets.length - 1];
+f1.open();
+f1.sent.splice(0);
+const across = frt.history("admin", { types: ["system.alert"] });
+f1.recv({ type: "rooms", rooms: { admin: 10 } });
+out.faultPage = f1.sent.splice(0);
+f1.close();
+await tick(60);
+const f2 = sockets[sockets.length - 1];
+f2.open();
+out.faultGreeting = f2.sent.splice(0);
+f2.recv({ type: "resumed", room: "admin", count: 0, complete: true });
+out.faultPageAgain = f2.sent.splice(0);
+for (let seq = 1; seq <= 10; seq++) f2.recv(seq % 5 === 3 ? alert(seq, ago(H), `a${seq}`) : at(seq, ago(H)));
+f2.recv({ type: "resumed", room: "admin", count: 10, complete: true });
+out.faultHistory = (await across).map((e) => e.seq);
+const lost = frt.history("admin", {});
+out.lostPage = f2.sent.splice(0);
+const t0 = Date.now();
+out.lostHistory = (await lost).length;
+out.lostWaitedMs = Date.now() - t0;
+frt.close();
 console.log(JSON.stringify(out));
 """
 
@@ -204,3 +232,13 @@ def test_history_leaves_live_delivery_alone(run):
 
 def test_history_of_a_room_with_nothing_before_it_is_empty_without_a_request(run):
     assert run["emptyHistory"] == {"events": [], "sent": []}
+
+
+def test_history_survives_a_reconnect_and_a_reply_that_never_comes(run):
+    assert run["faultPage"] == [{"action": "resume", "room": "admin", "after": 0}]
+    # the new connection resumes the cursor first, then asks for the history page again
+    assert run["faultGreeting"] == [{"action": "rooms"}, {"action": "resume", "room": "admin", "after": 10}]
+    assert run["faultPageAgain"] == [{"action": "resume", "room": "admin", "after": 0}]
+    assert run["faultHistory"] == [3, 8]
+    assert run["lostPage"] == [{"action": "resume", "room": "admin", "after": 0}]
+    assert run["lostHistory"] == 0 and run["lostWaitedMs"] >= 30
