@@ -1,5 +1,5 @@
 """The browser client (chalicelib/static/realtime.js) under Node, with a fake WebSocket and fetch:
-greeting, de-duplication, reconnect with resume, re-subscription, refused credentials, history().
+greeting, de-duplication, reconnect with resume, re-subscription, refused credentials, history()."""
 
 from __future__ import annotations
 
