@@ -5,7 +5,8 @@
 // shared browser client (/static/realtime.js, imported when needed): job and activity events
 // update the page as they happen; a slow poll only refreshes the queue depths, which no event
 // announces. It also draws each queue's last hour per minute (throughput, failures, p95 duration)
-// as inline SVG, lists the schedules (with "run now") and the system alerts heard live.
+// as inline SVG, lists the schedules (with "run now") and the admin room's system alerts: those of
+// the last 24 h asked for with the client's history() on load (then since the last load), then the live ones.
 
 const QUEUES = ["articles", "analytics", "emails", "cleanup"];
 const STATES = ["waiting", "delayed", "active", "completed", "failed", "cancelled"];
@@ -340,12 +341,29 @@ async function runNow(name) {
   return later("schedules", loadSchedules, 2000);
 }
 
+/** List an alert once (by its seq), newest on top; false when it was already listed. */
 function alerted(alert) {
-  const item = el("li", {}, el("time", {}, clock(alert.ts)),
+  const list = $("alerts");
+  if (list.querySelector(`li[data-seq="${alert.seq}"]`)) return false;
+  const item = el("li", { "data-seq": String(alert.seq), "data-ts": alert.ts }, el("time", {}, clock(alert.ts)),
     el("div", {}, el("span", { class: `kind ${alert.level === "info" ? "good" : "bad"}` }, alert.level), " ", alert.message));
-  $("alerts").prepend(item);
+  const below = [...list.children].find((li) => Number(li.dataset.seq) < alert.seq);
+  list.insertBefore(item, below || null);
   $("alerts-empty").hidden = true;
-  while ($("alerts").children.length > FEED_MAX) $("alerts").lastChild.remove();
+  while (list.children.length > FEED_MAX) list.lastChild.remove();
+  return true;
+}
+
+/**
+ * The admin room's alerts from before this connection's position: the last 24 h on the first
+ * connection; on a reconnect only since the previous load (the room's resume brings the rest).
+ */
+async function loadAlerts(rt, systemAlert) {
+  const started = Date.now();
+  const since = Math.max(started - 86_400_000, view.alertsSince || 0);
+  const events = await rt.history("admin", { types: ["system.alert"], limit: FEED_MAX, since });
+  view.alertsSince = started - 60_000; // a minute's margin for the clocks
+  for (const event of events) alerted(systemAlert(event));
 }
 
 // --- jobs ---------------------------------------------------------------------------------------
@@ -490,9 +508,9 @@ function setLive(on, text) {
 }
 
 async function connect() {
-  let RealtimeClient;
+  let RealtimeClient, systemAlert;
   try {
-    ({ RealtimeClient } = await import("/static/realtime.js"));
+    ({ RealtimeClient, systemAlert } = await import("/static/realtime.js"));
   } catch (err) {
     setLive(false, "offline: no real-time client");
     return;
@@ -500,7 +518,10 @@ async function connect() {
   if (!view.token) return;
   const override = new URLSearchParams(location.search).get("ws");
   const rt = new RealtimeClient({ token: view.token, apiUrl: "", wsUrl: override || null });
-  rt.onConnectionChange((on) => setLive(on));
+  rt.onConnectionChange((on) => {
+    setLive(on);
+    if (on) loadAlerts(rt, systemAlert);
+  });
   rt.onError((err) => { if (err.fatal) setLive(false, "offline: " + err.message); });
   rt.onDashboardEvent(live);
   rt.onSystemAlert((alert) => {

@@ -12,6 +12,11 @@
 //   rt.onArticleStatus(articleId, (s) => show(s.status));
 //   rt.onSystemAlert((alert) => warn(alert.level, alert.message));
 //   rt.start();
+//   const earlier = await rt.history("admin", { types: ["system.alert"], limit: 20 }); // oldest first
+//
+// A room has at most one `resume` in flight on a connection (the server's `resumed` names only
+// the room), so each reply is known to be the cursor's (a reconnect, a gap, the next page) or a
+// `history` page's; the cursor's come first.
 
 export const IDLE_TIMEOUT_MS = 600_000;
 export const MAX_AGE_MS = 7_200_000;
@@ -19,6 +24,14 @@ export const DASHBOARD_TYPES = new Set([
   "article.status", "job.progress", "job.completed", "job.failed", "activity", "analytics.update",
 ]);
 const REPLIES = new Set(["pong", "subscribed", "unsubscribed", "resumed", "rooms", "error"]);
+export const REPLAY_PAGE = 500; // events per `resumed` from the server (handlers.MAX_REPLAY)
+export const DAY_MS = 86_400_000;
+
+/** A `system.alert` envelope as the alert handlers get it. */
+export function systemAlert(event) {
+  const { level, message, ...details } = event.data;
+  return { level, message, details, ts: event.ts, seq: event.seq };
+}
 
 /** Seconds before reconnect attempt `attempt` (0-based): exponential, capped, "equal jitter". */
 export function backoffDelay(attempt, rand, first = 1, cap = 30) {
@@ -80,11 +93,12 @@ export class RealtimeClient {
    */
   constructor({
     token, apiUrl = "", wsUrl = null, pingIntervalMs = IDLE_TIMEOUT_MS * 0.4, maxAgeMs = MAX_AGE_MS - 300_000,
-    backoffFirst = 1, backoffCap = 30, gapWaitMs = 2000, random = Math.random,
+    backoffFirst = 1, backoffCap = 30, gapWaitMs = 2000, random = Math.random, resumeTimeoutMs = 15_000,
   }) {
     Object.assign(this, { token, apiUrl: apiUrl.replace(/\/$/, ""), wsUrl, pingIntervalMs, maxAgeMs });
     this.backoff = [backoffFirst, backoffCap];
     this.gapWaitMs = gapWaitMs;
+    this.resumeTimeoutMs = resumeTimeoutMs;
     this.random = random;
     this.rooms = new Set(); // subscribed rooms, beyond the automatic user:<id> and admin
     this.cursors = new Map();
@@ -97,6 +111,9 @@ export class RealtimeClient {
     this.attempt = 0;
     this.timers = new Set();
     this.gapChecks = new Set();
+    this.resuming = new Map(); // room -> the resume in flight: {kind: "cursor" | "history", timer}
+    this.wanted = new Map(); // room -> `after` of the cursor's resume waiting for its turn
+    this.histories = new Map(); // room -> history requests, the first one being served
   }
 
   // --- lifecycle -------------------------------------------------------------------------------
@@ -112,6 +129,7 @@ export class RealtimeClient {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     this.gapChecks.clear();
+    for (const room of [...this.histories.keys()]) while (this.histories.has(room)) this.finishHistory(room);
     if (this.ws) this.ws.close(1000, "client closed");
   }
 
@@ -125,7 +143,30 @@ export class RealtimeClient {
   unsubscribe(room) {
     this.rooms.delete(room);
     this.cursors.delete(room);
+    this.wanted.delete(room);
+    while (this.histories.has(room)) this.finishHistory(room);
     this.send({ action: "unsubscribe", room });
+  }
+
+  /**
+   * The room's kept events from before this connection's position (what live delivery starts
+   * after), oldest first: the newest `limit` of `types` (a Set, an array or null: all) at or after
+   * `since` (ms or a Date; default 24 h ago). Asked for with `resume` from earlier seqs, one page
+   * of REPLAY_PAGE events at a time, newest page first, at most `maxPages` pages; the room's
+   * cursor is not touched, so live delivery and its order stay as they are. Waits for the room's
+   * position (the first connection's `rooms` or `subscribed` reply); survives reconnects; resolves
+   * with what it has on close(), unsubscribe(), an error or a reply that does not come.
+   */
+  history(room, { types = null, limit = 50, since = Date.now() - DAY_MS, maxPages = 20 } = {}) {
+    return new Promise((resolve) => {
+      const request = {
+        types: types === null ? null : new Set(types), limit, since: +since, maxPages, resolve,
+        found: new Map(), upto: null, start: 0, end: 0, pages: 0, inPage: 0, oldest: Infinity,
+      };
+      if (!this.histories.has(room)) this.histories.set(room, []);
+      this.histories.get(room).push(request);
+      this.pump(room);
+    });
   }
 
   /** Call `handler(event)` for events matching `types` (a Set or null) and `room` (or null). */
@@ -165,12 +206,9 @@ export class RealtimeClient {
     };
   }
 
-  /** `handler({level, message, details, ts})` for system alerts (admins). */
+  /** `handler({level, message, details, ts, seq})` for system alerts (admins). */
   onSystemAlert(handler) {
-    return this.on((e) => {
-      const { level, message, ...details } = e.data;
-      handler({ level, message, details, ts: e.ts });
-    }, { types: new Set(["system.alert"]), room: "admin" });
+    return this.on((e) => handler(systemAlert(e)), { types: new Set(["system.alert"]), room: "admin" });
   }
 
   // --- the connection --------------------------------------------------------------------------
@@ -213,6 +251,8 @@ export class RealtimeClient {
       clearInterval(pinger);
       clearTimeout(aging);
       if (this.ws === ws) this.ws = null;
+      for (const { timer } of this.resuming.values()) clearTimeout(timer);
+      this.resuming.clear(); // no reply comes on a closed connection; the next one asks again
       this.setConnected(false);
       if (this.closing) return;
       if (planned) this.connect();
@@ -233,13 +273,100 @@ export class RealtimeClient {
       fn();
     }, ms);
     this.timers.add(timer);
+    return timer;
   }
 
   greet() {
     const frames = [{ action: "rooms" }];
     for (const room of [...this.rooms].sort()) frames.push({ action: "subscribe", room });
-    for (const [room, cursor] of this.cursors) frames.push({ action: "resume", room, after: cursor.last });
     for (const frame of frames) this.ws.send(JSON.stringify(frame));
+    for (const [room, cursor] of this.cursors) this.wanted.set(room, cursor.last);
+    for (const room of new Set([...this.cursors.keys(), ...this.histories.keys()])) this.pump(room);
+  }
+
+  /** Resume the room's cursor after `after` once no other resume of the room is in flight. */
+  resume(room, after) {
+    this.wanted.set(room, after);
+    this.pump(room);
+  }
+
+  /** Send the room's next resume, the cursor's before a history page's, if none is in flight. */
+  pump(room) {
+    if (this.resuming.has(room) || !this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    let frame;
+    let kind = "cursor";
+    if (this.wanted.has(room)) {
+      frame = { action: "resume", room, after: this.wanted.get(room) };
+      this.wanted.delete(room);
+    } else {
+      const request = (this.histories.get(room) || [])[0];
+      const cursor = this.cursors.get(room);
+      if (!request || !cursor) return; // a history waits for the room's position
+      if (request.upto === null) request.upto = request.end = cursor.last;
+      if (request.upto === 0) {
+        this.finishHistory(room); // nothing before it
+        return this.pump(room);
+      }
+      request.start = Math.max(0, request.end - REPLAY_PAGE);
+      request.inPage = 0;
+      request.oldest = Infinity;
+      frame = { action: "resume", room, after: request.start };
+      kind = "history";
+    }
+    this.ws.send(JSON.stringify(frame));
+    const timer = this.later(() => this.unanswered(room, kind), this.resumeTimeoutMs);
+    this.resuming.set(room, { kind, timer });
+  }
+
+  /** The room's resume was answered (`resumed`, or an error frame naming it): whose it was. */
+  answered(room) {
+    const asked = this.resuming.get(room);
+    if (!asked) return "cursor";
+    clearTimeout(asked.timer);
+    this.timers.delete(asked.timer);
+    this.resuming.delete(room);
+    return asked.kind;
+  }
+
+  unanswered(room, kind) {
+    if (!this.resuming.has(room)) return;
+    this.resuming.delete(room);
+    if (kind === "history") this.finishHistory(room);
+    else if (this.cursors.has(room) && !this.wanted.has(room)) this.wanted.set(room, this.cursors.get(room).last);
+    this.pump(room);
+  }
+
+  /** A history page arrived: ask for the page before it, or resolve. */
+  historyPage(room) {
+    const request = (this.histories.get(room) || [])[0];
+    if (!request) return;
+    request.pages += 1;
+    const done = request.start === 0 || request.found.size >= request.limit || request.pages >= request.maxPages
+      || request.inPage === 0 /* that page has expired, and all before it */ || request.oldest < request.since;
+    if (done) this.finishHistory(room);
+    else request.end = request.start;
+  }
+
+  finishHistory(room) {
+    const queue = this.histories.get(room) || [];
+    const request = queue.shift();
+    if (!queue.length) this.histories.delete(room);
+    if (!request) return;
+    const events = [...request.found.values()]
+      .filter((e) => !(Date.parse(e.ts) < request.since))
+      .sort((a, b) => a.seq - b.seq);
+    request.resolve(events.slice(Math.max(0, events.length - request.limit)));
+  }
+
+  /** A replayed event within the history page in flight (its seqs are below live delivery). */
+  collect(event) {
+    const request = (this.histories.get(event.room) || [])[0];
+    const asked = this.resuming.get(event.room);
+    if (!request || !asked || asked.kind !== "history") return;
+    if (event.seq <= request.start || event.seq > request.end) return;
+    request.inPage += 1;
+    request.oldest = Math.min(request.oldest, Date.parse(event.ts) || Infinity);
+    if (request.types === null || request.types.has(event.type)) request.found.set(event.seq, event);
   }
 
   send(frame) {
@@ -268,20 +395,31 @@ export class RealtimeClient {
     } else if (msg.type === "rooms") {
       for (const [room, seq] of Object.entries(msg.rooms || {})) {
         if (!this.cursors.has(room)) this.cursors.set(room, new RoomCursor(seq));
+        this.pump(room);
       }
     } else if (msg.type === "subscribed") {
       if (!this.cursors.has(msg.room)) this.cursors.set(msg.room, new RoomCursor(msg.seq || 0));
+      this.pump(msg.room);
     } else if (msg.type === "resumed") {
-      const cursor = this.cursors.get(msg.room);
-      if (!cursor) return;
-      if (msg.complete !== false) this.dispatch(cursor.settle());
-      else this.send({ action: "resume", room: msg.room, after: msg.next_after });
+      if (this.answered(msg.room) === "history") this.historyPage(msg.room);
+      else {
+        const cursor = this.cursors.get(msg.room);
+        if (!cursor) return;
+        if (msg.complete !== false) this.dispatch(cursor.settle());
+        else this.resume(msg.room, msg.next_after);
+      }
+      this.pump(msg.room);
     } else if (msg.type === "error") {
+      if (msg.action === "resume" && typeof msg.room === "string" && this.answered(msg.room) === "history") {
+        this.finishHistory(msg.room);
+      }
+      if (typeof msg.room === "string") this.pump(msg.room);
       this.emitError(msg);
     }
   }
 
   deliver(event) {
+    this.collect(event);
     let cursor = this.cursors.get(event.room);
     if (!cursor) {
       cursor = new RoomCursor(event.seq - 1);
@@ -294,7 +432,7 @@ export class RealtimeClient {
       this.later(() => {
         this.gapChecks.delete(event.room);
         if (cursor.hasGap && this.cursors.get(event.room) === cursor) {
-          this.send({ action: "resume", room: event.room, after: cursor.last });
+          this.resume(event.room, cursor.last);
         }
       }, this.gapWaitMs);
     }

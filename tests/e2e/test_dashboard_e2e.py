@@ -231,3 +231,55 @@ def test_the_dashboard_page_charts_the_last_hour_lists_schedules_and_runs_one(se
     page.screenshot(path=str(SCREENSHOT.with_name("inkwell-dashboard-charts.png")), full_page=True)
     assert outside == [], f"the page reached other hosts: {outside}"
     assert errors == [], errors
+
+
+def test_the_dashboard_page_lists_an_alert_raised_before_it_opened_once(served: LocalStack, browser: Any) -> None:
+    stack = served
+    # GIVEN a system alert raised before the page opens (an email locked out by 5 failed logins)
+    email = f"locked-{uuid.uuid4().hex[:10]}@example.com"
+    for _ in range(5):
+        status, body, _ = stack.request("POST", "/api/auth/login", {"email": email, "password": "wrong password"})
+        assert status == 401, body
+
+    page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    outside: list[str] = []
+    errors: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            outside.append(r.url) if not r.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:")) else None
+        ),
+    )
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{stack.http_url}/dashboard")
+    page.fill("#email", stack.admin_email)
+    page.fill("#password", stack.admin_password)
+    page.click("button[type=submit]")
+
+    # THEN, once connected, the alert is listed (from the admin room's replay, not heard live)
+    page.wait_for_selector("#live.on", timeout=10000)
+    alert = f'#alerts li:has-text("email={email}")'
+    page.wait_for_selector(alert, timeout=10000)
+    assert page.locator(alert).count() == 1
+    assert page.is_hidden("#alerts-empty")
+
+    # WHEN another alert is raised while the page is open
+    other = f"locked-{uuid.uuid4().hex[:10]}@example.com"
+    for _ in range(5):
+        stack.request("POST", "/api/auth/login", {"email": other, "password": "wrong password"})
+    # THEN it is heard live, listed above the earlier one, and neither is listed twice
+    page.wait_for_selector(f'#alerts li:has-text("email={other}")', timeout=10000)
+    texts = page.locator("#alerts li").all_text_contents()
+    newer = next(i for i, t in enumerate(texts) if f"email={other}" in t)
+    older = next(i for i, t in enumerate(texts) if f"email={email}" in t)
+    assert newer < older
+    seqs = page.locator("#alerts li").evaluate_all("(items) => items.map((li) => li.dataset.seq)")
+    assert len(seqs) == len(set(seqs))
+
+    # WHEN the page is reloaded (the token stays in the tab) THEN both are listed again, once each
+    page.reload()
+    page.wait_for_selector(f'#alerts li:has-text("email={other}")', timeout=10000)
+    assert page.locator(alert).count() == 1
+    assert page.locator("#alerts li").evaluate_all("(items) => items.map((li) => li.dataset.seq)") == seqs
+    assert outside == [], f"the page reached other hosts: {outside}"
+    assert errors == [], errors

@@ -1,5 +1,5 @@
 """The browser client (chalicelib/static/realtime.js) under Node, with a fake WebSocket and fetch:
-greeting, de-duplication, reconnect with resume, re-subscription, refused credentials."""
+greeting, de-duplication, reconnect with resume, re-subscription, refused credentials, history()."""
 
 from __future__ import annotations
 
@@ -82,6 +82,78 @@ const before = sockets.length;
 refused.start();
 await tick(30);
 out.refused = { errors, newSockets: sockets.length - before };
+
+// history(): earlier alerts of the admin room, asked for page by page on the same connection
+ticketStatus = 200;
+const ago = (ms) => new Date(Date.now() - ms).toISOString();
+const H = 3_600_000;
+const hrt = new m.RealtimeClient({ token: "jwt", gapWaitMs: 20 });
+const heard = [], liveSeqs = [];
+hrt.onSystemAlert((a) => heard.push(a.seq));
+hrt.onDashboardEvent((e) => liveSeqs.push(e.seq));
+hrt.start();
+await tick();
+const hws = sockets[sockets.length - 1];
+hws.open();
+hws.sent.splice(0);
+const earlier = hrt.history("admin", { types: ["system.alert"], limit: 5 });
+out.historyBeforePosition = hws.sent.splice(0);
+hws.recv({ type: "rooms", rooms: { admin: 1200, "user:u": 0 } });
+out.historyPage1 = hws.sent.splice(0);
+const at = (seq, ts, type = "activity", data = {}) => ({ type, room: "admin", seq, ts, data });
+const alert = (seq, ts, message) => at(seq, ts, "system.alert", { level: "warning", message });
+hws.recv(alert(1201, ago(0), "live"));
+for (let seq = 701; seq <= 1200; seq++) {
+  hws.recv(seq === 900 ? alert(seq, ago(H), "one hour ago") : seq === 1100 ? alert(seq, ago(H / 6), "ten minutes ago") : at(seq, ago(2 * H)));
+}
+hws.recv({ type: "resumed", room: "admin", count: 500, complete: false, next_after: 1200 });
+out.historyPage2 = hws.sent.splice(0);
+hws.recv(at(1203, ago(0)));  // overtakes 1202 while page 2 is in flight
+await tick(50);
+out.gapWhileHistory = hws.sent.splice(0);
+for (let seq = 201; seq <= 700; seq++) {
+  hws.recv(seq === 650 ? alert(seq, ago(3 * H), "three hours ago") : seq === 240 ? alert(seq, ago(30 * H), "yesterday") : at(seq, ago(seq < 300 ? 30 * H : 4 * H)));
+}
+hws.recv({ type: "resumed", room: "admin", count: 500, complete: false, next_after: 700 });
+out.afterHistory = hws.sent.splice(0);
+const got = await earlier;
+out.history = got.map((e) => [e.seq, e.data.message]);
+hws.recv(at(1202, ago(0)));
+hws.recv({ type: "resumed", room: "admin", count: 2, complete: true });
+out.liveAlerts = heard;
+out.liveDashboard = liveSeqs;
+out.cursorLast = hrt.cursors.get("admin").last;
+const empty = await hrt.history("user:u", {});
+out.emptyHistory = { events: empty, sent: hws.sent.splice(0) };
+hrt.close();
+
+// a history survives a reconnect (its page is asked again after the cursor's resume); a reply
+// that never comes resolves it with what it has
+const frt = new m.RealtimeClient({ token: "jwt", backoffFirst: 0.01, backoffCap: 0.02, resumeTimeoutMs: 40 });
+frt.start();
+await tick();
+const f1 = sockets[sockets.length - 1];
+f1.open();
+f1.sent.splice(0);
+const across = frt.history("admin", { types: ["system.alert"] });
+f1.recv({ type: "rooms", rooms: { admin: 10 } });
+out.faultPage = f1.sent.splice(0);
+f1.close();
+await tick(60);
+const f2 = sockets[sockets.length - 1];
+f2.open();
+out.faultGreeting = f2.sent.splice(0);
+f2.recv({ type: "resumed", room: "admin", count: 0, complete: true });
+out.faultPageAgain = f2.sent.splice(0);
+for (let seq = 1; seq <= 10; seq++) f2.recv(seq % 5 === 3 ? alert(seq, ago(H), `a${seq}`) : at(seq, ago(H)));
+f2.recv({ type: "resumed", room: "admin", count: 10, complete: true });
+out.faultHistory = (await across).map((e) => e.seq);
+const lost = frt.history("admin", {});
+out.lostPage = f2.sent.splice(0);
+const t0 = Date.now();
+out.lostHistory = (await lost).length;
+out.lostWaitedMs = Date.now() - t0;
+frt.close();
 console.log(JSON.stringify(out));
 """
 
@@ -136,3 +208,37 @@ def test_a_gap_that_does_not_fill_itself_is_asked_for(run):
 def test_refused_credentials_stop_the_client(run):
     assert run["refused"]["newSockets"] == 0
     assert run["refused"]["errors"][0]["fatal"] is True
+
+
+def test_history_waits_for_the_rooms_position_then_asks_for_the_page_before_it(run):
+    assert run["historyBeforePosition"] == []
+    assert run["historyPage1"] == [{"action": "resume", "room": "admin", "after": 700}]
+    # the reply to a history page is not the cursor's: no resume after its next_after
+    assert run["historyPage2"] == [{"action": "resume", "room": "admin", "after": 200}]
+
+
+def test_history_returns_the_newest_matching_events_since_oldest_first_and_stops_there(run):
+    # 240 is older than 24 h; page 2 reached that far, so no third page is asked for
+    assert run["history"] == [[650, "three hours ago"], [900, "one hour ago"], [1100, "ten minutes ago"]]
+    assert run["afterHistory"] == [{"action": "resume", "room": "admin", "after": 1201}]
+
+
+def test_history_leaves_live_delivery_alone(run):
+    assert run["liveAlerts"] == [1201]  # the replayed alerts never reach the live handlers
+    assert run["liveDashboard"] == [1202, 1203]  # the gap waited for the history page, then filled
+    assert run["gapWhileHistory"] == []  # one resume of a room in flight at a time
+    assert run["cursorLast"] == 1203
+
+
+def test_history_of_a_room_with_nothing_before_it_is_empty_without_a_request(run):
+    assert run["emptyHistory"] == {"events": [], "sent": []}
+
+
+def test_history_survives_a_reconnect_and_a_reply_that_never_comes(run):
+    assert run["faultPage"] == [{"action": "resume", "room": "admin", "after": 0}]
+    # the new connection resumes the cursor first, then asks for the history page again
+    assert run["faultGreeting"] == [{"action": "rooms"}, {"action": "resume", "room": "admin", "after": 10}]
+    assert run["faultPageAgain"] == [{"action": "resume", "room": "admin", "after": 0}]
+    assert run["faultHistory"] == [3, 8]
+    assert run["lostPage"] == [{"action": "resume", "room": "admin", "after": 0}]
+    assert run["lostHistory"] == 0 and run["lostWaitedMs"] >= 30
