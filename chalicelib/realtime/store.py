@@ -98,9 +98,10 @@ class Tickets:
 class Connections:
     """`ws_connections` (one item per connection) and `ws_members` (one per room membership)."""
 
-    def __init__(self, connections: Any, members: Any) -> None:
+    def __init__(self, connections: Any, members: Any, log: EventLog) -> None:
         self._connections = connections
         self._members = members
+        self._log = log  # rooms joined get their counter (EventLog.open_room): emitters skip the others
 
     def open(self, connection_id: str, user: dict[str, Any], rooms: list[str], endpoint: str | None) -> dict[str, Any]:
         now = timeutil.now()
@@ -120,8 +121,13 @@ class Connections:
         with self._members.batch_writer() as batch:
             for room in rooms:
                 batch.put_item(Item=self._membership(room, item))
+        self._open_rooms(rooms)
         self._connections.put_item(Item=item)
         return item
+
+    def _open_rooms(self, rooms: list[str]) -> None:
+        for room in rooms:
+            self._log.open_room(room)
 
     @staticmethod
     def _membership(room: str, connection: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +150,7 @@ class Connections:
 
     def join(self, connection: dict[str, Any], room: str) -> None:
         self._members.put_item(Item=self._membership(room, connection))
+        self._open_rooms([room])
         self._connections.update_item(
             Key={"connection_id": connection["connection_id"]},
             UpdateExpression="ADD rooms :r",
@@ -217,23 +224,42 @@ class EventLog:
         # The Table's client takes and returns plain values (boto3's resource layer serializes).
         self._client = client or table.meta.client
 
-    def next_seq(self, room: str) -> int:
-        """The next seq of `room`: an atomic ADD, so concurrent emitters never share a seq."""
-        return self.reserve(room, 1)
-
-    def reserve(self, room: str, count: int) -> int:
-        """Take `count` consecutive seqs of `room` in one atomic ADD (concurrent emitters never
-        share one) and return the first of them."""
-        result = self._table.update_item(
+    def open_room(self, room: str) -> None:
+        """Create the room's counter (at 0) if it has none, and keep it COUNTER_RETENTION_SECONDS:
+        a connection joining a room does this before it learns the room's seq, so every event
+        after that is stored for its `resume`. Emitters skip a room without a counter: nobody
+        joined it for that long, so nobody can resume it."""
+        self._table.update_item(
             Key={"room": room, "seq": COUNTER_SEQ},
-            UpdateExpression="ADD #l :n SET #t = :ttl, expiry_day = :day",
+            UpdateExpression="ADD #l :zero SET #t = :ttl, expiry_day = :day",
             ExpressionAttributeNames={"#l": "last", "#t": "ttl"},
-            ExpressionAttributeValues={
-                ":n": count,
-                **self._ttl_values(COUNTER_RETENTION_SECONDS),
-            },
-            ReturnValues="UPDATED_NEW",
+            ExpressionAttributeValues={":zero": 0, **self._ttl_values(COUNTER_RETENTION_SECONDS)},
         )
+
+    def opened(self, rooms: list[str]) -> list[str]:
+        """Those of `rooms` that have a counter, in their order: one BatchGetItem (consistent)."""
+        found = self.current(rooms, only_counted=True)
+        return [room for room in rooms if room in found]
+
+    def reserve(self, room: str, count: int) -> int | None:
+        """Take `count` consecutive seqs of `room` in one atomic ADD (concurrent emitters never
+        share one) and return the first of them; None when the room has no counter (`open_room`),
+        leaving it without one."""
+        client = self._table.meta.client
+        try:
+            result = self._table.update_item(
+                Key={"room": room, "seq": COUNTER_SEQ},
+                UpdateExpression="ADD #l :n SET #t = :ttl, expiry_day = :day",
+                ConditionExpression="attribute_exists(#l)",
+                ExpressionAttributeNames={"#l": "last", "#t": "ttl"},
+                ExpressionAttributeValues={
+                    ":n": count,
+                    **self._ttl_values(COUNTER_RETENTION_SECONDS),
+                },
+                ReturnValues="UPDATED_NEW",
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            return None
         return int(result["Attributes"]["last"]) - count + 1
 
     @staticmethod
@@ -241,18 +267,28 @@ class EventLog:
         fields = timeutil.ttl_fields(timeutil.now() + seconds)
         return {":ttl": fields["ttl"], ":day": fields["expiry_day"]}
 
-    def current(self, rooms: list[str]) -> dict[str, int]:
-        """The last seq of each room (0 for a room that never had an event)."""
+    def current(self, rooms: list[str], only_counted: bool = False) -> dict[str, int]:
+        """The last seq of each room (0 for a room that never had an event); with `only_counted`,
+        of the rooms that have a counter only."""
         client = self._client
         found: dict[str, int] = {}
         keys = [{"room": room, "seq": COUNTER_SEQ} for room in dict.fromkeys(rooms)]
         for start in range(0, len(keys), 100):
-            request = {self._table.name: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            request = {
+                self._table.name: {
+                    "Keys": keys[start : start + 100],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "room, #l",
+                    "ExpressionAttributeNames": {"#l": "last"},
+                }
+            }
             while request:
                 result = client.batch_get_item(RequestItems=request)
                 for item in result.get("Responses", {}).get(self._table.name, []):
                     found[item["room"]] = int(item.get("last", 0))
                 request = result.get("UnprocessedKeys") or {}
+        if only_counted:
+            return found
         return {room: found.get(room, 0) for room in rooms}
 
     def append(self, entries: list[tuple[str, int, str]]) -> None:

@@ -106,11 +106,51 @@ def test_without_configuration_posts_go_to_the_endpoint_each_connection_came_thr
     assert sorted(management.urls) == ["https://one/api", "https://two/api"]
 
 
-def test_events_are_stored_for_resume_even_when_nobody_listens(management):
+def test_events_are_stored_for_resume_when_nobody_listens_now_but_someone_joined_before(management):
+    join("gone", f"article:{ARTICLE}", "admin", role="admin")
+    emitters.connections().close("gone")
     emitters.emit_job_progress("job-1", "articles", 40, ARTICLE)
-    replayed, more = emitters.event_log().replay(f"article:{ARTICLE}", 0, 10)
-    assert [seq for seq, _ in replayed] == [1] and more is False
+    for room in (f"article:{ARTICLE}", "admin"):
+        replayed, more = emitters.event_log().replay(room, 0, 10)
+        assert [seq for seq, _ in replayed] == [1] and more is False
     assert management.calls == 0
+
+
+def test_an_event_to_rooms_nobody_ever_joined_is_neither_stored_nor_posted_for_one_read(management, dynamodb_calls):
+    # GIVEN only the author's room was ever joined
+    join("author", "user:author-1", user_id="author-1")
+    dynamodb_calls.clear()
+    # WHEN the article's status goes to its three rooms
+    seqs = emitters.emit_article_status(ARTICLE, "PUBLISHED", "author-1")
+    # THEN one read found which rooms exist; only the author's room took a seq and stored it
+    assert seqs == {"user:author-1": 1}
+    assert [c[:2] for c in dynamodb_calls] == [
+        ("BatchGetItem", "ws_events"),
+        ("UpdateItem", "ws_events"),
+        ("BatchWriteItem", "ws_events"),
+        ("Query", "ws_members"),
+    ]
+    for room in (f"article:{ARTICLE}", "admin"):
+        assert emitters.event_log().replay(room, 0, 10) == ([], False)
+        assert emitters.event_log().current([room]) == {room: 0}
+    assert [f["room"] for f in management.take("author")] == ["user:author-1"]
+
+
+def test_an_event_to_one_room_nobody_ever_joined_costs_one_request(management, dynamodb_calls):
+    assert emitters.emit_system_alert("info", "nobody hears") == {}
+    assert emitters.emit_activities([{"id": "e1"}, {"id": "e2"}]) == []
+    assert [c[:2] for c in dynamodb_calls] == [("UpdateItem", "ws_events"), ("UpdateItem", "ws_events")]
+    assert emitters.event_log().replay("admin", 0, 10) == ([], False)
+
+
+def test_a_room_joined_after_events_were_skipped_starts_at_seq_one_without_a_gap(management):
+    emitters.emit_job_progress("job-1", "articles", 10, ARTICLE)  # nobody ever joined: skipped
+    join("late", f"article:{ARTICLE}")
+    assert emitters.event_log().current([f"article:{ARTICLE}"]) == {f"article:{ARTICLE}": 0}
+    emitters.emit_job_progress("job-1", "articles", 90, ARTICLE)
+    assert [(f["seq"], f["data"]["progress"]) for f in management.take("late")] == [(1, 90)]
+    replayed, _ = emitters.event_log().replay(f"article:{ARTICLE}", 0, 10)
+    assert [seq for seq, _ in replayed] == [1]
 
 
 # --- listeners ------------------------------------------------------------------------------------------
