@@ -196,6 +196,12 @@ def _run() -> None:
             # ...then as deployed: app.py's listeners, and its worker with the pause hold and lease guard.
             delivering["to"] = lambda: app_module.job_worker("articles")
             with_subscribers, _ = one_job("with subscribers")
+            # ...and once an admin and the author have connected (their rooms have counters), gone since.
+            from chalicelib.realtime import emitters, rooms
+
+            for room in (rooms.ADMIN, rooms.user_room(user["id"])):
+                emitters.event_log().open_room(room, joined=0)
+            rooms_joined, _ = one_job("rooms joined before")
 
     print("jobs: AWS requests per article-generation job (route -> worker -> PUBLISHED)")
     print(f"  minimum derived by hand: {MINIMUM} (see bench/bench_job_requests.py)")
@@ -206,6 +212,9 @@ def _run() -> None:
     print("  by operation (warm): " + ", ".join(f"{k} {v}" for k, v in sorted(warm.items())))
     print(f"  steady state with event subscribers and holds (realtime, audit, pause): {sum(with_subscribers.values())}")
     extra = with_subscribers - steady
+    print("    of which the subscribers and holds: " + ", ".join(f"{k} {v}" for k, v in sorted(extra.items())))
+    print(f"  the same once an admin and the author had connected (no live connection): {sum(rooms_joined.values())}")
+    extra = rooms_joined - steady
     print("    of which the subscribers and holds: " + ", ".join(f"{k} {v}" for k, v in sorted(extra.items())))
     print(
         "  by Lambda's event source mapping, not counted: " + ", ".join(f"{k} {v}" for k, v in sorted(mapping.items()))

@@ -76,16 +76,18 @@ def emit(event_type: str, to: list[str], data: dict[str, Any]) -> dict[str, int]
         targets = store.opened(targets)  # one read, rather than a reservation refused per room
     bodies: dict[str, str] = {}
     seqs: dict[str, int] = {}
+    listened: list[str] = []
     for room in targets:
-        seq = store.reserve(room, 1)
-        if seq is not None:
-            seqs[room] = seq
-            bodies[room] = protocol.dumps(protocol.envelope(event_type, room, seq, ts, data))
+        reserved = store.reserve(room, 1)
+        if reserved is not None:
+            seqs[room], has_members = reserved
+            bodies[room] = protocol.dumps(protocol.envelope(event_type, room, seqs[room], ts, data))
+            listened += [room] if has_members else []
     if not seqs:
         return seqs
     store.append([(room, seqs[room], bodies[room]) for room in seqs])  # before any post
     members = connections()
-    for room in seqs:
+    for room in listened:
         for endpoint, connection_ids in members.recipients(room).items():
             fan_out(members, endpoint, connection_ids, bodies[room])
     return seqs
@@ -108,15 +110,18 @@ def emit_many(event_type: str, room: str, datas: list[dict[str, Any]]) -> list[i
     if not fitting:
         return []
     store = event_log()
-    first = store.reserve(room, len(fitting))
-    if first is None:  # nobody can resume the room: see emit
+    reserved = store.reserve(room, len(fitting))
+    if reserved is None:  # nobody can resume the room: see emit
         return []
+    first, has_members = reserved
     seqs = list(range(first, first + len(fitting)))
     bodies = [
         protocol.dumps(protocol.envelope(event_type, room, seq, ts, data))
         for seq, data in zip(seqs, fitting, strict=True)
     ]
     store.append([(room, seq, body) for seq, body in zip(seqs, bodies, strict=True)])  # before any post
+    if not has_members:
+        return seqs
     members = connections()
     for endpoint, connection_ids in members.recipients(room).items():
         result = sender(endpoint).broadcast_many(connection_ids, bodies)

@@ -101,7 +101,10 @@ class Connections:
     def __init__(self, connections: Any, members: Any, log: EventLog) -> None:
         self._connections = connections
         self._members = members
-        self._log = log  # rooms joined get their counter (EventLog.open_room): emitters skip the others
+        # A room joined gets its counter, which counts its members (EventLog.open_room, left):
+        # emitters skip a room without a counter, and read the members of a counted room only
+        # while it has some.
+        self._log = log
 
     def open(self, connection_id: str, user: dict[str, Any], rooms: list[str], endpoint: str | None) -> dict[str, Any]:
         now = timeutil.now()
@@ -121,13 +124,10 @@ class Connections:
         with self._members.batch_writer() as batch:
             for room in rooms:
                 batch.put_item(Item=self._membership(room, item))
-        self._open_rooms(rooms)
+        for room in rooms:
+            self._log.open_room(room, joined=1)
         self._connections.put_item(Item=item)
         return item
-
-    def _open_rooms(self, rooms: list[str]) -> None:
-        for room in rooms:
-            self._log.open_room(room)
 
     @staticmethod
     def _membership(room: str, connection: dict[str, Any]) -> dict[str, Any]:
@@ -149,8 +149,8 @@ class Connections:
         return item
 
     def join(self, connection: dict[str, Any], room: str) -> None:
-        self._members.put_item(Item=self._membership(room, connection))
-        self._open_rooms([room])
+        old = self._members.put_item(Item=self._membership(room, connection), ReturnValues="ALL_OLD")
+        self._log.open_room(room, joined=0 if old.get("Attributes") else 1)
         self._connections.update_item(
             Key={"connection_id": connection["connection_id"]},
             UpdateExpression="ADD rooms :r",
@@ -159,7 +159,7 @@ class Connections:
         )
 
     def leave(self, connection_id: str, room: str) -> None:
-        self._members.delete_item(Key={"room": room, "connection_id": connection_id})
+        self._remove_membership(room, connection_id)
         client = self._connections.meta.client
         # When the connection went away meanwhile, its membership is gone too.
         with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
@@ -187,10 +187,16 @@ class Connections:
         except client.exceptions.ConditionalCheckFailedException:
             return None
         removed = result.get("Attributes")
-        with self._members.batch_writer() as batch:
-            for room in (removed or {}).get("rooms") or ():
-                batch.delete_item(Key={"room": room, "connection_id": connection_id})
+        for room in (removed or {}).get("rooms") or ():
+            self._remove_membership(room, connection_id)
         return removed
+
+    def _remove_membership(self, room: str, connection_id: str) -> None:
+        """Delete the membership; the room's count goes down only when there was one to delete
+        (a leave racing a close, a retried frame: each membership is counted out once)."""
+        old = self._members.delete_item(Key={"room": room, "connection_id": connection_id}, ReturnValues="ALL_OLD")
+        if old.get("Attributes"):
+            self._log.left(room)
 
     def members(self, room: str) -> list[str]:
         """The connection ids in `room`."""
@@ -224,27 +230,43 @@ class EventLog:
         # The Table's client takes and returns plain values (boto3's resource layer serializes).
         self._client = client or table.meta.client
 
-    def open_room(self, room: str) -> None:
-        """Create the room's counter (at 0) if it has none, and keep it COUNTER_RETENTION_SECONDS:
-        a connection joining a room does this before it learns the room's seq, so every event
-        after that is stored for its `resume`. Emitters skip a room without a counter: nobody
-        joined it for that long, so nobody can resume it."""
+    def open_room(self, room: str, joined: int) -> None:
+        """Create the room's counter (at 0) if it has none, count `joined` more members (after
+        their membership is written) and keep it COUNTER_RETENTION_SECONDS: a connection joining
+        a room does this before it learns the room's seq, so every event after that is stored for
+        its `resume`. Emitters skip a room without a counter: nobody joined it for that long, so
+        nobody can resume it."""
         self._table.update_item(
             Key={"room": room, "seq": COUNTER_SEQ},
-            UpdateExpression="ADD #l :zero SET #t = :ttl, expiry_day = :day",
+            UpdateExpression="ADD #l :zero, members :j SET #t = :ttl, expiry_day = :day",
             ExpressionAttributeNames={"#l": "last", "#t": "ttl"},
-            ExpressionAttributeValues={":zero": 0, **self._ttl_values(COUNTER_RETENTION_SECONDS)},
+            ExpressionAttributeValues={":zero": 0, ":j": joined, **self._ttl_values(COUNTER_RETENTION_SECONDS)},
         )
+
+    def left(self, room: str) -> None:
+        """One member fewer (after its membership was deleted). A membership that expires
+        without a `$disconnect` stays counted: the room's members are then read for nothing."""
+        client = self._table.meta.client
+        with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+            self._table.update_item(
+                Key={"room": room, "seq": COUNTER_SEQ},
+                UpdateExpression="ADD members :minus",
+                ConditionExpression="attribute_exists(#l)",
+                ExpressionAttributeNames={"#l": "last"},
+                ExpressionAttributeValues={":minus": -1},
+            )
 
     def opened(self, rooms: list[str]) -> list[str]:
         """Those of `rooms` that have a counter, in their order: one BatchGetItem (consistent)."""
         found = self.current(rooms, only_counted=True)
         return [room for room in rooms if room in found]
 
-    def reserve(self, room: str, count: int) -> int | None:
+    def reserve(self, room: str, count: int) -> tuple[int, bool] | None:
         """Take `count` consecutive seqs of `room` in one atomic ADD (concurrent emitters never
-        share one) and return the first of them; None when the room has no counter (`open_room`),
-        leaving it without one."""
+        share one): the first of them, and whether the room may have members at that moment (a
+        connection counted later learns a seq past these); None when the room has no counter
+        (`open_room`), leaving it without one. A counter from before members were counted has
+        no count: it may have members."""
         client = self._table.meta.client
         try:
             result = self._table.update_item(
@@ -256,11 +278,12 @@ class EventLog:
                     ":n": count,
                     **self._ttl_values(COUNTER_RETENTION_SECONDS),
                 },
-                ReturnValues="UPDATED_NEW",
+                ReturnValues="ALL_NEW",
             )
         except client.exceptions.ConditionalCheckFailedException:
             return None
-        return int(result["Attributes"]["last"]) - count + 1
+        counter = result["Attributes"]
+        return int(counter["last"]) - count + 1, int(counter.get("members", 1)) > 0
 
     @staticmethod
     def _ttl_values(seconds: int) -> dict[str, Any]:

@@ -452,3 +452,60 @@ def _invoke(inv: runtime.Invocation, fn: Any, *args: Any) -> Any:
     import app
 
     return app.middleware.run(inv, fn, *args)
+
+
+# --- the members count on the room's counter ----------------------------------------------------------------
+
+
+def _reads_of_members(calls: list[tuple[str, str, Any]]) -> int:
+    return sum(1 for c in calls if c[:2] == ("Query", "ws_members"))
+
+
+def test_a_room_whose_connections_all_left_is_stored_without_reading_its_members(management, dynamodb_calls):
+    join("a", "admin", role="admin", user_id="a")
+    join("b", "admin", role="admin", user_id="b")
+    emitters.connections().leave("a", "admin")
+    emitters.connections().leave("a", "admin")  # twice (a retried frame): counted once
+    dynamodb_calls.clear()
+    emitters.emit_system_alert("info", "one left")
+    assert _reads_of_members(dynamodb_calls) == 1
+    assert [f["data"]["message"] for f in management.take("b")] == ["one left"]
+    emitters.connections().close("b")
+    emitters.connections().close("b")  # $disconnect after a 410 removed it: counted once
+    dynamodb_calls.clear()
+    assert emitters.emit_system_alert("info", "nobody") == {"admin": 2}
+    assert emitters.emit_activities([{"id": "e1"}]) == [3]
+    assert _reads_of_members(dynamodb_calls) == 0
+    replayed, _ = emitters.event_log().replay("admin", 0, 10)
+    assert [seq for seq, _ in replayed] == [1, 2, 3]
+    join("c", "admin", role="admin", user_id="c")
+    emitters.emit_system_alert("info", "back")
+    assert [f["data"]["message"] for f in management.take("c")] == ["back"]
+
+
+def test_a_connection_closed_after_leaving_a_room_leaves_the_others_heard(management):
+    join("a", "admin", role="admin", user_id="a")
+    join("b", "admin", role="admin", user_id="b")
+    conns = emitters.connections()
+    conns._remove_membership("admin", "a")  # a leave racing a close: its first half ran...
+    conns.close("a")  # ...and the close still finds "admin" in the record, the membership gone
+    emitters.emit_system_alert("info", "still here")
+    assert [f["data"]["message"] for f in management.take("b")] == ["still here"]
+
+
+def test_a_counter_from_before_members_were_counted_still_reads_the_members(management):
+    from chalicelib import aws
+
+    aws.table("ws_events").put_item(Item={"room": "admin", "seq": 0, "last": 7})
+    aws.table("ws_members").put_item(
+        Item={
+            "room": "admin",
+            "connection_id": "old",
+            "user_id": "u",
+            "ttl": int(time.time()) + 600,
+            "expiry_day": "2026-11-29",
+            "endpoint": "https://gw/api",
+        }
+    )
+    emitters.emit_system_alert("info", "hello")
+    assert [(f["seq"], f["data"]["message"]) for f in management.take("old")] == [(8, "hello")]
