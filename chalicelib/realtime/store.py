@@ -137,6 +137,7 @@ class Connections:
             "user_id": connection["user_id"],
             "ttl": int(connection["ttl"]),
             "expiry_day": connection["expiry_day"],
+            "counted": True,  # in its room's count (EventLog.open_room); memberships from before were not
         }
         if connection.get("endpoint"):
             item["endpoint"] = connection["endpoint"]
@@ -150,7 +151,7 @@ class Connections:
 
     def join(self, connection: dict[str, Any], room: str) -> None:
         old = self._members.put_item(Item=self._membership(room, connection), ReturnValues="ALL_OLD")
-        self._log.open_room(room, joined=0 if old.get("Attributes") else 1)
+        self._log.open_room(room, joined=0 if (old.get("Attributes") or {}).get("counted") else 1)
         self._connections.update_item(
             Key={"connection_id": connection["connection_id"]},
             UpdateExpression="ADD rooms :r",
@@ -192,10 +193,10 @@ class Connections:
         return removed
 
     def _remove_membership(self, room: str, connection_id: str) -> None:
-        """Delete the membership; the room's count goes down only when there was one to delete
-        (a leave racing a close, a retried frame: each membership is counted out once)."""
+        """Delete the membership; the room's count goes down only when there was a counted one to
+        delete (a leave racing a close, a retried frame: each membership is counted out once)."""
         old = self._members.delete_item(Key={"room": room, "connection_id": connection_id}, ReturnValues="ALL_OLD")
-        if old.get("Attributes"):
+        if (old.get("Attributes") or {}).get("counted"):
             self._log.left(room)
 
     def members(self, room: str) -> list[str]:
@@ -301,8 +302,8 @@ class EventLog:
                 self._table.name: {
                     "Keys": keys[start : start + 100],
                     "ConsistentRead": True,
-                    "ProjectionExpression": "room, #l",
-                    "ExpressionAttributeNames": {"#l": "last"},
+                    "ProjectionExpression": "#r, #l",
+                    "ExpressionAttributeNames": {"#r": "room", "#l": "last"},
                 }
             }
             while request:

@@ -493,6 +493,18 @@ def test_a_connection_closed_after_leaving_a_room_leaves_the_others_heard(manage
     assert [f["data"]["message"] for f in management.take("b")] == ["still here"]
 
 
+def test_removing_a_membership_from_before_members_were_counted_leaves_the_count_alone(management):
+    from chalicelib import aws
+
+    join("live", "admin", role="admin", user_id="live")
+    uncounted = {"room": "admin", "connection_id": "old", "ttl": int(time.time()) + 600, "expiry_day": "x"}
+    aws.table("ws_members").put_item(Item=uncounted)
+    aws.table("ws_connections").put_item(Item={"connection_id": "old", "rooms": {"admin"}, "ttl": 1, "user_id": "o"})
+    emitters.connections().close("old")  # e.g. its 410: it was never counted in
+    emitters.emit_system_alert("info", "still heard")
+    assert [f["data"]["message"] for f in management.take("live")] == ["still heard"]
+
+
 def test_a_counter_from_before_members_were_counted_still_reads_the_members(management):
     from chalicelib import aws
 
