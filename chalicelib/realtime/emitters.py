@@ -3,10 +3,11 @@
 An emitter sends one event to each of its rooms as the contract's envelope
 `{"type","room","seq","ts","data"}`: for each room it takes the next seq from the room's atomic
 counter and stores the envelope for `resume` (kept >= 24 h) before anything is posted, then
-posts it to the room's members concurrently. A room without a counter is skipped (neither stored
-nor posted): joining a room creates its counter (`EventLog.open_room`) before the joiner learns
-its seq, and the counter lives 30 days past the last join or event, so nobody can resume such a
-room. An event to several rooms first reads which have a counter (one BatchGetItem). A payload over API Gateway's 128 KB is refused
+posts it to the room's members concurrently, if it has any (the counter counts them). A room
+without a counter is skipped (neither stored nor posted): joining a room creates its counter
+(`EventLog.open_room`) before the joiner learns its seq, and the counter lives 30 days past the
+last join or event, so nobody can resume such a room. An event to several rooms first reads
+which have a counter (one BatchGetItem). A payload over API Gateway's 128 KB is refused
 (`PayloadTooLarge`) before any seq is taken. `emit_many` sends several events of one type to one
 room for the cost of one: one reservation of n seqs, their envelopes in BatchWriteItems of 25,
 one read of the members, then the posts (each connection gets them in seq order); the audit

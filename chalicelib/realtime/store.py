@@ -3,8 +3,9 @@ each room's event log with its seq counter.
 
 Every question is a GetItem or a Query: a ticket by its hash, a connection by id, a room's
 members (`ws_members`, one item per membership), a room's events after a seq (`ws_events`,
-sorted by seq). Stale items (a `$disconnect` that never ran) carry a TTL and are skipped when
-read after it.
+sorted by seq; at seq 0 the room's counter, which also counts its members, and which a room gets
+when a connection first joins it). Stale items (a `$disconnect` that never ran) carry a TTL and
+are skipped when read after it.
 """
 
 from __future__ import annotations
@@ -259,7 +260,7 @@ class EventLog:
 
     def opened(self, rooms: list[str]) -> list[str]:
         """Those of `rooms` that have a counter, in their order: one BatchGetItem (consistent)."""
-        found = self.current(rooms, only_counted=True)
+        found = self.current(rooms, existing_only=True)
         return [room for room in rooms if room in found]
 
     def reserve(self, room: str, count: int) -> tuple[int, bool] | None:
@@ -291,9 +292,9 @@ class EventLog:
         fields = timeutil.ttl_fields(timeutil.now() + seconds)
         return {":ttl": fields["ttl"], ":day": fields["expiry_day"]}
 
-    def current(self, rooms: list[str], only_counted: bool = False) -> dict[str, int]:
-        """The last seq of each room (0 for a room that never had an event); with `only_counted`,
-        of the rooms that have a counter only."""
+    def current(self, rooms: list[str], existing_only: bool = False) -> dict[str, int]:
+        """The last seq of each room (0 for a room without a counter); with `existing_only`, of
+        the rooms that have a counter only."""
         client = self._client
         found: dict[str, int] = {}
         keys = [{"room": room, "seq": COUNTER_SEQ} for room in dict.fromkeys(rooms)]
@@ -311,7 +312,7 @@ class EventLog:
                 for item in result.get("Responses", {}).get(self._table.name, []):
                     found[item["room"]] = int(item.get("last", 0))
                 request = result.get("UnprocessedKeys") or {}
-        if only_counted:
+        if existing_only:
             return found
         return {room: found.get(room, 0) for room in rooms}
 
