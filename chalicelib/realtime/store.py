@@ -121,12 +121,13 @@ class Connections:
         }
         if endpoint:
             item["endpoint"] = endpoint
-        # Memberships first: a connection item never points at rooms it is missing from.
+        # Counted before written (a fault between leaves a count too high: harmless), memberships
+        # before the connection item: a connection item never points at rooms it is missing from.
+        for room in rooms:
+            self._log.open_room(room, joined=1)
         with self._members.batch_writer() as batch:
             for room in rooms:
                 batch.put_item(Item=self._membership(room, item))
-        for room in rooms:
-            self._log.open_room(room, joined=1)
         self._connections.put_item(Item=item)
         return item
 
@@ -151,8 +152,12 @@ class Connections:
         return item
 
     def join(self, connection: dict[str, Any], room: str) -> None:
+        # Counted before written, and counted out again when it was in already (a retried frame
+        # after a fault midway): every fault leaves the count too high at worst, which is harmless.
+        self._log.open_room(room, joined=1)
         old = self._members.put_item(Item=self._membership(room, connection), ReturnValues="ALL_OLD")
-        self._log.open_room(room, joined=0 if (old.get("Attributes") or {}).get("counted") else 1)
+        if (old.get("Attributes") or {}).get("counted"):
+            self._log.left(room)
         self._connections.update_item(
             Key={"connection_id": connection["connection_id"]},
             UpdateExpression="ADD rooms :r",
@@ -233,7 +238,7 @@ class EventLog:
         self._client = client or table.meta.client
 
     def open_room(self, room: str, joined: int) -> None:
-        """Create the room's counter (at 0) if it has none, count `joined` more members (after
+        """Create the room's counter (at 0) if it has none, count `joined` more members (before
         their membership is written) and keep it COUNTER_RETENTION_SECONDS: a connection joining
         a room does this before it learns the room's seq, so every event after that is stored for
         its `resume`. Emitters skip a room without a counter: nobody joined it for that long, so

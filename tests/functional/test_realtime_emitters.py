@@ -521,3 +521,24 @@ def test_a_counter_from_before_members_were_counted_still_reads_the_members(mana
     )
     emitters.emit_system_alert("info", "hello")
     assert [(f["seq"], f["data"]["message"]) for f in management.take("old")] == [(8, "hello")]
+
+
+def test_a_subscribe_retried_after_a_fault_midway_is_counted_and_heard(management, monkeypatch):
+    from chalicelib.realtime import store
+
+    conn = join("c", "user:u1")
+    real = store.EventLog.open_room
+    faults = iter([RuntimeError("throttled")])
+
+    def flaky(self: Any, room: str, joined: int) -> None:
+        fault = next(faults, None)
+        if fault is not None:
+            raise fault
+        real(self, room, joined)
+
+    monkeypatch.setattr(store.EventLog, "open_room", flaky)
+    with pytest.raises(RuntimeError):
+        emitters.connections().join(conn, "admin")  # the frame fails; the client subscribes again
+    emitters.connections().join(conn, "admin")
+    emitters.emit_system_alert("info", "heard")
+    assert [f["data"]["message"] for f in management.take("c")] == ["heard"]
