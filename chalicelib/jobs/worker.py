@@ -45,6 +45,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
@@ -64,6 +65,12 @@ STOP_MARGIN_SECONDS = 5.0  # kept back before the Lambda deadline to record outc
 LEASE_GRACE_SECONDS = 5.0  # a lease outlives its Lambda's deadline by this much
 HOLD_DELAY_SECONDS = 30
 MAX_THROTTLED_WAITS = 10  # waits a job may take for a Throttled (429) before one counts as a failure
+# Retention is trimmed at a container's 1st, (1+TRIM_EVERY)th, ... final transition of a queue and
+# state: the trim reads up to keep+25 whole records (the index projects them all) and deletes at
+# most 25, so a container deletes more than it adds: a queue holds its retention plus at most
+# TRIM_EVERY - 1 records per warm container (the first final transition of a container trims).
+TRIM_EVERY = 10
+_finished: Counter[tuple[str, str]] = Counter()  # final transitions per (queue, state) in this container
 
 Hold = Callable[[str], bool]  # hold(queue) -> True while no job of that queue may start
 Limiter = Callable[[str], float]  # limiter(queue) -> 0 to start one job now (counted), else seconds to wait
@@ -376,6 +383,9 @@ class Worker:
         monitor.emit("progress", updated)
 
     def _trim(self, state: str, keep: int) -> None:
+        _finished[self.queue.name, state] += 1
+        if (_finished[self.queue.name, state] - 1) % TRIM_EVERY:
+            return
         try:
             self.jobs.trim(self.queue.name, state, keep)
         except Exception:

@@ -3,7 +3,11 @@
 An emitter sends one event to each of its rooms as the contract's envelope
 `{"type","room","seq","ts","data"}`: for each room it takes the next seq from the room's atomic
 counter and stores the envelope for `resume` (kept >= 24 h) before anything is posted, then
-posts it to the room's members concurrently. A payload over API Gateway's 128 KB is refused
+posts it to the room's members concurrently, if it has any (the counter counts them). A room
+without a counter is skipped (neither stored nor posted): joining a room creates its counter
+(`EventLog.open_room`) before the joiner learns its seq, and the counter lives 30 days past the
+last join or event, so nobody can resume such a room. An event to several rooms first reads
+which have a counter (one BatchGetItem). A payload over API Gateway's 128 KB is refused
 (`PayloadTooLarge`) before any seq is taken. `emit_many` sends several events of one type to one
 room for the cost of one: one reservation of n seqs, their envelopes in BatchWriteItems of 25,
 one read of the members, then the posts (each connection gets them in seq order); the audit
@@ -54,7 +58,7 @@ __all__ = [
 
 
 def connections() -> Connections:
-    return Connections(aws.table("ws_connections"), aws.table("ws_members"))
+    return Connections(aws.table("ws_connections"), aws.table("ws_members"), event_log())
 
 
 def event_log() -> EventLog:
@@ -62,19 +66,29 @@ def event_log() -> EventLog:
 
 
 def emit(event_type: str, to: list[str], data: dict[str, Any]) -> dict[str, int]:
-    """Send one event to each room of `to`; returns room -> seq. Raises PayloadTooLarge."""
+    """Send one event to each room of `to` that has a counter (a room no connection joined for
+    the counter's retention is skipped: nobody can resume it); returns room -> seq of the rooms
+    it went to. Raises PayloadTooLarge."""
     targets = list(dict.fromkeys(to))
     ts = timeutil.iso_ms()
     protocol.check_size(event_type, targets, ts, data)
     store = event_log()
+    if len(targets) > 1:
+        targets = store.opened(targets)  # one read, rather than a reservation refused per room
     bodies: dict[str, str] = {}
     seqs: dict[str, int] = {}
+    listened: list[str] = []
     for room in targets:
-        seqs[room] = store.next_seq(room)
-        bodies[room] = protocol.dumps(protocol.envelope(event_type, room, seqs[room], ts, data))
-    store.append([(room, seqs[room], bodies[room]) for room in targets])  # before any post
+        reserved = store.reserve(room, 1)
+        if reserved is not None:
+            seqs[room], has_members = reserved
+            bodies[room] = protocol.dumps(protocol.envelope(event_type, room, seqs[room], ts, data))
+            listened += [room] if has_members else []
+    if not seqs:
+        return seqs
+    store.append([(room, seqs[room], bodies[room]) for room in seqs])  # before any post
     members = connections()
-    for room in targets:
+    for room in listened:
         for endpoint, connection_ids in members.recipients(room).items():
             fan_out(members, endpoint, connection_ids, bodies[room])
     return seqs
@@ -97,13 +111,18 @@ def emit_many(event_type: str, room: str, datas: list[dict[str, Any]]) -> list[i
     if not fitting:
         return []
     store = event_log()
-    first = store.reserve(room, len(fitting))
+    reserved = store.reserve(room, len(fitting))
+    if reserved is None:  # nobody can resume the room: see emit
+        return []
+    first, has_members = reserved
     seqs = list(range(first, first + len(fitting)))
     bodies = [
         protocol.dumps(protocol.envelope(event_type, room, seq, ts, data))
         for seq, data in zip(seqs, fitting, strict=True)
     ]
     store.append([(room, seq, body) for seq, body in zip(seqs, bodies, strict=True)])  # before any post
+    if not has_members:
+        return seqs
     members = connections()
     for endpoint, connection_ids in members.recipients(room).items():
         result = sender(endpoint).broadcast_many(connection_ids, bodies)

@@ -3,8 +3,9 @@ each room's event log with its seq counter.
 
 Every question is a GetItem or a Query: a ticket by its hash, a connection by id, a room's
 members (`ws_members`, one item per membership), a room's events after a seq (`ws_events`,
-sorted by seq). Stale items (a `$disconnect` that never ran) carry a TTL and are skipped when
-read after it.
+sorted by seq; at seq 0 the room's counter, which also counts its members, and which a room gets
+when a connection first joins it). Stale items (a `$disconnect` that never ran) carry a TTL and
+are skipped when read after it.
 """
 
 from __future__ import annotations
@@ -98,9 +99,13 @@ class Tickets:
 class Connections:
     """`ws_connections` (one item per connection) and `ws_members` (one per room membership)."""
 
-    def __init__(self, connections: Any, members: Any) -> None:
+    def __init__(self, connections: Any, members: Any, log: EventLog) -> None:
         self._connections = connections
         self._members = members
+        # A room joined gets its counter, which counts its members (EventLog.open_room, left):
+        # emitters skip a room without a counter, and read the members of a counted room only
+        # while it has some.
+        self._log = log
 
     def open(self, connection_id: str, user: dict[str, Any], rooms: list[str], endpoint: str | None) -> dict[str, Any]:
         now = timeutil.now()
@@ -116,7 +121,10 @@ class Connections:
         }
         if endpoint:
             item["endpoint"] = endpoint
-        # Memberships first: a connection item never points at rooms it is missing from.
+        # Counted before written (a fault between leaves a count too high: harmless), memberships
+        # before the connection item: a connection item never points at rooms it is missing from.
+        for room in rooms:
+            self._log.open_room(room, joined=1)
         with self._members.batch_writer() as batch:
             for room in rooms:
                 batch.put_item(Item=self._membership(room, item))
@@ -131,6 +139,7 @@ class Connections:
             "user_id": connection["user_id"],
             "ttl": int(connection["ttl"]),
             "expiry_day": connection["expiry_day"],
+            "counted": True,  # in its room's count (EventLog.open_room); memberships from before were not
         }
         if connection.get("endpoint"):
             item["endpoint"] = connection["endpoint"]
@@ -143,7 +152,12 @@ class Connections:
         return item
 
     def join(self, connection: dict[str, Any], room: str) -> None:
-        self._members.put_item(Item=self._membership(room, connection))
+        # Counted before written, and counted out again when it was in already (a retried frame
+        # after a fault midway): every fault leaves the count too high at worst, which is harmless.
+        self._log.open_room(room, joined=1)
+        old = self._members.put_item(Item=self._membership(room, connection), ReturnValues="ALL_OLD")
+        if (old.get("Attributes") or {}).get("counted"):
+            self._log.left(room)
         self._connections.update_item(
             Key={"connection_id": connection["connection_id"]},
             UpdateExpression="ADD rooms :r",
@@ -152,7 +166,7 @@ class Connections:
         )
 
     def leave(self, connection_id: str, room: str) -> None:
-        self._members.delete_item(Key={"room": room, "connection_id": connection_id})
+        self._remove_membership(room, connection_id)
         client = self._connections.meta.client
         # When the connection went away meanwhile, its membership is gone too.
         with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
@@ -180,10 +194,16 @@ class Connections:
         except client.exceptions.ConditionalCheckFailedException:
             return None
         removed = result.get("Attributes")
-        with self._members.batch_writer() as batch:
-            for room in (removed or {}).get("rooms") or ():
-                batch.delete_item(Key={"room": room, "connection_id": connection_id})
+        for room in (removed or {}).get("rooms") or ():
+            self._remove_membership(room, connection_id)
         return removed
+
+    def _remove_membership(self, room: str, connection_id: str) -> None:
+        """Delete the membership; the room's count goes down only when there was a counted one to
+        delete (a leave racing a close, a retried frame: each membership is counted out once)."""
+        old = self._members.delete_item(Key={"room": room, "connection_id": connection_id}, ReturnValues="ALL_OLD")
+        if (old.get("Attributes") or {}).get("counted"):
+            self._log.left(room)
 
     def members(self, room: str) -> list[str]:
         """The connection ids in `room`."""
@@ -217,42 +237,88 @@ class EventLog:
         # The Table's client takes and returns plain values (boto3's resource layer serializes).
         self._client = client or table.meta.client
 
-    def next_seq(self, room: str) -> int:
-        """The next seq of `room`: an atomic ADD, so concurrent emitters never share a seq."""
-        return self.reserve(room, 1)
-
-    def reserve(self, room: str, count: int) -> int:
-        """Take `count` consecutive seqs of `room` in one atomic ADD (concurrent emitters never
-        share one) and return the first of them."""
-        result = self._table.update_item(
+    def open_room(self, room: str, joined: int) -> None:
+        """Create the room's counter (at 0) if it has none, count `joined` more members (before
+        their membership is written) and keep it COUNTER_RETENTION_SECONDS: a connection joining
+        a room does this before it learns the room's seq, so every event after that is stored for
+        its `resume`. Emitters skip a room without a counter: nobody joined it for that long, so
+        nobody can resume it."""
+        self._table.update_item(
             Key={"room": room, "seq": COUNTER_SEQ},
-            UpdateExpression="ADD #l :n SET #t = :ttl, expiry_day = :day",
+            UpdateExpression="ADD #l :zero, members :j SET #t = :ttl, expiry_day = :day",
             ExpressionAttributeNames={"#l": "last", "#t": "ttl"},
-            ExpressionAttributeValues={
-                ":n": count,
-                **self._ttl_values(COUNTER_RETENTION_SECONDS),
-            },
-            ReturnValues="UPDATED_NEW",
+            ExpressionAttributeValues={":zero": 0, ":j": joined, **self._ttl_values(COUNTER_RETENTION_SECONDS)},
         )
-        return int(result["Attributes"]["last"]) - count + 1
+
+    def left(self, room: str) -> None:
+        """One member fewer (after its membership was deleted). A membership that expires
+        without a `$disconnect` stays counted: the room's members are then read for nothing."""
+        client = self._table.meta.client
+        with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+            self._table.update_item(
+                Key={"room": room, "seq": COUNTER_SEQ},
+                UpdateExpression="ADD members :minus",
+                ConditionExpression="attribute_exists(#l)",
+                ExpressionAttributeNames={"#l": "last"},
+                ExpressionAttributeValues={":minus": -1},
+            )
+
+    def opened(self, rooms: list[str]) -> list[str]:
+        """Those of `rooms` that have a counter, in their order: one BatchGetItem (consistent)."""
+        found = self.current(rooms, existing_only=True)
+        return [room for room in rooms if room in found]
+
+    def reserve(self, room: str, count: int) -> tuple[int, bool] | None:
+        """Take `count` consecutive seqs of `room` in one atomic ADD (concurrent emitters never
+        share one): the first of them, and whether the room may have members at that moment (a
+        connection counted later learns a seq past these); None when the room has no counter
+        (`open_room`), leaving it without one. A counter from before members were counted has
+        no count: it may have members."""
+        client = self._table.meta.client
+        try:
+            result = self._table.update_item(
+                Key={"room": room, "seq": COUNTER_SEQ},
+                UpdateExpression="ADD #l :n SET #t = :ttl, expiry_day = :day",
+                ConditionExpression="attribute_exists(#l)",
+                ExpressionAttributeNames={"#l": "last", "#t": "ttl"},
+                ExpressionAttributeValues={
+                    ":n": count,
+                    **self._ttl_values(COUNTER_RETENTION_SECONDS),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except client.exceptions.ConditionalCheckFailedException:
+            return None
+        counter = result["Attributes"]
+        return int(counter["last"]) - count + 1, int(counter.get("members", 1)) > 0
 
     @staticmethod
     def _ttl_values(seconds: int) -> dict[str, Any]:
         fields = timeutil.ttl_fields(timeutil.now() + seconds)
         return {":ttl": fields["ttl"], ":day": fields["expiry_day"]}
 
-    def current(self, rooms: list[str]) -> dict[str, int]:
-        """The last seq of each room (0 for a room that never had an event)."""
+    def current(self, rooms: list[str], existing_only: bool = False) -> dict[str, int]:
+        """The last seq of each room (0 for a room without a counter); with `existing_only`, of
+        the rooms that have a counter only."""
         client = self._client
         found: dict[str, int] = {}
         keys = [{"room": room, "seq": COUNTER_SEQ} for room in dict.fromkeys(rooms)]
         for start in range(0, len(keys), 100):
-            request = {self._table.name: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            request = {
+                self._table.name: {
+                    "Keys": keys[start : start + 100],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "#r, #l",
+                    "ExpressionAttributeNames": {"#r": "room", "#l": "last"},
+                }
+            }
             while request:
                 result = client.batch_get_item(RequestItems=request)
                 for item in result.get("Responses", {}).get(self._table.name, []):
                     found[item["room"]] = int(item.get("last", 0))
                 request = result.get("UnprocessedKeys") or {}
+        if existing_only:
+            return found
         return {room: found.get(room, 0) for room in rooms}
 
     def append(self, entries: list[tuple[str, int, str]]) -> None:

@@ -106,11 +106,51 @@ def test_without_configuration_posts_go_to_the_endpoint_each_connection_came_thr
     assert sorted(management.urls) == ["https://one/api", "https://two/api"]
 
 
-def test_events_are_stored_for_resume_even_when_nobody_listens(management):
+def test_events_are_stored_for_resume_when_nobody_listens_now_but_someone_joined_before(management):
+    join("gone", f"article:{ARTICLE}", "admin", role="admin")
+    emitters.connections().close("gone")
     emitters.emit_job_progress("job-1", "articles", 40, ARTICLE)
-    replayed, more = emitters.event_log().replay(f"article:{ARTICLE}", 0, 10)
-    assert [seq for seq, _ in replayed] == [1] and more is False
+    for room in (f"article:{ARTICLE}", "admin"):
+        replayed, more = emitters.event_log().replay(room, 0, 10)
+        assert [seq for seq, _ in replayed] == [1] and more is False
     assert management.calls == 0
+
+
+def test_an_event_to_rooms_nobody_ever_joined_is_neither_stored_nor_posted_for_one_read(management, dynamodb_calls):
+    # GIVEN only the author's room was ever joined
+    join("author", "user:author-1", user_id="author-1")
+    dynamodb_calls.clear()
+    # WHEN the article's status goes to its three rooms
+    seqs = emitters.emit_article_status(ARTICLE, "PUBLISHED", "author-1")
+    # THEN one read found which rooms exist; only the author's room took a seq and stored it
+    assert seqs == {"user:author-1": 1}
+    assert [c[:2] for c in dynamodb_calls] == [
+        ("BatchGetItem", "ws_events"),
+        ("UpdateItem", "ws_events"),
+        ("BatchWriteItem", "ws_events"),
+        ("Query", "ws_members"),
+    ]
+    for room in (f"article:{ARTICLE}", "admin"):
+        assert emitters.event_log().replay(room, 0, 10) == ([], False)
+        assert emitters.event_log().current([room]) == {room: 0}
+    assert [f["room"] for f in management.take("author")] == ["user:author-1"]
+
+
+def test_an_event_to_one_room_nobody_ever_joined_costs_one_request(management, dynamodb_calls):
+    assert emitters.emit_system_alert("info", "nobody hears") == {}
+    assert emitters.emit_activities([{"id": "e1"}, {"id": "e2"}]) == []
+    assert [c[:2] for c in dynamodb_calls] == [("UpdateItem", "ws_events"), ("UpdateItem", "ws_events")]
+    assert emitters.event_log().replay("admin", 0, 10) == ([], False)
+
+
+def test_a_room_joined_after_events_were_skipped_starts_at_seq_one_without_a_gap(management):
+    emitters.emit_job_progress("job-1", "articles", 10, ARTICLE)  # nobody ever joined: skipped
+    join("late", f"article:{ARTICLE}")
+    assert emitters.event_log().current([f"article:{ARTICLE}"]) == {f"article:{ARTICLE}": 0}
+    emitters.emit_job_progress("job-1", "articles", 90, ARTICLE)
+    assert [(f["seq"], f["data"]["progress"]) for f in management.take("late")] == [(1, 90)]
+    replayed, _ = emitters.event_log().replay(f"article:{ARTICLE}", 0, 10)
+    assert [seq for seq, _ in replayed] == [1]
 
 
 # --- listeners ------------------------------------------------------------------------------------------
@@ -412,3 +452,93 @@ def _invoke(inv: runtime.Invocation, fn: Any, *args: Any) -> Any:
     import app
 
     return app.middleware.run(inv, fn, *args)
+
+
+# --- the members count on the room's counter ----------------------------------------------------------------
+
+
+def _reads_of_members(calls: list[tuple[str, str, Any]]) -> int:
+    return sum(1 for c in calls if c[:2] == ("Query", "ws_members"))
+
+
+def test_a_room_whose_connections_all_left_is_stored_without_reading_its_members(management, dynamodb_calls):
+    join("a", "admin", role="admin", user_id="a")
+    join("b", "admin", role="admin", user_id="b")
+    emitters.connections().leave("a", "admin")
+    emitters.connections().leave("a", "admin")  # twice (a retried frame): counted once
+    dynamodb_calls.clear()
+    emitters.emit_system_alert("info", "one left")
+    assert _reads_of_members(dynamodb_calls) == 1
+    assert [f["data"]["message"] for f in management.take("b")] == ["one left"]
+    emitters.connections().close("b")
+    emitters.connections().close("b")  # $disconnect after a 410 removed it: counted once
+    dynamodb_calls.clear()
+    assert emitters.emit_system_alert("info", "nobody") == {"admin": 2}
+    assert emitters.emit_activities([{"id": "e1"}]) == [3]
+    assert _reads_of_members(dynamodb_calls) == 0
+    replayed, _ = emitters.event_log().replay("admin", 0, 10)
+    assert [seq for seq, _ in replayed] == [1, 2, 3]
+    join("c", "admin", role="admin", user_id="c")
+    emitters.emit_system_alert("info", "back")
+    assert [f["data"]["message"] for f in management.take("c")] == ["back"]
+
+
+def test_a_connection_closed_after_leaving_a_room_leaves_the_others_heard(management):
+    join("a", "admin", role="admin", user_id="a")
+    join("b", "admin", role="admin", user_id="b")
+    conns = emitters.connections()
+    conns._remove_membership("admin", "a")  # a leave racing a close: its first half ran...
+    conns.close("a")  # ...and the close still finds "admin" in the record, the membership gone
+    emitters.emit_system_alert("info", "still here")
+    assert [f["data"]["message"] for f in management.take("b")] == ["still here"]
+
+
+def test_removing_a_membership_from_before_members_were_counted_leaves_the_count_alone(management):
+    from chalicelib import aws
+
+    join("live", "admin", role="admin", user_id="live")
+    uncounted = {"room": "admin", "connection_id": "old", "ttl": int(time.time()) + 600, "expiry_day": "x"}
+    aws.table("ws_members").put_item(Item=uncounted)
+    aws.table("ws_connections").put_item(Item={"connection_id": "old", "rooms": {"admin"}, "ttl": 1, "user_id": "o"})
+    emitters.connections().close("old")  # e.g. its 410: it was never counted in
+    emitters.emit_system_alert("info", "still heard")
+    assert [f["data"]["message"] for f in management.take("live")] == ["still heard"]
+
+
+def test_a_counter_from_before_members_were_counted_still_reads_the_members(management):
+    from chalicelib import aws
+
+    aws.table("ws_events").put_item(Item={"room": "admin", "seq": 0, "last": 7})
+    aws.table("ws_members").put_item(
+        Item={
+            "room": "admin",
+            "connection_id": "old",
+            "user_id": "u",
+            "ttl": int(time.time()) + 600,
+            "expiry_day": "2026-11-29",
+            "endpoint": "https://gw/api",
+        }
+    )
+    emitters.emit_system_alert("info", "hello")
+    assert [(f["seq"], f["data"]["message"]) for f in management.take("old")] == [(8, "hello")]
+
+
+def test_a_subscribe_retried_after_a_fault_midway_is_counted_and_heard(management, monkeypatch):
+    from chalicelib.realtime import store
+
+    conn = join("c", "user:u1")
+    real = store.EventLog.open_room
+    faults = iter([RuntimeError("throttled")])
+
+    def flaky(self: Any, room: str, joined: int) -> None:
+        fault = next(faults, None)
+        if fault is not None:
+            raise fault
+        real(self, room, joined)
+
+    monkeypatch.setattr(store.EventLog, "open_room", flaky)
+    with pytest.raises(RuntimeError):
+        emitters.connections().join(conn, "admin")  # the frame fails; the client subscribes again
+    emitters.connections().join(conn, "admin")
+    emitters.emit_system_alert("info", "heard")
+    assert [f["data"]["message"] for f in management.take("c")] == ["heard"]

@@ -287,6 +287,7 @@ def test_a_connection_is_limited_in_its_rooms(gw, api, monkeypatch):
 def test_resume_replays_the_rooms_events_after_seq_in_order(gw, api, management):
     aid = article(api, "editor")
     author = api.user("editor")["id"]
+    joined_before(f"article:{aid}")
     for status in ("PROCESSING", "PUBLISHED", "ARCHIVED"):
         emitters.emit_article_status(aid, status, author, "job-1")
     cid = connect(gw, api, "editor")
@@ -332,8 +333,24 @@ def note(room: str, text: str) -> None:
     emitters.emit("note", [room], {"text": text})
 
 
+def joined_before(room: str) -> None:
+    """A connection joined `room` earlier (and left): the room has a counter, so its events are kept."""
+    emitters.event_log().open_room(room, joined=0)
+
+
+def test_events_of_a_room_nobody_ever_joined_are_not_kept_and_a_first_subscriber_starts_at_its_seq(gw, api):
+    aid = article(api, "editor")
+    emitters.emit_article_status(aid, "PROCESSING", api.user("editor")["id"])  # nobody ever joined
+    cid = connect(gw, api, "editor")
+    assert gw.send(cid, {"action": "subscribe", "room": f"article:{aid}"})[0]["seq"] == 0
+    emitters.emit_article_status(aid, "PUBLISHED", api.user("editor")["id"])
+    replies = gw.send(cid, {"action": "resume", "room": f"article:{aid}", "after": 0})
+    assert [(r.get("seq"), r.get("data", {}).get("status")) for r in replies] == [(1, "PUBLISHED"), (None, None)]
+
+
 def test_resume_skips_events_past_their_retention(gw, api, monkeypatch):
     room = f"user:{api.user('admin')['id']}"
+    joined_before(room)
     note(room, "old")
     later = time.time() + store.EVENT_RETENTION_SECONDS + 1
     monkeypatch.setattr(timeutil, "now", lambda: later)
@@ -347,6 +364,7 @@ def test_resume_skips_events_past_their_retention(gw, api, monkeypatch):
 def test_a_long_resume_comes_in_parts(gw, api, monkeypatch):
     monkeypatch.setattr(handlers, "MAX_REPLAY", 2)
     room = f"user:{api.user('admin')['id']}"
+    joined_before(room)
     for i in range(5):
         note(room, f"m{i}")
     cid = connect(gw, api, "admin")
@@ -360,8 +378,8 @@ def test_a_long_resume_comes_in_parts(gw, api, monkeypatch):
 
 def test_resume_after_a_restarted_counter_replays_everything_kept(gw, api):
     room = f"user:{api.user('admin')['id']}"
+    cid = connect(gw, api, "admin")  # the counter had expired: connecting starts it again at 0
     note(room, "after restart")
-    cid = connect(gw, api, "admin")
     replies = gw.send(cid, {"action": "resume", "room": room, "after": 90})
     assert [r.get("seq") for r in replies] == [1, None]
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 import pytest
 
 from chalicelib import aws, catalog
-from chalicelib.jobs import PermanentError, enqueue, errors, records, service
+from chalicelib.jobs import PermanentError, enqueue, errors, records, service, worker
 from tests.functional.jobs.conftest import LambdaContext
 
 
@@ -262,6 +263,7 @@ def test_a_processor_out_of_time_is_retried(poller, register, clock):
 def test_retention_keeps_the_newest_completed_and_failed(poller, register, clock, monkeypatch):
     spec = dataclasses.replace(catalog.queue("emails"), keep_completed=3, keep_failed=2)
     monkeypatch.setitem(catalog.QUEUES, "emails", spec)
+    monkeypatch.setattr(worker, "TRIM_EVERY", 1)  # trimmed at every final transition
 
     def outcome(job, ctx):
         if job["payload"]["fail"]:
@@ -285,6 +287,36 @@ def test_retention_keeps_the_newest_completed_and_failed(poller, register, clock
         "failed": 2,
         "cancelled": 0,
     }
+
+
+def test_retention_is_trimmed_at_every_few_completions_of_a_container(poller, register, clock, monkeypatch):
+    from collections import Counter
+
+    spec = dataclasses.replace(catalog.queue("emails"), keep_completed=3)
+    monkeypatch.setitem(catalog.QUEUES, "emails", spec)
+    monkeypatch.setattr(worker, "TRIM_EVERY", 4)
+    monkeypatch.setattr(worker, "_finished", Counter())  # a fresh container
+    reads: list[str] = []
+
+    def hook(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name == "Query" and params.get("IndexName") == "by_queue_state":
+            reads.append(params["KeyConditionExpression"])
+
+    client = aws.table("jobs").meta.client
+    client.meta.events.register("before-parameter-build.dynamodb", hook)
+    register("emails", "send", lambda job, ctx: {})
+    done = []
+    try:
+        for i in range(9):
+            done.append(enqueue("emails", "send", {"i": i})["id"])
+            poller.drain("emails")
+            clock.advance(1)
+            if i == 7:  # trimmed at the 1st and 5th completion: 3 kept then, 3 more since
+                assert [j for j in done if _state(j)] == done[-6:]
+    finally:
+        client.meta.events.unregister("before-parameter-build.dynamodb", hook)
+    assert len(reads) == 3  # the 1st, 5th and 9th completion
+    assert [j for j in done if _state(j)] == done[-3:]
 
 
 def test_final_records_carry_a_ttl(poller, register, clock):
