@@ -95,7 +95,7 @@ async def frames(ws: ClientConnection, count: int, timeout: float = 10) -> list[
     return got
 
 
-async def replies(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
+async def answers(ws: ClientConnection, count: int) -> list[dict[str, Any]]:
     """The next `count` replies, skipping room events (an admin's connection also hears the admin
     room's `activity`, its own connect's audit event among them, at any moment)."""
     got: list[dict[str, Any]] = []
@@ -171,7 +171,7 @@ def test_ping_and_malformed_frames_keep_the_connection(rt, people):
         async with connect(rt.ws(people.admin_token)) as ws:
             await ws.send("{not json")
             await ws.send(json.dumps({"action": "ping"}))
-            return await replies(ws, 2)
+            return await answers(ws, 2)
 
     replies = run(session())
     assert replies[0]["type"] == "error" and replies[1] == {"type": "pong"}
