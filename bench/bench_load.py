@@ -48,7 +48,7 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 def run(jobs: int) -> dict[str, Any]:
-    from tests.e2e.conftest import LocalStack, start_stack, stop_stack
+    from tests.e2e.conftest import start_stack, stop_stack
 
     with tempfile.TemporaryDirectory() as tmp:
         process, stack = start_stack(
