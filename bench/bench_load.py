@@ -4,8 +4,9 @@ The stack runs in a subprocess on free ports (as the e2e tests start it) with th
 fake generator fails FAILURE_RATE of its calls at random (500) and answers 429 with Retry-After
 above GENERATOR_RATE calls a second; the articles queue is limited to QUEUE_RATE starts a second
 (PUT /api/queues/articles/limits) and runs CONCURRENCY invocations at once. An editor creates N
-articles, then asks to generate each (4 client threads); one client thread polls the articles
-until each is PUBLISHED or rolled back with its job failed for good.
+articles, then asks to generate each (4 client threads); one client thread polls the listings of
+PUBLISHED and DRAFT articles once a second until each is PUBLISHED or rolled back with its job
+failed for good.
 
 It checks and prints: lost (a job neither completed nor failed, an article neither PUBLISHED nor
 rolled back), stuck (not done within the deadline), published twice (two successful generator
@@ -29,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 JOBS = 1000
 FAILURE_RATE = 0.3
@@ -68,6 +70,35 @@ def _ok(answer: tuple[int, Any, dict[str, str]], *expected: int) -> Any:
     if status not in expected:
         raise AssertionError(f"HTTP {status}: {body}")
     return body
+
+
+def _record(
+    article: dict[str, Any], published: dict[str, float], rolled_back: dict[str, float], pending: set[str], since: float
+) -> bool:
+    """Note an article that is done: PUBLISHED, or DRAFT again after its generation was asked for."""
+    if article["id"] not in pending or _ts(article["updated_at"]) < since:
+        return False
+    done = {"PUBLISHED": published, "DRAFT": rolled_back}.get(article["status"])
+    if done is None:
+        return False
+    done[article["id"]] = _ts(article["updated_at"])
+    pending.discard(article["id"])
+    return True
+
+
+def _newest(stack: Any, token: str, status: str, done: dict[str, float], pending: set[str], since: float) -> int:
+    """Articles newly done in `status`, from its listing (newest first): a page at a time until a
+    page brings nothing new (few requests, so the polling barely loads the stack it measures)."""
+    found, cursor = 0, ""
+    while True:
+        page = _ok(stack.request("GET", f"/api/articles?status={status}&limit=100{cursor}", token=token), 200)
+        new = sum(
+            _record(a, *((done, {}) if status == "PUBLISHED" else ({}, done)), pending, since) for a in page["items"]
+        )
+        found += new
+        if not new or not page.get("next_cursor"):
+            return found
+        cursor = f"&cursor={quote(page['next_cursor'])}"
 
 
 def _load(stack: Any, jobs: int) -> dict[str, Any]:
@@ -112,28 +143,31 @@ def _load(stack: Any, jobs: int) -> dict[str, Any]:
         list(pool.map(generate, ids))
     deadline = time.monotonic() + 120 + jobs * 0.5
     pending, published, rolled_back = set(ids), {}, {}
+    quiet = 0
     while pending and time.monotonic() < deadline:
-        for article_id in sorted(pending):
-            article = _ok(stack.request("GET", f"/api/articles/{article_id}", token=editor), 200)
-            if article["status"] == "PUBLISHED":
-                published[article_id] = _ts(article["updated_at"])
-                pending.discard(article_id)
-            elif article["status"] == "DRAFT":
-                rolled_back[article_id] = _ts(article["updated_at"])
-                pending.discard(article_id)
-        if pending:
-            time.sleep(0.5)
+        time.sleep(1.0)
+        news = _newest(stack, editor, "PUBLISHED", published, pending, started)
+        news += _newest(stack, editor, "DRAFT", rolled_back, pending, started)
+        quiet = 0 if news else quiet + 1
+        if pending and quiet >= 3:  # nothing new for a while: ask for each one left (also catches a missed one)
+            for article_id in sorted(pending):
+                article = _ok(stack.request("GET", f"/api/articles/{article_id}", token=editor), 200)
+                _record(article, published, rolled_back, pending, started)
     finished = max([*published.values(), *rolled_back.values()], default=time.time())
     elapsed = finished - started
 
-    states = collections.Counter()
+    # Every job ended: completed or failed, or gone from the listing (only ended jobs are trimmed,
+    # past the newest ones the worker keeps), and nothing of the queue waits or runs any more.
+    states: collections.Counter[str] = collections.Counter()
     for article_id in ids:
-        job = _ok(stack.request("GET", f"/api/jobs/{job_of[article_id]}", token=admin), 200)
-        states[job["state"]] += 1
-        if article_id in rolled_back and job["state"] != "failed":
+        status, job, _ = stack.request("GET", f"/api/jobs/{job_of[article_id]}", token=admin)
+        state = "ended, trimmed" if status == 404 else _ok((status, job, {}), 200)["state"]
+        states[state] += 1
+        if article_id in rolled_back and state not in ("failed", "ended, trimmed"):
             pending.add(article_id)  # rolled back while its job may still run: not done
-    lost = sum(n for state, n in states.items() if state not in ("completed", "failed"))
-    lost += sum(1 for a in published if a in rolled_back)
+    lost = sum(n for state, n in states.items() if state not in ("completed", "failed", "ended, trimmed"))
+    queue = _ok(stack.request("GET", "/api/queues/stats", token=admin), 200)["queues"]["articles"]
+    left = sum(int(queue[k]) for k in ("waiting", "active", "delayed"))
 
     calls = _ok(stack.control("GET", "/generator/calls"), 200)["items"]
     per_second = collections.Counter(int(c["at"]) for c in calls)
@@ -153,7 +187,7 @@ def _load(stack: Any, jobs: int) -> dict[str, Any]:
         "failed_for_good": len(rolled_back),
         "job_states": dict(states),
         "lost": lost,
-        "stuck": len(pending),
+        "stuck": len(pending) + left,
         "published_twice": len(twice),
         "generator_calls": len(calls),
         "generator_429": sum(1 for c in calls if c["status"] == 429),

@@ -47,6 +47,7 @@ class Server(ThreadingHTTPServer):
 
 class JsonHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK wait between them
     MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
