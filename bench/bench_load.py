@@ -12,7 +12,8 @@ It checks and prints: lost (a job neither completed nor failed, an article neith
 rolled back), stuck (not done within the deadline), published twice (two successful generator
 calls for one article, or two PUBLISHED in its audited status history), the most generator calls
 in one second (the generator's own call times) against its limit, throughput (jobs/s, first POST
-to last job done) and p50/p95 from POST .../generate to PUBLISHED (the article's updated_at).
+to last job done), p50/p95 from POST .../generate to PUBLISHED (the article's updated_at), and
+the CPU the stack's processes used per job (the machine is shared: a steadier figure than time).
 
 `python -m bench load`; N from `--jobs N` or INKWELL_BENCH_JOBS (default 1,000).
 """
@@ -57,12 +58,25 @@ def run(jobs: int) -> dict[str, Any]:
             Path(tmp), INKWELL_LOCAL_APP="app:app", INKWELL_GENERATOR_DELAY=GENERATOR_DELAY, INKWELL_LOG_LEVEL="WARNING"
         )
         try:
-            return _load(stack, jobs)
+            before = _cpu_seconds(process.pid)
+            result = _load(stack, jobs)
+            result["cpu_per_job"] = (_cpu_seconds(process.pid) - before) / jobs
+            return result
         except BaseException:
             print(stack.log_tail(60), file=sys.stderr)
             raise
         finally:
             stop_stack(process)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds the stack's process and its children (moto's server) have used so far (Linux)."""
+    pids = [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    total = 0
+    for one in pids:
+        fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _ok(answer: tuple[int, Any, dict[str, str]], *expected: int) -> Any:
@@ -219,7 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"  throughput {r['throughput']:.1f} jobs/s ({r['elapsed']:.1f} s); POST .../generate -> PUBLISHED "
-        f"p50 {r['p50']:.2f} s, p95 {r['p95']:.2f} s"
+        f"p50 {r['p50']:.2f} s, p95 {r['p95']:.2f} s; the stack's CPU {r['cpu_per_job'] * 1000:.0f} ms per job "
+        "(creating the articles included)"
     )
     problems = [name for name in ("lost", "stuck", "published_twice") if r[name]] + (
         ["over the generator's limit"] if r["max_calls_per_second"] > GENERATOR_RATE else []
