@@ -3,6 +3,7 @@
 - `POST`/`GET`/`DELETE /@connections/{id}`: API Gateway's WebSocket management API (the app's
   sender and boto3's `apigatewaymanagementapi` client use it as their endpoint URL);
 - `POST /generator`: the fake article generator; `POST /generator/faults` makes it fail on purpose;
+  `POST /generator/load` sets random failures and a rate limit, `GET /generator/calls` its call log;
 - `GET /schedules`; `POST /schedules/{name}/fire`: the EventBridge emulator's rules, fired on demand;
 - `GET /connections` (the open WebSocket connections); `GET /health`.
 """
@@ -51,8 +52,18 @@ class ControlHandler(JsonHandler):
             return self._management(gateway, method, unquote(path[len("/@connections/") :]), body)
         if path == "/generator" and method == "POST":
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, answer = generator.handle(headers, body)
-            return status, answer, None
+            status, answer, out = generator.call(headers, body)
+            return status, answer, out or None
+        if path == "/generator/load" and method == "POST":
+            try:
+                spec = json.loads(body or b"{}")
+                rate = None if spec.get("rate_limit") is None else int(spec["rate_limit"])
+                generator.set_load(float(spec.get("failure_rate", 0)), rate, spec.get("seed"))
+            except (ValueError, TypeError, AttributeError) as exc:
+                return 400, {"message": f"expected {{failure_rate?, rate_limit?, seed?}}: {exc}"}, None
+            return 204, None, None
+        if path == "/generator/calls" and method == "GET":
+            return 200, {"items": generator.log}, None
         if path == "/generator/faults" and method == "POST":
             try:
                 spec = json.loads(body or b"{}")

@@ -1,9 +1,9 @@
-"""The embedded AWS: moto's server in this process, holding what a deployment would create.
+"""The embedded AWS: moto's server in a process of its own (`local.moto_process`), holding what a deployment would create.
 
 The catalogue's tables and queues (through `infra.provision`, as tests and deploys do), and, as
 `chalice deploy` would: one Lambda function per SQS and schedule handler, an SQS event source
 mapping per queue handler (its `State` is what pause/resume switches, and what the SQS emulator
-obeys) and an EventBridge rule per schedule. Functions are never run by moto: the emulators in
+obeys; moto never delivers to it itself) and an EventBridge rule per schedule. Functions are never run by moto: the emulators in
 this package call the handlers in-process.
 """
 
@@ -12,9 +12,10 @@ from __future__ import annotations
 import errno
 import io
 import json
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterable
-from typing import Any
 
 from chalicelib import aws, catalog
 from infra import provision
@@ -28,38 +29,27 @@ _TRUST = {
 }
 
 
-def _moto_server(port: int) -> Any:
-    from moto.server import ThreadedMotoServer
-
-    class Server(ThreadedMotoServer):
-        # moto's start() waits forever when its thread cannot bind the port; report it instead.
-        error: BaseException | None = None
-
-        def _server_entry(self) -> None:
-            try:
-                super()._server_entry()
-            except BaseException as exc:
-                self.error = exc
-                self._server_ready_event.set()
-
-    return Server(ip_address="127.0.0.1", port=port, verbose=False)
-
-
 class EmulatedAws:
+    """moto's server in a process of its own (`local.moto_process`)."""
+
     def __init__(self, port: int) -> None:
-        self._server = _moto_server(port)
         self.port = port
         self.started = False
+        self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> str:
-        self._server.start()
-        error = self._server.error
-        if isinstance(error, SystemExit):  # werkzeug exits when the port is taken
-            raise OSError(errno.EADDRINUSE, f"port {self.port} is in use")
-        if error is not None:
-            raise error
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "local.moto_process", str(self.port)], stdout=subprocess.PIPE, text=True
+        )
+        assert self._process.stdout is not None
+        first = self._process.stdout.readline().strip()
+        if not first.isdigit():
+            self._process.wait()
+            if first.startswith(f"error {errno.EADDRINUSE} "):
+                raise OSError(errno.EADDRINUSE, f"port {self.port} is in use")
+            raise RuntimeError(f"moto's server did not start: {first or 'no answer'}")
         self.started = True
-        self.port = self._server.get_host_and_port()[1]
+        self.port = int(first)
         return self.endpoint
 
     @property
@@ -67,7 +57,12 @@ class EmulatedAws:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(1.0)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
 
     def provision(self, extra_queues: Iterable[catalog.Queue] = ()) -> dict[str, str]:
         """The catalogue's tables and queues, plus `extra_queues` (tests); logical name -> URL."""
@@ -107,26 +102,12 @@ class EmulatedAws:
                 **scaling,
             )
             q.mapping_uuid = mapping["UUID"]
-        _detach_moto_delivery()
         for s in schedules:
             s.rule_arn = events.put_rule(
                 Name=s.function_name, ScheduleExpression=s.expression, State="ENABLED", Description=s.description
             )["RuleArn"]
             function_arn = lam.get_function(FunctionName=s.function_name)["Configuration"]["FunctionArn"]
             events.put_targets(Rule=s.function_name, Targets=[{"Id": "1", "Arn": function_arn}])
-
-
-def _detach_moto_delivery() -> None:
-    # moto delivers a new message to a mapped function synchronously inside SendMessage (through
-    # Docker); that would consume messages and bump their receive counts. Our poller is the
-    # delivery path, as Lambda's own poller is on AWS, so moto's queue-side hook is cleared. The
-    # mappings themselves (state, batch size) stay readable and updatable through the API.
-    from moto.sqs.models import sqs_backends
-
-    for region_backends in sqs_backends.values():
-        for backend in region_backends.values():
-            for queue in backend.queues.values():
-                queue.lambda_event_source_mappings.clear()
 
 
 def _placeholder_zip() -> bytes:

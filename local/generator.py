@@ -7,6 +7,11 @@ deterministic and `make run` works offline. Tests make it fail on purpose with f
 (`POST /generator/faults {"status": 500, "times": 2, "article_id"?: ...}`; `"delay": seconds`
 makes those calls slow, and with status 200 only slow) or per request with the `X-Fake-Status`
 header.
+
+Load runs (`bench/bench_load.py`) set `POST /generator/load {"failure_rate": 0-1, "rate_limit":
+calls per second | null, "seed"?}`: that share of calls fails at random with 500, and a call over
+`rate_limit` calls in the current second (aligned on the clock) answers 429 with `Retry-After`.
+From then on every call is logged (`GET /generator/calls`: `{"items": [{"at", "article_id", "status"}]}`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -47,11 +54,44 @@ class Fault:
 
 
 class FakeGenerator:
-    def __init__(self, secret: str, delay: float = 0.2, sleep: Callable[[float], None] = time.sleep) -> None:
-        self._secret, self._delay, self._sleep = secret, delay, sleep
+    def __init__(
+        self,
+        secret: str,
+        delay: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._secret, self._delay, self._sleep, self._clock = secret, delay, sleep, clock
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self.calls = 0
+        self.failure_rate = 0.0
+        self.rate_limit: int | None = None
+        self._random = random.Random()
+        self._recording = False
+        self._second = (0, 0)  # (the current clock second, calls counted in it)
+        self.log: list[dict[str, Any]] = []  # once set_load ran: every well-formed call's at, article_id, status
+
+    def set_load(self, failure_rate: float, rate_limit: int | None, seed: int | None = None) -> None:
+        """Fail `failure_rate` of calls at random (500); answer 429 above `rate_limit` calls a second."""
+        if not 0 <= failure_rate <= 1:
+            raise ValueError("failure_rate must be between 0 and 1")
+        if rate_limit is not None and rate_limit < 1:
+            raise ValueError("rate_limit must be at least 1 call a second, or null")
+        with self._lock:
+            self.failure_rate, self.rate_limit = failure_rate, rate_limit
+            self._random = random.Random(seed)
+            self.log, self._recording = [], True
+
+    def _load_status(self, now: float) -> tuple[int | None, float]:
+        """(status forced by the load settings or None, seconds until the next second) for a call."""
+        with self._lock:
+            second = math.floor(now)
+            count = self._second[1] + 1 if self._second[0] == second else 1
+            self._second = (second, count)
+            if self.rate_limit is not None and count > self.rate_limit:
+                return 429, second + 1 - now
+            return (500 if self._random.random() < self.failure_rate else None), 0.0
 
     def add_fault(self, status: int, times: int = 1, article_id: str | None = None, delay: float | None = None) -> None:
         if not 100 <= status <= 599 or times < 1:
@@ -73,20 +113,32 @@ class FakeGenerator:
 
     def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         """(status, JSON answer) for one webhook call; headers are lower-cased."""
+        status, answer, _ = self.call(headers, body)
+        return status, answer
+
+    def call(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """(status, JSON answer, response headers) for one webhook call; headers are lower-cased."""
         self.calls += 1
         given = headers.get("x-inkwell-signature", "")
         if not hmac.compare_digest(given.encode(), signature(body, self._secret).encode()):
-            return 401, {"message": "bad or missing X-Inkwell-Signature"}
+            return 401, {"message": "bad or missing X-Inkwell-Signature"}, {}
         try:
             request = json.loads(body)
         except ValueError:
-            return 400, {"message": "the body must be JSON"}
+            return 400, {"message": "the body must be JSON"}, {}
         if not isinstance(request, dict) or not all(k in request for k in ("article_id", "title", "topic")):
-            return 400, {"message": "expected {article_id, title, topic, keywords}"}
+            return 400, {"message": "expected {article_id, title, topic, keywords}"}, {}
+        now = self._clock()
+        limited, wait = self._load_status(now)
         forced = headers.get("x-fake-status")
         fault = None if forced and forced.isdigit() else self._take_fault(str(request["article_id"]))
-        status = int(forced) if forced and forced.isdigit() else fault.status if fault else None
+        status = int(forced) if forced and forced.isdigit() else fault.status if fault else limited
+        with self._lock:
+            if self._recording:
+                self.log.append({"at": now, "article_id": str(request["article_id"]), "status": status or 200})
+        if status == 429 and limited == 429:
+            return 429, {"message": "rate limited"}, {"Retry-After": str(max(1, math.ceil(wait)))}
         self._sleep(self._delay if fault is None or fault.delay is None else fault.delay)
         if status and status != 200:
-            return status, {"message": f"fake generator failing on purpose ({status})"}
-        return 200, {"content": content_for(request)}
+            return status, {"message": f"fake generator failing on purpose ({status})"}, {}
+        return 200, {"content": content_for(request)}, {}

@@ -1,6 +1,7 @@
 """A threaded HTTP server on a background thread, and a JSON-answering request handler base.
 
-Shared by the REST gateway and the control server; `stop()` returns within a second.
+Shared by the REST gateway and the control server; `stop()` returns within a second. Connections
+run on reused threads (`local.threads`), not on a new thread each.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+from local.threads import Workers
 
 
 class Server(ThreadingHTTPServer):
@@ -20,6 +23,11 @@ class Server(ThreadingHTTPServer):
         for name, value in attrs.items():
             setattr(self, name, value)
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+        self._workers = Workers(f"http-{self.port}")
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Each connection on a reused thread (the app's per-thread clients survive it)."""
+        self._workers.submit(lambda: self.process_request_thread(request, client_address))
 
     @property
     def port(self) -> int:
@@ -39,6 +47,7 @@ class Server(ThreadingHTTPServer):
 
 class JsonHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK wait between them
     MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002

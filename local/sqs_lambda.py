@@ -25,6 +25,7 @@ from chalice.local import LambdaContext
 
 from local import logs
 from local.sources import SqsSource
+from local.threads import Workers
 
 STATE_TTL = 1.0  # seconds a mapping's state is cached
 WAIT_SECONDS = 1  # long-poll wait: short enough to stop promptly
@@ -116,8 +117,9 @@ class SqsPoller:
         self._sqs, self._lam, self._region, self._stop, self._clock = sqs, lam, region, stop, clock
         self._state: tuple[float, bool, bool] | None = None  # (read at, enabled, report failures)
         self.concurrency = DEFAULT_CONCURRENCY
-        self._running: set[threading.Thread] = set()
+        self._running = 0
         self._slots = threading.Condition()
+        self._workers = Workers(f"lambda-{source.name}")  # warm containers: threads and clients reused
         self.thread = threading.Thread(target=self.run, name=f"sqs-{source.name}", daemon=True)
 
     def mapping_state(self) -> tuple[bool, bool]:
@@ -148,22 +150,23 @@ class SqsPoller:
                 if not self._stop.is_set():
                     logs.line("SQS", f"{self.source.queue_name} poller error: {exc!r}")
                     self._stop.wait(1)
-        for thread in list(self._running):
-            thread.join()
+        with self._slots:
+            self._slots.wait_for(lambda: self._running == 0)
 
     @property
     def running(self) -> int:
         """Invocations running now."""
         with self._slots:
-            return len(self._running)
+            return self._running
 
     def _free_slot(self, timeout: float) -> bool:
         """Wait up to `timeout` s until fewer than the mapping's maximum concurrency run."""
         with self._slots:
-            return self._slots.wait_for(lambda: len(self._running) < self.concurrency, timeout)
+            return self._slots.wait_for(lambda: self._running < self.concurrency, timeout)
 
-    def start(self, messages: list[dict[str, Any]]) -> threading.Thread:
-        """Invoke the handler with this batch in a thread of its own (one Lambda invocation)."""
+    def start(self, messages: list[dict[str, Any]]) -> None:
+        """Invoke the handler with this batch in a thread of its own while it runs (one Lambda
+        invocation; the thread, like a warm container, runs later invocations too)."""
 
         def invocation() -> None:
             try:
@@ -172,14 +175,12 @@ class SqsPoller:
                 logs.line("SQS", f"{self.source.queue_name} invocation error: {exc!r}")
             finally:
                 with self._slots:
-                    self._running.discard(thread)
+                    self._running -= 1
                     self._slots.notify_all()
 
-        thread = threading.Thread(target=invocation, name=f"lambda-{self.source.name}", daemon=True)
         with self._slots:
-            self._running.add(thread)
-        thread.start()
-        return thread
+            self._running += 1
+        self._workers.submit(invocation)
 
     def receive(self, wait_seconds: int = WAIT_SECONDS) -> list[dict[str, Any]]:
         """Up to batch size messages; keeps receiving within the batching window."""

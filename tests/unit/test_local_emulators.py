@@ -211,3 +211,27 @@ def test_a_slot_that_passes_between_construction_and_the_first_run_still_fires()
     sched.run()
     sched._pool.shutdown(wait=True)
     assert fired == ["2026-11-28T02:00:00Z"]
+
+
+def test_under_load_the_generator_fails_a_share_at_random_and_answers_429_above_its_rate() -> None:
+    now = [100.25]
+    gen = FakeGenerator("secret", delay=0.0, sleep=lambda s: None, clock=lambda: now[0])
+    signed = {"x-inkwell-signature": signature(BODY, "secret")}
+    gen.set_load(0.3, rate_limit=1000, seed=7)
+    statuses = []
+    for i in range(1000):
+        now[0] = 100.25 + i / 1000
+        statuses.append(gen.call(signed, BODY)[0])
+    assert 250 <= statuses.count(500) <= 350 and statuses.count(500) + statuses.count(200) == 1000
+
+    gen.set_load(0.0, rate_limit=3)
+    now[0] = 200.75
+    answers = [gen.call(signed, BODY) for _ in range(5)]
+    assert [a[0] for a in answers] == [200, 200, 200, 429, 429]
+    assert answers[3][2] == {"Retry-After": "1"}
+    now[0] = 201.0  # a new second
+    assert gen.call(signed, BODY)[0] == 200
+    assert [c["status"] for c in gen.log] == [200, 200, 200, 429, 429, 200]
+    assert gen.log[0] == {"at": 200.75, "article_id": json.loads(BODY)["article_id"], "status": 200}
+    with pytest.raises(ValueError):
+        gen.set_load(1.5, None)

@@ -1,0 +1,100 @@
+"""The embedded moto server in a process of its own (`python -m local.moto_process PORT`).
+
+It prints the port it listens on (or `error <errno> <message>`) as its first line, and exits
+when its parent is gone. Running moto apart from the app, the gateways and the pollers lets the
+two share the machine's cores instead of one interpreter lock (`make bench`: `bench_load`).
+SQS queues never deliver to mapped functions themselves (moto would run them through Docker
+inside SendMessage, consuming messages): the stack's pollers are the delivery path, as Lambda's
+own pollers are on AWS; the mappings stay readable and updatable through the API.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import re
+import sys
+import time
+from typing import Any
+
+# Signed requests of these services go to one backend per (region, service, X-Amz-Target prefix)
+# whatever their path: the dispatcher's answer is kept instead of worked out again under its lock.
+_CACHED_SERVICES = frozenset({"dynamodb", "sqs", "lambda", "events", "iam", "sts", "ssm", "logs", "monitoring"})
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+
+class _NoDelivery(dict[str, Any]):
+    def __setitem__(self, key: str, value: Any) -> None:
+        pass  # a mapping never attaches to the queue
+
+
+def _detach_delivery() -> None:
+    from moto.sqs import models
+
+    init = models.Queue.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807
+        init(self, *args, **kwargs)
+        self.lambda_event_source_mappings = _NoDelivery()
+
+    models.Queue.__init__ = __init__  # type: ignore[method-assign]
+
+
+def _cache_dispatch() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    find = DomainDispatcherApplication.get_application
+    found: dict[tuple[str, str, str], Any] = {}
+
+    def get_application(self: Any, environ: dict[str, Any]) -> Any:
+        scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        path = environ.get("PATH_INFO", "")
+        if not scope or scope[2] not in _CACHED_SERVICES or path.startswith(("/moto-api", "/latest/")):
+            return find(self, environ)
+        key = (scope[1], scope[2], environ.get("HTTP_X_AMZ_TARGET", "").split(".")[0])
+        if key not in found:
+            found[key] = find(self, environ)
+        return found[key]
+
+    DomainDispatcherApplication.get_application = get_application  # type: ignore[method-assign]
+
+
+def main(port: int) -> None:
+    from moto.server import ThreadedMotoServer
+    from werkzeug.serving import WSGIRequestHandler
+
+    # werkzeug sends a response's headers and body in separate writes: with Nagle's algorithm on,
+    # the body waits for the client's delayed ACK of the headers (~40 ms on Linux) on every call.
+    WSGIRequestHandler.disable_nagle_algorithm = True
+
+    for noisy in ("werkzeug", "moto"):  # werkzeug would log every request (a fifth of the time)
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    _detach_delivery()
+    _cache_dispatch()
+    parent = os.getppid()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    failed: list[BaseException] = []
+    entry = server._server_entry
+
+    def guarded() -> None:
+        try:
+            entry()
+        except BaseException as exc:  # werkzeug exits when the port is taken
+            failed.append(exc)
+            server._server_ready_event.set()
+
+    server._server_entry = guarded  # type: ignore[method-assign]
+    server.start()
+    if failed:
+        code = errno.EADDRINUSE if isinstance(failed[0], SystemExit) else 0
+        print(f"error {code} {failed[0]!r}", flush=True)
+        sys.exit(2)
+    print(server.get_host_and_port()[1], flush=True)
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
