@@ -65,13 +65,20 @@ def _dynamodb() -> Any:
     if getattr(_local, "generation", None) != _generation:
         with _lock:
             _local.resource = session().resource("dynamodb", **_session_kwargs())
+        _local.tables = {}
         _local.generation = _generation
     return _local.resource
 
 
 def table(name: str) -> Any:
-    """The DynamoDB Table resource for a catalogue table's logical name."""
-    return _dynamodb().Table(config.get().resource_name(name))
+    """The DynamoDB Table resource for a catalogue table's logical name, built once per thread
+    (boto3 builds a Table class anew each time: it was the largest CPU cost of a request)."""
+    physical = config.get().resource_name(name)
+    resource = _dynamodb()
+    found = _local.tables.get(physical)
+    if found is None:
+        found = _local.tables[physical] = resource.Table(physical)
+    return found
 
 
 @functools.cache

@@ -23,10 +23,17 @@ def test_each_thread_has_its_own_dynamodb_resource():
     assert other is not mine and _resource_in_a_thread() is not other
 
 
+def test_a_thread_builds_each_table_once():
+    assert aws.table("jobs") is aws.table("jobs") and aws.table("users") is not aws.table("jobs")
+    assert aws.table("jobs").name == "inkwell-test-jobs"
+
+
 def test_reset_builds_new_clients_and_resources():
     client, resource = aws.client("sqs"), aws.table("jobs").meta.client
+    table = aws.table("jobs")
     aws.reset()
     assert aws.client("sqs") is not client and aws.table("jobs").meta.client is not resource
+    assert aws.table("jobs") is not table
 
 
 def test_clients_are_shared_between_threads():
