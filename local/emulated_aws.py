@@ -102,12 +102,27 @@ class EmulatedAws:
                 **scaling,
             )
             q.mapping_uuid = mapping["UUID"]
+        _detach_moto_delivery()
         for s in schedules:
             s.rule_arn = events.put_rule(
                 Name=s.function_name, ScheduleExpression=s.expression, State="ENABLED", Description=s.description
             )["RuleArn"]
             function_arn = lam.get_function(FunctionName=s.function_name)["Configuration"]["FunctionArn"]
             events.put_targets(Rule=s.function_name, Targets=[{"Id": "1", "Arn": function_arn}])
+
+
+def _detach_moto_delivery() -> None:
+    # moto delivers a new message to a mapped function synchronously inside SendMessage (through
+    # Docker); that would consume messages and bump their receive counts. Our poller is the
+    # delivery path, as Lambda's own poller is on AWS. The stack's moto process never attaches
+    # (local/moto_process.py); a moto in this process (the functional tests) is cleared here. The
+    # mappings themselves (state, batch size) stay readable and updatable through the API.
+    from moto.sqs.models import sqs_backends
+
+    for region_backends in sqs_backends.values():
+        for backend in region_backends.values():
+            for queue in backend.queues.values():
+                queue.lambda_event_source_mappings.clear()
 
 
 def _placeholder_zip() -> bytes:
