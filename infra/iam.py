@@ -213,8 +213,10 @@ def resource_arns(key: str, scope: Scope, actions: Iterable[str] = ()) -> list[s
     if key == "event-source-mapping":
         return [scope.arn("lambda", "event-source-mapping:*")]
     if key == "logs":
-        group = f"log-group:/aws/lambda/{scope.functions}*"
-        return [scope.arn("logs", group), scope.arn("logs", f"{group}:log-stream:*")]
+        groups = [f"log-group:/aws/lambda/{scope.functions}*"]
+        if not scope.function_prefix:  # `chalice deploy` names the REST function `inkwell-<stage>`
+            groups.append(f"log-group:/aws/lambda/{scope.functions.rstrip('-')}")
+        return [scope.arn("logs", g + suffix) for g in groups for suffix in ("", ":log-stream:*")]
     if key == "*":
         return ["*"]
     raise ValueError(f"unknown resource key {key!r}")

@@ -159,3 +159,17 @@ def test_every_granted_key_renders(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_policy_fits_the_inline_role_policy_quota() -> None:
     # AWS allows 10,240 characters of inline policy per role (whitespace excluded)
     assert len(json.dumps(iam.template_policy("prod"), separators=(",", ":"))) < 10_240
+
+
+def test_every_function_may_write_its_own_log_group_on_both_paths() -> None:
+    """`chalice deploy` names the REST function `inkwell-<stage>` (no suffix), the others
+    `inkwell-<stage>-<handler>`; the template names them all `<stack>-...`."""
+    chalice_path = iam.Scope("prod", region="eu-west-1", account="123456789012")
+    [logs] = [s for s in statements(chalice_path) if "logs:PutLogEvents" in s["Action"]]
+    base = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/"
+    assert f"{base}inkwell-prod:log-stream:*" in logs["Resource"]  # the REST function
+    assert f"{base}inkwell-prod-*:log-stream:*" in logs["Resource"]  # every other function
+    assert not any(r.startswith(f"{base}inkwell-prod*") for r in logs["Resource"])  # not stage `prod2`'s
+    template = iam.Scope.template("prod")
+    [logs] = [s for s in statements(template) if "logs:PutLogEvents" in s["Action"]]
+    assert any("/aws/lambda/${AWS::StackName}-*" in r for r in logs["Resource"])
