@@ -59,9 +59,10 @@ def deploy_refusal(stage: str, project_dir: Path) -> str | None:
     from chalicelib import catalog, config
     from infra import chalice_config, iam
 
-    local = chalice_config.local_stage_error(stage)
-    if local:
-        return local
+    # config.json's variables only: they are all a plain `chalice deploy` gives the functions
+    refused = chalice_config.stage_error(stage, {}, project_dir / ".chalice" / "config.json")
+    if refused:
+        return refused
     record = project_dir / ".chalice" / "deployed" / f"{stage}.json"
     resources = json.loads(record.read_text()).get("resources", []) if record.exists() else []
     if not resources:

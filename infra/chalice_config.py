@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from chalicelib import config
 from infra import iam
@@ -53,6 +56,50 @@ def local_stage_error(stage: str) -> str | None:
             "deploy dev, prod or a stage of your own"
         )
     return None
+
+
+def webhook_url(stage: str, environ: Mapping[str, str] = os.environ, path: Path | None = None) -> str:
+    """The stage's article webhook: `ARTICLE_WEBHOOK_URL` of the process (`make deploy` writes it
+    into the stage's config), else the stage's `environment_variables` in `.chalice/config.json`."""
+    if environ.get(config.ARTICLE_WEBHOOK_URL):
+        return environ[config.ARTICLE_WEBHOOK_URL]
+    cfg = json.loads((path or PATH).read_text())
+    stage_env = cfg.get("stages", {}).get(stage, {}).get("environment_variables", {})
+    return str(
+        stage_env.get(config.ARTICLE_WEBHOOK_URL)
+        or cfg.get("environment_variables", {}).get(config.ARTICLE_WEBHOOK_URL)
+        or ""
+    )
+
+
+def stage_error(stage: str, environ: Mapping[str, str] = os.environ, path: Path | None = None) -> str | None:
+    """Why a stage cannot be deployed or packaged: a local stage, or no article webhook (without
+    one, every article job would fail on AWS: only the local stack has a built-in generator)."""
+    local = local_stage_error(stage)
+    if local:
+        return local
+    url = webhook_url(stage, environ, path)
+    parsed = urlparse(url)
+    if parsed.scheme not in ("https", "http") or not parsed.netloc:
+        found = f" ({url!r} is not an http(s) URL)" if url else ""
+        return (
+            f"stage {stage!r} has no ARTICLE_WEBHOOK_URL{found}: set the article generation webhook in "
+            f".chalice/config.json under stages.{stage}.environment_variables, or pass it "
+            f"(ARTICLE_WEBHOOK_URL=https://... make deploy STAGE={stage})"
+        )
+    return None
+
+
+def set_variable(stage: str, name: str, value: str, path: Path | None = None) -> bool:
+    """Set one variable in a stage's `environment_variables`; True when the file changed."""
+    path = path or PATH
+    current = json.loads(path.read_text())
+    wanted = copy.deepcopy(current)
+    wanted.setdefault("stages", {}).setdefault(stage, {}).setdefault("environment_variables", {})[name] = value
+    if wanted == current:
+        return False
+    path.write_text(json.dumps(wanted, indent=2) + "\n")
+    return True
 
 
 WEBSOCKET_VARIABLES = (config.WS_MANAGEMENT_ENDPOINT, config.WS_URL)

@@ -287,7 +287,7 @@ def _clients(region: str) -> dict[str, Any]:
 
 
 def check_deployable(stage: str) -> None:
-    error = chalice_config.local_stage_error(stage)
+    error = chalice_config.stage_error(stage)
     if error:
         raise SystemExit(error)
 
@@ -298,6 +298,8 @@ def deploy(
     check_deployable(stage)
     account = clients["sts"].get_caller_identity()["Account"]  # fail fast without credentials
     chalice_config.sync()
+    if os.environ.get(config.ARTICLE_WEBHOOK_URL):  # Chalice gives functions config.json's variables only
+        chalice_config.set_variable(stage, config.ARTICLE_WEBHOOK_URL, os.environ[config.ARTICLE_WEBHOOK_URL])
     shape = app_shape.load(stage)
     chalice_config.sync(shape)
     iam.write_policy_file(stage)

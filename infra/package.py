@@ -20,11 +20,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from chalicelib import config
 from infra import app_shape, chalice_config, iam, template
 
 
 def package(stage: str, out: Path) -> Path:
-    error = chalice_config.local_stage_error(stage)
+    error = chalice_config.stage_error(stage)
     if error:
         raise SystemExit(error)
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -36,7 +37,7 @@ def package(stage: str, out: Path) -> Path:
         print(f"wrote {iam.policy_file(stage).relative_to(app_shape.ROOT)} (commit it)")
     out.mkdir(parents=True, exist_ok=True)
     overlay = out.parent / f"{stage}-overlay.json"
-    template.write(str(overlay), template.overlay(shape))
+    template.write(str(overlay), template.overlay(shape, os.environ.get(config.ARTICLE_WEBHOOK_URL, "")))
     command = [sys.executable, "-m", "infra.chalice_cli", "package", "--stage", stage]
     command += ["--merge-template", str(overlay), str(out)]
     # no credentials reach `chalice package`: it must work offline; the stage's environment must

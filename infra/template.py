@@ -157,8 +157,9 @@ def catalogue_resources(stage: str) -> dict[str, Any]:
     return resources
 
 
-def environment(shape: AppShape) -> dict[str, Any]:
-    """What every function is told: each resource's physical name and the WebSocket endpoints."""
+def environment(shape: AppShape, webhook_url: str = "") -> dict[str, Any]:
+    """What every function is told: each resource's physical name, the WebSocket endpoints and
+    (when given at package time, else from `.chalice/config.json`) the article webhook."""
     # One variable per logical name (config.Settings.resource_name reads one for tables and queues
     # alike): `articles` is a table and a queue, both named inkwell-<stage>-articles. Referencing
     # the resources also makes CloudFormation create them before any function.
@@ -171,6 +172,8 @@ def environment(shape: AppShape) -> dict[str, Any]:
     if shape.websocket:
         variables[config.WS_MANAGEMENT_ENDPOINT] = api_url("https", "WebsocketAPI")
         variables[config.WS_URL] = api_url("wss", "WebsocketAPI")
+    if webhook_url:
+        variables[config.ARTICLE_WEBHOOK_URL] = webhook_url
     return variables
 
 
@@ -261,11 +264,11 @@ def monitoring_resources(shape: AppShape) -> dict[str, Any]:
     return resources
 
 
-def overlay(shape: AppShape) -> dict[str, Any]:
+def overlay(shape: AppShape, webhook_url: str = "") -> dict[str, Any]:
     """The template merged into Chalice's by `chalice package --merge-template`."""
     stage = shape.stage
     resources = catalogue_resources(stage)
-    env = environment(shape)
+    env = environment(shape, webhook_url)
     role_policy = iam.template_policy(stage)
     timeouts: dict[str, int] = {}
     events: dict[str, dict[str, Any]] = {}

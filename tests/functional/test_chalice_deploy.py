@@ -84,6 +84,7 @@ class Stage:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": REGION,
+            "ARTICLE_WEBHOOK_URL": "https://generator.example.com/articles",
             # no __pycache__ in the clones: Chalice's build cache is keyed on every file under
             # chalicelib/, so the clones' builds match (and the zip carries no stray .pyc)
             "PYTHONDONTWRITEBYTECODE": "1",

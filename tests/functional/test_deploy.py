@@ -328,6 +328,46 @@ def test_make_package_refuses_a_local_stage(stage: str, monkeypatch: pytest.Monk
     assert not (tmp_path / "out").exists()
 
 
+WEBHOOK_REFUSAL = "stage 'dev' has no ARTICLE_WEBHOOK_URL"
+
+
+def test_make_deploy_refuses_a_stage_without_article_webhook_before_any_aws_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN stage dev, whose committed config has no ARTICLE_WEBHOOK_URL, and none in the environment
+    monkeypatch.setattr(deploy, "_clients", lambda region: pytest.fail("no AWS client without a webhook"))
+    # WHEN deployed THEN it exits non-zero, saying what to set and where
+    with pytest.raises(SystemExit) as refused:
+        deploy.main(["dev"])
+    assert str(refused.value).startswith(WEBHOOK_REFUSAL)
+    assert "stages.dev.environment_variables" in str(refused.value)
+    # AND a value that is no URL is refused, naming it
+    monkeypatch.setenv(config.ARTICLE_WEBHOOK_URL, "generator.example.com/articles")
+    with pytest.raises(SystemExit) as refused:
+        deploy.main(["dev"])
+    assert "'generator.example.com/articles' is not an http(s) URL" in str(refused.value)
+
+
+def test_make_package_refuses_a_stage_without_article_webhook(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    from infra import package
+
+    monkeypatch.setattr(package.subprocess, "run", lambda *a, **k: pytest.fail("no chalice package"))
+    with pytest.raises(SystemExit) as refused:
+        package.main(["prod", "--out", str(tmp_path / "out")])
+    assert str(refused.value).startswith("stage 'prod' has no ARTICLE_WEBHOOK_URL")
+    assert not (tmp_path / "out").exists()
+
+
+def test_article_webhook_comes_from_the_environment_or_the_stages_config(tmp_path: Any) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"stages": {"dev": {"environment_variables": {}}}}))
+    assert (chalice_config.stage_error("dev", {}, path) or "").startswith(WEBHOOK_REFUSAL)
+    assert chalice_config.stage_error("dev", {config.ARTICLE_WEBHOOK_URL: "https://gen.example.com/a"}, path) is None
+    # `make deploy` writes a given one into the stage's config (a plain `chalice deploy` reads only that)
+    assert chalice_config.set_variable("dev", config.ARTICLE_WEBHOOK_URL, "https://gen.example.com/a", path)
+    assert chalice_config.stage_error("dev", {}, path) is None
+
+
 # --- what a plain `chalice deploy` keeps, and when it refuses -----------------------------------
 
 
@@ -358,7 +398,12 @@ def _record(project: Any, stage: str, queues: list[str]) -> None:
 def test_plain_chalice_deploy_refuses_a_stage_make_deploy_did_not_create(tmp_path: Any) -> None:
     every_queue = [f"inkwell-dev-{q}" for q in catalog.QUEUES]
     (tmp_path / ".chalice").mkdir()
+    webhook = {config.ARTICLE_WEBHOOK_URL: "https://gen.example.com/a"}
     (tmp_path / ".chalice" / "config.json").write_text(json.dumps({"stages": {"dev": {}}}))
+    assert (chalice_cli.deploy_refusal("dev", tmp_path) or "").startswith(WEBHOOK_REFUSAL)
+    (tmp_path / ".chalice" / "config.json").write_text(
+        json.dumps({"stages": {"dev": {"environment_variables": webhook}}})
+    )
     # a local stage; no record; a record Chalice left after `chalice delete`
     assert "is local" in (chalice_cli.deploy_refusal("test", tmp_path) or "")
     never = chalice_cli.deploy_refusal("dev", tmp_path)

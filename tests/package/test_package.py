@@ -24,6 +24,7 @@ from infra.chalice_cli import LAMBDA_RUNTIME
 
 ROOT = Path(__file__).resolve().parents[2]
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
+WEBHOOK = "https://generator.example.com/articles"
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,7 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # no credentials, no Inkwell variables from the caller: only a region, as in CI
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "INKWELL_"))}
     env["AWS_DEFAULT_REGION"] = "us-east-1"
+    env["ARTICLE_WEBHOOK_URL"] = WEBHOOK  # a non-local stage is refused without one
     result = subprocess.run(
         [sys.executable, "-m", "infra.package", "prod", "--out", str(out)],
         cwd=ROOT,
@@ -77,6 +79,13 @@ def test_template_has_nothing_missing_from_the_checklist(sam: dict[str, Any]) ->
 def test_every_function_runs_on_a_supported_runtime(sam: dict[str, Any]) -> None:
     functions = resources_of(sam, "AWS::Serverless::Function")
     assert {f["Properties"]["Runtime"] for f in functions.values()} == {LAMBDA_RUNTIME}
+
+
+def test_every_function_is_told_the_article_webhook_given_at_package_time(sam: dict[str, Any]) -> None:
+    functions = resources_of(sam, "AWS::Serverless::Function")
+    assert {f["Properties"]["Environment"]["Variables"].get("ARTICLE_WEBHOOK_URL") for f in functions.values()} == {
+        WEBHOOK
+    }
 
 
 def test_every_queue_has_its_dead_letter_queue_and_redrive(sam: dict[str, Any]) -> None:
