@@ -15,6 +15,7 @@ script, not a test process: it changes `os.environ` and imports app.py for that 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ class Function:
     cfn: str  # its logical id in the packaged template
     role_cfn: str | None  # the logical id of its IAM role
     timeout: int
+    role_resource: str = ""  # Chalice's resource name of its role (`api_handler_role`)
+    role_name: str = ""  # the role's name on the `chalice deploy` path
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class SqsSource:
     event: str  # logical id of the SAM event
     queue: str  # the queue's physical name (or ARN)
     batch_size: int
+    resource: str = ""  # Chalice's resource name (`jobs_articles-sqs-event-source`)
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class ScheduleSource:
     function: str
     event: str
     expression: str
+    resource: str = ""  # Chalice's resource name (`daily_analytics-event`)
+    rule: str = ""  # the EventBridge rule's name on the `chalice deploy` path
 
 
 @dataclass
@@ -61,6 +67,7 @@ class AppShape:
     schedules: list[ScheduleSource] = field(default_factory=list)
     websocket: bool = False
     rest: bool = False
+    websocket_name: str = ""  # the WebSocket API's name on the `chalice deploy` path
 
 
 def _walk(resources: list[Any]) -> list[Any]:
@@ -98,13 +105,15 @@ def load(stage: str, project_dir: Path = ROOT) -> AppShape:
     shape = AppShape(stage)
     for model in _walk(graph.resources):
         if isinstance(model, models.LambdaFunction):
-            role = model.role.resource_name if isinstance(model.role, models.ManagedIAMRole) else None
+            managed = model.role if isinstance(model.role, models.ManagedIAMRole) else None
             fn = Function(
                 model.resource_name,
                 model.function_name,
                 cfn_name(model.resource_name),
-                cfn_name(role) if role else None,
+                cfn_name(managed.resource_name) if managed else None,
                 model.timeout,
+                managed.resource_name if managed else "",
+                managed.role_name if managed else "",
             )
             shape.functions[fn.cfn] = fn
         elif isinstance(model, models.SQSEventSource):
@@ -115,6 +124,7 @@ def load(stage: str, project_dir: Path = ROOT) -> AppShape:
                     cfn_name(model.resource_name),
                     queue,
                     model.batch_size,
+                    model.resource_name,
                 )
             )
         elif isinstance(model, models.ScheduledEvent):
@@ -123,16 +133,19 @@ def load(stage: str, project_dir: Path = ROOT) -> AppShape:
                     cfn_name(model.lambda_function.resource_name),
                     cfn_name(model.resource_name),
                     model.schedule_expression,
+                    model.resource_name,
+                    model.rule_name,
                 )
             )
         elif isinstance(model, models.WebsocketAPI):
             shape.websocket = True
+            shape.websocket_name = model.name
         elif isinstance(model, models.RestAPI):
             shape.rest = True
     if shape.rest and "ApiHandler" in shape.functions:
         # `chalice package` renames the REST handler's function (not its role) to APIHandler
         fn = shape.functions.pop("ApiHandler")
-        shape.functions["APIHandler"] = Function(fn.name, fn.function_name, "APIHandler", fn.role_cfn, fn.timeout)
+        shape.functions["APIHandler"] = dataclasses.replace(fn, cfn="APIHandler")
     shape.sqs.sort(key=lambda s: s.event)
     shape.schedules.sort(key=lambda s: s.event)
     return shape

@@ -13,7 +13,7 @@ is plain Python 3.11+, which python3.12 runs.
 A plain `chalice deploy` or `chalice package`, as Chalice users type it, gets the same: when
 Chalice loads app.py, app.py calls `app_loaded` (outside Lambda only; infra/ is never deployed), which targets the runtime before Chalice packages anything, and refuses, in one
 line and before any AWS call, a `chalice deploy` that would leave a broken stage: a local stage,
-or one `make deploy` has not created (no `.chalice/deployed/<stage>.json`, a catalogue queue
+or one `make deploy` has not created or fetched into this clone (no `.chalice/deployed/<stage>.json`, a catalogue queue
 without its trigger in it, or no WebSocket endpoints in the stage's config.json; Chalice cannot
 create tables, queues or alarms, a trigger it creates lacks `ReportBatchItemFailures`, and it
 sets every function's environment to config.json's).
@@ -67,8 +67,8 @@ def deploy_refusal(stage: str, project_dir: Path) -> str | None:
     resources = json.loads(record.read_text()).get("resources", []) if record.exists() else []
     if not resources:
         return (
-            f"stage {stage!r} was never created: run `make deploy STAGE={stage}` first "
-            "(tables, queues and alarms), or commit the .chalice/ it wrote on the machine that did"
+            f"stage {stage!r} was never created, or not from this clone: run `make deploy STAGE={stage}` first "
+            "(it creates tables, queues and alarms, and fetches the stage's record from SSM)"
         )
     triggered = {r.get("queue") for r in resources if r.get("resource_type") == "sqs_event"}
     missing = [q for q in catalog.QUEUES if iam.physical_name(stage, q) not in triggered]

@@ -3,9 +3,12 @@
     python -m infra.deploy prod             # create or update everything the stage needs
     python -m infra.deploy prod --teardown  # remove it (prod also needs --yes)
 
-`make deploy` creates a stage once; afterwards a plain `chalice deploy --stage <stage>`, from any
-clone, updates its code (see README, Deploy). Local stages (`config.LOCAL_STAGES`, which run on
-development secrets) are refused. Every step is idempotent, so a failed run is simply run again:
+`make deploy` creates or updates a stage from any clone; a plain `chalice deploy --stage <stage>`
+updates its code from a clone where it ran (see README, Deploy). Local stages
+(`config.LOCAL_STAGES`, which run on development secrets) and stages without an
+`ARTICLE_WEBHOOK_URL` are refused. Every step is idempotent, and Chalice's record is kept in SSM
+and completed by name before Chalice runs (`infra.deploy_state`), so a failed run is simply run
+again, from any clone:
 
 1. `.chalice/config.json` in step, and `.chalice/policy-<stage>.json` (`infra.iam`: the committed
    file, any account and region; written only when the stage is new or the file stale);
@@ -14,9 +17,10 @@ development secrets) are refused. Every step is idempotent, so a failed run is s
 3. the catalogue's tables and queues (`infra.provision`, hardened: PITR, KMS, SSE, TTL, redrive);
 4. an SNS topic, an alarm on every dead-letter queue's depth, the stage's other alarms and its
    CloudWatch dashboard (`infra.monitoring`, as in the template);
-5. `chalice deploy --stage <stage>` (functions, roles, REST and WebSocket APIs, schedules, SQS
-   triggers), with the stage's environment, on `infra.chalice_cli.LAMBDA_RUNTIME`; it writes
-   the stage's record, `.chalice/deployed/<stage>.json`;
+5. the stage's record fetched from SSM into `.chalice/deployed/<stage>.json` and completed with
+   what exists by name; `chalice deploy --stage <stage>` (functions, roles, REST and WebSocket
+   APIs, schedules, SQS triggers), with the stage's environment, on
+   `infra.chalice_cli.LAMBDA_RUNTIME`; the record stored back in SSM, whether it succeeded or not;
 6. what Chalice does not manage: `ReportBatchItemFailures` on every SQS event-source mapping of
    the stage's functions (Chalice never sets it, aws/chalice#2029), and the WebSocket endpoints
    (Chalice learns the API's id only while creating it) in the stage's `environment_variables`
@@ -24,15 +28,15 @@ development secrets) are refused. Every step is idempotent, so a failed run is s
 7. logging: every function's log group and both API stages' access log groups with a retention
    period, the access logs on the REST and WebSocket stages (and, when the account has none yet,
    API Gateway's account-wide role for writing them). Tracing needs no step: `xray` in
-   `.chalice/config.json` makes Chalice turn it on for every function and the REST stage.
+   `.chalice/config.json` makes Chalice turn it on for every function and the REST stage;
+8. verification (`deploy_state.problems`): `main` exits non-zero naming what the stage lacks.
 
 What step 6 sets survives a plain `chalice deploy`: Chalice updates an existing mapping with
 BatchSize, MaximumBatchingWindowInSeconds and (only when app.py sets `maximum_concurrency`)
 ScalingConfig, and AWS keeps what an update omits, so `FunctionResponseTypes` and a
 ScalingConfig set outside Chalice stay; the endpoints come from config.json. A mapping Chalice
-*creates* (no record of it) lacks `ReportBatchItemFailures`: hence the record and config.json are
-committed after `make deploy` (the run says so), and a plain `chalice deploy` refuses a stage
-whose record lacks a catalogue queue's trigger (`infra.chalice_cli`). Only a stage's first
+*creates* (no record of it) lacks `ReportBatchItemFailures`: hence a plain `chalice deploy`
+refuses a stage whose local record lacks a catalogue queue's trigger (`infra.chalice_cli`). Only a stage's first
 `chalice deploy` runs without the endpoints, until step 6 sets them moments later.
 """
 
@@ -47,18 +51,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from chalicelib import catalog, config
-from infra import app_shape, chalice_cli, chalice_config, iam, monitoring, provision
+from infra import app_shape, chalice_cli, chalice_config, deploy_state, iam, monitoring, provision
 from infra.app_shape import AppShape
 from infra.monitoring import API_STAGE
 
-BATCH_FAILURES = ["ReportBatchItemFailures"]
+BATCH_FAILURES = deploy_state.BATCH_FAILURES
 COMMIT_HINT = (
-    "Commit .chalice/ (deployed/{stage}.json, config.json, policy-{stage}.json): "
-    "`chalice deploy --stage {stage}` and `chalice delete --stage {stage}` from any clone need them."
+    "Commit .chalice/ (config.json, policy-{stage}.json). Chalice's record of the stage is kept in "
+    "the SSM parameter {parameter}: `make deploy` and `make teardown` fetch it on any machine."
 )
 Runner = Callable[[list[str], dict[str, str]], None]
 
@@ -233,11 +236,6 @@ def report_batch_failures(lambda_client: Any, function_names: list[str]) -> list
     return changed
 
 
-def deployed_record(stage: str, project_dir: Path = app_shape.ROOT) -> dict[str, Any]:
-    path = project_dir / ".chalice" / "deployed" / f"{stage}.json"
-    return json.loads(path.read_text()) if path.exists() else {"resources": []}
-
-
 def websocket_environment(record: dict[str, Any], region: str) -> dict[str, str]:
     for resource in record.get("resources", []):
         if resource.get("resource_type") == "websocket_api":
@@ -282,6 +280,7 @@ def _clients(region: str) -> dict[str, Any]:
             "iam",
             "apigateway",
             "apigatewayv2",
+            "events",
         )
     }
 
@@ -307,15 +306,29 @@ def deploy(
     created = ensure_secrets(clients["ssm"], stage)
     urls = provision.provision(clients["dynamodb"], clients["sqs"], settings, hardened=True)
     topic = ensure_alarms(clients["sns"], clients["cloudwatch"], stage, email, shape, region)
-    chalice(["deploy", "--stage", stage], stage, run)
+    # what exists of the stage goes into Chalice's record first, so that nothing is made twice
+    record, leftovers = deploy_state.adopt(clients, shape, deploy_state.fetch(clients["ssm"], stage), region)
+    deploy_state.write(stage, record)
+    try:
+        chalice(["deploy", "--stage", stage], stage, run)
+    except subprocess.CalledProcessError as failed:
+        raise SystemExit(
+            f"chalice deploy failed (exit {failed.returncode}); what it made is found by name on the next run: "
+            f"run `make deploy STAGE={stage}` again"
+        ) from failed
+    finally:
+        deploy_state.store(clients["ssm"], stage)
     names = sorted(fn.function_name for fn in shape.functions.values())
     mappings = report_batch_failures(clients["lambda"], names)
-    record = deployed_record(stage)
+    record = deploy_state.read(stage)
     endpoints = websocket_environment(record, region)
     chalice_config.set_websocket_endpoints(stage, endpoints)
     updated = set_environment(clients["lambda"], names, endpoints)
     log_groups = ensure_logging(clients, shape, record, region, account)
+    expected = app_shape.stage_environment(stage)  # config.json now holds the endpoints
     return {
+        "problems": deploy_state.problems(clients, shape, record, expected),
+        "leftovers_deleted": leftovers,
         "account": account,
         "secrets_created": created,
         "queues": urls,
@@ -329,11 +342,25 @@ def deploy(
     }
 
 
-def teardown(stage: str, clients: dict[str, Any], run: Runner = _run, delete_secrets: bool = False) -> list[str]:
-    os.environ.update(app_shape.stage_environment(stage))
-    config.reset()
-    if deployed_record(stage)["resources"]:
-        chalice(["delete", "--stage", stage], stage, run)
+def teardown(
+    stage: str, clients: dict[str, Any], run: Runner = _run, delete_secrets: bool = False, region: str = "us-east-1"
+) -> list[str]:
+    """Remove the stage, with or without a record anywhere: what Chalice made is found by name.
+    Refuses (SystemExit) before touching data when any of it is still there afterwards."""
+    shape = app_shape.load(stage)  # also gives this process the stage's environment
+    record, _ = deploy_state.adopt(clients, shape, deploy_state.fetch(clients["ssm"], stage), region)
+    deploy_state.write(stage, record)
+    if record["resources"]:
+        with contextlib.suppress(subprocess.CalledProcessError):  # what it left is named below
+            chalice(["delete", "--stage", stage], stage, run)
+    left = deploy_state.leftovers(clients, shape)
+    if left:
+        deploy_state.store(clients["ssm"], stage)
+        raise SystemExit(
+            f"teardown of {stage!r} stopped: still there after `chalice delete`: {', '.join(left)}. "
+            "Tables, queues and alarms were kept; fix the cause and run `make teardown` again."
+        )
+    deploy_state.forget(clients["ssm"], stage)
     chalice_config.set_websocket_endpoints(stage, {})
     removed = provision.delete(clients["dynamodb"], clients["sqs"], config.get())
     topic = clients["sns"].create_topic(Name=f"inkwell-{stage}-alarms")["TopicArn"]  # idempotent lookup
@@ -380,13 +407,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.teardown:
         if args.stage == "prod" and not args.yes:
             raise SystemExit("tearing down prod deletes its data: add --yes (make teardown STAGE=prod YES=1)")
-        for name in teardown(args.stage, clients, delete_secrets=args.delete_secrets):
+        for name in teardown(args.stage, clients, delete_secrets=args.delete_secrets, region=region):
             print("removed", name)
-        print(f"Commit .chalice/ (deployed/{args.stage}.json, config.json): the stage is gone for every clone.")
+        print(f"Commit .chalice/config.json (the stage's endpoints are gone from it): {args.stage} is gone.")
         return
     result = deploy(args.stage, clients, region, email=args.alarm_email)
     print(json.dumps(result, indent=2))
-    print(COMMIT_HINT.format(stage=args.stage))
+    if result["problems"]:
+        raise SystemExit(f"make deploy: stage {args.stage!r} is not right:\n  " + "\n  ".join(result["problems"]))
+    print(COMMIT_HINT.format(stage=args.stage, parameter=deploy_state.parameter(args.stage)))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ import pytest
 
 # `chalice deploy` passes every mapping update through here: the test checks what Chalice sends.
 MAPPING_UPDATES: list[dict[str, Any]] = []
+# Not a gap, a fault the tests inject: this many WebSocket API deployments fail. That is
+# the last thing Chalice's deployer does, so the run fails with everything else already made
+# (a 400, which botocore does not retry).
+FAILING_WEBSOCKET_DEPLOYMENTS = [0]
 
 
 def _free_port() -> int:
@@ -54,9 +58,13 @@ def apply_shims(monkeypatch: pytest.MonkeyPatch) -> None:
         apigatewayv2_urls.url_paths, "{0}/v2/apis/(?P<api_id>[^/]+)/deployments$", ApiGatewayV2Response.dispatch
     )
 
-    def create_deployment(self: Any) -> str:
+    def create_deployment(self: Any) -> Any:
         import json
 
+        if FAILING_WEBSOCKET_DEPLOYMENTS[0] > 0:
+            FAILING_WEBSOCKET_DEPLOYMENTS[0] -= 1
+            headers = {"x-amzn-errortype": "BadRequestException"}
+            return 400, headers, json.dumps({"message": "injected fault: the deployment failed"})
         return json.dumps({"deploymentId": uuid.uuid4().hex[:6], "deploymentStatus": "DEPLOYED"})
 
     monkeypatch.setattr(ApiGatewayV2Response, "create_deployment", create_deployment, raising=False)
@@ -122,6 +130,7 @@ def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
     apply_shims(monkeypatch)
     MAPPING_UPDATES.clear()
+    FAILING_WEBSOCKET_DEPLOYMENTS[0] = 0
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -1,16 +1,19 @@
-"""`chalice deploy` as Chalice users type it (issue 20), for real against a moto server.
+"""`make deploy`, `chalice deploy` and `make teardown` for real (issues 20 and 17), against a moto
+server: `infra.deploy` with Chalice's deployer, as subprocesses in clones of the repository.
 
-`make deploy` (the code it runs, `python -m infra.deploy dev`) creates the stage in one clone of
-the repository, whose changes are committed as the run asks; then, in a second clone, the plain
-`chalice` command: `chalice deploy --stage dev` updates the stage and leaves every SQS mapping
-with `ReportBatchItemFailures` and every function with the WebSocket endpoints; `chalice deploy`
-of a stage never created stops with one line; `chalice delete` and `make teardown` remove it.
+`make deploy` creates stage dev in one clone and stores Chalice's record in SSM; a second clone
+(no record: `.chalice/deployed/` is not in git) is refused a plain `chalice deploy` with one line,
+runs `make deploy`, which converges without creating anything, then `chalice deploy`, which keeps
+every SQS mapping's `ReportBatchItemFailures` and every function's WebSocket endpoints. Stage prod's
+first deploy fails at Chalice's last step; run again it leaves one of everything. `make teardown`
+removes prod with no record anywhere and dev with the stored one. Each step asserts the inventory,
+found by names.
 
 The clones are copies of what a commit of this working tree holds (tracked files and new ones
 .gitignore lets through), so the test checks the files as they will be committed. The moto
 server's shims are in tests/functional/moto_server.py. The clones share Chalice's build cache
-with the working tree (as `make package` fills it), so the Lambda package is built at most once:
-about 25 s, up to a minute when it downloads the Lambda wheels from PyPI.
+with the working tree (as `make package` fills it), so the Lambda package is built at most once.
+The module takes about 3 minutes (seven deploys and teardowns, ~20 s each on an idle machine).
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ from typing import Any
 import pytest
 
 from chalicelib import catalog, config
-from infra import deploy
+from infra import deploy, deploy_state
 from infra.chalice_cli import LAMBDA_RUNTIME
 from tests.functional import moto_server
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 REGION = "us-east-1"
+WEBHOOK = "https://generator.example.com/articles"
 GIT = ["git", "-c", "user.name=Inkwell tests", "-c", "user.email=tests@example.com", "-c", "init.defaultBranch=main"]
 
 
@@ -74,6 +78,69 @@ def _queue(mapping: dict[str, Any]) -> str:
     return mapping["EventSourceArn"].rsplit(":", 1)[-1].removeprefix("inkwell-dev-")
 
 
+def _ours(name: str, stage: str) -> bool:
+    return name == f"inkwell-{stage}" or name.startswith(f"inkwell-{stage}-")
+
+
+def inventory(stage: Stage, name: str) -> dict[str, Any]:
+    """What exists of stage `name`, found by names (this test's own reading, not infra's)."""
+    functions = [f["FunctionName"] for f in stage.client("lambda").list_functions()["Functions"]]
+    mappings = [m for m in _mappings(stage) if _ours(m["FunctionArn"].rsplit(":", 1)[-1], name)]
+    rules = stage.client("events").list_rules(NamePrefix=f"inkwell-{name}-")["Rules"]
+    apigateway = stage.client("apigateway")
+    rest = []
+    for api in apigateway.get_rest_apis()["items"]:
+        uris = [
+            apigateway.get_integration(restApiId=api["id"], resourceId=r["id"], httpMethod=m)["uri"]
+            for r in apigateway.get_resources(restApiId=api["id"])["items"]
+            for m in r.get("resourceMethods", {})
+        ]
+        if any(u.endswith(f":function:inkwell-{name}/invocations") for u in uris):
+            rest.append(api["id"])
+    websocket = [a for a in stage.client("apigatewayv2").get_apis()["Items"] if _ours(a["Name"], name)]
+    queues = stage.client("sqs").list_queues(QueueNamePrefix=f"inkwell-{name}-").get("QueueUrls", [])
+    return {
+        "functions": sorted(f for f in functions if _ours(f, name)),
+        "roles": sorted(r["RoleName"] for r in stage.client("iam").list_roles()["Roles"] if _ours(r["RoleName"], name)),
+        "mappings": Counter(m["EventSourceArn"].rsplit(":", 1)[-1] for m in mappings),
+        "rules": sorted(r["Name"] for r in rules),
+        "rest_apis": len(rest),
+        "websocket_apis": len(websocket),
+        "tables": [t for t in stage.client("dynamodb").list_tables()["TableNames"] if _ours(t, name)],
+        "queues": queues,
+    }
+
+
+def assert_whole(found: dict[str, Any], name: str) -> None:
+    """One of each: the REST API, the WebSocket API, one mapping per queue, a rule per schedule."""
+    assert found["rest_apis"] == 1 and found["websocket_apis"] == 1, found
+    assert found["mappings"] == Counter(f"inkwell-{name}-{q}" for q in catalog.QUEUES), found["mappings"]
+    assert len(found["rules"]) == len(catalog.SCHEDULES), found["rules"]
+    assert len(found["functions"]) == len(found["roles"]) >= 17, found
+
+
+def assert_gone(found: dict[str, Any]) -> None:
+    assert found == {
+        "functions": [],
+        "roles": [],
+        "mappings": Counter(),
+        "rules": [],
+        "rest_apis": 0,
+        "websocket_apis": 0,
+        "tables": [],
+        "queues": [],
+    }
+
+
+def stored_record(stage: Stage, name: str) -> dict[str, Any] | None:
+    ssm = stage.client("ssm")
+    try:
+        value = ssm.get_parameter(Name=deploy_state.parameter(name))["Parameter"]["Value"]
+    except ssm.exceptions.ParameterNotFound:
+        return None
+    return deploy_state.decode(value)
+
+
 class Stage:
     def __init__(self, url: str, first: Path, second: Path) -> None:
         self.url, self.first, self.second = url, first, second
@@ -84,7 +151,7 @@ class Stage:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": REGION,
-            "ARTICLE_WEBHOOK_URL": "https://generator.example.com/articles",
+            "ARTICLE_WEBHOOK_URL": WEBHOOK,
             # no __pycache__ in the clones: Chalice's build cache is keyed on every file under
             # chalicelib/, so the clones' builds match (and the zip carries no stray .pyc)
             "PYTHONDONTWRITEBYTECODE": "1",
@@ -105,7 +172,10 @@ class Stage:
         )
 
     def record(self) -> dict[str, Any]:
-        return json.loads((self.second / ".chalice" / "deployed" / "dev.json").read_text())
+        return json.loads(self.record_text("dev"))
+
+    def record_text(self, name: str) -> str:
+        return (self.second / ".chalice" / "deployed" / f"{name}.json").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -120,14 +190,19 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
         urllib.request.urlopen(reset).close()
 
 
-def test_make_deploy_then_plain_chalice_deploy_from_a_second_clone(stage: Stage) -> None:
-    # GIVEN a stage created once by `make deploy` in one clone, which commits what the run wrote
+def test_make_deploy_creates_the_stage_and_stores_its_record(stage: Stage) -> None:
+    # GIVEN a clone of the repository WHEN `make deploy` creates stage dev
     as_committed(stage.first)
     share_builds(ROOT, stage.first)
     made = stage.run([sys.executable, "-m", "infra.deploy", "dev"], stage.first)
     assert made.returncode == 0, made.stdout + made.stderr
     share_builds(stage.first, ROOT)  # for tests/package and the next run
-    assert "Commit .chalice/" in made.stdout
+    assert deploy_state.parameter("dev") in made.stdout
+    # THEN it holds one of everything, verified (the run printed no problem)
+    assert_whole(inventory(stage, "dev"), "dev")
+    assert '"problems": []' in made.stdout
+    # AND Chalice's record is stored in SSM, the same as the local one, which git does not track
+    assert stored_record(stage, "dev") == json.loads((stage.first / ".chalice" / "deployed" / "dev.json").read_text())
     # (with what an operator watches: alarms, the dashboard, log retention, access logs, tracing)
     functions = stage.client("lambda").list_functions()["Functions"]
     pages = stage.client("cloudwatch").get_paginator("describe_alarms").paginate(AlarmNamePrefix="inkwell-dev-")
@@ -146,17 +221,48 @@ def test_make_deploy_then_plain_chalice_deploy_from_a_second_clone(stage: Stage)
         ":log-group:/aws/apigateway/inkwell-dev-rest-access"
     )
     changed = sorted(line[3:] for line in git(stage.first, "status", "--porcelain", "-uall").splitlines())
-    # (the committed policy file is the one the deploy uses: it did not change)
-    assert changed == [".chalice/config.json", ".chalice/deployed/dev.json"], changed
+    # (the committed policy file is the one the deploy uses: it did not change; the record is not tracked)
+    assert changed == [".chalice/config.json"], changed
     # AND every SQS trigger has its queue's maximum concurrency from the catalogue
     most = {m["EventSourceArn"].rsplit(":", 1)[-1]: m.get("ScalingConfig") for m in _mappings(stage)}
     assert most == {f"inkwell-dev-{q.name}": {"MaximumConcurrency": q.concurrency} for q in catalog.QUEUES.values()}
     git(stage.first, "add", "-A")
     git(stage.first, "commit", "-qm", "stage dev created")
+
+
+def test_plain_chalice_deploy_of_a_stage_never_created_here_stops_with_one_line(stage: Stage) -> None:
+    # GIVEN a second clone, without any record, and the local stage test
     git(stage.second, "clone", "-q", str(stage.first), ".")
     share_builds(stage.first, stage.second)
+    for name in ("dev", "prod", "test"):
+        # WHEN a Chalice user deploys it
+        result = stage.run([str(BIN / "chalice"), "deploy", "--stage", name], stage.second)
+        # THEN one line says what to do, and nothing of it was created
+        assert result.returncode != 0
+        assert result.stdout == ""
+        (line,) = result.stderr.splitlines()
+        assert line.startswith(f"chalice deploy: stage '{name}' ")
+        assert "is local" in line if name == "test" else f"make deploy STAGE={name}" in line
+    functions = stage.client("lambda").list_functions()["Functions"]
+    assert not [f for f in functions if f["FunctionName"].startswith(("inkwell-prod", "inkwell-test"))]
+    assert not [r for r in stage.client("iam").list_roles()["Roles"] if r["RoleName"].startswith("inkwell-prod")]
+    assert_whole(inventory(stage, "dev"), "dev")
 
-    # WHEN a Chalice user updates it from the second clone, as Chalice users type it
+
+def test_make_deploy_from_a_second_clone_converges_then_plain_chalice_deploy_works(stage: Stage) -> None:
+    # GIVEN the second clone, without .chalice/deployed/ (not in git)
+    assert not (stage.second / ".chalice" / "deployed").exists()
+    # WHEN `make deploy` runs there
+    again = stage.run([sys.executable, "-m", "infra.deploy", "dev"], stage.second)
+    # THEN it fetched the record and created nothing
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [line for line in again.stdout.splitlines() if line.startswith("Creating")] == [
+        "Creating deployment package."
+    ]
+    assert_whole(inventory(stage, "dev"), "dev")
+    assert stage.record() == stored_record(stage, "dev")
+
+    # WHEN a Chalice user updates it from there, as Chalice users type it
     moto_server.MAPPING_UPDATES.clear()
     updated = stage.run([str(BIN / "chalice"), "deploy", "--stage", "dev"], stage.second)
 
@@ -164,20 +270,14 @@ def test_make_deploy_then_plain_chalice_deploy_from_a_second_clone(stage: Stage)
     assert updated.returncode == 0, updated.stdout + updated.stderr
     lines = (updated.stdout + updated.stderr).splitlines()
     assert [line for line in lines if line.startswith(("Creating", "Subscribing"))] == ["Creating deployment package."]
-    assert len(stage.client("apigateway").get_rest_apis()["items"]) == 1
-    assert len(stage.client("apigatewayv2").get_apis()["Items"]) == 1
+    assert_whole(inventory(stage, "dev"), "dev")
     # AND every catalogue queue has exactly one mapping, which still reports batch item failures:
     # Chalice's update sent only its own settings, and AWS keeps what an update omits
     mappings = _mappings(stage)
-    queues = Counter(m["EventSourceArn"].rsplit(":", 1)[-1] for m in mappings)
-    assert queues == Counter(f"inkwell-dev-{q}" for q in catalog.QUEUES)
     assert all(m.get("FunctionResponseTypes") == ["ReportBatchItemFailures"] for m in mappings), mappings
     assert len(moto_server.MAPPING_UPDATES) == len(catalog.QUEUES)
     sent = {"BatchSize", "MaximumBatchingWindowInSeconds", "ScalingConfig"}
     assert all(set(u) == sent for u in moto_server.MAPPING_UPDATES), moto_server.MAPPING_UPDATES
-    assert sorted(u["ScalingConfig"]["MaximumConcurrency"] for u in moto_server.MAPPING_UPDATES) == sorted(
-        q.concurrency for q in catalog.QUEUES.values()
-    )
     assert all(m["ScalingConfig"] == {"MaximumConcurrency": catalog.queue(_queue(m)).concurrency} for m in mappings)
     # AND every function kept the WebSocket endpoints (now in .chalice/config.json) and the runtime
     record = stage.record()
@@ -190,43 +290,55 @@ def test_make_deploy_then_plain_chalice_deploy_from_a_second_clone(stage: Stage)
         variables = functions[name]["Environment"]["Variables"]
         assert {k: variables.get(k) for k in endpoints} == endpoints, name
         assert variables[config.STAGE] == "dev"
+        assert variables[config.ARTICLE_WEBHOOK_URL] == WEBHOOK
         assert functions[name]["Runtime"] == LAMBDA_RUNTIME, name
 
 
-def test_plain_chalice_deploy_of_a_stage_never_created_stops_with_one_line(stage: Stage) -> None:
-    # GIVEN the second clone, where stage prod was never created, and the local stage test
-    for name in ("prod", "test"):
-        # WHEN a Chalice user deploys it
-        result = stage.run([str(BIN / "chalice"), "deploy", "--stage", name], stage.second)
-        # THEN one line says what to do, and nothing of it was created
-        assert result.returncode != 0
-        assert result.stdout == ""
-        (line,) = result.stderr.splitlines()
-        assert line.startswith(f"chalice deploy: stage '{name}' ")
-        assert f"make deploy STAGE={name}" in line if name == "prod" else "is local" in line
-    functions = stage.client("lambda").list_functions()["Functions"]
-    assert not [f for f in functions if f["FunctionName"].startswith(("inkwell-prod", "inkwell-test"))]
-    assert not [r for r in stage.client("iam").list_roles()["Roles"] if r["RoleName"].startswith("inkwell-prod")]
+def test_a_failed_deploy_run_again_leaves_one_of_everything(stage: Stage) -> None:
+    # GIVEN a first deploy of stage prod that fails at Chalice's last step (the WebSocket API's
+    # deployment), when everything else was made, and before Chalice writes its record
+    moto_server.FAILING_WEBSOCKET_DEPLOYMENTS[0] = 1
+    failed = stage.run([sys.executable, "-m", "infra.deploy", "prod"], stage.second)
+    assert failed.returncode != 0
+    assert "run `make deploy STAGE=prod` again" in failed.stderr, failed.stderr[-2000:]
+    assert moto_server.FAILING_WEBSOCKET_DEPLOYMENTS[0] == 0
+    assert stored_record(stage, "prod") is not None  # stored after the failed run too
+    # WHEN it is run again
+    again = stage.run([sys.executable, "-m", "infra.deploy", "prod"], stage.second)
+    # THEN it succeeds, verified, with exactly one REST API, one WebSocket API, one mapping per queue
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert '"problems": []' in again.stdout
+    assert_whole(inventory(stage, "prod"), "prod")
+    assert not [line for line in again.stdout.splitlines() if line.startswith("Creating Rest API")]
+    # (the WebSocket API the failed run left had no stage, which Chalice's update never creates:
+    # it was deleted and made anew)
+    assert "without its stage" in again.stdout
+    assert all(m.get("FunctionResponseTypes") == ["ReportBatchItemFailures"] for m in _mappings(stage))
+    record = stored_record(stage, "prod")
+    assert record is not None and len(record["resources"]) == len(json.loads(stage.record_text("prod"))["resources"])
 
 
-def test_plain_chalice_delete_then_make_teardown_from_the_second_clone(stage: Stage) -> None:
-    # WHEN a Chalice user deletes the stage from the second clone
-    deleted = stage.run([str(BIN / "chalice"), "delete", "--stage", "dev"], stage.second)
-    # THEN what Chalice made is gone
-    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
-    assert stage.client("lambda").list_functions()["Functions"] == []
-    assert stage.client("lambda").list_event_source_mappings()["EventSourceMappings"] == []
-    assert stage.client("apigateway").get_rest_apis()["items"] == []
-    assert stage.client("apigatewayv2").get_apis()["Items"] == []
-    # (but API Gateway's account-wide role for access logs, which every stage of the account shares)
-    roles = [r["RoleName"] for r in stage.client("iam").list_roles()["Roles"]]
-    assert roles == [deploy.APIGATEWAY_LOGS_ROLE]
-    assert stage.record()["resources"] == []
-    # AND `make teardown` removes the rest, and the endpoints from .chalice/config.json
-    removed = stage.run([sys.executable, "-m", "infra.deploy", "dev", "--teardown"], stage.second)
+def test_make_teardown_without_any_record_removes_everything(stage: Stage) -> None:
+    # GIVEN stage prod, whose record is lost everywhere (no SSM parameter, no local file)
+    stage.client("ssm").delete_parameter(Name=deploy_state.parameter("prod"))
+    (stage.second / ".chalice" / "deployed" / "prod.json").unlink()
+    # WHEN it is torn down
+    removed = stage.run([sys.executable, "-m", "infra.deploy", "prod", "--teardown", "--yes"], stage.second)
+    # THEN everything of it is gone, found by name, and stage dev is untouched
     assert removed.returncode == 0, removed.stdout + removed.stderr
-    assert stage.client("dynamodb").list_tables()["TableNames"] == []
-    assert stage.client("sqs").list_queues().get("QueueUrls", []) == []
-    dev = json.loads((stage.second / ".chalice" / "config.json").read_text())["stages"]["dev"]
+    assert_gone(inventory(stage, "prod"))
+    assert_whole(inventory(stage, "dev"), "dev")
+
+
+def test_make_teardown_with_the_stored_record_from_another_clone(stage: Stage) -> None:
+    # GIVEN stage dev, whose record is stored, torn down from the first clone (whose record is stale)
+    removed = stage.run([sys.executable, "-m", "infra.deploy", "dev", "--teardown"], stage.first)
+    # THEN everything of it is gone, and so is the stored record
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert_gone(inventory(stage, "dev"))
+    assert stored_record(stage, "dev") is None
+    assert stage.client("apigateway").get_rest_apis()["items"] == []
+    # (but API Gateway's account-wide role for access logs, which every stage of the account shares)
+    assert [r["RoleName"] for r in stage.client("iam").list_roles()["Roles"]] == [deploy.APIGATEWAY_LOGS_ROLE]
+    dev = json.loads((stage.first / ".chalice" / "config.json").read_text())["stages"]["dev"]
     assert config.WS_URL not in dev["environment_variables"]
-    assert git(stage.second, "diff", "--stat", "HEAD~1", "--", ".chalice/config.json") == ""

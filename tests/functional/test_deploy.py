@@ -10,14 +10,26 @@ from typing import Any
 import pytest
 
 from chalicelib import aws, catalog, config
-from infra import chalice_cli, chalice_config, deploy, iam, monitoring, provision
+from infra import chalice_cli, chalice_config, deploy, deploy_state, iam, monitoring, provision
 from infra.app_shape import AppShape, Function
 from tests.functional import moto_server
 
 
 @pytest.fixture
 def clients(aws_mock: None) -> dict[str, Any]:
-    names = ("ssm", "dynamodb", "sqs", "sns", "cloudwatch", "logs", "iam", "apigateway", "apigatewayv2")
+    names = (
+        "ssm",
+        "dynamodb",
+        "sqs",
+        "sns",
+        "cloudwatch",
+        "logs",
+        "iam",
+        "apigateway",
+        "apigatewayv2",
+        "lambda",
+        "events",
+    )
     return {name: aws.client(name) for name in names}
 
 
@@ -268,9 +280,12 @@ def test_an_accounts_own_apigateway_logs_role_is_kept(clients: dict[str, Any]) -
     assert clients["iam"].list_roles()["Roles"] == []
 
 
-def test_teardown_removes_the_stages_tables_queues_and_alarms(clients: dict[str, Any], monkeypatch: Any) -> None:
+def test_teardown_removes_the_stages_tables_queues_and_alarms(
+    clients: dict[str, Any], monkeypatch: Any, tmp_path: Any
+) -> None:
     # GIVEN a provisioned stage that was never `chalice deploy`ed (no deployed record)
-    monkeypatch.setattr(deploy.app_shape, "stage_environment", lambda stage: {config.STAGE: stage})
+    monkeypatch.setattr(deploy.app_shape, "load", app_shape_of)
+    monkeypatch.setattr(deploy_state, "record_path", lambda stage, project_dir=None: tmp_path / f"{stage}.json")
     calls: list[list[str]] = []
     deploy.ensure_alarms(clients["sns"], clients["cloudwatch"], "test", shape=app_shape_of("test"))
     # (another stage whose name starts alike keeps its alarms)
@@ -407,7 +422,7 @@ def test_plain_chalice_deploy_refuses_a_stage_make_deploy_did_not_create(tmp_pat
     # a local stage; no record; a record Chalice left after `chalice delete`
     assert "is local" in (chalice_cli.deploy_refusal("test", tmp_path) or "")
     never = chalice_cli.deploy_refusal("dev", tmp_path)
-    assert never is not None and "was never created: run `make deploy STAGE=dev` first" in never
+    assert never is not None and "run `make deploy STAGE=dev` first" in never
     _record(tmp_path, "dev", [])
     (tmp_path / ".chalice" / "deployed" / "dev.json").write_text(json.dumps({"resources": []}))
     assert chalice_cli.deploy_refusal("dev", tmp_path) == never
