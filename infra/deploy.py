@@ -50,6 +50,7 @@ import secrets
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -236,6 +237,24 @@ def report_batch_failures(lambda_client: Any, function_names: list[str]) -> list
     return changed
 
 
+def apply_policy_file(iam_client: Any, stage: str, record: dict[str, Any]) -> list[str]:
+    """Put `.chalice/policy-<stage>.json` on every role of the record where it differs, as
+    Chalice's next deploy would (its policy is named after the role); returns the roles changed."""
+    document = json.loads(iam.policy_file(stage).read_text())
+    changed = []
+    for role in (r["role_name"] for r in record.get("resources", []) if r.get("resource_type") == "iam_role"):
+        try:
+            current = iam_client.get_role_policy(RoleName=role, PolicyName=role)["PolicyDocument"]
+        except iam_client.exceptions.NoSuchEntityException:
+            current = None
+        if isinstance(current, str):
+            current = json.loads(urllib.parse.unquote(current))
+        if current != document:
+            iam_client.put_role_policy(RoleName=role, PolicyName=role, PolicyDocument=json.dumps(document))
+            changed.append(role)
+    return changed
+
+
 def websocket_environment(record: dict[str, Any], region: str) -> dict[str, str]:
     for resource in record.get("resources", []):
         if resource.get("resource_type") == "websocket_api":
@@ -323,11 +342,16 @@ def deploy(
     record = deploy_state.read(stage)
     endpoints = websocket_environment(record, region)
     chalice_config.set_websocket_endpoints(stage, endpoints)
+    # the endpoints name the WebSocket API: the policy's ManageConnections is pinned to it now
+    iam.write_policy_file(stage)
+    roles = apply_policy_file(clients["iam"], stage, record)
     updated = set_environment(clients["lambda"], names, endpoints)
     log_groups = ensure_logging(clients, shape, record, region, account)
     expected = app_shape.stage_environment(stage)  # config.json now holds the endpoints
     return {
-        "problems": deploy_state.problems(clients, shape, record, expected),
+        "problems": deploy_state.problems(
+            clients, shape, record, expected, json.loads(iam.policy_file(stage).read_text())
+        ),
         "leftovers_deleted": leftovers,
         "account": account,
         "secrets_created": created,
@@ -335,6 +359,7 @@ def deploy(
         "alarm_topic": topic,
         "mappings_updated": mappings,
         "environments_updated": updated,
+        "role_policies_updated": roles,
         "endpoints": {r["name"]: r.get("rest_api_url") for r in record["resources"] if r.get("rest_api_url")},
         "websocket": endpoints.get(config.WS_URL),
         "log_groups": log_groups,
@@ -362,6 +387,8 @@ def teardown(
         )
     deploy_state.forget(clients["ssm"], stage)
     chalice_config.set_websocket_endpoints(stage, {})
+    if iam.policy_file(stage).exists():  # no WebSocket API to pin ManageConnections to any more
+        iam.write_policy_file(stage)
     removed = provision.delete(clients["dynamodb"], clients["sqs"], config.get())
     topic = clients["sns"].create_topic(Name=f"inkwell-{stage}-alarms")["TopicArn"]  # idempotent lookup
     alarms = [f"inkwell-{stage}-{q.dlq}-not-empty" for q in catalog.QUEUES.values()]

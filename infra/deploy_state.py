@@ -22,6 +22,7 @@ import base64
 import contextlib
 import gzip
 import json
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -237,9 +238,25 @@ def adopt(clients: dict[str, Any], shape: AppShape, record: Record, region: str)
 # --- verification ------------------------------------------------------------------------------
 
 
-def problems(clients: dict[str, Any], shape: AppShape, record: Record, expected_env: dict[str, str]) -> list[str]:
-    """What the deployed stage lacks (empty when it is whole)."""
+def problems(
+    clients: dict[str, Any],
+    shape: AppShape,
+    record: Record,
+    expected_env: dict[str, str],
+    policy: dict[str, Any] | None = None,
+) -> list[str]:
+    """What the deployed stage lacks (empty when it is whole); given `policy`, every function's
+    role must carry it (Chalice names a role's policy after the role)."""
     out: list[str] = []
+    for role in sorted({fn.role_name for fn in shape.functions.values() if fn.role_name} if policy else ()):
+        try:
+            document = clients["iam"].get_role_policy(RoleName=role, PolicyName=role)["PolicyDocument"]
+        except clients["iam"].exceptions.NoSuchEntityException:
+            document = None
+        if isinstance(document, str):
+            document = json.loads(urllib.parse.unquote(document))
+        if document != policy:
+            out.append(f"role {role} does not carry the stage's policy (.chalice/policy-{shape.stage}.json)")
     lambda_client = clients["lambda"]
     for source in shape.sqs:
         fn = shape.functions[source.function]

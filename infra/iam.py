@@ -373,10 +373,21 @@ def policy_file(stage: str) -> Path:
     return ROOT / ".chalice" / f"policy-{stage}.json"
 
 
+def websocket_api_id(stage: str) -> str:
+    """The stage's WebSocket API id, from the management endpoint `make deploy` wrote into
+    `.chalice/config.json` (`https://<id>.execute-api...`); `*` before the stage exists."""
+    path = ROOT / ".chalice" / "config.json"
+    stages = json.loads(path.read_text()).get("stages", {}) if path.exists() else {}
+    endpoint = stages.get(stage, {}).get("environment_variables", {}).get(config.WS_MANAGEMENT_ENDPOINT, "")
+    host = urlparse(endpoint).hostname or ""
+    return host.split(".", 1)[0] if ".execute-api." in host else "*"
+
+
 def policy_text(stage: str) -> str:
     """A stage's policy file as committed: names pinned to the stage, any account and region
-    (`Scope(stage)`), so one file serves every account and any clone, without AWS credentials."""
-    return json.dumps(policy(Scope(stage)), indent=2) + "\n"
+    (`Scope(stage)`), so one file serves every account and any clone, without AWS credentials;
+    `execute-api:ManageConnections` pinned to the stage's WebSocket API once it exists."""
+    return json.dumps(policy(Scope(stage, websocket_api=websocket_api_id(stage))), indent=2) + "\n"
 
 
 def deployable_stages() -> list[str]:

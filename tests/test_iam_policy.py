@@ -94,3 +94,26 @@ def test_policy_files_are_regenerated_and_a_stale_or_stray_one_is_named(
     assert not (tmp_path / ".chalice" / "policy-test.json").exists()
     (tmp_path / ".chalice" / "policy-old.json").unlink()
     assert iam.main([]) == 0
+
+
+def test_manage_connections_is_pinned_to_the_stages_websocket_api_once_it_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN stage dev before `make deploy` created it: no endpoints in its config
+    (tmp_path / ".chalice").mkdir()
+    config_path = tmp_path / ".chalice" / "config.json"
+    config_path.write_text(json.dumps({"stages": {"dev": {"environment_variables": {}}}}))
+    monkeypatch.setattr(iam, "ROOT", tmp_path)
+
+    def manage_connections() -> list[str]:
+        statements = json.loads(iam.policy_text("dev"))["Statement"]
+        (statement,) = [s for s in statements if "execute-api:ManageConnections" in s["Action"]]
+        return list(statement["Resource"])
+
+    assert manage_connections() == ["arn:aws:execute-api:*:*:*/api/*/@connections/*"]
+    # WHEN `make deploy` wrote the endpoints of its WebSocket API THEN the grant names that API only
+    endpoint = "https://abc123xyz.execute-api.eu-west-1.amazonaws.com/api"
+    env = {"INKWELL_WS_MANAGEMENT_ENDPOINT": endpoint}
+    config_path.write_text(json.dumps({"stages": {"dev": {"environment_variables": env}}}))
+    assert iam.websocket_api_id("dev") == "abc123xyz"
+    assert manage_connections() == ["arn:aws:execute-api:*:*:abc123xyz/api/*/@connections/*"]

@@ -221,8 +221,17 @@ def test_make_deploy_creates_the_stage_and_stores_its_record(stage: Stage) -> No
         ":log-group:/aws/apigateway/inkwell-dev-rest-access"
     )
     changed = sorted(line[3:] for line in git(stage.first, "status", "--porcelain", "-uall").splitlines())
-    # (the committed policy file is the one the deploy uses: it did not change; the record is not tracked)
-    assert changed == [".chalice/config.json"], changed
+    # (the endpoints and the policy pinned to the WebSocket API change; the record is not tracked)
+    assert changed == [".chalice/config.json", ".chalice/policy-dev.json"], changed
+    # AND every role carries that policy: ManageConnections on the stage's WebSocket API only
+    (websocket,) = stage.client("apigatewayv2").get_apis()["Items"]
+    pinned = f"arn:aws:execute-api:*:*:{websocket['ApiId']}/api/*/@connections/*"
+    policy = json.loads((stage.first / ".chalice" / "policy-dev.json").read_text())
+    assert [s["Resource"] for s in policy["Statement"] if "execute-api:ManageConnections" in s["Action"]] == [[pinned]]
+    iam_client = stage.client("iam")
+    for role in inventory(stage, "dev")["roles"]:
+        document = iam_client.get_role_policy(RoleName=role, PolicyName=role)["PolicyDocument"]
+        assert document == policy, role
     # AND every SQS trigger has its queue's maximum concurrency from the catalogue
     most = {m["EventSourceArn"].rsplit(":", 1)[-1]: m.get("ScalingConfig") for m in _mappings(stage)}
     assert most == {f"inkwell-dev-{q.name}": {"MaximumConcurrency": q.concurrency} for q in catalog.QUEUES.values()}
@@ -342,3 +351,6 @@ def test_make_teardown_with_the_stored_record_from_another_clone(stage: Stage) -
     assert [r["RoleName"] for r in stage.client("iam").list_roles()["Roles"]] == [deploy.APIGATEWAY_LOGS_ROLE]
     dev = json.loads((stage.first / ".chalice" / "config.json").read_text())["stages"]["dev"]
     assert config.WS_URL not in dev["environment_variables"]
+    assert (
+        "arn:aws:execute-api:*:*:*/api/*/@connections/*" in (stage.first / ".chalice" / "policy-dev.json").read_text()
+    )

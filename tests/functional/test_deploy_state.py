@@ -240,3 +240,25 @@ def test_teardown_without_a_record_finds_everything_by_name(
         deploy_state.decode(clients["ssm"].get_parameter(Name=deploy_state.parameter(STAGE))["Parameter"]["Value"])
         == deleted[0]
     )
+
+
+def test_verification_names_a_role_without_the_stages_policy(
+    clients: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    s = shape()
+    make_stage(clients, s, {})
+    record, _ = deploy_state.adopt(clients, s, {"resources": []}, REGION)
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}]}
+    # GIVEN roles without the policy THEN each is named
+    found = deploy_state.problems(clients, s, record, {}, policy)
+    assert [p for p in found if p.startswith("role ")] == [
+        f"role inkwell-{STAGE}-{name} does not carry the stage's policy (.chalice/policy-{STAGE}.json)"
+        for name in ("api_handler", "daily_analytics", "jobs_articles")
+    ]
+    # WHEN `make deploy` puts the policy file on the record's roles (twice: the second changes none)
+    (tmp_path / "policy.json").write_text(json.dumps(policy))
+    monkeypatch.setattr(deploy.iam, "policy_file", lambda stage: tmp_path / "policy.json")
+    assert len(deploy.apply_policy_file(clients["iam"], STAGE, record)) == 3
+    assert deploy.apply_policy_file(clients["iam"], STAGE, record) == []
+    # THEN no role is named
+    assert not [p for p in deploy_state.problems(clients, s, record, {}, policy) if p.startswith("role ")]
