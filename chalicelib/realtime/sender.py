@@ -46,7 +46,7 @@ def is_gone(exc: Exception) -> bool:
 class Sender:
     def __init__(self, client: Any, workers: int = FANOUT_WORKERS) -> None:
         self._client = client
-        self._workers = workers
+        self.workers = workers
 
     def post(self, connection_id: str, message: Any) -> bool:
         """Send one frame; False when the connection is gone (410). Other errors propagate."""
@@ -83,7 +83,7 @@ class Sender:
         if len(ids) == 1:
             outcomes = [self._post_quietly(ids[0], data)]
         else:
-            outcomes = list(_pool(self._workers).map(lambda cid: self._post_quietly(cid, data), ids))
+            outcomes = list(_pool(self.workers).map(lambda cid: self._post_quietly(cid, data), ids))
         for cid, outcome in zip(ids, outcomes, strict=True):
             if outcome == "sent":
                 result.sent += 1
@@ -116,7 +116,7 @@ class Sender:
                     outcome = "failed"  # the others still go: a client resumes over the gap
             return sent, outcome
 
-        outcomes = [deliver(ids[0])] if len(ids) == 1 else list(_pool(self._workers).map(deliver, ids))
+        outcomes = [deliver(ids[0])] if len(ids) == 1 else list(_pool(self.workers).map(deliver, ids))
         for cid, (sent, outcome) in zip(ids, outcomes, strict=True):
             result.sent += sent
             if outcome == "gone":
