@@ -127,6 +127,9 @@ def main() -> None:
         before = sender.Sender(botocore_client)
         wall, cpu = measure(before, ids)
         print(f"botocore's client (before): {line(CONNECTIONS, 1, wall, before.workers, cpu)}, {wall:.2f} s")
+        after = sender.sender()  # the management API's light client
+        wall, cpu = measure(after, ids)
+        print(f"{line(CONNECTIONS, 1, wall, after.workers, cpu)} ({wall:.2f} s)")
         _whole_emit(ids)
     finally:
         server.terminate()
