@@ -8,13 +8,18 @@ thread pool. Each case prints the contract's line (Additions: Fan-out):
 the ideal being connections x post latency / workers in use, and the CPU the posting process's
 (every thread's) CPU time over the posts.
 
-Cases: today's sender (botocore's `apigatewaymanagementapi` client) on 1,000 connections; then a
-whole `emit` on moto (seq counter, stored event, the room's members by Query, the fan-out).
+Cases: 1,000 connections in one invocation, with botocore's `apigatewaymanagementapi` client (the
+sender before issue 19) and with the light client (`chalicelib.realtime.management`); a whole
+`emit` to 1,000 on moto (seq counter, stored event, the room's members by Query, the fan-out);
+and a room of 10,000, emitted on moto above the fan-out threshold: its shard messages, taken from
+the FIFO queue, are handed to parallel invocations (a process each, as Lambda gives each its own
+container), each running app.py's fan-out handler on its group's shards in order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
 import socket
@@ -22,6 +27,7 @@ import time
 from typing import Any
 
 CONNECTIONS = 1000
+ROOM_OF = 10_000  # the sharded case
 POST_SECONDS = 0.020
 BODY = '{"type":"system.alert","room":"admin","seq":1,"ts":"2026-11-28T02:00:00.000Z","data":{}}'
 
@@ -131,6 +137,7 @@ def main() -> None:
         wall, cpu = measure(after, ids)
         print(f"{line(CONNECTIONS, 1, wall, after.workers, cpu)} ({wall:.2f} s)")
         _whole_emit(ids)
+        _sharded(endpoint)
     finally:
         server.terminate()
         server.join(5)
@@ -154,6 +161,84 @@ def _whole_emit(ids: list[str]) -> None:
         emitters.emit_system_alert("info", "bench")
         whole = time.perf_counter() - started
     print(f"emit_system_alert to a room of {len(ids)} (moto in-process for DynamoDB): {whole:.2f} s")
+
+
+def _sharded(endpoint: str) -> None:
+    """A room of ROOM_OF: the emit (on moto) queues its shards; one process per FIFO group then
+    runs `fanout.handle` on that group's shards, in order, all starting together."""
+    from moto import mock_aws
+
+    from chalicelib import aws, config
+    from chalicelib.realtime import emitters, fanout, sender
+    from infra import provision
+
+    ids = [f"conn-{i:05d}" for i in range(ROOM_OF)]
+    with mock_aws():
+        config.reset()
+        aws.reset()
+        provision.provision(aws.client("dynamodb"), aws.client("sqs"))
+        with aws.table("ws_members").batch_writer() as batch:  # the members, without 10,000 $connects
+            for cid in ids:
+                batch.put_item(
+                    Item={"room": "admin", "connection_id": cid, "endpoint": None, "ttl": int(time.time()) + 3600}
+                )
+        emitters.event_log().open_room("admin", ROOM_OF)
+        started = time.perf_counter()
+        emitters.emit_system_alert("info", "to everyone")
+        emitted = time.perf_counter() - started
+        by_group: dict[str, list[str]] = {}
+        sqs, url = aws.client("sqs"), aws.queue_url(fanout.QUEUE)
+        while True:
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"])
+            if not got.get("Messages"):
+                break
+            for message in got["Messages"]:
+                by_group.setdefault(message["Attributes"]["MessageGroupId"], []).append(message["Body"])
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    context = multiprocessing.get_context("spawn")
+    go, results = context.Event(), context.Queue()
+    ready = context.Semaphore(0)
+    invocations = [
+        context.Process(target=_invocation, args=(endpoint, bodies, ready, go, results), daemon=True)
+        for bodies in by_group.values()
+    ]
+    for process in invocations:
+        process.start()
+    for _ in invocations:
+        ready.acquire()
+    started = time.perf_counter()
+    go.set()
+    outcomes = [results.get(timeout=120) for _ in invocations]
+    wall = time.perf_counter() - started
+    for process in invocations:
+        process.join(5)
+    posts, cpu = sum(n for n, _ in outcomes), sum(c for _, c in outcomes)
+    assert posts == ROOM_OF, posts
+    workers = len(invocations) * sender.FANOUT_WORKERS
+    print(
+        f"{line(ROOM_OF, len(invocations), wall, workers, cpu)} ({wall:.2f} s; the emit that queued "
+        f"{sum(len(b) for b in by_group.values())} shards: {emitted:.2f} s on moto)"
+    )
+
+
+def _invocation(endpoint: str, bodies: list[str], ready: Any, go: Any, results: Any) -> None:
+    """One fan-out invocation on a warm container: app.py's handler on its group's shards."""
+    _environment(endpoint)
+    from chalicelib.realtime import fanout, sender
+
+    warm = sender.sender()
+    warm.broadcast([f"warm-{i}" for i in range(warm.workers)], BODY)  # a warm container's connections
+    records = [
+        {"messageId": str(i), "receiptHandle": "", "body": body, "attributes": {}} for i, body in enumerate(bodies)
+    ]
+    ready.release()
+    go.wait()
+    cpu = time.process_time()
+    posts = 0
+    for record in records:
+        assert fanout.handle({"Records": [record]}) == {"batchItemFailures": []}
+        posts += len(json.loads(record["body"])["connections"])
+    results.put((posts, time.process_time() - cpu))
 
 
 if __name__ == "__main__":
