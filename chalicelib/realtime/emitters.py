@@ -140,15 +140,16 @@ def deliver(members: Connections, room: str, bodies: list[str], first_seq: int) 
         fan_out(members, endpoint, connection_ids, bodies)
 
 
-def fan_out(members: Connections, endpoint: str | None, connection_ids: list[str], bodies: list[str]) -> None:
+def fan_out(members: Connections | None, endpoint: str | None, connection_ids: list[str], bodies: list[str]) -> None:
     """Post to the connections, each hearing `bodies` in order; the configured management endpoint
     wins over the one each connection recorded at `$connect` (which lets any handler post even
-    without configuration)."""
+    without configuration). `members` (built when None and a connection is gone) forgets 410s."""
     out = sender(endpoint)
     result = (
         out.broadcast(connection_ids, bodies[0]) if len(bodies) == 1 else out.broadcast_many(connection_ids, bodies)
     )
     for connection_id in result.gone:
+        members = members or connections()
         forget(members, connection_id)
 
 

@@ -150,7 +150,7 @@ def deliver(shard: dict[str, Any]) -> None:
     """Post the shard's envelopes, in order, to its connections; forget those that are gone."""
     from chalicelib.realtime import emitters
 
-    emitters.fan_out(emitters.connections(), shard["endpoint"], shard["connections"], shard["bodies"])
+    emitters.fan_out(None, shard["endpoint"], shard["connections"], shard["bodies"])  # DynamoDB only for 410s
 
 
 def _retry_soon(record: dict[str, Any]) -> None:

@@ -242,3 +242,49 @@ def test_a_refused_connection_is_retried_then_reported(monkeypatch: pytest.Monke
     dead.close()
 
     assert raised.value.response["Error"]["Code"] == "RequestFailed"
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [
+        (
+            b'HTTP/1.1 410 Gone\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"mes\r\n13;x=1\r\nsage": "gone!"}    \r\n0\r\n\r\n',
+            "gone!",
+        ),
+        (b'HTTP/1.1 410 Gone\r\nConnection: close\r\n\r\n{"message": "gone!"}', "gone!"),
+        (b'HTTP/1.0 410 Gone\r\nContent-Length: 20\r\n\r\n{"message": "gone!"}', "gone!"),
+    ],
+)
+def test_answers_chunked_or_without_a_length_are_read_whole(answer: bytes, code: str) -> None:
+    """API Gateway sends lengths; an answer chunked, or ending with its connection, is read too."""
+    import socket
+
+    from botocore.exceptions import ClientError
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    requests: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            requests.append(conn.recv(65536))
+            conn.sendall(answer)
+            if b"Connection: close" in answer or b"HTTP/1.0" in answer:
+                conn.shutdown(socket.SHUT_WR)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ours = management.ManagementApi(
+        f"http://127.0.0.1:{listener.getsockname()[1]}", management.Signer("us-east-1", lambda: ("a", "b", None))
+    )
+    try:
+        with pytest.raises(ClientError) as raised:
+            ours.post_to_connection(ConnectionId="c1", Data=b"hello")
+    finally:
+        ours.close()
+        thread.join(5)
+        listener.close()
+    assert raised.value.response["Error"]["Message"] == code
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 410
+    head, _, body = requests[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /@connections/c1 HTTP/1.1\r\n") and body == b"hello"  # one send, whole
