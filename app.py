@@ -186,6 +186,14 @@ def audit_fallback(event: SQSEvent) -> None:
         process_fallback_message(message.body)
 
 
+@_sqs("fanout.fifo")
+def realtime_fanout(event: SQSEvent) -> dict:
+    """Shards of a large room's WebSocket posts (chalicelib.realtime.fanout), one per invocation."""
+    from chalicelib.realtime import fanout
+
+    return fanout.handle(event.to_dict())
+
+
 # One Lambda per catalogue schedule, each `app.<name>`; tests check that this list is the catalogue.
 daily_analytics = schedules.handler(app, "daily-analytics")
 weekly_report = schedules.handler(app, "weekly-report")

@@ -57,6 +57,9 @@ class Queue:
     # MaximumConcurrency, 2-1000; an admin may change it at run time, a deploy sets it back).
     concurrency: int = 10
     serves: str | None = None  # a priority queue: the job queue whose `high` jobs it carries
+    # The code reads its dead-letter queue (the worker, the dashboard, health); False: only its
+    # alarm watches it, and the role gets no access to it.
+    dead_letters_read: bool = True
 
     @property
     def visibility_timeout(self) -> int:
@@ -64,8 +67,13 @@ class Queue:
         return self.function_timeout * 6
 
     @property
+    def fifo(self) -> bool:
+        """A FIFO queue (SQS requires the `.fifo` suffix, its dead-letter queue's too)."""
+        return self.name.endswith(".fifo")
+
+    @property
     def dlq(self) -> str:
-        return f"{self.name}-dlq"
+        return f"{self.name.removesuffix('.fifo')}-dlq" + (".fifo" if self.fifo else "")
 
 
 EXPIRY_INDEX = Index("by_expiry", "expiry_day", "ttl")
@@ -252,6 +260,16 @@ _QUEUES = (
         batch_size=10,
         concurrency=5,
         description="audit events DynamoDB refused, written later by their processor",
+    ),
+    # The WebSocket fan-out of rooms larger than one invocation (chalicelib.realtime.fanout): FIFO,
+    # a message group per room and group of connections, one shard per invocation.
+    Queue(
+        "fanout.fifo",
+        function_timeout=60,
+        batch_size=1,
+        concurrency=10,
+        description="shards of a large room's WebSocket posts, in order per room and group of connections",
+        dead_letters_read=False,
     ),
 )
 

@@ -21,6 +21,8 @@ ARTICLE_WEBHOOK_URL = "ARTICLE_WEBHOOK_URL"
 WEBHOOK_TIMEOUT = "INKWELL_WEBHOOK_TIMEOUT_SECONDS"  # one webhook call's timeout (default 30)
 AUDIT_DIGEST_KEY = "AUDIT_DIGEST_KEY"
 WS_MANAGEMENT_ENDPOINT = "INKWELL_WS_MANAGEMENT_ENDPOINT"
+FANOUT_THRESHOLD = "INKWELL_FANOUT_THRESHOLD"  # a room with more members is posted to in shards
+FANOUT_GROUPS = "INKWELL_FANOUT_GROUPS"  # the shards' groups per room (parallel invocations)
 WS_URL = "INKWELL_WS_URL"  # the public wss:// URL clients connect to (returned with tickets)
 SCRYPT_N = "INKWELL_SCRYPT_N"
 SECRETS_PARAMETER_PREFIX = "INKWELL_SECRETS_PREFIX"  # on AWS: SSM path holding the secrets
@@ -63,6 +65,8 @@ class Settings:
     scrypt_n: int
     webhook_timeout_seconds: float = 30.0
     ws_url: str | None = None
+    fanout_threshold: int = 1000
+    fanout_groups: int = 8
 
     @property
     def is_local(self) -> bool:
@@ -70,7 +74,7 @@ class Settings:
 
     def resource_name(self, logical: str) -> str:
         """The run-time name of a catalogue table or queue: `inkwell-<stage>-<name>`."""
-        override = os.environ.get("INKWELL_NAME_" + logical.upper().replace("-", "_"))
+        override = os.environ.get("INKWELL_NAME_" + logical.upper().replace("-", "_").replace(".", "_"))
         return override or f"inkwell-{self.stage}-{logical}"
 
 
@@ -87,6 +91,8 @@ def get() -> Settings:
         scrypt_n=int(env.get(SCRYPT_N, str(2**14))),
         webhook_timeout_seconds=float(env.get(WEBHOOK_TIMEOUT, "30")),
         ws_url=env.get(WS_URL) or None,
+        fanout_threshold=int(env.get(FANOUT_THRESHOLD, "1000")),
+        fanout_groups=max(1, int(env.get(FANOUT_GROUPS, "8"))),
     )
 
 

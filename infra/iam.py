@@ -175,8 +175,10 @@ def _expand(key: str) -> list[str]:
     kind, _, name = key.partition(":")
     if name != "*":
         return [key]
-    if kind == "queue" or kind == "dlq":
+    if kind == "queue":
         return [f"{kind}:{q}" for q in catalog.QUEUES]
+    if kind == "dlq":
+        return [f"{kind}:{q.name}" for q in catalog.QUEUES.values() if q.dead_letters_read]
     if kind == "table":
         return [f"table:{t}" for t in catalog.TABLES]
     return [key]
@@ -289,8 +291,9 @@ def _logical(physical: str, stage: str) -> str:
 
 
 def _queue_key(name: str) -> str:
-    if name.endswith("-dlq") and name[: -len("-dlq")] in catalog.QUEUES:
-        return f"dlq:{name[: -len('-dlq')]}"
+    for queue in catalog.QUEUES.values():
+        if name == queue.dlq:
+            return f"dlq:{queue.name}"
     return f"queue:{name}"
 
 
@@ -321,6 +324,7 @@ def grants_for_call(service: str, operation: str, params: dict[str, Any], stage:
             found.append(("sqs:SendMessage", _queue_key(_logical(params["DestinationArn"].rsplit(":", 1)[-1], stage))))
         return found
     if service == "sqs":
+        operation = operation.removesuffix("Batch")  # SendMessageBatch is authorised as SendMessage, ...
         if "QueueUrl" in params:
             name = urlparse(params["QueueUrl"]).path.rstrip("/").rsplit("/", 1)[-1]
         else:

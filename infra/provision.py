@@ -109,12 +109,14 @@ def create_queues(
         dlq_attributes = {"MessageRetentionPeriod": str(14 * 24 * 3600)}
         if hardened:
             dlq_attributes["SqsManagedSseEnabled"] = "true"
-        dlq_url = sqs.create_queue(QueueName=settings.resource_name(queue.dlq))["QueueUrl"]
+        # A FIFO queue (and its dead-letter queue) is one from its creation.
+        fifo = {"Attributes": {"FifoQueue": "true"}} if queue.fifo else {}
+        dlq_url = sqs.create_queue(QueueName=settings.resource_name(queue.dlq), **fifo)["QueueUrl"]
         sqs.set_queue_attributes(QueueUrl=dlq_url, Attributes=dlq_attributes)
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         name = settings.resource_name(queue.name)
         # Attributes are set after creation: CreateQueue refuses an existing queue whose attributes differ.
-        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        url = sqs.create_queue(QueueName=name, **fifo)["QueueUrl"]
         sqs.set_queue_attributes(QueueUrl=url, Attributes=queue_attributes(queue, dlq_arn, hardened))
         urls[queue.name], urls[queue.dlq] = url, dlq_url
     return urls

@@ -62,7 +62,7 @@ def api_url(scheme: str, api: str) -> dict[str, str]:
 
 def name_variable(logical: str) -> str:
     """The environment variable that overrides a resource's name (see config.Settings.resource_name)."""
-    return "INKWELL_NAME_" + logical.upper().replace("-", "_")
+    return "INKWELL_NAME_" + logical.upper().replace("-", "_").replace(".", "_")
 
 
 def retained(stage: str) -> str:
@@ -100,6 +100,7 @@ def queue_resources(queue: catalog.Queue, stage: str) -> dict[str, Any]:
             "MessageRetentionPeriod": DLQ_RETENTION,
             "SqsManagedSseEnabled": True,
             "Tags": tags,
+            **({"FifoQueue": True} if queue.fifo else {}),
         },
     }
     main = {
@@ -115,6 +116,7 @@ def queue_resources(queue: catalog.Queue, stage: str) -> dict[str, Any]:
             },
             "SqsManagedSseEnabled": True,
             "Tags": tags,
+            **({"FifoQueue": True} if queue.fifo else {}),
         },
     }
     alarm = {

@@ -3,7 +3,9 @@
 An emitter sends one event to each of its rooms as the contract's envelope
 `{"type","room","seq","ts","data"}`: for each room it takes the next seq from the room's atomic
 counter and stores the envelope for `resume` (kept >= 24 h) before anything is posted, then
-posts it to the room's members concurrently, if it has any (the counter counts them). A room
+posts it to the room's members concurrently, if it has any (the counter counts them; a room of
+more than INKWELL_FANOUT_THRESHOLD members is posted to in shards by parallel invocations of the
+fan-out function instead, `fanout`). A room
 without a counter is skipped (neither stored nor posted): joining a room creates its counter
 (`EventLog.open_room`) before the joiner learns its seq, and the counter lives 30 days past the
 last join or event, so nobody can resume such a room. An event to several rooms first reads
@@ -31,8 +33,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chalicelib import aws, events, timeutil
-from chalicelib.realtime import protocol, rooms
+from chalicelib import aws, config, events, timeutil
+from chalicelib.realtime import fanout, protocol, rooms
 from chalicelib.realtime.protocol import PayloadTooLarge
 from chalicelib.realtime.sender import sender
 from chalicelib.realtime.store import Connections, EventLog
@@ -89,8 +91,7 @@ def emit(event_type: str, to: list[str], data: dict[str, Any]) -> dict[str, int]
     store.append([(room, seqs[room], bodies[room]) for room in seqs])  # before any post
     members = connections()
     for room in listened:
-        for endpoint, connection_ids in members.recipients(room).items():
-            fan_out(members, endpoint, connection_ids, bodies[room])
+        deliver(members, room, [bodies[room]], seqs[room])
     return seqs
 
 
@@ -123,19 +124,32 @@ def emit_many(event_type: str, room: str, datas: list[dict[str, Any]]) -> list[i
     store.append([(room, seq, body) for seq, body in zip(seqs, bodies, strict=True)])  # before any post
     if not has_members:
         return seqs
-    members = connections()
-    for endpoint, connection_ids in members.recipients(room).items():
-        result = sender(endpoint).broadcast_many(connection_ids, bodies)
-        for connection_id in result.gone:
-            forget(members, connection_id)
+    deliver(connections(), room, bodies, first)
     return seqs
 
 
-def fan_out(members: Connections, endpoint: str | None, connection_ids: list[str], body: str) -> None:
-    """Post to the connections; the configured management endpoint wins over the one each
-    connection recorded at `$connect` (which lets any handler post even without configuration)."""
-    result = sender(endpoint).broadcast(connection_ids, body)
+def deliver(members: Connections, room: str, bodies: list[str], first_seq: int) -> None:
+    """Post the room's stored envelopes (seqs from `first_seq`) to its members: here, or, for a
+    room of more than INKWELL_FANOUT_THRESHOLD members, in shards through the fan-out queue
+    (`fanout`), each posted by an invocation of its own."""
+    recipients = members.recipients(room)
+    if sum(len(ids) for ids in recipients.values()) > config.get().fanout_threshold:
+        fanout.enqueue(room, recipients, bodies, first_seq)
+        return
+    for endpoint, connection_ids in recipients.items():
+        fan_out(members, endpoint, connection_ids, bodies)
+
+
+def fan_out(members: Connections | None, endpoint: str | None, connection_ids: list[str], bodies: list[str]) -> None:
+    """Post to the connections, each hearing `bodies` in order; the configured management endpoint
+    wins over the one each connection recorded at `$connect` (which lets any handler post even
+    without configuration). `members` (built when None and a connection is gone) forgets 410s."""
+    out = sender(endpoint)
+    result = (
+        out.broadcast(connection_ids, bodies[0]) if len(bodies) == 1 else out.broadcast_many(connection_ids, bodies)
+    )
     for connection_id in result.gone:
+        members = members or connections()
         forget(members, connection_id)
 
 

@@ -126,6 +126,46 @@ def test_the_management_api_posts_to_a_connection_and_answers_410_once_it_closed
         client.post_to_connection(ConnectionId="never-existed", Data=b"x")
 
 
+def test_the_apps_light_management_client_posts_answers_410_and_413_and_deletes(stack: LocalStack) -> None:
+    """chalicelib.realtime.management (what the sender uses) against the stack's management API."""
+    from botocore.exceptions import ClientError
+
+    from chalicelib.realtime import management
+
+    token = stack.login()
+    client = management.ManagementApi(
+        stack.info["management_endpoint"], management.Signer(stack.info["region"], lambda: ("testing", "testing", None))
+    )
+
+    async def session() -> tuple[str, list[str], str | None, int | None]:
+        before = {c["id"] for c in stack.connections()}
+        async with connect(stack.ws(token), max_size=None) as ws:
+            conn_id = eventually(lambda: [c for c in stack.connections() if c["id"] not in before])[0]["id"]
+            received = []
+            for n in range(3):  # one kept-alive connection for the three
+                await asyncio.to_thread(client.post_to_connection, ConnectionId=conn_id, Data=json.dumps({"n": n}))
+                received.append(await ws.recv())
+            try:
+                await asyncio.to_thread(client.post_to_connection, ConnectionId=conn_id, Data=b"x" * (128 * 1024 + 1))
+                too_large = None
+            except ClientError as exc:
+                too_large = exc.response["Error"]["Code"]
+            await asyncio.to_thread(client.delete_connection, ConnectionId=conn_id)
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            return conn_id, received, too_large, ws.close_code
+
+    try:
+        conn_id, received, too_large, close_code = run(session())
+        with pytest.raises(ClientError) as gone:
+            client.post_to_connection(ConnectionId=conn_id, Data=b"late")
+    finally:
+        client.close()
+    assert [json.loads(r) for r in received] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert too_large == "PayloadTooLargeException" and close_code == 1000
+    assert gone.value.response["Error"]["Code"] == "GoneException"
+
+
 def test_deleting_a_connection_closes_the_client(stack: LocalStack) -> None:
     token = stack.login()
     client = stack.management()

@@ -516,3 +516,66 @@ def test_an_author_sees_generation_live_across_a_lost_connection_and_an_admin_he
             hearing.cancel()
 
     run(scenario(), timeout=60)
+
+
+# --- rooms above the fan-out threshold: shards through the stack's fan-out queue ---------------
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A stack whose rooms of more than one member are posted to in shards (3 groups)."""
+    yield from _stack(tmp_path_factory, "realtime-sharded", INKWELL_FANOUT_THRESHOLD="1", INKWELL_FANOUT_GROUPS="3")
+
+
+def test_a_sharded_room_hears_every_event_once_in_order_through_the_stacks_fan_out_function(sharded):
+    admin = sharded.login()
+    # GIVEN a connection the gateway no longer knows, recorded in the admin room long ago
+    db, far = sharded.aws("dynamodb"), str(int(time.time()) + 3600)
+    stale = "stale" + uuid.uuid4().hex[:8]
+    db.put_item(
+        TableName=sharded.resource_name("ws_connections"),
+        Item={
+            "connection_id": {"S": stale},
+            "user_id": {"S": "ghost"},
+            "email": {"S": "ghost@example.com"},
+            "role": {"S": "admin"},
+            "rooms": {"SS": ["admin"]},
+            "connected_at": {"S": "2026-01-01T00:00:00.000Z"},
+            "ttl": {"N": far},
+            "expiry_day": {"S": "2099-01-01"},
+        },
+    )
+    db.put_item(
+        TableName=sharded.resource_name("ws_members"),
+        Item={"room": {"S": "admin"}, "connection_id": {"S": stale}, "ttl": {"N": far}, "expiry_day": {"S": "x"}},
+    )
+
+    # WHEN six alerts go to an admin room of five live connections (and the stale one)
+    async def session() -> list[list[dict[str, Any]]]:
+        sockets = [await connect(sharded.ws(admin)) for _ in range(5)]
+        try:
+            for ws in sockets:
+                await request(ws, {"action": "rooms"}, until="rooms")
+            for n in range(6):
+                await asyncio.to_thread(publish, sharded, kind="alert", level="info", message=f"A{n}")
+            heard: list[list[dict[str, Any]]] = []
+            for ws in sockets:
+                alerts: list[dict[str, Any]] = []
+                while len(alerts) < 6:  # the admin room also hears the audit's `activity`
+                    alerts += [f for f in await frames(ws, 1, timeout=20) if f["type"] == "system.alert"]
+                heard.append(alerts)
+            return heard
+        finally:
+            for ws in sockets:
+                await ws.close()
+
+    heard = run(session(), timeout=90)
+    # THEN each connection heard each alert once, in seq order, posted by the fan-out function
+    for alerts in heard:
+        assert [f["data"]["message"] for f in alerts] == [f"A{n}" for n in range(6)]
+        seqs = [f["seq"] for f in alerts]
+        assert seqs == sorted(seqs) and len(set(seqs)) == 6
+    assert "fanout.fifo -> realtime_fanout" in sharded.log.read_text()
+    # AND the stale connection was forgotten on the sharded path (its 410)
+    key = {"connection_id": {"S": stale}}
+    eventually(lambda: "Item" not in db.get_item(TableName=sharded.resource_name("ws_connections"), Key=key))

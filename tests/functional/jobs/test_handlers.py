@@ -19,8 +19,8 @@ def handler(queue):
 
 def test_one_handler_per_queue_on_the_stage_s_queue(app):
     sources = {s.name: s for s in app.event_sources if type(s).__name__ == "SQSEventConfig"}
-    assert set(sources) == {handler(q) for q in SOURCES} | {"audit_fallback"}
-    assert {q for q in catalog.QUEUES if q != "audit"} == set(SOURCES)
+    assert set(sources) == {handler(q) for q in SOURCES} | {"audit_fallback", "realtime_fanout"}
+    assert {q for q in catalog.QUEUES if q not in ("audit", "fanout.fifo")} == set(SOURCES)
     for queue in SOURCES:
         spec, source = catalog.queue(queue), sources[handler(queue)]
         assert source.queue == config.get().resource_name(queue) == f"inkwell-test-{queue}"

@@ -1,0 +1,225 @@
+"""Rooms above the fan-out threshold (chalicelib.realtime.fanout), on moto's FIFO queue and app.py's
+`realtime_fanout` handler: every event reaches every connection exactly once, in seq order per
+room, while the shards run as parallel invocations; a failing shard is retried alone; gone
+connections are forgotten; `resume` has the events stored once."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any
+
+import pytest
+
+from chalicelib import aws, config, timeutil
+from chalicelib.realtime import emitters, fanout
+from chalicelib.realtime import sender as sender_module
+from local.sqs_lambda import lambda_event
+from tests.functional.ws_support import Context, FakeManagement
+
+ROOM = "admin"
+
+
+@pytest.fixture
+def management(aws_mock, monkeypatch: pytest.MonkeyPatch) -> FakeManagement:
+    fake = FakeManagement()
+    monkeypatch.setattr(sender_module, "management_client", lambda url: fake)
+    monkeypatch.setenv(config.FANOUT_THRESHOLD, "10")
+    monkeypatch.setenv(config.FANOUT_GROUPS, "4")
+    config.reset()
+    return fake
+
+
+def join_many(count: int, room: str = ROOM, prefix: str = "c") -> list[str]:
+    members = emitters.connections()
+    ids = [f"{prefix}{i:03d}" for i in range(count)]
+    for cid in ids:
+        members.open(
+            cid, {"id": cid, "email": f"{cid}@example.com", "role": "admin", "jti": "j"}, [room], "https://gw/api"
+        )
+    return ids
+
+
+def receive(wait: int = 0) -> list[dict[str, Any]]:
+    """One invocation's batch (the catalogue's batch size), as Lambda's poller receives it."""
+    sqs = aws.client("sqs")
+    return sqs.receive_message(
+        QueueUrl=aws.queue_url(fanout.QUEUE),
+        MaxNumberOfMessages=fanout_spec().batch_size,
+        MessageSystemAttributeNames=["All"],
+        WaitTimeSeconds=wait,
+    ).get("Messages", [])
+
+
+def fanout_spec() -> Any:
+    from chalicelib import catalog
+
+    return catalog.queue(fanout.QUEUE)
+
+
+def invoke(batch: list[dict[str, Any]]) -> set[str]:
+    """Run app.py's handler on a received batch, delete what succeeded; the failed message ids."""
+    import app as app_module
+
+    answer = app_module.realtime_fanout(
+        lambda_event(batch, "arn:aws:sqs:us-east-1:123456789012:fanout", "us-east-1"), Context()
+    )
+    failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
+    sqs = aws.client("sqs")
+    for message in batch:
+        if message["MessageId"] not in failed:
+            sqs.delete_message(QueueUrl=aws.queue_url(fanout.QUEUE), ReceiptHandle=message["ReceiptHandle"])
+    return failed
+
+
+def drain(parallel: int = 4, seed: int = 7) -> int:
+    """Run the queue dry as up to `parallel` concurrent invocations would: each holds its batch
+    (the FIFO group stays locked) until it finishes, and a random one of those running finishes
+    next. Returns the invocations."""
+    pick = random.Random(seed).randrange
+    running: list[list[dict[str, Any]]] = []
+    invocations = 0
+    while True:
+        while len(running) < parallel and (batch := receive()):
+            running.append(batch)
+        if not running:
+            return invocations
+        invoke(running.pop(pick(len(running))))
+        invocations += 1
+
+
+def seqs(fake: FakeManagement, cid: str) -> list[int]:
+    return [frame["seq"] for frame in fake.take(cid)]
+
+
+def test_a_room_above_the_threshold_is_posted_in_shards_once_per_connection_in_seq_order(management):
+    ids = join_many(40)
+    # WHEN single events and a batch go to the room
+    first = emitters.emit_system_alert("info", "one")[ROOM]
+    emitters.emit_activities([{"id": "e1"}, {"id": "e2"}, {"id": "e3"}])
+    last = emitters.emit_system_alert("info", "two")[ROOM]
+    # THEN nothing was posted by the emitter itself: the shards wait in the queue
+    assert management.calls == 0
+    invocations = drain(parallel=4)
+    # ...and every connection heard every event once, in seq order
+    assert invocations >= 4 * 3  # 4 groups of connections per delivery, 3 deliveries
+    for cid in ids:
+        assert seqs(management, cid) == list(range(first, last + 1)), cid
+    assert management.calls == len(ids) * 5
+
+
+def test_every_connection_of_a_room_stays_in_one_group(management):
+    ids = join_many(200)
+    emitters.emit_system_alert("info", "x")
+    emitters.emit_system_alert("info", "y")
+    sqs = aws.client("sqs")
+    groups: dict[str, set[str]] = {}
+    while batch := receive():
+        for message in batch:
+            for cid in json.loads(message["Body"])["connections"]:
+                groups.setdefault(cid, set()).add(message["Attributes"]["MessageGroupId"])
+            sqs.delete_message(QueueUrl=aws.queue_url(fanout.QUEUE), ReceiptHandle=message["ReceiptHandle"])
+    assert sorted(groups) == sorted(ids)
+    assert {len(g) for g in groups.values()} == {1}
+    assert len({g for found in groups.values() for g in found}) == 4  # the configured groups
+    assert {g.split("#")[0] for found in groups.values() for g in found} == {ROOM}
+
+
+def test_a_room_at_the_threshold_is_posted_directly(management):
+    ids = join_many(10)
+    emitters.emit_system_alert("info", "x")
+    assert receive() == []
+    assert all(len(management.take(cid)) == 1 for cid in ids)
+
+
+def test_a_failing_shard_is_retried_alone_and_its_connections_hear_the_event_once(management, monkeypatch):
+    ids = join_many(40)
+    monkeypatch.setattr(fanout, "RETRY_DELAY_SECONDS", (0,))  # back at once, rather than in a second
+    emitters.emit_system_alert("info", "x")
+    real = fanout.deliver
+    broken: list[list[str]] = []
+
+    def deliver_or_die(shard: dict[str, Any]) -> None:
+        if not broken:  # the first shard's invocation dies before posting anything
+            broken.append(shard["connections"])
+            raise TimeoutError("the management API hung")
+        real(shard)
+
+    monkeypatch.setattr(fanout, "deliver", deliver_or_die)
+    first_batch = receive()
+    assert invoke(first_batch) == {first_batch[0]["MessageId"]}  # reported failed, kept in the queue
+    drain()
+    assert management.calls == len(ids)  # the other shards were not posted again
+    for cid in ids:
+        assert seqs(management, cid) == [1], cid
+    assert broken and set(broken[0]) <= set(ids) and dict(management.posts) == {}
+
+
+def test_after_a_failure_the_rest_of_a_batch_is_reported_too(management, monkeypatch):
+    """FIFO: a later shard of the batch must not pass the failed one (Lambda's rule for FIFO)."""
+    calls: list[str] = []
+
+    def deliver(shard: dict[str, Any]) -> None:
+        calls.append(shard["n"])
+        if shard["n"] == "2":
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr(fanout, "deliver", deliver)
+    monkeypatch.setattr(fanout, "_retry_soon", lambda record: None)
+    records = [{"messageId": f"m{n}", "body": json.dumps({"n": str(n)})} for n in (1, 2, 3)]
+    assert fanout.handle({"Records": records}) == {
+        "batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"}]
+    }
+    assert calls == ["1", "2"]
+
+
+def test_gone_connections_are_forgotten_by_the_shards(management, monkeypatch):
+    ids = join_many(30)
+    gone = set(ids[::7])
+    management.gone.update(gone)
+    later = time.time() + emitters.GONE_GRACE_SECONDS + 1
+    monkeypatch.setattr(timeutil, "now", lambda: later)
+    emitters.emit_system_alert("warning", "disk")
+    drain()
+    assert sorted(emitters.connections().members(ROOM)) == sorted(set(ids) - gone)
+    assert all(emitters.connections().get(cid) is None for cid in gone)
+    # the next event goes only to those left (below the threshold now: directly)
+    management.posts.clear()
+    emitters.emit_system_alert("info", "after")
+    drain()
+    assert sorted(management.posts) == sorted(set(ids) - gone)
+
+
+def test_a_sharded_event_is_stored_once_for_resume_before_its_shards_are_sent(management):
+    join_many(20)
+    seq = emitters.emit_system_alert("info", "stored")[ROOM]
+    replayed, more = emitters.event_log().replay(ROOM, 0, 10)
+    assert not more and [s for s, _ in replayed] == [seq]
+    [shard, *_] = [json.loads(m["Body"]) for m in receive()]
+    assert shard["bodies"] == [replayed[0][1]]  # byte for byte what resume gives
+
+
+# --- shards, pure -----------------------------------------------------------------------------------
+
+
+def test_a_large_group_and_large_envelopes_make_several_shards_each_under_sqs_limit():
+    ids = [f"connection-{i:05d}" for i in range(2500)]
+    bodies = [json.dumps({"seq": n, "data": "x" * 100_000}) for n in range(4)]
+    shards = fanout.shards(ROOM, {"https://gw/api": ids}, bodies, groups=1)
+    assert all(len(json.dumps(s).encode()) <= 256 * 1024 for s in shards)
+    assert all(len(s["connections"]) <= fanout.MAX_CONNECTIONS for s in shards)
+    # every connection gets every body, in order, across the shards of its group
+    heard: dict[str, list[str]] = {}
+    for shard in shards:
+        for cid in shard["connections"]:
+            heard.setdefault(cid, []).extend(shard["bodies"])
+    assert heard == {cid: bodies for cid in ids}
+
+
+def test_shards_keep_each_endpoints_connections_apart():
+    shards = fanout.shards(ROOM, {"https://a/api": ["a1", "a2"], None: ["n1"]}, ["{}"], groups=1)
+    assert sorted((s["endpoint"] or "", tuple(s["connections"])) for s in shards) == [
+        ("", ("n1",)),
+        ("https://a/api", ("a1", "a2")),
+    ]
