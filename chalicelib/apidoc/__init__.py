@@ -36,7 +36,7 @@ class Op(NamedTuple):
     `"Article"` for `chalicelib.apidoc.shapes`); `answer=None` with a 2xx `status` is an empty
     answer, `media` other than JSON is a page or a script. `errors` adds statuses to the derived
     ones (`{409: "when..."}`), `also` documents other answers with their model (`{503: "..."}`).
-    `gives` links a field of the answer to the path parameter of the same meaning in every
+    `path` gives a path parameter a schema (default: any string). `gives` links a field of the answer to the path parameter of the same meaning in every
     operation that has one (`{"article_id": "id"}`), Schemathesis's stateful links. `cookie`
     adds the session cookie to the accepted credentials."""
 
@@ -50,6 +50,7 @@ class Op(NamedTuple):
     errors: dict[int, str] = {}
     also: dict[int, str] = {}
     gives: dict[str, str] = {}
+    path: dict[str, dict[str, Any]] = {}
     media: str = "application/json"
     cookie: bool = False
     description: str = ""

@@ -94,7 +94,7 @@ def _operation(
 ) -> dict[str, Any]:
     path_params = re.findall(r"{(\w+)}", path)
     params: list[dict[str, Any]] = [
-        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in path_params
+        {"name": p, "in": "path", "required": True, "schema": op.path.get(p, {"type": "string"})} for p in path_params
     ]
     params += [
         {"name": q.name, "in": "query", "required": q.required, "description": q.description, "schema": q.schema}

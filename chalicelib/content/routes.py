@@ -68,7 +68,14 @@ DOCS = {
         "An ISO week's analytics report",
         ADMIN,
         "AnalyticsReport",
-        query=(Param("week", {"type": "string", "pattern": "^[0-9]{4}-W[0-9]{2}$"}, "YYYY-Www", required=True),),
+        query=(
+            Param(
+                "week",
+                {"type": "string", "pattern": "^[0-9]{4}-W(0[1-9]|[1-4][0-9]|5[0-3])$"},
+                "YYYY-Www",
+                required=True,
+            ),
+        ),
         errors={404: "not generated yet"},
     ),
     "GET /api/settings": Op("Every setting", ADMIN, "SettingPage"),

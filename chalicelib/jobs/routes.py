@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
+from chalicelib import catalog
 from chalicelib.apidoc import ADMIN, PAGE, USERS, Op, Param
 
 routes = Blueprint(__name__)
@@ -35,6 +36,7 @@ DOCS = {
         "A queue's jobs in one state, newest change first",
         ADMIN,
         "JobPage",
+        path={"queue": {"enum": catalog.job_queues()}},
         query=(
             *PAGE,
             Param(
