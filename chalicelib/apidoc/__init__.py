@@ -56,7 +56,8 @@ class Op(NamedTuple):
     description: str = ""
 
 
-ISO_TIME = {"type": "string", "format": "date-time"}
+# An empty value (`?until=`) is the default, as if absent.
+ISO_TIME = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "maxLength": 0}]}
 LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "page size")
 CURSOR = Param("cursor", {"type": "string"}, "the `next_cursor` of the previous page (opaque, signed)")
 PAGE = (LIMIT, CURSOR)

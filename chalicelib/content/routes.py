@@ -15,7 +15,7 @@ from chalicelib.apidoc import ADMIN, EDITORS, PAGE, USERS, Op, Param
 routes = Blueprint(__name__)
 
 STARTED = {409: "the article's status does not allow it", 503: "the job could not be queued"}
-AUTHOR = "the article's author, or an admin (403 for other users)"
+AUTHOR = "neither the article's author nor an admin"
 DOCS = {
     "POST /api/articles": Op(
         "Create an article (DRAFT)",
