@@ -25,7 +25,8 @@ from tests.e2e.conftest import ROOT, LocalStack, start_stack, stop_stack
 
 ST = ROOT / ".venv-schemathesis" / "bin" / "st"
 SEED = 20261129
-MAX_EXAMPLES = 10
+# per operation; editors and viewers are refused most operations (403), so fewer do as well
+MAX_EXAMPLES = {"admin": 10, "editor": 6, "viewer": 4}
 CHECKS = ",".join(
     [
         "not_a_server_error",
@@ -65,7 +66,9 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalStac
         stop_stack(process)
 
 
-def schemathesis(stack: LocalStack, token: str, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def schemathesis(
+    stack: LocalStack, role: str, token: str, workdir: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
     command = [
         str(ST),
         "run",
@@ -75,7 +78,7 @@ def schemathesis(stack: LocalStack, token: str, workdir: Path, *args: str) -> su
         "--checks",
         CHECKS,
         "--max-examples",
-        str(MAX_EXAMPLES),
+        str(MAX_EXAMPLES[role]),
         "--seed",
         str(SEED),
         "--workers",
@@ -91,16 +94,16 @@ def schemathesis(stack: LocalStack, token: str, workdir: Path, *args: str) -> su
 @pytest.mark.parametrize("role", ["admin", "editor", "viewer"])
 def test_every_operation_answers_as_documented_and_never_5xx(fuzzed, role, tmp_path):
     stack, tokens = fuzzed
-    result = schemathesis(stack, tokens[role], tmp_path, "--exclude-path", LOGOUT)
+    result = schemathesis(stack, role, tokens[role], tmp_path, "--exclude-path", LOGOUT)
     assert result.returncode == 0, result.stdout[-12000:] + result.stderr[-2000:]
     counts = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
-    assert counts and counts[1] == counts[2] and int(counts[1]) > 500, result.stdout[-3000:]
+    assert counts and counts[1] == counts[2] and int(counts[1]) > 200, result.stdout[-3000:]
 
 
 def test_logout_answers_as_documented_for_every_role(fuzzed, tmp_path):
     stack, tokens = fuzzed
     for role in ("viewer", "editor", "admin"):
         result = schemathesis(
-            stack, tokens[role], tmp_path, "--include-path", LOGOUT, "--phases", "examples,coverage,fuzzing"
+            stack, role, tokens[role], tmp_path, "--include-path", LOGOUT, "--phases", "examples,coverage,fuzzing"
         )  # no stateful phase: no link leads to it
         assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
