@@ -4,10 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # checkov pins boto3 apart from requirements-dev.txt: it gets a venv of its own
 CHECKOV_VENV ?= .venv-checkov
+# so does Schemathesis (tests/e2e/test_schemathesis.py runs its CLI against the local stack)
+SCHEMATHESIS_VENV ?= .venv-schemathesis
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test checkov lint typecheck bench constraints package deploy teardown policies clean
+.PHONY: run test checkov schemathesis lint typecheck bench constraints package deploy teardown policies clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,10 +23,17 @@ $(CHECKOV_VENV)/bin/.installed: requirements-checkov.txt constraints-checkov.txt
 
 checkov: $(CHECKOV_VENV)/bin/.installed
 
+$(SCHEMATHESIS_VENV)/bin/.installed: requirements-schemathesis.txt constraints-schemathesis.txt
+	test -x $(SCHEMATHESIS_VENV)/bin/python || $(PYTHON) -m venv $(SCHEMATHESIS_VENV)
+	$(SCHEMATHESIS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-schemathesis.txt
+	touch $@
+
+schemathesis: $(SCHEMATHESIS_VENV)/bin/.installed
+
 run: $(BIN)/.installed
 	$(BIN)/python -m local
 
-test: $(BIN)/.installed $(CHECKOV_VENV)/bin/.installed lint typecheck
+test: $(BIN)/.installed $(CHECKOV_VENV)/bin/.installed $(SCHEMATHESIS_VENV)/bin/.installed lint typecheck
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/.installed
@@ -57,11 +66,13 @@ policies: $(BIN)/.installed
 	$(BIN)/python -m infra.iam --write
 
 # After changing a pin in requirements*.txt and installing it: record the whole venv again.
-constraints: $(BIN)/.installed $(CHECKOV_VENV)/bin/.installed
+constraints: $(BIN)/.installed $(CHECKOV_VENV)/bin/.installed $(SCHEMATHESIS_VENV)/bin/.installed
 	{ sed -n '/^#/p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 	{ sed -n '/^#/p' constraints-checkov.txt; $(CHECKOV_VENV)/bin/python -m pip freeze; } > constraints-checkov.txt.new
 	mv constraints-checkov.txt.new constraints-checkov.txt
+	{ sed -n '/^#/p' constraints-schemathesis.txt; $(SCHEMATHESIS_VENV)/bin/python -m pip freeze; } > constraints-schemathesis.txt.new
+	mv constraints-schemathesis.txt.new constraints-schemathesis.txt
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) dist .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(SCHEMATHESIS_VENV) dist .pytest_cache

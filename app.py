@@ -22,6 +22,8 @@ from chalice import Chalice
 from chalice.app import SQSEvent
 
 from chalicelib import catalog, config, events, runtime, tracing
+from chalicelib.apidoc import ANYONE, Op
+from chalicelib.apidoc import routes as apidoc_routes
 from chalicelib.audit import listeners as audit_listeners
 from chalicelib.audit import routes as audit_routes
 from chalicelib.audit.logger import flush as flush_audit
@@ -65,6 +67,9 @@ app.register_middleware(middleware, "all")
 # --- 2. the REST API ------------------------------------------------------------------------------
 
 
+DOCS = {"GET /api/health": Op("Is the API up", ANYONE, "Health")}  # every route's description: chalicelib.apidoc
+
+
 @app.route("/api/health")
 def health() -> dict:
     return {"status": "ok"}
@@ -78,6 +83,7 @@ for capability in (
     realtime_routes,
     audit_routes,
     dashboard_routes,
+    apidoc_routes,
 ):
     app.register_blueprint(capability.routes)
 

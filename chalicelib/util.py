@@ -47,13 +47,15 @@ MAX_DEPTH = 16
 def storable_problem(value: Any, depth: int = 0) -> str | None:
     """Why DynamoDB could not store this JSON value (None when it can): too deep, a number it
     cannot represent (not finite, more than 38 significant digits, magnitude beyond 1e126 or below
-    1e-130)."""
+    1e-130), an object key that is empty (DynamoDB refuses an empty attribute name at any depth)."""
     if depth > MAX_DEPTH:
         return f"is nested too deeply (at most {MAX_DEPTH} levels)"
     if isinstance(value, float) and not math.isfinite(value):
         return "numbers must be finite"
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not _storable_number(value):
         return "numbers must have at most 38 digits and a magnitude between 1e-130 and 1e126"
+    if isinstance(value, dict) and "" in value:
+        return "object keys must not be empty"
     children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
     for child in children:
         problem = storable_problem(child, depth + 1)

@@ -115,6 +115,13 @@ class RestHandler(JsonHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
+    def __getattr__(self, name: str) -> Any:
+        """Any other method (TRACE, ...) goes to the routes too, which refuse it with a 4xx as API
+        Gateway does; http.server would answer 501, a server error no client can cause on AWS."""
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
 
 class RestServer(Server):
     app: Any

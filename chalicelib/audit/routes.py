@@ -4,7 +4,34 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
+from chalicelib.apidoc import ADMIN, PAGE, UNTIL, Op, Param, since
+
 routes = Blueprint(__name__)
+
+RANGE = (since("24 hours ago"), UNTIL)
+DOCS = {
+    "GET /api/audit": Op(
+        "Audit events, newest first",
+        ADMIN,
+        "AuditPage",
+        query=(
+            *PAGE,
+            *RANGE,
+            *(
+                Param(name, {"type": "string"}, f"only events of this {name.replace('_', ' ')}")
+                for name in ("user_id", "action", "category", "resource_type", "resource_id")
+            ),
+        ),
+    ),
+    "GET /api/audit/users/{user_id}/summary": Op(
+        "A user's activity summary",
+        "admin, or that user",
+        "AuditSummary",
+        query=(Param("days", {"type": "integer", "minimum": 1, "default": 7}, "how many days back"),),
+    ),
+    "GET /api/audit/report": Op("The system activity report", ADMIN, "AuditReport", query=RANGE),
+    "GET /api/audit/verify": Op("Verify the audit trail's integrity", ADMIN, "AuditVerification", query=RANGE),
+}
 
 
 @routes.route("/api/audit")

@@ -4,7 +4,24 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
+from chalicelib.apidoc import ADMIN, ANYONE, USERS, Op
+
 routes = Blueprint(__name__)
+
+DOCS = {
+    "POST /api/auth/login": Op(
+        "Log in: a bearer token",
+        ANYONE,
+        "Login",
+        body="chalicelib.auth.service:Credentials",
+        errors={401: "wrong credentials", 429: "5 failed attempts for that email within 15 minutes"},
+    ),
+    "POST /api/auth/logout": Op("Log out: the token is revoked", USERS, status=204),
+    "GET /api/auth/me": Op("The caller", USERS, "User"),
+    "POST /api/users": Op(
+        "Create a user", ADMIN, "User", 201, body="chalicelib.auth.service:NewUser", errors={409: "that email is taken"}
+    ),
+}
 
 
 @routes.route("/api/auth/login", methods=["POST"])

@@ -10,7 +10,83 @@ from typing import Any
 
 from chalice import Blueprint
 
+from chalicelib.apidoc import ADMIN, EDITORS, PAGE, USERS, Op, Param
+
 routes = Blueprint(__name__)
+
+STARTED = {409: "the article's status does not allow it", 503: "the job could not be queued"}
+AUTHOR = "neither the article's author nor an admin"
+DOCS = {
+    "POST /api/articles": Op(
+        "Create an article (DRAFT)",
+        EDITORS,
+        "Article",
+        201,
+        body="chalicelib.content.articles:NewArticle",
+        gives={"article_id": "id"},
+    ),
+    "GET /api/articles/{article_id}": Op("An article", USERS, "Article"),
+    "GET /api/articles": Op(
+        "Articles, newest first",
+        USERS,
+        "ArticlePage",
+        query=(*PAGE, Param("status", {"enum": ["DRAFT", "PROCESSING", "PUBLISHED", "ARCHIVED"]}, "only this status")),
+    ),
+    "POST /api/articles/{article_id}/generate": Op(
+        "Generate the article's content (a job)",
+        USERS,
+        "JobStarted",
+        202,
+        body="chalicelib.content.actions:GenerateOptions",
+        body_required=False,
+        errors={403: AUTHOR, **STARTED},
+        gives={"job_id": "job_id"},
+        description="No body: normal priority, now.",
+    ),
+    "POST /api/articles/{article_id}/publish": Op(
+        "Publish the article (a job)", USERS, "JobStarted", 202, errors={403: AUTHOR, **STARTED}
+    ),
+    "POST /api/articles/{article_id}/archive": Op(
+        "Archive the article (a job)", USERS, "JobStarted", 202, errors={403: AUTHOR, **STARTED}
+    ),
+    "POST /api/analytics/events": Op(
+        "Record a view, click or share",
+        USERS,
+        "Accepted",
+        202,
+        body="chalicelib.content.analytics:NewEvent",
+        errors={404: "unknown article"},
+    ),
+    "GET /api/analytics/reports/daily": Op(
+        "A day's analytics report",
+        ADMIN,
+        "AnalyticsReport",
+        query=(Param("date", {"type": "string", "format": "date"}, "the day, YYYY-MM-DD", required=True),),
+        errors={404: "not generated yet"},
+    ),
+    "GET /api/analytics/reports/weekly": Op(
+        "An ISO week's analytics report",
+        ADMIN,
+        "AnalyticsReport",
+        query=(
+            Param(
+                "week",
+                {"type": "string", "pattern": "^[0-9]{4}-W(0[1-9]|[1-4][0-9]|5[0-3])$"},
+                "YYYY-Www",
+                required=True,
+            ),
+        ),
+        errors={404: "not generated yet"},
+    ),
+    "GET /api/settings": Op("Every setting", ADMIN, "SettingPage"),
+    "PUT /api/settings/{key}": Op(
+        "Set a setting",
+        ADMIN,
+        "Setting",
+        body="chalicelib.content.settings:SettingValue",
+        errors={400: "a bad key (`^[a-z][a-z0-9_.-]{0,127}$`) or value"},
+    ),
+}
 
 
 def _accepted(job: dict[str, Any]) -> object:

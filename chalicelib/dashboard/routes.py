@@ -4,7 +4,48 @@ from __future__ import annotations
 
 from chalice import Blueprint, Response
 
+from chalicelib import catalog
+from chalicelib.apidoc import ADMIN, ANYONE, UNTIL, Op, since
+
 routes = Blueprint(__name__)
+
+QUEUE = {"queue": {"enum": catalog.job_queues()}}  # any other name is a 404
+DOCS = {
+    "GET /api/queues/stats": Op("Every job queue's counts, concurrency and rate limit", ADMIN, "Stats"),
+    "GET /api/queues/{queue}/metrics": Op(
+        "A queue's jobs per minute", ADMIN, "QueueMetrics", query=(since("an hour ago"), UNTIL), path=QUEUE
+    ),
+    "GET /api/queues/health": Op(
+        "The queues' health checks",
+        ADMIN,
+        "QueueHealth",
+        also={503: "QueueHealth"},
+        description="503 when a check fails.",
+    ),
+    "POST /api/queues/{queue}/retry-failed": Op(
+        "Run every failed job of a queue again", ADMIN, "Requeued", 202, path=QUEUE
+    ),
+    "POST /api/queues/{queue}/pause": Op("Pause a queue", ADMIN, "Paused", path=QUEUE),
+    "POST /api/queues/{queue}/resume": Op("Resume a queue", ADMIN, "Paused", path=QUEUE),
+    "PUT /api/queues/{queue}/limits": Op(
+        "Set a queue's concurrency and rate limit",
+        ADMIN,
+        "Limits",
+        body="chalicelib.dashboard.service:LimitsRequest",
+        errors={409: "the queue has no event source mapping"},
+        path=QUEUE,
+    ),
+    "POST /api/queues/{queue}/clean": Op(
+        "Remove a queue's old completed or failed jobs",
+        ADMIN,
+        "Removed",
+        body="chalicelib.dashboard.service:CleanRequest",
+        path=QUEUE,
+    ),
+    "DELETE /api/jobs/{job_id}": Op("Remove a job and its dead letter", ADMIN, status=204),
+    "GET /dashboard": Op("The queue dashboard page (it asks for a login)", ANYONE, media="text/html"),
+    "GET /static/dashboard.js": Op("The dashboard page's script", ANYONE, media="text/javascript"),
+}
 
 
 @routes.route("/api/queues/stats")

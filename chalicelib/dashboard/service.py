@@ -239,10 +239,15 @@ class RateLimitBody(BaseModel):
     duration_seconds: Annotated[float, Field(gt=0, le=86400, strict=True, allow_inf_nan=False)]
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
 class LimitsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    concurrency: StrictInt = Field(default=0, ge=2, le=1000)  # absent: unchanged (model_fields_set)
+    # absent: unchanged (model_fields_set); the 0 is no value a client may send: not documented
+    concurrency: StrictInt = Field(default=0, ge=2, le=1000, json_schema_extra=_no_default)
     rate_limit: RateLimitBody | None = None  # absent: unchanged; null: no limit
 
 

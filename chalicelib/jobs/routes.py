@@ -4,7 +4,49 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
+from chalicelib import catalog
+from chalicelib.apidoc import ADMIN, PAGE, USERS, Op, Param
+
 routes = Blueprint(__name__)
+
+CAUSED = "admins, or the user who caused the job (404 for anyone else)"
+DOCS = {
+    "GET /api/jobs/{job_id}": Op("A job", USERS, "Job", description=CAUSED),
+    "POST /api/jobs/{job_id}/retry": Op(
+        "Run a failed job again",
+        ADMIN,
+        "JobStarted",
+        202,
+        errors={409: "the job has not failed", 503: "the retry could not be queued"},
+    ),
+    "POST /api/jobs/{job_id}/promote": Op(
+        "Run a delayed job now",
+        ADMIN,
+        "Job",
+        errors={409: "the job is not delayed", 503: "the job could not be queued"},
+    ),
+    "POST /api/jobs/{job_id}/cancel": Op(
+        "Cancel a waiting or delayed job",
+        USERS,
+        "Job",
+        errors={409: "the job is neither waiting nor delayed"},
+        description=CAUSED,
+    ),
+    "GET /api/queues/{queue}/jobs": Op(
+        "A queue's jobs in one state, newest change first",
+        ADMIN,
+        "JobPage",
+        path={"queue": {"enum": catalog.job_queues()}},
+        query=(
+            *PAGE,
+            Param(
+                "state",
+                {"enum": ["waiting", "delayed", "active", "completed", "failed", "cancelled"], "default": "waiting"},
+                "the state",
+            ),
+        ),
+    ),
+}
 
 
 @routes.route("/api/jobs/{job_id}")

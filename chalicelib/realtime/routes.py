@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
+from chalicelib.apidoc import ANYONE, USERS, Op
+
 routes = Blueprint(__name__)
+
+DOCS = {
+    "POST /api/realtime/ticket": Op("A single-use WebSocket ticket, valid 60 s", USERS, "Ticket"),
+    "GET /static/realtime.js": Op("The browser's realtime client (an ES module)", ANYONE, media="text/javascript"),
+}
 
 
 @routes.route("/api/realtime/ticket", methods=["POST"])

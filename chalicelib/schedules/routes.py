@@ -4,7 +4,22 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
+from chalicelib import catalog
+from chalicelib.apidoc import ADMIN, PAGE, Op
+
 routes = Blueprint(__name__)
+
+DOCS = {
+    "GET /api/schedules": Op("The schedules, their next and last runs", ADMIN, "SchedulePage", query=PAGE),
+    "POST /api/schedules/{name}/run": Op(
+        "Run a schedule's job now",
+        ADMIN,
+        "JobStarted",
+        202,
+        errors={503: "the job could not be queued"},
+        path={"name": {"enum": list(catalog.SCHEDULES)}},
+    ),
+}
 
 
 @routes.route("/api/schedules")

@@ -39,6 +39,13 @@ def test_an_unknown_route_is_refused_like_api_gateway(stack: LocalStack) -> None
     assert status == 403 and body == {"message": "Missing Authentication Token"}
 
 
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND"])
+def test_a_method_api_gateway_does_not_route_is_a_4xx_not_a_501(stack: LocalStack, method: str) -> None:
+    """Found by Schemathesis: http.server answered 501 to TRACE (a 5xx a client could cause)."""
+    status, _, _ = stack.request(method, "/api/health")
+    assert 400 <= status < 500
+
+
 def test_concurrent_requests_each_see_their_own_request(stack: LocalStack) -> None:
     # Chalice keeps the current request on the app object; threads sharing one app must not mix them.
     from concurrent.futures import ThreadPoolExecutor

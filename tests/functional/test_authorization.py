@@ -76,6 +76,9 @@ ENDPOINTS = [
     Endpoint("GET", "/static/dashboard.js", ANYONE),
     Endpoint("POST", "/api/realtime/ticket", USERS),
     Endpoint("GET", "/static/realtime.js", ANYONE),
+    Endpoint("GET", "/api/openapi.json", ANYONE),
+    Endpoint("GET", "/api/asyncapi.json", ANYONE),
+    Endpoint("GET", "/docs", ANYONE),
 ]
 
 

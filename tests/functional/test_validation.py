@@ -71,6 +71,10 @@ FIELD_CASES = [
     # settings
     ("PUT", "/api/settings/site", {"value": "x" * (33 * 1024)}, "admin", "value"),
     ("PUT", "/api/settings/site", {"value": 10**40}, "admin", "value"),
+    # found by Schemathesis: DynamoDB refuses an empty attribute name at any depth (moto's server
+    # stored it broken, and every later read of the setting failed with a 500)
+    ("PUT", "/api/settings/site", {"value": {"": 1}}, "admin", "value"),
+    ("PUT", "/api/settings/site", {"value": [{"a": {"": None}}]}, "admin", "value"),
     # queue limits
     ("PUT", "/api/queues/articles/limits", {"concurrency": 1}, "admin", "concurrency"),
     ("PUT", "/api/queues/articles/limits", {"concurrency": "5"}, "admin", "concurrency"),
