@@ -192,6 +192,8 @@ PLACEHOLDERS: dict[str, Callable[[Api], str]] = {
     ],
     "viewer_email": lambda api: api.user("viewer")["email"],
     "editor_id": lambda api: api.user("editor")["id"],
+    # a user admins may change (disable, demote) without touching the roles' own users
+    "user_id": lambda api: api.user("editor-changeable")["id"],
 }
 
 

@@ -1,4 +1,4 @@
-"""Auth's REST routes: login, logout, me, and user creation (admin)."""
+"""Auth's REST routes: login, refresh, logout, me, password change, and users (admin)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,26 @@ def login() -> object:
 
     body = http.parse(auth.Credentials, routes.current_request)
     return auth.login(body.email, body.password, runtime.current().ip)
+
+
+@routes.route("/api/auth/refresh", methods=["POST"])
+def refresh() -> object:
+    from chalicelib import http
+    from chalicelib.auth import service as auth
+
+    body = http.parse(auth.Refresh, routes.current_request)
+    return auth.refresh(body.refresh_token)
+
+
+@routes.route("/api/auth/password", methods=["POST"])
+def change_password() -> object:
+    from chalicelib import http
+    from chalicelib.auth import service as auth
+
+    caller = auth.require()
+    body = http.parse(auth.PasswordChange, routes.current_request)
+    auth.change_password(caller, body.current_password, body.new_password)
+    return http.no_content()
 
 
 @routes.route("/api/auth/logout", methods=["POST"])
@@ -44,3 +64,22 @@ def create_user() -> object:
     except auth.EmailTaken:
         raise errors.Conflict("that email is taken") from None
     return http.created(user)
+
+
+@routes.route("/api/users")
+def list_users() -> object:
+    from chalicelib import http
+    from chalicelib.auth import service as auth
+
+    auth.require("admin")
+    return auth.list_users(http.query(routes.current_request))
+
+
+@routes.route("/api/users/{user_id}", methods=["PATCH"])
+def update_user(user_id: str) -> object:
+    from chalicelib import http
+    from chalicelib.auth import service as auth
+
+    auth.require("admin")
+    body = http.parse(auth.UserChanges, routes.current_request)
+    return auth.update_user(user_id, body.role, body.disabled)
