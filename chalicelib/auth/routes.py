@@ -10,17 +10,28 @@ routes = Blueprint(__name__)
 @routes.route("/api/auth/login", methods=["POST"])
 def login() -> object:
     from chalicelib import http, runtime
+    from chalicelib.auth import browser
     from chalicelib.auth import service as auth
 
     body = http.parse(auth.Credentials, routes.current_request)
-    return auth.login(body.email, body.password, runtime.current().ip)
+    inv = runtime.current()
+    session = auth.login(body.email, body.password, inv.ip)
+    return browser.answer(session) if browser.wants_cookie(inv.headers) else session
 
 
 @routes.route("/api/auth/refresh", methods=["POST"])
 def refresh() -> object:
-    from chalicelib import http
+    from chalicelib import errors, http, runtime
+    from chalicelib.auth import browser
     from chalicelib.auth import service as auth
 
+    inv = runtime.current()
+    if browser.wants_cookie(inv.headers):  # a browser: the token is in the cookie (module docstring)
+        browser.check_same_origin(inv.headers)
+        token = browser.cookie_token(inv.headers)
+        if not token:
+            raise errors.Unauthenticated("no session cookie; log in again")
+        return browser.answer(auth.refresh(token))
     body = http.parse(auth.Refresh, routes.current_request)
     return auth.refresh(body.refresh_token)
 
@@ -38,11 +49,11 @@ def change_password() -> object:
 
 @routes.route("/api/auth/logout", methods=["POST"])
 def logout() -> object:
-    from chalicelib import http
+    from chalicelib.auth import browser
     from chalicelib.auth import service as auth
 
     auth.logout(auth.require())
-    return http.no_content()
+    return browser.logged_out()
 
 
 @routes.route("/api/auth/me")

@@ -333,3 +333,90 @@ def test_a_password_change_ends_the_other_sessions_and_keeps_this_one(gw, api, m
     assert login(api, "editor", "a new password")["user"]["id"] == this["user"]["id"]
     email = this["user"]["email"]
     assert api.post("/api/auth/login", {"email": email, "password": ROLE_PASSWORD}).status_code == 401
+
+
+# --- browsers: the refresh token in a cookie, CSRF ---------------------------------------------------
+
+HOST = "api.example.com"
+SAME_SITE = {"x-inkwell-session": "cookie", "host": HOST, "origin": f"https://{HOST}", "sec-fetch-site": "same-origin"}
+
+
+def browser_login(api, role: str = "admin") -> tuple[dict[str, Any], str]:
+    user = api.user(role)
+    response = api.post(
+        "/api/auth/login", {"email": user["email"], "password": ROLE_PASSWORD}, headers={"x-inkwell-session": "cookie"}
+    )
+    assert response.status_code == 200, response.body
+    return body(response), set_cookie_of(response)
+
+
+def set_cookie_of(response: Any) -> str:
+    return str(next(v for k, v in response.headers.items() if k.lower() == "set-cookie"))
+
+
+def cookie_value(set_cookie: str) -> str:
+    return set_cookie.split(";")[0].partition("=")[2]
+
+
+def cookie_refresh(api, cookie: str, **headers: str) -> Any:
+    sent = {**SAME_SITE, "cookie": f"theme=dark; inkwell_refresh={cookie}", **headers}
+    return api.client.http.request("POST", "/api/auth/refresh", headers=sent, body=b"")
+
+
+def test_a_browser_login_puts_the_refresh_token_in_a_strict_httponly_cookie_only(api):
+    session, set_cookie = browser_login(api)
+    assert "refresh_token" not in session and session["token"] and session["refresh_expires_at"]
+    attributes = {a.strip() for a in set_cookie.split(";")[1:]}
+    assert {"HttpOnly", "Secure", "SameSite=Strict", "Path=/api/auth"} <= attributes
+    assert set_cookie.startswith("inkwell_refresh=") and len(cookie_value(set_cookie)) >= 43
+
+
+def test_a_same_site_cookie_refresh_rotates_the_cookie(api):
+    _, set_cookie = browser_login(api)
+    response = cookie_refresh(api, cookie_value(set_cookie))
+    assert response.status_code == 200, response.body
+    assert "refresh_token" not in body(response)
+    assert api.get("/api/auth/me", token=body(response)["token"]).status_code == 200
+    rotated = cookie_value(set_cookie_of(response))
+    assert rotated and rotated != cookie_value(set_cookie)
+    assert cookie_refresh(api, cookie_value(set_cookie)).status_code == 401  # the old one: reuse
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"origin": "https://evil.example"}, id="another-origin"),
+        pytest.param({"origin": f"https://{HOST}.evil.example"}, id="a-lookalike-origin"),
+        pytest.param({"origin": "null"}, id="an-opaque-origin"),
+        pytest.param({"origin": "", "referer": "https://evil.example/page"}, id="a-cross-site-referer"),
+        pytest.param({"origin": "", "referer": ""}, id="no-origin-at-all"),
+        pytest.param({"sec-fetch-site": "cross-site"}, id="sec-fetch-site-cross-site"),
+        pytest.param({"sec-fetch-site": "same-site"}, id="sec-fetch-site-same-site"),
+    ],
+)
+def test_a_cross_site_cookie_refresh_is_refused_and_the_session_kept(api, headers):
+    _, set_cookie = browser_login(api)
+    response = cookie_refresh(api, cookie_value(set_cookie), **headers)
+    assert response.status_code == 403
+    assert "cross-site" in body(response)["Message"]
+    assert cookie_refresh(api, cookie_value(set_cookie)).status_code == 200  # not used up
+
+
+def test_the_cookie_alone_authenticates_nothing(api):
+    _, set_cookie = browser_login(api)
+    headers = {"host": HOST, "origin": f"https://{HOST}", "cookie": f"inkwell_refresh={cookie_value(set_cookie)}"}
+    response = api.client.http.request("POST", "/api/auth/refresh", headers=headers, body=b"")
+    assert response.status_code in (400, 415)  # the body variant, which has no token: nothing refreshed
+    assert cookie_refresh(api, cookie_value(set_cookie)).status_code == 200
+
+
+def test_a_cookie_refresh_without_the_cookie_is_a_401(api):
+    response = api.client.http.request("POST", "/api/auth/refresh", headers=SAME_SITE, body=b"")
+    assert response.status_code == 401
+
+
+def test_logout_removes_the_cookie(api):
+    session, _ = browser_login(api)
+    response = api.post("/api/auth/logout", token=session["token"])
+    assert response.status_code == 204
+    assert set_cookie_of(response).startswith("inkwell_refresh=;") and "Max-Age=0" in set_cookie_of(response)
