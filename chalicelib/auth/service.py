@@ -350,7 +350,14 @@ def change_password(caller: dict[str, Any], current: str, new: str) -> None:
     user = users().get(caller["id"])
     if user is None:
         raise errors.Unauthenticated("token has been revoked")
+    # Wrong current passwords count as failed logins of the email: a stolen access token cannot
+    # be used to guess the password faster than the login form allows.
+    gate, key = attempts(), f"email#{user['email']}"
+    wait = gate.locked_for(key, EMAIL_FAILURE_LIMIT)
+    if wait:
+        raise LoginThrottled(wait)
     if not passwords.verify_password(current, user["password_hash"]):
+        gate.record_failure([key])
         audit.record("auth.password_change_failed", details={"reason": "wrong_current_password"})
         raise errors.Invalid("is not your current password", "current_password")
     new_hash = passwords.hash_password(new, config.get().scrypt_n)

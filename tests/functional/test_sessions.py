@@ -420,3 +420,13 @@ def test_logout_removes_the_cookie(api):
     response = api.post("/api/auth/logout", token=session["token"])
     assert response.status_code == 204
     assert set_cookie_of(response).startswith("inkwell_refresh=;") and "Max-Age=0" in set_cookie_of(response)
+
+
+def test_wrong_current_passwords_count_as_failed_logins(api):
+    session = login(api, "editor")
+    wrong = {"current_password": "wrong", "new_password": "a new password"}
+    for _ in range(5):
+        assert api.post("/api/auth/password", wrong, token=session["token"]).status_code == 400
+    right = {"current_password": ROLE_PASSWORD, "new_password": "a new password"}
+    response = api.post("/api/auth/password", right, token=session["token"])
+    assert response.status_code == 429 and int(response.headers["Retry-After"]) >= 1
