@@ -103,6 +103,7 @@ LISTENERS: dict[type, list[events.Listener]] = {
     events.AuditRecorded: [emitters.on_audit],
     events.AnalyticsRecorded: [emitters.on_analytics],
     events.ReportStored: [emitters.on_report_stored],
+    events.SessionsRevoked: [emitters.on_sessions_revoked],  # close the sessions' WebSocket connections
 }
 events.subscribe_all(LISTENERS)
 

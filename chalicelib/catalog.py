@@ -85,7 +85,7 @@ TABLES: dict[str, Table] = {
         Table(
             "users",
             pk="id",
-            indexes=(Index("by_email", "email"),),
+            indexes=(Index("by_email", "email"), Index("by_role", "role", "created_at")),
             description="accounts; an `email#<address>` guard item keeps emails unique",
         ),
         Table(
@@ -93,8 +93,16 @@ TABLES: dict[str, Table] = {
             pk="jti",
             ttl="ttl",
             types=_TTL_TYPES,
+            indexes=(EXPIRY_INDEX, Index("by_user", "user_id")),
+            description="sessions (one per login: a refresh family) by id, the tokens' `sid`; deleting one revokes its tokens",
+        ),
+        Table(
+            "refresh_tokens",
+            pk="hash",
+            ttl="ttl",
+            types=_TTL_TYPES,
             indexes=(EXPIRY_INDEX,),
-            description="issued tokens by jti; deleting one revokes the token",
+            description="refresh tokens by SHA-256, each with its session (`sid`); `used_at` once rotated",
         ),
         Table(
             "login_attempts",
@@ -196,8 +204,8 @@ TABLES: dict[str, Table] = {
             pk="connection_id",
             ttl="ttl",
             types=_TTL_TYPES,
-            indexes=(EXPIRY_INDEX,),
-            description="open WebSocket connections: user, role, rooms, connected_at; TTL = API Gateway's 2 h cap",
+            indexes=(EXPIRY_INDEX, Index("by_user", "user_id")),
+            description="open WebSocket connections: user, session (`jti`), role, rooms, connected_at; TTL = API Gateway's 2 h cap",
         ),
         Table(
             "ws_members",

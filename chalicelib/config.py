@@ -15,7 +15,9 @@ STAGE = "INKWELL_STAGE"
 AWS_ENDPOINT = "INKWELL_AWS_ENDPOINT"  # set only locally: the moto server's URL
 REGION = "AWS_DEFAULT_REGION"
 JWT_SECRET = "JWT_SECRET"
-JWT_TTL_SECONDS = "INKWELL_JWT_TTL_SECONDS"
+JWT_TTL_SECONDS = "INKWELL_JWT_TTL_SECONDS"  # an access token's lifetime (default 15 minutes)
+REFRESH_TTL_SECONDS = "INKWELL_REFRESH_TTL_SECONDS"  # a refresh token's sliding lifetime (default 7 days)
+REFRESH_MAX_SECONDS = "INKWELL_REFRESH_MAX_SECONDS"  # a session's absolute cap from login (default 30 days)
 WEBHOOK_SECRET = "WEBHOOK_SECRET"
 ARTICLE_WEBHOOK_URL = "ARTICLE_WEBHOOK_URL"
 WEBHOOK_TIMEOUT = "INKWELL_WEBHOOK_TIMEOUT_SECONDS"  # one webhook call's timeout (default 30)
@@ -63,6 +65,8 @@ class Settings:
     article_webhook_url: str
     ws_management_endpoint: str | None
     scrypt_n: int
+    refresh_ttl_seconds: int = 7 * 24 * 3600
+    refresh_max_seconds: int = 30 * 24 * 3600
     webhook_timeout_seconds: float = 30.0
     ws_url: str | None = None
     fanout_threshold: int = 1000
@@ -85,7 +89,9 @@ def get() -> Settings:
         stage=env.get(STAGE, "local"),
         region=env.get(REGION, "us-east-1"),
         aws_endpoint=env.get(AWS_ENDPOINT) or None,
-        jwt_ttl_seconds=int(env.get(JWT_TTL_SECONDS, "3600")),
+        jwt_ttl_seconds=int(env.get(JWT_TTL_SECONDS, "900")),
+        refresh_ttl_seconds=int(env.get(REFRESH_TTL_SECONDS, str(7 * 24 * 3600))),
+        refresh_max_seconds=int(env.get(REFRESH_MAX_SECONDS, str(30 * 24 * 3600))),
         article_webhook_url=env.get(ARTICLE_WEBHOOK_URL, ""),
         ws_management_endpoint=env.get(WS_MANAGEMENT_ENDPOINT) or None,
         scrypt_n=int(env.get(SCRYPT_N, str(2**14))),

@@ -74,7 +74,25 @@ class AnalyticsRecorded:
     announce_after: Any = 0  # a Decimal, as stored
 
 
-EVENT_TYPES = (JobEvent, ArticleStatusChanged, ReportStored, Alert, AuditRecorded, AnalyticsRecorded)
+@dataclass(frozen=True)
+class SessionsRevoked:
+    """Sessions of a user ended (logout, refresh token reuse, a password or role change, the
+    user disabled): `sids` those sessions, or None for every session of the user but `kept`."""
+
+    user_id: str
+    sids: tuple[str, ...] | None = None
+    kept: tuple[str, ...] = ()
+
+
+EVENT_TYPES = (
+    JobEvent,
+    ArticleStatusChanged,
+    ReportStored,
+    Alert,
+    AuditRecorded,
+    AnalyticsRecorded,
+    SessionsRevoked,
+)
 
 
 def subscribe_all(table: Mapping[type, Iterable[Listener]]) -> None:

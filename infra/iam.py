@@ -36,13 +36,27 @@ ROOT = Path(__file__).resolve().parent.parent
 Grant = tuple[str, str]  # (action, resource key)
 
 ACCESS: dict[str, tuple[str, ...]] = {
-    "table:users": ("dynamodb:PutItem", "dynamodb:Query"),
+    "table:users": (
+        "dynamodb:ConditionCheckItem",  # logins, refreshes and admin checks in transactions
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+    ),
     "table:sessions": (
         "dynamodb:BatchWriteItem",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:Query",
+        "dynamodb:UpdateItem",  # a refresh slides the session's expiry
+    ),
+    "table:refresh_tokens": (
+        "dynamodb:BatchWriteItem",  # the session-cleanup sweep
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
     ),
     "table:login_attempts": ("dynamodb:BatchWriteItem", "dynamodb:Query"),
     "table:jobs": (
@@ -193,8 +207,10 @@ def resource_arns(key: str, scope: Scope, actions: Iterable[str] = ()) -> list[s
             table = catalog.table(k.partition(":")[2])
             arn = scope.arn("dynamodb", f"table/{physical_name(scope.stage, table.name)}")
             arns.append(arn)
-            if any(a in ("dynamodb:Query", "dynamodb:Scan") for a in actions):
-                arns += [f"{arn}/index/{index.name}" for index in table.indexes]
+            if table.indexes and any(a in ("dynamodb:Query", "dynamodb:Scan") for a in actions):
+                # the table's own indexes, whichever: one ARN, not one per index (the role
+                # policy's 10,240-character quota)
+                arns.append(f"{arn}/index/*")
         return arns
     if kind in ("queue", "dlq"):
         arns = []

@@ -127,6 +127,7 @@ class Api:
         self.client = client
         self.users: dict[str, dict[str, Any]] = {}
         self.tokens: dict[str, str] = {}
+        self.expiries: dict[str, float] = {}  # role -> its token's expiry (tokens minted elsewhere: none)
         self.made: dict[str, str] = {}  # placeholder -> the resource id made for it (see `fill`)
 
     def request(
@@ -169,12 +170,19 @@ class Api:
         return self.users[role]
 
     def token(self, role: str) -> str:
-        """A token for a user of `role` (`editor`, or `editor-2` for a second editor)."""
-        if role not in self.tokens:
+        """A token for a user of `role` (`editor`, or `editor-2` for a second editor); a new login
+        once the last token has expired by the app's clock (tests that move the clock on past an
+        access token's 15 minutes)."""
+        from chalicelib import timeutil
+
+        expires_at = self.expiries.get(role)
+        if role not in self.tokens or (expires_at is not None and expires_at <= timeutil.now()):
             user = self.user(role)
             response = self.post("/api/auth/login", {"email": user["email"], "password": ROLE_PASSWORD})
             assert response.status_code == 200, response.body
-            self.tokens[role] = json.loads(response.body)["token"]
+            answer = json.loads(response.body)
+            self.tokens[role] = answer["token"]
+            self.expiries[role] = timeutil.parse_iso(answer["expires_at"])
         return self.tokens[role]
 
 
@@ -192,6 +200,8 @@ PLACEHOLDERS: dict[str, Callable[[Api], str]] = {
     ],
     "viewer_email": lambda api: api.user("viewer")["email"],
     "editor_id": lambda api: api.user("editor")["id"],
+    # a user admins may change (disable, demote) without touching the roles' own users
+    "user_id": lambda api: api.user("editor-changeable")["id"],
 }
 
 

@@ -46,6 +46,9 @@ ACTIONS: dict[str, Action] = {
     "auth.lockout": _a("auth", "error", critical=True),
     "auth.logout": _a("auth", critical=True),
     "auth.token_refused": _a("auth", "warning", critical=True),
+    "auth.refresh": _a("auth"),
+    "auth.password_changed": _a("auth", "warning", critical=True),
+    "auth.password_change_failed": _a("auth", "warning", critical=True),
     "user.create": _a("auth", critical=True),
     "user.update": _a("auth", "warning", critical=True),
     "user.delete": _a("auth", "warning", critical=True),
@@ -106,6 +109,7 @@ FAMILIES: dict[str, Action] = {
 # dashboard's health raises its own alerts on dead letters and failure rates.
 ALERT_LEVELS: dict[str, str] = {
     "auth.lockout": "warning",
+    "security.refresh_reuse": "critical",
     "audit.tamper_detected": "critical",
 }
 

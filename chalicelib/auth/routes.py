@@ -1,4 +1,4 @@
-"""Auth's REST routes: login, logout, me, and user creation (admin)."""
+"""Auth's REST routes: login, refresh, logout, me, password change, and users (admin)."""
 
 from __future__ import annotations
 
@@ -27,19 +27,50 @@ DOCS = {
 @routes.route("/api/auth/login", methods=["POST"])
 def login() -> object:
     from chalicelib import http, runtime
+    from chalicelib.auth import browser
     from chalicelib.auth import service as auth
 
     body = http.parse(auth.Credentials, routes.current_request)
-    return auth.login(body.email, body.password, runtime.current().ip)
+    inv = runtime.current()
+    session = auth.login(body.email, body.password, inv.ip)
+    return browser.answer(session) if browser.wants_cookie(inv.headers) else session
+
+
+@routes.route("/api/auth/refresh", methods=["POST"])
+def refresh() -> object:
+    from chalicelib import errors, http, runtime
+    from chalicelib.auth import browser
+    from chalicelib.auth import service as auth
+
+    inv = runtime.current()
+    if browser.wants_cookie(inv.headers):  # a browser: the token is in the cookie (module docstring)
+        browser.check_same_origin(inv.headers)
+        token = browser.cookie_token(inv.headers)
+        if not token:
+            raise errors.Unauthenticated("no session cookie; log in again")
+        return browser.answer(auth.refresh(token))
+    body = http.parse(auth.Refresh, routes.current_request)
+    return auth.refresh(body.refresh_token)
+
+
+@routes.route("/api/auth/password", methods=["POST"])
+def change_password() -> object:
+    from chalicelib import http
+    from chalicelib.auth import service as auth
+
+    caller = auth.require()
+    body = http.parse(auth.PasswordChange, routes.current_request)
+    auth.change_password(caller, body.current_password, body.new_password)
+    return http.no_content()
 
 
 @routes.route("/api/auth/logout", methods=["POST"])
 def logout() -> object:
-    from chalicelib import http
+    from chalicelib.auth import browser
     from chalicelib.auth import service as auth
 
     auth.logout(auth.require())
-    return http.no_content()
+    return browser.logged_out()
 
 
 @routes.route("/api/auth/me")
@@ -61,3 +92,22 @@ def create_user() -> object:
     except auth.EmailTaken:
         raise errors.Conflict("that email is taken") from None
     return http.created(user)
+
+
+@routes.route("/api/users")
+def list_users() -> object:
+    from chalicelib import http
+    from chalicelib.auth import service as auth
+
+    auth.require("admin")
+    return auth.list_users(http.query(routes.current_request))
+
+
+@routes.route("/api/users/{user_id}", methods=["PATCH"])
+def update_user(user_id: str) -> object:
+    from chalicelib import http
+    from chalicelib.auth import service as auth
+
+    auth.require("admin")
+    body = http.parse(auth.UserChanges, routes.current_request)
+    return auth.update_user(user_id, body.role, body.disabled)

@@ -29,10 +29,14 @@ class Claims:
     jti: str
     iat: int
     exp: int
+    sid: str = ""  # the session (refresh family) the token belongs to; tokens from before sessions: their jti
 
 
-def issue(user_id: str, role: str, secret: str, now: float, ttl_seconds: int) -> tuple[str, Claims]:
-    claims = Claims(sub=user_id, role=role, jti=uuid.uuid4().hex, iat=int(now), exp=int(now) + ttl_seconds)
+def issue(
+    user_id: str, role: str, secret: str, now: float, ttl_seconds: int, sid: str | None = None
+) -> tuple[str, Claims]:
+    jti = uuid.uuid4().hex
+    claims = Claims(sub=user_id, role=role, jti=jti, iat=int(now), exp=int(now) + ttl_seconds, sid=sid or jti)
     payload: dict[str, Any] = {**claims.__dict__, "iss": ISSUER, "aud": AUDIENCE}
     return jwt.encode(payload, secret, algorithm=ALGORITHM), claims
 
@@ -63,4 +67,9 @@ def verify(token: str, secret: str, now: float) -> Claims:
         raise InvalidToken("token is not valid yet")
     if payload["exp"] <= now:
         raise InvalidToken("token has expired")
-    return Claims(sub=payload["sub"], role=payload["role"], jti=payload["jti"], iat=payload["iat"], exp=payload["exp"])
+    sid = payload.get("sid", payload["jti"])
+    if not isinstance(sid, str) or not sid:
+        raise InvalidToken("malformed claims")
+    return Claims(
+        sub=payload["sub"], role=payload["role"], jti=payload["jti"], iat=payload["iat"], exp=payload["exp"], sid=sid
+    )

@@ -153,6 +153,22 @@ def fan_out(members: Connections | None, endpoint: str | None, connection_ids: l
         forget(members, connection_id)
 
 
+def on_sessions_revoked(event: events.SessionsRevoked) -> None:
+    """Close the live WebSocket connections of the revoked sessions through the management API
+    (`DELETE @connections/{id}`) and forget them at once, so no event reaches them meanwhile;
+    API Gateway then runs `$disconnect`."""
+    members = connections()
+    for conn in members.of_user(event.user_id):
+        sid = conn.get("jti")
+        if (event.sids is not None and sid not in event.sids) or sid in event.kept:
+            continue
+        try:
+            sender(conn.get("endpoint")).close(conn["connection_id"])
+        except Exception:  # the frame check refuses it anyway, and the TTL removes it
+            log.warning("could not close connection %s of a revoked session", conn["connection_id"], exc_info=True)
+        members.close(conn["connection_id"])
+
+
 def forget(members: Connections, connection_id: str) -> None:
     """Drop a connection API Gateway no longer knows (410): its $disconnect never ran.
 

@@ -28,6 +28,7 @@ log = logging.getLogger("inkwell.realtime")
 MAX_ROOMS_PER_CONNECTION = 50
 MAX_REPLAY = 500  # events per `resumed`; a client with more to catch up resumes again
 UNKNOWN_CONNECTION = protocol.error("unknown connection; reconnect")
+SESSION_ENDED = protocol.error("session ended; log in again")
 
 
 def connect(event: Any) -> Response | None:
@@ -54,9 +55,11 @@ def message(event: Any) -> None:
         if not out.post(connection_id, reply):
             forget(connections(), connection_id)
             return
-        if reply is UNKNOWN_CONNECTION:
+        if reply is UNKNOWN_CONNECTION or reply is SESSION_ENDED:
             # Nothing reaches a connection without a record: close it, so the client reconnects.
             out.close(connection_id)
+            if reply is SESSION_ENDED:
+                connections().close(connection_id)
             return
 
 
@@ -84,9 +87,6 @@ def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | st
     except frames.BadFrame as exc:
         yield protocol.error(str(exc), exc.action)
         return
-    if isinstance(frame, frames.Ping):
-        yield {"type": "pong"}
-        return
     try:
         yield from _act(connection_id, frame)
     except rooms.RoomRefused as exc:
@@ -112,8 +112,14 @@ def _act(connection_id: str, frame: Any) -> Iterator[dict[str, Any] | str]:
         yield UNKNOWN_CONNECTION
         return
     _act_as(conn)
+    if not _session_alive(conn):
+        audit.record("realtime.refused", details={"reason": "session ended", "connection": connection_id})
+        yield SESSION_ENDED
+        return
     joined = set(conn.get("rooms") or ())
-    if isinstance(frame, frames.Rooms):
+    if isinstance(frame, frames.Ping):
+        yield {"type": "pong"}
+    elif isinstance(frame, frames.Rooms):
         yield {"type": "rooms", "rooms": event_log().current(sorted(joined))}
     elif isinstance(frame, frames.Subscribe):
         _check(conn, frame.room)
@@ -138,6 +144,15 @@ def _act(connection_id: str, frame: Any) -> Iterator[dict[str, Any] | str]:
         if more:
             done["next_after"] = replayed[-1][0]
         yield done
+
+
+def _session_alive(conn: dict[str, Any]) -> bool:
+    """Whether the connection's session still stands (logout, a password or role change and a
+    disabled user end it): one GetItem per frame."""
+    from chalicelib.auth import service as auth
+
+    session = auth.sessions().get(conn.get("jti") or "-")
+    return session is not None and session["user_id"] == conn["user_id"]
 
 
 def _act_as(conn: dict[str, Any]) -> None:

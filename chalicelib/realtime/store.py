@@ -151,6 +151,17 @@ class Connections:
             return None
         return item
 
+    def of_user(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's open connections (the `by_user` index)."""
+        found: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"IndexName": "by_user", "KeyConditionExpression": _key("user_id").eq(user_id)}
+        while True:
+            result = self._connections.query(**kwargs)
+            found += [item for item in result.get("Items", []) if _live(item, timeutil.now())]
+            if not result.get("LastEvaluatedKey"):
+                return found
+            kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+
     def join(self, connection: dict[str, Any], room: str) -> None:
         # Counted before written, and counted out again when it was in already (a retried frame
         # after a fault midway): every fault leaves the count too high at worst, which is harmless.

@@ -1,6 +1,8 @@
 // The queue dashboard's script: an ES module with no dependencies and no build step, served at
-// /static/dashboard.js next to /dashboard. It signs in over the REST API (the token stays in this
-// tab's sessionStorage), shows the four queues' stats and health, lists jobs by state with their
+// /static/dashboard.js next to /dashboard. It signs in over the REST API in the browser variant:
+// the refresh token lives in an HttpOnly cookie no script reads, the 15-minute access token only
+// in this script's memory (refreshed through the cookie before it expires, after a 401 and on
+// load, so a reload keeps the session), shows the four queues' stats and health, lists jobs by state with their
 // detail, drives the control actions, and follows the admin room over the WebSocket through the
 // shared browser client (/static/realtime.js, imported when needed): job and activity events
 // update the page as they happen; a slow poll only refreshes the queue depths, which no event
@@ -18,11 +20,13 @@ const POLL_MS = 15000;
 const METRICS_POLL_MS = 60000;
 const CHART = { width: 300, height: 70, minutes: 60 };
 const FEED_MAX = 60;
-const TOKEN_KEY = "inkwell.dashboard.token";
+const RENEW_BEFORE_MS = 60000; // refresh the access token a minute before it expires
+const COOKIE_SESSION = { "X-Inkwell-Session": "cookie" };
 
 const $ = (id) => document.getElementById(id);
 const view = {
-  token: sessionStorage.getItem(TOKEN_KEY),
+  token: null, // the access token: memory only
+  renewing: null, // the refresh in flight (a refresh token works once: callers share it)
   user: null,
   queue: "articles",
   state: "failed",
@@ -71,10 +75,11 @@ function ago(ts) {
   return new Date(ts).toISOString().slice(0, 10);
 }
 
-async function api(method, path, body) {
+async function api(method, path, body, retried = false) {
   const headers = { Authorization: `Bearer ${view.token}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (response.status === 401 && !retried && (await renew())) return api(method, path, body, true);
   const text = await response.text();
   let data = null;
   try {
@@ -100,7 +105,7 @@ async function signIn(event) {
   $("login-error").textContent = "";
   const response = await fetch("/api/auth/login", {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", ...COOKIE_SESSION },
     body: JSON.stringify({ email: $("email").value.trim(), password: $("password").value }),
   });
   const data = await response.json().catch(() => ({}));
@@ -112,16 +117,51 @@ async function signIn(event) {
     $("login-error").textContent = "The dashboard is for admins only.";
     return;
   }
-  view.token = data.token;
-  sessionStorage.setItem(TOKEN_KEY, data.token);
+  keep(data);
   $("password").value = "";
   start(data.user);
 }
 
+// The access token, in memory; its refresh is due a minute before it expires.
+function keep(session) {
+  view.token = session.token;
+  const due = new Date(session.expires_at).getTime() - Date.now() - RENEW_BEFORE_MS;
+  later("renew", renew, Math.max(1000, Number.isFinite(due) ? due : 60000));
+}
+
+// A new access token through the session cookie; false when the session has ended.
+function renew() {
+  if (!view.renewing) {
+    view.renewing = (async () => {
+      try {
+        const response = await fetch("/api/auth/refresh", {
+          method: "POST",
+          headers: { "Content-Type": "application/json", ...COOKIE_SESSION },
+          credentials: "same-origin",
+          body: "{}",
+        });
+        if (!response.ok) return false;
+        keep(await response.json());
+        return true;
+      } catch {
+        return false;
+      }
+    })().finally(() => { view.renewing = null; });
+  }
+  return view.renewing;
+}
+
+// Logout ends the session on the server (and its cookie): with a fresh token if this one lapsed.
+async function endSession(token) {
+  const logout = (t) => fetch("/api/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${t}` } });
+  const response = await logout(token);
+  if (response.status === 401 && (await renew())) await logout(view.token);
+}
+
 function signOut(message = "") {
-  if (view.token) fetch("/api/auth/logout", { method: "POST", headers: { Authorization: `Bearer ${view.token}` } }).catch(() => {});
+  if (view.token) endSession(view.token).catch(() => {});
   view.token = null;
-  sessionStorage.removeItem(TOKEN_KEY);
+  clearTimeout(view.timers.renew);
   if (view.rt) view.rt.close();
   view.rt = null;
   clearInterval(view.poller);
@@ -135,7 +175,7 @@ function signOut(message = "") {
 }
 
 async function resume() {
-  if (!view.token) return signOut();
+  if (!(await renew())) return signOut(); // a reload: the cookie's session, if it still stands
   try {
     const me = await api("GET", "/api/auth/me");
     if (me.ok && me.data.role === "admin") return start(me.data);
@@ -517,7 +557,10 @@ async function connect() {
   }
   if (!view.token) return;
   const override = new URLSearchParams(location.search).get("ws");
-  const rt = new RealtimeClient({ token: view.token, apiUrl: "", wsUrl: override || null });
+  // The client reads the page's current token and asks the page to refresh it after a 401.
+  const rt = new RealtimeClient({
+    token: () => view.token, refresh: async () => ((await renew()) ? view.token : null), apiUrl: "", wsUrl: override || null,
+  });
   rt.onConnectionChange((on) => {
     setLive(on);
     if (on) loadAlerts(rt, systemAlert);

@@ -85,7 +85,16 @@ export class AuthError extends Error {}
 export class RealtimeClient {
   /**
    * @param {object} options
-   * @param {string} options.token       the JWT from POST /api/auth/login
+   * @param {string|function} options.token  the access token from POST /api/auth/login (or a
+   *                                     function answering the current one)
+   * @param {string} [options.refreshToken]  the login's refresh token: the client then refreshes
+   *                                     the access token itself, before `expiresAt` and after a 401
+   * @param {string} [options.expiresAt] the access token's `expires_at`
+   * @param {boolean} [options.cookieSession]  refresh through the session cookie (a page that
+   *                                     logged in with `X-Inkwell-Session: cookie`) instead
+   * @param {function} [options.refresh] async () => a new access token or null: how to refresh
+   *                                     instead (a page that refreshes on its own)
+   * @param {function} [options.onTokens]  called with each refresh answer (to keep the new tokens)
    * @param {string} [options.apiUrl]    the REST API's origin ("" for the page's own)
    * @param {string} [options.wsUrl]     ws(s):// URL; default: the `url` the ticket answer gives
    * @param {number} [options.pingIntervalMs]
@@ -94,8 +103,14 @@ export class RealtimeClient {
   constructor({
     token, apiUrl = "", wsUrl = null, pingIntervalMs = IDLE_TIMEOUT_MS * 0.4, maxAgeMs = MAX_AGE_MS - 300_000,
     backoffFirst = 1, backoffCap = 30, gapWaitMs = 2000, random = Math.random, resumeTimeoutMs = 15_000,
+    refreshToken = null, expiresAt = null, cookieSession = false, refresh = null, onTokens = null,
+    renewBeforeMs = 60_000,
   }) {
     Object.assign(this, { token, apiUrl: apiUrl.replace(/\/$/, ""), wsUrl, pingIntervalMs, maxAgeMs });
+    Object.assign(this, { refreshToken, cookieSession, refreshFn: refresh, onTokens, renewBeforeMs });
+    this.pendingExpiry = expiresAt;
+    this.renewing = null; // the refresh in flight: concurrent callers share it (a refresh token works once)
+    this.renewTimer = null;
     this.backoff = [backoffFirst, backoffCap];
     this.gapWaitMs = gapWaitMs;
     this.resumeTimeoutMs = resumeTimeoutMs;
@@ -120,12 +135,14 @@ export class RealtimeClient {
 
   start() {
     this.closing = false;
+    if (this.pendingExpiry) this.scheduleRenewal(this.pendingExpiry);
     this.connect();
     return this;
   }
 
   close() {
     this.closing = true;
+    clearTimeout(this.renewTimer);
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     this.gapChecks.clear();
@@ -456,11 +473,69 @@ export class RealtimeClient {
     for (const handler of this.errorListeners) handler(msg);
   }
 
-  async fetchTicket() {
+  // --- the access token ------------------------------------------------------------------------
+
+  currentToken() {
+    return typeof this.token === "function" ? this.token() : this.token;
+  }
+
+  canRefresh() {
+    return Boolean(this.refreshFn || this.refreshToken || this.cookieSession);
+  }
+
+  /** A new access token (single flight), or null when the session has ended. */
+  renew() {
+    if (!this.renewing) {
+      this.renewing = this.refreshOnce().finally(() => { this.renewing = null; });
+    }
+    return this.renewing;
+  }
+
+  async refreshOnce() {
+    if (this.refreshFn) {
+      const token = await this.refreshFn().catch(() => null);
+      if (token) this.token = typeof this.token === "function" ? this.token : token;
+      return token || null;
+    }
+    if (!this.refreshToken && !this.cookieSession) return null;
+    const headers = { "Content-Type": "application/json" };
+    if (this.cookieSession) headers["X-Inkwell-Session"] = "cookie";
+    let response;
+    try {
+      response = await fetch(`${this.apiUrl}/api/auth/refresh`, {
+        method: "POST",
+        headers,
+        credentials: "same-origin",
+        body: this.cookieSession ? "{}" : JSON.stringify({ refresh_token: this.refreshToken }),
+      });
+    } catch {
+      return null;
+    }
+    if (!response.ok) return null;
+    const data = await response.json();
+    this.token = data.token;
+    if (data.refresh_token) this.refreshToken = data.refresh_token;
+    if (this.onTokens) this.onTokens(data);
+    this.scheduleRenewal(data.expires_at);
+    return data.token;
+  }
+
+  /** Refresh a minute (renewBeforeMs) before the access token expires. */
+  scheduleRenewal(expiresAt) {
+    clearTimeout(this.renewTimer);
+    const at = new Date(expiresAt).getTime();
+    if (!Number.isFinite(at) || this.refreshFn || this.closing) return;
+    this.renewTimer = setTimeout(() => this.renew(), Math.max(1000, at - Date.now() - this.renewBeforeMs));
+  }
+
+  async fetchTicket(retried = false) {
     const response = await fetch(`${this.apiUrl}/api/realtime/ticket`, {
       method: "POST",
-      headers: { Authorization: `Bearer ${this.token}`, "Content-Type": "application/json" },
+      headers: { Authorization: `Bearer ${this.currentToken()}`, "Content-Type": "application/json" },
     });
+    if (response.status === 401 && !retried && this.canRefresh() && (await this.renew())) {
+      return this.fetchTicket(true); // the access token expired or was refused: refresh, then ask again
+    }
     if (response.status === 401 || response.status === 403) throw new AuthError(`ticket refused: HTTP ${response.status}`);
     if (!response.ok) throw new Error(`ticket request failed: HTTP ${response.status}`);
     return response.json();

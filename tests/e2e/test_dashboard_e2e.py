@@ -283,3 +283,37 @@ def test_the_dashboard_page_lists_an_alert_raised_before_it_opened_once(served: 
     assert page.locator("#alerts li").evaluate_all("(items) => items.map((li) => li.dataset.seq)") == seqs
     assert outside == [], f"the page reached other hosts: {outside}"
     assert errors == [], errors
+
+
+def test_a_reload_keeps_the_session_and_no_script_can_read_a_token(served: LocalStack, browser: Any) -> None:
+    stack = served
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{stack.http_url}/dashboard")
+    page.fill("#email", stack.admin_email)
+    page.fill("#password", stack.admin_password)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#live.on", timeout=10000)
+
+    # WHEN the page is reloaded THEN it shows the dashboard again without a login, live
+    page.reload()
+    page.wait_for_selector('.card[data-queue="articles"] [data-stat="waiting"] b', timeout=10000)
+    page.wait_for_selector("#live.on", timeout=10000)
+    assert page.is_hidden("#login-view")
+
+    # AND no token is where a script could read it
+    readable = page.evaluate(
+        "() => ({cookie: document.cookie, session: JSON.stringify(sessionStorage), local: JSON.stringify(localStorage)})"
+    )
+    assert readable == {"cookie": "", "session": "{}", "local": "{}"}
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "inkwell_refresh"]
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/api/auth"
+
+    # WHEN the admin signs out THEN a reload asks for a login again
+    page.click("#logout")
+    page.wait_for_selector("#login-form")
+    eventually(lambda: not [c for c in page.context.cookies() if c["name"] == "inkwell_refresh"], timeout=5)
+    page.reload()
+    page.wait_for_selector("#login-view:not([hidden])", timeout=10000)
+    assert errors == [], errors

@@ -119,7 +119,11 @@ SECRET = TEST_ENV["JWT_SECRET"]
             lambda c: jwt.encode({k: v for k, v in c.items() if k != "exp"}, SECRET, algorithm="HS256"),
             id="missing-exp",
         ),
-        pytest.param(lambda c: jwt.encode(dict(c, jti="not-a-session"), SECRET, algorithm="HS256"), id="unknown-jti"),
+        pytest.param(lambda c: jwt.encode(dict(c, sid="not-a-session"), SECRET, algorithm="HS256"), id="unknown-sid"),
+        pytest.param(
+            lambda c: jwt.encode({k: v for k, v in c.items() if k != "sid"}, SECRET, algorithm="HS256"),
+            id="no-sid-and-a-jti-naming-no-session",
+        ),
         pytest.param(lambda c: "garbage", id="garbage"),
         pytest.param(lambda c: "a.b.c", id="three-garbage-parts"),
     ],
@@ -130,7 +134,7 @@ def test_jwt_attacks_are_refused(api, make_token):
     assert response.status_code == 401
 
 
-def test_a_valid_token_with_a_revoked_jti_is_refused(api):
+def test_a_valid_token_of_a_revoked_session_is_refused(api):
     token = api.token("admin")
     api.post("/api/auth/logout", token=token)
     assert api.get("/api/auth/me", token=token).status_code == 401

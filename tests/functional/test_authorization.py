@@ -35,6 +35,11 @@ ENDPOINTS = [
     Endpoint("GET", "/api/health", ANYONE),
     Endpoint("POST", "/api/auth/login", ANYONE, {"email": "{viewer_email}", "password": ROLE_PASSWORD}),
     Endpoint("POST", "/api/auth/logout", USERS),
+    Endpoint("POST", "/api/auth/refresh", ANYONE),  # the refresh token is the credential: 400 without one
+    Endpoint("POST", "/api/auth/password", USERS, {"current_password": "wrong", "new_password": "long enough"}),
+    Endpoint("GET", "/api/users", ADMIN),
+    Endpoint("GET", "/api/users?role=viewer", ADMIN),
+    Endpoint("PATCH", "/api/users/{user_id}", ADMIN, {"disabled": False}),
     Endpoint("GET", "/api/auth/me", USERS),
     Endpoint("POST", "/api/users", ADMIN, {"email": "new@example.com", "password": "long enough", "role": "viewer"}),
     Endpoint("POST", "/api/articles", EDITORS, {"title": "A title", "topic": "a topic"}),

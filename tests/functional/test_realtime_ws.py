@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from chalicelib import aws, runtime, timeutil
+from chalicelib.auth import service as auth
 from chalicelib.realtime import emitters, handlers, store
 from chalicelib.realtime import sender as sender_module
 from tests.conftest import body
@@ -356,6 +357,7 @@ def test_resume_skips_events_past_their_retention(gw, api, monkeypatch):
     monkeypatch.setattr(timeutil, "now", lambda: later)
     note(room, "new")
     cid = "admin-conn"
+    auth.sessions().create("j", api.user("admin"), int(later) + 3600)
     emitters.connections().open(cid, {**api.user("admin"), "jti": "j"}, [room], None)
     replies = gw.send(cid, {"action": "resume", "room": room, "after": 0})
     assert [r["data"]["text"] for r in replies[:-1]] == ["new"]

@@ -22,6 +22,9 @@ from tests.functional.test_authorization import ENDPOINTS, fill_body, outcome
 BODY_ENDPOINTS = [
     ("POST", "/api/auth/login", {"email": "a@example.com", "password": "x"}, ANONYMOUS),
     ("POST", "/api/users", {"email": "new@example.com", "password": "long enough", "role": "viewer"}, "admin"),
+    ("POST", "/api/auth/refresh", {"refresh_token": "x"}, ANONYMOUS),
+    ("POST", "/api/auth/password", {"current_password": "x", "new_password": "long enough"}, "viewer"),
+    ("PATCH", "/api/users/{user_id}", {}, "admin"),
     ("POST", "/api/articles", {"title": "t", "topic": "x"}, "editor"),
     ("POST", "/api/analytics/events", {"article_id": "{article_id}", "type": "view"}, "viewer"),
     ("PUT", "/api/settings/site", {"value": 1}, "admin"),
@@ -44,6 +47,22 @@ FIELD_CASES = [
     ("POST", "/api/users", {"email": "a@example.com", "password": LONG, "role": "viewer"}, "admin", "password"),
     ("POST", "/api/users", {"email": "a@example.com", "password": "long enough", "role": "root"}, "admin", "role"),
     ("POST", "/api/users", {"email": "a@example.com", "password": "long enough", "role": 1}, "admin", "role"),
+    # sessions and users
+    ("POST", "/api/auth/refresh", {"refresh_token": 5}, ANONYMOUS, "refresh_token"),
+    ("POST", "/api/auth/refresh", {"refresh_token": ""}, ANONYMOUS, "refresh_token"),
+    ("POST", "/api/auth/refresh", {"refresh_token": LONG}, ANONYMOUS, "refresh_token"),
+    (
+        "POST",
+        "/api/auth/password",
+        {"current_password": "wrong", "new_password": "long enough"},
+        "viewer",
+        "current_password",
+    ),
+    ("POST", "/api/auth/password", {"current_password": "x", "new_password": "short"}, "viewer", "new_password"),
+    ("POST", "/api/auth/password", {"current_password": "x", "new_password": LONG}, "viewer", "new_password"),
+    ("PATCH", "/api/users/{user_id}", {"role": "root"}, "admin", "role"),
+    ("PATCH", "/api/users/{user_id}", {"disabled": "yes"}, "admin", "disabled"),
+    ("PATCH", "/api/users/{user_id}", {"disabled": 1}, "admin", "disabled"),
     # articles
     ("POST", "/api/articles", {"title": 1, "topic": "x"}, "editor", "title"),
     ("POST", "/api/articles", {"title": "   ", "topic": "x"}, "editor", "title"),
@@ -108,6 +127,10 @@ PARAM_CASES = [
     ("GET", "/api/schedules?limit=many", "admin", "limit"),
     ("GET", "/api/schedules?cursor=garbage", "admin", "cursor"),
     ("GET", "/api/schedules?cursor=eyJpZCI6IngifQ", "admin", "cursor"),
+    ("GET", "/api/users?role=root", "admin", "role"),
+    ("GET", "/api/users?limit=0", "admin", "limit"),
+    ("GET", "/api/users?cursor=garbage", "admin", "cursor"),
+    ("GET", "/api/users?role=viewer&cursor=eyJpZCI6IngifQ", "admin", "cursor"),
     ("PUT", "/api/settings/Site", "admin", "key"),
     ("PUT", "/api/settings/" + "k" * 200, "admin", "key"),
     # jobs and reports

@@ -42,7 +42,7 @@ def test_query_grants_reach_the_tables_indexes() -> None:
     arns = iam.resource_arns("table:users", iam.Scope("prod"), ["dynamodb:Query"])
     assert arns == [
         "arn:aws:dynamodb:*:*:table/inkwell-prod-users",
-        "arn:aws:dynamodb:*:*:table/inkwell-prod-users/index/by_email",
+        "arn:aws:dynamodb:*:*:table/inkwell-prod-users/index/*",
     ]
     assert iam.resource_arns("table:users", iam.Scope("prod"), ["dynamodb:GetItem"]) == [arns[0]]
 

@@ -83,7 +83,10 @@ def carry_on(job: Job, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def sessions(job: Job, ctx: JobContext) -> dict[str, Any]:
-    return carry_on(job, sweep("sessions", ctx))
+    """Expired sessions, then expired refresh tokens."""
+    result = sweep("sessions", ctx)
+    tokens = sweep("refresh_tokens", ctx)
+    return carry_on(job, {**result, "refresh_tokens": tokens, "more": result["more"] or tokens["more"]})
 
 
 def login_attempts(job: Job, ctx: JobContext) -> dict[str, Any]:

@@ -10,6 +10,11 @@ It pings before API Gateway's 10-minute idle timeout and reconnects on its own b
     async with RealtimeClient("http://127.0.0.1:8000", token) as rt:
         async for status in rt.article_status(article_id):
             print(status.status)
+
+Given the login's `refresh_token` (and `expires_at`), it keeps the access token fresh: it
+refreshes when the token is due within a minute before asking for a ticket, and after a 401,
+then asks again; `access_token()` answers a fresh one for the application's own REST calls,
+and `on_tokens` hears each refresh answer (the refresh token rotates with each one).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import contextlib
 import json
 import logging
 import random
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,6 +44,7 @@ IDLE_TIMEOUT = 600.0  # API Gateway closes a connection idle this long
 MAX_AGE = 7200.0  # ... and any connection this old
 DEFAULT_PING_INTERVAL = IDLE_TIMEOUT * 0.4
 DEFAULT_MAX_AGE = MAX_AGE - 300.0
+RENEW_BEFORE = 60.0  # refresh an access token due within this many seconds
 DASHBOARD_TYPES = frozenset(
     {"article.status", "job.progress", "job.completed", "job.failed", "activity", "analytics.update"}
 )
@@ -121,10 +129,19 @@ class RealtimeClient:
         gap_wait: float = 2.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        refresh_token: str | None = None,
+        expires_at: str | None = None,
+        on_tokens: Callable[[dict[str, Any]], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.ws_url = ws_url
         self._token = token
+        self._refresh_token = refresh_token
+        self._expires_at = _epoch(expires_at)
+        self._on_tokens = on_tokens
+        self._clock = clock
+        self._refreshing = threading.Lock()  # a refresh token works once: one refresh at a time
         self._ping_interval = ping_interval
         self._max_age = max_age
         self._backoff = (backoff_first, backoff_cap)
@@ -375,16 +392,58 @@ class RealtimeClient:
     # --- REST ----------------------------------------------------------------------------------------
 
     def _fetch_ticket(self) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"{self.api_url}/api/realtime/ticket",
-            data=b"",
-            method="POST",
-            headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
-        )
+        token = self._fresh_token()
+        status, body = self._post("/api/realtime/ticket", None, token)
+        if status == 401 and self._refresh_token:  # expired or refused: refresh once, ask again
+            status, body = self._post("/api/realtime/ticket", None, self._refreshed(token))
+        if status in (401, 403):
+            raise AuthError(f"ticket refused: HTTP {status}")
+        if status != 200:
+            raise OSError(f"ticket request failed: HTTP {status}")
+        return dict(body)
+
+    # --- the access token ------------------------------------------------------------------------------
+
+    async def access_token(self) -> str:
+        """The access token, refreshed first when it is due (for the application's REST calls)."""
+        return await asyncio.to_thread(self._fresh_token)
+
+    def _fresh_token(self) -> str:
+        due = self._expires_at is not None and self._expires_at - self._clock() <= RENEW_BEFORE
+        return self._refreshed(self._token) if due and self._refresh_token else self._token
+
+    def _refreshed(self, stale: str) -> str:
+        """A new access token (AuthError when the session has ended); a caller that waited while
+        another refreshed gets that one."""
+        with self._refreshing:
+            if self._token != stale:
+                return self._token
+            status, body = self._post("/api/auth/refresh", {"refresh_token": self._refresh_token}, None)
+            if status != 200:
+                raise AuthError(f"refresh refused: HTTP {status}; log in again")
+            self._token, self._refresh_token = body["token"], body["refresh_token"]
+            self._expires_at = _epoch(body.get("expires_at"))
+            if self._on_tokens:
+                self._on_tokens(body)
+            return self._token
+
+    def _post(self, path: str, body: dict[str, Any] | None, token: str | None) -> tuple[int, Any]:
+        """POST JSON to the REST API: (status, parsed body); tests replace it."""
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = json.dumps(body).encode() if body is not None else b""
+        request = urllib.request.Request(f"{self.api_url}{path}", data=data, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
-                return dict(json.loads(response.read()))
+                return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
-            if exc.code in (401, 403):
-                raise AuthError(f"ticket refused: HTTP {exc.code}") from None
-            raise OSError(f"ticket request failed: HTTP {exc.code}") from None
+            return exc.code, None
+
+
+def _epoch(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

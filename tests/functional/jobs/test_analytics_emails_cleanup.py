@@ -169,6 +169,8 @@ def test_sweeps_delete_expired_items_and_keep_live_ones(poller, clock):
     _expired("sessions", {"jti": "old"}, now - 3600)
     _expired("sessions", {"jti": "older"}, now - 5 * 86400)
     _expired("sessions", {"jti": "live"}, now + 3600)
+    _expired("refresh_tokens", {"hash": "used-long-ago"}, now - 60)
+    _expired("refresh_tokens", {"hash": "current"}, now + 60)
     _expired("login_attempts", {"key": "email#a", "at": "t1"}, now - 10)
     _expired("webhook_logs", {"article_id": "a", "sk": "s"}, now - 10)
     jobs = [enqueue("cleanup", kind, {}) for kind in ("sessions", "login_attempts", "webhook_logs")]
@@ -176,6 +178,8 @@ def test_sweeps_delete_expired_items_and_keep_live_ones(poller, clock):
     assert [service.get(j["id"])["result"]["deleted"] for j in jobs] == [2, 1, 1]
     assert aws.table("sessions").get_item(Key={"jti": "live"}).get("Item")
     assert not aws.table("sessions").get_item(Key={"jti": "old"}).get("Item")
+    assert service.get(jobs[0]["id"])["result"]["refresh_tokens"]["deleted"] == 1
+    assert aws.table("refresh_tokens").get_item(Key={"hash": "current"}).get("Item")
 
 
 SWEEPS = [  # every sweep job and the table it sweeps
