@@ -42,6 +42,14 @@ class Login(BaseModel):
     token: str
     expires_at: str = Field(json_schema_extra=TIME)
     user: User
+    # absent for a browser (`X-Inkwell-Session: cookie`): it is in the HttpOnly cookie instead
+    refresh_token: str | None = None
+    refresh_expires_at: str = Field(json_schema_extra=TIME)
+
+
+class ListedUser(User):
+    disabled: bool
+    created_at: str = Field(json_schema_extra=TIME)
 
 
 class Article(BaseModel):
@@ -62,6 +70,10 @@ class Page(BaseModel):
 
 class ArticlePage(Page):
     items: list[Article]
+
+
+class UserPage(Page):
+    items: list[ListedUser]
 
 
 class Job(BaseModel):

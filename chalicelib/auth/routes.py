@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.apidoc import ADMIN, ANYONE, USERS, Op
+from chalicelib.apidoc import ADMIN, ANYONE, PAGE, USERS, Op, Param
 
 routes = Blueprint(__name__)
 
@@ -16,10 +16,39 @@ DOCS = {
         body="chalicelib.auth.service:Credentials",
         errors={401: "wrong credentials", 429: "5 failed attempts for that email within 15 minutes"},
     ),
-    "POST /api/auth/logout": Op("Log out: the token is revoked", USERS, status=204),
+    "POST /api/auth/refresh": Op(
+        "Rotate a refresh token: the login answer with a new token pair; a used one ends its session",
+        ANYONE,
+        "Login",
+        body="chalicelib.auth.service:Refresh",
+        body_required=False,
+        cookie=True,
+        errors={401: "unknown, expired or already used refresh token", 403: "a cookie request from another origin"},
+    ),
+    "POST /api/auth/password": Op(
+        "Change your own password; your other sessions end",
+        USERS,
+        status=204,
+        body="chalicelib.auth.service:PasswordChange",
+        errors={429: "5 wrong current passwords within 15 minutes"},
+    ),
+    "POST /api/auth/logout": Op("Log out: the session and its refresh tokens end", USERS, status=204),
     "GET /api/auth/me": Op("The caller", USERS, "User"),
     "POST /api/users": Op(
         "Create a user", ADMIN, "User", 201, body="chalicelib.auth.service:NewUser", errors={409: "that email is taken"}
+    ),
+    "GET /api/users": Op(
+        "Users, oldest first",
+        ADMIN,
+        "UserPage",
+        query=(Param("role", {"enum": ["admin", "editor", "viewer"]}, "only this role"), *PAGE),
+    ),
+    "PATCH /api/users/{user_id}": Op(
+        "Change a user's role or disable them; their sessions end",
+        ADMIN,
+        "ListedUser",
+        body="chalicelib.auth.service:UserChanges",
+        errors={409: "it would demote or disable the last active admin"},
     ),
 }
 
