@@ -13,6 +13,7 @@ const STATES = ["waiting", "delayed", "active", "completed", "failed", "cancelle
 const NUMBERS = [
   ["waiting", "waiting"], ["high", "of them high"], ["active", "active"], ["delayed", "delayed"],
   ["completed", "completed"], ["failed", "failed"], ["cancelled", "cancelled"], ["dead_letter", "dead letters"],
+  ["high_dead_letter", "high-priority dead letters"],
 ];
 const POLL_MS = 15000;
 const METRICS_POLL_MS = 60000;
@@ -190,8 +191,8 @@ function renderQueues() {
     return el("article", { class: "card", "data-queue": name },
       el("h3", {}, name, ...badges),
       el("div", { class: "numbers" }, NUMBERS.map(([key, label]) => el("div",
-        { class: (key === "dead_letter" || key === "failed") && s[key] > 0 ? "warn" : null, "data-stat": key },
-        el("b", {}, (key === "high" ? s.priorities?.high?.waiting : s[key]) ?? "–"), el("span", {}, label)))),
+        { class: key.endsWith("dead_letter") || key === "failed" ? (stat(s, key) > 0 ? "warn" : null) : null, "data-stat": key },
+        el("b", {}, stat(s, key) ?? "–"), el("span", {}, label)))),
       el("p", { class: "limits", "data-stat": "limits" }, limitsText(s)),
       el("ul", { class: "checks" }, failing.map((c) => el("li", {}, `${c.check.replace("_", " ")}: ${c.message}`))),
       el("div", { class: "actions" },
@@ -218,9 +219,17 @@ async function control(queue, action) {
   return refresh();
 }
 
+// A queue's number on its card: the stats' own, or its high-priority queue's (`high`: waiting).
+function stat(s, key) {
+  if (key === "high") return s.priorities?.high?.waiting;
+  if (key === "high_dead_letter") return s.priorities?.high?.dead_letter;
+  return s[key];
+}
+
 function limitsText(s) {
   const rate = s.rate_limit ? `${s.rate_limit.max} starts / ${s.rate_limit.duration_seconds} s` : "no rate limit";
-  return `at most ${s.concurrency ?? "–"} at once · ${rate}`;
+  const high = s.priorities?.high?.concurrency;
+  return `at most ${s.concurrency ?? "–"} at once${high ? ` (high priority: ${high} more)` : ""} · ${rate}`;
 }
 
 async function editLimits(queue) {
