@@ -198,8 +198,9 @@ def cancel(job_id: str, *, jobs: JobStore | None = None) -> dict[str, Any]:
     """Cancel a waiting or delayed job: it never runs (its message is acknowledged), and its
     processor's `on_cancel` hook undoes what starting it did (a generation's article rolls back).
     A hook that fails is logged: the job's message runs it again when it arrives (the worker).
-    Raises LookupError, JobStateRefused (409) unless waiting or delayed."""
-    from chalicelib.jobs import processors
+    Announced once, after the hook (`JobEvent` `cancelled`; its message's arrival announces
+    nothing). Raises LookupError, JobStateRefused (409) unless waiting or delayed."""
+    from chalicelib.jobs import monitor, processors
 
     jobs = jobs or store()
     record = _record(jobs, job_id)
@@ -213,6 +214,7 @@ def cancel(job_id: str, *, jobs: JobStore | None = None) -> dict[str, Any]:
             proc.on_cancel(public(cancelled))
         except Exception:
             log.exception("on_cancel of job %s failed; its message will run it again", job_id)
+    monitor.emit("cancelled", cancelled)
     return public(cancelled)
 
 

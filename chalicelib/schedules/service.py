@@ -43,7 +43,13 @@ Enqueue = Callable[..., dict[str, Any]]
 LEASE_POLL_SECONDS = 5.0
 
 # JobEvent kind -> the status stored as the schedule's `last_status` (the job's state after it).
-_STATUS = {"active": "active", "retrying": "delayed", "completed": "completed", "failed": "failed"}
+_STATUS = {
+    "active": "active",
+    "retrying": "delayed",
+    "completed": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
 
 
 class ScheduleBusy(JobError):

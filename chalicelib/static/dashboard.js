@@ -544,7 +544,7 @@ async function connect() {
 
 function live(event) {
   const data = event.data || {};
-  if (event.type === "job.completed" || event.type === "job.failed" || event.type === "job.progress") {
+  if (["job.completed", "job.failed", "job.cancelled", "job.progress"].includes(event.type)) {
     const kind = event.type.slice(4);
     const row = document.querySelector(`tr[data-id="${CSS.escape(data.job_id)}"]`);
     if (row && kind !== "progress") {
@@ -553,10 +553,12 @@ function live(event) {
       row.querySelector('[data-cell="updated"]').textContent = "just now";
       const retryButton = row.querySelector('[data-action="retry"]');
       if (retryButton && kind === "completed") retryButton.remove();
+      for (const b of row.querySelectorAll('[data-action="promote"], [data-action="cancel"]')) b.remove(); // ended
     }
     if (view.selected === data.job_id) later("detail", () => showJob(data.job_id), 200);
     if (kind !== "progress") {
-      feed(kind, `${data.queue} job ${String(data.job_id).slice(0, 8)}${data.error ? `: ${data.error.message || data.error.type || ""}` : ""}`,
+      // a cancel is in the feed as its audit event (`job.cancel`, with who did it)
+      if (kind !== "cancelled") feed(kind, `${data.queue} job ${String(data.job_id).slice(0, 8)}${data.error ? `: ${data.error.message || data.error.type || ""}` : ""}`,
         kind === "failed" ? "bad" : "good", event.ts);
       later("stats", refresh, 500);
       later("stats-settled", refresh, 2500); // SQS counts the finished message until it is deleted

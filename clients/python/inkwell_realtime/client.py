@@ -38,7 +38,7 @@ MAX_AGE = 7200.0  # ... and any connection this old
 DEFAULT_PING_INTERVAL = IDLE_TIMEOUT * 0.4
 DEFAULT_MAX_AGE = MAX_AGE - 300.0
 DASHBOARD_TYPES = frozenset(
-    {"article.status", "job.progress", "job.completed", "job.failed", "activity", "analytics.update"}
+    {"article.status", "job.progress", "job.completed", "job.failed", "job.cancelled", "activity", "analytics.update"}
 )
 _REPLIES = frozenset({"pong", "subscribed", "unsubscribed", "resumed", "rooms", "error"})
 
