@@ -56,6 +56,8 @@ class Queue:
     # The most invocations of its consumer at once (the SQS trigger's ScalingConfig
     # MaximumConcurrency, 2-1000; an admin may change it at run time, a deploy sets it back).
     concurrency: int = 10
+    # The same for its `-high` priority queue's consumer: high jobs' own share, on top of `concurrency`.
+    high_concurrency: int = 2
     serves: str | None = None  # a priority queue: the job queue whose `high` jobs it carries
     # The code reads its dead-letter queue (the worker, the dashboard, health); False: only its
     # alarm watches it, and the role gets no access to it.
@@ -250,6 +252,7 @@ _QUEUES = (
         "emails",
         function_timeout=60,
         batch_size=10,
+        high_concurrency=5,
         description="SES emails from templates",
         job_types=("send",),
     ),
@@ -283,14 +286,20 @@ _QUEUES = (
 
 # Priorities: `normal` jobs go to the job queue itself, `high` ones to a second queue generated
 # from it (`<queue>-high`: the same settings, its own dead-letter queue, trigger and Lambda running
-# the same worker), so high jobs never wait behind a backlog of normal ones.
+# the same worker, and its own maximum concurrency, `high_concurrency`), so high jobs never wait
+# behind a backlog of normal ones, nor for a free slot among the normal jobs' invocations.
 PRIORITIES = ("high", "normal")
 HIGH_SUFFIX = "-high"
 
 
 def _high(q: Queue) -> Queue:
     return replace(
-        q, name=q.name + HIGH_SUFFIX, serves=q.name, job_types=(), description=f"high-priority {q.name} jobs"
+        q,
+        name=q.name + HIGH_SUFFIX,
+        serves=q.name,
+        job_types=(),
+        concurrency=q.high_concurrency,
+        description=f"high-priority {q.name} jobs",
     )
 
 

@@ -22,7 +22,7 @@ _listeners: dict[type, list[Listener]] = defaultdict(list)
 
 @dataclass(frozen=True)
 class JobEvent:
-    """A job changed state: kind is active | progress | completed | failed | retrying."""
+    """A job changed state: kind is active | progress | completed | failed | retrying | cancelled."""
 
     kind: str
     job: dict[str, Any]  # the job as `GET /api/jobs/{id}` shows it

@@ -125,6 +125,32 @@ def _stat(id_: str, namespace: str, metric: str, dimensions: dict[str, str]) -> 
     }
 
 
+def _rate_alarm(
+    names: Names,
+    name: str,
+    description: str,
+    inputs: list[dict[str, Any]],
+    rate: tuple[str, str, int],
+    label: str,
+    threshold: float,
+    periods: int,
+) -> dict[str, Any]:
+    """An alarm on a percentage in metric math: `rate` = (part, whole, least) is `100 * part /
+    whole`, 0 while `whole` is under `least` (too few to judge); `inputs` are the metrics and
+    expressions it names."""
+    part, whole, least = rate
+    expression = f"IF({whole} >= {least}, 100 * {part} / {whole}, 0)"
+    return _alarm(
+        names,
+        name,
+        description,
+        Metrics=[*inputs, {"Id": "rate", "Label": label, "Expression": expression, "ReturnData": True}],
+        EvaluationPeriods=periods,
+        Threshold=threshold,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+
+
 def alarms(shape: AppShape, names: Names) -> list[dict[str, Any]]:
     """Every alarm of a stage but the dead-letter ones, as PutMetricAlarm arguments."""
     found = []
@@ -148,23 +174,15 @@ def alarms(shape: AppShape, names: Names) -> list[dict[str, Any]]:
     if shape.rest:
         api = {"ApiName": REST_API_NAME, "Stage": API_STAGE}
         found.append(
-            _alarm(
+            _rate_alarm(
                 names,
                 "rest-5xx-rate",
                 "The REST API answered 5xx to 5 % or more of its requests (at least 20) in 5 minutes",
-                Metrics=[
-                    _stat("errors", "AWS/ApiGateway", "5XXError", api),
-                    _stat("requests", "AWS/ApiGateway", "Count", api),
-                    {
-                        "Id": "rate",
-                        "Label": "5xx %",
-                        "Expression": "IF(requests >= 20, 100 * errors / requests, 0)",
-                        "ReturnData": True,
-                    },
-                ],
-                EvaluationPeriods=1,
-                Threshold=5,
-                ComparisonOperator="GreaterThanOrEqualToThreshold",
+                [_stat("errors", "AWS/ApiGateway", "5XXError", api), _stat("requests", "AWS/ApiGateway", "Count", api)],
+                ("errors", "requests", 20),
+                "5xx %",
+                threshold=5,
+                periods=1,
             )
         )
     for queue in catalog.QUEUES.values():
@@ -190,25 +208,20 @@ def alarms(shape: AppShape, names: Names) -> list[dict[str, Any]]:
     total = " + ".join(f"FILL(s{s}, 0)" for s in GENERATOR_STATUSES)
     failed = " + ".join(f"FILL(s{s}, 0)" for s in GENERATOR_STATUSES if s != "2xx")
     found.append(
-        _alarm(
+        _rate_alarm(
             names,
             "generator-failure-rate",
             "The article generator failed (non-2xx or timeout) 20 % or more of at least 5 calls, "
             "two 5-minute periods in a row",
-            Metrics=[
+            [
                 *calls,
                 {"Id": "total", "Expression": total, "ReturnData": False},
                 {"Id": "failed", "Expression": failed, "ReturnData": False},
-                {
-                    "Id": "rate",
-                    "Label": "generator failure %",
-                    "Expression": "IF(total >= 5, 100 * failed / total, 0)",
-                    "ReturnData": True,
-                },
             ],
-            EvaluationPeriods=2,
-            Threshold=20,
-            ComparisonOperator="GreaterThanOrEqualToThreshold",
+            ("failed", "total", 5),
+            "generator failure %",
+            threshold=20,
+            periods=2,
         )
     )
     return found

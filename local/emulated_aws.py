@@ -63,6 +63,9 @@ class EmulatedAws:
                 self._process.wait(1.0)
             except subprocess.TimeoutExpired:
                 self._process.kill()
+                self._process.wait()
+        if self._process is not None and self._process.stdout is not None:
+            self._process.stdout.close()
 
     def provision(self, extra_queues: Iterable[catalog.Queue] = ()) -> dict[str, str]:
         """The catalogue's tables and queues, plus `extra_queues` (tests); logical name -> URL."""

@@ -60,6 +60,67 @@ def _cache_dispatch() -> None:
     DomainDispatcherApplication.get_application = get_application  # type: ignore[method-assign]
 
 
+def _keep_alive() -> None:
+    """Keep HTTP connections open between requests. werkzeug closes every connection after its
+    response (`Connection: close`), because http.server cannot skip a request body the app left
+    unread; so every AWS call opened a TCP connection, and moto's server a thread for it. Here a
+    request's body is a stream limited to its Content-Length, drained after the response, and the
+    connection stays open (a chunked body still closes it): botocore's pooled connections then
+    serve call after call, as AWS's endpoints do. werkzeug's own drain after each response (it
+    reads whatever the socket holds next, which on a kept connection is the next request) finds
+    nothing to read."""
+    from werkzeug import serving
+    from werkzeug.serving import WSGIRequestHandler
+    from werkzeug.wsgi import LimitedStream
+
+    class _NothingToDrain:
+        EVENT_READ = 1
+
+        class DefaultSelector:
+            def register(self, *args: Any) -> None: ...
+
+            def select(self, timeout: float | None = None) -> list[Any]:
+                return []
+
+            def close(self) -> None: ...
+
+    serving.selectors = _NothingToDrain  # type: ignore[assignment]  # its one use: that drain
+
+    make_environ, run_wsgi, send_header = (
+        WSGIRequestHandler.make_environ,
+        WSGIRequestHandler.run_wsgi,
+        WSGIRequestHandler.send_header,
+    )
+
+    def make_environ_limited(self: Any) -> Any:
+        environ = make_environ(self)
+        self.inkwell_body = None
+        if not environ.get("wsgi.input_terminated"):  # not chunked
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                return environ
+            self.inkwell_body = environ["wsgi.input"] = LimitedStream(self.rfile, max(0, length))
+        return environ
+
+    def run_wsgi_drained(self: Any) -> None:
+        run_wsgi(self)
+        body = getattr(self, "inkwell_body", None)
+        if body is None:
+            self.close_connection = True
+        else:
+            body.exhaust()  # what the app left unread, so the next request line is where it belongs
+
+    def send_header_kept(self: Any, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection" and value.lower() == "close" and getattr(self, "inkwell_body", None):
+            return
+        send_header(self, keyword, value)
+
+    WSGIRequestHandler.make_environ = make_environ_limited  # type: ignore[method-assign]
+    WSGIRequestHandler.run_wsgi = run_wsgi_drained  # type: ignore[method-assign]
+    WSGIRequestHandler.send_header = send_header_kept  # type: ignore[method-assign]
+
+
 def main(port: int) -> None:
     from moto.server import ThreadedMotoServer
     from werkzeug.serving import WSGIRequestHandler
@@ -72,6 +133,7 @@ def main(port: int) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     _detach_delivery()
     _cache_dispatch()
+    _keep_alive()
     parent = os.getppid()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     failed: list[BaseException] = []

@@ -69,13 +69,13 @@ def start_generation(article_id: str, user: dict[str, Any], options: GenerateOpt
             priority=options.priority,
             delay_seconds=options.delay_seconds,
         )
-    except jobs.EnqueueError:
+    except jobs.EnqueueError:  # a 503 for the caller, once the article is back as it was
         try:
             restored = store.rollback(article_id, job_id)
             events.publish(events.ArticleStatusChanged(article_id, restored["status"], restored["author_id"], job_id))
         except Exception:
             log.exception("could not roll back article %s after a failed enqueue", article_id)
-        raise errors.Unavailable("the job could not be queued; try again") from None
+        raise
     details = {"job_id": job["id"], "priority": options.priority, "delay_seconds": options.delay_seconds}
     audit.record("article.generate", resource=("article", article_id), details=details)
     return job
@@ -89,15 +89,12 @@ def request_transition(article_id: str, action: str, user: dict[str, Any]) -> di
         raise errors.Forbidden(NOT_YOURS)
     if not content.check_transition(action, article["status"], bool(article.get("content"))):
         raise errors.Conflict(f"cannot {action} article {article_id} while it is {article['status']}")
-    try:
-        job = jobs.enqueue(
-            "articles",
-            action,
-            {"article_id": article_id},
-            user_id=user["id"],
-            idempotency_key=f"{action}:{article_id}:{article['updated_at']}",
-        )
-    except jobs.EnqueueError:
-        raise errors.Unavailable("the job could not be queued; try again") from None
+    job = jobs.enqueue(
+        "articles",
+        action,
+        {"article_id": article_id},
+        user_id=user["id"],
+        idempotency_key=f"{action}:{article_id}:{article['updated_at']}",
+    )
     audit.record(f"article.{action}", resource=("article", article_id), details={"job_id": job["id"]})
     return job

@@ -47,12 +47,13 @@ def thresholds(setting: Any, queue: str) -> dict[str, float]:
 class Facts:
     """What was measured of one queue."""
 
-    dead_letters: int
+    dead_letters: int  # in the dead-letter queues of the job queue and of its `-high` queue
     oldest_waiting_at: float | None  # epoch seconds of the oldest waiting job's last change
     completed_last_hour: int
     failed_last_hour: int
     paused: bool
     paused_since: float | None
+    high_dead_letters: int = 0  # of `dead_letters`, those of the `-high` priority queue's dead-letter queue
 
 
 def evaluate(queue: str, facts: Facts, limits: dict[str, float], now: float) -> list[dict[str, Any]]:
@@ -72,7 +73,8 @@ def evaluate(queue: str, facts: Facts, limits: dict[str, float], now: float) -> 
             facts.dead_letters <= limits["max_dead_letters"],
             facts.dead_letters,
             limits["max_dead_letters"],
-            f"{facts.dead_letters} message(s) in the dead-letter queue",
+            f"{facts.dead_letters} message(s) in the dead-letter queue"
+            + (f" ({facts.high_dead_letters} of the high-priority queue's)" if facts.high_dead_letters else ""),
         ),
         check(
             "oldest_waiting",

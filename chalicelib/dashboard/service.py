@@ -67,16 +67,19 @@ def _audit(action: str, resource: tuple[str, str], details: dict[str, Any] | Non
 
 
 def _queue_facts(ctl: QueueControl, queue: str) -> dict[str, Any]:
-    """One queue's SQS and Lambda numbers (run in the pool)."""
-    depth = ctl.depth(queue)
-    mapping = ctl.mapping(queue, depth.arn)
+    """One queue's SQS and Lambda numbers, and those of its `-high` priority queue (run in the pool)."""
+    high = catalog.priority_queue(queue, "high")
+    depth, high_depth = ctl.depth(queue), ctl.depth(high)
+    mapping, high_mapping = ctl.mapping(queue, depth.arn), ctl.mapping(high, high_depth.arn)
     return {
         "depth": depth,
-        "high": ctl.depth(catalog.priority_queue(queue, "high")),
+        "high": high_depth,
         "dead_letter": ctl.dead_letter_depth(queue),
+        "high_dead_letter": ctl.dead_letter_depth(high),
         "mapping_paused": bool(mapping and mapping.paused),
         "mapping_since": mapping.changed_at if mapping else None,
-        "concurrency": mapping.concurrency if mapping else None,
+        "concurrency": (mapping and mapping.concurrency) or catalog.queue(queue).concurrency,
+        "high_concurrency": (high_mapping and high_mapping.concurrency) or catalog.queue(high).concurrency,
     }
 
 
@@ -89,7 +92,9 @@ def _paused(facts: dict[str, Any], flagged: dict[str, float], queue: str) -> tup
 
 def stats() -> dict[str, Any]:
     """GET /api/queues/stats: depths from SQS (the job queue and its `-high` priority queue, summed
-    and per priority), completed/failed/cancelled from the records' index (COUNT)."""
+    and per priority), completed/failed/cancelled from the records' index (COUNT). `concurrency`
+    and `dead_letter` are the job queue's own (what limits and retry-failed change); `priorities`
+    has each priority queue's depths, maximum concurrency and dead letters."""
     ctl = control()
     store = job_service.store()
     names = catalog.job_queues()
@@ -112,9 +117,12 @@ def stats() -> dict[str, Any]:
             "cancelled": counted[name]["cancelled"],
             "dead_letter": f["dead_letter"],
             "paused": _paused(f, flagged, name)[0],
-            "concurrency": f["concurrency"] or catalog.queue(name).concurrency,
+            "concurrency": f["concurrency"],
             "rate_limit": rates[name].public() if name in rates else None,
-            "priorities": {priority: _depths(d) for priority, d in (("high", high), ("normal", depth))},
+            "priorities": {
+                "high": {**_depths(high), "concurrency": f["high_concurrency"], "dead_letter": f["high_dead_letter"]},
+                "normal": {**_depths(depth), "concurrency": f["concurrency"], "dead_letter": f["dead_letter"]},
+            },
         }
     return {"queues": queues, "generated_at": timeutil.iso()}
 
@@ -193,7 +201,8 @@ def health_report() -> tuple[int, dict[str, Any]]:
     checks: list[dict[str, Any]] = []
     for name, f in measured.items():
         oldest, completed, failed = records[name]
-        facts = health.Facts(f["dead_letter"], oldest, completed, failed, *_paused(f, flagged, name))
+        dead = f["dead_letter"] + f["high_dead_letter"]  # both priorities' dead-letter queues
+        facts = health.Facts(dead, oldest, completed, failed, *_paused(f, flagged, name), f["high_dead_letter"])
         checks += health.evaluate(name, facts, health.thresholds(setting, name), now)
     checks.append(health.audit_fallback(audit_dead.result(), health.thresholds(setting, "audit")))
     failing = [health.label(c) for c in checks if not c["ok"]]

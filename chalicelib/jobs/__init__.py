@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.jobs.errors import EnqueueError, JobStateRefused, PermanentError, RetryRefused
+from chalicelib.jobs.errors import EnqueueError, JobNotFound, JobStateRefused, PermanentError, RetryRefused
 
 if TYPE_CHECKING:
     from chalicelib.jobs.service import (
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EnqueueError",
+    "JobNotFound",
     "JobStateRefused",
     "PermanentError",
     "RetryRefused",

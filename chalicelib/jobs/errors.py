@@ -1,17 +1,24 @@
-"""The errors a job can end with, and how the worker treats each.
+"""The errors a job can end with, and how the worker treats each; and the jobs' refusals.
 
 A processor raises `PermanentError` (or a subclass) when trying again cannot help: the job fails
 at once and its message goes to the dead-letter queue. Any other exception is retried with
 backoff until the queue's attempts are spent. `kind` is the short machine-readable reason stored
 in the job record's `error` (clients see `{"message", "kind"}`, never a stack trace).
+
+What the jobs refuse to do for a caller (`JobNotFound`, `JobStateRefused`, `RetryRefused`,
+`EnqueueError`) are the domain's refusals (`chalicelib.errors`), so a route lets them through and
+the middleware answers 404, 409 or 503.
 """
 
 from __future__ import annotations
+
+from chalicelib import errors
 
 __all__ = [
     "DeadlineExceeded",
     "EnqueueError",
     "JobError",
+    "JobNotFound",
     "JobStateRefused",
     "LeaseLost",
     "PermanentError",
@@ -69,16 +76,23 @@ class Throttled(JobError):
         self.retry_after = retry_after
 
 
-class EnqueueError(Exception):
-    """The job could not be queued (its record was removed again); nothing will run."""
+class EnqueueError(errors.Unavailable):
+    """The job could not be queued (its record was removed again); nothing will run (503)."""
 
 
-class RetryRefused(Exception):
-    """The job cannot be retried now (not failed, or its subject refuses, e.g. the article moved on)."""
+class RetryRefused(errors.Conflict):
+    """The job cannot be retried now (not failed, or its subject refuses, e.g. the article moved on) (409)."""
 
 
-class JobStateRefused(Exception):
-    """The job is not in a state the operation needs (promote: delayed; cancel: waiting or delayed)."""
+class JobStateRefused(errors.Conflict):
+    """The job is not in a state the operation needs (promote: delayed; cancel: waiting or delayed) (409)."""
+
+
+class JobNotFound(errors.NotFound, LookupError):
+    """No such job (404); also a LookupError."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id[:64]}")
 
 
 def describe(exc: BaseException) -> dict[str, str]:

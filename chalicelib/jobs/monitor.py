@@ -1,6 +1,6 @@
 """The one place a job's state changes are announced.
 
-Every change (active, progress, completed, failed, retrying) is logged as one line, its `event`,
+Every change (active, progress, completed, failed, retrying, cancelled) is logged as one line, its `event`,
 `job_id`, `queue`, `state`, ... as fields of the structured line (`chalicelib.observe.logs`), and
 published as `events.JobEvent`; the realtime emitters and the audit logger subscribe to that
 event type, so neither the worker nor a processor knows about them.
@@ -16,7 +16,7 @@ from chalicelib.jobs.records import public
 
 log = logging.getLogger("inkwell.jobs")
 
-KINDS = ("active", "progress", "completed", "failed", "retrying")
+KINDS = ("active", "progress", "completed", "failed", "retrying", "cancelled")
 
 
 def emit(kind: str, record: dict[str, Any], error: dict[str, Any] | None = None) -> None:

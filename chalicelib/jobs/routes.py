@@ -1,4 +1,5 @@
-"""Jobs' REST routes: a job, its retry, promote and cancel, a queue's jobs by state."""
+"""Jobs' REST routes: a job, its retry, promote and cancel, a queue's jobs by state. The jobs'
+refusals (`jobs.errors`) are the domain's, so the middleware answers them (404, 409, 503)."""
 
 from __future__ import annotations
 
@@ -59,29 +60,22 @@ def get_job(job_id: str) -> dict:
 
 
 def _visible_job(job_id: str, user: dict) -> dict:
-    """The job, for an admin or the user who caused it; NotFound for anyone else."""
-    from chalicelib import errors, jobs
+    """The job, for an admin or the user who caused it; JobNotFound (404) for anyone else."""
+    from chalicelib import jobs
 
     job = jobs.get(job_id)
     if job is None or (user["role"] != "admin" and job.get("user_id") != user["id"]):
-        raise errors.NotFound(f"job {job_id[:64]}")
+        raise jobs.JobNotFound(job_id)
     return job
 
 
 @routes.route("/api/jobs/{job_id}/retry", methods=["POST"])
 def retry_job(job_id: str) -> object:
-    from chalicelib import audit, errors, http, jobs
+    from chalicelib import audit, http, jobs
     from chalicelib.auth import service as auth
 
     auth.require("admin")
-    try:
-        job = jobs.retry(job_id)
-    except LookupError:
-        raise errors.NotFound(f"job {job_id[:64]}") from None
-    except jobs.RetryRefused as exc:
-        raise errors.Conflict(str(exc)) from None
-    except jobs.EnqueueError:
-        raise errors.Unavailable("the retry could not be queued; try again") from None
+    job = jobs.retry(job_id)
     audit.record("job.retry", resource=("job", job_id), details={"queue": job.get("queue"), "via": "job"})
     return http.accepted({"job_id": job["id"], **job})
 
@@ -89,18 +83,11 @@ def retry_job(job_id: str) -> object:
 @routes.route("/api/jobs/{job_id}/promote", methods=["POST"])
 def promote_job(job_id: str) -> dict:
     """A delayed job runs now (admins); 409 unless delayed."""
-    from chalicelib import audit, errors, jobs
+    from chalicelib import audit, jobs
     from chalicelib.auth import service as auth
 
     auth.require("admin")
-    try:
-        job = jobs.promote(job_id)
-    except LookupError:
-        raise errors.NotFound(f"job {job_id[:64]}") from None
-    except jobs.JobStateRefused as exc:
-        raise errors.Conflict(str(exc)) from None
-    except jobs.EnqueueError:
-        raise errors.Unavailable("the job could not be queued; try again") from None
+    job = jobs.promote(job_id)
     audit.record("job.promote", resource=("job", job_id), details={"queue": job["queue"]})
     return job
 
@@ -109,16 +96,11 @@ def promote_job(job_id: str) -> dict:
 def cancel_job(job_id: str) -> dict:
     """A waiting or delayed job never runs (admins, or the user who caused it; 404 for anyone
     else, as GET does); 409 otherwise."""
-    from chalicelib import audit, errors, jobs
+    from chalicelib import audit, jobs
     from chalicelib.auth import service as auth
 
     _visible_job(job_id, auth.require())
-    try:
-        job = jobs.cancel(job_id)
-    except LookupError:
-        raise errors.NotFound(f"job {job_id[:64]}") from None
-    except jobs.JobStateRefused as exc:
-        raise errors.Conflict(str(exc)) from None
+    job = jobs.cancel(job_id)
     audit.record("job.cancel", resource=("job", job_id), details={"queue": job["queue"], "type": job["type"]})
     return job
 

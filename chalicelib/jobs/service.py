@@ -80,7 +80,7 @@ def enqueue(
     of at most 900 s (see queues.py); the job is `delayed` with its `run_at` until then.
     `priority` is `high` or `normal`. `job_id` lets a caller that must name the job first (the article
     routes write it on the article) choose it. Raises ValueError for a bad request and
-    EnqueueError when the message could not be sent.
+    EnqueueError (503) when the message could not be sent (the cause is logged).
     """
     check_request(queue, type, payload, idempotency_key, delay_seconds, priority)
     jobs = jobs or store()
@@ -106,7 +106,7 @@ def enqueue(
             jobs.discard(record)
         except Exception:
             log.exception("could not remove the unqueued job %s", record["id"])
-        raise errors.EnqueueError(f"could not queue the job: {exc.__class__.__name__}") from exc
+        raise errors.EnqueueError("the job could not be queued; try again") from exc
     return public(record)
 
 
@@ -143,8 +143,8 @@ def remove(job_id: str, jobs: JobStore | None = None) -> dict[str, Any] | None:
 
 def retry(job_id: str, *, jobs: JobStore | None = None, sqs: JobQueues | None = None, tidy: bool = True) -> dict:
     """Run a failed job again, with fresh attempts: a new run of the same record and a new
-    message. Raises RetryRefused (409) unless it is failed or when its processor refuses;
-    EnqueueError when the message could not be sent (the job stays failed).
+    message. Raises JobNotFound (404), RetryRefused (409) unless it is failed or when its processor
+    refuses; EnqueueError (503) when the message could not be sent (the job stays failed).
 
     With `tidy`, the run's old message is looked for in the dead-letter queue (a bounded look)
     and deleted, so the dead-letter count stays true; one that is missed is harmless: its run
@@ -153,9 +153,7 @@ def retry(job_id: str, *, jobs: JobStore | None = None, sqs: JobQueues | None = 
     from chalicelib.jobs import processors
 
     jobs, sqs = jobs or store(), sqs or queues()
-    record = jobs.get(job_id) if _valid_id(job_id) else None
-    if record is None:
-        raise LookupError(job_id)
+    record = _record(jobs, job_id)
     old_run = int(record.get("run", 1))
     reset = jobs.reset_for_retry(record)
     if reset is None:
@@ -170,7 +168,7 @@ def retry(job_id: str, *, jobs: JobStore | None = None, sqs: JobQueues | None = 
         if isinstance(exc, errors.RetryRefused):
             raise
         log.exception("could not queue the retry of job %s", job_id)
-        raise errors.EnqueueError(f"could not queue the retry: {exc.__class__.__name__}") from exc
+        raise errors.EnqueueError("the retry could not be queued; try again") from exc
     if tidy:
         _forget_dead_letter(sqs, reset["queue"], job_id, old_run)
     return public(reset)
@@ -178,8 +176,8 @@ def retry(job_id: str, *, jobs: JobStore | None = None, sqs: JobQueues | None = 
 
 def promote(job_id: str, *, jobs: JobStore | None = None, sqs: JobQueues | None = None) -> dict[str, Any]:
     """Run a delayed job now: a new run (its delayed message turns stale and is acknowledged when
-    it shows) and a fresh message. Raises LookupError, JobStateRefused (409) unless delayed, and
-    EnqueueError when the message could not be sent (the job stays delayed as it was)."""
+    it shows) and a fresh message. Raises JobNotFound (404), JobStateRefused (409) unless delayed,
+    and EnqueueError (503) when the message could not be sent (the job stays delayed as it was)."""
     jobs, sqs = jobs or store(), sqs or queues()
     record = _record(jobs, job_id)
     promoted = jobs.promote(record)
@@ -190,7 +188,7 @@ def promote(job_id: str, *, jobs: JobStore | None = None, sqs: JobQueues | None 
     except Exception as exc:
         log.exception("could not queue the promoted job %s", job_id)
         jobs.undo_promote(record)
-        raise errors.EnqueueError(f"could not queue the job: {exc.__class__.__name__}") from exc
+        raise errors.EnqueueError("the job could not be queued; try again") from exc
     return public(promoted)
 
 
@@ -198,8 +196,9 @@ def cancel(job_id: str, *, jobs: JobStore | None = None) -> dict[str, Any]:
     """Cancel a waiting or delayed job: it never runs (its message is acknowledged), and its
     processor's `on_cancel` hook undoes what starting it did (a generation's article rolls back).
     A hook that fails is logged: the job's message runs it again when it arrives (the worker).
-    Raises LookupError, JobStateRefused (409) unless waiting or delayed."""
-    from chalicelib.jobs import processors
+    Announced once, after the hook (`JobEvent` `cancelled`; its message's arrival announces
+    nothing). Raises JobNotFound (404), JobStateRefused (409) unless waiting or delayed."""
+    from chalicelib.jobs import monitor, processors
 
     jobs = jobs or store()
     record = _record(jobs, job_id)
@@ -213,6 +212,7 @@ def cancel(job_id: str, *, jobs: JobStore | None = None) -> dict[str, Any]:
             proc.on_cancel(public(cancelled))
         except Exception:
             log.exception("on_cancel of job %s failed; its message will run it again", job_id)
+    monitor.emit("cancelled", cancelled)
     return public(cancelled)
 
 
@@ -226,7 +226,7 @@ def _send(sqs: JobQueues, record: dict[str, Any], delay_seconds: float = 0) -> N
 def _record(jobs: JobStore, job_id: str) -> dict[str, Any]:
     record = jobs.get(job_id) if _valid_id(job_id) else None
     if record is None:
-        raise LookupError(job_id)
+        raise errors.JobNotFound(job_id)
     return record
 
 

@@ -60,14 +60,17 @@ def shutdown() -> None:
 
 
 def report(exc: BaseException) -> None:
-    """Send `exc` with the running invocation's context, once (a middleware error hook)."""
-    if not _state["on"] or isinstance(exc, errors.Refused) or getattr(exc, _REPORTED, False):
+    """Send `exc` with the running invocation's context, once (a middleware error hook). A
+    refusal is a REST request's answer, not a failure; escaping any other handler, it is one."""
+    if not _state["on"] or getattr(exc, _REPORTED, False):
+        return
+    inv = runtime.current()
+    if isinstance(exc, errors.Refused) and inv.kind == "rest":
         return
     import sentry_sdk
 
     with contextlib.suppress(AttributeError):
         setattr(exc, _REPORTED, True)
-    inv = runtime.current()
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("kind", inv.kind)
         scope.set_tag("request_id", inv.request_id)

@@ -43,7 +43,13 @@ Enqueue = Callable[..., dict[str, Any]]
 LEASE_POLL_SECONDS = 5.0
 
 # JobEvent kind -> the status stored as the schedule's `last_status` (the job's state after it).
-_STATUS = {"active": "active", "retrying": "delayed", "completed": "completed", "failed": "failed"}
+_STATUS = {
+    "active": "active",
+    "retrying": "delayed",
+    "completed": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
 
 
 class ScheduleBusy(JobError):
@@ -113,16 +119,13 @@ def run_now(name: str, user: dict[str, Any], *, enqueue: Enqueue | None = None) 
     for an unknown name, 503 when the queue refused the message."""
     schedule = get(name)
     now = datetime.fromtimestamp(timeutil.now(), UTC)
-    try:
-        job = (enqueue or _enqueue())(
-            schedule.queue,
-            schedule.job_type,
-            slots.job_payload(schedule, now, manual=True),
-            user_id=user["id"],
-            idempotency_key=slots.manual_key(name),
-        )
-    except jobs.EnqueueError:
-        raise errors.Unavailable("the run could not be queued; try again") from None
+    job = (enqueue or _enqueue())(  # jobs.EnqueueError: a 503 (the refusal is the domain's)
+        schedule.queue,
+        schedule.job_type,
+        slots.job_payload(schedule, now, manual=True),
+        user_id=user["id"],
+        idempotency_key=slots.manual_key(name),
+    )
     runs().record_run(name, slots.iso(now), job, manual=True, now=slots.iso(now))
     audit.record("schedule.run", resource=("schedule", name), details=_audit_details(job, now))
     return {"job_id": job["id"], "queue": schedule.queue}

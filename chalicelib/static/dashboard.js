@@ -15,6 +15,7 @@ const STATES = ["waiting", "delayed", "active", "completed", "failed", "cancelle
 const NUMBERS = [
   ["waiting", "waiting"], ["high", "of them high"], ["active", "active"], ["delayed", "delayed"],
   ["completed", "completed"], ["failed", "failed"], ["cancelled", "cancelled"], ["dead_letter", "dead letters"],
+  ["high_dead_letter", "high-priority dead letters"],
 ];
 const POLL_MS = 15000;
 const METRICS_POLL_MS = 60000;
@@ -230,8 +231,8 @@ function renderQueues() {
     return el("article", { class: "card", "data-queue": name },
       el("h3", {}, name, ...badges),
       el("div", { class: "numbers" }, NUMBERS.map(([key, label]) => el("div",
-        { class: (key === "dead_letter" || key === "failed") && s[key] > 0 ? "warn" : null, "data-stat": key },
-        el("b", {}, (key === "high" ? s.priorities?.high?.waiting : s[key]) ?? "–"), el("span", {}, label)))),
+        { class: key.endsWith("dead_letter") || key === "failed" ? (stat(s, key) > 0 ? "warn" : null) : null, "data-stat": key },
+        el("b", {}, stat(s, key) ?? "–"), el("span", {}, label)))),
       el("p", { class: "limits", "data-stat": "limits" }, limitsText(s)),
       el("ul", { class: "checks" }, failing.map((c) => el("li", {}, `${c.check.replace("_", " ")}: ${c.message}`))),
       el("div", { class: "actions" },
@@ -258,9 +259,17 @@ async function control(queue, action) {
   return refresh();
 }
 
+// A queue's number on its card: the stats' own, or its high-priority queue's (`high`: waiting).
+function stat(s, key) {
+  if (key === "high") return s.priorities?.high?.waiting;
+  if (key === "high_dead_letter") return s.priorities?.high?.dead_letter;
+  return s[key];
+}
+
 function limitsText(s) {
   const rate = s.rate_limit ? `${s.rate_limit.max} starts / ${s.rate_limit.duration_seconds} s` : "no rate limit";
-  return `at most ${s.concurrency ?? "–"} at once · ${rate}`;
+  const high = s.priorities?.high?.concurrency;
+  return `at most ${s.concurrency ?? "–"} at once${high ? ` (high priority: ${high} more)` : ""} · ${rate}`;
 }
 
 async function editLimits(queue) {
@@ -578,7 +587,7 @@ async function connect() {
 
 function live(event) {
   const data = event.data || {};
-  if (event.type === "job.completed" || event.type === "job.failed" || event.type === "job.progress") {
+  if (["job.completed", "job.failed", "job.cancelled", "job.progress"].includes(event.type)) {
     const kind = event.type.slice(4);
     const row = document.querySelector(`tr[data-id="${CSS.escape(data.job_id)}"]`);
     if (row && kind !== "progress") {
@@ -587,10 +596,12 @@ function live(event) {
       row.querySelector('[data-cell="updated"]').textContent = "just now";
       const retryButton = row.querySelector('[data-action="retry"]');
       if (retryButton && kind === "completed") retryButton.remove();
+      for (const b of row.querySelectorAll('[data-action="promote"], [data-action="cancel"]')) b.remove(); // ended
     }
     if (view.selected === data.job_id) later("detail", () => showJob(data.job_id), 200);
     if (kind !== "progress") {
-      feed(kind, `${data.queue} job ${String(data.job_id).slice(0, 8)}${data.error ? `: ${data.error.message || data.error.type || ""}` : ""}`,
+      // a cancel is in the feed as its audit event (`job.cancel`, with who did it)
+      if (kind !== "cancelled") feed(kind, `${data.queue} job ${String(data.job_id).slice(0, 8)}${data.error ? `: ${data.error.message || data.error.type || ""}` : ""}`,
         kind === "failed" ? "bad" : "good", event.ts);
       later("stats", refresh, 500);
       later("stats-settled", refresh, 2500); // SQS counts the finished message until it is deleted

@@ -21,7 +21,7 @@
 export const IDLE_TIMEOUT_MS = 600_000;
 export const MAX_AGE_MS = 7_200_000;
 export const DASHBOARD_TYPES = new Set([
-  "article.status", "job.progress", "job.completed", "job.failed", "activity", "analytics.update",
+  "article.status", "job.progress", "job.completed", "job.failed", "job.cancelled", "activity", "analytics.update",
 ]);
 const REPLIES = new Set(["pong", "subscribed", "unsubscribed", "resumed", "rooms", "error"]);
 export const REPLAY_PAGE = 500; // events per `resumed` from the server (handlers.MAX_REPLAY)

@@ -124,6 +124,25 @@ def test_an_sqs_handler_that_raises_is_reported_once_with_its_invocation(app, se
     assert reported["tags"]["kind"] == "sqs" and reported["tags"]["request_id"] == Context.aws_request_id
 
 
+def test_a_refusal_escaping_a_handler_that_answers_no_request_is_reported(app, sentry, monkeypatch):
+    # GIVEN a schedule Lambda whose job cannot be queued (jobs.EnqueueError: a 503 on a REST route)
+    import app as app_module
+    from chalicelib import jobs
+    from chalicelib.schedules import service as schedules
+    from tests.functional.schedules.conftest import cw_event
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise jobs.EnqueueError("the job could not be queued; try again")
+
+    monkeypatch.setattr(schedules, "_enqueue", lambda: refuse)
+    # WHEN it fires, THEN the failure is the Lambda's, and reported: nobody was answered with it
+    with pytest.raises(jobs.EnqueueError):
+        app_module.session_cleanup(cw_event("2026-11-28T10:00:00Z"), Context())
+    [reported] = sentry.events()
+    assert _exception(reported) == ("EnqueueError", "the job could not be queued; try again")
+    assert reported["tags"]["kind"] == "schedule"
+
+
 def test_a_websocket_frame_that_fails_is_reported_once_with_its_connection(app, api, sentry, monkeypatch):
     import app as app_module
 

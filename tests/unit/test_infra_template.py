@@ -221,6 +221,23 @@ def test_sqs_event_source_carries_the_queues_maximum_concurrency() -> None:
     assert event["Properties"]["ScalingConfig"] == {"MaximumConcurrency": catalog.queue("articles").concurrency}
 
 
+def test_a_high_priority_queue_s_trigger_has_its_own_share_of_concurrency() -> None:
+    s = shape()
+    s.functions["JobsArticlesHigh"] = Function(
+        "jobs_articles_high", "inkwell-prod-jobs_articles_high", "JobsArticlesHigh", "JobsArticlesHighRole", 60
+    )
+    s.sqs.append(SqsSource("JobsArticlesHigh", "JobsArticlesHighSqsEventSource", "inkwell-prod-articles-high", 5))
+    merged = packaged(s)
+    event = merged["Resources"]["JobsArticlesHigh"]["Properties"]["Events"]["JobsArticlesHighSqsEventSource"]
+    share = catalog.queue("articles").high_concurrency
+    assert event["Properties"]["ScalingConfig"] == {"MaximumConcurrency": share}
+    assert template.problems(merged, s) == []
+    assert catalog.queue("articles-high").concurrency == share != catalog.queue("articles").concurrency
+    assert all(
+        catalog.queue(f"{q}-high").concurrency == catalog.queue(q).high_concurrency for q in catalog.job_queues()
+    )
+
+
 def test_problems_names_a_missing_or_wrong_maximum_concurrency() -> None:
     s = shape()
     broken = packaged(s)

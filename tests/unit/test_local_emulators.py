@@ -180,6 +180,18 @@ def test_handlers_are_discovered_from_the_chalice_app_with_deploy_names() -> Non
     ]
 
 
+def test_the_local_stack_s_mappings_give_each_priority_queue_its_own_concurrency() -> None:
+    import app
+    from chalicelib import catalog
+
+    # by catalogue name: `app` binds `inkwell-<stage>-<name>` under the stage of its first import
+    most = {q.queue_name.split("-", 2)[2]: q.concurrency for q in sources.sqs_sources(app.app)}
+    for name in catalog.job_queues():
+        assert most[f"{name}-high"] == catalog.queue(name).high_concurrency
+        assert most[name] == catalog.queue(name).concurrency
+    assert most["articles-high"] != most["articles"]
+
+
 def test_the_stack_reads_its_ports_and_admin_from_the_environment() -> None:
     cfg = StackConfig.from_env(
         {"INKWELL_HTTP_PORT": "9000", "INKWELL_ADMIN_PASSWORD": "pw-123456", "INKWELL_WS_MAX_AGE": "2.5"}

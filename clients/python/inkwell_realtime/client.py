@@ -46,7 +46,7 @@ DEFAULT_PING_INTERVAL = IDLE_TIMEOUT * 0.4
 DEFAULT_MAX_AGE = MAX_AGE - 300.0
 RENEW_BEFORE = 60.0  # refresh an access token due within this many seconds
 DASHBOARD_TYPES = frozenset(
-    {"article.status", "job.progress", "job.completed", "job.failed", "activity", "analytics.update"}
+    {"article.status", "job.progress", "job.completed", "job.failed", "job.cancelled", "activity", "analytics.update"}
 )
 _REPLIES = frozenset({"pong", "subscribed", "unsubscribed", "resumed", "rooms", "error"})
 

@@ -62,7 +62,16 @@ def test_stats_start_at_zero_for_every_queue(api, clock):
             "paused": False,
             "concurrency": catalog.queue(name).concurrency,
             "rate_limit": None,
-            "priorities": {p: {"waiting": 0, "active": 0, "delayed": 0} for p in ("high", "normal")},
+            "priorities": {
+                p: {
+                    "waiting": 0,
+                    "active": 0,
+                    "delayed": 0,
+                    "concurrency": catalog.queue(q).concurrency,
+                    "dead_letter": 0,
+                }
+                for p, q in (("high", f"{name}-high"), ("normal", name))
+            },
         }
     assert answer["generated_at"].endswith("Z")
 
@@ -423,6 +432,22 @@ def test_health_fails_when_audit_events_reach_the_fallback_s_dead_letter_queue(a
     [alert] = alerts
     assert alert.details["failing"] == ["audit_dead_letters"]
     assert "audit_dead_letters: 1 message(s)" in alert.message and "None" not in alert.message
+
+
+def test_the_high_priority_queue_s_dead_letters_show_in_stats_and_health(api, clock, alerts):
+    # GIVEN a message SQS's own redrive moved to the dead-letter queue of emails' high-priority queue
+    api.put("/api/settings/queues.health", {"value": {"queues": {"emails": {"max_dead_letters": 0}}}}, as_="admin")
+    aws.client("sqs").send_message(QueueUrl=aws.queue_url("emails-high-dlq"), MessageBody="{}")
+    # THEN stats show it under the high priority (the job queue's own dead letters unchanged)
+    emails = stats_of(api)
+    assert (emails["dead_letter"], emails["priorities"]["high"]["dead_letter"]) == (0, 1)
+    assert emails["priorities"]["normal"]["dead_letter"] == 0
+    # AND health counts it against the queue's dead-letter threshold, naming the priority
+    response = api.get("/api/queues/health", as_="admin")
+    assert response.status_code == 503
+    [check] = [c for c in body(response)["checks"] if not c["ok"]]
+    assert (check["queue"], check["check"], check["value"]) == ("emails", "dead_letters", 1)
+    assert "1 of the high-priority queue's" in check["message"]
 
 
 def test_health_turns_503_when_the_dead_letters_cross_the_setting_and_alerts_once(api, clock, poller, register, alerts):

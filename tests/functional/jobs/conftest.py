@@ -219,12 +219,14 @@ class FakeGenerator:
 
         self.requests: list[dict[str, Any]] = []
         self.answers: list[tuple[int, Any]] = [(200, None)]
+        self.delay = 0.0  # seconds each call takes (to hold a lease while another delivery claims)
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.requests.append({"headers": dict(self.headers), "body": body})
+                time.sleep(outer.delay)
                 status, answer, *extra = outer.answers[min(len(outer.requests), len(outer.answers)) - 1]
                 if answer is None:
                     answer = {"content": f"Generated text #{len(outer.requests)}"}

@@ -51,6 +51,17 @@ def test_a_scheduled_jobs_outcome_becomes_the_schedules_last_status(handlers, po
     assert "lease_job" not in state
 
 
+def test_a_cancelled_scheduled_job_leaves_its_schedule_cancelled(handlers, poller, register):
+    ran: list[str] = []
+    register("cleanup", "sessions", lambda job, ctx: ran.append(job["id"]) or {})
+    handlers.session_cleanup(cw_event("2026-11-28T10:00:00Z"), None)
+    [job] = queued("cleanup")
+    jobs.cancel(job["id"])
+    assert schedules.runs().get("session-cleanup")["last_status"] == "cancelled"
+    poller.drain("cleanup")
+    assert ran == [] and schedules.runs().get("session-cleanup")["last_status"] == "cancelled"
+
+
 def test_a_run_does_not_overlap_the_previous_run_of_its_schedule(handlers, poller, register, clock, monkeypatch):
     ran: list[str] = []
     register("cleanup", "sessions", lambda job, ctx: ran.append(job["payload"]["slot"]) or {})
