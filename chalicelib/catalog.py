@@ -394,6 +394,12 @@ def priority_queue(name: str, priority: str) -> str:
     return name + HIGH_SUFFIX if priority == "high" else name
 
 
+def priority_queues(name: str) -> tuple[str, ...]:
+    """A job queue's SQS queues: its own, and its high-priority queue when it has one."""
+    high = name + HIGH_SUFFIX
+    return (name, high) if high in QUEUES else (name,)
+
+
 def job_queue_of(name: str) -> str:
     """The job queue a queue's messages belong to (itself, or the one a priority queue serves)."""
     return QUEUES[name].serves or name

@@ -295,7 +295,7 @@ def set_limits(queue: str, body: LimitsRequest, user: dict[str, Any]) -> dict[st
 
 def retry_all(queue: str) -> dict[str, int]:
     """POST /api/queues/{queue}/retry-failed: every failed job runs again with fresh attempts,
-    and the dead-letter queue is emptied back into the queue.
+    and the dead-letter queues (the queue's and its high-priority queue's) are emptied back.
 
     The failed records are retried first (each a new run with a new message), so the old
     messages, when they arrive, are stale and acknowledged without running. Then SQS moves the
@@ -320,11 +320,12 @@ def retry_all(queue: str) -> dict[str, int]:
             break
         kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
     ctl = control()
-    if not ctl.start_move(queue):
-        for _ in range(MAX_REDRIVEN // REDRIVE_CHUNK):
-            requeued += jobs.redrive_dead_letters(queue, limit=REDRIVE_CHUNK)
-            if ctl.dead_letter_depth(queue, visible_only=True) == 0:
-                break
+    for sqs_queue in catalog.priority_queues(queue):  # SQS moves a high job's message to its own DLQ
+        if not ctl.start_move(sqs_queue):
+            for _ in range(MAX_REDRIVEN // REDRIVE_CHUNK):
+                requeued += jobs.redrive_dead_letters(sqs_queue, limit=REDRIVE_CHUNK)
+                if ctl.dead_letter_depth(sqs_queue, visible_only=True) == 0:
+                    break
     _audit("job.retry", ("queue", queue), {"requeued": requeued, "via": "retry-failed"})
     return {"requeued": requeued}
 

@@ -206,6 +206,28 @@ def test_retry_all_empties_the_dead_letter_queue_and_reruns_the_failed_jobs(api,
     assert stats_of(api)["failed"] == 0
 
 
+def test_retry_all_also_empties_the_high_priority_dead_letter_queue(api, clock, poller, register):
+    # GIVEN what SQS itself moved into the high queue's dead-letter queue (after maxReceiveCount:
+    # a handler that kept dying): a message of a job since removed, and one that is not a job
+    register("emails", "send", ok)
+    [gone] = [jobs.enqueue("emails", "send", {}, priority="high")]
+    [message] = poller.receive("emails-high")
+    sqs = aws.client("sqs")
+    sqs.send_message(QueueUrl=aws.queue_url("emails-high-dlq"), MessageBody=message["Body"])
+    sqs.delete_message(QueueUrl=aws.queue_url("emails-high"), ReceiptHandle=message["ReceiptHandle"])
+    jobs.remove(gone["id"])
+    sqs.send_message(QueueUrl=aws.queue_url("emails-high-dlq"), MessageBody="not a job")
+    assert stats_of(api)["priorities"]["high"]["dead_letter"] == 2
+    # WHEN an admin retries the queue's failed jobs
+    response = api.post("/api/queues/emails/retry-failed", as_="admin")
+    # THEN the high dead-letter queue is emptied too: the unreadable message goes back to its
+    # own queue, the stale one is dropped
+    assert body(response) == {"requeued": 1}
+    assert dlq_depth("emails-high") == 0
+    assert [m["Body"] for m in poller.receive("emails-high")] == ["not a job"]
+    assert stats_of(api)["priorities"]["high"]["dead_letter"] == 0
+
+
 def test_retry_all_sends_back_dead_letters_it_cannot_read_and_drops_stale_ones(api, clock, poller, register):
     register("emails", "send", boom)
     [gone] = send(1, fail=True)
