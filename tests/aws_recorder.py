@@ -26,11 +26,13 @@ OUTPUT = ROOT / "dist" / "iam" / "operations.json"
 CHECK_MODULE = "test_iam_policy.py"
 FUNCTIONAL = ROOT / "tests" / "functional"
 _CODE = (str(ROOT / "chalicelib") + os.sep, str(ROOT / "app.py"))
+_PASS_THROUGH = str(ROOT / "chalicelib" / "aws.py")
 
 
 class Recorder:
     def __init__(self) -> None:
         self.calls: Counter[tuple[str, str, str, str]] = Counter()  # (service, operation, action, key)
+        self.by_module: Counter[tuple[str, str, str]] = Counter()  # (module, action, key)
         self.complete = False  # the session ran the whole functional suite
         self.why_incomplete = ""
 
@@ -40,7 +42,8 @@ class Recorder:
         session.events.register("before-parameter-build", self._on_call, unique_id="inkwell-iam-recorder")
 
     def _on_call(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        if not _called_from_code():
+        module = _calling_module()
+        if module is None:
             return
         from chalicelib import config
         from infra import iam
@@ -48,9 +51,13 @@ class Recorder:
         service = model.service_model.service_name
         for action, key in iam.grants_for_call(service, model.name, params, config.get().stage):
             self.calls[(service, model.name, action, key)] += 1
+            self.by_module[(module, action, key)] += 1
 
     def grants(self) -> set[tuple[str, str]]:
         return {(action, key) for (_, _, action, key) in self.calls}
+
+    def module_grants(self) -> set[tuple[str, str, str]]:
+        return set(self.by_module)
 
     def write(self) -> None:
         OUTPUT.parent.mkdir(parents=True, exist_ok=True)
@@ -58,16 +65,24 @@ class Recorder:
             {"service": s, "operation": o, "action": a, "resource": k, "calls": n}
             for (s, o, a, k), n in sorted(self.calls.items())
         ]
-        OUTPUT.write_text(json.dumps({"complete": self.complete, "operations": rows}, indent=1) + "\n")
+        modules = [
+            {"module": m, "action": a, "resource": k, "calls": n} for (m, a, k), n in sorted(self.by_module.items())
+        ]
+        document = {"complete": self.complete, "operations": rows, "modules": modules}
+        OUTPUT.write_text(json.dumps(document, indent=1) + "\n")
 
 
-def _called_from_code() -> bool:
+def _calling_module() -> str | None:
+    """The innermost module of the code that made the call (`chalicelib.jobs.store`, `app`), or
+    None when none is on the stack. `chalicelib/aws.py` only builds clients and looks up queue
+    URLs for others: its calls count for its caller."""
     frame = sys._getframe(2)
     while frame is not None:
-        if frame.f_code.co_filename.startswith(_CODE):
-            return True
+        filename = frame.f_code.co_filename
+        if filename.startswith(_CODE) and filename != _PASS_THROUGH:
+            return ".".join(Path(filename).relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         frame = frame.f_back  # type: ignore[assignment]
-    return False
+    return None
 
 
 RECORDER = Recorder()
