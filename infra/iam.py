@@ -235,10 +235,11 @@ def _sid(key: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", key) if part) or "Any"
 
 
-def policy(scope: Scope) -> dict[str, Any]:
-    """The stage's IAM policy document: one statement per resource key."""
+def policy(scope: Scope, granted: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """An IAM policy document, one statement per resource key: of `granted` (a function's:
+    `function_grants`), else of the whole stage."""
     statements = []
-    for key, actions in grants().items():
+    for key, actions in (grants() if granted is None else granted).items():
         statement: dict[str, Any] = {
             "Sid": _sid(key if key != "*" else "unscoped"),
             "Effect": "Allow",
@@ -265,9 +266,9 @@ def sub(value: Any) -> Any:
     return value
 
 
-def template_policy(stage: str) -> dict[str, Any]:
+def template_policy(stage: str, granted: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """`policy()` for the CloudFormation template: every ARN with a placeholder in `Fn::Sub`."""
-    document = policy(Scope.template(stage))
+    document = policy(Scope.template(stage), granted)
     for statement in document["Statement"]:
         statement["Resource"] = sub(statement["Resource"])
         if "Condition" in statement:
@@ -365,12 +366,90 @@ def compare(called: Iterable[Grant]) -> Comparison:
     )
 
 
+# --- per module, per function -------------------------------------------------------------------
+# The recorder also notes which of our modules made each call (the innermost on the stack:
+# `chalicelib.jobs.store`); `infra/iam_modules.json` keeps those grants per module, each widened to
+# the ACCESS key that covers it (`queue:articles` -> `queue:*`), regenerated from a full run by
+# `python -m infra.iam --write` and compared with every full run. A function's role is the union
+# over the modules it can run (`infra.reach`), plus the PLATFORM actions that apply to it.
+
+MODULES_FILE = ROOT / "infra" / "iam_modules.json"
+OPERATIONS_FILE = ROOT / "dist" / "iam" / "operations.json"
+ModuleGrant = tuple[str, str, str]  # (module, action, resource key)
+
+# Calls the suite cannot record (see PENDING), with the module that makes them.
+PENDING_MODULES: frozenset[ModuleGrant] = frozenset(
+    {("chalicelib.realtime.sender", "execute-api:ManageConnections", "websocket")}
+)
+
+
+def widened(action: str, key: str) -> str:
+    """The ACCESS key that grants `action` on `key` (`key` itself when none does)."""
+    covering = [k for k, actions in ACCESS.items() if action in actions and _covers(k, key)]
+    return min(covering, key=lambda k: k != key) if covering else key
+
+
+def module_table(recorded: Iterable[ModuleGrant]) -> dict[str, list[list[str]]]:
+    """Recorded (module, action, key) -> module: sorted [action, widened key] pairs (PENDING_MODULES
+    included), as `infra/iam_modules.json` holds them."""
+    table: dict[str, set[tuple[str, str]]] = {}
+    for module, action, key in {*recorded, *PENDING_MODULES}:
+        table.setdefault(module, set()).add((action, widened(action, key)))
+    return {module: [list(g) for g in sorted(found)] for module, found in sorted(table.items())}
+
+
+def committed_modules(path: Path | None = None) -> dict[str, list[list[str]]]:
+    path = path or MODULES_FILE
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def compare_modules(recorded: Iterable[ModuleGrant], committed: dict[str, list[list[str]]]) -> Comparison:
+    """A full run's (module, grant)s against the committed table, both ways."""
+    wanted = {(m, a, k) for m, pairs in module_table(recorded).items() for a, k in pairs}
+    have = {(m, a, k) for m, pairs in committed.items() for a, k in pairs}
+    return Comparison(missing=sorted(wanted - have), unused=sorted(have - wanted), pending_unused=[])  # type: ignore[arg-type]
+
+
+def function_grants(
+    modules: Iterable[str], queue: str | None, table: dict[str, list[list[str]]]
+) -> dict[str, list[str]]:
+    """Resource key -> sorted actions for a function that can run `modules` (and is triggered by
+    SQS queue `queue`, if any): the modules' grants, logs and tracing, and the SQS poller's
+    actions on its own queue only."""
+    merged: dict[str, set[str]] = {}
+    for module in modules:
+        for action, key in table.get(module, ()):
+            merged.setdefault(key, set()).add(action)
+    for key, actions in PLATFORM.items():
+        if key.startswith("queue:"):
+            if queue is None:
+                continue
+            key = _queue_key(queue)
+        merged.setdefault(key, set()).update(actions)
+    return {key: sorted(actions) for key, actions in sorted(merged.items())}
+
+
+def functions() -> dict[str, Any]:
+    """Every Lambda function of the app (`infra.reach.Function`, by Chalice's resource name)."""
+    import app as app_module  # the composition root; `python -m infra.iam` runs from the checkout
+    from infra import reach
+
+    return reach.functions(app_module)
+
+
+def function_policies(scope: Scope, table: dict[str, list[list[str]]] | None = None) -> dict[str, dict[str, Any]]:
+    """Function name -> its policy document in `scope`."""
+    table = committed_modules() if table is None else table
+    return {name: policy(scope, function_grants(fn.modules, fn.queue, table)) for name, fn in functions().items()}
+
+
 # --- the committed policy files of the `chalice deploy` path ----------------------------------
 
 
-def policy_file(stage: str) -> Path:
-    """`.chalice/policy-<stage>.json`: what `chalice deploy --stage <stage>` gives every role."""
-    return ROOT / ".chalice" / f"policy-{stage}.json"
+def policy_file(stage: str, function: str) -> Path:
+    """`.chalice/policy-<stage>-<function>.json`: the policy of the role `chalice deploy --stage
+    <stage>` gives that function (its `iam_policy_file` in `.chalice/config.json`)."""
+    return ROOT / ".chalice" / f"policy-{stage}-{function}.json"
 
 
 def websocket_api_id(stage: str) -> str:
@@ -383,11 +462,14 @@ def websocket_api_id(stage: str) -> str:
     return host.split(".", 1)[0] if ".execute-api." in host else "*"
 
 
-def policy_text(stage: str) -> str:
-    """A stage's policy file as committed: names pinned to the stage, any account and region
-    (`Scope(stage)`), so one file serves every account and any clone, without AWS credentials;
-    `execute-api:ManageConnections` pinned to the stage's WebSocket API once it exists."""
-    return json.dumps(policy(Scope(stage, websocket_api=websocket_api_id(stage))), indent=2) + "\n"
+def policy_texts(stage: str) -> dict[Path, str]:
+    """A stage's policy files as committed, one per function: names pinned to the stage, any
+    account and region (`Scope(stage)`), so they serve every account and any clone, without AWS
+    credentials; `execute-api:ManageConnections` pinned to the stage's WebSocket API once it exists."""
+    scope = Scope(stage, websocket_api=websocket_api_id(stage))
+    return {
+        policy_file(stage, name): json.dumps(doc, indent=2) + "\n" for name, doc in function_policies(scope).items()
+    }
 
 
 def deployable_stages() -> list[str]:
@@ -396,17 +478,50 @@ def deployable_stages() -> list[str]:
     return sorted(stage for stage in stages if stage not in config.LOCAL_STAGES)
 
 
+def _with_policy_files(cfg: dict[str, Any], stage: str, names: Iterable[str]) -> dict[str, Any]:
+    """`cfg` (`.chalice/config.json`) with each function's `iam_policy_file` under the stage's
+    `lambda_functions`, and none for a function that is gone."""
+    cfg = json.loads(json.dumps(cfg))
+    functions = cfg.setdefault("stages", {}).setdefault(stage, {}).setdefault("lambda_functions", {})
+    for name in list(functions):
+        functions[name].pop("iam_policy_file", None)
+        if not functions[name]:
+            del functions[name]
+    for name in sorted(names):
+        functions.setdefault(name, {})["iam_policy_file"] = policy_file(stage, name).name
+    return cfg
+
+
+def _stale(stage: str, wanted: Iterable[Path]) -> list[Path]:
+    """The stage's policy files that are no longer wanted (its old single file included)."""
+    found = {ROOT / ".chalice" / f"policy-{stage}.json", *(ROOT / ".chalice").glob(f"policy-{stage}-*.json")}
+    return sorted(p for p in found - set(wanted) if p.exists())
+
+
 def policy_file_problems() -> list[str]:
-    """What is wrong with the committed policy files (empty when each equals what this module generates)."""
+    """What is wrong with the committed policy files (empty when each equals what this module
+    generates and `.chalice/config.json` points each function at its own)."""
     stages = deployable_stages()
-    problems = [
-        f"{policy_file(s).relative_to(ROOT)} is missing or out of date: run `make policies` and commit it"
-        for s in stages
-        if _read(policy_file(s)) != policy_text(s)
-    ]
+    problems = []
+    cfg = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    expected: set[Path] = set()
+    for stage in stages:
+        texts = policy_texts(stage)
+        expected |= set(texts)
+        problems += [
+            f"{path.relative_to(ROOT)} is missing or out of date: run `make policies` and commit it"
+            for path, text in texts.items()
+            if _read(path) != text
+        ]
+        if _with_policy_files(cfg, stage, [p.stem.removeprefix(f"policy-{stage}-") for p in texts]) != cfg:
+            problems.append(
+                f".chalice/config.json does not give each function of {stage} its own policy file: run `make policies`"
+            )
     for path in sorted((ROOT / ".chalice").glob("policy-*.json")):
-        if path.stem.removeprefix("policy-") not in stages:
-            problems.append(f"{path.relative_to(ROOT)} belongs to no deployable stage of .chalice/config.json")
+        if path not in expected:
+            problems.append(
+                f"{path.relative_to(ROOT)} belongs to no function of a deployable stage of .chalice/config.json"
+            )
     return problems
 
 
@@ -414,26 +529,62 @@ def _read(path: Path) -> str | None:
     return path.read_text() if path.exists() else None
 
 
-def write_policy_file(stage: str) -> bool:
-    """Write `.chalice/policy-<stage>.json`; True when its content changed."""
-    path = policy_file(stage)
-    text = policy_text(stage)
-    if _read(path) == text:
+def write_policy_files(stage: str) -> list[Path]:
+    """Write the stage's policy files (removing its stale ones) and point `.chalice/config.json`
+    at them; returns the files changed."""
+    texts = policy_texts(stage)
+    changed = [path for path, text in texts.items() if _read(path) != text]
+    for path in changed:
+        path.write_text(texts[path])
+    for path in _stale(stage, texts):
+        path.unlink()
+        changed.append(path)
+    config_path = ROOT / ".chalice" / "config.json"
+    cfg = json.loads(config_path.read_text())
+    wanted = _with_policy_files(cfg, stage, [p.stem.removeprefix(f"policy-{stage}-") for p in texts])
+    if wanted != cfg:
+        config_path.write_text(json.dumps(wanted, indent=2) + "\n")
+        changed.append(config_path)
+    return changed
+
+
+def write_module_table(operations: Path | None = None) -> bool | None:
+    """Regenerate `infra/iam_modules.json` from a full run's recording; None without one."""
+    path = operations or OPERATIONS_FILE
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    if not recorded.get("complete") or "modules" not in recorded:
+        return None
+    rows = {(r["module"], r["action"], r["resource"]) for r in recorded["modules"]}
+    modules = [
+        f"  {json.dumps(module)}: [\n" + ",\n".join(f"    {json.dumps(pair)}" for pair in pairs) + "\n  ]"
+        for module, pairs in module_table(rows).items()
+    ]
+    text = "{\n" + ",\n".join(modules) + "\n}\n"  # one grant a line: diffs show what changed
+    if _read(MODULES_FILE) == text:
         return False
-    path.write_text(text)
+    MODULES_FILE.write_text(text)
     return True
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m infra.iam --write` (`make policies`) regenerates the committed policy files;
-    without `--write` it only checks them."""
-    parser = argparse.ArgumentParser(description="The committed .chalice/policy-<stage>.json files.")
-    parser.add_argument("--write", action="store_true", help="regenerate them for every deployable stage")
+    """`python -m infra.iam --write` (`make policies`) regenerates the module table and the
+    committed policy files; without `--write` it only checks them."""
+    parser = argparse.ArgumentParser(description="The committed .chalice/policy-<stage>-<function>.json files.")
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="regenerate infra/iam_modules.json (from a full run's dist/iam/operations.json) and the policy files",
+    )
     args = parser.parse_args(argv)
     if args.write:
+        modules = write_module_table()
+        if modules is None:
+            print(f"{OPERATIONS_FILE.relative_to(ROOT)} is not a full run's: {MODULES_FILE.name} kept as it is")
+        elif modules:
+            print(f"wrote {MODULES_FILE.relative_to(ROOT)}")
         for stage in deployable_stages():
-            if write_policy_file(stage):
-                print(f"wrote {policy_file(stage).relative_to(ROOT)}")
+            for path in write_policy_files(stage):
+                print(f"{'wrote' if path.exists() else 'removed'} {path.relative_to(ROOT)}")
     problems = policy_file_problems()
     for problem in problems:
         print(problem)
