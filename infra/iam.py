@@ -373,8 +373,16 @@ def compare(called: Iterable[Grant]) -> Comparison:
 # `python -m infra.iam --write` and compared with every full run. A function's role is the union
 # over the modules it can run (`infra.reach`), plus the PLATFORM actions that apply to it.
 
-MODULES_FILE = ROOT / "infra" / "iam_modules.json"
-OPERATIONS_FILE = ROOT / "dist" / "iam" / "operations.json"
+
+def modules_file() -> Path:
+    return ROOT / "infra" / "iam_modules.json"
+
+
+def operations_file() -> Path:
+    """What the last run of the test suite recorded (`tests/aws_recorder.py`)."""
+    return ROOT / "dist" / "iam" / "operations.json"
+
+
 ModuleGrant = tuple[str, str, str]  # (module, action, resource key)
 
 # Calls the suite cannot record (see PENDING), with the module that makes them.
@@ -399,7 +407,7 @@ def module_table(recorded: Iterable[ModuleGrant]) -> dict[str, list[list[str]]]:
 
 
 def committed_modules(path: Path | None = None) -> dict[str, list[list[str]]]:
-    path = path or MODULES_FILE
+    path = path or modules_file()
     return dict(json.loads(path.read_text())) if path.exists() else {}
 
 
@@ -435,6 +443,23 @@ def functions() -> dict[str, Any]:
     from infra import reach
 
     return reach.functions(app_module)
+
+
+def ungranted(observed: Iterable[ModuleGrant], table: dict[str, list[list[str]]]) -> list[ModuleGrant]:
+    """The (function, action, key)s seen called inside a function's handler that its role
+    (`function_grants` over `infra.reach`) does not grant: what the static derivation missed."""
+    reached = functions()
+    grants_of: dict[str, dict[str, list[str]]] = {}
+    out = []
+    for function, action, key in sorted(set(observed)):
+        fn = reached.get(function)
+        if fn is None:
+            out.append((function, action, key))
+            continue
+        granted = grants_of.setdefault(function, function_grants(fn.modules, fn.queue, table))
+        if not any(action in actions and _covers(k, key) for k, actions in granted.items()):
+            out.append((function, action, key))
+    return out
 
 
 def function_policies(scope: Scope, table: dict[str, list[list[str]]] | None = None) -> dict[str, dict[str, Any]]:
@@ -550,7 +575,7 @@ def write_policy_files(stage: str) -> list[Path]:
 
 def write_module_table(operations: Path | None = None) -> bool | None:
     """Regenerate `infra/iam_modules.json` from a full run's recording; None without one."""
-    path = operations or OPERATIONS_FILE
+    path = operations or operations_file()
     recorded = json.loads(path.read_text()) if path.exists() else {}
     if not recorded.get("complete") or "modules" not in recorded:
         return None
@@ -560,9 +585,9 @@ def write_module_table(operations: Path | None = None) -> bool | None:
         for module, pairs in module_table(rows).items()
     ]
     text = "{\n" + ",\n".join(modules) + "\n}\n"  # one grant a line: diffs show what changed
-    if _read(MODULES_FILE) == text:
+    if _read(modules_file()) == text:
         return False
-    MODULES_FILE.write_text(text)
+    modules_file().write_text(text)
     return True
 
 
@@ -579,9 +604,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         modules = write_module_table()
         if modules is None:
-            print(f"{OPERATIONS_FILE.relative_to(ROOT)} is not a full run's: {MODULES_FILE.name} kept as it is")
+            print(f"{operations_file().relative_to(ROOT)} is not a full run's: {modules_file().name} kept as it is")
         elif modules:
-            print(f"wrote {MODULES_FILE.relative_to(ROOT)}")
+            print(f"wrote {modules_file().relative_to(ROOT)}")
         for stage in deployable_stages():
             for path in write_policy_files(stage):
                 print(f"{'wrote' if path.exists() else 'removed'} {path.relative_to(ROOT)}")

@@ -53,6 +53,33 @@ def test_module_table_is_what_each_module_was_seen_calling() -> None:
     assert not result.unused, f"infra/iam_modules.json grants {result.unused} that no test saw called: {hint}"
 
 
+def test_every_function_grants_what_its_handler_was_seen_calling() -> None:
+    if not RECORDER.complete:
+        pytest.skip(f"not a full run ({RECORDER.why_incomplete}): the roles' check needs every functional test")
+    # GIVEN the calls made inside handlers invoked as Lambda invokes them (chalice.test.Client, ...)
+    observed = RECORDER.function_grants()
+    # (the WebSocket tests call `realtime.handlers` through a fake gateway: only modules cover those)
+    assert {function for function, _, _ in observed} >= {"api_handler", "jobs_articles", "daily_analytics"}
+    # THEN each function's role grants them: the static derivation (infra.reach) missed no module
+    missing = iam.ungranted(observed, iam.committed_modules())
+    assert not missing, f"these functions' roles lack what their handlers called: {missing} (see infra/reach.py)"
+
+
+def test_ungranted_names_a_call_the_functions_modules_do_not_grant() -> None:
+    table = iam.committed_modules()
+    # the emails worker sends email; the analytics worker may not, nor may an unknown function do anything
+    observed = {
+        ("jobs_emails", "ses:SendEmail", "email"),
+        ("jobs_analytics", "ses:SendEmail", "email"),
+        ("jobs_analytics", "sqs:ReceiveMessage", "queue:analytics"),
+        ("nobody", "dynamodb:GetItem", "table:users"),
+    }
+    assert iam.ungranted(observed, table) == [
+        ("jobs_analytics", "ses:SendEmail", "email"),
+        ("nobody", "dynamodb:GetItem", "table:users"),
+    ]
+
+
 def test_compare_modules_flags_a_missing_and_an_unused_module_grant() -> None:
     # GIVEN a committed table, and a run where one module made a new call and another stopped one
     committed = {
@@ -145,6 +172,8 @@ def test_manage_connections_is_pinned_to_the_stages_websocket_api_once_it_exists
     (tmp_path / ".chalice").mkdir()
     config_path = tmp_path / ".chalice" / "config.json"
     config_path.write_text(json.dumps({"stages": {"dev": {"environment_variables": {}}}}))
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "iam_modules.json").write_text(iam.modules_file().read_text())
     monkeypatch.setattr(iam, "ROOT", tmp_path)
 
     def manage_connections() -> set[str]:

@@ -308,6 +308,8 @@ def test_deploy_writes_the_committed_policy_files_not_account_scoped_ones(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a project with the stage's old single policy file and none of its functions' files
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "iam_modules.json").write_text(iam.modules_file().read_text())
     monkeypatch.setattr(iam, "ROOT", tmp_path)
     (tmp_path / ".chalice").mkdir()
     (tmp_path / ".chalice" / "config.json").write_text(json.dumps({"stages": {"prod": {}}}))
