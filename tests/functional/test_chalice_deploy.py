@@ -225,7 +225,8 @@ def test_make_deploy_creates_the_stage_and_stores_its_record(stage: Stage) -> No
     chalice_dir = stage.first / ".chalice"
     policies = {p.name: json.loads(p.read_text()) for p in sorted(chalice_dir.glob("policy-dev-*.json"))}
     posting = sorted(n for n, doc in policies.items() if "execute-api:ManageConnections" in json.dumps(doc))
-    assert posting and len(posting) < len(policies), posting
+    # (every function may post: the middleware's audit flush sends `activity` to the admin room)
+    assert posting, policies
     assert changed == [".chalice/config.json", *(f".chalice/{n}" for n in posting)], changed
     # AND each function's role carries its own policy: ManageConnections on the stage's WebSocket API only
     (websocket,) = stage.client("apigatewayv2").get_apis()["Items"]
