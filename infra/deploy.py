@@ -10,7 +10,7 @@ updates its code from a clone where it ran (see README, Deploy). Local stages
 and completed by name before Chalice runs (`infra.deploy_state`), so a failed run is simply run
 again, from any clone:
 
-1. `.chalice/config.json` in step, and `.chalice/policy-<stage>.json` (`infra.iam`: the committed
+1. `.chalice/config.json` in step, and `.chalice/policy-<stage>-<function>.json` (`infra.iam`: the committed
    file, any account and region; written only when the stage is new or the file stale);
 2. the secrets (`config.SECRETS`) as SSM SecureStrings under the stage's prefix, generated once
    when absent and never overwritten;
@@ -61,7 +61,7 @@ from infra.monitoring import API_STAGE
 
 BATCH_FAILURES = deploy_state.BATCH_FAILURES
 COMMIT_HINT = (
-    "Commit .chalice/ (config.json, policy-{stage}.json). Chalice's record of the stage is kept in "
+    "Commit .chalice/ (config.json, policy-{stage}-*.json). Chalice's record of the stage is kept in "
     "the SSM parameter {parameter}: `make deploy` and `make teardown` fetch it on any machine."
 )
 Runner = Callable[[list[str], dict[str, str]], None]
@@ -237,12 +237,20 @@ def report_batch_failures(lambda_client: Any, function_names: list[str]) -> list
     return changed
 
 
-def apply_policy_file(iam_client: Any, stage: str, record: dict[str, Any]) -> list[str]:
-    """Put `.chalice/policy-<stage>.json` on every role of the record where it differs, as
-    Chalice's next deploy would (its policy is named after the role); returns the roles changed."""
-    document = json.loads(iam.policy_file(stage).read_text())
+def policy_documents(shape: app_shape.AppShape) -> dict[str, dict[str, Any]]:
+    """Role name -> the policy of its function's committed file (`.chalice/policy-<stage>-<function>.json`)."""
+    return {
+        fn.role_name: json.loads(iam.policy_file(shape.stage, fn.name).read_text())
+        for fn in shape.functions.values()
+        if fn.role_name
+    }
+
+
+def apply_policy_files(iam_client: Any, documents: dict[str, dict[str, Any]]) -> list[str]:
+    """Put each role's policy (`policy_documents`) on it where it differs, as Chalice's next deploy
+    would (its policy is named after the role); returns the roles changed."""
     changed = []
-    for role in (r["role_name"] for r in record.get("resources", []) if r.get("resource_type") == "iam_role"):
+    for role, document in sorted(documents.items()):
         try:
             current = iam_client.get_role_policy(RoleName=role, PolicyName=role)["PolicyDocument"]
         except iam_client.exceptions.NoSuchEntityException:
@@ -320,7 +328,7 @@ def deploy(
         chalice_config.set_variable(stage, config.ARTICLE_WEBHOOK_URL, os.environ[config.ARTICLE_WEBHOOK_URL])
     shape = app_shape.load(stage)
     chalice_config.sync(shape)
-    iam.write_policy_file(stage)
+    iam.write_policy_files(stage)
     settings = config.get()
     created = ensure_secrets(clients["ssm"], stage)
     urls = provision.provision(clients["dynamodb"], clients["sqs"], settings, hardened=True)
@@ -343,15 +351,14 @@ def deploy(
     endpoints = websocket_environment(record, region)
     chalice_config.set_websocket_endpoints(stage, endpoints)
     # the endpoints name the WebSocket API: the policy's ManageConnections is pinned to it now
-    iam.write_policy_file(stage)
-    roles = apply_policy_file(clients["iam"], stage, record)
+    iam.write_policy_files(stage)
+    documents = policy_documents(shape)
+    roles = apply_policy_files(clients["iam"], documents)
     updated = set_environment(clients["lambda"], names, endpoints)
     log_groups = ensure_logging(clients, shape, record, region, account)
     expected = app_shape.stage_environment(stage)  # config.json now holds the endpoints
     return {
-        "problems": deploy_state.problems(
-            clients, shape, record, expected, json.loads(iam.policy_file(stage).read_text())
-        ),
+        "problems": deploy_state.problems(clients, shape, record, expected, documents),
         "leftovers_deleted": leftovers,
         "account": account,
         "secrets_created": created,
@@ -387,8 +394,8 @@ def teardown(
         )
     deploy_state.forget(clients["ssm"], stage)
     chalice_config.set_websocket_endpoints(stage, {})
-    if iam.policy_file(stage).exists():  # no WebSocket API to pin ManageConnections to any more
-        iam.write_policy_file(stage)
+    if stage in iam.deployable_stages():  # no WebSocket API to pin ManageConnections to any more
+        iam.write_policy_files(stage)
     removed = provision.delete(clients["dynamodb"], clients["sqs"], config.get())
     topic = clients["sns"].create_topic(Name=f"inkwell-{stage}-alarms")["TopicArn"]  # idempotent lookup
     alarms = [f"inkwell-{stage}-{q.dlq}-not-empty" for q in catalog.QUEUES.values()]

@@ -243,12 +243,12 @@ def problems(
     shape: AppShape,
     record: Record,
     expected_env: dict[str, str],
-    policy: dict[str, Any] | None = None,
+    policies: dict[str, dict[str, Any]] | None = None,
 ) -> list[str]:
-    """What the deployed stage lacks (empty when it is whole); given `policy`, every function's
-    role must carry it (Chalice names a role's policy after the role)."""
+    """What the deployed stage lacks (empty when it is whole); given `policies` (role name ->
+    document), every function's role must carry its own (Chalice names a role's policy after the role)."""
     out: list[str] = []
-    for role in sorted({fn.role_name for fn in shape.functions.values() if fn.role_name} if policy else ()):
+    for role, policy in sorted((policies or {}).items()):
         try:
             document = clients["iam"].get_role_policy(RoleName=role, PolicyName=role)["PolicyDocument"]
         except clients["iam"].exceptions.NoSuchEntityException:
@@ -256,7 +256,9 @@ def problems(
         if isinstance(document, str):
             document = json.loads(urllib.parse.unquote(document))
         if document != policy:
-            out.append(f"role {role} does not carry the stage's policy (.chalice/policy-{shape.stage}.json)")
+            out.append(
+                f"role {role} does not carry its function's policy (.chalice/policy-{shape.stage}-<function>.json)"
+            )
     lambda_client = clients["lambda"]
     for source in shape.sqs:
         fn = shape.functions[source.function]

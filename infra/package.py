@@ -33,8 +33,8 @@ def package(stage: str, out: Path) -> Path:
     shape = app_shape.load(stage)
     if chalice_config.sync(shape) or changed:
         print(f"updated {chalice_config.PATH.relative_to(app_shape.ROOT)} (stage env, timeouts, autogen_policy)")
-    if iam.write_policy_file(stage):
-        print(f"wrote {iam.policy_file(stage).relative_to(app_shape.ROOT)} (commit it)")
+    for path in iam.write_policy_files(stage):
+        print(f"wrote {path.relative_to(app_shape.ROOT)} (commit it)")
     out.mkdir(parents=True, exist_ok=True)
     overlay = out.parent / f"{stage}-overlay.json"
     template.write(str(overlay), template.overlay(shape, os.environ.get(config.ARTICLE_WEBHOOK_URL, "")))

@@ -19,7 +19,6 @@ a template with problems, and the tests run it on the real `chalice package` out
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from typing import Any
@@ -271,7 +270,8 @@ def overlay(shape: AppShape, webhook_url: str = "") -> dict[str, Any]:
     stage = shape.stage
     resources = catalogue_resources(stage)
     env = environment(shape, webhook_url)
-    role_policy = iam.template_policy(stage)
+    module_grants = iam.committed_modules()
+    reached = iam.functions()
     timeouts: dict[str, int] = {}
     events: dict[str, dict[str, Any]] = {}
     for source in shape.sqs:
@@ -290,11 +290,11 @@ def overlay(shape: AppShape, webhook_url: str = "") -> dict[str, Any]:
         if cfn in events:
             props["Events"] = events[cfn]
         resources[cfn] = {"Properties": props}
-        if fn.role_cfn:
+        if fn.role_cfn:  # each function's role: what its handlers can call (infra.iam, infra.reach)
+            reach = reached[fn.name]
+            document = iam.template_policy(stage, iam.function_grants(reach.modules, reach.queue, module_grants))
             resources[fn.role_cfn] = {
-                "Properties": {
-                    "Policies": [{"PolicyName": "InkwellLeastPrivilege", "PolicyDocument": copy.deepcopy(role_policy)}]
-                }
+                "Properties": {"Policies": [{"PolicyName": "InkwellLeastPrivilege", "PolicyDocument": document}]}
             }
     outputs: dict[str, Any] = {
         "AlarmTopicArn": {"Value": {"Ref": ALARM_TOPIC}},

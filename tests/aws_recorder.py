@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import chalice.app as chalice_app
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,11 +27,17 @@ OUTPUT = ROOT / "dist" / "iam" / "operations.json"
 CHECK_MODULE = "test_iam_policy.py"
 FUNCTIONAL = ROOT / "tests" / "functional"
 _CODE = (str(ROOT / "chalicelib") + os.sep, str(ROOT / "app.py"))
+_PASS_THROUGH = str(ROOT / "chalicelib" / "aws.py")
+_CHALICE_APP = str(Path(chalice_app.__file__))
 
 
 class Recorder:
     def __init__(self) -> None:
         self.calls: Counter[tuple[str, str, str, str]] = Counter()  # (service, operation, action, key)
+        self.by_module: Counter[tuple[str, str, str]] = Counter()  # (module, action, key)
+        # (Lambda function, action, key) for calls made inside a handler invoked as Lambda would
+        # (through Chalice's handler objects: chalice.test.Client, `app.jobs_articles(event, ctx)`)
+        self.by_function: Counter[tuple[str, str, str]] = Counter()
         self.complete = False  # the session ran the whole functional suite
         self.why_incomplete = ""
 
@@ -40,17 +47,28 @@ class Recorder:
         session.events.register("before-parameter-build", self._on_call, unique_id="inkwell-iam-recorder")
 
     def _on_call(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        if not _called_from_code():
+        module = _calling_module()
+        if module is None:
             return
         from chalicelib import config
         from infra import iam
 
         service = model.service_model.service_name
+        function = _calling_function()
         for action, key in iam.grants_for_call(service, model.name, params, config.get().stage):
             self.calls[(service, model.name, action, key)] += 1
+            self.by_module[(module, action, key)] += 1
+            if function is not None:
+                self.by_function[(function, action, key)] += 1
 
     def grants(self) -> set[tuple[str, str]]:
         return {(action, key) for (_, _, action, key) in self.calls}
+
+    def module_grants(self) -> set[tuple[str, str, str]]:
+        return set(self.by_module)
+
+    def function_grants(self) -> set[tuple[str, str, str]]:
+        return set(self.by_function)
 
     def write(self) -> None:
         OUTPUT.parent.mkdir(parents=True, exist_ok=True)
@@ -58,16 +76,55 @@ class Recorder:
             {"service": s, "operation": o, "action": a, "resource": k, "calls": n}
             for (s, o, a, k), n in sorted(self.calls.items())
         ]
-        OUTPUT.write_text(json.dumps({"complete": self.complete, "operations": rows}, indent=1) + "\n")
+        modules = [
+            {"module": m, "action": a, "resource": k, "calls": n} for (m, a, k), n in sorted(self.by_module.items())
+        ]
+        functions = [
+            {"function": f, "action": a, "resource": k, "calls": n} for (f, a, k), n in sorted(self.by_function.items())
+        ]
+        document = {"complete": self.complete, "operations": rows, "modules": modules, "functions": functions}
+        OUTPUT.write_text(json.dumps(document, indent=1) + "\n")
 
 
-def _called_from_code() -> bool:
+def _calling_module() -> str | None:
+    """The innermost module of the code that made the call (`chalicelib.jobs.store`, `app`), or
+    None when none is on the stack. `chalicelib/aws.py` only builds clients and looks up queue
+    URLs for others: its calls count for its caller."""
     frame = sys._getframe(2)
     while frame is not None:
-        if frame.f_code.co_filename.startswith(_CODE):
-            return True
+        filename = frame.f_code.co_filename
+        if filename.startswith(_CODE) and filename != _PASS_THROUGH:
+            return ".".join(Path(filename).relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         frame = frame.f_back  # type: ignore[assignment]
-    return False
+    return None
+
+
+def _calling_function() -> str | None:
+    """The Lambda function (Chalice's resource name) whose handler is running, when it was invoked
+    through Chalice's handler objects: the outermost `__call__` of chalice/app.py on the stack."""
+    app_module = sys.modules.get("app")
+    if app_module is None:
+        return None
+    found = None
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "__call__" and frame.f_code.co_filename == _CHALICE_APP:
+            found = frame.f_locals.get("self", found)
+        frame = frame.f_back  # type: ignore[assignment]
+    if found is None:
+        return None
+    from infra import reach
+
+    app = app_module.app
+    if found is app:
+        return reach.REST_FUNCTION
+    for source in app.event_sources:
+        if getattr(app_module, source.handler_string.split(".", 1)[1], None) is found:
+            return str(source.name)
+    for route, ws in app.websocket_handlers.items():
+        if getattr(app_module, ws.handler_string.split(".", 1)[1], None) is found:
+            return reach.WEBSOCKET_FUNCTIONS[route]
+    return None
 
 
 RECORDER = Recorder()

@@ -221,17 +221,26 @@ def test_make_deploy_creates_the_stage_and_stores_its_record(stage: Stage) -> No
         ":log-group:/aws/apigateway/inkwell-dev-rest-access"
     )
     changed = sorted(line[3:] for line in git(stage.first, "status", "--porcelain", "-uall").splitlines())
-    # (the endpoints and the policy pinned to the WebSocket API change; the record is not tracked)
-    assert changed == [".chalice/config.json", ".chalice/policy-dev.json"], changed
-    # AND every role carries that policy: ManageConnections on the stage's WebSocket API only
+    # (the endpoints, and the policies pinned to the WebSocket API, change; the record is not tracked)
+    chalice_dir = stage.first / ".chalice"
+    policies = {p.name: json.loads(p.read_text()) for p in sorted(chalice_dir.glob("policy-dev-*.json"))}
+    posting = sorted(n for n, doc in policies.items() if "execute-api:ManageConnections" in json.dumps(doc))
+    # (every function may post: the middleware's audit flush sends `activity` to the admin room)
+    assert posting, policies
+    assert changed == [".chalice/config.json", *(f".chalice/{n}" for n in posting)], changed
+    # AND each function's role carries its own policy: ManageConnections on the stage's WebSocket API only
     (websocket,) = stage.client("apigatewayv2").get_apis()["Items"]
     pinned = f"arn:aws:execute-api:*:*:{websocket['ApiId']}/api/*/@connections/*"
-    policy = json.loads((stage.first / ".chalice" / "policy-dev.json").read_text())
-    assert [s["Resource"] for s in policy["Statement"] if "execute-api:ManageConnections" in s["Action"]] == [[pinned]]
+    for name in posting:
+        statements = policies[name]["Statement"]
+        assert [s["Resource"] for s in statements if "execute-api:ManageConnections" in s["Action"]] == [[pinned]]
     iam_client = stage.client("iam")
-    for role in inventory(stage, "dev")["roles"]:
+    roles = inventory(stage, "dev")["roles"]
+    assert len(roles) == len(policies)
+    for role in roles:
         document = iam_client.get_role_policy(RoleName=role, PolicyName=role)["PolicyDocument"]
-        assert document == policy, role
+        assert document == policies[f"policy-dev-{role.removeprefix('inkwell-dev-')}.json"], role
+    assert len({json.dumps(doc) for doc in policies.values()}) > 2, "the roles' policies should differ"
     # AND every SQS trigger has its queue's maximum concurrency from the catalogue
     most = {m["EventSourceArn"].rsplit(":", 1)[-1]: m.get("ScalingConfig") for m in _mappings(stage)}
     assert most == {f"inkwell-dev-{q.name}": {"MaximumConcurrency": q.concurrency} for q in catalog.QUEUES.values()}
@@ -352,5 +361,6 @@ def test_make_teardown_with_the_stored_record_from_another_clone(stage: Stage) -
     dev = json.loads((stage.first / ".chalice" / "config.json").read_text())["stages"]["dev"]
     assert config.WS_URL not in dev["environment_variables"]
     assert (
-        "arn:aws:execute-api:*:*:*/api/*/@connections/*" in (stage.first / ".chalice" / "policy-dev.json").read_text()
+        "arn:aws:execute-api:*:*:*/api/*/@connections/*"
+        in (stage.first / ".chalice" / "policy-dev-websocket_message.json").read_text()
     )

@@ -304,18 +304,31 @@ def test_teardown_removes_the_stages_tables_queues_and_alarms(
     assert f"inkwell-test-{catalog.queue('articles').dlq}" in removed
 
 
-def test_deploy_writes_the_committed_policy_file_not_an_account_scoped_one(
+def test_deploy_writes_the_committed_policy_files_not_account_scoped_ones(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN a project without the stage's policy file
+    # GIVEN a project with the stage's old single policy file and none of its functions' files
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "iam_modules.json").write_text(iam.modules_file().read_text())
     monkeypatch.setattr(iam, "ROOT", tmp_path)
     (tmp_path / ".chalice").mkdir()
-    # WHEN the deploy path writes it twice THEN it is the committed form, written once
-    assert iam.write_policy_file("prod") is True
-    assert iam.write_policy_file("prod") is False
-    text = (tmp_path / ".chalice" / "policy-prod.json").read_text()
-    assert text == iam.policy_text("prod")
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps({"stages": {"prod": {}}}))
+    (tmp_path / ".chalice" / "policy-prod.json").write_text("{}\n")
+    # WHEN the deploy path writes them twice THEN they are the committed form, written once
+    changed = iam.write_policy_files("prod")
+    assert tmp_path / ".chalice" / "policy-prod-jobs_articles.json" in changed
+    assert (
+        tmp_path / ".chalice" / "policy-prod.json" in changed
+        and not (tmp_path / ".chalice" / "policy-prod.json").exists()
+    )
+    assert iam.write_policy_files("prod") == []
+    text = (tmp_path / ".chalice" / "policy-prod-api_handler.json").read_text()
+    assert text == iam.policy_texts("prod")[tmp_path / ".chalice" / "policy-prod-api_handler.json"]
     assert ":*:*:table/inkwell-prod-users" in text and "${" not in text
+    # AND config.json points each function at its own file
+    functions = json.loads((tmp_path / ".chalice" / "config.json").read_text())["stages"]["prod"]["lambda_functions"]
+    assert functions["jobs_articles"] == {"iam_policy_file": "policy-prod-jobs_articles.json"}
+    assert sorted(functions) == sorted(iam.functions())
 
 
 # --- local stages are never deployed (they run on development secrets) -------------------------

@@ -242,23 +242,37 @@ def test_teardown_without_a_record_finds_everything_by_name(
     )
 
 
-def test_verification_names_a_role_without_the_stages_policy(
+def test_verification_names_a_role_without_its_functions_policy(
     clients: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     s = shape()
     make_stage(clients, s, {})
     record, _ = deploy_state.adopt(clients, s, {"resources": []}, REGION)
-    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}]}
-    # GIVEN roles without the policy THEN each is named
-    found = deploy_state.problems(clients, s, record, {}, policy)
-    assert [p for p in found if p.startswith("role ")] == [
-        f"role inkwell-{STAGE}-{name} does not carry the stage's policy (.chalice/policy-{STAGE}.json)"
-        for name in ("api_handler", "daily_analytics", "jobs_articles")
+
+    def allow(action: str) -> dict[str, Any]:
+        return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]}
+
+    # GIVEN one policy per function's role, each its own
+    for fn in s.functions.values():
+        (tmp_path / f"{fn.name}.json").write_text(json.dumps(allow(f"sqs:SendMessage{fn.name}")))
+    monkeypatch.setattr(deploy.iam, "policy_file", lambda stage, function: tmp_path / f"{function}.json")
+    policies = deploy.policy_documents(s)
+    assert sorted(policies) == [
+        f"inkwell-{STAGE}-{name}" for name in ("api_handler", "daily_analytics", "jobs_articles")
     ]
-    # WHEN `make deploy` puts the policy file on the record's roles (twice: the second changes none)
-    (tmp_path / "policy.json").write_text(json.dumps(policy))
-    monkeypatch.setattr(deploy.iam, "policy_file", lambda stage: tmp_path / "policy.json")
-    assert len(deploy.apply_policy_file(clients["iam"], STAGE, record)) == 3
-    assert deploy.apply_policy_file(clients["iam"], STAGE, record) == []
+    # GIVEN roles without them THEN each is named
+    found = deploy_state.problems(clients, s, record, {}, policies)
+    assert [p for p in found if p.startswith("role ")] == [
+        f"role {role} does not carry its function's policy (.chalice/policy-{STAGE}-<function>.json)"
+        for role in sorted(policies)
+    ]
+    # WHEN `make deploy` puts each function's policy on its role (twice: the second changes none)
+    assert deploy.apply_policy_files(clients["iam"], policies) == sorted(policies)
+    assert deploy.apply_policy_files(clients["iam"], policies) == []
     # THEN no role is named
-    assert not [p for p in deploy_state.problems(clients, s, record, {}, policy) if p.startswith("role ")]
+    assert not [p for p in deploy_state.problems(clients, s, record, {}, policies) if p.startswith("role ")]
+    # AND a role given another function's policy is
+    swapped = dict(policies, **{f"inkwell-{STAGE}-api_handler": policies[f"inkwell-{STAGE}-jobs_articles"]})
+    assert [p for p in deploy_state.problems(clients, s, record, {}, swapped) if p.startswith("role ")] == [
+        f"role inkwell-{STAGE}-api_handler does not carry its function's policy (.chalice/policy-{STAGE}-<function>.json)"
+    ]

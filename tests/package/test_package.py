@@ -136,7 +136,7 @@ def test_websocket_api_routes_and_urls(sam: dict[str, Any]) -> None:
     assert sam["Outputs"]["RestApiUrl"]["Value"] == template.api_url("https", "RestAPI")
 
 
-def test_every_role_has_only_the_stage_policy(sam: dict[str, Any]) -> None:
+def test_every_role_has_only_its_functions_policy(sam: dict[str, Any]) -> None:
     roles = resources_of(sam, "AWS::IAM::Role")
     # API Gateway's role for writing access logs is no function's
     (managed,) = roles.pop("ApiGatewayCloudWatchRole")["Properties"]["ManagedPolicyArns"]
@@ -149,6 +149,17 @@ def test_every_role_has_only_the_stage_policy(sam: dict[str, Any]) -> None:
         assert "ManagedPolicyArns" not in role["Properties"]
         text = json.dumps(policy)
         assert "inkwell-dev-" not in text and "inkwell-local-" not in text
+    # each role its function's own: they differ, and only SQS consumers may receive from a queue
+    documents = {json.dumps(role["Properties"]["Policies"]) for role in roles.values()}
+    assert len(documents) > 2
+    consumers = {
+        name
+        for name, fn in functions.items()
+        if fn["Properties"].get("Events", {})
+        and any(e.get("Type") == "SQS" for e in fn["Properties"]["Events"].values())
+    }
+    receiving = {name for name, role in roles.items() if "sqs:ReceiveMessage" in json.dumps(role)}
+    assert consumers and len(receiving) < len(roles)
 
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"  # its own venv (Makefile: checkov pins boto3)

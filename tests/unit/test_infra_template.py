@@ -123,11 +123,21 @@ def test_name_variables_are_the_ones_config_reads(monkeypatch: Any) -> None:
     assert config.get().resource_name("login_attempts") == "custom-name"
 
 
-def test_every_role_gets_the_stage_policy() -> None:
+def test_every_role_gets_its_functions_policy() -> None:
     resources = packaged(shape())["Resources"]
+    received: dict[str, list[str]] = {}
     for role in ("ApiHandlerRole", "JobsArticlesRole"):
         (policy,) = resources[role]["Properties"]["Policies"]
         assert policy["PolicyName"] == "InkwellLeastPrivilege"
+        statements = policy["PolicyDocument"]["Statement"]
+        received[role] = [
+            r["Fn::Sub"] for s in statements if "sqs:ReceiveMessage" in s["Action"] for r in s["Resource"]
+        ]
+    # the SQS poller's actions only for the SQS consumer, on its own queue; the REST function
+    # receives from the dead-letter queues only (the dashboard's retry-failed)
+    assert any(arn.endswith(":inkwell-prod-articles") for arn in received["JobsArticlesRole"])
+    assert not any(arn.endswith(":inkwell-prod-emails") for arn in received["JobsArticlesRole"])
+    assert received["ApiHandlerRole"] and all(arn.endswith("-dlq") for arn in received["ApiHandlerRole"])
 
 
 def test_outputs_give_the_rest_and_websocket_urls() -> None:

@@ -1,0 +1,219 @@
+"""Which of our modules each Lambda function can run, read statically from the app object.
+
+A function's roots are its handler (the REST function: every route's view), what runs around every
+handler (the middleware and its hooks), and, for a job queue's consumer, the processors of that
+queue (`chalicelib.jobs.processors` finds them at run time, which no import shows). Handlers in
+app.py are followed name by name (`jobs_articles` -> `job_worker` -> `Worker`, `pause`, ...);
+a chalicelib module brings every module it imports, anywhere in it (module level or inside a
+function; `if TYPE_CHECKING:` blocks excepted), and a package only when it is imported as a name
+(`from chalicelib import jobs`). When a reached module constructs an event of app.py's
+`LISTENERS`, that event's listeners are reached too. `infra.iam` turns the reached modules into
+the function's policy with the grants the suite recorded per module (`infra/iam_modules.json`).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import textwrap
+import types
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "chalicelib"
+REST_FUNCTION = "api_handler"  # Chalice's resource name of the REST API's function
+# Chalice's resource names of the WebSocket functions, by route
+WEBSOCKET_FUNCTIONS = {
+    "$connect": "websocket_connect",
+    "$default": "websocket_message",
+    "$disconnect": "websocket_disconnect",
+}
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str  # Chalice's resource name (`jobs_articles`, `api_handler`)
+    modules: frozenset[str]  # every module of ours it can run
+    queue: str | None = None  # the SQS queue that triggers it (its logical name)
+
+
+def module_file(module: str) -> Path | None:
+    if module == "app":
+        return ROOT / "app.py"
+    base = ROOT.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.exists():
+            return path
+    return None
+
+
+def _ours(module: str) -> bool:
+    return module == PACKAGE or module.startswith(PACKAGE + ".")
+
+
+def _type_checking(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return (
+        isinstance(node, ast.If) and isinstance(test, ast.Name | ast.Attribute) and "TYPE_CHECKING" in ast.unparse(test)
+    )
+
+
+def _nodes(tree: ast.AST) -> Iterable[ast.AST]:
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(child for child in ast.iter_child_nodes(node) if not _type_checking(child))
+
+
+def _imported(tree: ast.AST) -> set[str]:
+    found: set[str] = set()
+    for node in _nodes(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if _ours(alias.name))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and _ours(node.module):
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if module_file(sub) else node.module)
+    return found
+
+
+@functools.cache
+def imports(module: str) -> frozenset[str]:
+    """The modules of ours `module` imports."""
+    path = module_file(module)
+    return frozenset(_imported(ast.parse(path.read_text()))) if path else frozenset()
+
+
+def closure(modules: Iterable[str]) -> set[str]:
+    """`modules` and every module of ours they import, transitively."""
+    seen: set[str] = set()
+    todo = [m for m in modules if _ours(m)]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(imports(module) - seen)
+    return seen
+
+
+@functools.cache
+def _constructed(module: str) -> frozenset[str]:
+    """Names called in `module` (`events.JobEvent(...)` -> `JobEvent`)."""
+    path = module_file(module)
+    if path is None:
+        return frozenset()
+    names = set()
+    for node in _nodes(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            func = node.func
+            names.add(func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", ""))
+    return frozenset(names)
+
+
+def _unwrap(handler: Any) -> Any:
+    while hasattr(handler, "func") or hasattr(handler, "__wrapped__"):
+        handler = getattr(handler, "func", None) or handler.__wrapped__
+    return handler
+
+
+def _roots_of(fn: Any, app_module: types.ModuleType, seen: set[int] | None = None) -> set[str]:
+    """The modules a function uses: its own, or, for an app.py function, those of the names it
+    uses (app.py functions followed in turn) and of what it imports."""
+    fn = _unwrap(fn)
+    seen = seen if seen is not None else set()
+    if id(fn) in seen:
+        return set()
+    seen.add(id(fn))
+    module = getattr(fn, "__module__", None) or ""
+    if module != app_module.__name__:
+        return {module} if _ours(module) else set()
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    found = _imported(tree)
+    for node in _nodes(tree):
+        if isinstance(node, ast.Name) and node.id in vars(app_module):
+            value = vars(app_module)[node.id]
+            if isinstance(value, types.ModuleType):
+                found.add(value.__name__)
+            elif callable(value):
+                found |= _roots_of(value, app_module, seen)
+    return {m for m in found if _ours(m)}
+
+
+def _everywhere(app_module: types.ModuleType) -> set[str]:
+    """What runs around every handler: the middleware and its hooks."""
+    found: set[str] = set()
+    for value in vars(app_module).values():
+        hooks = getattr(value, "at_end", None), getattr(value, "on_error", None)
+        if isinstance(hooks[0], tuple) and isinstance(hooks[1], tuple):
+            found.add(type(value).__module__)
+            found.update(hook.__module__ for hook in (*hooks[0], *hooks[1]))
+    return found
+
+
+def _processor_modules(queue: str | None) -> set[str]:
+    """The modules of the processors a job queue's consumer runs (None: their hooks only, which
+    the REST function runs on a retry or a cancel)."""
+    from chalicelib import catalog
+    from chalicelib.jobs import processors
+
+    job_queue = catalog.job_queue_of(queue) if queue is not None else None
+    found: set[str] = set()
+    for proc in processors.table().values():
+        callables: list[Any] = [proc.on_final_failure, proc.on_retry, proc.on_cancel]
+        if job_queue is not None:
+            if proc.queue != job_queue:
+                continue
+            callables.append(proc.run)
+        found.update(_unwrap(c).__module__ for c in callables if c is not None)
+    return found
+
+
+def reach(roots: Iterable[str], app_module: types.ModuleType, queue: str | None = None) -> frozenset[str]:
+    """The closure of `roots`, with the listeners of the events it constructs and the processors
+    it runs, to a fixed point."""
+    listeners: dict[str, set[str]] = {
+        event.__name__: {_unwrap(fn).__module__ for fn in fns} for event, fns in app_module.LISTENERS.items()
+    }
+    modules = closure(roots)
+    while True:
+        more = set()
+        for module in modules:
+            for name in _constructed(module) & listeners.keys():
+                more |= listeners[name]
+        if "chalicelib.jobs.processors" in modules:
+            more |= _processor_modules(queue)
+        grown = closure(modules | more)
+        if grown == modules:
+            return frozenset(modules)
+        modules = grown
+
+
+def functions(app_module: types.ModuleType) -> dict[str, Function]:
+    """Every Lambda function of the app (Chalice's resource names) and the modules it can run."""
+    from chalicelib import catalog
+    from infra import iam
+
+    app = app_module.app
+    stage = app_module.config.get().stage
+    everywhere = _everywhere(app_module)
+    out: dict[str, Function] = {}
+    views = [entry.view_function for methods in app.routes.values() for entry in methods.values()]
+    rest_roots = set(everywhere).union(*(_roots_of(view, app_module) for view in views))
+    out[REST_FUNCTION] = Function(REST_FUNCTION, reach(rest_roots, app_module))
+    for source in app.event_sources:
+        handler = getattr(app_module, source.handler_string.split(".", 1)[1])
+        roots = everywhere | _roots_of(handler, app_module)
+        queue_name = getattr(source, "queue", None)
+        queue = iam._logical(queue_name, stage) if queue_name else None
+        job_queue = queue if queue in catalog.QUEUES and catalog.job_queue_of(queue) in catalog.job_queues() else None
+        out[source.name] = Function(source.name, reach(roots, app_module, job_queue), queue)
+    for route, ws in app.websocket_handlers.items():
+        handler = getattr(app_module, ws.handler_string.split(".", 1)[1])
+        name = WEBSOCKET_FUNCTIONS[route]
+        out[name] = Function(name, reach(everywhere | _roots_of(handler, app_module), app_module))
+    return out

@@ -1,0 +1,147 @@
+"""Each Lambda function's role is made of what it can run (`infra.reach`) and what those modules
+were seen calling (`infra/iam_modules.json`): these pin the derivation on the real app."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import iam, reach
+
+
+@pytest.fixture
+def functions() -> dict[str, reach.Function]:
+    import app
+
+    return reach.functions(app)
+
+
+@pytest.fixture
+def actions(functions: dict[str, reach.Function]) -> dict[str, set[tuple[str, str]]]:
+    """Function -> the (action, resource key) pairs its role grants."""
+    table = iam.committed_modules()
+    return {
+        name: {(a, key) for key, acts in iam.function_grants(fn.modules, fn.queue, table).items() for a in acts}
+        for name, fn in functions.items()
+    }
+
+
+def granted(actions: set[tuple[str, str]], action: str) -> set[str]:
+    return {key for a, key in actions if a == action}
+
+
+def test_imports_follow_functions_and_named_packages_but_not_type_checking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a package whose module imports one module at module level, one inside a function,
+    # one only for type checking, and a package by name
+    pkg = tmp_path / "chalicelib"
+    for path, text in {
+        "__init__.py": "",
+        "a.py": """
+            from typing import TYPE_CHECKING
+            from chalicelib import b, sub
+            if TYPE_CHECKING:
+                from chalicelib import c
+            def f():
+                from chalicelib.sub import d
+                import chalicelib.e
+            """,
+        "b.py": "",
+        "c.py": "",
+        "e.py": "",
+        "sub/__init__.py": "",
+        "sub/d.py": "from chalicelib.sub import helper_name\n",
+    }.items():
+        (pkg / path).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / path).write_text(textwrap.dedent(text))
+    monkeypatch.setattr(reach, "ROOT", tmp_path)
+    reach.imports.cache_clear()
+    try:
+        # WHEN its closure is taken THEN type-only imports are left out; `from pkg import name` is the package
+        assert reach.closure(["chalicelib.a"]) == {
+            "chalicelib.a",
+            "chalicelib.b",
+            "chalicelib.sub",
+            "chalicelib.sub.d",
+            "chalicelib.e",
+        }
+    finally:
+        reach.imports.cache_clear()
+
+
+def test_every_function_of_the_app_is_derived(functions: dict[str, reach.Function]) -> None:
+    import app
+
+    expected = {reach.REST_FUNCTION, *reach.WEBSOCKET_FUNCTIONS.values(), *(s.name for s in app.app.event_sources)}
+    assert set(functions) == expected
+    # every function runs the middleware and its hooks
+    assert all({"chalicelib.runtime", "chalicelib.audit.logger"} <= fn.modules for fn in functions.values())
+
+
+def test_a_job_worker_runs_its_own_queues_processors_only(functions: dict[str, reach.Function]) -> None:
+    analytics, emails = functions["jobs_analytics"], functions["jobs_emails"]
+    assert "chalicelib.jobs.processors.analytics" in analytics.modules
+    assert "chalicelib.jobs.processors.emails" not in analytics.modules
+    assert "chalicelib.jobs.processors.emails" in emails.modules
+    assert "chalicelib.jobs.processors.analytics" not in emails.modules
+    # a priority queue's consumer runs its job queue's processors
+    assert functions["jobs_emails_high"].modules == emails.modules
+    assert (analytics.queue, functions["jobs_emails_high"].queue) == ("analytics", "emails-high")
+
+
+def test_listeners_are_reached_through_the_events_a_function_constructs(
+    functions: dict[str, reach.Function],
+) -> None:
+    # a worker publishes JobEvents: their listeners (the failure alert's email, the rooms) run in it
+    assert {"chalicelib.jobs.alerts", "chalicelib.realtime.emitters"} <= functions["jobs_articles"].modules
+    # the WebSocket handlers publish no JobEvent
+    assert "chalicelib.jobs.alerts" not in functions["websocket_message"].modules
+
+
+def test_users_are_written_only_where_auth_runs(actions: dict[str, set[tuple[str, str]]]) -> None:
+    # the REST API, and the WebSocket handlers (they check tokens with auth's store, one module)
+    users = {name for name, acts in actions.items() if ("dynamodb:PutItem", "table:users") in acts}
+    assert users == {reach.REST_FUNCTION, *reach.WEBSOCKET_FUNCTIONS.values()}
+
+
+def test_the_analytics_worker_sends_no_email(actions: dict[str, set[tuple[str, str]]]) -> None:
+    assert not granted(actions["jobs_analytics"], "ses:SendEmail")
+    assert granted(actions["jobs_emails"], "ses:SendEmail") == {"email"}
+
+
+def test_manage_connections_only_where_realtime_can_run(
+    functions: dict[str, reach.Function], actions: dict[str, set[tuple[str, str]]]
+) -> None:
+    posting = {name for name, acts in actions.items() if granted(acts, "execute-api:ManageConnections")}
+    assert posting == {name for name, fn in functions.items() if "chalicelib.realtime.sender" in fn.modules}
+    assert "websocket_message" in posting
+
+
+def test_the_sqs_poller_may_read_only_the_functions_own_queue(
+    functions: dict[str, reach.Function], actions: dict[str, set[tuple[str, str]]]
+) -> None:
+    for name, fn in functions.items():
+        polled = granted(actions[name], "sqs:ReceiveMessage") - {"dlq:*"}
+        assert polled == ({f"queue:{fn.queue}"} if fn.queue else set()), name
+    # logs for every function
+    assert all(("logs:PutLogEvents", "logs") in acts for acts in actions.values())
+
+
+def test_a_schedule_handler_only_enqueues(actions: dict[str, set[tuple[str, str]]]) -> None:
+    schedule = actions["daily_analytics"]
+    assert ("sqs:SendMessage", "queue:*") in schedule
+    assert not granted(schedule, "ses:SendEmail")
+    assert not {key for _, key in schedule} & {"table:users", "table:sessions", "table:login_attempts"}
+
+
+def test_function_grants_are_the_union_of_their_modules_and_the_platform() -> None:
+    table: dict[str, Any] = {"m.a": [["dynamodb:GetItem", "table:users"]], "m.b": [["ses:SendEmail", "email"]]}
+    grants = iam.function_grants({"m.a"}, "articles", table)
+    assert grants["table:users"] == ["dynamodb:GetItem"]
+    assert "email" not in grants
+    assert grants["queue:articles"] == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    assert "queue:articles" not in iam.function_grants({"m.a"}, None, table)
