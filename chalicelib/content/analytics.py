@@ -34,18 +34,22 @@ class AnalyticsEvents:
         self._table = table
 
     def record(self, event: NewEvent, user_id: str | None) -> dict[str, Any]:
-        now = timeutil.now()
-        item = {
-            "day": timeutil.day(now),
-            "sk": f"{timeutil.iso_ms(now)}#{uuid.uuid4().hex[:12]}",
-            "article_id": event.article_id,
-            "type": event.type,
-            "user_id": user_id or "",
-            "at": timeutil.iso_ms(now),
-            **timeutil.ttl_fields(now + RETENTION_SECONDS),
-        }
+        item = event_item(event.article_id, event.type, user_id, timeutil.now())
         self._table.put_item(Item=item)
         return item
+
+
+def event_item(article_id: str, event_type: str, user_id: str | None, now: float) -> dict[str, Any]:
+    """One stored event, in its day's partition (pure but for its random id)."""
+    return {
+        "day": timeutil.day(now),
+        "sk": f"{timeutil.iso_ms(now)}#{uuid.uuid4().hex[:12]}",
+        "article_id": article_id,
+        "type": event_type,
+        "user_id": user_id or "",
+        "at": timeutil.iso_ms(now),
+        **timeutil.ttl_fields(now + RETENTION_SECONDS),
+    }
 
 
 class ArticleCounts:
