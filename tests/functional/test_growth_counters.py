@@ -111,3 +111,126 @@ def test_orphan_cleanup_removes_the_counts_with_the_events(table, monkeypatch):
     assert cleanup.orphan_events(table, content.articles(), Ctx(), days=1) == 2
     assert reports.day_aggregate(table, "2026-11-24") == _raw(table, "2026-11-24")
     assert set(reports.day_aggregate(table, "2026-11-24")["articles"]) == {"kept"}
+
+
+# --- the audit report from the digests' counts ----------------------------------------------------
+
+DAY_START = datetime(2026, 11, 24, tzinfo=UTC).timestamp()
+ACTIONS = ("article.status_changed", "auth.login_failed", "article.generation_failed", "auth.lockout", "job.completed")
+
+
+def _audit_events(times):
+    """One event at each time (its own flush), a mix of actions, users, emails and IPs."""
+    from chalicelib import audit, runtime
+
+    for n, at in enumerate(times):
+        inv = runtime.current()
+        inv.ip = f"10.0.0.{n % 3}"
+        action = ACTIONS[n % len(ACTIONS)]
+        details = {"email": f"user{n % 4}@example.com"} if action == "auth.login_failed" else {"n": n}
+        with_clock(
+            at, lambda a=action, d=details, n=n: (audit.record(a, details=d, user_id=f"u-{n % 3}"), audit.flush())
+        )
+
+
+def _raw_report(since, until):
+    from chalicelib.audit import api as audit_api
+    from chalicelib.audit import store
+
+    source, _ = store.source_for({}, since, until)
+    items, cut = audit_api.events_store().all_of(source, store.sort_key_bounds(since, until), store.MAX_REPORT_EVENTS)
+    return store.build_report(items, timeutil.iso(since), timeutil.iso(until), cut)
+
+
+def _report(since, until, now):
+    from chalicelib.audit import api as audit_api
+
+    params = {"since": timeutil.iso(since), "until": timeutil.iso(until)}
+    return with_clock(now, lambda: audit_api.report(params))
+
+
+def _seal(now):
+    from chalicelib.audit import digest
+
+    return with_clock(now, lambda: digest.seal(now))
+
+
+@pytest.fixture
+def audit_reads(aws_mock, monkeypatch):
+    """Items read from audit_events by Queries (their ScannedCount)."""
+    read = []
+    table = aws.table("audit_events")  # one Table object per thread and table: the app's too
+    real_query = table.query
+
+    def query(**kwargs):
+        result = real_query(**kwargs)
+        read.append(result["ScannedCount"])
+        return result
+
+    monkeypatch.setattr(table, "query", query)
+    return read
+
+
+def test_the_report_from_sealed_counts_equals_the_one_from_events_across_hours_and_days(audit_reads):
+    # around midnight and the next hour boundaries, to the millisecond
+    times = [DAY_START - 7200 + 37 * i for i in range(40)] + [DAY_START - 0.001, DAY_START, DAY_START + 3599.999]
+    times += [DAY_START + 3600, DAY_START + 3600.001] + [DAY_START + 3600 + 61 * i for i in range(30)]
+    _audit_events(sorted(times))
+    now = DAY_START + 4 * 3600
+    assert _seal(now)["sealed"] > 0
+    _audit_events([now - 30, now - 20])  # after the last seal: read as events
+    for since, until in [
+        (DAY_START - 2 * 3600, DAY_START + 2 * 3600),  # whole hours: counts only
+        (DAY_START - 5000.5, DAY_START + 3600.0005),  # partial hours at both ends
+        (DAY_START - 0.001, DAY_START),  # two milliseconds across midnight
+        (DAY_START + 1800, now),  # into the unsealed tail
+        (DAY_START - 86400, now),
+    ]:
+        expected = _raw_report(since, until)
+        assert expected["total"] > 0
+        assert _report(since, until, now + 1) == expected, (since, until)
+    audit_reads.clear()
+    report = _report(DAY_START - 2 * 3600, DAY_START + 2 * 3600, now + 1)
+    assert report["total"] == len(times)
+    assert sum(audit_reads) == 0  # no event read: every hour came from its counts
+    assert report["failed_logins"]["total"] > 0 and report["errors"]["total"] > 0
+
+
+def test_a_flush_retried_or_redelivered_is_counted_once(aws_mock, monkeypatch):
+    from chalicelib.audit import logger
+
+    client = aws.table("audit_events").meta.client
+    real_batch = client.batch_write_item
+
+    def applied_twice(**kwargs):  # botocore retrying a write DynamoDB had applied (a timeout)
+        real_batch(**kwargs)
+        return real_batch(**kwargs)
+
+    monkeypatch.setattr(client, "batch_write_item", applied_twice)
+    _audit_events([DAY_START + 10 * i for i in range(10)])
+    # then DynamoDB refuses everything: the events go to the audit queue, delivered twice
+    monkeypatch.setattr(client, "batch_write_item", lambda **kw: {"UnprocessedItems": kw["RequestItems"]})
+    monkeypatch.setattr(logger, "sleep", lambda seconds: None)
+    _audit_events([DAY_START + 200 + i for i in range(5)])
+    monkeypatch.setattr(client, "batch_write_item", real_batch)
+    sqs = aws.client("sqs")
+    messages = sqs.receive_message(QueueUrl=aws.queue_url("audit"), MaxNumberOfMessages=10)["Messages"]
+    assert messages
+    for message in messages + messages:
+        with_clock(DAY_START + 300, lambda m=message: logger.process_fallback_message(m["Body"]))
+    now = DAY_START + 3 * 3600
+    _seal(now)
+    report = _report(DAY_START, now - 3600, now)
+    assert report == _raw_report(DAY_START, now - 3600)
+    assert report["total"] == 15
+
+
+def test_a_category_past_its_retention_leaves_the_report_as_its_events_do(aws_mock):
+    _audit_events([DAY_START + i for i in range(10)])
+    now = DAY_START + 2 * 3600
+    _seal(now)
+    later = DAY_START + 91 * 86400  # article events (90 days) are gone; system (180) and auth (365) kept
+    report = _report(DAY_START, DAY_START + 3600, later)
+    assert set(report["by_category"]) == {"auth", "system"}
+    assert report["total"] == sum(1 for n in range(10) if not ACTIONS[n % len(ACTIONS)].startswith("article."))
+    assert report["errors"]["total"] == 2  # the two auth.lockout (error); article.generation_failed is gone
