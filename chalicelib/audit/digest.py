@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,8 +175,10 @@ class Digests:
         signed = f"{int(head['seq'])}|{head['end']}|{head['hash']}|{head.get('genesis', '')}"
         return hmac.compare_digest(str(head.get("sig", "")), sign(signed, self._key))
 
-    def seal(self, now: float) -> dict[str, Any]:
-        """Seal every period up to now - SEAL_GRACE. Raises TamperDetected on a forged head."""
+    def seal(self, now: float, time_left: Callable[[], float] | None = None) -> dict[str, Any]:
+        """Seal every period up to now - SEAL_GRACE (at most MAX_SEGMENTS_PER_RUN), while
+        `time_left()` (seconds) is positive: `more` says whether periods were left to seal.
+        Raises TamperDetected on a forged head."""
         cut = timeutil.parse_iso(timeutil.iso_ms(now - SEAL_GRACE))
         head = self.head()
         if head is not None and not self.head_ok(head):
@@ -186,7 +189,10 @@ class Digests:
         else:
             start, seq, prev, genesis = timeutil.parse_iso(head["end"]), int(head["seq"]), head["hash"], head["genesis"]
         sealed = events = 0
-        for a, b in segments(start, cut):
+        todo = segments(start, cut, MAX_SEGMENTS_PER_RUN + 1)
+        for a, b in todo[:MAX_SEGMENTS_PER_RUN]:
+            if time_left is not None and time_left() <= 0:
+                break
             hour = model.hour_of(a)
             items = self._events.hour(hour, (timeutil.iso_ms(a), timeutil.iso_ms(b)))
             lines = [leaf(i) for i in items]
@@ -194,7 +200,8 @@ class Digests:
             self._write(hour, digest, seq, genesis, now, counts_item(digest, items, int(now + DIGEST_RETENTION)))
             seq, prev = digest["seq"], digest["hash"]
             sealed, events = sealed + 1, events + len(lines)
-        return {"sealed": sealed, "events": events, "until": timeutil.iso_ms(cut) if sealed else None, "seq": seq}
+        until = timeutil.iso_ms(todo[sealed - 1][1]) if sealed else None
+        return {"sealed": sealed, "events": events, "until": until, "seq": seq, "more": sealed < len(todo)}
 
     def _write(
         self, hour: str, digest: dict[str, Any], old_seq: int, genesis: str, now: float, counts: dict[str, Any]
@@ -434,6 +441,6 @@ def digests() -> Digests:
     return Digests(aws.table("audit_events"), aws.table("audit_digests"), config.secret(config.AUDIT_DIGEST_KEY))
 
 
-def seal(now: float | None = None) -> dict[str, Any]:
+def seal(now: float | None = None, time_left: Callable[[], float] | None = None) -> dict[str, Any]:
     """Seal the audit trail up to `now` (default: the clock). The `cleanup/audit_digest` job."""
-    return digests().seal(timeutil.now() if now is None else now)
+    return digests().seal(timeutil.now() if now is None else now, time_left)

@@ -119,18 +119,23 @@ DAY_START = datetime(2026, 11, 24, tzinfo=UTC).timestamp()
 ACTIONS = ("article.status_changed", "auth.login_failed", "article.generation_failed", "auth.lockout", "job.completed")
 
 
-def _audit_events(times):
-    """One event at each time (its own flush), a mix of actions, users, emails and IPs."""
+def _invoke(fn, ip=None):
+    """fn inside an invocation of its own, whose end flushes the audit buffer (as app.py's)."""
     from chalicelib import audit, runtime
 
+    inv = runtime.Invocation(kind="sqs", request_id="test", ip=ip)
+    return runtime.Middleware(at_end=[audit.flush]).run(inv, fn)
+
+
+def _audit_events(times):
+    """One event at each time (an invocation each), a mix of actions, users, emails and IPs."""
+    from chalicelib import audit
+
     for n, at in enumerate(times):
-        inv = runtime.current()
-        inv.ip = f"10.0.0.{n % 3}"
         action = ACTIONS[n % len(ACTIONS)]
         details = {"email": f"user{n % 4}@example.com"} if action == "auth.login_failed" else {"n": n}
-        with_clock(
-            at, lambda a=action, d=details, n=n: (audit.record(a, details=d, user_id=f"u-{n % 3}"), audit.flush())
-        )
+        record = lambda a=action, d=details, n=n: audit.record(a, details=d, user_id=f"u-{n % 3}")  # noqa: E731
+        with_clock(at, lambda r=record, n=n: _invoke(r, ip=f"10.0.0.{n % 3}"))
 
 
 def _raw_report(since, until):
@@ -234,3 +239,25 @@ def test_a_category_past_its_retention_leaves_the_report_as_its_events_do(aws_mo
     assert set(report["by_category"]) == {"auth", "system"}
     assert report["total"] == sum(1 for n in range(10) if not ACTIONS[n % len(ACTIONS)].startswith("article."))
     assert report["errors"]["total"] == 2  # the two auth.lockout (error); article.generation_failed is gone
+
+
+def test_a_seal_out_of_time_says_more_and_continues_in_a_follow_up_job(aws_mock):
+    from chalicelib.audit import digest
+    from chalicelib.jobs import service
+    from chalicelib.jobs.processors import audit as audit_jobs
+    from chalicelib.jobs.processors.registry import JobContext
+
+    _audit_events([DAY_START + 1800 * i for i in range(6)])
+    now = DAY_START + 4 * 3600
+    calls = iter([10.0, 0.0])
+    first = with_clock(now, lambda: digest.seal(now, lambda: next(calls)))
+    assert (first["sealed"], first["more"]) == (1, True)
+    job = {"id": "seal-1", "queue": "cleanup", "type": "audit_digest", "payload": {}}
+    ctx = JobContext(job, 1, False, lambda percent: None, remaining=lambda: 0.0)
+    result = with_clock(now, lambda: _invoke(lambda: audit_jobs.audit_digest(job, ctx)))
+    assert result["sealed"] == 0 and result["more"] is True
+    follow_up = service.get(result["continued_by"])
+    assert (follow_up["type"], follow_up["payload"]["continues"]) == ("audit_digest", "seal-1")
+    rest = with_clock(now, lambda: digest.seal(now))
+    assert rest["more"] is False and rest["sealed"] > 0
+    assert _report(DAY_START, now - 3600, now) == _raw_report(DAY_START, now - 3600)
