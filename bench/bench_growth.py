@@ -138,13 +138,23 @@ def audit_items(n: int, now: float) -> list[dict[str, Any]]:
 
 
 def analytics_items(n: int, now: float) -> list[dict[str, Any]]:
+    """The events, and the per-day counts that `AnalyticsEvents.record` adds up with each."""
     from chalicelib.content import analytics
 
     types = analytics.EVENT_TYPES
-    return [
+    events = [
         analytics.event_item(f"a{i % ARTICLES}", types[i % 3], f"u-{i % USERS}", at)
         for i, (at, _) in enumerate(_times(n, now))
     ]
+    counts: dict[tuple[str, str], dict[str, Any]] = {}
+    for event in events:
+        update = analytics.day_count_update(event)
+        key = (update["Key"]["day"], update["Key"]["sk"])
+        item = counts.setdefault(key, {"day": key[0], "sk": key[1], "ttl": event["ttl"]})
+        item["expiry_day"] = event["expiry_day"]
+        field = update["ExpressionAttributeNames"]["#c"]
+        item[field] = item.get(field, 0) + 1
+    return events + list(counts.values())
 
 
 def job_items(n: int, now: float) -> list[dict[str, Any]]:
