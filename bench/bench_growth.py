@@ -352,7 +352,8 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
             def job(fn: Callable[..., Any], payload: dict[str, Any] | None = None) -> Callable[[], Any]:
                 def call() -> Any:
                     ctx = _Context()
-                    record = {"id": f"bench-{fn.__name__}", "queue": "cleanup", "type": fn.__name__}
+                    queue = "analytics" if fn.__module__.endswith(".analytics") else "cleanup"
+                    record = {"id": f"bench-{fn.__name__}", "queue": queue, "type": fn.__name__}
                     inv = runtime.Invocation(kind="sqs", request_id="bench")
                     return app_module.middleware.run(inv, lambda: fn({**record, "payload": payload or {}}, ctx))
 
