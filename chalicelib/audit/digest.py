@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,8 @@ from boto3.dynamodb.conditions import Key
 from chalicelib import aws, config, timeutil
 from chalicelib.audit import model
 from chalicelib.audit.actions import MAX_RETENTION_SECONDS
-from chalicelib.audit.store import AuditStore
+from chalicelib.audit.store import AuditStore, tally
+from chalicelib.util import from_dynamo, to_dynamo
 
 SEAL_GRACE = 60.0  # seconds: writes keyed before now - grace have landed (see model.REKEY_AFTER_SECONDS)
 GENESIS_HOURS = 48  # the first seal reaches this far back
@@ -173,8 +175,10 @@ class Digests:
         signed = f"{int(head['seq'])}|{head['end']}|{head['hash']}|{head.get('genesis', '')}"
         return hmac.compare_digest(str(head.get("sig", "")), sign(signed, self._key))
 
-    def seal(self, now: float) -> dict[str, Any]:
-        """Seal every period up to now - SEAL_GRACE. Raises TamperDetected on a forged head."""
+    def seal(self, now: float, time_left: Callable[[], float] | None = None) -> dict[str, Any]:
+        """Seal every period up to now - SEAL_GRACE (at most MAX_SEGMENTS_PER_RUN), while
+        `time_left()` (seconds) is positive: `more` says whether periods were left to seal.
+        Raises TamperDetected on a forged head."""
         cut = timeutil.parse_iso(timeutil.iso_ms(now - SEAL_GRACE))
         head = self.head()
         if head is not None and not self.head_ok(head):
@@ -185,16 +189,23 @@ class Digests:
         else:
             start, seq, prev, genesis = timeutil.parse_iso(head["end"]), int(head["seq"]), head["hash"], head["genesis"]
         sealed = events = 0
-        for a, b in segments(start, cut):
+        todo = segments(start, cut, MAX_SEGMENTS_PER_RUN + 1)
+        for a, b in todo[:MAX_SEGMENTS_PER_RUN]:
+            if time_left is not None and time_left() <= 0:
+                break
             hour = model.hour_of(a)
-            lines = [leaf(i) for i in self._events.hour(hour, (timeutil.iso_ms(a), timeutil.iso_ms(b)))]
+            items = self._events.hour(hour, (timeutil.iso_ms(a), timeutil.iso_ms(b)))
+            lines = [leaf(i) for i in items]
             digest = make_digest(seq + 1, timeutil.iso_ms(a), timeutil.iso_ms(b), prev, lines, self._key)
-            self._write(hour, digest, seq, genesis, now)
+            self._write(hour, digest, seq, genesis, now, counts_item(digest, items, int(now + DIGEST_RETENTION)))
             seq, prev = digest["seq"], digest["hash"]
             sealed, events = sealed + 1, events + len(lines)
-        return {"sealed": sealed, "events": events, "until": timeutil.iso_ms(cut) if sealed else None, "seq": seq}
+        until = timeutil.iso_ms(todo[sealed - 1][1]) if sealed else None
+        return {"sealed": sealed, "events": events, "until": until, "seq": seq, "more": sealed < len(todo)}
 
-    def _write(self, hour: str, digest: dict[str, Any], old_seq: int, genesis: str, now: float) -> None:
+    def _write(
+        self, hour: str, digest: dict[str, Any], old_seq: int, genesis: str, now: float, counts: dict[str, Any]
+    ) -> None:
         ttl = int(now + DIGEST_RETENTION)
         seg = digest["start"]
         parts = digest.pop("parts")
@@ -223,6 +234,7 @@ class Digests:
             }
             for n, p in enumerate(parts)
         ]
+        puts.append({"Put": {"TableName": name, "Item": counts}})
         puts.append({"Put": {"TableName": name, "Item": head_item, "ConditionExpression": "attribute_not_exists(seg)"}})
         if old_seq:
             condition = {"ConditionExpression": "seq = :old", "ExpressionAttributeValues": {":old": old_seq}}
@@ -231,12 +243,35 @@ class Digests:
         puts.append({"Put": {"TableName": name, "Item": pointer, **condition}})
         client = self._table.meta.client
         # One transaction (all or nothing, and two concurrent seals cannot both extend the chain)
-        # unless the leaves are too many for it: then the parts go first, the head and pointer last.
+        # unless the leaves are too many for it: then the parts go first; the period's counts, the
+        # head and the pointer always together, so the counts exist exactly when the digest does.
         if len(puts) > 40:
-            for put in puts[:-2]:
+            for put in puts[:-3]:
                 client.put_item(**put["Put"])
-            puts = puts[-2:]
+            puts = puts[-3:]
         client.transact_write_items(TransactItems=puts)
+
+    def counts(self, since: float, until: float) -> list[dict[str, Any]]:
+        """The counts of the sealed periods within [since, until], oldest first and contiguous
+        (one Query per day of the range; a period after a gap is left to the raw events)."""
+        lo, hi = timeutil.iso_ms(since), timeutil.iso_ms(until)
+        found: list[dict[str, Any]] = []
+        for day in _days(since, until):
+            kwargs: dict[str, Any] = {
+                "KeyConditionExpression": Key("hour").eq(counts_key(day)) & Key("seg").between(lo, hi)
+            }
+            while True:
+                result = self._table.query(**kwargs)
+                found += [from_dynamo(i) for i in result.get("Items", []) if i["end"] <= hi]
+                if "LastEvaluatedKey" not in result:
+                    break
+                kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+        run: list[dict[str, Any]] = []
+        for item in sorted(found, key=lambda i: i["seg"]):
+            if run and item["seg"] != run[-1]["end"]:
+                break
+            run.append(item)
+        return run
 
     # --- verify ---------------------------------------------------------------------------------
 
@@ -352,8 +387,46 @@ class Digests:
             out.add("chain_broken", f"the chain head does not point at digest {_name(prev)}", digest="chain")
 
 
+MAX_COUNTS_BYTES = 300_000  # a counts item stays under DynamoDB's 400 KB
+COUNTS_KEPT_WHEN_CUT = 500
+
+
+def counts_key(day: str) -> str:
+    """The `audit_digests` partition of one UTC day's counts (no hour is named like it)."""
+    return f"counts#{day}"
+
+
+def counts_item(digest: dict[str, Any], items: list[dict[str, Any]], ttl: int) -> dict[str, Any]:
+    """The sealed period's counts (`store.tally` of its events), which the report reads instead
+    of the events: one item per period, partition `counts#<day of its start>`, sort key its start.
+    Written with the digest, from the same events, so a period is counted once and exactly (pure)."""
+    tallies = tally(items)
+    cut = False
+    if len(json.dumps(tallies, default=str)) > MAX_COUNTS_BYTES:  # very many users, emails or IPs in one hour
+        cut = True
+        for t in tallies.values():
+            for name in ("users", "by_email", "by_ip"):
+                t[name] = dict(sorted(t[name].items(), key=lambda kv: -kv[1])[:COUNTS_KEPT_WHEN_CUT])
+    return {
+        "hour": counts_key(digest["start"][:10]),
+        "seg": digest["start"],
+        "end": digest["end"],
+        "tallies": to_dynamo(tallies),
+        "cut": cut,
+        "ttl": ttl,
+    }
+
+
 def _name(head: dict[str, Any]) -> str:
     return f"#{int(head['seq'])} {head['start']}..{head['end']}"
+
+
+def _days(since: float, until: float) -> list[str]:
+    day, last, out = int(since) // 86400 * 86400, until, []
+    while day <= last:
+        out.append(timeutil.day(day))
+        day += 86400
+    return out
 
 
 def _hour_steps(since: float, until: float) -> list[float]:
@@ -368,6 +441,6 @@ def digests() -> Digests:
     return Digests(aws.table("audit_events"), aws.table("audit_digests"), config.secret(config.AUDIT_DIGEST_KEY))
 
 
-def seal(now: float | None = None) -> dict[str, Any]:
+def seal(now: float | None = None, time_left: Callable[[], float] | None = None) -> dict[str, Any]:
     """Seal the audit trail up to `now` (default: the clock). The `cleanup/audit_digest` job."""
-    return digests().seal(timeutil.now() if now is None else now)
+    return digests().seal(timeutil.now() if now is None else now, time_left)

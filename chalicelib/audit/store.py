@@ -24,13 +24,14 @@ from boto3.dynamodb.conditions import Attr, Key
 
 from chalicelib import timeutil
 from chalicelib.audit import model
-from chalicelib.audit.actions import CATEGORIES, ERROR_SEVERITIES
+from chalicelib.audit.actions import CATEGORIES, ERROR_SEVERITIES, RETENTION_DAYS
 
 MAX_QUERIES_PER_PAGE = 60
 SORT_KEY = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z#[0-9a-f]{32}")
 MAX_SUMMARY_EVENTS = 10_000
 MAX_REPORT_EVENTS = 50_000
 TOP = 10
+RECENT_ERRORS = 20
 
 
 @dataclass(frozen=True)
@@ -222,26 +223,83 @@ def summarize_user(user_id: str, items: list[dict[str, Any]], days: int, truncat
     }
 
 
-def build_report(items: list[dict[str, Any]], since: str, until: str, truncated: bool) -> dict[str, Any]:
-    """The system activity report (pure): counts by category, action and hour, failed logins,
-    lockouts, top users, errors."""
-    failed = [i for i in items if i["action"] == "auth.login_failed"]
-    errors = sorted((i for i in items if i["severity"] in ERROR_SEVERITIES), key=lambda i: i["sk"], reverse=True)
-    users = Counter(i["user_id"] for i in items if i.get("user_id"))
+def _ranked(counts: dict[str, int], n: int | None = None) -> dict[str, int]:
+    """Most first, ties by name: the same order however the counts were added up (pure)."""
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
+
+
+def tally(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What the report needs of some events, per retention class (`"90"`, `"180"`, `"365"`: the
+    days their category keeps them), in a form that adds up (`merge`) and stores as one item: the
+    digest keeps one per sealed period so that a report reads counts, not events (pure)."""
+    out: dict[str, dict[str, Any]] = {}
+    for i in items:
+        t = out.setdefault(str(RETENTION_DAYS.get(i["category"], 0)), _empty())
+        t["total"] += 1
+        for name, key in (("by_category", i["category"]), ("by_action", i["action"]), ("by_hour", i["ts"][:13])):
+            t[name][key] = t[name].get(key, 0) + 1
+        if i.get("user_id"):
+            t["users"][i["user_id"]] = t["users"].get(i["user_id"], 0) + 1
+        if i["action"] == "auth.login_failed":
+            t["failed"] += 1
+            email, ip = str((i.get("details") or {}).get("email", "?")), str(i.get("ip") or "?")
+            t["by_email"][email] = t["by_email"].get(email, 0) + 1
+            t["by_ip"][ip] = t["by_ip"].get(ip, 0) + 1
+        t["lockouts"] += i["action"] == "auth.lockout"
+        if i["severity"] in ERROR_SEVERITIES:
+            t["errors"] += 1
+            t["recent"] = sorted([*t["recent"], {"sk": i["sk"], **model.public(i)}], key=lambda e: e["sk"])[
+                -RECENT_ERRORS:
+            ]
+    return out
+
+
+def _empty() -> dict[str, Any]:
+    return {
+        **{name: 0 for name in ("total", "failed", "lockouts", "errors")},
+        **{name: {} for name in ("by_category", "by_action", "by_hour", "users", "by_email", "by_ip")},
+        "recent": [],
+    }
+
+
+def merge(tallies: list[dict[str, Any]]) -> dict[str, Any]:
+    """One tally of several (of one class or of many), as `tally` would give for all their events."""
+    out = _empty()
+    for t in tallies:
+        for name in ("total", "failed", "lockouts", "errors"):
+            out[name] += int(t[name])
+        for name in ("by_category", "by_action", "by_hour", "users", "by_email", "by_ip"):
+            for key, n in t[name].items():
+                out[name][key] = out[name].get(key, 0) + int(n)
+        out["recent"] = sorted([*out["recent"], *t["recent"]], key=lambda e: e["sk"])[-RECENT_ERRORS:]
+    return out
+
+
+def report_from(t: dict[str, Any], since: str, until: str, truncated: bool) -> dict[str, Any]:
+    """The system activity report of a tally (pure)."""
     return {
         "since": since,
         "until": until,
-        "total": len(items),
+        "total": t["total"],
         "truncated": truncated,
-        "by_category": dict(Counter(i["category"] for i in items).most_common()),
-        "by_action": dict(Counter(i["action"] for i in items).most_common()),
-        "by_hour": dict(sorted(Counter(i["ts"][:13] + ":00:00Z" for i in items).items())),
+        "by_category": _ranked(t["by_category"]),
+        "by_action": _ranked(t["by_action"]),
+        "by_hour": {f"{hour}:00:00Z": t["by_hour"][hour] for hour in sorted(t["by_hour"])},
         "failed_logins": {
-            "total": len(failed),
-            "by_email": dict(Counter(str((i.get("details") or {}).get("email", "?")) for i in failed).most_common(TOP)),
-            "by_ip": dict(Counter(i.get("ip") or "?" for i in failed).most_common(TOP)),
-            "lockouts": sum(1 for i in items if i["action"] == "auth.lockout"),
+            "total": t["failed"],
+            "by_email": _ranked(t["by_email"], TOP),
+            "by_ip": _ranked(t["by_ip"], TOP),
+            "lockouts": t["lockouts"],
         },
-        "top_users": [{"user_id": u, "events": n} for u, n in users.most_common(TOP)],
-        "errors": {"total": len(errors), "recent": [model.public(i) for i in errors[:20]]},
+        "top_users": [{"user_id": u, "events": n} for u, n in _ranked(t["users"], TOP).items()],
+        "errors": {
+            "total": t["errors"],
+            "recent": [{k: v for k, v in e.items() if k != "sk"} for e in reversed(t["recent"])],
+        },
     }
+
+
+def build_report(items: list[dict[str, Any]], since: str, until: str, truncated: bool) -> dict[str, Any]:
+    """The system activity report of some events (pure): counts by category, action and hour,
+    failed logins, lockouts, top users, errors."""
+    return report_from(merge(list(tally(items).values())), since, until, truncated)

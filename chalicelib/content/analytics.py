@@ -1,9 +1,11 @@
 """Analytics events (view / click / share), stored by UTC day with a TTL, and per-article counts.
 
-The partition is the event's day, so the daily aggregation reads one day with a Query; the
-`by_article` index answers per-article questions and finds the events of a deleted article.
-Each article's running counts are one item of the same table (`ArticleCounts`), updated with
-each event; the realtime `analytics.update` announces them, at most once per few seconds.
+The partition is the event's day; the `by_article` index answers per-article questions and
+finds the events of a deleted article. Each event is also counted, in the same transaction, in its
+day's counts (partition `daycounts#<day>`, one item per article), which the daily and weekly
+reports read: their cost follows the articles of the period, not its events. Each article's
+running counts are one item of the same table (`ArticleCounts`), updated with each event; the
+realtime `analytics.update` announces them, at most once per few seconds.
 """
 
 from __future__ import annotations
@@ -34,18 +36,48 @@ class AnalyticsEvents:
         self._table = table
 
     def record(self, event: NewEvent, user_id: str | None) -> dict[str, Any]:
-        now = timeutil.now()
-        item = {
-            "day": timeutil.day(now),
-            "sk": f"{timeutil.iso_ms(now)}#{uuid.uuid4().hex[:12]}",
-            "article_id": event.article_id,
-            "type": event.type,
-            "user_id": user_id or "",
-            "at": timeutil.iso_ms(now),
-            **timeutil.ttl_fields(now + RETENTION_SECONDS),
-        }
-        self._table.put_item(Item=item)
+        """Store the event and count it in its day's counts, in one transaction: the counts
+        never miss a stored event nor count one that was not stored."""
+        item = event_item(event.article_id, event.type, user_id, timeutil.now())
+        name = self._table.name
+        count = day_count_update(item)
+        self._table.meta.client.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": name, "Item": item}},
+                {"Update": {"TableName": name, **count}},
+            ]
+        )
         return item
+
+
+def day_counts_key(day: str) -> str:
+    """The partition of one day's per-article counts (no day's own partition has a `#`)."""
+    return f"daycounts#{day}"
+
+
+def day_count_update(item: dict[str, Any]) -> dict[str, Any]:
+    """UpdateItem arguments that count a stored event in its day's counts: one item per day and
+    article (sort key the article id; no `article_id` attribute, so `by_article` lists events
+    only), `count_<type>`, kept as long as the day's events."""
+    return {
+        "Key": {"day": day_counts_key(item["day"]), "sk": item["article_id"]},
+        "UpdateExpression": "ADD #c :one SET #t = :ttl, expiry_day = :day",
+        "ExpressionAttributeNames": {"#c": f"count_{item['type']}", "#t": "ttl"},
+        "ExpressionAttributeValues": {":one": 1, ":ttl": item["ttl"], ":day": item["expiry_day"]},
+    }
+
+
+def event_item(article_id: str, event_type: str, user_id: str | None, now: float) -> dict[str, Any]:
+    """One stored event, in its day's partition (pure but for its random id)."""
+    return {
+        "day": timeutil.day(now),
+        "sk": f"{timeutil.iso_ms(now)}#{uuid.uuid4().hex[:12]}",
+        "article_id": article_id,
+        "type": event_type,
+        "user_id": user_id or "",
+        "at": timeutil.iso_ms(now),
+        **timeutil.ttl_fields(now + RETENTION_SECONDS),
+    }
 
 
 class ArticleCounts:

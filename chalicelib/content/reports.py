@@ -2,8 +2,9 @@
 
 Reports are settings of scope `report`, keyed `analytics.daily.<YYYY-MM-DD>` and
 `analytics.weekly.<YYYY-Www>`; the analytics jobs write them and `GET /api/analytics/reports/...`
-reads them. The aggregation is pure (events in, report out); reading a day's events is one
-Query on that day's partition of `analytics_events`, paged.
+reads them. A day's aggregate comes from its per-article counts (`day_aggregate`: one item per
+article that had events, written with each event), or, for a day without counts, from its
+events (one Query on that day's partition, paged); the aggregation of events is pure.
 """
 
 from __future__ import annotations
@@ -127,6 +128,48 @@ def weekly_report(week: str, days: dict[str, dict[str, Any]], generated_at: str)
 
 def week_days(monday: date) -> list[str]:
     return [(monday + timedelta(days=i)).isoformat() for i in range(7)]
+
+
+def day_aggregate(table: Any, day: str) -> dict[str, Any]:
+    """One day's aggregate from its counts (a Query of `daycounts#<day>`: one item per article),
+    or from its events when it has no counts (a day stored before the counts existed)."""
+    from chalicelib.content.analytics import day_counts_key
+
+    counts = list(_query_all(table, day_counts_key(day), None))
+    if not counts:
+        return aggregate(read_day(table, day))
+    articles = {str(c["sk"]): {t: int(c.get(f"count_{t}", 0)) for t in EVENT_TYPES} for c in counts}
+    for value in articles.values():
+        value["events"] = sum(value.values())
+    total = _zero()
+    for value in articles.values():
+        for key in total:
+            total[key] += value[key]
+    return {"total": total, "articles": articles}
+
+
+def day_articles(table: Any, day: str) -> set[str]:
+    """The articles that had events on `day` (from its counts; its events for an older day)."""
+    from chalicelib.content.analytics import day_counts_key
+
+    ids = {str(c["sk"]) for c in _query_all(table, day_counts_key(day), "sk")}
+    return ids or {str(e.get("article_id")) for e in read_day(table, day)}
+
+
+def _query_all(table: Any, partition: str, projection: str | None) -> Iterator[dict[str, Any]]:
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": "#d = :d",
+        "ExpressionAttributeNames": {"#d": "day"},
+        "ExpressionAttributeValues": {":d": partition},
+    }
+    if projection:
+        kwargs["ProjectionExpression"] = projection
+    while True:
+        result = table.query(**kwargs)
+        yield from result.get("Items", [])
+        if "LastEvaluatedKey" not in result:
+            return
+        kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
 
 
 def read_day(table: Any, day: str) -> Iterator[dict[str, Any]]:

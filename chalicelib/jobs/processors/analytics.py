@@ -4,7 +4,8 @@ daily_report aggregates one UTC day (payload `date`, default yesterday) per arti
 total and stores it as the setting `analytics.daily.<date>` (scope `report`). weekly_report does
 the same for an ISO week (payload `week`, default last week) as `analytics.weekly.<YYYY-Www>`,
 then queues an email of it to the admins (idempotent per week, so a rerun sends nothing more).
-Both are recomputed from the events, so a rerun gives the same report. cleanup_old_data sweeps
+Both are recomputed from the days' counts (see reports.day_aggregate), so a rerun gives the
+same report. cleanup_old_data sweeps
 the events past their retention that TTL has not removed yet.
 """
 
@@ -37,7 +38,7 @@ def _store(key: str, report: dict[str, Any], period: str, settings: settings_sto
 
 def run_daily(job: Job, ctx: JobContext, table: Any, settings: settings_store.Settings) -> dict[str, Any]:
     day = _argument(job, "date", reports.parse_day, reports.yesterday().isoformat())
-    report = reports.daily_report(day, reports.aggregate(reports.read_day(table, day)), timeutil.iso())
+    report = reports.daily_report(day, reports.day_aggregate(table, day), timeutil.iso())
     ctx.progress(80)
     key = reports.daily_key(day)
     _store(key, report, "daily", settings)
@@ -50,7 +51,7 @@ def run_weekly(job: Job, ctx: JobContext, table: Any, settings: settings_store.S
     days: dict[str, dict[str, Any]] = {}
     for i, day in enumerate(reports.week_days(reports.parse_week(week))):
         ctx.check_deadline()
-        days[day] = reports.aggregate(reports.read_day(table, day))
+        days[day] = reports.day_aggregate(table, day)
         ctx.progress(10 + 10 * i)
     report = reports.weekly_report(week, days, timeutil.iso())
     key = reports.weekly_key(week)

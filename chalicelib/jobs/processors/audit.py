@@ -1,4 +1,5 @@
-"""The audit capability's jobs: `cleanup/audit_digest` seals the trail (hourly), and
+"""The audit capability's jobs: `cleanup/audit_digest` seals the trail (hourly; a backlog larger
+than one run's time or segments continues in a follow-up job), and
 `cleanup/activity_logs` (weekly) deletes the audit events past their retention (a TTL per
 category, set on every event) that DynamoDB's TTL has not removed yet, with the cleanup queue's
 sweep (bounded, continued by a follow-up job). A digest keeps each event's TTL, so verify knows
@@ -17,12 +18,12 @@ from chalicelib.jobs.processors.registry import JobContext, Processor
 
 def audit_digest(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     try:
-        result = digest.seal(timeutil.now())
+        result = digest.seal(timeutil.now(), ctx.time_left)
     except digest.TamperDetected as exc:
         audit.record("audit.tamper_detected", details={"job_id": job["id"], "error": str(exc)})
         raise PermanentError(str(exc)) from None
     audit.record("audit.sealed", resource=("job", job["id"]), details=result)
-    return result
+    return carry_on(job, result)
 
 
 def activity_logs(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:

@@ -116,15 +116,17 @@ def missing_articles(articles: content.Articles, ids: set[str]) -> set[str]:
 
 
 def orphan_events(events_table: Any, articles: content.Articles, ctx: JobContext, days: int) -> int:
-    """Delete the analytics events, of the last `days` day partitions, whose article is gone."""
+    """Delete the analytics events, of the last `days` day partitions, whose article is gone, and
+    their days' counts of that article (the articles of a day come from its counts)."""
     from chalicelib.content import reports
+    from chalicelib.content.analytics import day_counts_key
 
     today = datetime.fromtimestamp(timeutil.now(), UTC).date()
     removed = 0
     for back in range(days):
         ctx.check_deadline()
         day = (today - timedelta(days=back)).isoformat()
-        ids = {str(e.get("article_id")) for e in reports.read_day(events_table, day)}
+        ids = reports.day_articles(events_table, day)
         gone = missing_articles(articles, ids) if ids else set()
         for article_id in gone:
             result = events_table.query(
@@ -133,10 +135,13 @@ def orphan_events(events_table: Any, articles: content.Articles, ctx: JobContext
                 ProjectionExpression="#d, sk",
                 ExpressionAttributeNames={"#d": "day"},
             )
+            items = result.get("Items", [])
             with events_table.batch_writer() as writer:
-                for item in result.get("Items", []):
+                for item in items:
                     writer.delete_item(Key={"day": item["day"], "sk": item["sk"]})
                     removed += 1
+                for event_day in {str(item["day"]) for item in items} | {day}:
+                    writer.delete_item(Key={"day": day_counts_key(event_day), "sk": article_id})
     return removed
 
 

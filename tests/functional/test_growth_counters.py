@@ -1,0 +1,263 @@
+"""Counters kept as events are written answer the aggregates exactly as the raw events would
+(issue 18): the analytics reports from per-day counts, on the same data, across day boundaries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from chalicelib import aws, timeutil
+from chalicelib.content import analytics, reports
+from tests.functional.audit_helpers import with_clock
+
+MIDNIGHT = datetime(2026, 11, 24, tzinfo=UTC).timestamp()  # Tuesday of ISO week 2026-W48
+
+
+def _record(at: float, article_id: str, kind: str) -> None:
+    with_clock(at, lambda: analytics.events().record(analytics.NewEvent(article_id=article_id, type=kind), "u-1"))
+
+
+@pytest.fixture
+def table(aws_mock):
+    return aws.table("analytics_events")
+
+
+def _raw(table, day):
+    return reports.aggregate(reports.read_day(table, day))
+
+
+def test_day_counts_equal_the_raw_events_across_a_day_boundary(table):
+    rows = [
+        (MIDNIGHT - 0.001, "a", "view"),  # the last millisecond of Monday
+        (MIDNIGHT - 3600, "a", "click"),
+        (MIDNIGHT - 5, "b", "share"),
+        (MIDNIGHT, "a", "view"),  # the first of Tuesday
+        (MIDNIGHT + 1, "b", "view"),
+        (MIDNIGHT + 86399.999, "c", "click"),  # the last of Tuesday
+        (MIDNIGHT + 86400, "c", "view"),  # Wednesday
+    ]
+    for at, article_id, kind in rows:
+        _record(at, article_id, kind)
+    for day in ("2026-11-23", "2026-11-24", "2026-11-25"):
+        assert reports.day_aggregate(table, day) == _raw(table, day), day
+    assert reports.day_aggregate(table, "2026-11-24")["total"] == {"view": 2, "click": 1, "share": 0, "events": 3}
+    assert reports.day_aggregate(table, "2026-11-26")["total"]["events"] == 0
+
+
+def test_the_daily_report_reads_one_count_per_article_not_every_event(table):
+    for i in range(30):
+        _record(MIDNIGHT + i, "a" if i % 3 else "b", ("view", "click", "share")[i % 3])
+    read = []
+    real_query = table.query
+
+    def query(**kwargs):
+        result = real_query(**kwargs)
+        read.append(result["ScannedCount"])
+        return result
+
+    table.query = query
+    aggregated = reports.day_aggregate(table, "2026-11-24")
+    assert sum(read) == 2  # the counts of a and b
+    table.query = real_query
+    assert aggregated == _raw(table, "2026-11-24")
+
+
+def test_the_weekly_report_from_counts_equals_the_one_from_events(table):
+    for i, day_start in enumerate((MIDNIGHT - 86400, MIDNIGHT, MIDNIGHT + 5 * 86400, MIDNIGHT + 6 * 86400)):
+        for j in range(i + 2):
+            _record(day_start + j * 7000, f"a{j % 3}", ("view", "click", "share")[(i + j) % 3])
+    days = reports.week_days(reports.parse_week("2026-W48"))
+    from_counts = reports.weekly_report("2026-W48", {d: reports.day_aggregate(table, d) for d in days}, "t")
+    from_events = reports.weekly_report("2026-W48", {d: _raw(table, d) for d in days}, "t")
+    assert from_counts == from_events
+    assert from_counts["total"]["events"] == 2 + 3 + 4  # Monday 30 Nov is the next week
+
+
+def test_an_event_whose_write_fails_is_neither_stored_nor_counted(table, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    client = table.meta.client
+    real = client.transact_write_items
+    calls = []
+
+    def refuse(**kwargs):
+        calls.append(kwargs)
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "TransactWriteItems")
+
+    monkeypatch.setattr(client, "transact_write_items", refuse)
+    with pytest.raises(ClientError):
+        _record(MIDNIGHT, "a", "view")
+    monkeypatch.setattr(client, "transact_write_items", real)
+    assert len(calls) == 1
+    assert reports.day_aggregate(table, "2026-11-24") == _raw(table, "2026-11-24")
+    assert reports.day_aggregate(table, "2026-11-24")["total"]["events"] == 0
+
+
+def test_orphan_cleanup_removes_the_counts_with_the_events(table, monkeypatch):
+    from chalicelib.content import articles as content
+    from chalicelib.jobs.processors import cleanup
+
+    monkeypatch.setattr(timeutil, "now", lambda: MIDNIGHT + 3600)
+    _record(MIDNIGHT + 10, "gone", "view")
+    _record(MIDNIGHT + 20, "gone", "click")
+    _record(MIDNIGHT + 30, "kept", "view")
+    monkeypatch.setattr(cleanup, "missing_articles", lambda store, ids: {"gone"} & ids)
+
+    class Ctx:
+        def check_deadline(self, needed=0.0):
+            pass
+
+    assert cleanup.orphan_events(table, content.articles(), Ctx(), days=1) == 2
+    assert reports.day_aggregate(table, "2026-11-24") == _raw(table, "2026-11-24")
+    assert set(reports.day_aggregate(table, "2026-11-24")["articles"]) == {"kept"}
+
+
+# --- the audit report from the digests' counts ----------------------------------------------------
+
+DAY_START = datetime(2026, 11, 24, tzinfo=UTC).timestamp()
+ACTIONS = ("article.status_changed", "auth.login_failed", "article.generation_failed", "auth.lockout", "job.completed")
+
+
+def _invoke(fn, ip=None):
+    """fn inside an invocation of its own, whose end flushes the audit buffer (as app.py's)."""
+    from chalicelib import audit, runtime
+
+    inv = runtime.Invocation(kind="sqs", request_id="test", ip=ip)
+    return runtime.Middleware(at_end=[audit.flush]).run(inv, fn)
+
+
+def _audit_events(times):
+    """One event at each time (an invocation each), a mix of actions, users, emails and IPs."""
+    from chalicelib import audit
+
+    for n, at in enumerate(times):
+        action = ACTIONS[n % len(ACTIONS)]
+        details = {"email": f"user{n % 4}@example.com"} if action == "auth.login_failed" else {"n": n}
+        record = lambda a=action, d=details, n=n: audit.record(a, details=d, user_id=f"u-{n % 3}")  # noqa: E731
+        with_clock(at, lambda r=record, n=n: _invoke(r, ip=f"10.0.0.{n % 3}"))
+
+
+def _raw_report(since, until):
+    from chalicelib.audit import api as audit_api
+    from chalicelib.audit import store
+
+    source, _ = store.source_for({}, since, until)
+    items, cut = audit_api.events_store().all_of(source, store.sort_key_bounds(since, until), store.MAX_REPORT_EVENTS)
+    return store.build_report(items, timeutil.iso(since), timeutil.iso(until), cut)
+
+
+def _report(since, until, now):
+    from chalicelib.audit import api as audit_api
+
+    params = {"since": timeutil.iso(since), "until": timeutil.iso(until)}
+    return with_clock(now, lambda: audit_api.report(params))
+
+
+def _seal(now):
+    from chalicelib.audit import digest
+
+    return with_clock(now, lambda: digest.seal(now))
+
+
+@pytest.fixture
+def audit_reads(aws_mock, monkeypatch):
+    """Items read from audit_events by Queries (their ScannedCount)."""
+    read = []
+    table = aws.table("audit_events")  # one Table object per thread and table: the app's too
+    real_query = table.query
+
+    def query(**kwargs):
+        result = real_query(**kwargs)
+        read.append(result["ScannedCount"])
+        return result
+
+    monkeypatch.setattr(table, "query", query)
+    return read
+
+
+def test_the_report_from_sealed_counts_equals_the_one_from_events_across_hours_and_days(audit_reads):
+    # around midnight and the next hour boundaries, to the millisecond
+    times = [DAY_START - 7200 + 37 * i for i in range(40)] + [DAY_START - 0.001, DAY_START, DAY_START + 3599.999]
+    times += [DAY_START + 3600, DAY_START + 3600.001] + [DAY_START + 3600 + 61 * i for i in range(30)]
+    _audit_events(sorted(times))
+    now = DAY_START + 4 * 3600
+    assert _seal(now)["sealed"] > 0
+    _audit_events([now - 30, now - 20])  # after the last seal: read as events
+    for since, until in [
+        (DAY_START - 2 * 3600, DAY_START + 2 * 3600),  # whole hours: counts only
+        (DAY_START - 5000.5, DAY_START + 3600.0005),  # partial hours at both ends
+        (DAY_START - 0.001, DAY_START),  # two milliseconds across midnight
+        (DAY_START + 1800, now),  # into the unsealed tail
+        (DAY_START - 86400, now),
+    ]:
+        expected = _raw_report(since, until)
+        assert expected["total"] > 0
+        assert _report(since, until, now + 1) == expected, (since, until)
+    audit_reads.clear()
+    report = _report(DAY_START - 2 * 3600, DAY_START + 2 * 3600, now + 1)
+    assert report["total"] == len(times)
+    assert sum(audit_reads) == 0  # no event read: every hour came from its counts
+    assert report["failed_logins"]["total"] > 0 and report["errors"]["total"] > 0
+
+
+def test_a_flush_retried_or_redelivered_is_counted_once(aws_mock, monkeypatch):
+    from chalicelib.audit import logger
+
+    client = aws.table("audit_events").meta.client
+    real_batch = client.batch_write_item
+
+    def applied_twice(**kwargs):  # botocore retrying a write DynamoDB had applied (a timeout)
+        real_batch(**kwargs)
+        return real_batch(**kwargs)
+
+    monkeypatch.setattr(client, "batch_write_item", applied_twice)
+    _audit_events([DAY_START + 10 * i for i in range(10)])
+    # then DynamoDB refuses everything: the events go to the audit queue, delivered twice
+    monkeypatch.setattr(client, "batch_write_item", lambda **kw: {"UnprocessedItems": kw["RequestItems"]})
+    monkeypatch.setattr(logger, "sleep", lambda seconds: None)
+    _audit_events([DAY_START + 200 + i for i in range(5)])
+    monkeypatch.setattr(client, "batch_write_item", real_batch)
+    sqs = aws.client("sqs")
+    messages = sqs.receive_message(QueueUrl=aws.queue_url("audit"), MaxNumberOfMessages=10)["Messages"]
+    assert messages
+    for message in messages + messages:
+        with_clock(DAY_START + 300, lambda m=message: logger.process_fallback_message(m["Body"]))
+    now = DAY_START + 3 * 3600
+    _seal(now)
+    report = _report(DAY_START, now - 3600, now)
+    assert report == _raw_report(DAY_START, now - 3600)
+    assert report["total"] == 15
+
+
+def test_a_category_past_its_retention_leaves_the_report_as_its_events_do(aws_mock):
+    _audit_events([DAY_START + i for i in range(10)])
+    now = DAY_START + 2 * 3600
+    _seal(now)
+    later = DAY_START + 91 * 86400  # article events (90 days) are gone; system (180) and auth (365) kept
+    report = _report(DAY_START, DAY_START + 3600, later)
+    assert set(report["by_category"]) == {"auth", "system"}
+    assert report["total"] == sum(1 for n in range(10) if not ACTIONS[n % len(ACTIONS)].startswith("article."))
+    assert report["errors"]["total"] == 2  # the two auth.lockout (error); article.generation_failed is gone
+
+
+def test_a_seal_out_of_time_says_more_and_continues_in_a_follow_up_job(aws_mock):
+    from chalicelib.audit import digest
+    from chalicelib.jobs import service
+    from chalicelib.jobs.processors import audit as audit_jobs
+    from chalicelib.jobs.processors.registry import JobContext
+
+    _audit_events([DAY_START + 1800 * i for i in range(6)])
+    now = DAY_START + 4 * 3600
+    calls = iter([10.0, 0.0])
+    first = with_clock(now, lambda: digest.seal(now, lambda: next(calls)))
+    assert (first["sealed"], first["more"]) == (1, True)
+    job = {"id": "seal-1", "queue": "cleanup", "type": "audit_digest", "payload": {}}
+    ctx = JobContext(job, 1, False, lambda percent: None, remaining=lambda: 0.0)
+    result = with_clock(now, lambda: _invoke(lambda: audit_jobs.audit_digest(job, ctx)))
+    assert result["sealed"] == 0 and result["more"] is True
+    follow_up = service.get(result["continued_by"])
+    assert (follow_up["type"], follow_up["payload"]["continues"]) == ("audit_digest", "seal-1")
+    rest = with_clock(now, lambda: digest.seal(now))
+    assert rest["more"] is False and rest["sealed"] > 0
+    assert _report(DAY_START, now - 3600, now) == _raw_report(DAY_START, now - 3600)
