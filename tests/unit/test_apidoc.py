@@ -19,14 +19,16 @@ from chalicelib.realtime import frames, protocol
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def app() -> Chalice:
+    # function-scoped: a module-scoped fixture would run before the autouse clean environment
+    # (INKWELL_STAGE=test), and `app` binds its queue names under the stage of its first import
     import app as app_module
 
     return app_module.app
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def document(app: Chalice) -> dict[str, Any]:
     return openapi.build(app.routes)
 
