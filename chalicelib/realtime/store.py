@@ -354,6 +354,22 @@ class EventLog:
             if pending:
                 raise EventsNotStored(f"{len(pending)} of {len(requests)} envelopes could not be stored")
 
+    def _expired_until(self, room: str, expired: int, now: float) -> int:
+        """The seq past which `room`'s envelopes are live, given that `expired` is an expired
+        one: a binary search up to the room's counter, each probe one Query reading one item
+        (envelopes expire in seq order: they are kept EVENT_RETENTION_SECONDS from their append)."""
+        lo, hi = expired - 1, max(expired, self.current([room])[room])  # first after lo expired; after hi live or none
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            probe = self._table.query(
+                KeyConditionExpression=_key("room").eq(room) & _key("seq").gt(mid), Limit=1, ConsistentRead=True
+            ).get("Items", [])
+            if not probe or _live(probe[0], now):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
     def replay(self, room: str, after: int, limit: int) -> tuple[list[tuple[int, str]], bool]:
         """Up to `limit` stored (seq, envelope) of `room` with seq > `after`, in order, and
         whether there are more. When `after` is beyond the room's counter, the counter restarted
@@ -362,6 +378,7 @@ class EventLog:
         if after > 0 and after > self.current([room])[room]:
             after = 0
         found: list[tuple[int, str]] = []
+        first = True
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": _key("room").eq(room) & _key("seq").gt(max(after, COUNTER_SEQ)),
             "ConsistentRead": True,
@@ -369,7 +386,15 @@ class EventLog:
         while True:
             kwargs["Limit"] = min(_QUERY_PAGE, limit + 1 - len(found))
             result = self._table.query(**kwargs)
-            found += [(int(item["seq"]), item["body"]) for item in result.get("Items", []) if _live(item, now)]
+            items = result.get("Items", [])
+            if first and items and not _live(items[0], now):
+                # Expired envelopes TTL has not removed yet come first: start past them.
+                past = self._expired_until(room, int(items[0]["seq"]), now)
+                kwargs["KeyConditionExpression"] = _key("room").eq(room) & _key("seq").gt(past)
+                first = False
+                continue
+            first = False
+            found += [(int(item["seq"]), item["body"]) for item in items if _live(item, now)]
             if len(found) > limit:
                 return found[:limit], True
             if "LastEvaluatedKey" not in result:
