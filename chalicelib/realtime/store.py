@@ -377,24 +377,22 @@ class EventLog:
         now = timeutil.now()
         if after > 0 and after > self.current([room])[room]:
             after = 0
+        after = max(after, COUNTER_SEQ)
+        oldest = self._table.query(
+            KeyConditionExpression=_key("room").eq(room) & _key("seq").gt(after), Limit=1, ConsistentRead=True
+        ).get("Items", [])
+        if oldest and not _live(oldest[0], now):
+            # Expired envelopes TTL has not removed yet come first: start past them.
+            after = self._expired_until(room, int(oldest[0]["seq"]), now)
         found: list[tuple[int, str]] = []
-        first = True
         kwargs: dict[str, Any] = {
-            "KeyConditionExpression": _key("room").eq(room) & _key("seq").gt(max(after, COUNTER_SEQ)),
+            "KeyConditionExpression": _key("room").eq(room) & _key("seq").gt(after),
             "ConsistentRead": True,
         }
         while True:
             kwargs["Limit"] = min(_QUERY_PAGE, limit + 1 - len(found))
             result = self._table.query(**kwargs)
-            items = result.get("Items", [])
-            if first and items and not _live(items[0], now):
-                # Expired envelopes TTL has not removed yet come first: start past them.
-                past = self._expired_until(room, int(items[0]["seq"]), now)
-                kwargs["KeyConditionExpression"] = _key("room").eq(room) & _key("seq").gt(past)
-                first = False
-                continue
-            first = False
-            found += [(int(item["seq"]), item["body"]) for item in items if _live(item, now)]
+            found += [(int(item["seq"]), item["body"]) for item in result.get("Items", []) if _live(item, now)]
             if len(found) > limit:
                 return found[:limit], True
             if "LastEvaluatedKey" not in result:

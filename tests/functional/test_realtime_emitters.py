@@ -572,7 +572,7 @@ def test_a_resume_from_0_skips_the_expired_envelopes_without_reading_them(aws_mo
     monkeypatch.setattr(table, "query", query)
     replayed, more = log.replay("admin", 0, 100)
     assert (replayed, more) == (expected[:100], True)
-    assert sum(read) <= 101 + 101 + 12  # a first page, a search of the expired ones, the live page
+    assert sum(read) <= 1 + 12 + 101  # the oldest envelope, a search past the expired ones, the live page
     assert log.replay("admin", 400, 500) == ([e for e in expected if e[0] > 400], False)
 
 
