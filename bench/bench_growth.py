@@ -7,8 +7,8 @@ Each size gets a fresh moto in-process, filled with the items the real write pat
 envelopes), put straight into moto's backend through its public model API (`put_item`): going
 through boto3 and moto's HTTP layer costs ~10x the time and measures nothing here. Spread: audit
 and analytics events over the last 30 days (5% older, expired, for the sweeps), jobs over four
-queues (retention keeps 100 completed and 50 failed per queue; the rest waiting, delayed,
-cancelled, 10% expired), WebSocket events in 25 rooms, the admin room holding half.
+queues (retention keeps 100 completed, 50 failed and 100 cancelled per queue, 10% expired
+cancelled while under that; the rest waiting and delayed), WebSocket events in 25 rooms, the admin room holding half.
 
 Counted per path, by botocore hooks on the app's session: AWS requests, and items read (the
 ScannedCount of Query and Scan, the items returned by GetItem, BatchGetItem and
@@ -157,6 +157,9 @@ def analytics_items(n: int, now: float) -> list[dict[str, Any]]:
     return events + list(counts.values())
 
 
+KEEP = {"completed": 100, "failed": 50, "cancelled": 100}  # retention per queue (`catalog.Queue.keep_*`)
+
+
 def job_items(n: int, now: float) -> list[dict[str, Any]]:
     from chalicelib import catalog, timeutil
     from chalicelib.jobs import records
@@ -169,12 +172,12 @@ def job_items(n: int, now: float) -> list[dict[str, Any]]:
         queue = queues[i % len(queues)]
         at = now - 6 * DAY * (i + 0.5) / n
         state = ("waiting", "delayed", "completed", "failed", "cancelled", "waiting", "completed", "delayed")[i % 8]
-        if state in ("completed", "failed") and kept[(queue, state)] >= (100 if state == "completed" else 50):
-            state = "waiting"  # retention trims the rest
-        kept[(queue, state)] += 1
         expired = i % 10 == 9
         if expired:
             state, at = "cancelled", now - 9 * DAY
+        if state in KEEP and kept[(queue, state)] >= KEEP[state]:
+            state = "waiting"  # retention trims the rest
+        kept[(queue, state)] += 1
         record = store.new_record(queue, "bench", {"n": i}, max_attempts=3)
         stamp = timeutil.iso_ms(at)
         record.update(
@@ -360,7 +363,8 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
                 return call
 
             conn_id = "bench-conn"
-            emitters.connections().open(conn_id, {**admin, "role": "admin"}, ["admin"], None)
+            # The admin's session (its jti): each frame checks that it still stands.
+            emitters.connections().open(conn_id, auth.authenticate_token(token), ["admin"], None)
 
             def resume(after: int) -> Callable[[], Any]:
                 frame = json.dumps({"action": "resume", "room": "admin", "after": after})

@@ -51,8 +51,9 @@ class Queue:
     backoff_base: float = 2.0  # seconds before the 2nd attempt; doubled for each later one
     description: str = ""
     job_types: tuple[str, ...] = ()  # what `jobs.enqueue` accepts for this queue
-    keep_completed: int = 100  # retention: the newest completed / failed job records kept
+    keep_completed: int = 100  # retention: the newest completed / failed / cancelled job records kept
     keep_failed: int = 50
+    keep_cancelled: int = 100
     # The most invocations of its consumer at once (the SQS trigger's ScalingConfig
     # MaximumConcurrency, 2-1000; an admin may change it at run time, a deploy sets it back).
     concurrency: int = 10

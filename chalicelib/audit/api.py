@@ -80,12 +80,37 @@ def user_summary(caller: dict[str, Any], user_id: str, params: dict[str, str]) -
     if not 1 <= days <= 365:
         raise http.bad_request("must be between 1 and 365", "days")
     until = timeutil.now()
+    since = until - days * DAY
+    tallies, raw = _sealed_user_counts(user_id[:256], since, until)
     source = store.Source("by_user", "user_id", [(user_id, [user_id[:256]])])
-    items, cut = events_store().all_of(
-        source, store.sort_key_bounds(until - days * DAY, until), store.MAX_SUMMARY_EVENTS, **SUMMARY_PROJECTION
-    )
+    cut = False
+    for lo, hi in (r for r in raw if r[0] < r[1]):
+        items, more = events_store().all_of(source, (lo, hi), store.MAX_SUMMARY_EVENTS, **SUMMARY_PROJECTION)
+        tallies, cut = tallies + list(store.user_tally(items).values()), cut or more
     record("audit.read", resource=("user", user_id), details={"summary": True, "days": days})
-    return store.summarize_user(user_id, items, days, cut)
+    return store.summary_from(user_id, store.merge_user(tallies), days, cut)
+
+
+def _sealed_user_counts(user_id: str, since: float, until: float) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """A user's counts of the sealed hours within [since, until] and the sort-key ranges left to
+    the raw events: the partial hour at the start and what is newer than the last seal. Every
+    hour boundary the chain covers ends a sealed period; a retention class whose time has passed
+    since its period ended is left out, as TTL removes its events."""
+    whole = store.sort_key_bounds(since, until)
+    d = digest.digests()
+    head = d.head()
+    if head is None or not d.head_ok(head):
+        return [], [whole]
+    start = max(timeutil.parse_iso(head["genesis"]), model.hour_start(since - 0.001) + 3600)
+    end = timeutil.parse_iso(head["end"])
+    if start >= end or end > until:
+        return [], [whole]
+    now = timeutil.now()
+    periods = d.user_counts(user_id, start, end)
+    tallies = [
+        t for p in periods for days, t in p["tallies"].items() if timeutil.parse_iso(p["end"]) + int(days) * DAY > now
+    ]
+    return tallies, [(whole[0], timeutil.iso_ms(start)), (head["end"], whole[1])]
 
 
 def report(params: dict[str, str]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from boto3.dynamodb.conditions import Key
 from chalicelib import aws, config, timeutil
 from chalicelib.audit import model
 from chalicelib.audit.actions import MAX_RETENTION_SECONDS
-from chalicelib.audit.store import AuditStore, tally
+from chalicelib.audit.store import AuditStore, tally, user_tally
 from chalicelib.util import from_dynamo, to_dynamo
 
 SEAL_GRACE = 60.0  # seconds: writes keyed before now - grace have landed (see model.REKEY_AFTER_SECONDS)
@@ -197,14 +197,16 @@ class Digests:
             items = self._events.hour(hour, (timeutil.iso_ms(a), timeutil.iso_ms(b)))
             lines = [leaf(i) for i in items]
             digest = make_digest(seq + 1, timeutil.iso_ms(a), timeutil.iso_ms(b), prev, lines, self._key)
-            self._write(hour, digest, seq, genesis, now, counts_item(digest, items, int(now + DIGEST_RETENTION)))
+            ttl = int(now + DIGEST_RETENTION)
+            counts = [counts_item(digest, items, ttl), *user_counts_items(digest, items, ttl)]
+            self._write(hour, digest, seq, genesis, now, counts)
             seq, prev = digest["seq"], digest["hash"]
             sealed, events = sealed + 1, events + len(lines)
         until = timeutil.iso_ms(todo[sealed - 1][1]) if sealed else None
         return {"sealed": sealed, "events": events, "until": until, "seq": seq, "more": sealed < len(todo)}
 
     def _write(
-        self, hour: str, digest: dict[str, Any], old_seq: int, genesis: str, now: float, counts: dict[str, Any]
+        self, hour: str, digest: dict[str, Any], old_seq: int, genesis: str, now: float, counts: list[dict[str, Any]]
     ) -> None:
         ttl = int(now + DIGEST_RETENTION)
         seg = digest["start"]
@@ -234,7 +236,9 @@ class Digests:
             }
             for n, p in enumerate(parts)
         ]
-        puts.append({"Put": {"TableName": name, "Item": counts}})
+        users = [{"Put": {"TableName": name, "Item": c}} for c in counts[1:]]
+        puts = users + puts
+        puts.append({"Put": {"TableName": name, "Item": counts[0]}})
         puts.append({"Put": {"TableName": name, "Item": head_item, "ConditionExpression": "attribute_not_exists(seg)"}})
         if old_seq:
             condition = {"ConditionExpression": "seq = :old", "ExpressionAttributeValues": {":old": old_seq}}
@@ -243,8 +247,11 @@ class Digests:
         puts.append({"Put": {"TableName": name, "Item": pointer, **condition}})
         client = self._table.meta.client
         # One transaction (all or nothing, and two concurrent seals cannot both extend the chain)
-        # unless the leaves are too many for it: then the parts go first; the period's counts, the
-        # head and the pointer always together, so the counts exist exactly when the digest does.
+        # unless the leaves and users are too many for it: then the users' counts and the parts go
+        # first (each keyed by user or part and the period, so a seal run again writes the same
+        # items again: counted once; readers take users' counts only up to the chain's end); the
+        # period's counts, the head and the pointer always together, so the counts exist exactly
+        # when the digest does.
         if len(puts) > 40:
             for put in puts[:-3]:
                 client.put_item(**put["Put"])
@@ -272,6 +279,21 @@ class Digests:
                 break
             run.append(item)
         return run
+
+    def user_counts(self, user_id: str, since: float, until: float) -> list[dict[str, Any]]:
+        """A user's counts of the sealed periods starting in [since, until) (one Query, one item
+        per period in which the user did something)."""
+        lo, hi = timeutil.iso_ms(since), timeutil.iso_ms(until)
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("hour").eq(user_counts_key(user_id)) & Key("seg").between(lo, hi)
+        }
+        found: list[dict[str, Any]] = []
+        while True:
+            result = self._table.query(**kwargs)
+            found += [from_dynamo(i) for i in result.get("Items", []) if i["seg"] < hi]
+            if "LastEvaluatedKey" not in result:
+                return found
+            kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
 
     # --- verify ---------------------------------------------------------------------------------
 
@@ -415,6 +437,30 @@ def counts_item(digest: dict[str, Any], items: list[dict[str, Any]], ttl: int) -
         "cut": cut,
         "ttl": ttl,
     }
+
+
+def user_counts_key(user_id: str) -> str:
+    """The `audit_digests` partition of one user's counts (no hour is named like it)."""
+    return f"user#{user_id}"
+
+
+def user_counts_items(digest: dict[str, Any], items: list[dict[str, Any]], ttl: int) -> list[dict[str, Any]]:
+    """Each user's counts of the sealed period (`store.user_tally` of their events), which their
+    summary reads instead of the events: partition `user#<user_id>`, sort key the period's start (pure)."""
+    by_user: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        if item.get("user_id"):
+            by_user.setdefault(str(item["user_id"]), []).append(item)
+    return [
+        {
+            "hour": user_counts_key(user),
+            "seg": digest["start"],
+            "end": digest["end"],
+            "tallies": to_dynamo(user_tally(events)),
+            "ttl": ttl,
+        }
+        for user, events in sorted(by_user.items())
+    ]
 
 
 def _name(head: dict[str, Any]) -> str:

@@ -15,7 +15,6 @@ events when its query budget ran out; the client continues while `next_cursor` i
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -208,19 +207,54 @@ def _filter_expression(filters: dict[str, str]) -> Any:
     return expr
 
 
-def summarize_user(user_id: str, items: list[dict[str, Any]], days: int, truncated: bool) -> dict[str, Any]:
-    """`{"user_id","total","by_action","first","last"}` plus categories (pure)."""
-    stamps = sorted(i["ts"] for i in items)
+def user_tally(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What a user's summary needs of some of their events, per retention class (as `tally`), in
+    a form that adds up (`merge_user`): the digest keeps one per user and sealed period (pure)."""
+    out: dict[str, dict[str, Any]] = {}
+    for i in items:
+        t = out.setdefault(str(RETENTION_DAYS.get(i["category"], 0)), _empty_user())
+        t["total"] += 1
+        for name, key in (("by_action", i["action"]), ("by_category", i["category"])):
+            t[name][key] = t[name].get(key, 0) + 1
+        t["first"] = min(filter(None, (t["first"], i["ts"])))
+        t["last"] = max(filter(None, (t["last"], i["ts"])))
+    return out
+
+
+def _empty_user() -> dict[str, Any]:
+    return {"total": 0, "by_action": {}, "by_category": {}, "first": None, "last": None}
+
+
+def merge_user(tallies: list[dict[str, Any]]) -> dict[str, Any]:
+    """One user tally of several, as `user_tally` would give for all their events (pure)."""
+    out = _empty_user()
+    for t in tallies:
+        out["total"] += int(t["total"])
+        for name in ("by_action", "by_category"):
+            for key, n in t[name].items():
+                out[name][key] = out[name].get(key, 0) + int(n)
+        out["first"] = min(filter(None, (out["first"], t["first"])), default=None)
+        out["last"] = max(filter(None, (out["last"], t["last"])), default=None)
+    return out
+
+
+def summary_from(user_id: str, t: dict[str, Any], days: int, truncated: bool) -> dict[str, Any]:
+    """`{"user_id","total","by_action","first","last"}` plus categories, of a user tally (pure)."""
     return {
         "user_id": user_id,
         "days": days,
-        "total": len(items),
-        "by_action": dict(Counter(i["action"] for i in items).most_common()),
-        "by_category": dict(Counter(i["category"] for i in items).most_common()),
-        "first": stamps[0] if stamps else None,
-        "last": stamps[-1] if stamps else None,
+        "total": t["total"],
+        "by_action": _ranked(t["by_action"]),
+        "by_category": _ranked(t["by_category"]),
+        "first": t["first"],
+        "last": t["last"],
         "truncated": truncated,
     }
+
+
+def summarize_user(user_id: str, items: list[dict[str, Any]], days: int, truncated: bool) -> dict[str, Any]:
+    """The summary of some of a user's events (pure)."""
+    return summary_from(user_id, merge_user(list(user_tally(items).values())), days, truncated)
 
 
 def _ranked(counts: dict[str, int], n: int | None = None) -> dict[str, int]:

@@ -198,7 +198,7 @@ def cancel(job_id: str, *, jobs: JobStore | None = None) -> dict[str, Any]:
     A hook that fails is logged: the job's message runs it again when it arrives (the worker).
     Announced once, after the hook (`JobEvent` `cancelled`; its message's arrival announces
     nothing). Raises JobNotFound (404), JobStateRefused (409) unless waiting or delayed."""
-    from chalicelib.jobs import monitor, processors
+    from chalicelib.jobs import monitor, processors, worker
 
     jobs = jobs or store()
     record = _record(jobs, job_id)
@@ -206,6 +206,7 @@ def cancel(job_id: str, *, jobs: JobStore | None = None) -> dict[str, Any]:
     if cancelled is None:
         state = (jobs.get(job_id) or record)["state"]
         raise errors.JobStateRefused(f"job {job_id} is {state}; only a waiting or delayed job can be cancelled")
+    worker.retain(jobs, cancelled["queue"], "cancelled", catalog.queue(cancelled["queue"]).keep_cancelled)
     proc = processors.get(cancelled["queue"], cancelled["type"])
     if proc is not None and proc.on_cancel is not None:
         try:

@@ -383,13 +383,19 @@ class Worker:
         monitor.emit("progress", updated)
 
     def _trim(self, state: str, keep: int) -> None:
-        _finished[self.queue.name, state] += 1
-        if (_finished[self.queue.name, state] - 1) % TRIM_EVERY:
-            return
-        try:
-            self.jobs.trim(self.queue.name, state, keep)
-        except Exception:
-            log.exception("%s: could not trim %s jobs", self.queue.name, state)
+        retain(self.jobs, self.queue.name, state, keep)
+
+
+def retain(jobs: JobStore, queue: str, state: str, keep: int) -> None:
+    """After a final transition: trim the queue's jobs in `state` to the newest `keep` at this
+    container's 1st, (1+TRIM_EVERY)th, ... such transition (a failed trim is only logged)."""
+    _finished[queue, state] += 1
+    if (_finished[queue, state] - 1) % TRIM_EVERY:
+        return
+    try:
+        jobs.trim(queue, state, keep)
+    except Exception:
+        log.exception("%s: could not trim %s jobs", queue, state)
 
 
 def _remaining(context: Any, default_timeout: float) -> Callable[[], float]:

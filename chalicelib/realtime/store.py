@@ -354,6 +354,22 @@ class EventLog:
             if pending:
                 raise EventsNotStored(f"{len(pending)} of {len(requests)} envelopes could not be stored")
 
+    def _expired_until(self, room: str, expired: int, now: float) -> int:
+        """The seq past which `room`'s envelopes are live, given that `expired` is an expired
+        one: a binary search up to the room's counter, each probe one Query reading one item
+        (envelopes expire in seq order: they are kept EVENT_RETENTION_SECONDS from their append)."""
+        lo, hi = expired - 1, max(expired, self.current([room])[room])  # first after lo expired; after hi live or none
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            probe = self._table.query(
+                KeyConditionExpression=_key("room").eq(room) & _key("seq").gt(mid), Limit=1, ConsistentRead=True
+            ).get("Items", [])
+            if not probe or _live(probe[0], now):
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
     def replay(self, room: str, after: int, limit: int) -> tuple[list[tuple[int, str]], bool]:
         """Up to `limit` stored (seq, envelope) of `room` with seq > `after`, in order, and
         whether there are more. When `after` is beyond the room's counter, the counter restarted
@@ -361,9 +377,16 @@ class EventLog:
         now = timeutil.now()
         if after > 0 and after > self.current([room])[room]:
             after = 0
+        after = max(after, COUNTER_SEQ)
+        oldest = self._table.query(
+            KeyConditionExpression=_key("room").eq(room) & _key("seq").gt(after), Limit=1, ConsistentRead=True
+        ).get("Items", [])
+        if oldest and not _live(oldest[0], now):
+            # Expired envelopes TTL has not removed yet come first: start past them.
+            after = self._expired_until(room, int(oldest[0]["seq"]), now)
         found: list[tuple[int, str]] = []
         kwargs: dict[str, Any] = {
-            "KeyConditionExpression": _key("room").eq(room) & _key("seq").gt(max(after, COUNTER_SEQ)),
+            "KeyConditionExpression": _key("room").eq(room) & _key("seq").gt(after),
             "ConsistentRead": True,
         }
         while True:

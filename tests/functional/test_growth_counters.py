@@ -261,3 +261,74 @@ def test_a_seal_out_of_time_says_more_and_continues_in_a_follow_up_job(aws_mock)
     rest = with_clock(now, lambda: digest.seal(now))
     assert rest["more"] is False and rest["sealed"] > 0
     assert _report(DAY_START, now - 3600, now) == _raw_report(DAY_START, now - 3600)
+
+
+# --- a user's summary from the digests' per-user counts --------------------------------------------
+
+ADMIN = {"role": "admin", "id": "admin-1"}
+
+
+def _raw_summary(user_id, days, now):
+    from chalicelib.audit import api as audit_api
+    from chalicelib.audit import store
+
+    source = store.Source("by_user", "user_id", [(user_id, [user_id])])
+    bounds = store.sort_key_bounds(now - days * 86400, now)
+    items, cut = audit_api.events_store().all_of(source, bounds, store.MAX_SUMMARY_EVENTS)
+    return store.summarize_user(user_id, items, days, cut)
+
+
+def _summary(user_id, days, now):
+    from chalicelib.audit import api as audit_api
+
+    return with_clock(now, lambda: _invoke(lambda: audit_api.user_summary(ADMIN, user_id, {"days": str(days)})))
+
+
+def test_the_user_summary_from_sealed_counts_equals_the_one_from_events_across_hours_and_days(audit_reads):
+    times = [DAY_START - 7200 + 37 * i for i in range(40)] + [DAY_START - 0.001, DAY_START, DAY_START + 3599.999]
+    times += [DAY_START + 3600, DAY_START + 3600.001] + [DAY_START + 3600 + 61 * i for i in range(30)]
+    times += [DAY_START - 86400 * 2 + 1800.5 + 600 * i for i in range(10)]  # two days back, mid-hour
+    _audit_events(sorted(times))
+    sealed_at = DAY_START + 4 * 3600
+    assert _seal(sealed_at)["sealed"] > 0
+    _audit_events([sealed_at - 30, sealed_at + 20, sealed_at + 40])  # after the last seal: read as events
+    for now in (sealed_at + 60, DAY_START + 86400 - 0.0005, DAY_START + 2 * 86400 - 1800.5 + 1200):
+        for user in ("u-0", "u-1", "u-2", "u-9"):
+            for days in (1, 2, 3):
+                expected = _raw_summary(user, days, now)
+                assert _summary(user, days, now) == expected, (now, user, days)
+    assert _raw_summary("u-1", 3, sealed_at + 60)["total"] > 20
+    audit_reads.clear()
+    summary = _summary("u-0", 1, sealed_at + 60)  # its range starts after the chain's genesis
+    assert sum(audit_reads) == 1  # u-0's one event after the last seal; the sealed hours' came as counts
+    assert summary["total"] == _raw_summary("u-0", 1, sealed_at + 60)["total"] > 10
+
+
+def test_a_repeated_seal_counts_a_user_once(aws_mock, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from chalicelib import audit
+
+    many = [DAY_START + 10 + i for i in range(45)]  # 45 users in one hour: their counts go before the transaction
+    for n, at in enumerate(many):
+        with_clock(at, lambda n=n: _invoke(lambda: audit.record("article.create", details={}, user_id=f"m-{n}")))
+    _audit_events([DAY_START + 100 + 7 * i for i in range(12)])
+    client = aws.table("audit_digests").meta.client
+    real = client.transact_write_items
+    failures = []
+
+    def fail_once(**kwargs):
+        if not failures:
+            failures.append(kwargs)
+            raise ClientError({"Error": {"Code": "InternalServerError"}}, "TransactWriteItems")
+        return real(**kwargs)
+
+    monkeypatch.setattr(client, "transact_write_items", fail_once)
+    now = DAY_START + 3 * 3600
+    with pytest.raises(ClientError):
+        _seal(now)
+    assert _seal(now)["sealed"] > 0
+    assert _seal(now + 3600)["sealed"] == 2  # nothing new: the rest of an hour and most of the next
+    for user in ("m-0", "m-44", "u-0", "u-1", "u-2"):
+        assert _summary(user, 1, now + 3600) == _raw_summary(user, 1, now + 3600), user
+    assert _summary("u-0", 1, now + 3600)["total"] == 4

@@ -542,3 +542,47 @@ def test_a_subscribe_retried_after_a_fault_midway_is_counted_and_heard(managemen
     emitters.connections().join(conn, "admin")
     emitters.emit_system_alert("info", "heard")
     assert [f["data"]["message"] for f in management.take("c")] == ["heard"]
+
+
+def test_a_resume_from_0_skips_the_expired_envelopes_without_reading_them(aws_mock, monkeypatch):
+    from chalicelib import aws
+    from chalicelib.realtime import store
+
+    table = aws.table("ws_events")
+    log = store.EventLog(table)
+    start = 1_800_000_000.0
+    monkeypatch.setattr(timeutil, "now", lambda: start)
+    log.open_room("admin", 1)
+    for n in range(600):  # one a minute for 10 h: the first ~270 expired 25 h later, not yet removed
+        monkeypatch.setattr(timeutil, "now", lambda n=n: start + 60 * n)
+        first, _ = log.reserve("admin", 1)
+        log.append([("admin", first, json.dumps({"n": n}))])
+    now = start + store.EVENT_RETENTION_SECONDS + 60 * 270 + 30
+    monkeypatch.setattr(timeutil, "now", lambda: now)
+    expected = [(int(i["seq"]), i["body"]) for i in _all(table, "admin") if int(i["ttl"]) > now and i["seq"] > 0]
+    assert len(expected) == 329
+    read: list[int] = []
+    real_query = table.query
+
+    def query(**kwargs):
+        result = real_query(**kwargs)
+        read.append(result["ScannedCount"])
+        return result
+
+    monkeypatch.setattr(table, "query", query)
+    replayed, more = log.replay("admin", 0, 100)
+    assert (replayed, more) == (expected[:100], True)
+    assert sum(read) <= 1 + 12 + 101  # the oldest envelope, a search past the expired ones, the live page
+    assert log.replay("admin", 400, 500) == ([e for e in expected if e[0] > 400], False)
+
+
+def _all(table, room):
+    from boto3.dynamodb.conditions import Key
+
+    items, kwargs = [], {"KeyConditionExpression": Key("room").eq(room), "ConsistentRead": True}
+    while True:
+        result = table.query(**kwargs)
+        items += result["Items"]
+        if "LastEvaluatedKey" not in result:
+            return items
+        kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]

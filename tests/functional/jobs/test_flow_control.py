@@ -203,6 +203,27 @@ def test_a_cancelled_job_cannot_be_promoted_or_cancelled_again(clock):
         service.cancel(job["id"])
 
 
+def test_retention_keeps_the_newest_cancelled_jobs(clock, monkeypatch):
+    import dataclasses
+    from collections import Counter
+
+    from chalicelib import catalog
+    from chalicelib.jobs import worker
+
+    spec = dataclasses.replace(catalog.queue("emails"), keep_cancelled=3)
+    monkeypatch.setitem(catalog.QUEUES, "emails", spec)
+    monkeypatch.setattr(worker, "TRIM_EVERY", 2)
+    monkeypatch.setattr(worker, "_finished", Counter())  # a fresh container
+    cancelled = []
+    for i in range(8):
+        job = enqueue("emails", "send", {"i": i}, delay_seconds=60 * (i % 2))
+        cancelled.append(service.cancel(job["id"])["id"])
+        clock.advance(1)
+    # trimmed at the 1st, 3rd, 5th and 7th cancel: 3 kept at the 7th, 1 more since
+    assert [j for j in cancelled if service.get(j)] == cancelled[-4:]
+    assert service.counts("emails")["cancelled"] == 4
+
+
 # --- through the API ---------------------------------------------------------------------------------
 
 
