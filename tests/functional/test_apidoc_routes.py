@@ -57,3 +57,18 @@ def app_routes(api):
     import app
 
     return {(path, method) for path, entries in app.app.routes.items() for method in entries}
+
+
+def test_behind_api_gateway_the_documents_server_is_the_stage_the_api_is_mounted_under(monkeypatch):
+    import app
+    from chalicelib.apidoc import routes as doc_routes
+
+    class Request:  # what Chalice hands the view: the route's path, and API Gateway's full path
+        path = "/api/openapi.json"
+        context = {"path": "/dev/api/openapi.json"}
+
+    monkeypatch.setattr(app.app, "current_request", Request())
+    assert doc_routes._server() == "/dev"
+    assert doc_routes._openapi("/dev")["servers"] == [{"url": "/dev"}]
+    Request.context = {"path": "/api/openapi.json"}  # a custom domain, or the local stack
+    assert doc_routes._server() == "/"
