@@ -156,10 +156,13 @@ def day_articles(table: Any, day: str) -> set[str]:
     return ids or {str(e.get("article_id")) for e in read_day(table, day)}
 
 
-def _query_all(table: Any, partition: str, projection: str | None) -> Iterator[dict[str, Any]]:
+def _query_all(
+    table: Any, partition: str, projection: str | None, names: dict[str, str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every item of one `day` partition (a day of events, or its counts), paged."""
     kwargs: dict[str, Any] = {
         "KeyConditionExpression": "#d = :d",
-        "ExpressionAttributeNames": {"#d": "day"},
+        "ExpressionAttributeNames": {"#d": "day", **(names or {})},
         "ExpressionAttributeValues": {":d": partition},
     }
     if projection:
@@ -174,18 +177,7 @@ def _query_all(table: Any, partition: str, projection: str | None) -> Iterator[d
 
 def read_day(table: Any, day: str) -> Iterator[dict[str, Any]]:
     """Every event of one UTC day (its partition), paged."""
-    kwargs: dict[str, Any] = {
-        "KeyConditionExpression": "#d = :d",
-        "ExpressionAttributeNames": {"#d": "day", "#t": "type"},
-        "ExpressionAttributeValues": {":d": day},
-        "ProjectionExpression": "article_id, #t",
-    }
-    while True:
-        result = table.query(**kwargs)
-        yield from result.get("Items", [])
-        if "LastEvaluatedKey" not in result:
-            return
-        kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+    return _query_all(table, day, "article_id, #t", {"#t": "type"})
 
 
 def stored(key: str, store: settings_store.Settings | None = None) -> dict[str, Any] | None:
