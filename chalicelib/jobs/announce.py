@@ -2,8 +2,8 @@
 with `{"job_id","queue","attempts"}`. A `JobEvent` listener that app.py subscribes; it sends
 through the realtime emitters' public `emit`, so the jobs package itself never calls them.
 
-(It lives here rather than beside `realtime.emitters.on_job_event` only while that module is
-being changed on another branch; it belongs there.)
+(Its natural home is beside `realtime.emitters.on_job_event`; moving it there is left for a
+session with time for a full recorded run, since the IAM module table follows the modules.)
 """
 
 from __future__ import annotations
