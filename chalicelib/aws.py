@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from chalicelib import config
@@ -79,6 +80,17 @@ def table(name: str) -> Any:
     if found is None:
         found = _local.tables[physical] = resource.Table(physical)
     return found
+
+
+def query_pages(table: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Each page a Query answers (`Items`, `Count`...), following `LastEvaluatedKey` until the
+    last; stop iterating to stop reading."""
+    while True:
+        result = table.query(**kwargs)
+        yield result
+        if not result.get("LastEvaluatedKey"):
+            return
+        kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
 
 
 @functools.cache

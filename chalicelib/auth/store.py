@@ -8,7 +8,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
-from chalicelib import timeutil
+from chalicelib import aws, timeutil
 
 WINDOW_SECONDS = 15 * 60
 ATTEMPT_RETENTION_SECONDS = 24 * 3600
@@ -167,14 +167,8 @@ class Sessions:
 
     def of_user(self, user_id: str) -> list[str]:
         """The ids of the user's sessions (the `by_user` index: eventually consistent)."""
-        ids: list[str] = []
-        kwargs: dict[str, Any] = {"IndexName": "by_user", "KeyConditionExpression": Key("user_id").eq(user_id)}
-        while True:
-            result = self._table.query(**kwargs)
-            ids += [item["jti"] for item in result.get("Items", [])]
-            if not result.get("LastEvaluatedKey"):
-                return ids
-            kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+        pages = aws.query_pages(self._table, IndexName="by_user", KeyConditionExpression=Key("user_id").eq(user_id))
+        return [item["jti"] for page in pages for item in page.get("Items", [])]
 
 
 class SessionGone(Exception):

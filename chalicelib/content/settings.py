@@ -65,14 +65,8 @@ class Settings:
         return default if found is None else found["value"]
 
     def all(self, scope: str = CONFIG) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("scope").eq(scope)}
-        while True:
-            result = self._table.query(**kwargs)
-            items += [public(i) for i in result.get("Items", [])]
-            if "LastEvaluatedKey" not in result:
-                return items
-            kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+        pages = aws.query_pages(self._table, KeyConditionExpression=Key("scope").eq(scope))
+        return [public(i) for page in pages for i in page.get("Items", [])]
 
 
 def public(item: dict[str, Any]) -> dict[str, Any]:

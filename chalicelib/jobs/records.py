@@ -29,7 +29,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
-from chalicelib import timeutil
+from chalicelib import aws, timeutil
 from chalicelib.util import from_dynamo, refused_item, to_dynamo
 
 STATES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
@@ -237,14 +237,8 @@ class JobStore:
 
     def count(self, queue: str, state: str) -> int:
         """How many of a queue's jobs are in `state` (Select COUNT on the index, paged)."""
-        kwargs: dict[str, Any] = dict(self.list_query(queue, state), Select="COUNT")
-        total = 0
-        while True:
-            result = self._table.query(**kwargs)
-            total += result["Count"]
-            if "LastEvaluatedKey" not in result:
-                return total
-            kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+        pages = aws.query_pages(self._table, **self.list_query(queue, state), Select="COUNT")
+        return sum(page["Count"] for page in pages)
 
     # --- transitions ---------------------------------------------------------------------------
 

@@ -140,12 +140,7 @@ def points(queue: str, since: float, until: float) -> list[dict[str, Any]]:
             "KeyConditionExpression": Key("queue_day").eq(f"{queue}#{timeutil.day(day_start)}")
             & Key("minute").between(max(first, day_start), min(last, day_start + 86399)),
         }
-        while True:
-            result = table.query(**kwargs)
-            out += [point(item) for item in result.get("Items", [])]
-            if "LastEvaluatedKey" not in result:
-                break
-            kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+        out += [point(item) for page in aws.query_pages(table, **kwargs) for item in page.get("Items", [])]
         day_start += 86400
     return [p for p in out if p["completed"] or p["failed"]]
 

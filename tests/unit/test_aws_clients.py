@@ -42,3 +42,32 @@ def test_clients_are_shared_between_threads():
     thread.start()
     thread.join()
     assert found == [aws.client("sqs")]
+
+
+class _PagedTable:
+    """A table whose Query answers three pages, recording the arguments of each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, object]] = []
+
+    def query(self, **kwargs: object) -> dict[str, object]:
+        self.calls.append(dict(kwargs))
+        page = len(self.calls)
+        result: dict[str, object] = {"Items": [{"n": page}], "Count": 1}
+        if page < 3:
+            result["LastEvaluatedKey"] = {"k": page}
+        return result
+
+
+def test_query_pages_follows_last_evaluated_key_to_the_last_page():
+    table = _PagedTable()
+    pages = list(aws.query_pages(table, KeyConditionExpression="k = :k"))
+    assert [p["Items"] for p in pages] == [[{"n": 1}], [{"n": 2}], [{"n": 3}]]
+    assert [c.get("ExclusiveStartKey") for c in table.calls] == [None, {"k": 1}, {"k": 2}]
+    assert all(c["KeyConditionExpression"] == "k = :k" for c in table.calls)
+
+
+def test_query_pages_reads_no_further_than_the_caller_iterates():
+    table = _PagedTable()
+    first = next(aws.query_pages(table))
+    assert first["Items"] == [{"n": 1}] and len(table.calls) == 1
