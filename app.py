@@ -1,8 +1,8 @@
 """Inkwell, put together: read top to bottom, this is the whole system's wiring.
 
 1. The Chalice app, its logs and error tracking, and the middleware around every handler
-   (invocation context, the REST error shape, the audit, job-metrics and EMF flushes at the end
-   of every invocation, unhandled exceptions to error tracking).
+   (invocation context, the REST error shape, the audit, realtime, job-metrics and EMF flushes at
+   the end of every invocation, unhandled exceptions to error tracking).
 2. The REST API: one blueprint per capability.
 3. Who hears what: the listeners of the in-process events.
 4. The job workers: what holds and what guards every job.
@@ -56,6 +56,7 @@ tracking.configure(app.log)  # only with SENTRY_DSN
 middleware = runtime.Middleware(
     at_end=[
         flush_audit,
+        emitters.flush,  # the realtime events left waiting (rooms nobody was in), with the audit's activity
         timeline.flush,
         metrics.on_request_end,
         metrics.flush,
