@@ -30,7 +30,7 @@ from chalicelib.audit.logger import flush as flush_audit
 from chalicelib.auth import routes as auth_routes
 from chalicelib.content import routes as content_routes
 from chalicelib.dashboard import routes as dashboard_routes
-from chalicelib.jobs import alerts, announce, timeline
+from chalicelib.jobs import alerts, timeline
 from chalicelib.jobs import routes as jobs_routes
 from chalicelib.observe import logs, metrics, tracking
 from chalicelib.realtime import emitters
@@ -93,8 +93,7 @@ for capability in (
 LISTENERS: dict[type, list[events.Listener]] = {
     events.JobEvent: [
         audit_listeners.on_job_event,  # job.failed in the audit trail
-        emitters.on_job_event,  # job.progress / completed / failed to the rooms
-        announce.on_job_cancelled,  # job.cancelled to the rooms
+        emitters.on_job_event,  # job.progress / completed / failed / cancelled to the rooms
         schedules.on_job_event,  # a scheduled job's outcome as its schedule's last status
         alerts.alert_on_failure,  # an email for a job that failed for good
         metrics.on_job_event,  # JobStarted / Completed / Failed / Retried, duration, queue wait

@@ -19,7 +19,7 @@ log's `activity` goes this way, once per flush.
 |--------------------------|-------------------------------|----------------------------------------|
 | emit_article_status      | article.status                | article:<id>, user:<author>, admin     |
 | emit_job_progress        | job.progress                  | article:<id> (when about one), admin   |
-| emit_job_finished        | job.completed / job.failed    | admin, user:<who caused it>            |
+| emit_job_finished        | job.completed / failed / cancelled | admin, user:<who caused it>       |
 | emit_activity(ies)       | activity                      | admin                                  |
 | emit_analytics_update    | analytics.update              | admin                                  |
 | emit_system_alert        | system.alert                  | admin                                  |
@@ -290,9 +290,9 @@ def emit_job_finished(
     user_id: str | None = None,
     error: Any = None,
 ) -> dict[str, int]:
-    """`outcome` is completed | failed."""
-    if outcome not in ("completed", "failed"):
-        raise ValueError(f"outcome must be completed or failed, not {outcome!r}")
+    """`outcome` is completed | failed | cancelled."""
+    if outcome not in ("completed", "failed", "cancelled"):
+        raise ValueError(f"outcome must be completed, failed or cancelled, not {outcome!r}")
     data: dict[str, Any] = {"job_id": job_id, "queue": queue, "attempts": attempts}
     if error is not None:
         data["error"] = error
@@ -329,7 +329,7 @@ def on_job_event(event: events.JobEvent) -> None:
     article_id = payload.get("article_id") if job.get("queue") == "articles" else None
     if event.kind == "progress":
         emit_job_progress(job["id"], job["queue"], int(job.get("progress") or 0), article_id)
-    elif event.kind in ("completed", "failed"):
+    elif event.kind in ("completed", "failed", "cancelled"):
         error = event.error if event.error is not None else job.get("error")
         emit_job_finished(
             event.kind,
