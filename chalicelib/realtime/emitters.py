@@ -15,6 +15,16 @@ room for the cost of one: one reservation of n seqs, their envelopes in BatchWri
 one read of the members, then the posts (each connection gets them in seq order); the audit
 log's `activity` goes this way, once per flush.
 
+Inside a handler that app.py's middleware runs, a room that has a counter but no member (as read
+at most RECHECK_SECONDS ago) does not store its events at once: they wait, in emit order, for the
+end of the invocation (`flush`, an end hook after the audit flush, on success and on error), which
+takes each room's seqs in one reservation (consecutive, in emit order), stores every envelope in
+BatchWriteItems of 25 and posts them to whoever joined meanwhile. A room with members hears at
+once (what waited for it first). The invocation remembers what it read of each room: an event to
+several rooms reads those not read lately in one BatchGetItem, an event to one room such a room
+by its reservation (sent at once). A killed invocation loses only the waiting events, of rooms
+nobody was in; scripts and tests outside such a handler send everything at once.
+
 | emitter                  | type                          | rooms                                  |
 |--------------------------|-------------------------------|----------------------------------------|
 | emit_article_status      | article.status                | article:<id>, user:<author>, admin     |
