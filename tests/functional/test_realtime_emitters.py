@@ -764,3 +764,17 @@ def test_outside_an_invocation_whose_end_stores_them_events_are_stored_at_once(m
     kept("admin")
     runtime.Middleware(at_end=[]).run(_sqs(), emitters.emit_system_alert, "info", "no flush at the end")
     assert [data["message"] for _, _, data in stored("admin")] == ["no flush at the end"]
+
+
+def test_at_most_waiting_max_events_wait(management, monkeypatch):
+    kept("admin", "user:author-1")
+    monkeypatch.setattr(emitters, "WAITING_MAX", 4)
+    during: list[Any] = []
+
+    def handler() -> None:
+        for n in range(3):  # 2 rooms x 3 events: past 4 waiting, all are stored at once
+            completed(n)
+            during.append([(seq, data["job_id"]) for seq, _, data in stored("admin")])
+
+    _invoke(_sqs(), handler)
+    assert during == [[], [], [(1, "job-0"), (2, "job-1"), (3, "job-2")]]
