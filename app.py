@@ -1,8 +1,8 @@
 """Inkwell, put together: read top to bottom, this is the whole system's wiring.
 
 1. The Chalice app, its logs and error tracking, and the middleware around every handler
-   (invocation context, the REST error shape, the audit, job-metrics and EMF flushes at the end
-   of every invocation, unhandled exceptions to error tracking).
+   (invocation context, the REST error shape, the audit, realtime, job-metrics and EMF flushes at
+   the end of every invocation, unhandled exceptions to error tracking).
 2. The REST API: one blueprint per capability.
 3. Who hears what: the listeners of the in-process events.
 4. The job workers: what holds and what guards every job.
@@ -30,7 +30,7 @@ from chalicelib.audit.logger import flush as flush_audit
 from chalicelib.auth import routes as auth_routes
 from chalicelib.content import routes as content_routes
 from chalicelib.dashboard import routes as dashboard_routes
-from chalicelib.jobs import alerts, announce, timeline
+from chalicelib.jobs import alerts, timeline
 from chalicelib.jobs import routes as jobs_routes
 from chalicelib.observe import logs, metrics, tracking
 from chalicelib.realtime import emitters
@@ -56,6 +56,7 @@ tracking.configure(app.log)  # only with SENTRY_DSN
 middleware = runtime.Middleware(
     at_end=[
         flush_audit,
+        emitters.flush,  # the realtime events left waiting (rooms nobody was in), with the audit's activity
         timeline.flush,
         metrics.on_request_end,
         metrics.flush,
@@ -92,8 +93,7 @@ for capability in (
 LISTENERS: dict[type, list[events.Listener]] = {
     events.JobEvent: [
         audit_listeners.on_job_event,  # job.failed in the audit trail
-        emitters.on_job_event,  # job.progress / completed / failed to the rooms
-        announce.on_job_cancelled,  # job.cancelled to the rooms
+        emitters.on_job_event,  # job.progress / completed / failed / cancelled to the rooms
         schedules.on_job_event,  # a scheduled job's outcome as its schedule's last status
         alerts.alert_on_failure,  # an email for a job that failed for good
         metrics.on_job_event,  # JobStarted / Completed / Failed / Retried, duration, queue wait

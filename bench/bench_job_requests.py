@@ -34,19 +34,27 @@ The minimum, by hand (what any implementation of the contract must do per job):
 
 With the subscribers and holds (realtime, audit, pause, rate limiter, job metrics): a realtime
 event goes only to rooms that have a counter (a connection joined them in the last 30 days; a
-room nobody can resume is neither stored nor posted). An event to several rooms (article.status:
-3, job.progress and job.completed: 2) first reads which have one (one BatchGetItem), then each
-such room costs an UpdateItem (its seq; the counter also counts the room's members), and the
-envelopes one BatchWriteItem; a room's members are read (one Query) only while it has some. An
-event to one room tries the reservation directly (a conditional UpdateItem). Each invocation's
-audit flush sends all its events as the admin room's `activity` at the cost of one event. The
-audit listeners add one write per flush, the pause hold one GetItem per record, the rate limiter
-one GetItem of the queue's limit at most every 5 s and one UpdateItem per start when a limit is
-set (none here), the job metrics one UpdateItem per invocation. Measured twice: nobody connected
-ever (5 BatchGetItem, 2 refused reservations), and once an admin and the author had connected
-(their rooms' counters exist, nobody connected now): then each event pays a seq per such room
-and a BatchWriteItem, the floor with one atomic counter per room. The worker runs inside app.py's
-middleware as its SQS handler does, so its end-of-invocation flushes are counted too.
+room nobody can resume is neither stored nor posted), and an event to a room with a counter but
+no member waits for the end of the invocation (the middleware's realtime flush). An invocation
+reads a room's counter (does it exist, has it members?) at most every 2 s: an event to several
+rooms reads those it has not read lately in one BatchGetItem (article.status: 3 rooms,
+job.progress and job.completed: 2), an event to one room tries its reservation instead (a
+conditional UpdateItem). At the end, each room with waiting events takes their seqs in one
+UpdateItem (n consecutive seqs; the counter also counts the room's members) and all their
+envelopes go in one BatchWriteItem; a room's members are read (one Query) only while it has
+some. Each invocation's audit flush sends all its events as the admin room's `activity` at the
+cost of one event, before the realtime flush. The audit listeners add one write per flush, the
+pause hold one GetItem per record, the rate limiter one GetItem of the queue's limit at most
+every 5 s and one UpdateItem per start when a limit is set (none here), the job metrics one
+UpdateItem per invocation. Measured twice: nobody connected ever (3 BatchGetItem: the API's
+article.status, the worker's first progress and its job.completed for the author's room), and
+once an admin and the author had connected (their rooms' counters exist, nobody connected now):
+the same reads, then per invocation one UpdateItem for the admin room, one for the author's and
+one BatchWriteItem (the API: article.status and activity; the worker: progress 10 and 90,
+job.completed, article.status PUBLISHED and activity). The worker runs inside app.py's
+middleware as its SQS handler does, so its end-of-invocation flushes are counted too. The API
+and the worker run in one process here, but each invocation reads the rooms afresh, as two
+Lambdas would.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ class Invocation:
     method: str | None = None  # REST: the HTTP method
     status: int | None = None  # REST: the status answered
     started: float = field(default_factory=time.perf_counter)
+    end_hooks: tuple[Callable[[], object], ...] = ()  # what its middleware runs when it ends
 
 
 _current: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar("invocation", default=None)
@@ -111,6 +112,7 @@ class Middleware:
 
     def run(self, inv: Invocation, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` as invocation `inv`: context set, end hooks run whatever happens."""
+        inv.end_hooks = self.at_end  # a buffer may wait for its hook (realtime.emitters.flush)
         token = _current.set(inv)
         try:
             result = fn(*args)

@@ -15,11 +15,21 @@ room for the cost of one: one reservation of n seqs, their envelopes in BatchWri
 one read of the members, then the posts (each connection gets them in seq order); the audit
 log's `activity` goes this way, once per flush.
 
+Inside a handler that app.py's middleware runs, a room that has a counter but no member (as read
+at most RECHECK_SECONDS ago) does not store its events at once: they wait, in emit order, for the
+end of the invocation (`flush`, an end hook after the audit flush, on success and on error), which
+takes each room's seqs in one reservation (consecutive, in emit order), stores every envelope in
+BatchWriteItems of 25 and posts them to whoever joined meanwhile. A room with members hears at
+once (what waited for it first). The invocation remembers what it read of each room: an event to
+several rooms reads those not read lately in one BatchGetItem, an event to one room such a room
+by its reservation (sent at once). A killed invocation loses only the waiting events, of rooms
+nobody was in; scripts and tests outside such a handler send everything at once.
+
 | emitter                  | type                          | rooms                                  |
 |--------------------------|-------------------------------|----------------------------------------|
 | emit_article_status      | article.status                | article:<id>, user:<author>, admin     |
 | emit_job_progress        | job.progress                  | article:<id> (when about one), admin   |
-| emit_job_finished        | job.completed / job.failed    | admin, user:<who caused it>            |
+| emit_job_finished        | job.completed / failed / cancelled | admin, user:<who caused it>       |
 | emit_activity(ies)       | activity                      | admin                                  |
 | emit_analytics_update    | analytics.update              | admin                                  |
 | emit_system_alert        | system.alert                  | admin                                  |
@@ -31,9 +41,11 @@ never call these functions directly.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass, field
+from time import monotonic
+from typing import Any, cast
 
-from chalicelib import aws, config, events, timeutil
+from chalicelib import aws, config, events, runtime, timeutil
 from chalicelib.realtime import fanout, protocol, rooms
 from chalicelib.realtime.protocol import PayloadTooLarge
 from chalicelib.realtime.sender import sender
@@ -43,6 +55,9 @@ log = logging.getLogger("inkwell.realtime")
 
 ANALYTICS_UPDATE_SECONDS = 5.0  # at most one analytics.update per article this often
 GONE_GRACE_SECONDS = 30.0  # a 410 this soon after $connect may mean "not open yet" (see forget)
+RECHECK_SECONDS = 2.0  # an invocation reads a room's counter again (has it members now?) this often at most
+WAITING_MAX = 100  # events an invocation keeps waiting at most; past that, they are stored at once
+_WAITING = "realtime_waiting"
 
 __all__ = [
     "ANALYTICS_UPDATE_SECONDS",
@@ -70,62 +85,141 @@ def event_log() -> EventLog:
 def emit(event_type: str, to: list[str], data: dict[str, Any]) -> dict[str, int]:
     """Send one event to each room of `to` that has a counter (a room no connection joined for
     the counter's retention is skipped: nobody can resume it); returns room -> seq of the rooms
-    it went to. Raises PayloadTooLarge."""
+    it was stored for now (not those whose event waits for the invocation's end, `flush`).
+    Raises PayloadTooLarge."""
     targets = list(dict.fromkeys(to))
     ts = timeutil.iso_ms()
     protocol.check_size(event_type, targets, ts, data)
+    waiting = _waiting()
+    if waiting is not None:
+        return {room: seqs[-1] for room, seqs in waiting.add(targets, [(event_type, ts, data)]).items()}
     store = event_log()
     if len(targets) > 1:
         targets = store.opened(targets)  # one read, rather than a reservation refused per room
-    bodies: dict[str, str] = {}
-    seqs: dict[str, int] = {}
-    listened: list[str] = []
-    for room in targets:
-        reserved = store.reserve(room, 1)
-        if reserved is not None:
-            seqs[room], has_members = reserved
-            bodies[room] = protocol.dumps(protocol.envelope(event_type, room, seqs[room], ts, data))
-            listened += [room] if has_members else []
-    if not seqs:
-        return seqs
-    store.append([(room, seqs[room], bodies[room]) for room in seqs])  # before any post
-    members = connections()
-    for room in listened:
-        deliver(members, room, [bodies[room]], seqs[room])
-    return seqs
+    sent = _send(store, {room: [(event_type, ts, data)] for room in targets})
+    return {room: first for room, (first, _) in sent.items()}
 
 
 def emit_many(event_type: str, room: str, datas: list[dict[str, Any]]) -> list[int]:
-    """Send events of one type to one room, in order; returns their seqs (consecutive). Costs one
-    UpdateItem (the seqs reserved at once), a BatchWriteItem per 25 envelopes (stored before any
-    post; raises store.EventsNotStored when DynamoDB keeps refusing) and one Query (the room's
-    members), whatever their number. An event over the size limit is left out (logged)."""
+    """Send events of one type to one room, in order; returns their seqs (consecutive; none when
+    they wait for the invocation's end). Costs one UpdateItem (the seqs reserved at once), a
+    BatchWriteItem per 25 envelopes (stored before any post; raises store.EventsNotStored when
+    DynamoDB keeps refusing) and one Query (the room's members), whatever their number. An
+    event over the size limit is left out (logged)."""
     ts = timeutil.iso_ms()
-    fitting = []
+    fitting: list[Pending] = []
     for data in datas:
         try:
             protocol.check_size(event_type, [room], ts, data)
         except PayloadTooLarge as exc:
             log.warning("%s left out of a batch for %s: %s", event_type, room, exc)
         else:
-            fitting.append(data)
+            fitting.append((event_type, ts, data))
     if not fitting:
         return []
-    store = event_log()
-    reserved = store.reserve(room, len(fitting))
-    if reserved is None:  # nobody can resume the room: see emit
-        return []
-    first, has_members = reserved
-    seqs = list(range(first, first + len(fitting)))
-    bodies = [
-        protocol.dumps(protocol.envelope(event_type, room, seq, ts, data))
-        for seq, data in zip(seqs, fitting, strict=True)
-    ]
-    store.append([(room, seq, body) for seq, body in zip(seqs, bodies, strict=True)])  # before any post
-    if not has_members:
-        return seqs
-    deliver(connections(), room, bodies, first)
-    return seqs
+    waiting = _waiting()
+    if waiting is not None:
+        return waiting.add([room], fitting).get(room, [])[-len(fitting) :]
+    sent = _send(event_log(), {room: fitting})
+    return [sent[room][0] + n for n in range(len(fitting))] if room in sent else []
+
+
+Pending = tuple[str, str, dict[str, Any]]  # an event not stored yet: (type, ts, data)
+
+
+def _send(store: EventLog, events: dict[str, list[Pending]]) -> dict[str, tuple[int, bool]]:
+    """Store each room's events under consecutive seqs in their order (one reservation per room;
+    a room without a counter is skipped), every envelope in BatchWriteItems of 25 before any
+    post, then post them to the rooms that have members. Returns room -> (first seq, whether it
+    may have members) for the rooms stored."""
+    reserved: dict[str, tuple[int, bool]] = {}
+    bodies: dict[str, list[str]] = {}
+    for room, pending in events.items():
+        answer = store.reserve(room, len(pending))
+        if answer is None:
+            continue
+        reserved[room] = answer
+        bodies[room] = [
+            protocol.dumps(protocol.envelope(event_type, room, answer[0] + n, ts, data))
+            for n, (event_type, ts, data) in enumerate(pending)
+        ]
+    if reserved:
+        store.append([(room, reserved[room][0] + n, body) for room in reserved for n, body in enumerate(bodies[room])])
+        listened = [room for room, (_, has_members) in reserved.items() if has_members]
+        if listened:
+            members = connections()
+            for room in listened:
+                deliver(members, room, bodies[room], reserved[room][0])
+    return reserved
+
+
+# --- events to rooms nobody is in wait for the end of the invocation ---------------------------------
+
+
+@dataclass
+class _Waiting:
+    """The running invocation's rooms as last read, and the events waiting for its end (`flush`)
+    because their rooms had no member then."""
+
+    read: dict[str, tuple[bool, bool, float]] = field(default_factory=dict)  # room -> counter?, members?, when
+    events: dict[str, list[Pending]] = field(default_factory=dict)  # room -> its waiting events, in emit order
+
+    def add(self, targets: list[str], pending: list[Pending]) -> dict[str, list[int]]:
+        """Keep the events for the targets' rooms that have a counter, and send at once those of
+        the rooms that have members (after what waited for them); room -> seqs of all it sent.
+        A room not read in the last RECHECK_SECONDS is read again: the targets of an event to
+        several rooms in one BatchGetItem; the room of an event to one room by sending it at once
+        (its reservation says whether the counter exists and has members, as for emit)."""
+        now = monotonic()
+        stale = [room for room in targets if room not in self.read or now - self.read[room][2] >= RECHECK_SECONDS]
+        if len(targets) > 1 and stale:
+            found = event_log().counters(stale)
+            self.read.update({room: (room in found, found.get(room, False), now) for room in stale})
+            stale = []
+        at_once = []
+        for room in targets:
+            counted, has_members, _ = (True, True, now) if room in stale else self.read[room]
+            if counted:
+                self.events.setdefault(room, []).extend(pending)
+                at_once += [room] if has_members else []
+        if sum(len(waiting) for waiting in self.events.values()) > WAITING_MAX:
+            at_once = list(self.events)
+        return self.send(at_once)
+
+    def send(self, targets: list[str]) -> dict[str, list[int]]:
+        events = {room: self.events.pop(room) for room in targets if room in self.events}
+        if not events:
+            return {}
+        sent = _send(event_log(), events)
+        now = monotonic()
+        for room in events:
+            first, has_members = sent.get(room, (0, False))
+            self.read[room] = (room in sent, has_members, now)
+        return {room: list(range(first, first + len(events[room]))) for room, (first, _) in sent.items()}
+
+
+def _waiting() -> _Waiting | None:
+    """The running invocation's waiting events, when its end stores them (app.py's middleware runs
+    `flush`); None elsewhere (scripts, tests) and once `flush` ran: events then go at once."""
+    inv = runtime.peek()
+    if inv is None or flush not in inv.end_hooks:
+        return None
+    if _WAITING not in inv.extras:
+        inv.extras[_WAITING] = _Waiting()
+    return cast(_Waiting | None, inv.extras[_WAITING])
+
+
+def flush() -> None:
+    """End of invocation (app.py's middleware, after the audit flush, on success and on error):
+    store the waiting events, each room's with one reservation, all in BatchWriteItems of 25,
+    and post them to whoever joined their rooms meanwhile."""
+    inv = runtime.peek()
+    if inv is None:
+        return
+    waiting = inv.extras.get(_WAITING)
+    inv.extras[_WAITING] = None  # whatever is emitted after this goes at once
+    if waiting is not None:
+        waiting.send(list(waiting.events))
 
 
 def deliver(members: Connections, room: str, bodies: list[str], first_seq: int) -> None:
@@ -206,9 +300,9 @@ def emit_job_finished(
     user_id: str | None = None,
     error: Any = None,
 ) -> dict[str, int]:
-    """`outcome` is completed | failed."""
-    if outcome not in ("completed", "failed"):
-        raise ValueError(f"outcome must be completed or failed, not {outcome!r}")
+    """`outcome` is completed | failed | cancelled."""
+    if outcome not in ("completed", "failed", "cancelled"):
+        raise ValueError(f"outcome must be completed, failed or cancelled, not {outcome!r}")
     data: dict[str, Any] = {"job_id": job_id, "queue": queue, "attempts": attempts}
     if error is not None:
         data["error"] = error
@@ -245,7 +339,7 @@ def on_job_event(event: events.JobEvent) -> None:
     article_id = payload.get("article_id") if job.get("queue") == "articles" else None
     if event.kind == "progress":
         emit_job_progress(job["id"], job["queue"], int(job.get("progress") or 0), article_id)
-    elif event.kind in ("completed", "failed"):
+    elif event.kind in ("completed", "failed", "cancelled"):
         error = event.error if event.error is not None else job.get("error")
         emit_job_finished(
             event.kind,

@@ -81,6 +81,11 @@ EVENTS: dict[str, EventType] = {
         "a job failed for good",
         ("error",),
     ),
+    "job.cancelled": EventType(
+        "admin, user:<who caused it>",
+        {"job_id": _STR, "queue": _STR, "attempts": _INT},
+        "a waiting or delayed job was cancelled",
+    ),
     "activity": EventType("admin", {"id": _STR, "action": _STR, "actor": _OBJ}, "an audit event, as GET /api/audit"),
     "analytics.update": EventType(
         "admin",

@@ -276,8 +276,13 @@ class EventLog:
 
     def opened(self, rooms: list[str]) -> list[str]:
         """Those of `rooms` that have a counter, in their order: one BatchGetItem (consistent)."""
-        found = self.current(rooms, existing_only=True)
+        found = self.counters(rooms)
         return [room for room in rooms if room in found]
+
+    def counters(self, rooms: list[str]) -> dict[str, bool]:
+        """The rooms of `rooms` that have a counter, each with whether it may have members (as
+        `reserve` says): one BatchGetItem (consistent) per 100 rooms."""
+        return {item["room"]: int(item.get("members", 1)) > 0 for item in self._counters(rooms)}
 
     def reserve(self, room: str, count: int) -> tuple[int, bool] | None:
         """Take `count` consecutive seqs of `room` in one atomic ADD (concurrent emitters never
@@ -308,29 +313,29 @@ class EventLog:
         fields = timeutil.ttl_fields(timeutil.now() + seconds)
         return {":ttl": fields["ttl"], ":day": fields["expiry_day"]}
 
-    def current(self, rooms: list[str], existing_only: bool = False) -> dict[str, int]:
-        """The last seq of each room (0 for a room without a counter); with `existing_only`, of
-        the rooms that have a counter only."""
-        client = self._client
-        found: dict[str, int] = {}
+    def current(self, rooms: list[str]) -> dict[str, int]:
+        """The last seq of each room (0 for a room without a counter)."""
+        found = {item["room"]: int(item.get("last", 0)) for item in self._counters(rooms)}
+        return {room: found.get(room, 0) for room in rooms}
+
+    def _counters(self, rooms: list[str]) -> list[dict[str, Any]]:
+        """The counters the rooms have (`room`, `last` and `members` only), consistently read."""
+        found: list[dict[str, Any]] = []
         keys = [{"room": room, "seq": COUNTER_SEQ} for room in dict.fromkeys(rooms)]
         for start in range(0, len(keys), 100):
             request = {
                 self._table.name: {
                     "Keys": keys[start : start + 100],
                     "ConsistentRead": True,
-                    "ProjectionExpression": "#r, #l",
+                    "ProjectionExpression": "#r, #l, members",
                     "ExpressionAttributeNames": {"#r": "room", "#l": "last"},
                 }
             }
             while request:
-                result = client.batch_get_item(RequestItems=request)
-                for item in result.get("Responses", {}).get(self._table.name, []):
-                    found[item["room"]] = int(item.get("last", 0))
+                result = self._client.batch_get_item(RequestItems=request)
+                found += result.get("Responses", {}).get(self._table.name, [])
                 request = result.get("UnprocessedKeys") or {}
-        if existing_only:
-            return found
-        return {room: found.get(room, 0) for room in rooms}
+        return found
 
     def append(self, entries: list[tuple[str, int, str]]) -> None:
         """Store (room, seq, envelope) entries, the envelope exactly as sent, so that a replay is

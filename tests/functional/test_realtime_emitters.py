@@ -586,3 +586,195 @@ def _all(table, room):
         if "LastEvaluatedKey" not in result:
             return items
         kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+
+
+# --- rooms nobody is in: their events wait for the end of the invocation ------------------------------------
+
+
+def kept(*rooms_: str) -> None:
+    """The rooms have a counter and no member: someone joined them and left."""
+    join("gone", *rooms_, user_id="gone", role="admin")
+    emitters.connections().close("gone")
+
+
+def stored(room: str) -> list[tuple[int, str, Any]]:
+    """(seq, type, data) of the room's kept events, as `resume` replays them."""
+    replayed, _ = emitters.event_log().replay(room, 0, 500)
+    return [(seq, json.loads(body)["type"], json.loads(body)["data"]) for seq, body in replayed]
+
+
+def _sqs() -> runtime.Invocation:
+    return runtime.Invocation(kind="sqs", request_id="job")
+
+
+def test_a_jobs_events_to_rooms_nobody_is_in_are_stored_at_the_end_in_emit_order_for_two_reads(
+    management, dynamodb_calls
+):
+    # GIVEN an admin and the author joined their rooms once and left; nobody ever followed the article
+    kept("admin", "user:author-1")
+    dynamodb_calls.clear()
+    during: list[Any] = []
+
+    def handler() -> None:  # the worker's events of one article job, then its audit flush's activity
+        emitters.emit_job_progress("job-1", "articles", 10, ARTICLE)
+        emitters.emit_job_progress("job-1", "articles", 90, ARTICLE)
+        emitters.emit_job_finished("completed", "job-1", "articles", 1, "author-1")
+        emitters.emit_article_status(ARTICLE, "PUBLISHED", "author-1", "job-1")
+        emitters.emit_activities([{"id": "e1"}, {"id": "e2"}])
+        counted = len(dynamodb_calls)
+        during.extend(stored("admin") + stored("user:author-1"))
+        del dynamodb_calls[counted:]  # the test's own reads
+
+    # WHEN they run in one invocation
+    _invoke(_sqs(), handler)
+    calls = list(dynamodb_calls)
+    # THEN nothing was stored while it ran; at its end each room took its seqs at once, in emit order
+    assert during == []
+    assert [(seq, kind) for seq, kind, _ in stored("admin")] == [
+        (1, "job.progress"),
+        (2, "job.progress"),
+        (3, "job.completed"),
+        (4, "article.status"),
+        (5, "activity"),
+        (6, "activity"),
+    ]
+    assert [data["progress"] for _, kind, data in stored("admin") if kind == "job.progress"] == [10, 90]
+    assert [(seq, kind) for seq, kind, _ in stored("user:author-1")] == [(1, "job.completed"), (2, "article.status")]
+    assert stored(f"article:{ARTICLE}") == []
+    # AND it cost one read of the rooms' counters per room first met, one reservation per room, one write
+    assert [c if c[0] != "BatchGetItem" else c[:2] for c in calls] == [
+        ("BatchGetItem", "ws_events"),  # progress 10: the article's and the admin room
+        ("BatchGetItem", "ws_events"),  # job.completed: the author's room
+        ("UpdateItem", "ws_events", 6),
+        ("UpdateItem", "ws_events", 2),
+        ("BatchWriteItem", "ws_events", 8),
+    ]
+    assert management.calls == 0
+
+
+def test_rooms_nobody_ever_joined_cost_one_read_an_invocation(management, dynamodb_calls):
+    def handler() -> None:
+        emitters.emit_article_status(ARTICLE, "PROCESSING", "author-1", "job-1")
+        emitters.emit_job_progress("job-1", "articles", 10, ARTICLE)
+        emitters.emit_activities([{"id": "e1"}])
+        emitters.emit_system_alert("info", "nobody hears")
+
+    _invoke(_sqs(), handler)
+    assert [c[:2] for c in dynamodb_calls] == [("BatchGetItem", "ws_events")]
+    assert stored("admin") == []
+
+
+def test_a_room_with_a_member_hears_at_once_while_a_room_without_waits_for_the_end(management):
+    kept("admin")
+    join("author", "user:author-1", user_id="author-1")
+    during: dict[str, Any] = {}
+
+    def handler() -> None:
+        emitters.emit_job_finished("completed", "job-1", "articles", 1, "author-1")
+        during.update(author=[(f["seq"], f["type"]) for f in management.take("author")], admin=stored("admin"))
+
+    _invoke(_sqs(), handler)
+    assert during == {"author": [(1, "job.completed")], "admin": []}
+    assert [(seq, kind) for seq, kind, _ in stored("admin")] == [(1, "job.completed")]
+
+
+def completed(n: int = 1) -> None:
+    """job.completed to the admin room and the author's, an event to two rooms (read together)."""
+    emitters.emit_job_finished("completed", f"job-{n}", "articles", 1, "author-1")
+
+
+def heard(management: FakeManagement, cid: str) -> list[tuple[int, str]]:
+    return [(f["seq"], f["data"].get("job_id") or f["data"].get("message")) for f in management.take(cid)]
+
+
+def test_a_member_joining_midway_hears_the_waiting_events_at_the_end(management):
+    kept("admin", "user:author-1")
+
+    def handler() -> list[Any]:
+        completed(1)
+        join("late", "admin", user_id="late", role="admin")
+        emitters.emit_system_alert("info", "two")  # the room was read less than RECHECK_SECONDS ago
+        return heard(management, "late")
+
+    assert _invoke(_sqs(), handler) == []
+    assert heard(management, "late") == [(1, "job-1"), (2, "two")]
+
+
+def test_a_member_joining_a_long_invocation_hears_once_the_room_is_read_again(management, monkeypatch):
+    kept("admin", "user:author-1")
+    clock = [1000.0]
+    monkeypatch.setattr(emitters, "monotonic", lambda: clock[0])
+
+    def handler() -> list[Any]:
+        completed(1)
+        join("late", "admin", user_id="late", role="admin")
+        clock[0] += emitters.RECHECK_SECONDS
+        sent = emitters.emit_system_alert("info", "two")  # reads the room again: the waiting event goes first
+        return [sent, heard(management, "late")]
+
+    assert _invoke(_sqs(), handler) == [{"admin": 2}, [(1, "job-1"), (2, "two")]]
+    assert heard(management, "late") == []
+
+
+def test_a_failing_handler_still_stores_the_waiting_events(management):
+    kept("admin", "user:author-1")
+    during: list[Any] = []
+
+    def handler() -> None:
+        completed(1)
+        during.extend(stored("admin"))
+        raise RuntimeError("the handler dies")
+
+    with pytest.raises(RuntimeError, match="the handler dies"):
+        _invoke(_sqs(), handler)
+    assert during == []
+    assert [(seq, data["job_id"]) for seq, _, data in stored("admin")] == [(1, "job-1")]
+
+
+def test_a_throttled_flush_retries_and_stores_each_event_once(management, monkeypatch, dynamodb_calls):
+    from chalicelib import aws
+    from chalicelib.realtime import store
+
+    kept("admin", "user:author-1")
+    monkeypatch.setattr(store, "sleep", lambda seconds: None)
+    table = aws.table("ws_events")
+    flaky = FlakyBatches(table.meta.client, fail=2)  # the flush's first two writes half refused
+    monkeypatch.setattr(emitters, "event_log", lambda: store.EventLog(table, client=flaky))
+    dynamodb_calls.clear()
+
+    def handler() -> None:
+        for n in range(30):
+            completed(n)
+        join("late", "admin", user_id="late", role="admin")
+
+    _invoke(_sqs(), handler)
+    assert [c for c in dynamodb_calls if c[0] == "UpdateItem" and c[2] is not None] == [
+        ("UpdateItem", "ws_events", 30),
+        ("UpdateItem", "ws_events", 30),
+    ]
+    assert flaky.sizes == [25, 13, 7, 25, 10]  # 60 envelopes; the first request retried twice
+    for room in ("admin", "user:author-1"):
+        assert [(seq, data["job_id"]) for seq, _, data in stored(room)] == [(n + 1, f"job-{n}") for n in range(30)]
+        assert emitters.event_log().current([room]) == {room: 30}
+    assert heard(management, "late") == [(n + 1, f"job-{n}") for n in range(30)]
+
+
+def test_outside_an_invocation_whose_end_stores_them_events_are_stored_at_once(management):
+    """A guard: only an invocation whose middleware runs the realtime flush keeps events waiting."""
+    kept("admin")
+    runtime.Middleware(at_end=[]).run(_sqs(), emitters.emit_system_alert, "info", "no flush at the end")
+    assert [data["message"] for _, _, data in stored("admin")] == ["no flush at the end"]
+
+
+def test_at_most_waiting_max_events_wait(management, monkeypatch):
+    kept("admin", "user:author-1")
+    monkeypatch.setattr(emitters, "WAITING_MAX", 4)
+    during: list[Any] = []
+
+    def handler() -> None:
+        for n in range(3):  # 2 rooms x 3 events: past 4 waiting, all are stored at once
+            completed(n)
+            during.append([(seq, data["job_id"]) for seq, _, data in stored("admin")])
+
+    _invoke(_sqs(), handler)
+    assert during == [[], [], [(1, "job-0"), (2, "job-1"), (3, "job-2")]]

@@ -223,3 +223,29 @@ def test_shards_keep_each_endpoints_connections_apart():
         ("", ("n1",)),
         ("https://a/api", ("a1", "a2")),
     ]
+
+
+def test_events_that_waited_for_the_end_of_an_invocation_go_through_the_shards_to_a_room_joined_meanwhile(
+    management,
+):
+    # GIVEN the admin room and an author's room were joined once and left
+    import app as app_module
+    from chalicelib import runtime
+
+    join_many(1, prefix="gone")
+    join_many(1, room="user:author-1", prefix="gone-author")
+    for cid in ("gone000", "gone-author000"):
+        emitters.connections().close(cid)
+    ids: list[str] = []
+
+    def handler() -> None:  # events to two rooms nobody is in wait; 40 connections join meanwhile
+        emitters.emit_job_finished("completed", "job-1", "articles", 1, "author-1")
+        ids.extend(join_many(40))
+        emitters.emit_job_finished("completed", "job-2", "articles", 1, "author-1")
+
+    app_module.middleware.run(runtime.Invocation(kind="sqs", request_id="r"), handler)
+    # THEN at its end the room, above the threshold now, got its events through the shards, in order
+    assert management.calls == 0
+    drain(parallel=4)
+    for cid in ids:
+        assert [(f["seq"], f["data"]["job_id"]) for f in management.take(cid)] == [(1, "job-1"), (2, "job-2")]

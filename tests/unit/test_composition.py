@@ -41,7 +41,6 @@ def test_app_wires_every_listener_in_one_place():
             [
                 "chalicelib.audit.listeners.on_job_event",
                 "chalicelib.realtime.emitters.on_job_event",
-                "chalicelib.jobs.announce.on_job_cancelled",
                 "chalicelib.schedules.service.on_job_event",
                 "chalicelib.jobs.alerts.alert_on_failure",
                 "chalicelib.observe.metrics.on_job_event",
