@@ -51,10 +51,16 @@ def main() -> None:
         print(f"  for comparison, 100 critical events -> {calls['PutItem']} PutItem, {elapsed * 10:.1f} ms each")
 
         # The admin room's `activity` for every event, sent per flush (every ACTIVITY_BATCH events
-        # of a long invocation, and at its end), not per event. Nobody is connected: no posts.
+        # of a long invocation, and at its end), not per event. An admin connected once (the room's
+        # counter is kept), nobody is connected now: stored for resume, no posts. The emitters are
+        # subscribed and their flush ends the invocation, as in app.py.
+        from chalicelib import events
         from chalicelib.audit import logger
-        from chalicelib.realtime import emitters  # noqa: F401  (subscribes the emitters)
+        from chalicelib.realtime import emitters, rooms
 
+        emitters.event_log().open_room(rooms.ADMIN, joined=0)
+        unsubscribe = events.subscribe(events.AuditRecorded, emitters.on_audit)
+        with_realtime = runtime.Middleware(at_end=[audit.flush, emitters.flush])
         by_table: Counter[str] = Counter()
 
         def table_of(model: Any, params: dict[str, Any], **_: Any) -> None:
@@ -62,11 +68,16 @@ def main() -> None:
                 by_table[f"{model.name} {name.removeprefix(config.get().resource_name(''))}"] += 1
 
         client.meta.events.register("before-parameter-build.dynamodb.*", table_of)
-        middleware.run(runtime.Invocation(kind="sqs", request_id="bench-activity"), handler)
+        try:
+            with_realtime.run(runtime.Invocation(kind="sqs", request_id="bench-activity"), handler)
+        finally:
+            unsubscribe()
         realtime = {k: v for k, v in by_table.items() if "audit_events" not in k}
+        stored, _ = emitters.event_log().replay(rooms.ADMIN, 0, 1000)
         print(
-            f"  with the realtime emitters, the {EVENTS} events also go out as `activity` in "
-            f"{EVENTS // logger.ACTIVITY_BATCH} flushes for {sum(realtime.values())} more requests: {realtime}"
+            f"  with the realtime emitters, the {EVENTS} events also go out as `activity` "
+            f"({EVENTS // logger.ACTIVITY_BATCH} batches, {len(stored)} stored in the admin room) "
+            f"for {sum(realtime.values())} more requests: {realtime}"
         )
 
 
