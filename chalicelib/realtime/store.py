@@ -17,7 +17,7 @@ import random
 import time
 from typing import Any
 
-from chalicelib import timeutil
+from chalicelib import aws, timeutil
 
 TICKET_TTL_SECONDS = 60
 CONNECTION_TTL_SECONDS = 2 * 3600  # API Gateway closes a connection after 2 hours
@@ -153,14 +153,10 @@ class Connections:
 
     def of_user(self, user_id: str) -> list[dict[str, Any]]:
         """The user's open connections (the `by_user` index)."""
-        found: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"IndexName": "by_user", "KeyConditionExpression": _key("user_id").eq(user_id)}
-        while True:
-            result = self._connections.query(**kwargs)
-            found += [item for item in result.get("Items", []) if _live(item, timeutil.now())]
-            if not result.get("LastEvaluatedKey"):
-                return found
-            kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+        pages = aws.query_pages(
+            self._connections, IndexName="by_user", KeyConditionExpression=_key("user_id").eq(user_id)
+        )
+        return [item for page in pages for item in page.get("Items", []) if _live(item, timeutil.now())]
 
     def join(self, connection: dict[str, Any], room: str) -> None:
         # Counted before written, and counted out again when it was in already (a retried frame
@@ -225,19 +221,16 @@ class Connections:
         (one Query, paged), without entries past their TTL."""
         now = timeutil.now()
         found: dict[str | None, list[str]] = {}
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": _key("room").eq(room),
-            "ProjectionExpression": "connection_id, endpoint, #t",
-            "ExpressionAttributeNames": {"#t": "ttl"},
-        }
-        while True:
-            result = self._members.query(**kwargs)
-            for item in result.get("Items", []):
-                if _live(item, now):
-                    found.setdefault(item.get("endpoint"), []).append(item["connection_id"])
-            if "LastEvaluatedKey" not in result:
-                return found
-            kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+        pages = aws.query_pages(
+            self._members,
+            KeyConditionExpression=_key("room").eq(room),
+            ProjectionExpression="connection_id, endpoint, #t",
+            ExpressionAttributeNames={"#t": "ttl"},
+        )
+        for item in (i for page in pages for i in page.get("Items", [])):
+            if _live(item, now):
+                found.setdefault(item.get("endpoint"), []).append(item["connection_id"])
+        return found
 
 
 class EventLog:
