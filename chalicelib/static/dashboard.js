@@ -130,20 +130,16 @@ function keep(session) {
   later("renew", renew, Math.max(1000, Number.isFinite(due) ? due : 60000));
 }
 
-// A new access token through the session cookie; false when the session has ended.
+// A new access token through the session cookie (one tab at a time: the client's
+// refreshSession); false when the session has ended.
 function renew() {
   if (!view.renewing) {
     view.renewing = (async () => {
       try {
-        const response = await fetch("/api/auth/refresh", {
-          method: "POST",
-          headers: { "Content-Type": "application/json", ...COOKIE_SESSION },
-          credentials: "same-origin",
-          body: "{}",
-        });
-        if (!response.ok) return false;
-        keep(await response.json());
-        return true;
+        const { refreshSession } = await import("/static/realtime.js");
+        const session = await refreshSession();
+        if (session) keep(session);
+        return Boolean(session);
       } catch {
         return false;
       }

@@ -17,6 +17,9 @@
 // A room has at most one `resume` in flight on a connection (the server's `resumed` names only
 // the room), so each reply is known to be the cursor's (a reconnect, a gap, the next page) or a
 // `history` page's; the cursor's come first.
+//
+// A refresh token works once, and a browser's tabs of one origin share the session cookie: with
+// Web Locks they refresh one at a time (refreshSession), each presenting the cookie the last set.
 
 export const IDLE_TIMEOUT_MS = 600_000;
 export const MAX_AGE_MS = 7_200_000;
@@ -81,6 +84,38 @@ export class RoomCursor {
 }
 
 export class AuthError extends Error {}
+
+export const REFRESH_LOCK = "inkwell-refresh";
+
+/** POST /api/auth/refresh with `refreshToken`, else the session cookie: the answer, or null. */
+async function postRefresh(apiUrl, refreshToken) {
+  const headers = { "Content-Type": "application/json" };
+  if (!refreshToken) headers["X-Inkwell-Session"] = "cookie";
+  try {
+    const response = await fetch(`${apiUrl}/api/auth/refresh`, {
+      method: "POST",
+      headers,
+      credentials: "same-origin",
+      body: refreshToken ? JSON.stringify({ refresh_token: refreshToken }) : "{}",
+    });
+    return response.ok ? await response.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A refresh through the session cookie: the answer (a new access token), or null when the
+ * session has ended. The origin's tabs share the cookie and each holds its access token in its
+ * own memory, so each must refresh, and two presenting the same cookie at once would be refused as
+ * reuse (ending the session). With Web Locks they take turns: a tab waiting for another still
+ * refreshes, with the cookie the other's answer set. Without them (older browsers, a page not
+ * served over https or from localhost) the refresh runs at once, as it did before.
+ */
+export function refreshSession(apiUrl = "", locks = globalThis.navigator?.locks) {
+  const refresh = () => postRefresh(apiUrl, null);
+  return locks ? locks.request(REFRESH_LOCK, refresh) : refresh();
+}
 
 export class RealtimeClient {
   /**
@@ -498,21 +533,8 @@ export class RealtimeClient {
       return token || null;
     }
     if (!this.refreshToken && !this.cookieSession) return null;
-    const headers = { "Content-Type": "application/json" };
-    if (this.cookieSession) headers["X-Inkwell-Session"] = "cookie";
-    let response;
-    try {
-      response = await fetch(`${this.apiUrl}/api/auth/refresh`, {
-        method: "POST",
-        headers,
-        credentials: "same-origin",
-        body: this.cookieSession ? "{}" : JSON.stringify({ refresh_token: this.refreshToken }),
-      });
-    } catch {
-      return null;
-    }
-    if (!response.ok) return null;
-    const data = await response.json();
+    const data = this.cookieSession ? await refreshSession(this.apiUrl) : await postRefresh(this.apiUrl, this.refreshToken);
+    if (!data) return null;
     this.token = data.token;
     if (data.refresh_token) this.refreshToken = data.refresh_token;
     if (this.onTokens) this.onTokens(data);

@@ -1,6 +1,7 @@
 """The queue dashboard on the local stack: pause/resume through the event source mapping, and
 the page itself in headless Chromium (Debian's `chromium`, driven by Playwright for Python):
-sign in, see the stats, make a job fail, click retry, watch it complete live over the WebSocket.
+sign in, see the stats, make a job fail, click retry, watch it complete live over the WebSocket;
+two tabs of one browser refreshing their session at once both stay signed in.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import LocalStack, eventually
+from tests.e2e.conftest import LocalStack, eventually, start_stack, stop_stack
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -317,3 +318,66 @@ def test_a_reload_keeps_the_session_and_no_script_can_read_a_token(served: Local
     page.reload()
     page.wait_for_selector("#login-view:not([hidden])", timeout=10000)
     assert errors == [], errors
+
+
+@pytest.fixture
+def due_each_second(tmp_path: Path) -> Iterator[LocalStack]:
+    """A stack of its own whose access tokens last 61 s: a page refreshes a minute before its token
+    expires, so each tab's token is due again a second after each refresh."""
+    process, handle = start_stack(tmp_path, INKWELL_JWT_TTL_SECONDS="61")
+    try:
+        yield handle
+    finally:
+        stop_stack(process)
+
+
+def test_two_tabs_refreshing_at_once_both_stay_signed_in_and_no_reuse_is_seen(
+    due_each_second: LocalStack, browser: Any
+) -> None:
+    stack = due_each_second
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    tabs = [context.new_page(), context.new_page()]
+    errors: list[str] = []
+    refreshes: list[Any] = []  # the tabs' POST /api/auth/refresh requests, once answered or failed
+    for tab in tabs:
+        tab.on("pageerror", lambda e: errors.append(str(e)))
+    context.on("requestfinished", lambda r: refreshes.append(r) if r.url.endswith("/api/auth/refresh") else None)
+    context.on("requestfailed", lambda r: refreshes.append(r) if r.url.endswith("/api/auth/refresh") else None)
+
+    # GIVEN one tab signed in and a second tab of the browser on the dashboard (the cookie's session)
+    tabs[0].goto(f"{stack.http_url}/dashboard")
+    tabs[0].fill("#email", stack.admin_email)
+    tabs[0].fill("#password", stack.admin_password)
+    tabs[0].click("button[type=submit]")
+    tabs[0].wait_for_selector("#live.on", timeout=10000)
+    refreshes.clear()  # the signed-out page's refresh on load, before the login (no cookie: 401)
+    tabs[1].goto(f"{stack.http_url}/dashboard")
+    tabs[1].wait_for_selector("#live.on", timeout=10000)
+
+    # WHEN both reload at the same moment, three times (each then refreshes through the one cookie
+    # at once), and then their new tokens fall due together each second
+    for _ in range(3):
+        at = tabs[0].evaluate("() => Date.now() + 300")
+        for tab in tabs:
+            tab.evaluate("(at) => { setTimeout(() => location.reload(), at - Date.now()); }", at)
+        tabs[0].wait_for_timeout(400)
+        for number, tab in enumerate(tabs):
+            tab.wait_for_selector("#live.on, #login-view:not([hidden])", timeout=10000)
+            assert tab.is_hidden("#login-view"), f"tab {number} was signed out"
+    tabs[0].wait_for_timeout(3000)
+
+    # THEN both are still signed in and live
+    for number, tab in enumerate(tabs):
+        assert tab.is_hidden("#login-view"), f"tab {number} was signed out"
+        tab.wait_for_selector("#live.on", timeout=10000)
+    # AND every refresh was answered, one after the other (each with the cookie the last one set)
+    answered = [(r.response().status if r.response() else r.failure) for r in refreshes]
+    assert len(answered) >= 10 and set(answered) == {200}, answered
+    spans = sorted((r.timing["startTime"], r.timing["startTime"] + r.timing["responseEnd"]) for r in refreshes)
+    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:], strict=False)), spans
+    # AND the server saw no reuse
+    status, audit, _ = stack.request("GET", "/api/audit?action=security.refresh_reuse", token=stack.login())
+    assert status == 200, audit
+    assert audit["items"] == []
+    assert errors == [], errors
+    context.close()

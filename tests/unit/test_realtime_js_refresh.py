@@ -135,3 +135,123 @@ def test_a_page_refreshes_through_the_session_cookie(run):
 def test_an_ended_session_stops_the_client(run):
     assert run["ended"]["newSockets"] == 0
     assert run["ended"]["errors"] == [["ticket refused: HTTP 401", True]]
+
+
+# --- two tabs of one origin: one session cookie, refreshed by both at once -------------------------
+
+TABS_SCRIPT = r"""
+const m = await import(process.argv[1]);
+globalThis.WebSocket = class { static OPEN = 1; };
+const tick = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// The browser's cookie jar, shared by the tabs: read when a request starts, written by Set-Cookie
+// when its answer arrives. The server rotates the cookie on each refresh and, as the real one
+// does, answers a used one with 401 and revokes the whole family.
+const jar = { inkwell_refresh: "c1" };
+const server = { used: new Set(), revoked: false, reuse: 0, issued: 1, presented: [] };
+globalThis.fetch = async (url, init) => {
+  const headers = init.headers || {};
+  const cookie = headers["X-Inkwell-Session"] === "cookie" && init.credentials === "same-origin" ? jar.inkwell_refresh : null;
+  server.presented.push(cookie);
+  await tick(20); // the server's round trip: long enough for the other tab to start its own
+  if (cookie === null || server.used.has(cookie) || server.revoked) {
+    if (server.used.has(cookie)) server.reuse += 1;
+    server.revoked = true;
+    return { status: 401, ok: false, json: async () => ({ Code: "Unauthorized" }) };
+  }
+  server.used.add(cookie);
+  server.issued += 1;
+  jar.inkwell_refresh = `c${server.issued}`;
+  return { status: 200, ok: true, json: async () => ({ token: `access-${server.issued}`,
+    expires_at: new Date(Date.now() + 900_000).toISOString() }) };
+};
+
+// Web Locks: one holder of a name at a time across the origin's tabs, the others queue.
+const locks = { names: [], held: new Map(),
+  request(name, callback) {
+    this.names.push(name);
+    const run = (this.held.get(name) || Promise.resolve()).then(() => callback({ name, mode: "exclusive" }));
+    this.held.set(name, run.catch(() => {}));
+    return run;
+  },
+};
+const reset = () => {
+  jar.inkwell_refresh = "c1";
+  Object.assign(server, { used: new Set(), revoked: false, reuse: 0, issued: 1, presented: [] });
+};
+const twoTabs = async () => {
+  const tabs = [1, 2].map(() => new m.RealtimeClient({ token: "expired", cookieSession: true }));
+  const tokens = await Promise.all(tabs.map((tab) => tab.renew()));
+  return { tokens, reuse: server.reuse, revoked: server.revoked, presented: server.presented };
+};
+const out = {};
+
+// Without Web Locks (an older browser): today's behaviour, the tabs race for the one cookie
+reset();
+out.unlocked = await twoTabs();
+
+// With Web Locks: one refresh after the other, each presenting the cookie the last one set
+reset();
+Object.defineProperty(globalThis, "navigator", { value: { locks }, configurable: true });
+out.locked = await twoTabs();
+out.locked.lockNames = [...locks.names];
+
+// A client with its own refresh token (not the cookie) does not wait for other tabs
+locks.names.length = 0;
+reset();
+const own = new m.RealtimeClient({ token: "expired", refreshToken: "r1" });
+await own.renew();
+out.ownToken = { lockNames: [...locks.names] };
+
+// The page's own refresh through the cookie (the dashboard's) shares the lock
+locks.names.length = 0;
+reset();
+if (typeof m.refreshSession === "function") {
+  const answers = await Promise.all([m.refreshSession(""), m.refreshSession("")]);
+  out.page = { tokens: answers.map((a) => a && a.token), reuse: server.reuse, lockNames: [...locks.names] };
+}
+console.log(JSON.stringify(out));
+process.exit(0);
+"""
+
+
+@pytest.fixture(scope="module")
+def tabs() -> dict:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    done = subprocess.run(
+        [node, "--input-type=module", "-e", TABS_SCRIPT, MODULE.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_fake_server_refuses_a_used_cookie_so_two_tabs_racing_without_web_locks_collide(tabs):
+    # the fallback where Web Locks are missing is today's behaviour: both present c1, one is reuse
+    assert tabs["unlocked"]["presented"] == ["c1", "c1"]
+    assert tabs["unlocked"]["reuse"] == 1 and tabs["unlocked"]["revoked"] is True
+
+
+def test_two_tabs_refreshing_at_once_both_get_a_token_and_the_server_sees_no_reuse(tabs):
+    locked = tabs["locked"]
+    assert locked["tokens"] == ["access-2", "access-3"]
+    assert locked["presented"] == ["c1", "c2"]  # each refresh presents the cookie the other one set
+    assert locked["reuse"] == 0 and locked["revoked"] is False
+    assert locked["lockNames"] == ["inkwell-refresh", "inkwell-refresh"]
+
+
+def test_a_client_with_its_own_refresh_token_takes_no_lock(tabs):
+    assert tabs["ownToken"]["lockNames"] == []
+
+
+def test_the_pages_own_cookie_refresh_is_serialised_with_the_clients(tabs):
+    assert tabs["page"] == {
+        "tokens": ["access-2", "access-3"],
+        "reuse": 0,
+        "lockNames": ["inkwell-refresh", "inkwell-refresh"],
+    }
