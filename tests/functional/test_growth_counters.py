@@ -104,13 +104,67 @@ def test_orphan_cleanup_removes_the_counts_with_the_events(table, monkeypatch):
     _record(MIDNIGHT + 30, "kept", "view")
     monkeypatch.setattr(cleanup, "missing_articles", lambda store, ids: {"gone"} & ids)
 
-    class Ctx:
-        def check_deadline(self, needed=0.0):
-            pass
-
-    assert cleanup.orphan_events(table, content.articles(), Ctx(), days=1) == 2
+    assert cleanup.orphan_events(table, content.articles(), _Ctx(), days=1) == (2, False)
     assert reports.day_aggregate(table, "2026-11-24") == _raw(table, "2026-11-24")
     assert set(reports.day_aggregate(table, "2026-11-24")["articles"]) == {"kept"}
+
+
+class _Ctx:
+    """A job context with `seconds` of time left for each of its first `calls` checks, none after."""
+
+    def __init__(self, calls: int = 10**9, seconds: float = 60.0) -> None:
+        self.calls, self.seconds = calls, seconds
+
+    def time_left(self) -> float:
+        self.calls -= 1
+        return self.seconds if self.calls >= 0 else 0.0
+
+    def check_deadline(self, needed=0.0):
+        pass
+
+
+def _small_pages(table, monkeypatch, size):
+    """Query answers at most `size` items a page, as DynamoDB does past 1 MB (moto never pages)."""
+    real = table.query
+
+    def paged(**kwargs):
+        kwargs["Limit"] = min(size, kwargs.get("Limit", size))
+        return real(**kwargs)
+
+    monkeypatch.setattr(table, "query", paged)
+
+
+def test_orphan_cleanup_deletes_every_page_of_a_deleted_articles_events(table, monkeypatch):
+    from chalicelib.content import articles as content
+    from chalicelib.jobs.processors import cleanup
+
+    monkeypatch.setattr(timeutil, "now", lambda: MIDNIGHT + 3600)
+    for n in range(7):
+        _record(MIDNIGHT + n, "gone", "view")
+    _record(MIDNIGHT + 30, "kept", "view")
+    monkeypatch.setattr(cleanup, "missing_articles", lambda store, ids: {"gone"} & ids)
+    _small_pages(table, monkeypatch, 2)
+
+    assert cleanup.orphan_events(table, content.articles(), _Ctx(), days=1) == (7, False)
+    assert reports.day_aggregate(table, "2026-11-24") == _raw(table, "2026-11-24")
+    assert set(reports.day_aggregate(table, "2026-11-24")["articles"]) == {"kept"}
+
+
+def test_orphan_cleanup_out_of_time_keeps_the_counts_so_the_follow_up_finds_the_article(table, monkeypatch):
+    from chalicelib.content import articles as content
+    from chalicelib.jobs.processors import cleanup
+
+    monkeypatch.setattr(timeutil, "now", lambda: MIDNIGHT + 3600)
+    for n in range(5):
+        _record(MIDNIGHT + n, "gone", "click")
+    monkeypatch.setattr(cleanup, "missing_articles", lambda store, ids: {"gone"} & ids)
+    _small_pages(table, monkeypatch, 2)
+
+    assert cleanup.orphan_events(table, content.articles(), _Ctx(calls=0), days=1) == (2, True)
+    assert reports.day_articles(table, "2026-11-24") == {"gone"}  # still found by its counts
+    assert cleanup.orphan_events(table, content.articles(), _Ctx(), days=1) == (3, False)
+    assert reports.day_articles(table, "2026-11-24") == set()
+    assert reports.day_aggregate(table, "2026-11-24") == _raw(table, "2026-11-24")
 
 
 # --- the audit report from the digests' counts ----------------------------------------------------

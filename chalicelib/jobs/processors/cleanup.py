@@ -115,9 +115,12 @@ def missing_articles(articles: content.Articles, ids: set[str]) -> set[str]:
     return ids - found
 
 
-def orphan_events(events_table: Any, articles: content.Articles, ctx: JobContext, days: int) -> int:
+def orphan_events(events_table: Any, articles: content.Articles, ctx: JobContext, days: int) -> tuple[int, bool]:
     """Delete the analytics events, of the last `days` day partitions, whose article is gone, and
-    their days' counts of that article (the articles of a day come from its counts)."""
+    then their days' counts of that article (the articles of a day come from its counts); the
+    number deleted, and whether it stopped for time (`more`). An article's events are read page
+    by page (PAGE_SIZE); its counts go only once all its events have, so a run that stops before
+    leaves the article to be found again by the follow-up."""
     from chalicelib.content import reports
     from chalicelib.content.analytics import day_counts_key
 
@@ -128,21 +131,29 @@ def orphan_events(events_table: Any, articles: content.Articles, ctx: JobContext
         day = (today - timedelta(days=back)).isoformat()
         ids = reports.day_articles(events_table, day)
         gone = missing_articles(articles, ids) if ids else set()
-        for article_id in gone:
-            result = events_table.query(
+        for article_id in sorted(gone):
+            event_days = {day}
+            pages = aws.query_pages(
+                events_table,
                 IndexName="by_article",
                 KeyConditionExpression=Key("article_id").eq(article_id),
                 ProjectionExpression="#d, sk",
                 ExpressionAttributeNames={"#d": "day"},
+                Limit=PAGE_SIZE,
             )
-            items = result.get("Items", [])
+            for page in pages:
+                items = page.get("Items", [])
+                with events_table.batch_writer() as writer:
+                    for item in items:
+                        writer.delete_item(Key={"day": item["day"], "sk": item["sk"]})
+                removed += len(items)
+                event_days |= {str(item["day"]) for item in items}
+                if ctx.time_left() <= 0:
+                    return removed, True
             with events_table.batch_writer() as writer:
-                for item in items:
-                    writer.delete_item(Key={"day": item["day"], "sk": item["sk"]})
-                    removed += 1
-                for event_day in {str(item["day"]) for item in items} | {day}:
+                for event_day in event_days:
                     writer.delete_item(Key={"day": day_counts_key(event_day), "sk": article_id})
-    return removed
+    return removed, False
 
 
 def orphan_jobs(articles: content.Articles) -> int:
@@ -166,12 +177,14 @@ def orphans(job: Job, ctx: JobContext) -> dict[str, Any]:
     days = job["payload"].get("days", ORPHAN_DAYS)
     days = days if isinstance(days, int) and 1 <= days <= 90 else ORPHAN_DAYS
     store = content.articles()
+    orphaned_jobs = orphan_jobs(store)
+    events, events_more = orphan_events(aws.table("analytics_events"), store, ctx, days)
     result: dict[str, Any] = {
-        "jobs": orphan_jobs(store),
-        "analytics_events": orphan_events(aws.table("analytics_events"), store, ctx, days),
+        "jobs": orphaned_jobs,
+        "analytics_events": events,
         "expired": [sweep(name, ctx) for name in (*CONNECTION_TABLES, "jobs") if name in catalog.TABLES],
     }
-    result["more"] = any(s["more"] for s in result["expired"])
+    result["more"] = events_more or any(s["more"] for s in result["expired"])
     return carry_on(job, result)
 
 
