@@ -9,7 +9,11 @@ hash of its id), and a group's shards share a FIFO message group per room, so SQ
 shards to one invocation at a time, in the order sent: every connection hears the room's events
 in seq order, while the groups run in parallel. A shard carries its envelopes (byte for byte as
 stored) and at most MAX_CONNECTIONS connection ids; a larger group, or envelopes that would not
-fit in one message, become several shards of the same group.
+fit in one message, become several shards of the same group. An envelope that cannot fit in a
+message even alone (near the 128 KB WebSocket limit and made of characters JSON escapes: it grows
+up to twice as a string) rides as its seq, and the shard reads it from the event log. Messages go
+in SendMessageBatch calls of at most 10 entries and MAX_MESSAGE_BYTES in all (SQS's limit on a
+batch's total, as on a message).
 
 A shard's handler posts like the direct path (`Sender.broadcast_many`: a connection that answers
 410 is forgotten, a post that keeps failing is logged and the client resumes over the gap). A
@@ -54,9 +58,12 @@ def group_of(connection_id: str, groups: int) -> int:
     return zlib.crc32(connection_id.encode()) % groups
 
 
-def shards(room: str, recipients: dict[str | None, list[str]], bodies: list[str], groups: int) -> list[dict[str, Any]]:
+def shards(
+    room: str, recipients: dict[str | None, list[str]], bodies: list[str], groups: int, first_seq: int = 0
+) -> list[dict[str, Any]]:
     """The shard messages of one delivery: per group (and endpoint), connections in chunks of
-    MAX_CONNECTIONS, envelopes packed in order so that a message stays under MAX_MESSAGE_BYTES."""
+    MAX_CONNECTIONS, envelopes packed in order so that a message stays under MAX_MESSAGE_BYTES;
+    an envelope too large for that even alone is carried as its seq (`first_seq` + its index)."""
     by_group: dict[tuple[int, str | None], list[str]] = {}
     for endpoint, ids in recipients.items():
         for cid in ids:
@@ -68,16 +75,19 @@ def shards(room: str, recipients: dict[str | None, list[str]], bodies: list[str]
             budget = MAX_MESSAGE_BYTES - len(
                 dumps({"room": room, "group": group, "endpoint": endpoint, "connections": chunk, "bodies": []}).encode()
             )
-            part: list[str] = []
+            part: list[str | int] = []
             used = 0
-            for body in bodies:
+            for index, body in enumerate(bodies):
+                carried: str | int = body
                 size = len(dumps(body).encode()) + 1
+                if size > budget:  # too large even alone: its seq, and the shard reads it
+                    carried, size = first_seq + index, 20
                 if part and used + size > budget:
                     found.append(
                         {"room": room, "group": group, "endpoint": endpoint, "connections": chunk, "bodies": part}
                     )
                     part, used = [], 0
-                part.append(body)
+                part.append(carried)
                 used += size
             found.append({"room": room, "group": group, "endpoint": endpoint, "connections": chunk, "bodies": part})
     return found
@@ -87,7 +97,7 @@ def enqueue(room: str, recipients: dict[str | None, list[str]], bodies: list[str
     """Send the shards of `bodies` (envelopes of `room` from seq `first_seq`, already stored) for
     `recipients`; returns how many. Raises when SQS keeps refusing some (the events are stored:
     the room's clients get them through `resume`)."""
-    messages = shards(room, recipients, bodies, config.get().fanout_groups)
+    messages = shards(room, recipients, bodies, config.get().fanout_groups, first_seq)
     entries = []
     for index, message in enumerate(messages):
         body = dumps(message)
@@ -101,9 +111,23 @@ def enqueue(room: str, recipients: dict[str | None, list[str]], bodies: list[str
             }
         )
     sqs, url = aws.client("sqs"), aws.queue_url(QUEUE)
-    for start in range(0, len(entries), 10):
-        _send(sqs, url, entries[start : start + 10])
+    for batch in batches(entries):
+        _send(sqs, url, batch)
     return len(entries)
+
+
+def batches(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The entries in order, in batches of at most 10 and MAX_MESSAGE_BYTES of bodies (pure)."""
+    found: list[list[dict[str, Any]]] = []
+    used = 0
+    for entry in entries:
+        size = len(entry["MessageBody"].encode())
+        if not found or len(found[-1]) == 10 or used + size > MAX_MESSAGE_BYTES:
+            found.append([])
+            used = 0
+        found[-1].append(entry)
+        used += size
+    return found
 
 
 def _group_id(room: str, group: int) -> str:
@@ -147,10 +171,16 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def deliver(shard: dict[str, Any]) -> None:
-    """Post the shard's envelopes, in order, to its connections; forget those that are gone."""
+    """Post the shard's envelopes, in order, to its connections; forget those that are gone. An
+    envelope carried as its seq is read from the event log first (one BatchGetItem)."""
     from chalicelib.realtime import emitters
 
-    emitters.fan_out(None, shard["endpoint"], shard["connections"], shard["bodies"])  # DynamoDB only for 410s
+    bodies = shard["bodies"]
+    refs = [b for b in bodies if isinstance(b, int)]
+    if refs:
+        stored = emitters.event_log().bodies(shard["room"], refs)
+        bodies = [stored[b] if isinstance(b, int) else b for b in bodies]
+    emitters.fan_out(None, shard["endpoint"], shard["connections"], bodies)  # DynamoDB only for 410s and refs
 
 
 def _retry_soon(record: dict[str, Any]) -> None:

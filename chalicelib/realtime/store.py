@@ -330,6 +330,22 @@ class EventLog:
                 request = result.get("UnprocessedKeys") or {}
         return found
 
+    def bodies(self, room: str, seqs: list[int]) -> dict[int, str]:
+        """The stored envelopes of `room` at `seqs` (consistent BatchGetItem); a missing one is
+        an error (the fan-out reads only what its emit stored before sending the shard)."""
+        found: dict[int, str] = {}
+        keys = [{"room": room, "seq": seq} for seq in dict.fromkeys(seqs)]
+        for start in range(0, len(keys), 100):
+            request = {self._table.name: {"Keys": keys[start : start + 100], "ConsistentRead": True}}
+            while request:
+                result = self._client.batch_get_item(RequestItems=request)
+                found.update({int(i["seq"]): i["body"] for i in result.get("Responses", {}).get(self._table.name, [])})
+                request = result.get("UnprocessedKeys") or {}
+        missing = [seq for seq in seqs if seq not in found]
+        if missing:
+            raise LookupError(f"events {missing} of room {room} are not stored")
+        return found
+
     def append(self, entries: list[tuple[str, int, str]]) -> None:
         """Store (room, seq, envelope) entries, the envelope exactly as sent, so that a replay is
         byte for byte the same: BatchWriteItem, 25 entries per request (one request for an

@@ -249,3 +249,40 @@ def test_events_that_waited_for_the_end_of_an_invocation_go_through_the_shards_t
     drain(parallel=4)
     for cid in ids:
         assert [(f["seq"], f["data"]["job_id"]) for f in management.take(cid)] == [(1, "job-1"), (2, "job-2")]
+
+
+def test_an_envelope_too_large_to_ride_in_a_shard_is_read_from_the_log_by_the_shard(management):
+    ids = join_many(400)
+    message = '"' * 65_450  # 2 bytes each in the envelope (just under 128 KiB), 4 once the envelope is a JSON string
+    # WHEN a small event, one that cannot fit in any SQS message as a string, then a small one go to the room
+    first = emitters.emit_system_alert("info", "before")[ROOM]
+    big = emitters.emit_system_alert("info", message)[ROOM]
+    last = emitters.emit_system_alert("info", "after")[ROOM]
+    # THEN every shard stayed under SQS's limit...
+    sqs = aws.client("sqs")
+    attributes = sqs.get_queue_attributes(QueueUrl=aws.queue_url(fanout.QUEUE), AttributeNames=["All"])
+    assert int(attributes["Attributes"]["ApproximateNumberOfMessages"]) > 0
+    drain(parallel=4)
+    # ...and every connection heard all three, in order, the large one byte for byte as stored
+    stored = dict(emitters.event_log().replay(ROOM, 0, 10)[0])
+    for cid in ids:
+        frames = management.take(cid)
+        assert [f["seq"] for f in frames] == [first, big, last], cid
+        assert frames[1]["data"]["message"] == message
+    assert json.loads(stored[big])["data"]["message"] == message
+
+
+def test_shards_carry_an_envelope_over_the_message_budget_as_its_seq():
+    small, large = json.dumps({"seq": 5}), json.dumps({"seq": 6, "data": '"' * 130_000})
+    shards = fanout.shards(ROOM, {"https://gw/api": ["c1", "c2"]}, [small, large, small], groups=1, first_seq=5)
+    assert [b for s in shards for b in s["bodies"]] == [small, 6, small]
+    assert all(len(json.dumps(s).encode()) <= fanout.MAX_MESSAGE_BYTES for s in shards)
+
+
+def test_shard_messages_go_in_batches_of_at_most_10_and_the_message_limit_in_all():
+    entries = [{"Id": str(n), "MessageBody": "x" * size} for n, size in enumerate([100_000] * 5 + [10] * 12)]
+    found = fanout.batches(entries)
+    assert [e for batch in found for e in batch] == entries  # all, in order
+    assert all(len(b) <= 10 for b in found)
+    assert all(sum(len(e["MessageBody"]) for e in b) <= fanout.MAX_MESSAGE_BYTES for b in found)
+    assert [len(b) for b in found] == [2, 2, 10, 3]
