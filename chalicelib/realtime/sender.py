@@ -19,12 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib import config
+from chalicelib import config, tracing
 from chalicelib.observe import metrics
 from chalicelib.realtime.protocol import dumps
 
 log = logging.getLogger("inkwell.realtime")
 
+SERVICE = "execute-api"  # the management API, as X-Ray names the service
 FANOUT_WORKERS = 32
 
 
@@ -50,7 +51,8 @@ class Sender:
 
     def post(self, connection_id: str, message: Any) -> bool:
         """Send one frame; False when the connection is gone (410). Other errors propagate."""
-        posted = self._post(connection_id, message)
+        with tracing.subsegment(SERVICE, "PostToConnection"):
+            posted = self._post(connection_id, message)
         metrics.count("WebSocketPosts" if posted else "WebSocketGone")
         return posted
 
@@ -68,7 +70,8 @@ class Sender:
     def close(self, connection_id: str) -> None:
         """Close the connection (API Gateway then runs `$disconnect`); a gone one is left alone."""
         try:
-            self._client.delete_connection(ConnectionId=connection_id)
+            with tracing.subsegment(SERVICE, "DeleteConnection"):
+                self._client.delete_connection(ConnectionId=connection_id)
         except Exception as exc:
             if not is_gone(exc):
                 raise
@@ -80,10 +83,12 @@ class Sender:
         result = BroadcastResult()
         if not ids:
             return result
-        if len(ids) == 1:
-            outcomes = [self._post_quietly(ids[0], data)]
-        else:
-            outcomes = list(_pool(self.workers).map(lambda cid: self._post_quietly(cid, data), ids))
+        with tracing.subsegment(SERVICE, "PostToConnection") as traced:
+            if len(ids) == 1:
+                outcomes = [self._post_quietly(ids[0], data)]
+            else:
+                outcomes = list(_pool(self.workers).map(lambda cid: self._post_quietly(cid, data), ids))
+            traced.update(posts=len(ids), connections=len(ids))
         for cid, outcome in zip(ids, outcomes, strict=True):
             if outcome == "sent":
                 result.sent += 1
@@ -116,7 +121,9 @@ class Sender:
                     outcome = "failed"  # the others still go: a client resumes over the gap
             return sent, outcome
 
-        outcomes = [deliver(ids[0])] if len(ids) == 1 else list(_pool(self.workers).map(deliver, ids))
+        with tracing.subsegment(SERVICE, "PostToConnection") as traced:
+            outcomes = [deliver(ids[0])] if len(ids) == 1 else list(_pool(self.workers).map(deliver, ids))
+            traced.update(posts=len(ids) * len(datas), connections=len(ids))
         for cid, (sent, outcome) in zip(ids, outcomes, strict=True):
             result.sent += sent
             if outcome == "gone":

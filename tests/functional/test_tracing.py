@@ -95,3 +95,44 @@ def test_tracing_is_not_loaded_without_it() -> None:
     # locally, in tests and on a Lambda without tracing, aws-xray-sdk is never imported
     assert run(MODULES) == "[]"
     assert run(MODULES, AWS_XRAY_DAEMON_ADDRESS="169.254.79.129:2000") == "['aws_xray_sdk']"
+
+
+POSTS = r"""
+import json
+from aws_xray_sdk.core import xray_recorder
+from aws_xray_sdk.core.context import Context
+
+import app  # noqa: F401  (app.py section 1 installs tracing)
+from chalicelib.realtime.sender import Sender
+
+class Emitter:
+    def __init__(self): self.sent = []
+    def send_entity(self, entity): self.sent.append(json.loads(entity.serialize()))
+    def set_daemon_address(self, address): pass
+
+class Management:  # the light management client's interface
+    def post_to_connection(self, ConnectionId, Data): pass
+    def delete_connection(self, ConnectionId): pass
+
+emitter = Emitter()
+xray_recorder.configure(emitter=emitter, sampling=False, context=Context())
+sender = Sender(Management())
+xray_recorder.begin_segment("invocation")
+sender.broadcast(["c1", "c2", "c3"], {"type": "x"})
+sender.broadcast_many(["c1", "c2"], ["a", "b"])
+sender.close("c1")
+xray_recorder.end_segment()
+print(json.dumps([s for segment in emitter.sent for s in segment.get("subsegments", [])]))
+"""
+
+
+def test_management_api_calls_of_the_light_client_are_subsegments_one_per_broadcast() -> None:
+    # GIVEN tracing on; WHEN an invocation broadcasts twice and closes a connection
+    subsegments = json.loads(run(POSTS, AWS_XRAY_DAEMON_ADDRESS="127.0.0.1:2000"))
+    # THEN each is one subsegment of the management API, with how many posts it made
+    found = [(s["name"], s["namespace"], s["aws"]) for s in subsegments]
+    assert found == [
+        ("execute-api", "aws", {"operation": "PostToConnection", "posts": 3, "connections": 3}),
+        ("execute-api", "aws", {"operation": "PostToConnection", "posts": 4, "connections": 2}),
+        ("execute-api", "aws", {"operation": "DeleteConnection"}),
+    ]
