@@ -22,7 +22,7 @@ import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from boto3.dynamodb.conditions import Key
 
@@ -38,6 +38,9 @@ MAX_SEGMENTS_PER_RUN = 24 * 14
 LEAVES_PER_PART = 500
 DIGEST_RETENTION = MAX_RETENTION_SECONDS + 30 * 24 * 3600
 CHAIN = {"hour": "chain", "seg": "head"}
+TAIL_REACH = 2 * 3600  # the tally counts at most this far behind its cut (a seal further behind: raw)
+TAIL_RETENTION = 2 * 24 * 3600
+USER_MINUTES_BYTES = 4000  # a user's minute counts of a period beyond this are left out (raw)
 
 
 class TamperDetected(RuntimeError):
@@ -179,7 +182,7 @@ class Digests:
         """Seal every period up to now - SEAL_GRACE (at most MAX_SEGMENTS_PER_RUN), while
         `time_left()` (seconds) is positive: `more` says whether periods were left to seal.
         Raises TamperDetected on a forged head."""
-        cut = timeutil.parse_iso(timeutil.iso_ms(now - SEAL_GRACE))
+        cut = minute_start(now - SEAL_GRACE)  # periods end on a minute: the tail's minute counts meet them
         head = self.head()
         if head is not None and not self.head_ok(head):
             raise TamperDetected("the audit chain head's signature is invalid")
@@ -236,7 +239,7 @@ class Digests:
             }
             for n, p in enumerate(parts)
         ]
-        users = [{"Put": {"TableName": name, "Item": c}} for c in counts[1:]]
+        users = [{"Update": {"TableName": name, **c}} for c in counts[1:]]
         puts = users + puts
         puts.append({"Put": {"TableName": name, "Item": counts[0]}})
         puts.append({"Put": {"TableName": name, "Item": head_item, "ConditionExpression": "attribute_not_exists(seg)"}})
@@ -253,47 +256,95 @@ class Digests:
         # period's counts, the head and the pointer always together, so the counts exist exactly
         # when the digest does.
         if len(puts) > 40:
-            for put in puts[:-3]:
-                client.put_item(**put["Put"])
+            for op in puts[:-3]:
+                if "Put" in op:
+                    client.put_item(**op["Put"])
+                else:
+                    client.update_item(**op["Update"])
             puts = puts[-3:]
         client.transact_write_items(TransactItems=puts)
 
-    def counts(self, since: float, until: float) -> list[dict[str, Any]]:
-        """The counts of the sealed periods within [since, until], oldest first and contiguous
-        (one Query per day of the range; a period after a gap is left to the raw events)."""
-        lo, hi = timeutil.iso_ms(since), timeutil.iso_ms(until)
-        found: list[dict[str, Any]] = []
-        for day in _days(since, until):
-            kwargs: dict[str, Any] = {
-                "KeyConditionExpression": Key("hour").eq(counts_key(day)) & Key("seg").between(lo, hi)
-            }
-            while True:
-                result = self._table.query(**kwargs)
-                found += [from_dynamo(i) for i in result.get("Items", []) if i["end"] <= hi]
-                if "LastEvaluatedKey" not in result:
-                    break
-                kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
-        run: list[dict[str, Any]] = []
-        for item in sorted(found, key=lambda i: i["seg"]):
-            if run and item["seg"] != run[-1]["end"]:
-                break
-            run.append(item)
-        return run
+    def blocks(self, since: float, until: float, user_id: str | None = None) -> list[Block]:
+        """The counted spans within reach of [since, until] (`cover` picks from them): each sealed
+        period whole and minute by minute, then the minutes `tally` counted after the last seal;
+        of everybody (the report) or of one user (the summary). One Query per day of the range
+        (a user's: one in all), the chain head and the tail's one or two hours."""
+        first, hi = timeutil.iso_ms(model.hour_start(since)), timeutil.iso_ms(until)
+        if user_id is None:
+            periods = [p for day in _days(since, until) for p in self._query(counts_key(day), first, hi)]
+        else:
+            days = self._query(user_counts_key(user_id), first[:10], hi[:10] + "~")
+            periods = [p for d in days for p in _user_periods(d)]
+        out: list[Block] = []
+        for p in periods:
+            out.append(Block(p["seg"], p["end"], p["tallies"], bool(p.get("cut"))))
+            if "minutes" in p:
+                counted = p["minutes"] if user_id is None else _every_minute(p["minutes"], p["seg"], p["end"])
+                out += minute_blocks(counted, p["seg"], p["end"])
+        head = self.head()
+        if head is None or head["end"] >= hi:
+            return out
+        end = timeutil.parse_iso(head["end"])
+        lo = timeutil.iso_ms(model.hour_start(end))
+        tails = [t for day in _days(end, until) for t in self._query(tail_key(day), lo, hi)]
+        mine = {} if user_id is None else {t["seg"]: t for t in self._query(user_tail_key(user_id), lo, hi)}
+        for t in tails:
+            minutes = t["minutes"]
+            if user_id is not None:
+                minutes = {m: mine.get(t["seg"], {}).get(m, {}) for m in minutes}
+            out += minute_blocks(minutes, t["seg"], t["end"])
+        return out
 
-    def user_counts(self, user_id: str, since: float, until: float) -> list[dict[str, Any]]:
-        """A user's counts of the sealed periods starting in [since, until) (one Query, one item
-        per period in which the user did something)."""
-        lo, hi = timeutil.iso_ms(since), timeutil.iso_ms(until)
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("hour").eq(user_counts_key(user_id)) & Key("seg").between(lo, hi)
-        }
+    def _query(self, partition: str, lo: str, hi: str) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("hour").eq(partition) & Key("seg").between(lo, hi)}
         found: list[dict[str, Any]] = []
         while True:
             result = self._table.query(**kwargs)
-            found += [from_dynamo(i) for i in result.get("Items", []) if i["seg"] < hi]
+            found += [from_dynamo(i) for i in result.get("Items", [])]
             if "LastEvaluatedKey" not in result:
                 return found
             kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+
+    def tally(self, now: float) -> dict[str, Any]:
+        """Count each finished minute after the last seal (up to now - SEAL_GRACE, as the seal;
+        at most TAIL_REACH back) that is not counted yet: per hour, one item of minute counts
+        (`tail#<day>` / hour start) and one per user active in those minutes (`tail#<user_id>`
+        / hour start, written first: a minute in the hour's item is counted for every user).
+        A minute is counted again from its events and overwritten, never added to, so a tally
+        run again or retried counts once. The `cleanup/audit_tally` job (every 5 minutes)."""
+        cut = minute_start(now - SEAL_GRACE)
+        head = self.head()
+        if head is None:
+            return {"minutes": 0, "until": None}
+        start = minute_start(max(timeutil.parse_iso(head["end"]), cut - TAIL_REACH))
+        ttl, counted = int(now + TAIL_RETENTION), 0
+        for a, b in segments(start, cut):
+            hour = model.hour_start(a)
+            key = {"hour": tail_key(timeutil.day(hour)), "seg": timeutil.iso_ms(hour)}
+            item = self._table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+            have = from_dynamo(item.get("minutes") or {})
+            todo = [m for m in _minute_keys(a, b) if m not in have]
+            if not todo:
+                continue
+            lo = timeutil.parse_iso(todo[0] + ":00Z")
+            events = self._events.hour(model.hour_of(hour), (timeutil.iso_ms(lo), timeutil.iso_ms(b)))
+            fresh = minute_tallies(events, lo, b, tally)
+            minutes = {**have, **fresh}
+            if len(json.dumps(minutes, default=str)) > MAX_COUNTS_BYTES:
+                continue  # a very busy hour: its minutes stay with the raw events
+            for user, tallies in _by_user_minutes(events).items():
+                names = {f"#m{n}": m for n, m in enumerate(tallies)}
+                values = {f":m{n}": to_dynamo(t) for n, t in enumerate(tallies.values())}
+                self._table.update_item(
+                    Key={"hour": user_tail_key(user), "seg": key["seg"]},
+                    UpdateExpression="SET " + ", ".join(f"#m{n} = :m{n}" for n in range(len(names))) + ", #t = :t",
+                    ExpressionAttributeNames={**names, "#t": "ttl"},
+                    ExpressionAttributeValues={**values, ":t": ttl},
+                )
+            end = timeutil.iso_ms(hour + 3600)
+            self._table.put_item(Item={**key, "end": end, "minutes": to_dynamo(minutes), "ttl": ttl})
+            counted += len(fresh)
+        return {"minutes": counted, "until": timeutil.iso_ms(cut)}
 
     # --- verify ---------------------------------------------------------------------------------
 
@@ -420,16 +471,21 @@ def counts_key(day: str) -> str:
 
 def counts_item(digest: dict[str, Any], items: list[dict[str, Any]], ttl: int) -> dict[str, Any]:
     """The sealed period's counts (`store.tally` of its events), which the report reads instead
-    of the events: one item per period, partition `counts#<day of its start>`, sort key its start.
+    of the events: one item per period, partition `counts#<day of its start>`, sort key its start,
+    holding the period's tallies and each of its minutes' (for a report starting inside it).
     Written with the digest, from the same events, so a period is counted once and exactly (pure)."""
     tallies = tally(items)
+    start, end = timeutil.parse_iso(digest["start"]), timeutil.parse_iso(digest["end"])
+    minutes: dict[str, Any] | None = minute_tallies(items, start, end, tally)
     cut = False
+    if len(json.dumps([tallies, minutes], default=str)) > MAX_COUNTS_BYTES:
+        minutes = None  # a busy period: a report starting inside it reads that hour's events
     if len(json.dumps(tallies, default=str)) > MAX_COUNTS_BYTES:  # very many users, emails or IPs in one hour
         cut = True
         for t in tallies.values():
             for name in ("users", "by_email", "by_ip"):
                 t[name] = dict(sorted(t[name].items(), key=lambda kv: -kv[1])[:COUNTS_KEPT_WHEN_CUT])
-    return {
+    item = {
         "hour": counts_key(digest["start"][:10]),
         "seg": digest["start"],
         "end": digest["end"],
@@ -437,6 +493,9 @@ def counts_item(digest: dict[str, Any], items: list[dict[str, Any]], ttl: int) -
         "cut": cut,
         "ttl": ttl,
     }
+    if minutes is not None:
+        item["minutes"] = to_dynamo(minutes)
+    return item
 
 
 def user_counts_key(user_id: str) -> str:
@@ -445,22 +504,128 @@ def user_counts_key(user_id: str) -> str:
 
 
 def user_counts_items(digest: dict[str, Any], items: list[dict[str, Any]], ttl: int) -> list[dict[str, Any]]:
-    """Each user's counts of the sealed period (`store.user_tally` of their events), which their
-    summary reads instead of the events: partition `user#<user_id>`, sort key the period's start (pure)."""
-    by_user: dict[str, list[dict[str, Any]]] = {}
+    """Each user's counts of the sealed period (`store.user_tally` of their events, and of each
+    minute they did something in), which their summary reads instead of the events: one item per
+    user and day (partition `user#<user_id>`, sort key the day of the period's start), an attribute
+    per period named by its start, set (not added to) by an update, so a seal run again writes
+    the same value (pure: the update's arguments)."""
+    out = []
+    for user, events in sorted(_by_user(items).items()):
+        period: dict[str, Any] = {"end": digest["end"], "tallies": user_tally(events)}
+        minutes = _by_user_minutes(events)[user]
+        if len(json.dumps(minutes, default=str)) <= USER_MINUTES_BYTES:
+            period["minutes"] = minutes
+        out.append(
+            {
+                "Key": {"hour": user_counts_key(user), "seg": digest["start"][:10]},
+                "UpdateExpression": "SET #p = :p, #t = :t",
+                "ExpressionAttributeNames": {"#p": digest["start"], "#t": "ttl"},
+                "ExpressionAttributeValues": {":p": to_dynamo(period), ":t": ttl},
+            }
+        )
+    return out
+
+
+class Block(NamedTuple):
+    """Counts of the events whose sort keys fall in [lo, hi), per retention class."""
+
+    lo: str
+    hi: str
+    tallies: dict[str, Any]
+    cut: bool = False
+
+
+def cover(blocks: list[Block], lo: str, hi: str) -> tuple[list[Block], list[tuple[str, str]]]:
+    """The blocks that tile [lo, hi] (`hi` the last millisecond, inclusive) without overlapping,
+    earliest first and the longest of those, and the sort-key ranges left to the raw events as
+    `between` bounds (a bare time as the upper bound excludes the events at that time: they
+    belong to the next block) (pure)."""
+    ordered = sorted(sorted(blocks, key=lambda b: b.hi, reverse=True), key=lambda b: b.lo)
+    chosen: list[Block] = []
+    gaps: list[tuple[str, str]] = []
+    pos = lo
+    for block in ordered:
+        if block.lo < pos or block.hi > hi:
+            continue
+        if block.lo > pos:
+            gaps.append((pos, block.lo))
+        chosen.append(block)
+        pos = block.hi
+    gaps.append((pos, hi + "~"))
+    return chosen, gaps
+
+
+def minute_start(ts: float) -> float:
+    return float(int(ts) // 60 * 60)
+
+
+def _minute_keys(lo: float, hi: float) -> list[str]:
+    """`YYYY-MM-DDTHH:MM` of every minute touching [lo, hi) (pure)."""
+    t, out = minute_start(lo), []
+    while t < hi:
+        out.append(timeutil.iso_ms(t)[:16])
+        t += 60
+    return out
+
+
+def minute_tallies(
+    items: list[dict[str, Any]], lo: float, hi: float, fn: Callable[[list[dict[str, Any]]], dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """`fn` (tally or user_tally) of each minute of [lo, hi), empty minutes included (pure)."""
+    by_minute: dict[str, list[dict[str, Any]]] = {m: [] for m in _minute_keys(lo, hi)}
+    for item in items:
+        by_minute.setdefault(item["sk"][:16], []).append(item)
+    return {m: fn(events) for m, events in by_minute.items()}
+
+
+def minute_blocks(minutes: dict[str, dict[str, Any]], lo: str, hi: str) -> list[Block]:
+    """A block per counted minute, clipped to the period [lo, hi) it was counted in (pure)."""
+    out = []
+    for minute, tallies in minutes.items():
+        start = timeutil.parse_iso(minute + ":00Z")
+        out.append(Block(max(timeutil.iso_ms(start), lo), min(timeutil.iso_ms(start + 60), hi), tallies))
+    return out
+
+
+def _every_minute(minutes: dict[str, Any], lo: str, hi: str) -> dict[str, Any]:
+    """A sealed period's minutes of one user: those without their events count nothing (pure)."""
+    return {m: minutes.get(m, {}) for m in _minute_keys(timeutil.parse_iso(lo), timeutil.parse_iso(hi))}
+
+
+def _by_user(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
     for item in items:
         if item.get("user_id"):
-            by_user.setdefault(str(item["user_id"]), []).append(item)
-    return [
-        {
-            "hour": user_counts_key(user),
-            "seg": digest["start"],
-            "end": digest["end"],
-            "tallies": to_dynamo(user_tally(events)),
-            "ttl": ttl,
-        }
-        for user, events in sorted(by_user.items())
-    ]
+            out.setdefault(str(item["user_id"]), []).append(item)
+    return out
+
+
+def _by_user_minutes(items: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each user's tallies of the minutes they did something in (pure)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for user, events in _by_user(items).items():
+        by_minute: dict[str, list[dict[str, Any]]] = {}
+        for event in events:
+            by_minute.setdefault(event["sk"][:16], []).append(event)
+        out[user] = {m: user_tally(e) for m, e in by_minute.items()}
+    return out
+
+
+def _user_periods(day_item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sealed periods of one user's day item: an attribute per period, named by its start
+    (an item of one period, as the first seals wrote them, is one)."""
+    if "tallies" in day_item:
+        return [day_item]
+    return [{"seg": k, **v} for k, v in day_item.items() if k not in ("hour", "seg", "ttl")]
+
+
+def tail_key(day: str) -> str:
+    """The `audit_digests` partition of one day's minute counts after the last seal."""
+    return f"tail#{day}"
+
+
+def user_tail_key(user_id: str) -> str:
+    return f"tail-user#{user_id}"
 
 
 def _name(head: dict[str, Any]) -> str:
