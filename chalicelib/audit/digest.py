@@ -36,6 +36,7 @@ SEAL_GRACE = 60.0  # seconds: writes keyed before now - grace have landed (see m
 GENESIS_HOURS = 48  # the first seal reaches this far back
 MAX_SEGMENTS_PER_RUN = 24 * 14
 LEAVES_PER_PART = 500
+MAX_VERIFY_EVENTS = 20_000  # one verify call reads about this many events at most (whole hours)
 DIGEST_RETENTION = MAX_RETENTION_SECONDS + 30 * 24 * 3600
 CHAIN = {"hour": "chain", "seg": "head"}
 TAIL_REACH = 2 * 3600  # the tally counts at most this far behind its cut (a seal further behind: raw)
@@ -348,9 +349,25 @@ class Digests:
 
     # --- verify ---------------------------------------------------------------------------------
 
-    def verify(self, since: float, until: float, now: float) -> dict[str, Any]:
+    def verify(
+        self, since: float, until: float, now: float, time_left: Callable[[], float] | None = None
+    ) -> dict[str, Any]:
+        """Check [since, until] hour by hour until MAX_VERIFY_EVENTS events were read or
+        `time_left()` (seconds) ran out, at least one hour: then `complete` is false and the
+        hours left start at `next_since` (ask again from there, with the same `until`)."""
         out = Findings()
-        hours = [model.hour_of(t) for t in _hour_steps(since, until)]
+        steps = _hour_steps(since, until)
+        items: list[dict[str, Any]] = []
+        done = 0
+        for step in steps:
+            if done and (len(items) >= MAX_VERIFY_EVENTS or (time_left is not None and time_left() <= 0)):
+                break
+            items += self._events.hour(model.hour_of(step))
+            done += 1
+        next_since = None
+        if done < len(steps):
+            until, next_since = steps[done] - 0.001, timeutil.iso(steps[done])
+        hours = [model.hour_of(t) for t in steps[:done]]
         heads, parts = self._load(hours)
         pointer = self.head()
         leaves: dict[str, tuple[str, str, int, str]] = {}
@@ -379,7 +396,6 @@ class Digests:
                 leaves[sk] = (sk.split("#", 1)[1], print_, int(ttl), name)
         window = (timeutil.iso_ms(model.hour_start(since)), timeutil.iso_ms(model.hour_start(until) + 3600))
         self._check_chain(heads, pointer, window, now, out)
-        items = [i for hour in hours for i in self._events.hour(hour)]
         sealed_in = {i["sk"]: name for i in items for start, end, name in sealed_spans if start <= i["sk"] < end}
         compare(leaves, items, sealed_in, now, self._key, out)
         out.checked = len(items)
@@ -392,6 +408,8 @@ class Digests:
             "since": timeutil.iso_ms(since),
             "until": timeutil.iso_ms(until),
             "notes": out.notes[:50],
+            "complete": next_since is None,
+            "next_since": next_since,
         }
 
     def _load(self, hours: list[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
