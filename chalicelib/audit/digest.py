@@ -268,9 +268,13 @@ class Digests:
     def blocks(self, since: float, until: float, user_id: str | None = None) -> list[Block]:
         """The counted spans within reach of [since, until] (`cover` picks from them): each sealed
         period whole and minute by minute, then the minutes `tally` counted after the last seal;
-        of everybody (the report) or of one user (the summary). One Query per day of the range
-        (a user's: one in all), the chain head and the tail's one or two hours."""
+        of everybody (the report) or of one user (the summary), whose sealed time outside their
+        periods counts nothing. One Query per day of the range (a user's: one in all), the chain
+        head and the tail's one or two hours."""
         first, hi = timeutil.iso_ms(model.hour_start(since)), timeutil.iso_ms(until)
+        head = self.head()
+        if head is not None and not self.head_ok(head):
+            head = None
         if user_id is None:
             periods = [p for day in _days(since, until) for p in self._query(counts_key(day), first, hi)]
         else:
@@ -282,7 +286,8 @@ class Digests:
             if "minutes" in p:
                 counted = p["minutes"] if user_id is None else _every_minute(p["minutes"], p["seg"], p["end"])
                 out += minute_blocks(counted, p["seg"], p["end"])
-        head = self.head()
+        if user_id is not None and head is not None:
+            out += _nothing_between(periods, max(first, head["genesis"]), head["end"])
         if head is None or head["end"] >= hi:
             return out
         end = timeutil.parse_iso(head["end"])
@@ -551,6 +556,7 @@ class Block(NamedTuple):
     hi: str
     tallies: dict[str, Any]
     cut: bool = False
+    empty: bool = False  # counts nothing anywhere within: any part of it may be used
 
 
 def cover(blocks: list[Block], lo: str, hi: str) -> tuple[list[Block], list[tuple[str, str]]]:
@@ -563,7 +569,11 @@ def cover(blocks: list[Block], lo: str, hi: str) -> tuple[list[Block], list[tupl
     gaps: list[tuple[str, str]] = []
     pos = lo
     for block in ordered:
-        if block.lo < pos or block.hi > hi:
+        if block.empty and block.lo < pos < block.hi:
+            block = block._replace(lo=pos)
+        if block.empty and block.lo < block.hi and block.hi > hi:
+            block = block._replace(hi=hi)
+        if block.lo < pos or block.hi > hi or block.lo >= block.hi:
             continue
         if block.lo > pos:
             gaps.append((pos, block.lo))
@@ -571,6 +581,18 @@ def cover(blocks: list[Block], lo: str, hi: str) -> tuple[list[Block], list[tupl
         pos = block.hi
     gaps.append((pos, hi + "~"))
     return chosen, gaps
+
+
+def _nothing_between(periods: list[dict[str, Any]], lo: str, hi: str) -> list[Block]:
+    """Empty blocks over the sealed time [lo, hi) outside a user's periods (pure)."""
+    out, pos = [], lo
+    for p in sorted(periods, key=lambda p: p["seg"]):
+        if p["seg"] > pos:
+            out.append(Block(pos, min(p["seg"], hi), {}, empty=True))
+        pos = max(pos, p["end"])
+    if pos < hi:
+        out.append(Block(pos, hi, {}, empty=True))
+    return [b for b in out if b.lo < b.hi]
 
 
 def minute_start(ts: float) -> float:

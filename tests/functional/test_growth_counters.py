@@ -410,8 +410,12 @@ def test_a_tally_that_died_half_way_counts_once_when_run_again(aws_mock, monkeyp
 
 
 def test_a_user_summary_reads_counts_but_for_its_first_partial_minute_and_the_last_minutes(audit_reads):
+    from chalicelib import audit
+
     times = _minute_edges(DAY_START - 86400 + 3000, 30) + _minute_edges(DAY_START + 600, 30)
     _audit_events(sorted(times))
+    for at in (DAY_START - 86400 + 3 * 3600 + 5, DAY_START - 8 * 3600 + 5, DAY_START - 3 * 3600 + 5):
+        with_clock(at, lambda: _invoke(lambda: audit.record("article.create", details={}, user_id="u-sparse")))
     sealed_at = DAY_START + 3600 + 30
     _seal(sealed_at)
     _audit_events(sorted(_minute_edges(DAY_START + 3600 - 60, 8))[1:])  # from the seal's end (00:59) on
@@ -424,3 +428,9 @@ def test_a_user_summary_reads_counts_but_for_its_first_partial_minute_and_the_la
     audit_reads.clear()
     _summary("u-1", 1, now)
     assert sum(audit_reads) <= 1  # at most u-1's event in the first partial minute; the rest as counts
+    # the sealed hours without an event of the user count nothing: no query for them either
+    at = DAY_START + 3600 + 540.5  # u-sparse active in three sealed hours of the day before
+    expected = _raw_summary("u-sparse", 1, at)
+    audit_reads.clear()
+    assert _summary("u-sparse", 1, at) == expected and expected["total"] == 3
+    assert len(audit_reads) <= 2  # the first partial minute's events and those of `until`'s millisecond
