@@ -41,7 +41,6 @@ DIGEST_RETENTION = MAX_RETENTION_SECONDS + 30 * 24 * 3600
 CHAIN = {"hour": "chain", "seg": "head"}
 TAIL_REACH = 2 * 3600  # the tally counts at most this far behind its cut (a seal further behind: raw)
 TAIL_RETENTION = 2 * 24 * 3600
-USER_MINUTES_BYTES = 4000  # a user's minute counts of a period beyond this are left out (raw)
 
 
 class TamperDetected(RuntimeError):
@@ -202,7 +201,7 @@ class Digests:
             lines = [leaf(i) for i in items]
             digest = make_digest(seq + 1, timeutil.iso_ms(a), timeutil.iso_ms(b), prev, lines, self._key)
             ttl = int(now + DIGEST_RETENTION)
-            counts = [counts_item(digest, items, ttl), *user_counts_items(digest, items, ttl)]
+            counts = [counts_item(digest, items, ttl), *minute_ops(digest, items, ttl)]
             self._write(hour, digest, seq, genesis, now, counts)
             seq, prev = digest["seq"], digest["hash"]
             sealed, events = sealed + 1, events + len(lines)
@@ -240,8 +239,8 @@ class Digests:
             }
             for n, p in enumerate(parts)
         ]
-        users = [{"Update": {"TableName": name, **c}} for c in counts[1:]]
-        puts = users + puts
+        ops = [{kind: {"TableName": name, **args} for kind, args in op.items()} for op in counts[1:]]
+        puts = ops + puts
         puts.append({"Put": {"TableName": name, "Item": counts[0]}})
         puts.append({"Put": {"TableName": name, "Item": head_item, "ConditionExpression": "attribute_not_exists(seg)"}})
         if old_seq:
@@ -251,9 +250,9 @@ class Digests:
         puts.append({"Put": {"TableName": name, "Item": pointer, **condition}})
         client = self._table.meta.client
         # One transaction (all or nothing, and two concurrent seals cannot both extend the chain)
-        # unless the leaves and users are too many for it: then the users' counts and the parts go
-        # first (each keyed by user or part and the period, so a seal run again writes the same
-        # items again: counted once; readers take users' counts only up to the chain's end); the
+        # unless the leaves and users are too many for it: then the minutes', users' counts and the
+        # parts go first (each keyed by user or part and the period, so a seal run again writes
+        # the same values again: counted once; exact for their period whether or not it is sealed); the
         # period's counts, the head and the pointer always together, so the counts exist exactly
         # when the digest does.
         if len(puts) > 40:
@@ -280,10 +279,15 @@ class Digests:
         else:
             days = self._query(user_counts_key(user_id), first[:10], hi[:10] + "~")
             periods = [p for d in days for p in _user_periods(d)]
-        out: list[Block] = []
-        for p in periods:
-            out.append(Block(p["seg"], p["end"], p["tallies"], bool(p.get("cut"))))
-            if "minutes" in p:
+        out = [Block(p["seg"], p["end"], p["tallies"], bool(p.get("cut"))) for p in periods]
+        # the minutes of the sealed periods the range starts or ends in
+        lo = timeutil.iso_ms(since)
+        edges = {(first, lo)}
+        if head is not None and hi < head["end"]:
+            edges.add((timeutil.iso_ms(model.hour_start(until)), hi))
+        for a, b in sorted(edges):
+            key = minutes_key(a[:10]) if user_id is None else user_minutes_key(user_id)
+            for p in self._query(key, a, b):
                 counted = p["minutes"] if user_id is None else _every_minute(p["minutes"], p["seg"], p["end"])
                 out += minute_blocks(counted, p["seg"], p["end"])
         if user_id is not None and head is not None:
@@ -494,21 +498,16 @@ def counts_key(day: str) -> str:
 
 def counts_item(digest: dict[str, Any], items: list[dict[str, Any]], ttl: int) -> dict[str, Any]:
     """The sealed period's counts (`store.tally` of its events), which the report reads instead
-    of the events: one item per period, partition `counts#<day of its start>`, sort key its start,
-    holding the period's tallies and each of its minutes' (for a report starting inside it).
+    of the events: one item per period, partition `counts#<day of its start>`, sort key its start.
     Written with the digest, from the same events, so a period is counted once and exactly (pure)."""
     tallies = tally(items)
-    start, end = timeutil.parse_iso(digest["start"]), timeutil.parse_iso(digest["end"])
-    minutes: dict[str, Any] | None = minute_tallies(items, start, end, tally)
     cut = False
-    if len(json.dumps([tallies, minutes], default=str)) > MAX_COUNTS_BYTES:
-        minutes = None  # a busy period: a report starting inside it reads that hour's events
     if len(json.dumps(tallies, default=str)) > MAX_COUNTS_BYTES:  # very many users, emails or IPs in one hour
         cut = True
         for t in tallies.values():
             for name in ("users", "by_email", "by_ip"):
                 t[name] = dict(sorted(t[name].items(), key=lambda kv: -kv[1])[:COUNTS_KEPT_WHEN_CUT])
-    item = {
+    return {
         "hour": counts_key(digest["start"][:10]),
         "seg": digest["start"],
         "end": digest["end"],
@@ -516,9 +515,15 @@ def counts_item(digest: dict[str, Any], items: list[dict[str, Any]], ttl: int) -
         "cut": cut,
         "ttl": ttl,
     }
-    if minutes is not None:
-        item["minutes"] = to_dynamo(minutes)
-    return item
+
+
+def minutes_key(day: str) -> str:
+    """The `audit_digests` partition of one day's sealed periods' minute counts."""
+    return f"minutes#{day}"
+
+
+def user_minutes_key(user_id: str) -> str:
+    return f"minutes-user#{user_id}"
 
 
 def user_counts_key(user_id: str) -> str:
@@ -526,27 +531,35 @@ def user_counts_key(user_id: str) -> str:
     return f"user#{user_id}"
 
 
-def user_counts_items(digest: dict[str, Any], items: list[dict[str, Any]], ttl: int) -> list[dict[str, Any]]:
-    """Each user's counts of the sealed period (`store.user_tally` of their events, and of each
-    minute they did something in), which their summary reads instead of the events: one item per
-    user and day (partition `user#<user_id>`, sort key the day of the period's start), an attribute
-    per period named by its start, set (not added to) by an update, so a seal run again writes
-    the same value (pure: the update's arguments)."""
-    out = []
+def minute_ops(digest: dict[str, Any], items: list[dict[str, Any]], ttl: int) -> list[dict[str, Any]]:
+    """What the seal writes besides the period's counts, as transaction operations without their
+    table (pure): the period's minute counts (`minutes#<day>` / period start, for a report that
+    starts or ends inside it; left out when too large, that report then reads the events); each
+    user's counts (`user#<user_id>` / day, an attribute per period named by its start, set by an
+    update, never added to) and minute counts (`minutes-user#<user_id>` / period start)."""
+    start, end = timeutil.parse_iso(digest["start"]), timeutil.parse_iso(digest["end"])
+    ops: list[dict[str, Any]] = []
+    minutes = minute_tallies(items, start, end, tally)
+    if len(json.dumps(minutes, default=str)) <= MAX_COUNTS_BYTES:
+        item = {"hour": minutes_key(digest["start"][:10]), "seg": digest["start"], "end": digest["end"]}
+        ops.append({"Put": {"Item": {**item, "minutes": to_dynamo(minutes), "ttl": ttl}}})
     for user, events in sorted(_by_user(items).items()):
-        period: dict[str, Any] = {"end": digest["end"], "tallies": user_tally(events)}
-        minutes = _by_user_minutes(events)[user]
-        if len(json.dumps(minutes, default=str)) <= USER_MINUTES_BYTES:
-            period["minutes"] = minutes
-        out.append(
+        period = {"end": digest["end"], "tallies": user_tally(events)}
+        ops.append(
             {
-                "Key": {"hour": user_counts_key(user), "seg": digest["start"][:10]},
-                "UpdateExpression": "SET #p = :p, #t = :t",
-                "ExpressionAttributeNames": {"#p": digest["start"], "#t": "ttl"},
-                "ExpressionAttributeValues": {":p": to_dynamo(period), ":t": ttl},
+                "Update": {
+                    "Key": {"hour": user_counts_key(user), "seg": digest["start"][:10]},
+                    "UpdateExpression": "SET #p = :p, #t = :t",
+                    "ExpressionAttributeNames": {"#p": digest["start"], "#t": "ttl"},
+                    "ExpressionAttributeValues": {":p": to_dynamo(period), ":t": ttl},
+                }
             }
         )
-    return out
+        mine = _by_user_minutes(events)[user]
+        if len(json.dumps(mine, default=str)) <= MAX_COUNTS_BYTES:
+            item = {"hour": user_minutes_key(user), "seg": digest["start"], "end": digest["end"]}
+            ops.append({"Put": {"Item": {**item, "minutes": to_dynamo(mine), "ttl": ttl}}})
+    return ops
 
 
 class Block(NamedTuple):

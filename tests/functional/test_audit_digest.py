@@ -254,7 +254,7 @@ def test_a_verify_out_of_budget_says_where_to_go_on_and_its_continuation_checks_
     assert calls[-1]["complete"] and len(calls) >= 4  # 5 hours, events in the last 3
     assert sum(c["checked"] for c in calls) == whole["checked"] == 20
     assert [p["event_id"] for c in calls for p in problems(c, "event_changed")] == [victim["id"]]
-    assert [c["valid"] for c in calls] == [True] * (len(calls) - 1) + [False]
+    assert [c["valid"] for c in calls].count(False) == 1  # the call that checked the victim's hour
     # out of time: one hour per call, whatever the events
     monkeypatch.setattr(digest, "MAX_VERIFY_EVENTS", 10**6)
     first = digest.digests().verify(SINCE, UNTIL, T, time_left=lambda: 0.0)
