@@ -102,6 +102,8 @@ def _counted(
     their events. Whether a block's counts were cut."""
     lo, hi = store.sort_key_bounds(since, until)
     chosen, gaps = digest.cover(blocks, lo, hi[:-1])
+    # events written late into a counted sealed minute (digest.Digests.tally finds them)
+    chosen += [x for x in blocks if x.late and any(b.lo <= x.lo and x.hi <= b.hi for b in chosen)]
     now = timeutil.now()
     tallies = [t for b in chosen for days, t in b.tallies.items() if timeutil.parse_iso(b.hi) + int(days) * DAY > now]
     return tallies, [(a, b) for a, b in gaps if a < b], any(b.cut for b in chosen)

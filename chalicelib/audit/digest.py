@@ -41,6 +41,7 @@ DIGEST_RETENTION = MAX_RETENTION_SECONDS + 30 * 24 * 3600
 CHAIN = {"hour": "chain", "seg": "head"}
 TAIL_REACH = 2 * 3600  # the tally counts at most this far behind its cut (a seal further behind: raw)
 TAIL_RETENTION = 2 * 24 * 3600
+LATE_REACH = 20 * 60  # a late write lands within its Lambda's 15 minutes; the tally runs every 5
 
 
 class TamperDetected(RuntimeError):
@@ -275,11 +276,13 @@ class Digests:
         if head is not None and not self.head_ok(head):
             head = None
         if user_id is None:
-            periods = [p for day in _days(since, until) for p in self._query(counts_key(day), first, hi)]
+            found = [p for day in _days(since, until) for p in self._query(counts_key(day), first, hi)]
         else:
             days = self._query(user_counts_key(user_id), first[:10], hi[:10] + "~")
-            periods = [p for d in days for p in _user_periods(d)]
+            found = [p for d in days for p in _user_periods(d)]
+        periods = [p for p in found if "late" not in p]
         out = [Block(p["seg"], p["end"], p["tallies"], bool(p.get("cut"))) for p in periods]
+        out += [minute_blocks({p["late"]: p["tallies"]}, "", "~")[0]._replace(late=True) for p in found if "late" in p]
         # the minutes of the sealed periods the range starts or ends in
         lo = timeutil.iso_ms(since)
         edges = {(first, lo)}
@@ -354,7 +357,48 @@ class Digests:
             end = timeutil.iso_ms(hour + 3600)
             self._table.put_item(Item={**key, "end": end, "minutes": to_dynamo(minutes), "ttl": ttl})
             counted += len(fresh)
-        return {"minutes": counted, "until": timeutil.iso_ms(cut)}
+        return {"minutes": counted, "until": timeutil.iso_ms(cut), "late": self._late(now, head)}
+
+    def _late(self, now: float, head: dict[str, Any]) -> int:
+        """Count the events written into a sealed minute after its seal (verify notes them), so
+        that the counts equal the events: such a write lands within its Lambda's time (at most
+        15 minutes) of its key, so the sealed minutes of the last LATE_REACH are read again and
+        each one holding more events than its digest's minute counts gets an addendum of those
+        its digest does not list: `counts#<day>` / `<minute>~late` and, per user, an attribute
+        `late#<minute>` of their day item; recounted and overwritten, never added to."""
+        end = timeutil.parse_iso(head["end"])
+        start = max(minute_start(now - LATE_REACH), timeutil.parse_iso(head["genesis"]))
+        ttl, found = int(now + DIGEST_RETENTION), 0
+        for a, b in segments(start, end):
+            hour = timeutil.iso_ms(model.hour_start(a))
+            periods = self._query(minutes_key(hour[:10]), hour, timeutil.iso_ms(b))
+            events = self._events.hour(model.hour_of(a), (timeutil.iso_ms(a), timeutil.iso_ms(b)))
+            for minute, items in _by_minute(events).items():
+                at = minute + ":00.000Z"
+                period = next((p for p in periods if p["seg"] <= at < p["end"]), None)
+                if period is None:
+                    continue  # its minutes were too many to keep: left as they are
+                if len(items) <= sum(int(t["total"]) for t in period["minutes"].get(minute, {}).values()):
+                    continue
+                listed = self._leaves(period["seg"])
+                late = [i for i in items if i["sk"] not in listed]
+                found += len(late)
+                item = {"hour": counts_key(minute[:10]), "seg": minute + "~late", "late": minute}
+                self._table.put_item(Item={**item, "tallies": to_dynamo(tally(late)), "ttl": ttl})
+                for user, events_of in _by_user(late).items():
+                    self._table.update_item(
+                        Key={"hour": user_counts_key(user), "seg": minute[:10]},
+                        UpdateExpression="SET #l = :l, #t = :t",
+                        ExpressionAttributeNames={"#l": "late#" + minute, "#t": "ttl"},
+                        ExpressionAttributeValues={":l": to_dynamo({"tallies": user_tally(events_of)}), ":t": ttl},
+                    )
+        return found
+
+    def _leaves(self, seg: str) -> set[str]:
+        """The sort keys the digest of the period starting at `seg` lists."""
+        hour = model.hour_of(timeutil.parse_iso(seg))
+        parts = self._query(hour, seg + "#", seg + "#~")
+        return {line.split(" ", 1)[0] for p in parts for line in str(p.get("leaves", "")).split("\n") if line}
 
     # --- verify ---------------------------------------------------------------------------------
 
@@ -570,6 +614,7 @@ class Block(NamedTuple):
     tallies: dict[str, Any]
     cut: bool = False
     empty: bool = False  # counts nothing anywhere within: any part of it may be used
+    late: bool = False  # events written into a sealed minute after its seal: added to the block holding it
 
 
 def cover(blocks: list[Block], lo: str, hi: str) -> tuple[list[Block], list[tuple[str, str]]]:
@@ -582,6 +627,8 @@ def cover(blocks: list[Block], lo: str, hi: str) -> tuple[list[Block], list[tupl
     gaps: list[tuple[str, str]] = []
     pos = lo
     for block in ordered:
+        if block.late:
+            continue
         if block.empty and block.lo < pos < block.hi:
             block = block._replace(lo=pos)
         if block.empty and block.lo < block.hi and block.hi > hi:
@@ -645,6 +692,13 @@ def _every_minute(minutes: dict[str, Any], lo: str, hi: str) -> dict[str, Any]:
     return {m: minutes.get(m, {}) for m in _minute_keys(timeutil.parse_iso(lo), timeutil.parse_iso(hi))}
 
 
+def _by_minute(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        out.setdefault(item["sk"][:16], []).append(item)
+    return out
+
+
 def _by_user(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for item in items:
@@ -669,7 +723,13 @@ def _user_periods(day_item: dict[str, Any]) -> list[dict[str, Any]]:
     (an item of one period, as the first seals wrote them, is one)."""
     if "tallies" in day_item:
         return [day_item]
-    return [{"seg": k, **v} for k, v in day_item.items() if k not in ("hour", "seg", "ttl")]
+    out = []
+    for name, value in day_item.items():
+        if name.startswith("late#"):
+            out.append({"late": name[5:], **value})
+        elif name not in ("hour", "seg", "ttl"):
+            out.append({"seg": name, **value})
+    return out
 
 
 def tail_key(day: str) -> str:

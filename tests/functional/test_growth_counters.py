@@ -434,3 +434,26 @@ def test_a_user_summary_reads_counts_but_for_its_first_partial_minute_and_the_la
     audit_reads.clear()
     assert _summary("u-sparse", 1, at) == expected and expected["total"] == 3
     assert len(audit_reads) <= 2  # the first partial minute's events and those of `until`'s millisecond
+
+
+def test_an_event_written_into_a_sealed_minute_after_its_seal_is_counted_by_the_next_tally(audit_reads):
+    from chalicelib.audit import digest
+
+    _audit_events(sorted(_minute_edges(DAY_START + 3600 - 600, 12)))
+    sealed_at = DAY_START + 3600 + 30  # sealed up to 00:59
+    _seal(sealed_at)
+    # a write that took long (retried): keyed at 00:57:30 and 00:58:59.999, stored after the seal
+    _audit_events([DAY_START + 3600 - 150, DAY_START + 3600 - 60.001])
+    now = sealed_at + 240
+    verified = with_clock(now, lambda: digest.digests().verify(DAY_START, now, now))
+    assert verified["valid"] and len([n for n in verified["notes"] if "after its period was sealed" in n]) == 2
+    since = DAY_START + 3600 - 500.5
+    assert _report(since, now, now + 1) != _raw_report(since, now)  # the counts miss them until...
+    assert _tally(now)["late"] == 2  # ...the tally reads the last sealed minutes again
+    assert _tally(now + 1)["late"] == 2  # run again: the same addenda, overwritten
+    for a, b in [(since, now), (DAY_START, now), (DAY_START + 3600 - 150.5, DAY_START + 3600 - 60)]:
+        assert _report(a, b, now + 1) == _raw_report(a, b), (a, b)
+    for user in ("u-0", "u-1", "u-2"):
+        assert _summary(user, 1, now + 1) == _raw_summary(user, 1, now + 1), user
+    _seal(now + 3600)  # later seals change nothing of it
+    assert _report(since, now, now + 3600) == _raw_report(since, now)
