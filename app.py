@@ -212,6 +212,7 @@ orphan_cleanup = schedules.handler(app, "orphan-cleanup")
 webhook_log_cleanup = schedules.handler(app, "webhook-log-cleanup")
 analytics_data_cleanup = schedules.handler(app, "analytics-data-cleanup")
 audit_digest = schedules.handler(app, "audit-digest")
+audit_tally = schedules.handler(app, "audit-tally")
 
 
 @app.on_ws_connect()

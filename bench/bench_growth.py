@@ -14,7 +14,8 @@ Counted per path, by botocore hooks on the app's session: AWS requests, and item
 ScannedCount of Query and Scan, the items returned by GetItem, BatchGetItem and
 TransactGetItems: moto reports no ConsumedCapacity). Time is moto's (every moto Query walks the
 whole table: times grow with the table even where reads do not), shown for scale only.
-`INKWELL_BENCH_GROWTH=1000,100000` picks the sizes.
+`INKWELL_BENCH_GROWTH=1000,100000` picks the sizes; `INKWELL_BENCH_GROWTH_PATHS=report,verify`
+measures only the paths whose name contains one of those words (the fill and the seal always run).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from typing import Any
 
 DAY = 86400
 SIZES = tuple(int(n) for n in os.environ.get("INKWELL_BENCH_GROWTH", "1000,100000").split(","))
+ONLY = [w for w in os.environ.get("INKWELL_BENCH_GROWTH_PATHS", "").split(",") if w]
+HOT = ("article", "a-busy")  # every 10th audit event's resource: more than a page of events at 1k too
 USERS = 20
 ARTICLES = 500
 ROOMS = 25
@@ -129,7 +132,7 @@ def audit_items(n: int, now: float) -> list[dict[str, Any]]:
             ip=f"10.0.{i % 5}.{i % 11}",
             user_agent="bench",
             request_id=f"r-{i}",
-            resource=("article", f"a{i % ARTICLES}"),
+            resource=HOT if i % 10 == 0 else ("article", f"a{i % ARTICLES}"),
             details=details,
             now=at,
         )
@@ -161,34 +164,36 @@ KEEP = {"completed": 100, "failed": 50, "cancelled": 100}  # retention per queue
 
 
 def job_items(n: int, now: float) -> list[dict[str, Any]]:
-    from chalicelib import catalog, timeutil
+    """What retention keeps per queue (steady state: full at every size, 1,000 records here), every
+    10th of those past its TTL (waiting for DynamoDB or the orphan sweep), then n jobs waiting
+    or delayed."""
+    from chalicelib import catalog
     from chalicelib.jobs import records
 
     store = records.JobStore(None)
     queues = catalog.job_queues()
     out = []
-    kept: Counter[tuple[str, str]] = Counter()
+    for queue in queues:
+        for state, keep in KEEP.items():
+            for k in range(keep):
+                at = now - 9 * DAY if k % 10 == 9 else now - 6 * DAY * (k + 0.5) / keep
+                out.append(_job(store, queue, state, at, {"kept": k}))
     for i in range(n):
         queue = queues[i % len(queues)]
-        at = now - 6 * DAY * (i + 0.5) / n
-        state = ("waiting", "delayed", "completed", "failed", "cancelled", "waiting", "completed", "delayed")[i % 8]
-        expired = i % 10 == 9
-        if expired:
-            state, at = "cancelled", now - 9 * DAY
-        if state in KEEP and kept[(queue, state)] >= KEEP[state]:
-            state = "waiting"  # retention trims the rest
-        kept[(queue, state)] += 1
-        record = store.new_record(queue, "bench", {"n": i}, max_attempts=3)
-        stamp = timeutil.iso_ms(at)
-        record.update(
-            state=state,
-            queue_state=f"{queue}#{state}",
-            created_at=stamp,
-            updated_at=stamp,
-            **records.ttl_for(state, at),
-        )
-        out.append(record)
+        out.append(_job(store, queue, ("waiting", "delayed")[i % 2], now - 6 * DAY * (i + 0.5) / n, {"n": i}))
     return out
+
+
+def _job(store: Any, queue: str, state: str, at: float, payload: dict[str, Any]) -> dict[str, Any]:
+    from chalicelib import timeutil
+    from chalicelib.jobs import records
+
+    record = store.new_record(queue, "bench", payload, max_attempts=3)
+    stamp = timeutil.iso_ms(at)
+    record.update(
+        state=state, queue_state=f"{queue}#{state}", created_at=stamp, updated_at=stamp, **records.ttl_for(state, at)
+    )
+    return dict(record)
 
 
 def ws_items(n: int, now: float) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -382,6 +387,8 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
                     break
             out["audit_digest backlog: 31 days"] = (read, requests, seconds, f"{runs} runs")
             print(f"   sealed 31 days: {read} read, {requests} requests, {seconds:.1f} s, {runs} runs", flush=True)
+            # and the minutes since counted, as the 5-minute tally would have: its last run 5 minutes ago
+            digest.digests().tally(now - 300)
 
             since30 = timeutil.iso(now - 30 * DAY)
             paths: list[tuple[str, Callable[[], Any]]] = [
@@ -393,12 +400,14 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
                 ("GET /api/audit?user_id=u-3", get("/api/audit?user_id=u-3")),
                 ("GET /api/audit?action=auth.login", get("/api/audit?action=auth.login")),
                 ("GET /api/audit?category=system", get("/api/audit?category=system")),
-                ("GET /api/audit?resource=article#a7", get("/api/audit?resource_type=article&resource_id=a7")),
+                ("GET /api/audit?resource=article#a-busy", get("/api/audit?resource_type=article&resource_id=a-busy")),
                 ("GET /api/audit/users/u-3/summary?days=7", get("/api/audit/users/u-3/summary?days=7")),
-                ("cleanup/audit_digest (hourly: the last hour)", job(audit_jobs.audit_digest)),
+                ("GET /api/audit/users/u-3/summary?days=365", get("/api/audit/users/u-3/summary?days=365")),
                 ("GET /api/audit/report (24 h)", get("/api/audit/report")),
                 ("GET /api/audit/report (30 days)", get(f"/api/audit/report?since={since30}")),
                 ("GET /api/audit/verify (24 h)", get("/api/audit/verify")),
+                ("cleanup/audit_tally (every 5 minutes)", job(audit_jobs.audit_tally)),
+                ("cleanup/audit_digest (hourly: the last hour)", job(audit_jobs.audit_digest)),
                 ("analytics/daily_report", job(analytics_jobs.daily_report, {"date": day.isoformat()})),
                 ("analytics/weekly_report", job(analytics_jobs.weekly_report, {"week": timeutil.iso_week(day)})),
                 ("GET /api/analytics/reports/daily", get(f"/api/analytics/reports/daily?date={day.isoformat()}")),
@@ -411,11 +420,19 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
                 ("analytics/cleanup_old_data", job(analytics_jobs.cleanup_old_data)),
                 ("cleanup/orphans", job(cleanup.orphans)),
             ]
+            from chalicelib.content import reports
+
             for name, fn in paths:
+                if ONLY and not any(word in name for word in ONLY):
+                    continue
                 read, requests, seconds, result = meter.measure(fn)
                 note = ""
                 if isinstance(result, dict) and "more" in result:
                     note = f"more={result['more']}"
+                if isinstance(result, dict) and "complete" in result:
+                    note = f"checked {result['checked']}, complete={result['complete']}"
+                if isinstance(result, dict) and str(result.get("key", "")).startswith("analytics."):
+                    note = f"answer: {reports.stored(result['key'])['article_count']} articles"
                 out[name] = (read, requests, seconds, note)
                 print(f"   {name}: {read} read, {requests} requests, {seconds * 1000:.0f} ms {note}", flush=True)
     return out
@@ -437,12 +454,13 @@ def main() -> None:
         ratio = b / a if a else (1.0 if b == 0 else float("inf"))
         print(f"growth {name}: {a} -> {b} ({ratio:.2f}x)")
     print()
-    print("| path | items read at 1k | at 100k | ratio | requests 1k / 100k | ms 1k / 100k (moto) |")
-    print("|---|---|---|---|---|---|")
+    print("| path | items read at 1k | at 100k | ratio | requests 1k / 100k | ms 1k / 100k (moto) | note 1k / 100k |")
+    print("|---|---|---|---|---|---|---|")
     for name in small:
         a, b = small[name], large[name]
         ratio = b[0] / a[0] if a[0] else (1.0 if b[0] == 0 else float("inf"))
-        print(f"| {name} | {a[0]} | {b[0]} | {ratio:.2f}x | {a[1]} / {b[1]} | {a[2] * 1000:.0f} / {b[2] * 1000:.0f} |")
+        cells = f"{a[1]} / {b[1]} | {a[2] * 1000:.0f} / {b[2] * 1000:.0f} | {a[3]} / {b[3]}"
+        print(f"| {name} | {a[0]} | {b[0]} | {ratio:.2f}x | {cells} |")
 
 
 if __name__ == "__main__":

@@ -263,7 +263,15 @@ _QUEUES = (
         batch_size=1,
         concurrency=2,
         description="sweeps of expired data, audit digests",
-        job_types=("sessions", "login_attempts", "activity_logs", "webhook_logs", "orphans", "audit_digest"),
+        job_types=(
+            "sessions",
+            "login_attempts",
+            "activity_logs",
+            "webhook_logs",
+            "orphans",
+            "audit_digest",
+            "audit_tally",
+        ),
     ),
     Queue(
         "audit",
@@ -377,6 +385,13 @@ SCHEDULES: dict[str, Schedule] = {
             "Seal the closed hours of the audit trail (hourly at :05)",
             "cleanup",
             "audit_digest",
+        ),
+        Schedule(
+            "audit-tally",
+            "rate(5 minutes)",
+            "Count the audit trail's minutes since the last seal, for the report (every 5 minutes)",
+            "cleanup",
+            "audit_tally",
         ),
     )
 }

@@ -99,7 +99,7 @@ ACCESS: dict[str, tuple[str, ...]] = {
         "dynamodb:UpdateItem",
     ),
     "table:audit_events": ("dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
-    "table:audit_digests": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
+    "table:audit_digests": ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"),
     "table:job_metrics": ("dynamodb:Query", "dynamodb:UpdateItem"),  # per-minute job metrics
     # every queue: enqueue, retry with backoff (visibility), look up URLs
     "queue:*": ("sqs:SendMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl"),

@@ -187,6 +187,8 @@ class AuditVerification(BaseModel):
     valid: bool
     checked: int
     problems: list[dict[str, Any]]
+    complete: bool = True  # false: the call ran out of its budget; the hours left start at next_since
+    next_since: str | None = None
 
 
 class RateLimit(BaseModel):

@@ -3,6 +3,7 @@ itself recorded (reading or exporting the audit log is audited too)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from chalicelib import aws, errors, http, timeutil
@@ -14,6 +15,7 @@ DAY = 86400
 DEFAULT_LIST_DAYS = 30
 MAX_REPORT_DAYS = 92
 MAX_VERIFY_DAYS = 7
+VERIFY_SECONDS = 15.0  # a verify call stops starting hours after this long
 CURSOR_KEYS = {"p", "s"}
 SUMMARY_PROJECTION = {"ProjectionExpression": "#a, category, ts, sk", "ExpressionAttributeNames": {"#a": "action"}}
 
@@ -81,72 +83,66 @@ def user_summary(caller: dict[str, Any], user_id: str, params: dict[str, str]) -
         raise http.bad_request("must be between 1 and 365", "days")
     until = timeutil.now()
     since = until - days * DAY
-    tallies, raw = _sealed_user_counts(user_id[:256], since, until)
     source = store.Source("by_user", "user_id", [(user_id, [user_id[:256]])])
-    cut = False
-    for lo, hi in (r for r in raw if r[0] < r[1]):
+    blocks = digest.digests().blocks(since, until, user_id[:256])
+    tallies, ranges, cut = _counted(blocks, since, until)
+    for lo, hi in ranges:
         items, more = events_store().all_of(source, (lo, hi), store.MAX_SUMMARY_EVENTS, **SUMMARY_PROJECTION)
         tallies, cut = tallies + list(store.user_tally(items).values()), cut or more
     record("audit.read", resource=("user", user_id), details={"summary": True, "days": days})
     return store.summary_from(user_id, store.merge_user(tallies), days, cut)
 
 
-def _sealed_user_counts(user_id: str, since: float, until: float) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """A user's counts of the sealed hours within [since, until] and the sort-key ranges left to
-    the raw events: the partial hour at the start and what is newer than the last seal. Every
-    hour boundary the chain covers ends a sealed period; a retention class whose time has passed
-    since its period ended is left out, as TTL removes its events."""
-    whole = store.sort_key_bounds(since, until)
-    d = digest.digests()
-    head = d.head()
-    if head is None or not d.head_ok(head):
-        return [], [whole]
-    start = max(timeutil.parse_iso(head["genesis"]), model.hour_start(since - 0.001) + 3600)
-    end = timeutil.parse_iso(head["end"])
-    if start >= end or end > until:
-        return [], [whole]
+def _counted(
+    blocks: list[digest.Block], since: float, until: float
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]], bool]:
+    """The tallies of the counted blocks that tile [since, until] and the sort-key ranges left to
+    the raw events (the first partial minute, what is newer than the last count, any gap). A
+    block's retention classes whose time has passed since it ended are left out, as TTL removes
+    their events. Whether a block's counts were cut."""
+    lo, hi = store.sort_key_bounds(since, until)
+    chosen, gaps = digest.cover(blocks, lo, hi[:-1])
+    # events written late into a counted sealed minute (digest.Digests.tally finds them)
+    chosen += [x for x in blocks if x.late and any(b.lo <= x.lo and x.hi <= b.hi for b in chosen)]
     now = timeutil.now()
-    periods = d.user_counts(user_id, start, end)
-    tallies = [
-        t for p in periods for days, t in p["tallies"].items() if timeutil.parse_iso(p["end"]) + int(days) * DAY > now
-    ]
-    return tallies, [(whole[0], timeutil.iso_ms(start)), (head["end"], whole[1])]
+    tallies = [t for b in chosen for days, t in b.tallies.items() if timeutil.parse_iso(b.hi) + int(days) * DAY > now]
+    return tallies, [(a, b) for a, b in gaps if a < b], any(b.cut for b in chosen)
 
 
 def report(params: dict[str, str]) -> dict[str, Any]:
     """GET /api/audit/report: the system activity report over [since, until] (default 24 h).
 
-    The sealed periods inside the range are read as the counts their digest stored (one item per
-    hour); only the events outside them are read: the partial hours at the range's ends and what
-    is newer than the last seal. A period's retention classes whose time has passed are left out,
-    as TTL removes their events."""
+    Read from counts (`digest.Digests.blocks`): the sealed hours inside the range, the minutes of
+    a sealed hour it starts or ends in, the minutes counted after the last seal; only the events
+    of what no count covers are read (the first partial minute, the last minute or two)."""
     since, until = time_range(params, 1, MAX_REPORT_DAYS)
-    now = timeutil.now()
-    periods = digest.digests().counts(since, until)
-    tallies = [
-        t for p in periods for days, t in p["tallies"].items() if timeutil.parse_iso(p["end"]) + int(days) * DAY > now
-    ]
-    cut = any(p.get("cut") for p in periods)
-    lo, hi = store.sort_key_bounds(since, until)
-    raw = [(since, until, lo, hi)]
-    if periods:
-        first, last = periods[0]["seg"], periods[-1]["end"]
-        raw = [(since, timeutil.parse_iso(first), lo, first), (timeutil.parse_iso(last), until, last, hi)]
+    blocks = digest.digests().blocks(since, until)
+    tallies, ranges, cut = _counted(blocks, since, until)
     events = 0
-    for a, b, sk_lo, sk_hi in (r for r in raw if r[2] < r[3]):
-        source, _ = store.source_for({}, a, b)
+    for sk_lo, sk_hi in ranges:
+        source, _ = store.source_for({}, _moment(sk_lo, since), _moment(sk_hi, until))
         items, more = events_store().all_of(source, (sk_lo, sk_hi), store.MAX_REPORT_EVENTS - events)
         events, cut = events + len(items), cut or more
         tallies += store.tally(items).values()
-    details = {"export": "audit.report", "since": timeutil.iso(since), "events": events, "periods": len(periods)}
+    details = {"export": "audit.report", "since": timeutil.iso(since), "events": events, "counted": len(blocks)}
     record("analytics.export", details=details)
     return store.report_from(store.merge(tallies), timeutil.iso(since), timeutil.iso(until), cut)
 
 
+def _moment(sort_key: str, default: float) -> float:
+    try:
+        return timeutil.parse_iso(sort_key[:24])
+    except ValueError:  # before the year 1000, `iso_ms` has fewer digits
+        return default
+
+
 def verify(params: dict[str, str]) -> dict[str, Any]:
-    """GET /api/audit/verify: recompute digests over [since, until] (default 24 h, at most 7 days)."""
+    """GET /api/audit/verify: recompute digests over [since, until] (default 24 h, at most 7 days),
+    as many whole hours as one call can check well inside API Gateway's 29 s (VERIFY_SECONDS, or
+    digest.MAX_VERIFY_EVENTS events): `complete` false and `next_since` when hours are left."""
     since, until = time_range(params, 1, MAX_VERIFY_DAYS)
-    result = digest.digests().verify(since, until, timeutil.now())
+    deadline = time.monotonic() + VERIFY_SECONDS
+    result = digest.digests().verify(since, until, timeutil.now(), lambda: deadline - time.monotonic())
     details = {"valid": result["valid"], "checked": result["checked"], "problems": len(result["problems"])}
     record("audit.verify", details=details)
     if not result["valid"]:

@@ -22,7 +22,7 @@ import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from boto3.dynamodb.conditions import Key
 
@@ -36,8 +36,12 @@ SEAL_GRACE = 60.0  # seconds: writes keyed before now - grace have landed (see m
 GENESIS_HOURS = 48  # the first seal reaches this far back
 MAX_SEGMENTS_PER_RUN = 24 * 14
 LEAVES_PER_PART = 500
+MAX_VERIFY_EVENTS = 20_000  # one verify call reads about this many events at most (whole hours)
 DIGEST_RETENTION = MAX_RETENTION_SECONDS + 30 * 24 * 3600
 CHAIN = {"hour": "chain", "seg": "head"}
+TAIL_REACH = 2 * 3600  # the tally counts at most this far behind its cut (a seal further behind: raw)
+TAIL_RETENTION = 2 * 24 * 3600
+LATE_REACH = 20 * 60  # a late write lands within its Lambda's 15 minutes; the tally runs every 5
 
 
 class TamperDetected(RuntimeError):
@@ -179,7 +183,7 @@ class Digests:
         """Seal every period up to now - SEAL_GRACE (at most MAX_SEGMENTS_PER_RUN), while
         `time_left()` (seconds) is positive: `more` says whether periods were left to seal.
         Raises TamperDetected on a forged head."""
-        cut = timeutil.parse_iso(timeutil.iso_ms(now - SEAL_GRACE))
+        cut = minute_start(now - SEAL_GRACE)  # periods end on a minute: the tail's minute counts meet them
         head = self.head()
         if head is not None and not self.head_ok(head):
             raise TamperDetected("the audit chain head's signature is invalid")
@@ -198,7 +202,7 @@ class Digests:
             lines = [leaf(i) for i in items]
             digest = make_digest(seq + 1, timeutil.iso_ms(a), timeutil.iso_ms(b), prev, lines, self._key)
             ttl = int(now + DIGEST_RETENTION)
-            counts = [counts_item(digest, items, ttl), *user_counts_items(digest, items, ttl)]
+            counts = [counts_item(digest, items, ttl), *minute_ops(digest, items, ttl)]
             self._write(hour, digest, seq, genesis, now, counts)
             seq, prev = digest["seq"], digest["hash"]
             sealed, events = sealed + 1, events + len(lines)
@@ -236,8 +240,8 @@ class Digests:
             }
             for n, p in enumerate(parts)
         ]
-        users = [{"Put": {"TableName": name, "Item": c}} for c in counts[1:]]
-        puts = users + puts
+        ops = [{kind: {"TableName": name, **args} for kind, args in op.items()} for op in counts[1:]]
+        puts = ops + puts
         puts.append({"Put": {"TableName": name, "Item": counts[0]}})
         puts.append({"Put": {"TableName": name, "Item": head_item, "ConditionExpression": "attribute_not_exists(seg)"}})
         if old_seq:
@@ -247,59 +251,176 @@ class Digests:
         puts.append({"Put": {"TableName": name, "Item": pointer, **condition}})
         client = self._table.meta.client
         # One transaction (all or nothing, and two concurrent seals cannot both extend the chain)
-        # unless the leaves and users are too many for it: then the users' counts and the parts go
-        # first (each keyed by user or part and the period, so a seal run again writes the same
-        # items again: counted once; readers take users' counts only up to the chain's end); the
+        # unless the leaves and users are too many for it: then the minutes', users' counts and the
+        # parts go first (each keyed by user or part and the period, so a seal run again writes
+        # the same values again: counted once; exact for their period whether or not it is sealed); the
         # period's counts, the head and the pointer always together, so the counts exist exactly
         # when the digest does.
         if len(puts) > 40:
-            for put in puts[:-3]:
-                client.put_item(**put["Put"])
+            for op in puts[:-3]:
+                if "Put" in op:
+                    client.put_item(**op["Put"])
+                else:
+                    client.update_item(**op["Update"])
             puts = puts[-3:]
         client.transact_write_items(TransactItems=puts)
 
-    def counts(self, since: float, until: float) -> list[dict[str, Any]]:
-        """The counts of the sealed periods within [since, until], oldest first and contiguous
-        (one Query per day of the range; a period after a gap is left to the raw events)."""
-        lo, hi = timeutil.iso_ms(since), timeutil.iso_ms(until)
-        found: list[dict[str, Any]] = []
-        for day in _days(since, until):
-            kwargs: dict[str, Any] = {
-                "KeyConditionExpression": Key("hour").eq(counts_key(day)) & Key("seg").between(lo, hi)
-            }
-            while True:
-                result = self._table.query(**kwargs)
-                found += [from_dynamo(i) for i in result.get("Items", []) if i["end"] <= hi]
-                if "LastEvaluatedKey" not in result:
-                    break
-                kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
-        run: list[dict[str, Any]] = []
-        for item in sorted(found, key=lambda i: i["seg"]):
-            if run and item["seg"] != run[-1]["end"]:
-                break
-            run.append(item)
-        return run
+    def blocks(self, since: float, until: float, user_id: str | None = None) -> list[Block]:
+        """The counted spans within reach of [since, until] (`cover` picks from them): each sealed
+        period whole and minute by minute, then the minutes `tally` counted after the last seal;
+        of everybody (the report) or of one user (the summary), whose sealed time outside their
+        periods counts nothing. One Query per day of the range (a user's: one in all), the chain
+        head and the tail's one or two hours."""
+        first, hi = timeutil.iso_ms(model.hour_start(since)), timeutil.iso_ms(until)
+        head = self.head()
+        if head is not None and not self.head_ok(head):
+            head = None
+        if user_id is None:
+            found = [p for day in _days(since, until) for p in self._query(counts_key(day), first, hi)]
+        else:
+            days = self._query(user_counts_key(user_id), first[:10], hi[:10] + "~")
+            found = [p for d in days for p in _user_periods(d)]
+        periods = [p for p in found if "late" not in p]
+        out = [Block(p["seg"], p["end"], p["tallies"], bool(p.get("cut"))) for p in periods]
+        out += [minute_blocks({p["late"]: p["tallies"]}, "", "~")[0]._replace(late=True) for p in found if "late" in p]
+        # the minutes of the sealed periods the range starts or ends in
+        lo = timeutil.iso_ms(since)
+        edges = {(first, lo)}
+        if head is not None and hi < head["end"]:
+            edges.add((timeutil.iso_ms(model.hour_start(until)), hi))
+        for a, b in sorted(edges):
+            key = minutes_key(a[:10]) if user_id is None else user_minutes_key(user_id)
+            for p in self._query(key, a, b):
+                counted = p["minutes"] if user_id is None else _every_minute(p["minutes"], p["seg"], p["end"])
+                out += minute_blocks(counted, p["seg"], p["end"])
+        if user_id is not None and head is not None:
+            out += _nothing_between(periods, max(first, head["genesis"]), head["end"])
+        if head is None or head["end"] >= hi:
+            return out
+        end = timeutil.parse_iso(head["end"])
+        lo = timeutil.iso_ms(model.hour_start(end))
+        tails = [t for day in _days(end, until) for t in self._query(tail_key(day), lo, hi)]
+        mine = {} if user_id is None else {t["seg"]: t for t in self._query(user_tail_key(user_id), lo, hi)}
+        for t in tails:
+            minutes = t["minutes"]
+            if user_id is not None:
+                minutes = {m: mine.get(t["seg"], {}).get(m, {}) for m in minutes}
+            out += minute_blocks(minutes, t["seg"], t["end"])
+        return out
 
-    def user_counts(self, user_id: str, since: float, until: float) -> list[dict[str, Any]]:
-        """A user's counts of the sealed periods starting in [since, until) (one Query, one item
-        per period in which the user did something)."""
-        lo, hi = timeutil.iso_ms(since), timeutil.iso_ms(until)
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("hour").eq(user_counts_key(user_id)) & Key("seg").between(lo, hi)
-        }
+    def _query(self, partition: str, lo: str, hi: str) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("hour").eq(partition) & Key("seg").between(lo, hi)}
         found: list[dict[str, Any]] = []
         while True:
             result = self._table.query(**kwargs)
-            found += [from_dynamo(i) for i in result.get("Items", []) if i["seg"] < hi]
+            found += [from_dynamo(i) for i in result.get("Items", [])]
             if "LastEvaluatedKey" not in result:
                 return found
             kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
 
+    def tally(self, now: float) -> dict[str, Any]:
+        """Count each finished minute after the last seal (up to now - SEAL_GRACE, as the seal;
+        at most TAIL_REACH back) that is not counted yet: per hour, one item of minute counts
+        (`tail#<day>` / hour start) and one per user active in those minutes (`tail#<user_id>`
+        / hour start, written first: a minute in the hour's item is counted for every user).
+        A minute is counted again from its events and overwritten, never added to, so a tally
+        run again or retried counts once. The `cleanup/audit_tally` job (every 5 minutes)."""
+        cut = minute_start(now - SEAL_GRACE)
+        head = self.head()
+        if head is None:
+            return {"minutes": 0, "until": None}
+        start = minute_start(max(timeutil.parse_iso(head["end"]), cut - TAIL_REACH))
+        ttl, counted = int(now + TAIL_RETENTION), 0
+        for a, b in segments(start, cut):
+            hour = model.hour_start(a)
+            key = {"hour": tail_key(timeutil.day(hour)), "seg": timeutil.iso_ms(hour)}
+            item = self._table.get_item(Key=key, ConsistentRead=True).get("Item") or {}
+            have = from_dynamo(item.get("minutes") or {})
+            todo = [m for m in _minute_keys(a, b) if m not in have]
+            if not todo:
+                continue
+            lo = timeutil.parse_iso(todo[0] + ":00Z")
+            events = self._events.hour(model.hour_of(hour), (timeutil.iso_ms(lo), timeutil.iso_ms(b)))
+            fresh = minute_tallies(events, lo, b, tally)
+            minutes = {**have, **fresh}
+            if len(json.dumps(minutes, default=str)) > MAX_COUNTS_BYTES:
+                continue  # a very busy hour: its minutes stay with the raw events
+            for user, tallies in _by_user_minutes(events).items():
+                names = {f"#m{n}": m for n, m in enumerate(tallies)}
+                values = {f":m{n}": to_dynamo(t) for n, t in enumerate(tallies.values())}
+                self._table.update_item(
+                    Key={"hour": user_tail_key(user), "seg": key["seg"]},
+                    UpdateExpression="SET " + ", ".join(f"#m{n} = :m{n}" for n in range(len(names))) + ", #t = :t",
+                    ExpressionAttributeNames={**names, "#t": "ttl"},
+                    ExpressionAttributeValues={**values, ":t": ttl},
+                )
+            end = timeutil.iso_ms(hour + 3600)
+            self._table.put_item(Item={**key, "end": end, "minutes": to_dynamo(minutes), "ttl": ttl})
+            counted += len(fresh)
+        return {"minutes": counted, "until": timeutil.iso_ms(cut), "late": self._late(now, head)}
+
+    def _late(self, now: float, head: dict[str, Any]) -> int:
+        """Count the events written into a sealed minute after its seal (verify notes them), so
+        that the counts equal the events: such a write lands within its Lambda's time (at most
+        15 minutes) of its key, so the sealed minutes of the last LATE_REACH are read again and
+        each one holding more events than its digest's minute counts gets an addendum of those
+        its digest does not list: `counts#<day>` / `<minute>~late` and, per user, an attribute
+        `late#<minute>` of their day item; recounted and overwritten, never added to."""
+        end = timeutil.parse_iso(head["end"])
+        start = max(minute_start(now - LATE_REACH), timeutil.parse_iso(head["genesis"]))
+        ttl, found = int(now + DIGEST_RETENTION), 0
+        for a, b in segments(start, end):
+            hour = timeutil.iso_ms(model.hour_start(a))
+            periods = self._query(minutes_key(hour[:10]), hour, timeutil.iso_ms(b))
+            events = self._events.hour(model.hour_of(a), (timeutil.iso_ms(a), timeutil.iso_ms(b)))
+            for minute, items in _by_minute(events).items():
+                at = minute + ":00.000Z"
+                period = next((p for p in periods if p["seg"] <= at < p["end"]), None)
+                if period is None:
+                    continue  # its minutes were too many to keep: left as they are
+                if len(items) <= sum(int(t["total"]) for t in period["minutes"].get(minute, {}).values()):
+                    continue
+                listed = self._leaves(period["seg"])
+                late = [i for i in items if i["sk"] not in listed]
+                found += len(late)
+                item = {"hour": counts_key(minute[:10]), "seg": minute + "~late", "late": minute}
+                self._table.put_item(Item={**item, "tallies": to_dynamo(tally(late)), "ttl": ttl})
+                for user, events_of in _by_user(late).items():
+                    self._table.update_item(
+                        Key={"hour": user_counts_key(user), "seg": minute[:10]},
+                        UpdateExpression="SET #l = :l, #t = :t",
+                        ExpressionAttributeNames={"#l": "late#" + minute, "#t": "ttl"},
+                        ExpressionAttributeValues={":l": to_dynamo({"tallies": user_tally(events_of)}), ":t": ttl},
+                    )
+        return found
+
+    def _leaves(self, seg: str) -> set[str]:
+        """The sort keys the digest of the period starting at `seg` lists."""
+        hour = model.hour_of(timeutil.parse_iso(seg))
+        parts = self._query(hour, seg + "#", seg + "#~")
+        return {line.split(" ", 1)[0] for p in parts for line in str(p.get("leaves", "")).split("\n") if line}
+
     # --- verify ---------------------------------------------------------------------------------
 
-    def verify(self, since: float, until: float, now: float) -> dict[str, Any]:
+    def verify(
+        self, since: float, until: float, now: float, time_left: Callable[[], float] | None = None
+    ) -> dict[str, Any]:
+        """Check [since, until] hour by hour until MAX_VERIFY_EVENTS events were read or
+        `time_left()` (seconds) ran out, at least one hour: then `complete` is false and the
+        hours left start at `next_since` (ask again from there, with the same `until`)."""
         out = Findings()
-        hours = [model.hour_of(t) for t in _hour_steps(since, until)]
+        steps = _hour_steps(since, until)
+        items: list[dict[str, Any]] = []
+        done = 0
+        for step in steps:
+            if done and (len(items) >= MAX_VERIFY_EVENTS or (time_left is not None and time_left() <= 0)):
+                break
+            items += self._events.hour(model.hour_of(step))
+            done += 1
+        next_since = None
+        if done < len(steps):
+            until, next_since = steps[done] - 0.001, timeutil.iso(steps[done])
+        hours = [model.hour_of(t) for t in steps[:done]]
         heads, parts = self._load(hours)
         pointer = self.head()
         leaves: dict[str, tuple[str, str, int, str]] = {}
@@ -328,7 +449,6 @@ class Digests:
                 leaves[sk] = (sk.split("#", 1)[1], print_, int(ttl), name)
         window = (timeutil.iso_ms(model.hour_start(since)), timeutil.iso_ms(model.hour_start(until) + 3600))
         self._check_chain(heads, pointer, window, now, out)
-        items = [i for hour in hours for i in self._events.hour(hour)]
         sealed_in = {i["sk"]: name for i in items for start, end, name in sealed_spans if start <= i["sk"] < end}
         compare(leaves, items, sealed_in, now, self._key, out)
         out.checked = len(items)
@@ -341,6 +461,8 @@ class Digests:
             "since": timeutil.iso_ms(since),
             "until": timeutil.iso_ms(until),
             "notes": out.notes[:50],
+            "complete": next_since is None,
+            "next_since": next_since,
         }
 
     def _load(self, hours: list[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -439,28 +561,184 @@ def counts_item(digest: dict[str, Any], items: list[dict[str, Any]], ttl: int) -
     }
 
 
+def minutes_key(day: str) -> str:
+    """The `audit_digests` partition of one day's sealed periods' minute counts."""
+    return f"minutes#{day}"
+
+
+def user_minutes_key(user_id: str) -> str:
+    return f"minutes-user#{user_id}"
+
+
 def user_counts_key(user_id: str) -> str:
     """The `audit_digests` partition of one user's counts (no hour is named like it)."""
     return f"user#{user_id}"
 
 
-def user_counts_items(digest: dict[str, Any], items: list[dict[str, Any]], ttl: int) -> list[dict[str, Any]]:
-    """Each user's counts of the sealed period (`store.user_tally` of their events), which their
-    summary reads instead of the events: partition `user#<user_id>`, sort key the period's start (pure)."""
-    by_user: dict[str, list[dict[str, Any]]] = {}
+def minute_ops(digest: dict[str, Any], items: list[dict[str, Any]], ttl: int) -> list[dict[str, Any]]:
+    """What the seal writes besides the period's counts, as transaction operations without their
+    table (pure): the period's minute counts (`minutes#<day>` / period start, for a report that
+    starts or ends inside it; left out when too large, that report then reads the events); each
+    user's counts (`user#<user_id>` / day, an attribute per period named by its start, set by an
+    update, never added to) and minute counts (`minutes-user#<user_id>` / period start)."""
+    start, end = timeutil.parse_iso(digest["start"]), timeutil.parse_iso(digest["end"])
+    ops: list[dict[str, Any]] = []
+    minutes = minute_tallies(items, start, end, tally)
+    if len(json.dumps(minutes, default=str)) <= MAX_COUNTS_BYTES:
+        item = {"hour": minutes_key(digest["start"][:10]), "seg": digest["start"], "end": digest["end"]}
+        ops.append({"Put": {"Item": {**item, "minutes": to_dynamo(minutes), "ttl": ttl}}})
+    for user, events in sorted(_by_user(items).items()):
+        period = {"end": digest["end"], "tallies": user_tally(events)}
+        ops.append(
+            {
+                "Update": {
+                    "Key": {"hour": user_counts_key(user), "seg": digest["start"][:10]},
+                    "UpdateExpression": "SET #p = :p, #t = :t",
+                    "ExpressionAttributeNames": {"#p": digest["start"], "#t": "ttl"},
+                    "ExpressionAttributeValues": {":p": to_dynamo(period), ":t": ttl},
+                }
+            }
+        )
+        mine = _by_user_minutes(events)[user]
+        if len(json.dumps(mine, default=str)) <= MAX_COUNTS_BYTES:
+            item = {"hour": user_minutes_key(user), "seg": digest["start"], "end": digest["end"]}
+            ops.append({"Put": {"Item": {**item, "minutes": to_dynamo(mine), "ttl": ttl}}})
+    return ops
+
+
+class Block(NamedTuple):
+    """Counts of the events whose sort keys fall in [lo, hi), per retention class."""
+
+    lo: str
+    hi: str
+    tallies: dict[str, Any]
+    cut: bool = False
+    empty: bool = False  # counts nothing anywhere within: any part of it may be used
+    late: bool = False  # events written into a sealed minute after its seal: added to the block holding it
+
+
+def cover(blocks: list[Block], lo: str, hi: str) -> tuple[list[Block], list[tuple[str, str]]]:
+    """The blocks that tile [lo, hi] (`hi` the last millisecond, inclusive) without overlapping,
+    earliest first and the longest of those, and the sort-key ranges left to the raw events as
+    `between` bounds (a bare time as the upper bound excludes the events at that time: they
+    belong to the next block) (pure)."""
+    ordered = sorted(sorted(blocks, key=lambda b: b.hi, reverse=True), key=lambda b: b.lo)
+    chosen: list[Block] = []
+    gaps: list[tuple[str, str]] = []
+    pos = lo
+    for block in ordered:
+        if block.late:
+            continue
+        if block.empty and block.lo < pos < block.hi:
+            block = block._replace(lo=pos)
+        if block.empty and block.lo < block.hi and block.hi > hi:
+            block = block._replace(hi=hi)
+        if block.lo < pos or block.hi > hi or block.lo >= block.hi:
+            continue
+        if block.lo > pos:
+            gaps.append((pos, block.lo))
+        chosen.append(block)
+        pos = block.hi
+    gaps.append((pos, hi + "~"))
+    return chosen, gaps
+
+
+def _nothing_between(periods: list[dict[str, Any]], lo: str, hi: str) -> list[Block]:
+    """Empty blocks over the sealed time [lo, hi) outside a user's periods (pure)."""
+    out, pos = [], lo
+    for p in sorted(periods, key=lambda p: p["seg"]):
+        if p["seg"] > pos:
+            out.append(Block(pos, min(p["seg"], hi), {}, empty=True))
+        pos = max(pos, p["end"])
+    if pos < hi:
+        out.append(Block(pos, hi, {}, empty=True))
+    return [b for b in out if b.lo < b.hi]
+
+
+def minute_start(ts: float) -> float:
+    return float(int(ts) // 60 * 60)
+
+
+def _minute_keys(lo: float, hi: float) -> list[str]:
+    """`YYYY-MM-DDTHH:MM` of every minute touching [lo, hi) (pure)."""
+    t, out = minute_start(lo), []
+    while t < hi:
+        out.append(timeutil.iso_ms(t)[:16])
+        t += 60
+    return out
+
+
+def minute_tallies(
+    items: list[dict[str, Any]], lo: float, hi: float, fn: Callable[[list[dict[str, Any]]], dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """`fn` (tally or user_tally) of each minute of [lo, hi), empty minutes included (pure)."""
+    by_minute: dict[str, list[dict[str, Any]]] = {m: [] for m in _minute_keys(lo, hi)}
+    for item in items:
+        by_minute.setdefault(item["sk"][:16], []).append(item)
+    return {m: fn(events) for m, events in by_minute.items()}
+
+
+def minute_blocks(minutes: dict[str, dict[str, Any]], lo: str, hi: str) -> list[Block]:
+    """A block per counted minute, clipped to the period [lo, hi) it was counted in (pure)."""
+    out = []
+    for minute, tallies in minutes.items():
+        start = timeutil.parse_iso(minute + ":00Z")
+        out.append(Block(max(timeutil.iso_ms(start), lo), min(timeutil.iso_ms(start + 60), hi), tallies))
+    return out
+
+
+def _every_minute(minutes: dict[str, Any], lo: str, hi: str) -> dict[str, Any]:
+    """A sealed period's minutes of one user: those without their events count nothing (pure)."""
+    return {m: minutes.get(m, {}) for m in _minute_keys(timeutil.parse_iso(lo), timeutil.parse_iso(hi))}
+
+
+def _by_minute(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        out.setdefault(item["sk"][:16], []).append(item)
+    return out
+
+
+def _by_user(items: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
     for item in items:
         if item.get("user_id"):
-            by_user.setdefault(str(item["user_id"]), []).append(item)
-    return [
-        {
-            "hour": user_counts_key(user),
-            "seg": digest["start"],
-            "end": digest["end"],
-            "tallies": to_dynamo(user_tally(events)),
-            "ttl": ttl,
-        }
-        for user, events in sorted(by_user.items())
-    ]
+            out.setdefault(str(item["user_id"]), []).append(item)
+    return out
+
+
+def _by_user_minutes(items: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each user's tallies of the minutes they did something in (pure)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for user, events in _by_user(items).items():
+        by_minute: dict[str, list[dict[str, Any]]] = {}
+        for event in events:
+            by_minute.setdefault(event["sk"][:16], []).append(event)
+        out[user] = {m: user_tally(e) for m, e in by_minute.items()}
+    return out
+
+
+def _user_periods(day_item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sealed periods of one user's day item: an attribute per period, named by its start
+    (an item of one period, as the first seals wrote them, is one)."""
+    if "tallies" in day_item:
+        return [day_item]
+    out = []
+    for name, value in day_item.items():
+        if name.startswith("late#"):
+            out.append({"late": name[5:], **value})
+        elif name not in ("hour", "seg", "ttl"):
+            out.append({"seg": name, **value})
+    return out
+
+
+def tail_key(day: str) -> str:
+    """The `audit_digests` partition of one day's minute counts after the last seal."""
+    return f"tail#{day}"
+
+
+def user_tail_key(user_id: str) -> str:
+    return f"tail-user#{user_id}"
 
 
 def _name(head: dict[str, Any]) -> str:

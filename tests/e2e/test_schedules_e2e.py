@@ -37,6 +37,7 @@ def test_the_emulator_fires_each_schedule_at_its_time_once_per_slot(fast_stack: 
         items = schedules(fast_stack, token)
         assert items["daily-analytics"]["last_run"] == "2026-11-28T02:00:00Z"
         assert items["session-cleanup"]["last_run"] == "2026-11-28T02:00:00Z"
+        assert items["audit-tally"]["last_run"] is not None  # rate(5 minutes): 02:00, 02:05, ...
         return items
 
     first = eventually(fired, timeout=20)

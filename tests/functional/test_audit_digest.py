@@ -66,7 +66,7 @@ def heads():
 def test_an_untouched_trail_verifies(trail):
     result = verify()
     assert result == {**result, "valid": True, "problems": [], "checked": 20}
-    assert result["sealed_until"] == timeutil.iso_ms(T - digest.SEAL_GRACE)
+    assert result["sealed_until"] == timeutil.iso_ms(digest.minute_start(T - digest.SEAL_GRACE))  # on the minute
 
 
 def test_sealing_is_incremental_and_stays_chained(trail, monkeypatch):
@@ -232,3 +232,42 @@ def test_the_verify_endpoint_names_an_event_altered_in_dynamodb(api, trail):
 def test_verify_range_is_bounded(api):
     response = api.get("/api/audit/verify?since=2026-01-01T00:00:00Z&until=2026-02-01T00:00:00Z", as_="admin")
     assert response.status_code == 400
+
+
+def test_a_verify_out_of_budget_says_where_to_go_on_and_its_continuation_checks_the_rest(trail, monkeypatch):
+    victim = stored(trail[-1])  # in the last hour
+    table().update_item(
+        Key={"hour": victim["hour"], "sk": victim["sk"]},
+        UpdateExpression="SET details = :d",
+        ExpressionAttributeValues={":d": {"n": 999}},
+    )
+    whole = verify()
+    assert whole["complete"] is True and whole["next_since"] is None
+    monkeypatch.setattr(digest, "MAX_VERIFY_EVENTS", 1)  # every call stops after one hour with events
+    calls, since = [], SINCE
+    while len(calls) < 10:
+        calls.append(digest.digests().verify(since, UNTIL, T))
+        if calls[-1]["complete"]:
+            break
+        assert timeutil.parse_iso(calls[-1]["next_since"]) > since
+        since = timeutil.parse_iso(calls[-1]["next_since"])
+    assert calls[-1]["complete"] and len(calls) >= 4  # 5 hours, events in the last 3
+    assert sum(c["checked"] for c in calls) == whole["checked"] == 20
+    assert [p["event_id"] for c in calls for p in problems(c, "event_changed")] == [victim["id"]]
+    assert [c["valid"] for c in calls].count(False) == 1  # the call that checked the victim's hour
+    # out of time: one hour per call, whatever the events
+    monkeypatch.setattr(digest, "MAX_VERIFY_EVENTS", 10**6)
+    first = digest.digests().verify(SINCE, UNTIL, T, time_left=lambda: 0.0)
+    assert first["complete"] is False
+    assert first["next_since"] == timeutil.iso(model.hour_start(SINCE) + 3600)
+
+
+def test_the_verify_endpoint_answers_where_its_continuation_starts(api, trail, monkeypatch):
+    from chalicelib.audit import api as audit_api
+
+    monkeypatch.setattr(audit_api, "VERIFY_SECONDS", 0.0)  # out of time after the first hour
+    response = api.get(f"/api/audit/verify?since={timeutil.iso(SINCE)}&until={timeutil.iso(UNTIL)}", as_="admin")
+    assert response.status_code == 200
+    result = body(response)
+    assert (result["complete"], result["next_since"]) == (False, timeutil.iso(model.hour_start(SINCE) + 3600))
+    assert result["valid"] is True

@@ -386,3 +386,128 @@ def test_a_repeated_seal_counts_a_user_once(aws_mock, monkeypatch):
     for user in ("m-0", "m-44", "u-0", "u-1", "u-2"):
         assert _summary(user, 1, now + 3600) == _raw_summary(user, 1, now + 3600), user
     assert _summary("u-0", 1, now + 3600)["total"] == 4
+
+
+# --- minute counts: a range starting inside a sealed hour, and the tail after the last seal -------
+
+
+def _tally(now):
+    from chalicelib.jobs.processors import audit as audit_jobs
+    from chalicelib.jobs.processors.registry import JobContext
+
+    job = {"id": f"tally-{now}", "queue": "cleanup", "type": "audit_tally", "payload": {}}
+    ctx = JobContext(job, 1, False, lambda percent: None, remaining=lambda: 300.0)
+    return with_clock(now, lambda: _invoke(lambda: audit_jobs.audit_tally(job, ctx)))
+
+
+def _minute_edges(start, minutes):
+    """Events on both sides of minute boundaries, to the millisecond, from `start` on."""
+    out = []
+    for m in range(minutes):
+        edge = start + 60 * m
+        out += [edge - 0.001, edge, edge + 17.25]
+    return out
+
+
+def test_a_report_reads_counts_but_for_its_first_partial_minute_and_the_last_minutes(audit_reads):
+    sealed_at = DAY_START + 2 * 3600 + 30  # seals up to 01:59 (a minute before, on the minute)
+    times = _minute_edges(DAY_START - 1800, 50) + _minute_edges(DAY_START + 3600 - 600, 20)
+    _audit_events(sorted(times))
+    assert _seal(sealed_at)["until"] == timeutil.iso_ms(DAY_START + 2 * 3600 - 60)
+    tail = _minute_edges(DAY_START + 2 * 3600 - 60, 14)  # from the seal's end on (-0.001: sealed already)
+    _audit_events(sorted(t for t in tail if DAY_START + 2 * 3600 - 60 <= t < sealed_at + 300))
+    now = DAY_START + 2 * 3600 + 12 * 60 + 5
+    first = _tally(now - 200)
+    assert _tally(now - 200)["minutes"] == 0  # run again: nothing left to count, nothing counted twice
+    assert _tally(now)["minutes"] > 0 and first["minutes"] > 0
+    assert _tally(now)["minutes"] == 0
+    for since, until in [
+        (DAY_START - 1500.5, now),  # mid-minute in a sealed hour, across midnight, into the tail
+        (DAY_START + 3600 - 300.0005, DAY_START + 3600 + 420.25),  # inside sealed hours, both ends mid-minute
+        (DAY_START + 2 * 3600 - 119.999, now),  # inside the last sealed minutes, then the tail
+        (DAY_START - 0.001, DAY_START + 0.001),
+    ]:
+        expected = _raw_report(since, until)
+        assert expected["total"] > 0
+        assert _report(since, until, now + 1) == expected, (since, until)
+    audit_reads.clear()
+    _report(DAY_START - 1500.5, now, now + 1)
+    # the events of 00:34:59.500-00:35 and of the minutes after the tally's cut (12:04-12:05, none)
+    assert sum(audit_reads) == 1
+    # a seal after the tally: the sealed counts take over, the same report
+    later = now + 3600
+    _seal(later)
+    assert _report(DAY_START - 1500.5, now, later) == _raw_report(DAY_START - 1500.5, now)
+
+
+def test_a_tally_that_died_half_way_counts_once_when_run_again(aws_mock, monkeypatch):
+    _audit_events([DAY_START + 10.5 * i for i in range(30)])
+    _seal(DAY_START + 61)  # the chain starts: sealed up to 00:00
+    table = aws.table("audit_digests")
+    real_put = table.put_item
+    calls = []
+
+    def dies(**kwargs):  # the users' minutes were written, the hour's minutes not: the job fails
+        calls.append(kwargs)
+        raise RuntimeError("the Lambda died")
+
+    monkeypatch.setattr(table, "put_item", dies)
+    now = DAY_START + 600
+    with pytest.raises(RuntimeError):
+        with_clock(now, lambda: __import__("chalicelib.audit.digest").audit.digest.digests().tally(now))
+    monkeypatch.setattr(table, "put_item", real_put)
+    assert calls and _tally(now)["minutes"] == 9  # 00:00 to 00:09, counted from their events again
+    assert _tally(now)["minutes"] == 0
+    assert _report(DAY_START + 5, now, now + 1) == _raw_report(DAY_START + 5, now)
+    for user in ("u-0", "u-1", "u-2"):
+        assert _summary(user, 1, now) == _raw_summary(user, 1, now), user
+
+
+def test_a_user_summary_reads_counts_but_for_its_first_partial_minute_and_the_last_minutes(audit_reads):
+    from chalicelib import audit
+
+    times = _minute_edges(DAY_START - 86400 + 3000, 30) + _minute_edges(DAY_START + 600, 30)
+    _audit_events(sorted(times))
+    for at in (DAY_START - 86400 + 3 * 3600 + 5, DAY_START - 8 * 3600 + 5, DAY_START - 3 * 3600 + 5):
+        with_clock(at, lambda: _invoke(lambda: audit.record("article.create", details={}, user_id="u-sparse")))
+    sealed_at = DAY_START + 3600 + 30
+    _seal(sealed_at)
+    _audit_events(sorted(_minute_edges(DAY_START + 3600 - 60, 8))[1:])  # from the seal's end (00:59) on
+    now = DAY_START + 86400 - 3000 + 30.5  # a day back from now starts in the middle of 23:10
+    _tally(DAY_START + 3600 + 600)
+    for at in (now, DAY_START + 86400 + 1800, DAY_START + 3600 + 540.5):
+        for user in ("u-0", "u-1", "u-2", "u-7"):
+            assert _summary(user, 1, at) == _raw_summary(user, 1, at), (at, user)
+    assert _raw_summary("u-1", 1, now)["total"] > 30
+    audit_reads.clear()
+    _summary("u-1", 1, now)
+    assert sum(audit_reads) <= 1  # at most u-1's event in the first partial minute; the rest as counts
+    # the sealed hours without an event of the user count nothing: no query for them either
+    at = DAY_START + 3600 + 540.5  # u-sparse active in three sealed hours of the day before
+    expected = _raw_summary("u-sparse", 1, at)
+    audit_reads.clear()
+    assert _summary("u-sparse", 1, at) == expected and expected["total"] == 3
+    assert len(audit_reads) <= 2  # the first partial minute's events and those of `until`'s millisecond
+
+
+def test_an_event_written_into_a_sealed_minute_after_its_seal_is_counted_by_the_next_tally(audit_reads):
+    from chalicelib.audit import digest
+
+    _audit_events(sorted(_minute_edges(DAY_START + 3600 - 600, 12)))
+    sealed_at = DAY_START + 3600 + 30  # sealed up to 00:59
+    _seal(sealed_at)
+    # a write that took long (retried): keyed at 00:57:30 and 00:58:59.999, stored after the seal
+    _audit_events([DAY_START + 3600 - 150, DAY_START + 3600 - 60.001])
+    now = sealed_at + 240
+    verified = with_clock(now, lambda: digest.digests().verify(DAY_START, now, now))
+    assert verified["valid"] and len([n for n in verified["notes"] if "after its period was sealed" in n]) == 2
+    since = DAY_START + 3600 - 500.5
+    assert _report(since, now, now + 1) != _raw_report(since, now)  # the counts miss them until...
+    assert _tally(now)["late"] == 2  # ...the tally reads the last sealed minutes again
+    assert _tally(now + 1)["late"] == 2  # run again: the same addenda, overwritten
+    for a, b in [(since, now), (DAY_START, now), (DAY_START + 3600 - 150.5, DAY_START + 3600 - 60)]:
+        assert _report(a, b, now + 1) == _raw_report(a, b), (a, b)
+    for user in ("u-0", "u-1", "u-2"):
+        assert _summary(user, 1, now + 1) == _raw_summary(user, 1, now + 1), user
+    _seal(now + 3600)  # later seals change nothing of it
+    assert _report(since, now, now + 3600) == _raw_report(since, now)

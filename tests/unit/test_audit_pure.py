@@ -311,3 +311,47 @@ def test_compare_expects_expired_events_to_be_gone_and_checks_unsealed_ones_by_s
     assert _compare(leaves, [*items, dict(fresh, action="auth.login")], sealed_in)[0] == [
         ("event_changed", fresh["id"])
     ]
+
+
+# --- digest.cover: counted blocks tiling a range, the rest left to the events ----------------------
+
+
+def _b(lo, hi, n=1, **kw):
+    return digest.Block(f"T{lo:02d}", f"T{hi:02d}", {"n": n}, **kw)
+
+
+def test_cover_prefers_the_longest_block_and_leaves_the_edges_and_holes_to_the_events():
+    hour, minutes = _b(10, 20), [_b(m, m + 1) for m in range(5, 25)]
+    chosen, gaps = digest.cover([*minutes, hour, _b(30, 31)], "T07", "T35")
+    minute = [(f"T{m:02d}", f"T{m + 1:02d}") for m in range(40)]
+    assert [(b.lo, b.hi) for b in chosen] == [*minute[7:10], ("T10", "T20"), *minute[20:25], ("T30", "T31")]
+    assert gaps == [("T25", "T30"), ("T31", "T35~")]  # the last one takes `until`'s millisecond too
+
+
+def test_cover_never_uses_a_block_reaching_outside_the_range_and_starts_with_a_gap_before_the_first():
+    chosen, gaps = digest.cover([_b(0, 10), _b(10, 20), _b(20, 30)], "T05", "T25")
+    assert [(b.lo, b.hi) for b in chosen] == [("T10", "T20")]
+    assert gaps == [("T05", "T10"), ("T20", "T25~")]
+
+
+def test_cover_cuts_an_empty_block_to_the_range():
+    chosen, gaps = digest.cover([_b(0, 40, empty=True), _b(12, 14)], "T05", "T25")
+    assert [(b.lo, b.hi) for b in chosen] == [("T05", "T25")]  # the whole range counts nothing
+    assert gaps == [("T25", "T25~")]
+    chosen, _ = digest.cover([_b(0, 12, empty=True), _b(12, 14), _b(14, 40, empty=True)], "T05", "T25")
+    assert [(b.lo, b.hi, b.empty) for b in chosen] == [
+        ("T05", "T12", True),
+        ("T12", "T14", False),
+        ("T14", "T25", True),
+    ]
+
+
+def test_minute_tallies_count_every_minute_of_a_period_empty_ones_too():
+    items = [{"sk": "2026-11-24T10:05:59.999Z#a"}, {"sk": "2026-11-24T10:06:00.000Z#b"}]
+    from datetime import UTC, datetime
+
+    lo = datetime(2026, 11, 24, 10, 5, 30, tzinfo=UTC).timestamp()
+    counted = digest.minute_tallies(items, lo, lo + 150, len)
+    assert counted == {"2026-11-24T10:05": 1, "2026-11-24T10:06": 1, "2026-11-24T10:07": 0}
+    blocks = digest.minute_blocks({"2026-11-24T10:05": {}}, "2026-11-24T10:05:30.000Z", "2026-11-24T11:00:00.000Z")
+    assert [(b.lo, b.hi) for b in blocks] == [("2026-11-24T10:05:30.000Z", "2026-11-24T10:06:00.000Z")]

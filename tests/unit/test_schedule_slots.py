@@ -37,6 +37,7 @@ def test_the_catalogue_holds_the_origin_schedules_the_audit_digest_and_orphan_cl
         "webhook-log-cleanup",
         "analytics-data-cleanup",
         "audit-digest",
+        "audit-tally",
     }
     for schedule in catalog.SCHEDULES.values():
         cron.validate(schedule.expression)
@@ -56,6 +57,7 @@ def test_the_catalogue_holds_the_origin_schedules_the_audit_digest_and_orphan_cl
         ("webhook-log-cleanup", "cleanup", "webhook_logs"),
         ("analytics-data-cleanup", "analytics", "cleanup_old_data"),
         ("audit-digest", "cleanup", "audit_digest"),
+        ("audit-tally", "cleanup", "audit_tally"),
     ],
 )
 def test_each_schedule_enqueues_the_job_the_brief_names(name, queue, job_type):

@@ -284,6 +284,7 @@ def test_the_listing_shows_every_schedule_with_its_next_and_last_run(jobs, aws_m
     assert items["webhook-log-cleanup"]["next_run"] == "2026-12-01T05:00:00Z"
     assert items["analytics-data-cleanup"]["next_run"] == "2026-12-01T06:00:00Z"
     assert items["audit-digest"]["next_run"] == "2026-11-28T11:05:00Z"
+    assert items["audit-tally"]["next_run"] == "2026-11-28T10:35:00Z"
     assert (items["session-cleanup"]["last_run"], items["session-cleanup"]["last_status"]) == (None, None)
     # across the year's end
     new_year = {i["name"]: i["next_run"] for i in schedules.listing({}, now=NOW + 33 * 86400 + 13.5 * 3600)["items"]}
