@@ -309,14 +309,10 @@ class Digests:
         return out
 
     def _query(self, partition: str, lo: str, hi: str) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {"KeyConditionExpression": Key("hour").eq(partition) & Key("seg").between(lo, hi)}
-        found: list[dict[str, Any]] = []
-        while True:
-            result = self._table.query(**kwargs)
-            found += [from_dynamo(i) for i in result.get("Items", [])]
-            if "LastEvaluatedKey" not in result:
-                return found
-            kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+        pages = aws.query_pages(
+            self._table, KeyConditionExpression=Key("hour").eq(partition) & Key("seg").between(lo, hi)
+        )
+        return [from_dynamo(i) for page in pages for i in page.get("Items", [])]
 
     def tally(self, now: float) -> dict[str, Any]:
         """Count each finished minute after the last seal (up to now - SEAL_GRACE, as the seal;
@@ -469,17 +465,12 @@ class Digests:
         heads: list[dict[str, Any]] = []
         parts: dict[str, str] = {}
         for hour in hours:
-            kwargs: dict[str, Any] = {"KeyConditionExpression": Key("hour").eq(hour), "ConsistentRead": True}
-            while True:
-                result = self._table.query(**kwargs)
-                for item in result.get("Items", []):
-                    if "leaves" in item:
-                        parts[item["seg"]] = item["leaves"]
-                    else:
-                        heads.append(item)
-                if "LastEvaluatedKey" not in result:
-                    break
-                kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+            pages = aws.query_pages(self._table, KeyConditionExpression=Key("hour").eq(hour), ConsistentRead=True)
+            for item in (i for page in pages for i in page.get("Items", [])):
+                if "leaves" in item:
+                    parts[item["seg"]] = item["leaves"]
+                else:
+                    heads.append(item)
         return sorted(heads, key=lambda h: h["start"]), parts
 
     def _previous(self, head: dict[str, Any]) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Attr, Key
 
-from chalicelib import timeutil
+from chalicelib import aws, timeutil
 from chalicelib.audit import model
 from chalicelib.audit.actions import CATEGORIES, ERROR_SEVERITIES, RETENTION_DAYS
 
@@ -179,14 +179,10 @@ class AuditStore:
                 }
                 if source.index:
                     kwargs["IndexName"] = source.index
-                while True:
-                    result = self._table.query(**kwargs)
-                    items += result.get("Items", [])
+                for page in aws.query_pages(self._table, **kwargs):
+                    items += page.get("Items", [])
                     if len(items) >= cap:
                         return items[:cap], True
-                    if "LastEvaluatedKey" not in result:
-                        break
-                    kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
         return items, False
 
     def hour(self, hour: str, bounds: tuple[str, str] | None = None) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from chalicelib import errors, timeutil
+from chalicelib import aws, errors, timeutil
 from chalicelib.content import settings as settings_store
 from chalicelib.content.analytics import EVENT_TYPES
 
@@ -167,12 +167,8 @@ def _query_all(
     }
     if projection:
         kwargs["ProjectionExpression"] = projection
-    while True:
-        result = table.query(**kwargs)
-        yield from result.get("Items", [])
-        if "LastEvaluatedKey" not in result:
-            return
-        kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+    for page in aws.query_pages(table, **kwargs):
+        yield from page.get("Items", [])
 
 
 def read_day(table: Any, day: str) -> Iterator[dict[str, Any]]:

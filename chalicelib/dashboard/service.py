@@ -152,18 +152,13 @@ def _depths(depth: Any) -> dict[str, int]:
 
 
 def _count_since(table: Any, queue: str, state: str, since: str) -> int:
-    kwargs: dict[str, Any] = {
-        "IndexName": "by_queue_state",
-        "KeyConditionExpression": Key("queue_state").eq(f"{queue}#{state}") & Key("updated_at").gte(since),
-        "Select": "COUNT",
-    }
-    total = 0
-    while True:
-        result = table.query(**kwargs)
-        total += result["Count"]
-        if "LastEvaluatedKey" not in result:
-            return total
-        kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
+    pages = aws.query_pages(
+        table,
+        IndexName="by_queue_state",
+        KeyConditionExpression=Key("queue_state").eq(f"{queue}#{state}") & Key("updated_at").gte(since),
+        Select="COUNT",
+    )
+    return sum(page["Count"] for page in pages)
 
 
 def _oldest_waiting(table: Any, queue: str) -> float | None:
@@ -305,20 +300,17 @@ def retry_all(queue: str) -> dict[str, int]:
     known(queue)
     store = job_service.store()
     requeued = 0
-    kwargs: dict[str, Any] = {**store.list_query(queue, "failed"), "ProjectionExpression": "id", "Limit": 100}
     seen = 0
-    while seen < MAX_FAILED_RETRIED:
-        result = store.table.query(**kwargs)
-        for item in result.get("Items", []):
+    for page in aws.query_pages(store.table, **store.list_query(queue, "failed"), ProjectionExpression="id", Limit=100):
+        for item in page.get("Items", []):
             seen += 1
             try:
                 jobs.retry(item["id"], tidy=False)
                 requeued += 1
             except (LookupError, job_errors.RetryRefused):
                 continue
-        if "LastEvaluatedKey" not in result:
+        if seen >= MAX_FAILED_RETRIED:
             break
-        kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
     ctl = control()
     for sqs_queue in catalog.priority_queues(queue):  # SQS moves a high job's message to its own DLQ
         if not ctl.start_move(sqs_queue):
@@ -354,19 +346,18 @@ def clean(queue: str, body: CleanRequest) -> dict[str, int]:
     known(queue)
     store = job_service.store()
     cutoff = timeutil.iso_ms(timeutil.now() - body.older_than_seconds)
-    kwargs: dict[str, Any] = {
-        "IndexName": "by_queue_state",
-        "KeyConditionExpression": Key("queue_state").eq(f"{queue}#{body.state}") & Key("updated_at").lte(cutoff),
-        "ProjectionExpression": "id",
-        "Limit": 100,
-    }
+    pages = aws.query_pages(
+        store.table,
+        IndexName="by_queue_state",
+        KeyConditionExpression=Key("queue_state").eq(f"{queue}#{body.state}") & Key("updated_at").lte(cutoff),
+        ProjectionExpression="id",
+        Limit=100,
+    )
     ids: list[str] = []
-    while len(ids) < MAX_CLEANED:
-        result = store.table.query(**kwargs)
-        ids += [item["id"] for item in result.get("Items", [])][: MAX_CLEANED - len(ids)]
-        if "LastEvaluatedKey" not in result:
+    for page in pages:
+        ids += [item["id"] for item in page.get("Items", [])][: MAX_CLEANED - len(ids)]
+        if len(ids) >= MAX_CLEANED:
             break
-        kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
     with store.table.batch_writer() as writer:
         for job_id in ids:
             writer.delete_item(Key={"id": job_id})
