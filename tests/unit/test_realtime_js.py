@@ -3,12 +3,11 @@ greeting, de-duplication, reconnect with resume, re-subscription, refused creden
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.unit import node_script
 
 MODULE = Path(__file__).resolve().parents[2] / "chalicelib" / "static" / "realtime.js"
 
@@ -160,18 +159,7 @@ console.log(JSON.stringify(out));
 
 @pytest.fixture(scope="module")
 def run() -> dict:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
-    done = subprocess.run(
-        [node, "--input-type=module", "-e", SCRIPT, MODULE.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return node_script.run(SCRIPT, MODULE)
 
 
 def test_it_connects_with_a_ticket_and_greets(run):

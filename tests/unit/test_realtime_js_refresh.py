@@ -5,12 +5,11 @@ session cookie for a page, and stops when the session has ended."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.unit import node_script
 
 MODULE = Path(__file__).resolve().parents[2] / "chalicelib" / "static" / "realtime.js"
 
@@ -94,18 +93,7 @@ process.exit(0);
 
 @pytest.fixture(scope="module")
 def run() -> dict:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
-    done = subprocess.run(
-        [node, "--input-type=module", "-e", SCRIPT, MODULE.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return node_script.run(SCRIPT, MODULE)
 
 
 def test_it_refreshes_a_minute_before_the_access_token_expires(run):
@@ -217,18 +205,7 @@ process.exit(0);
 
 @pytest.fixture(scope="module")
 def tabs() -> dict:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
-    done = subprocess.run(
-        [node, "--input-type=module", "-e", TABS_SCRIPT, MODULE.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    return node_script.run(TABS_SCRIPT, MODULE)
 
 
 def test_the_fake_server_refuses_a_used_cookie_so_two_tabs_racing_without_web_locks_collide(tabs):
