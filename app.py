@@ -5,10 +5,11 @@
    the end of every invocation, unhandled exceptions to error tracking).
 2. The REST API: one blueprint per capability.
 3. Who hears what: the listeners of the in-process events.
-4. The job workers: what holds and what guards every job.
+4. The job workers: each capability's processors in one table, what holds and what guards every job.
 5. The event handlers: SQS queues, schedules, WebSocket. They are defined here, not in blueprints:
    Chalice deploys a blueprint's event handler with the blueprint's module as the Lambda entry
    point, so app.py (its middleware and wiring) would never run for it (aws/chalice#1566).
+6. What each Lambda runs: the modules the handlers defined here call, for the deploy tooling.
 
 Importing a `chalicelib` module registers nothing; everything is connected here. Modules only
 handlers need are imported inside them, so every Lambda's cold start stays cheap (`make bench`).
@@ -16,12 +17,13 @@ handlers need are imported inside them, so every Lambda's cold start stays cheap
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice
 from chalice.app import SQSEvent
 
-from chalicelib import catalog, config, events, runtime, tracing
+from chalicelib import catalog, config, events, jobs, runtime, tracing
 from chalicelib.apidoc import ANYONE, Op
 from chalicelib.apidoc import routes as apidoc_routes
 from chalicelib.audit import listeners as audit_listeners
@@ -30,8 +32,9 @@ from chalicelib.audit.logger import flush as flush_audit
 from chalicelib.auth import routes as auth_routes
 from chalicelib.content import routes as content_routes
 from chalicelib.dashboard import routes as dashboard_routes
-from chalicelib.jobs import alerts, timeline
 from chalicelib.jobs import routes as jobs_routes
+from chalicelib.jobs import timeline
+from chalicelib.mail import alerts
 from chalicelib.observe import logs, metrics, tracking
 from chalicelib.realtime import emitters
 from chalicelib.realtime import routes as realtime_routes
@@ -39,6 +42,7 @@ from chalicelib.schedules import routes as schedules_routes
 from chalicelib.schedules import service as schedules
 
 if TYPE_CHECKING:  # the worker loads boto3: the job Lambdas import it with their first batch
+    from chalicelib.jobs.processor import Processor
     from chalicelib.jobs.worker import Worker
 
 # --- 1. the app ---------------------------------------------------------------------------------
@@ -111,6 +115,32 @@ events.subscribe_all(LISTENERS)
 # --- 4. the job workers -----------------------------------------------------------------------------
 
 
+def declared_processors() -> tuple[Processor, ...]:
+    """Every capability's processors, as each declares them (`PROCESSORS`). Imported when first
+    asked for: the capabilities' job modules (pydantic, boto3) load with a job Lambda's first
+    batch or the API's first retry or cancel, not with this module."""
+    from chalicelib.audit import jobs as audit_jobs
+    from chalicelib.auth import sweeps
+    from chalicelib.content import actions, cleanup, generation, report_jobs
+    from chalicelib.mail import jobs as mail_jobs
+
+    declared = (generation, actions, report_jobs, mail_jobs, sweeps, cleanup, audit_jobs)
+    return tuple(proc for module in declared for proc in module.PROCESSORS)
+
+
+@functools.cache
+def processors() -> dict[tuple[str, str], Processor]:
+    """(queue, job type) -> its processor. Tests may put a stand-in into it (monkeypatch.setitem)."""
+    return {(proc.queue, proc.type): proc for proc in declared_processors()}
+
+
+def find_processor(queue: str, job_type: str) -> Processor | None:
+    return processors().get((queue, job_type))
+
+
+jobs.use_processors(find_processor)  # the worker runs them; the job operations (retry, cancel) run their hooks
+
+
 def job_worker(queue: str) -> Worker:
     """The worker of one SQS queue as deployed: the job queue's, also for its priority queue
     (`articles-high` runs `articles` jobs). A paused queue holds its jobs, a job over its queue's
@@ -126,6 +156,7 @@ def job_worker(queue: str) -> Worker:
         holds=[pause.is_paused],
         guards=[schedules.exclusive],
         limiter=ratelimit.wait_for_start,
+        find=find_processor,
         source=queue,
     )
 
@@ -234,3 +265,40 @@ def ws_disconnect(event: Any) -> None:
     from chalicelib.realtime import handlers
 
     handlers.disconnect(event)
+
+
+# --- 6. what each Lambda runs -------------------------------------------------------------------------
+# The deploy tooling (infra/reach.py: each function's IAM policy) reads these declarations and the
+# app object, never this file's text. A function runs its handler's module (a blueprint's route, a
+# schedule), the middleware's hooks, the listeners of the events it publishes and, for a job queue,
+# that queue's processors (`declared_processors`); a handler defined in this file also runs the
+# modules listed here (what it imports when called; tests/unit/test_infra_reach.py checks them).
+
+JOB_WORKER = (
+    "chalicelib.jobs.pause",
+    "chalicelib.jobs.ratelimit",
+    "chalicelib.jobs.service",
+    "chalicelib.jobs.worker",
+    "chalicelib.schedules.service",
+)
+RUNS: dict[str, tuple[str, ...]] = {
+    "health": (),
+    **dict.fromkeys(
+        (
+            "jobs_articles",
+            "jobs_analytics",
+            "jobs_emails",
+            "jobs_cleanup",
+            "jobs_articles_high",
+            "jobs_analytics_high",
+            "jobs_emails_high",
+            "jobs_cleanup_high",
+        ),
+        JOB_WORKER,
+    ),
+    "audit_fallback": ("chalicelib.audit.logger",),
+    "realtime_fanout": ("chalicelib.realtime.fanout",),
+    "ws_connect": ("chalicelib.realtime.handlers",),
+    "ws_message": ("chalicelib.realtime.handlers",),
+    "ws_disconnect": ("chalicelib.realtime.handlers",),
+}

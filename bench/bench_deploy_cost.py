@@ -33,7 +33,7 @@ def _measure() -> tuple[Counter[str], float]:
     from moto import mock_aws
 
     from chalicelib import aws, catalog, config, jobs
-    from chalicelib.jobs import processors, service, worker
+    from chalicelib.jobs import processor, service, worker
     from infra import provision
 
     os.environ.update({"INKWELL_STAGE": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
@@ -57,7 +57,7 @@ def _measure() -> tuple[Counter[str], float]:
 
     with mock_aws():
         provision.provision(aws.client("dynamodb"), aws.client("sqs"))
-        processors.table()[(QUEUE, JOB_TYPE)] = processors.Processor(QUEUE, JOB_TYPE, lambda job, ctx: {"ok": True})
+        stand_in = processor.Processor(QUEUE, JOB_TYPE, lambda job, ctx: {"ok": True})
         aws.reset()  # a new session, and clients built after the counter is attached to it
         aws.session().events.register("before-parameter-build", count)
         import boto3
@@ -65,7 +65,9 @@ def _measure() -> tuple[Counter[str], float]:
         # the poller is Lambda's, not Inkwell's: its own client, not counted with the code's
         sqs = boto3.client("sqs", region_name="us-east-1")
         url = aws.queue_url(QUEUE)
-        bare = worker.Worker(catalog.queue(QUEUE), service.store(), service.queues())
+        bare = worker.Worker(
+            catalog.queue(QUEUE), service.store(), service.queues(), find=lambda queue, job_type: stand_in
+        )
         batch = catalog.queue(QUEUE).batch_size
         for i in range(JOBS):
             jobs.enqueue(QUEUE, JOB_TYPE, {"n": i}, idempotency_key=f"bench-{i}")

@@ -325,10 +325,11 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
         meter = Meter()
         import app as app_module
         from chalicelib.audit import digest
+        from chalicelib.audit import jobs as audit_jobs
         from chalicelib.auth import service as auth
-        from chalicelib.jobs.processors import analytics as analytics_jobs
-        from chalicelib.jobs.processors import audit as audit_jobs
-        from chalicelib.jobs.processors import cleanup
+        from chalicelib.auth import sweeps
+        from chalicelib.content import cleanup
+        from chalicelib.content import report_jobs as analytics_jobs
         from chalicelib.realtime import emitters, handlers
 
         now = timeutil.now()
@@ -413,8 +414,8 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
                 ("GET /api/analytics/reports/daily", get(f"/api/analytics/reports/daily?date={day.isoformat()}")),
                 ("resume admin room (last 100)", resume(seqs["admin"] - 100)),
                 ("resume admin room (from 0)", resume(0)),
-                ("cleanup/sessions", job(cleanup.sessions)),
-                ("cleanup/login_attempts", job(cleanup.login_attempts)),
+                ("cleanup/sessions", job(sweeps.sessions)),
+                ("cleanup/login_attempts", job(sweeps.login_attempts)),
                 ("cleanup/webhook_logs", job(cleanup.webhook_logs)),
                 ("cleanup/activity_logs", job(audit_jobs.activity_logs)),
                 ("analytics/cleanup_old_data", job(analytics_jobs.cleanup_old_data)),

@@ -1,22 +1,21 @@
-"""Which of our modules each Lambda function can run, read statically from the app object.
+"""Which of our modules each Lambda function can run, from the app's declarations (never app.py's text).
 
-A function's roots are its handler (the REST function: every route's view), what runs around every
-handler (the middleware and its hooks), and, for a job queue's consumer, the processors of that
-queue (`chalicelib.jobs.processors` finds them at run time, which no import shows). Handlers in
-app.py are followed name by name (`jobs_articles` -> `job_worker` -> `Worker`, `pause`, ...);
-a chalicelib module brings every module it imports, anywhere in it (module level or inside a
-function; `if TYPE_CHECKING:` blocks excepted), and a package only when it is imported as a name
-(`from chalicelib import jobs`). When a reached module constructs an event of app.py's
-`LISTENERS`, that event's listeners are reached too. `infra.iam` turns the reached modules into
-the function's policy with the grants the suite recorded per module (`infra/iam_modules.json`).
+A function's roots are its handler's module (a blueprint's route, a schedule's handler), what runs
+around every handler (the middleware and its hooks), and, for a handler app.py defines itself
+(an SQS or WebSocket handler, a route of its own), the modules app.py's `RUNS` table says it calls.
+A job queue's consumer runs that queue's processors (app.py's `declared_processors()`: their
+runs and hooks); any other function that can run the job operations (retry, cancel: the REST API,
+a schedule) runs every processor's hooks. A chalicelib module brings every module it imports, anywhere in it (module
+level or inside a function; `if TYPE_CHECKING:` blocks excepted), and a package only when it is
+imported as a name (`from chalicelib import jobs`). When a reached module constructs an event of
+app.py's `LISTENERS`, that event's listeners are reached too. `infra.iam` turns the reached modules
+into the function's policy with the grants the suite recorded per module (`infra/iam_modules.json`).
 """
 
 from __future__ import annotations
 
 import ast
 import functools
-import inspect
-import textwrap
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,8 +41,6 @@ class Function:
 
 
 def module_file(module: str) -> Path | None:
-    if module == "app":
-        return ROOT / "app.py"
     base = ROOT.joinpath(*module.split("."))
     for path in (base.with_suffix(".py"), base / "__init__.py"):
         if path.exists():
@@ -121,27 +118,15 @@ def _unwrap(handler: Any) -> Any:
     return handler
 
 
-def _roots_of(fn: Any, app_module: types.ModuleType, seen: set[int] | None = None) -> set[str]:
-    """The modules a function uses: its own, or, for an app.py function, those of the names it
-    uses (app.py functions followed in turn) and of what it imports."""
+def _roots_of(fn: Any, app_module: types.ModuleType) -> set[str]:
+    """The modules a handler runs: its own, or, for one app.py defines, those `RUNS` lists."""
     fn = _unwrap(fn)
-    seen = seen if seen is not None else set()
-    if id(fn) in seen:
-        return set()
-    seen.add(id(fn))
     module = getattr(fn, "__module__", None) or ""
     if module != app_module.__name__:
         return {module} if _ours(module) else set()
-    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    found = _imported(tree)
-    for node in _nodes(tree):
-        if isinstance(node, ast.Name) and node.id in vars(app_module):
-            value = vars(app_module)[node.id]
-            if isinstance(value, types.ModuleType):
-                found.add(value.__name__)
-            elif callable(value):
-                found |= _roots_of(value, app_module, seen)
-    return {m for m in found if _ours(m)}
+    if fn.__name__ not in app_module.RUNS:
+        raise LookupError(f"app.py's handler {fn.__name__} is not in its RUNS table")
+    return set(app_module.RUNS[fn.__name__])
 
 
 def _everywhere(app_module: types.ModuleType) -> set[str]:
@@ -155,15 +140,18 @@ def _everywhere(app_module: types.ModuleType) -> set[str]:
     return found
 
 
-def _processor_modules(queue: str | None) -> set[str]:
-    """The modules of the processors a job queue's consumer runs (None: their hooks only, which
-    the REST function runs on a retry or a cancel)."""
-    from chalicelib import catalog
-    from chalicelib.jobs import processors
+def _operations() -> set[str]:
+    """The modules of the job operations that run processors' hooks (retry, cancel)."""
+    from chalicelib import jobs
 
-    job_queue = catalog.job_queue_of(queue) if queue is not None else None
+    return {_unwrap(jobs.retry).__module__, _unwrap(jobs.cancel).__module__}
+
+
+def _processor_modules(app_module: types.ModuleType, job_queue: str | None) -> set[str]:
+    """The modules of the processors a job queue's consumer runs (None: every processor's hooks
+    only, which the job operations run)."""
     found: set[str] = set()
-    for proc in processors.table().values():
+    for proc in app_module.declared_processors():
         callables: list[Any] = [proc.on_final_failure, proc.on_retry, proc.on_cancel]
         if job_queue is not None:
             if proc.queue != job_queue:
@@ -173,20 +161,21 @@ def _processor_modules(queue: str | None) -> set[str]:
     return found
 
 
-def reach(roots: Iterable[str], app_module: types.ModuleType, queue: str | None = None) -> frozenset[str]:
-    """The closure of `roots`, with the listeners of the events it constructs and the processors
-    it runs, to a fixed point."""
+def reach(roots: Iterable[str], app_module: types.ModuleType, job_queue: str | None = None) -> frozenset[str]:
+    """The closure of `roots` and of the processors of `job_queue` (a consumer's), with the
+    listeners of the events it constructs and the hooks the job operations run, to a fixed point."""
     listeners: dict[str, set[str]] = {
         event.__name__: {_unwrap(fn).__module__ for fn in fns} for event, fns in app_module.LISTENERS.items()
     }
-    modules = closure(roots)
+    operations = _operations()
+    modules = closure(set(roots) | (_processor_modules(app_module, job_queue) if job_queue else set()))
     while True:
         more = set()
         for module in modules:
             for name in _constructed(module) & listeners.keys():
                 more |= listeners[name]
-        if "chalicelib.jobs.processors" in modules:
-            more |= _processor_modules(queue)
+        if job_queue is None and modules & operations:
+            more |= _processor_modules(app_module, None)
         grown = closure(modules | more)
         if grown == modules:
             return frozenset(modules)
@@ -195,11 +184,11 @@ def reach(roots: Iterable[str], app_module: types.ModuleType, queue: str | None 
 
 def functions(app_module: types.ModuleType) -> dict[str, Function]:
     """Every Lambda function of the app (Chalice's resource names) and the modules it can run."""
-    from chalicelib import catalog
+    from chalicelib import catalog, config
     from infra import iam
 
     app = app_module.app
-    stage = app_module.config.get().stage
+    stage = config.get().stage
     everywhere = _everywhere(app_module)
     out: dict[str, Function] = {}
     views = [entry.view_function for methods in app.routes.values() for entry in methods.values()]
@@ -210,7 +199,8 @@ def functions(app_module: types.ModuleType) -> dict[str, Function]:
         roots = everywhere | _roots_of(handler, app_module)
         queue_name = getattr(source, "queue", None)
         queue = iam._logical(queue_name, stage) if queue_name else None
-        job_queue = queue if queue in catalog.QUEUES and catalog.job_queue_of(queue) in catalog.job_queues() else None
+        job_queue = catalog.job_queue_of(queue) if queue in catalog.QUEUES else None
+        job_queue = job_queue if job_queue in catalog.job_queues() else None
         out[source.name] = Function(source.name, reach(roots, app_module, job_queue), queue)
     for route, ws in app.websocket_handlers.items():
         handler = getattr(app_module, ws.handler_string.split(".", 1)[1])

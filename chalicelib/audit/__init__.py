@@ -26,7 +26,7 @@ Published for the realtime emitters: every event, as the admin room's `activity`
 written; and `events.Alert` for lockouts and tampering. Jobs: `digest.seal(now)` is
 `cleanup/audit_digest` (import that submodule where it is used: this package loads only what
 `record` needs, for cold starts); `cleanup/activity_logs` is the cleanup queue's sweep of
-`audit_events` (chalicelib.jobs.processors.audit).
+`audit_events` (chalicelib.audit.jobs).
 
 Modules: actions (catalogue), redact, model (keys, fingerprints), logger (record, buffer,
 writer, fallback queue), store (queries, summary, report), digest (seal, verify), api.

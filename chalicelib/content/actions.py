@@ -1,84 +1,46 @@
-"""The article actions that queue a job: generate, publish, archive.
+"""An article's publish and archive, asked for (the routes) and applied (their jobs).
 
-`generate` moves the article DRAFT (or PUBLISHED/ARCHIVED) -> PROCESSING with a conditional write
-naming the job, then queues the job; if queueing fails the article is rolled back and the caller
-gets `errors.Unavailable`. publish and archive check the transition now (`errors.Conflict` if it
-is not allowed) and queue the job that applies it. Only the article's author or an admin may ask.
-Each returns the public job. A generation may be asked for with a priority and a delay
-(`GenerateOptions`, the optional body of `POST /api/articles/{id}/generate`).
+`request_transition` checks the transition now (`errors.Conflict` if it is not allowed) and
+queues the job that applies it; only the article's author or an admin may ask, and it returns the
+public job. The job applies it (conditionally); if the article is already where the job would
+take it (a second request, or a crash after the write), the job succeeds without changing anything.
+The generation (the other action that queues a job) is `generation.py`'s.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from chalicelib import audit, errors, events, http, jobs
+from chalicelib import audit, errors, events, jobs
 from chalicelib.content import articles as content
-from chalicelib.jobs.queues import MAX_JOB_DELAY_SECONDS
-
-log = logging.getLogger("inkwell.content")
+from chalicelib.jobs.errors import PermanentError
+from chalicelib.jobs.processor import Job, JobContext, Processor
 
 NOT_YOURS = "only the article's author or an admin may do this"
 
 
-class GenerateOptions(http.Body):
-    priority: Literal["high", "normal"] = "normal"
-    delay_seconds: StrictInt = Field(default=0, ge=0, le=MAX_JOB_DELAY_SECONDS)
+class ArticlePayload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    article_id: str = Field(pattern=r"^[0-9a-f]{32}$")
 
 
-def generation_options(request: Any) -> GenerateOptions:
-    """The optional body: none (or an empty one) is normal priority, now."""
-    if not request.raw_body:
-        return GenerateOptions()
-    return http.parse(GenerateOptions, request)
-
-
-def start_generation(article_id: str, user: dict[str, Any], options: GenerateOptions | None = None) -> dict[str, Any]:
-    from chalicelib.jobs import records
-
-    options = options or GenerateOptions()
-
-    store = content.articles()
-    job_id = records.new_id()
-    author = None if user["role"] == "admin" else user["id"]
-    try:  # one conditional write checks existence, authorship and the transition
-        item = store.transition(article_id, "generate", extra={"job_id": job_id}, author_id=author)
-    except content.ArticleNotFound:
-        raise errors.NotFound(f"article {article_id}") from None
-    except content.NotTheAuthor:
-        raise errors.Forbidden(NOT_YOURS) from None
-    except content.InvalidTransition as exc:
-        raise errors.Conflict(str(exc)) from None
-    events.publish(events.ArticleStatusChanged(article_id, "PROCESSING", item["author_id"], job_id))
-    payload = {
-        "article_id": article_id,
-        "title": item["title"],
-        "topic": item["topic"],
-        "keywords": list(item.get("keywords") or []),
-    }
+def payload_of(model: type[BaseModel], job: Job) -> Any:
+    """An article job's payload as `model`; PermanentError when it is not one."""
     try:
-        job = jobs.enqueue(
-            "articles",
-            "generate",
-            payload,
-            user_id=user["id"],
-            job_id=job_id,
-            priority=options.priority,
-            delay_seconds=options.delay_seconds,
-        )
-    except jobs.EnqueueError:  # a 503 for the caller, once the article is back as it was
-        try:
-            restored = store.rollback(article_id, job_id)
-            events.publish(events.ArticleStatusChanged(article_id, restored["status"], restored["author_id"], job_id))
-        except Exception:
-            log.exception("could not roll back article %s after a failed enqueue", article_id)
-        raise
-    details = {"job_id": job["id"], "priority": options.priority, "delay_seconds": options.delay_seconds}
-    audit.record("article.generate", resource=("article", article_id), details=details)
-    return job
+        return model.model_validate(job["payload"])
+    except ValidationError as exc:
+        raise PermanentError(f"invalid payload: {exc.errors()[0]['msg']}", kind="invalid_payload") from None
+
+
+def status_changed(item: dict[str, Any], job_id: str | None) -> None:
+    events.publish(events.ArticleStatusChanged(item["id"], item["status"], item["author_id"], job_id))
+
+
+def store() -> content.Articles:
+    return content.articles()
 
 
 def request_transition(article_id: str, action: str, user: dict[str, Any]) -> dict[str, Any]:
@@ -98,3 +60,33 @@ def request_transition(article_id: str, action: str, user: dict[str, Any]) -> di
     )
     audit.record(f"article.{action}", resource=("article", article_id), details={"job_id": job["id"]})
     return job
+
+
+def run_transition(job: Job, action: str, articles: content.Articles) -> dict[str, Any]:
+    payload = payload_of(ArticlePayload, job)
+    target = content.TRANSITIONS[action][1]
+    try:
+        item = articles.transition(payload.article_id, action)
+    except content.ArticleNotFound:
+        raise PermanentError(f"article {payload.article_id} no longer exists", kind="article_missing") from None
+    except content.InvalidTransition as exc:
+        if exc.status == target:
+            return {"article_id": payload.article_id, "status": target, "changed": False}
+        raise PermanentError(str(exc), kind="invalid_transition") from None
+    status_changed(item, job["id"])
+    return {"article_id": payload.article_id, "status": target, "changed": True}
+
+
+def publish(job: Job, ctx: JobContext) -> dict[str, Any]:
+    return run_transition(job, "publish", store())
+
+
+def archive(job: Job, ctx: JobContext) -> dict[str, Any]:
+    return run_transition(job, "archive", store())
+
+
+# What this module runs, per (queue, job type): app.py's processor table.
+PROCESSORS = (
+    Processor("articles", "publish", publish),
+    Processor("articles", "archive", archive),
+)

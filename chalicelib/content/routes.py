@@ -37,7 +37,7 @@ DOCS = {
         USERS,
         "JobStarted",
         202,
-        body="chalicelib.content.actions:GenerateOptions",
+        body="chalicelib.content.generation:GenerateOptions",
         body_required=False,
         errors={403: AUTHOR, **STARTED},
         gives={"job_id": "job_id"},
@@ -129,11 +129,11 @@ def list_articles() -> dict:
 def generate_article(article_id: str) -> object:
     """Optional body `{"priority": "high"|"normal", "delay_seconds": 0-31536000}`."""
     from chalicelib.auth import service as auth
-    from chalicelib.content import actions
+    from chalicelib.content import generation
 
     user = auth.require()
-    options = actions.generation_options(routes.current_request)
-    return _accepted(actions.start_generation(article_id, user, options))
+    options = generation.generation_options(routes.current_request)
+    return _accepted(generation.start(article_id, user, options))
 
 
 @routes.route("/api/articles/{article_id}/publish", methods=["POST"])

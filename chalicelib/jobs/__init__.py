@@ -1,4 +1,6 @@
-"""Background jobs: SQS queues with retries, backoff and dead letters, and their records.
+"""Background jobs, the engine: SQS queues with retries, backoff and dead letters, and their
+records. It knows no capability: each capability declares its own processors, and app.py hands
+their table to the engine (`use_processors`).
 
 The shared interface (other capabilities code against these names only):
 
@@ -6,12 +8,15 @@ The shared interface (other capabilities code against these names only):
   public job (as `GET /api/jobs/{id}` shows it);
 - `get`, `list_page`, `counts`, `retry`, `promote`, `cancel`, `redrive_dead_letters`, `remove`
   for the job API and the dashboard;
-- processors registered per (queue, type) with `processors.processor`, raising
-  `PermanentError` to fail at once; any other exception is retried;
-- `worker.Worker(queue, jobs, sqs, holds=..., guards=...)`: app.py builds one per batch.
+- a processor (`processor.Processor`: queue, type, run and its hooks) raises `PermanentError`
+  to fail at once; any other exception is retried; `use_processors(find)` is how app.py names
+  them, once (the worker runs them, retry and cancel run their hooks);
+- `worker.Worker(queue, jobs, sqs, holds=..., guards=..., find=...)`: app.py builds one per batch.
 
 Layout: records.py (DynamoDB, the state machine), queues.py (SQS), service.py (the operations
-above), worker.py (batches), backoff.py, monitor.py (JobEvent), errors.py, processors/.
+above), worker.py (batches), processor.py (what a processor is, its context), sweep.py (the
+expired-items sweep the capabilities' cleanup jobs use), backoff.py, ratelimit.py, pause.py,
+timeline.py, monitor.py (JobEvent), errors.py, routes.py.
 
 The operations are read from service.py when first used, not when this package is imported:
 every Lambda imports it (the schedules and the worker do), and service.py brings in pydantic
@@ -23,6 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.jobs.errors import EnqueueError, JobNotFound, JobStateRefused, PermanentError, RetryRefused
+from chalicelib.jobs.processor import use as use_processors
 
 if TYPE_CHECKING:
     from chalicelib.jobs.service import (
@@ -52,6 +58,7 @@ __all__ = [
     "redrive_dead_letters",
     "remove",
     "retry",
+    "use_processors",
 ]
 
 _SERVICE = frozenset(

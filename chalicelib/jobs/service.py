@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from chalicelib import aws, catalog, http, timeutil
-from chalicelib.jobs import errors
+from chalicelib.jobs import errors, processor
 from chalicelib.jobs.queues import MAX_JOB_DELAY_SECONDS, JobQueues, first_hop, message_for, parse_body
 from chalicelib.jobs.records import STATES, JobStore, public
 from chalicelib.util import storable_problem
@@ -150,15 +150,13 @@ def retry(job_id: str, *, jobs: JobStore | None = None, sqs: JobQueues | None = 
     and deleted, so the dead-letter count stays true; one that is missed is harmless: its run
     is stale, so the worker acknowledges it without running it.
     """
-    from chalicelib.jobs import processors
-
     jobs, sqs = jobs or store(), sqs or queues()
     record = _record(jobs, job_id)
     old_run = int(record.get("run", 1))
     reset = jobs.reset_for_retry(record)
     if reset is None:
         raise errors.RetryRefused(f"job {job_id} is {record['state']}; only a failed job can be retried")
-    proc = processors.get(reset["queue"], reset["type"])
+    proc = processor.find(reset["queue"], reset["type"])
     try:
         if proc and proc.on_retry:
             proc.on_retry(public(reset))
@@ -198,7 +196,7 @@ def cancel(job_id: str, *, jobs: JobStore | None = None) -> dict[str, Any]:
     A hook that fails is logged: the job's message runs it again when it arrives (the worker).
     Announced once, after the hook (`JobEvent` `cancelled`; its message's arrival announces
     nothing). Raises JobNotFound (404), JobStateRefused (409) unless waiting or delayed."""
-    from chalicelib.jobs import monitor, processors, worker
+    from chalicelib.jobs import monitor, worker
 
     jobs = jobs or store()
     record = _record(jobs, job_id)
@@ -207,7 +205,7 @@ def cancel(job_id: str, *, jobs: JobStore | None = None) -> dict[str, Any]:
         state = (jobs.get(job_id) or record)["state"]
         raise errors.JobStateRefused(f"job {job_id} is {state}; only a waiting or delayed job can be cancelled")
     worker.retain(jobs, cancelled["queue"], "cancelled", catalog.queue(cancelled["queue"]).keep_cancelled)
-    proc = processors.get(cancelled["queue"], cancelled["type"])
+    proc = processor.find(cancelled["queue"], cancelled["type"])
     if proc is not None and proc.on_cancel is not None:
         try:
             proc.on_cancel(public(cancelled))

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import catalog, runtime, timeutil
-from chalicelib.jobs import backoff, errors, monitor, processors
+from chalicelib.jobs import backoff, errors, monitor, processor
 from chalicelib.jobs.records import BUSY, CANCELLED, CLAIMED, DEAD, DONE, MISSING, STALE, JobStore, public
 from chalicelib.util import from_dynamo
 
@@ -74,8 +74,7 @@ _finished: Counter[tuple[str, str]] = Counter()  # final transitions per (queue,
 
 Hold = Callable[[str], bool]  # hold(queue) -> True while no job of that queue may start
 Limiter = Callable[[str], float]  # limiter(queue) -> 0 to start one job now (counted), else seconds to wait
-Guard = Callable[[dict[str, Any], processors.JobContext], AbstractContextManager[Any]]
-Find = Callable[[str, str], "processors.Processor | None"]  # (queue, job type) -> processor
+Guard = Callable[[dict[str, Any], processor.JobContext], AbstractContextManager[Any]]
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ class Worker:
         holds: Sequence[Hold] = (),
         guards: Sequence[Guard] = (),
         limiter: Limiter | None = None,
-        find: Find | None = None,
+        find: processor.Find | None = None,
         rng: Callable[[], float] | None = None,
         margin: float = STOP_MARGIN_SECONDS,
         source: str | None = None,
@@ -117,7 +116,7 @@ class Worker:
         self.holds = tuple(holds)
         self.guards = tuple(guards)
         self.limiter = limiter
-        self.find = find or processors.get
+        self.find = find or processor.find
         self.rng = rng or random.random
         self.margin = margin
 
@@ -181,14 +180,14 @@ class Worker:
         if job.get("failing"):  # its last worker died inside the final failure: finish that, no rerun
             note = from_dynamo(job["failing"])
             log.warning("%s: finishing the interrupted failure of job %s", self.queue.name, job["id"])
-            proc = processors.get(self.queue.name, job["type"])
+            proc = self.find(self.queue.name, job["type"])
             return self._fail(job, owner, note["error"], record, proc, attempts=int(note["attempts"]))
         monitor.emit("active", job)
         attempt = int(job["attempts"])
         final = attempt >= int(job["max_attempts"]) or record.receive_count >= self.queue.attempts
         proc = self.find(self.queue.name, job["type"])
         view = public(job)
-        ctx = processors.JobContext(
+        ctx = processor.JobContext(
             job=view,
             attempt=attempt,
             final_attempt=final,
@@ -313,7 +312,7 @@ class Worker:
         owner: str,
         error: dict[str, str],
         record: Record,
-        proc: processors.Processor | None,
+        proc: processor.Processor | None,
         attempts: int | None = None,
     ) -> bool:
         """Fail the job for good. Its processor's `on_final_failure` runs first, so that whoever

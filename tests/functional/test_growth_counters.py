@@ -96,7 +96,7 @@ def test_an_event_whose_write_fails_is_neither_stored_nor_counted(table, monkeyp
 
 def test_orphan_cleanup_removes_the_counts_with_the_events(table, monkeypatch):
     from chalicelib.content import articles as content
-    from chalicelib.jobs.processors import cleanup
+    from chalicelib.content import cleanup
 
     monkeypatch.setattr(timeutil, "now", lambda: MIDNIGHT + 3600)
     _record(MIDNIGHT + 10, "gone", "view")
@@ -136,7 +136,7 @@ def _small_pages(table, monkeypatch, size):
 
 def test_orphan_cleanup_deletes_every_page_of_a_deleted_articles_events(table, monkeypatch):
     from chalicelib.content import articles as content
-    from chalicelib.jobs.processors import cleanup
+    from chalicelib.content import cleanup
 
     monkeypatch.setattr(timeutil, "now", lambda: MIDNIGHT + 3600)
     for n in range(7):
@@ -152,7 +152,7 @@ def test_orphan_cleanup_deletes_every_page_of_a_deleted_articles_events(table, m
 
 def test_orphan_cleanup_out_of_time_keeps_the_counts_so_the_follow_up_finds_the_article(table, monkeypatch):
     from chalicelib.content import articles as content
-    from chalicelib.jobs.processors import cleanup
+    from chalicelib.content import cleanup
 
     monkeypatch.setattr(timeutil, "now", lambda: MIDNIGHT + 3600)
     for n in range(5):
@@ -297,9 +297,9 @@ def test_a_category_past_its_retention_leaves_the_report_as_its_events_do(aws_mo
 
 def test_a_seal_out_of_time_says_more_and_continues_in_a_follow_up_job(aws_mock):
     from chalicelib.audit import digest
+    from chalicelib.audit import jobs as audit_jobs
     from chalicelib.jobs import service
-    from chalicelib.jobs.processors import audit as audit_jobs
-    from chalicelib.jobs.processors.registry import JobContext
+    from chalicelib.jobs.processor import JobContext
 
     _audit_events([DAY_START + 1800 * i for i in range(6)])
     now = DAY_START + 4 * 3600
@@ -392,8 +392,8 @@ def test_a_repeated_seal_counts_a_user_once(aws_mock, monkeypatch):
 
 
 def _tally(now):
-    from chalicelib.jobs.processors import audit as audit_jobs
-    from chalicelib.jobs.processors.registry import JobContext
+    from chalicelib.audit import jobs as audit_jobs
+    from chalicelib.jobs.processor import JobContext
 
     job = {"id": f"tally-{now}", "queue": "cleanup", "type": "audit_tally", "payload": {}}
     ctx = JobContext(job, 1, False, lambda percent: None, remaining=lambda: 300.0)

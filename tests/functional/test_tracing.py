@@ -23,7 +23,7 @@ from moto import mock_aws
 
 import app  # noqa: F401  (app.py section 1 installs tracing)
 from chalicelib import aws, catalog, config
-from chalicelib.jobs import webhook
+from chalicelib.content import generator as webhook
 from infra import provision
 
 class Emitter:

@@ -42,7 +42,7 @@ def test_app_wires_every_listener_in_one_place():
                 "chalicelib.audit.listeners.on_job_event",
                 "chalicelib.realtime.emitters.on_job_event",
                 "chalicelib.schedules.service.on_job_event",
-                "chalicelib.jobs.alerts.alert_on_failure",
+                "chalicelib.mail.alerts.alert_on_failure",
                 "chalicelib.observe.metrics.on_job_event",
                 "chalicelib.jobs.timeline.on_job_event",
             ]
@@ -95,11 +95,15 @@ HEAVY_AT_IMPORT = [
     "chalicelib.jobs.service",
     "chalicelib.jobs.queues",
     "chalicelib.jobs.pause",
-    "chalicelib.jobs.processors.articles",
-    "chalicelib.jobs.processors.analytics",
-    "chalicelib.jobs.processors.cleanup",
-    "chalicelib.jobs.processors.emails",
-    "chalicelib.jobs.processors.audit",
+    "chalicelib.content.generation",
+    "chalicelib.content.actions",
+    "chalicelib.content.generator",
+    "chalicelib.content.report_jobs",
+    "chalicelib.content.cleanup",
+    "chalicelib.mail.jobs",
+    "chalicelib.auth.sweeps",
+    "chalicelib.audit.jobs",
+    "chalicelib.jobs.sweep",
     "chalicelib.audit.digest",
     "chalicelib.audit.store",
     "chalicelib.realtime.handlers",
@@ -120,16 +124,21 @@ def test_the_operations_load_on_first_use():
     assert _run(code) == ["False chalicelib.jobs.service"]
 
 
-def test_the_processors_are_declared_per_module_and_cover_the_catalogue():
-    """Each processor module declares what it runs (PROCESSORS); nothing registers on import, and
-    every job type the catalogue accepts has exactly one processor."""
+def test_the_processors_are_declared_by_their_capabilities_and_cover_the_catalogue():
+    """Each capability declares the processors it runs (PROCESSORS); app.py's table holds them
+    all, and every job type the catalogue accepts has exactly one processor."""
+    import app
     from chalicelib import catalog
-    from chalicelib.jobs import processors
 
-    declared = [
-        (proc.queue, proc.type)
-        for name in processors.MODULES
-        for proc in __import__(f"chalicelib.jobs.processors.{name}", fromlist=["PROCESSORS"]).PROCESSORS
-    ]
-    assert sorted(declared) == processors.registered()  # no type declared twice
-    assert processors.registered() == sorted((q, t) for q, spec in catalog.QUEUES.items() for t in spec.job_types)
+    declared = sorted((proc.queue, proc.type) for proc in app.declared_processors())
+    assert declared == sorted(app.processors())  # no type declared twice
+    assert declared == sorted((q, t) for q, spec in catalog.QUEUES.items() for t in spec.job_types)
+    assert not any(proc.run.__module__.startswith("chalicelib.jobs.") for proc in app.declared_processors())
+
+
+def test_the_engine_runs_the_processors_app_py_hands_it():
+    import app
+    from chalicelib.jobs import processor
+
+    assert processor.find("articles", "generate") is app.processors()[("articles", "generate")]
+    assert app.job_worker("articles-high").find is app.find_processor

@@ -3,6 +3,7 @@ were seen calling (`infra/iam_modules.json`): these pin the derivation on the re
 
 from __future__ import annotations
 
+import ast
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -84,10 +85,10 @@ def test_every_function_of_the_app_is_derived(functions: dict[str, reach.Functio
 
 def test_a_job_worker_runs_its_own_queues_processors_only(functions: dict[str, reach.Function]) -> None:
     analytics, emails = functions["jobs_analytics"], functions["jobs_emails"]
-    assert "chalicelib.jobs.processors.analytics" in analytics.modules
-    assert "chalicelib.jobs.processors.emails" not in analytics.modules
-    assert "chalicelib.jobs.processors.emails" in emails.modules
-    assert "chalicelib.jobs.processors.analytics" not in emails.modules
+    assert "chalicelib.content.report_jobs" in analytics.modules
+    assert "chalicelib.mail.jobs" not in analytics.modules
+    assert "chalicelib.mail.jobs" in emails.modules
+    assert "chalicelib.content.report_jobs" not in emails.modules
     # a priority queue's consumer runs its job queue's processors
     assert functions["jobs_emails_high"].modules == emails.modules
     assert (analytics.queue, functions["jobs_emails_high"].queue) == ("analytics", "emails-high")
@@ -97,9 +98,61 @@ def test_listeners_are_reached_through_the_events_a_function_constructs(
     functions: dict[str, reach.Function],
 ) -> None:
     # a worker publishes JobEvents: their listeners (the failure alert's email, the rooms) run in it
-    assert {"chalicelib.jobs.alerts", "chalicelib.realtime.emitters"} <= functions["jobs_articles"].modules
+    assert {"chalicelib.mail.alerts", "chalicelib.realtime.emitters"} <= functions["jobs_articles"].modules
     # the WebSocket handlers publish no JobEvent
-    assert "chalicelib.jobs.alerts" not in functions["websocket_message"].modules
+    assert "chalicelib.mail.alerts" not in functions["websocket_message"].modules
+
+
+def test_the_job_operations_run_every_processors_hooks_a_worker_only_its_own(
+    functions: dict[str, reach.Function],
+) -> None:
+    # the REST API retries and cancels jobs: the generation's hooks (roll back, back to PROCESSING) run there
+    assert "chalicelib.content.generation" in functions[reach.REST_FUNCTION].modules
+    assert "chalicelib.content.report_jobs" not in functions[reach.REST_FUNCTION].modules
+    assert "chalicelib.content.generation" not in functions["jobs_emails"].modules
+
+
+def _called_inside(fn: ast.FunctionDef) -> set[str]:
+    """The chalicelib modules a function of app.py imports in its body, and the app.py functions it calls."""
+    found = set()
+    for node in ast.walk(fn):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("chalicelib"):
+            found |= {
+                f"{node.module}.{a.name}" if reach.module_file(f"{node.module}.{a.name}") else node.module
+                for a in node.names
+            }
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            found.add(node.func.id)
+    return found
+
+
+def test_app_py_declares_what_each_of_its_own_handlers_runs() -> None:
+    """`RUNS` (what infra.reach reads) names every chalicelib module an app.py handler imports
+    when called, also through the app.py functions it calls (the job handlers' `job_worker`)."""
+    import app
+
+    tree = ast.parse((reach.ROOT / "app.py").read_text())
+    defined = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    handlers = {
+        *(source.handler_string.split(".", 1)[1] for source in app.app.event_sources),
+        *(ws.handler_string.split(".", 1)[1] for ws in app.app.websocket_handlers.values()),
+        *(
+            e.view_function.__name__
+            for m in app.app.routes.values()
+            for e in m.values()
+            if e.view_function.__module__ == "app"
+        ),
+    }
+    for name in handlers & defined.keys():
+        todo, used = [name], set()
+        while todo:
+            for called in _called_inside(defined[todo.pop()]):
+                if called in defined and called not in used:
+                    todo.append(called)
+                used.add(called)
+        imported = {m for m in used if m.startswith("chalicelib.")}
+        assert imported <= set(app.RUNS[name]), name
+    assert all(reach.module_file(m) for modules in app.RUNS.values() for m in modules)
 
 
 def test_users_are_written_only_where_auth_runs(actions: dict[str, set[tuple[str, str]]]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from chalicelib import aws, catalog, config, events, timeutil
-from chalicelib.jobs import processors, worker
+from chalicelib.jobs import processor, worker
 
 # The contract's fields of a job (GET /api/jobs/{id}); more may be added, none removed.
 CONTRACT_FIELDS = {
@@ -189,7 +189,9 @@ def register(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
     """Register a test processor for (queue, type) for this test only."""
 
     def _register(queue: str, job_type: str, fn: Any, **hooks: Any) -> Any:
-        monkeypatch.setitem(processors.table(), (queue, job_type), processors.Processor(queue, job_type, fn, **hooks))
+        import app
+
+        monkeypatch.setitem(app.processors(), (queue, job_type), processor.Processor(queue, job_type, fn, **hooks))
         return fn
 
     return _register

@@ -212,7 +212,7 @@ def _noon(clock) -> float:
 def test_a_sweep_larger_than_its_page_budget_finishes_over_follow_up_jobs(
     poller, clock, monkeypatch, queue, job_type, table_name
 ):
-    from chalicelib.jobs.processors import cleanup
+    from chalicelib.jobs import sweep as cleanup
 
     monkeypatch.setattr(cleanup, "PAGE_SIZE", 2)
     monkeypatch.setattr(cleanup, "MAX_PAGES", 1)
@@ -236,7 +236,7 @@ def test_a_sweep_larger_than_its_page_budget_finishes_over_follow_up_jobs(
 
 def test_a_sweep_stops_when_its_time_is_up_and_says_more(aws_mock, clock, monkeypatch):
     from chalicelib import catalog
-    from chalicelib.jobs.processors import cleanup
+    from chalicelib.jobs import sweep as cleanup
 
     monkeypatch.setattr(cleanup, "PAGE_SIZE", 2)
     _fill("sessions", "old", [_noon(clock) - 60] * 5)
@@ -257,7 +257,7 @@ def test_a_sweep_stops_when_its_time_is_up_and_says_more(aws_mock, clock, monkey
 
 
 def test_a_redelivered_sweep_enqueues_one_follow_up(aws_mock, clock):
-    from chalicelib.jobs.processors import cleanup
+    from chalicelib.jobs import sweep as cleanup
 
     job = enqueue("cleanup", "sessions", {})
     first = cleanup.carry_on(job, {"deleted": 2, "more": True})

@@ -93,7 +93,7 @@ def test_no_credential_reaches_a_log_line(api, poller, generator, json_logs, cap
     """Through the real paths, at DEBUG: logins (right and wrong password), WebSocket connects with
     ?ticket= and ?token=, a signed webhook call, bad Authorization headers."""
     import app
-    from chalicelib.jobs import webhook
+    from chalicelib.content import generator as webhook
     from chalicelib.realtime import sender as sender_module
     from tests.conftest import ROLE_PASSWORD
     from tests.functional.ws_support import FakeManagement, Gateway

@@ -147,9 +147,9 @@ def test_a_message_of_an_earlier_run_is_acknowledged_without_running(poller, reg
 
 
 def test_an_unknown_job_type_fails_permanently(poller, clock, monkeypatch):
-    from chalicelib.jobs import processors
+    import app
 
-    monkeypatch.delitem(processors.table(), ("cleanup", "activity_logs"), raising=False)
+    monkeypatch.delitem(app.processors(), ("cleanup", "activity_logs"), raising=False)
     job = enqueue("cleanup", "activity_logs", {})
     poller.run_once("cleanup")
     assert _state(job["id"])["error"]["kind"] == "unknown_type"

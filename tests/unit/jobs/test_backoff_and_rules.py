@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.jobs import backoff, errors, records
-from chalicelib.jobs.processors.registry import JobContext
+from chalicelib.jobs.processor import JobContext
 
 
 @pytest.mark.parametrize(("count", "expected"), [(1, 2), (2, 4), (3, 8), (4, 16)])

@@ -9,12 +9,14 @@ import json
 import pytest
 
 from chalicelib import events
+from chalicelib.content import actions, generation, reports
 from chalicelib.content import articles as content
-from chalicelib.content import reports
-from chalicelib.jobs import alerts, errors, webhook
-from chalicelib.jobs.processors import analytics, emails
-from chalicelib.jobs.processors import articles as proc
-from chalicelib.jobs.processors.registry import JobContext
+from chalicelib.content import generator as webhook
+from chalicelib.content import report_jobs as analytics
+from chalicelib.jobs import errors
+from chalicelib.jobs.processor import JobContext
+from chalicelib.mail import alerts
+from chalicelib.mail import jobs as emails
 
 ARTICLE = "a" * 32
 
@@ -195,7 +197,7 @@ def gen_job(**payload):
 
 def test_generate_publishes_the_content_with_progress(published):
     store, hook, c = FakeArticles(), FakeGenerator("words"), ctx()
-    result = proc.run_generate(gen_job(), c, store, hook)
+    result = generation.run_generate(gen_job(), c, store, hook)
     assert result == {"article_id": ARTICLE, "status": "PUBLISHED", "content_length": 5}
     assert store.item["content"] == "words"
     assert c.reported == [10, 90]
@@ -205,27 +207,29 @@ def test_generate_publishes_the_content_with_progress(published):
 
 def test_generate_after_a_crash_that_published_does_not_fail(published):
     store = FakeArticles(status="PUBLISHED")
-    assert proc.run_generate(gen_job(), ctx(), store, FakeGenerator())["status"] == "PUBLISHED"
+    assert generation.run_generate(gen_job(), ctx(), store, FakeGenerator())["status"] == "PUBLISHED"
     assert published == []
 
 
 def test_generate_for_an_article_taken_over_by_another_job_fails_permanently(published):
     with pytest.raises(errors.PermanentError) as caught:
-        proc.run_generate(gen_job(), ctx(), FakeArticles(job_id="other"), FakeGenerator())
+        generation.run_generate(gen_job(), ctx(), FakeArticles(job_id="other"), FakeGenerator())
     assert caught.value.kind == "invalid_transition"
 
 
 def test_generate_refuses_a_bad_payload_before_calling_anyone():
     hook = FakeGenerator()
     with pytest.raises(errors.PermanentError) as caught:
-        proc.run_generate({"id": "j1", "payload": {"article_id": "x"}, "progress": 0}, ctx(), FakeArticles(), hook)
+        generation.run_generate(
+            {"id": "j1", "payload": {"article_id": "x"}, "progress": 0}, ctx(), FakeArticles(), hook
+        )
     assert caught.value.kind == "invalid_payload"
     assert hook.calls == []
 
 
 def test_the_final_failure_rolls_back_and_alerts(published):
     store = FakeArticles(previous="PUBLISHED")
-    proc.generation_failed(gen_job(), {"message": "boom", "kind": "error"}, store)
+    generation.generation_failed(gen_job(), {"message": "boom", "kind": "error"}, store)
     assert store.item["status"] == "PUBLISHED"
     status, alert = published
     assert status == events.ArticleStatusChanged(ARTICLE, "PUBLISHED", "u", "j1")
@@ -233,16 +237,16 @@ def test_the_final_failure_rolls_back_and_alerts(published):
 
 
 def test_the_final_failure_of_an_article_that_moved_on_still_alerts(published):
-    proc.generation_failed(gen_job(), {"message": "boom", "kind": "error"}, FakeArticles(status="ARCHIVED"))
+    generation.generation_failed(gen_job(), {"message": "boom", "kind": "error"}, FakeArticles(status="ARCHIVED"))
     assert [type(e) for e in published] == [events.Alert]
 
 
 def test_a_retry_puts_the_article_back_into_processing_or_is_refused(published):
     store = FakeArticles(status="DRAFT", job_id=None)
-    proc.generation_retried(gen_job(), store)
+    generation.generation_retried(gen_job(), store)
     assert (store.item["status"], store.item["job_id"]) == ("PROCESSING", "j1")
     with pytest.raises(errors.RetryRefused):
-        proc.generation_retried(gen_job(), store)
+        generation.generation_retried(gen_job(), store)
 
 
 @pytest.mark.parametrize(
@@ -254,16 +258,16 @@ def test_a_retry_puts_the_article_back_into_processing_or_is_refused(published):
     ],
 )
 def test_transitions(published, action, status, result):
-    out = proc.run_transition({"id": "j2", "payload": {"article_id": ARTICLE}}, action, FakeArticles(status=status))
+    out = actions.run_transition({"id": "j2", "payload": {"article_id": ARTICLE}}, action, FakeArticles(status=status))
     assert out == {"article_id": ARTICLE, **result}
     assert len(published) == int(result["changed"])
 
 
 def test_an_impossible_transition_fails_permanently():
     with pytest.raises(errors.PermanentError):
-        proc.run_transition({"id": "j", "payload": {"article_id": ARTICLE}}, "archive", FakeArticles("PROCESSING"))
+        actions.run_transition({"id": "j", "payload": {"article_id": ARTICLE}}, "archive", FakeArticles("PROCESSING"))
     with pytest.raises(errors.PermanentError):
-        proc.run_transition({"id": "j", "payload": {"article_id": "b" * 32}}, "archive", FakeArticles())
+        actions.run_transition({"id": "j", "payload": {"article_id": "b" * 32}}, "archive", FakeArticles())
 
 
 # --- emails ----------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib import timeutil
-from chalicelib.jobs.webhook import retry_after
+from chalicelib.content.generator import retry_after
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The article generation webhook, as the contract describes it, and its call log.
+"""The article generator's client: the generation webhook, as the contract describes it, and its call log.
 
 `ArticleGenerator.generate` POSTs `{"article_id","title","topic","keywords"}` with
 `X-Inkwell-Signature: sha256=<hex HMAC-SHA256 of the body with WEBHOOK_SECRET>`, within a
@@ -9,6 +9,7 @@ using an attempt (a bounded number of times); any other 4xx or an unexpected sta
 job at once (PermanentError). Every call is written to the
 `webhook_logs` table (with a TTL), whatever its outcome. The HTTP function is injected, so tests
 need no server; the default uses urllib (no extra dependency) and never follows redirects.
+Its expired log items that TTL has not removed yet go with content's cleanup (`cleanup.py`).
 """
 
 from __future__ import annotations

@@ -1,30 +1,96 @@
-"""The articles queue: generate (through the webhook), publish, archive.
+"""An article's generation, its whole lifecycle: start (the route), run (the job), roll back,
+cancel, retry.
 
-generate: the route put the article in PROCESSING with this job's id; the processor calls the
-webhook (progress 10 -> 90), then moves the article PROCESSING -> PUBLISHED with the content,
-conditionally on that job id. When the job fails for good the article rolls back to the status
-it had, and an alert is raised; when it is cancelled the article rolls back too. A crash after the article was published is recognised on the
-next attempt (PUBLISHED under this job id) and not repeated.
+start: one conditional write moves the article DRAFT (or PUBLISHED/ARCHIVED) -> PROCESSING naming
+the job, then the job is queued; if queueing fails the article is rolled back and the caller gets
+`errors.Unavailable`. Only the article's author or an admin may ask; a generation may be asked for
+with a priority and a delay (`GenerateOptions`, the optional body of
+`POST /api/articles/{id}/generate`). It returns the public job.
 
-publish / archive: the route checked the transition was allowed when it was asked for; the job
-applies it (conditionally). If the article is already where the job would take it (a second
-request, or a crash after the write), the job succeeds without changing anything.
+run (`articles/generate`): the job calls the generator (`generator.py`; progress 10 -> 90), then
+moves the article PROCESSING -> PUBLISHED with the content, conditionally on that job id. When the
+job fails for good the article rolls back to the status it had, and an alert is raised; when it is
+cancelled the article rolls back too; an admin's retry puts it back into PROCESSING first. A crash
+after the article was published is recognised on the next attempt (PUBLISHED under this job id)
+and not repeated.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from chalicelib import aws, config, events
+from chalicelib import audit, aws, config, errors, events, http, jobs
 from chalicelib.content import articles as content
+from chalicelib.content.actions import NOT_YOURS, payload_of, status_changed, store
+from chalicelib.content.generator import ArticleGenerator, WebhookLogs
 from chalicelib.jobs.errors import PermanentError, RetryRefused
-from chalicelib.jobs.processors.registry import Job, JobContext, Processor
-from chalicelib.jobs.webhook import ArticleGenerator, WebhookLogs
+from chalicelib.jobs.processor import Job, JobContext, Processor
+from chalicelib.jobs.queues import MAX_JOB_DELAY_SECONDS
 
-log = logging.getLogger("inkwell.jobs.articles")
+log = logging.getLogger("inkwell.content")
+
+# --- start ----------------------------------------------------------------------------------------
+
+
+class GenerateOptions(http.Body):
+    priority: Literal["high", "normal"] = "normal"
+    delay_seconds: StrictInt = Field(default=0, ge=0, le=MAX_JOB_DELAY_SECONDS)
+
+
+def generation_options(request: Any) -> GenerateOptions:
+    """The optional body: none (or an empty one) is normal priority, now."""
+    if not request.raw_body:
+        return GenerateOptions()
+    return http.parse(GenerateOptions, request)
+
+
+def start(article_id: str, user: dict[str, Any], options: GenerateOptions | None = None) -> dict[str, Any]:
+    from chalicelib.jobs import records
+
+    options = options or GenerateOptions()
+    articles = store()
+    job_id = records.new_id()
+    author = None if user["role"] == "admin" else user["id"]
+    try:  # one conditional write checks existence, authorship and the transition
+        item = articles.transition(article_id, "generate", extra={"job_id": job_id}, author_id=author)
+    except content.ArticleNotFound:
+        raise errors.NotFound(f"article {article_id}") from None
+    except content.NotTheAuthor:
+        raise errors.Forbidden(NOT_YOURS) from None
+    except content.InvalidTransition as exc:
+        raise errors.Conflict(str(exc)) from None
+    status_changed(item, job_id)
+    payload = {
+        "article_id": article_id,
+        "title": item["title"],
+        "topic": item["topic"],
+        "keywords": list(item.get("keywords") or []),
+    }
+    try:
+        job = jobs.enqueue(
+            "articles",
+            "generate",
+            payload,
+            user_id=user["id"],
+            job_id=job_id,
+            priority=options.priority,
+            delay_seconds=options.delay_seconds,
+        )
+    except jobs.EnqueueError:  # a 503 for the caller, once the article is back as it was
+        try:
+            status_changed(articles.rollback(article_id, job_id), job_id)
+        except Exception:
+            log.exception("could not roll back article %s after a failed enqueue", article_id)
+        raise
+    details = {"job_id": job["id"], "priority": options.priority, "delay_seconds": options.delay_seconds}
+    audit.record("article.generate", resource=("article", article_id), details=details)
+    return job
+
+
+# --- run, roll back, cancel, retry ----------------------------------------------------------
 
 
 class GeneratePayload(BaseModel):
@@ -40,23 +106,6 @@ class GeneratePayload(BaseModel):
         return {"article_id": self.article_id, "title": self.title, "topic": self.topic, "keywords": self.keywords}
 
 
-class ArticlePayload(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    article_id: str = Field(pattern=r"^[0-9a-f]{32}$")
-
-
-def _payload(model: type[BaseModel], job: Job) -> Any:
-    try:
-        return model.model_validate(job["payload"])
-    except ValidationError as exc:
-        raise PermanentError(f"invalid payload: {exc.errors()[0]['msg']}", kind="invalid_payload") from None
-
-
-def store() -> content.Articles:
-    return content.articles()
-
-
 def generator() -> ArticleGenerator:
     settings = config.get()
     return ArticleGenerator(
@@ -67,15 +116,8 @@ def generator() -> ArticleGenerator:
     )
 
 
-def _status_changed(item: dict[str, Any], job_id: str | None) -> None:
-    events.publish(events.ArticleStatusChanged(item["id"], item["status"], item["author_id"], job_id))
-
-
-# --- generate -------------------------------------------------------------------------------------
-
-
 def run_generate(job: Job, ctx: JobContext, articles: content.Articles, webhook: ArticleGenerator) -> dict[str, Any]:
-    payload = _payload(GeneratePayload, job)
+    payload = payload_of(GeneratePayload, job)
     ctx.progress(10)
     text = webhook.generate(payload.request(), job_id=job["id"], attempt=ctx.attempt, time_left=ctx.time_left())
     ctx.progress(90)
@@ -88,7 +130,7 @@ def run_generate(job: Job, ctx: JobContext, articles: content.Articles, webhook:
         if current["status"] == "PUBLISHED" and current.get("job_id") == job["id"]:
             return {"article_id": payload.article_id, "status": "PUBLISHED", "content_length": len(text)}
         raise PermanentError(str(exc), kind="invalid_transition") from None
-    _status_changed(item, job["id"])
+    status_changed(item, job["id"])
     return {"article_id": payload.article_id, "status": "PUBLISHED", "content_length": len(text)}
 
 
@@ -101,7 +143,7 @@ def _roll_back(job: Job, articles: content.Articles) -> dict[str, Any] | None:
     except (content.ArticleNotFound, content.InvalidTransition) as exc:
         log.warning("no rollback for job %s: %s", job["id"], exc)
         return None
-    _status_changed(restored, job["id"])
+    status_changed(restored, job["id"])
     return restored
 
 
@@ -139,40 +181,14 @@ def generation_retried(job: Job, articles: content.Articles | None = None) -> No
         raise RetryRefused(f"article {article_id} no longer exists") from None
     except content.InvalidTransition as exc:
         raise RetryRefused(str(exc)) from None
-    _status_changed(item, job["id"])
+    status_changed(item, job["id"])
 
 
 def generate(job: Job, ctx: JobContext) -> dict[str, Any]:
     return run_generate(job, ctx, store(), generator())
 
 
-# --- publish / archive ------------------------------------------------------------------------------
-
-
-def run_transition(job: Job, action: str, articles: content.Articles) -> dict[str, Any]:
-    payload = _payload(ArticlePayload, job)
-    target = content.TRANSITIONS[action][1]
-    try:
-        item = articles.transition(payload.article_id, action)
-    except content.ArticleNotFound:
-        raise PermanentError(f"article {payload.article_id} no longer exists", kind="article_missing") from None
-    except content.InvalidTransition as exc:
-        if exc.status == target:
-            return {"article_id": payload.article_id, "status": target, "changed": False}
-        raise PermanentError(str(exc), kind="invalid_transition") from None
-    _status_changed(item, job["id"])
-    return {"article_id": payload.article_id, "status": target, "changed": True}
-
-
-def publish(job: Job, ctx: JobContext) -> dict[str, Any]:
-    return run_transition(job, "publish", store())
-
-
-def archive(job: Job, ctx: JobContext) -> dict[str, Any]:
-    return run_transition(job, "archive", store())
-
-
-# What this module runs, per (queue, job type): collected by `processors.table()`.
+# What this module runs, per (queue, job type): app.py's processor table.
 PROCESSORS = (
     Processor(
         "articles",
@@ -182,6 +198,4 @@ PROCESSORS = (
         on_retry=generation_retried,
         on_cancel=generation_cancelled,
     ),
-    Processor("articles", "publish", publish),
-    Processor("articles", "archive", archive),
 )

@@ -1,5 +1,6 @@
 """The alert email for a job that failed for good: app.py subscribes `alert_on_failure` to every
-`JobEvent`; it queues one `emails/send` per failure (idempotent), never for a failed email."""
+`JobEvent`; it queues one `emails/send` per failure (its idempotency key is the failure, so a
+duplicate event sends nothing more), never for a failed email (which would loop)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,9 @@
-"""The cleanup queue: sweeps of what TTL has not removed yet, and orphaned data.
+"""Content's cleanup jobs: the generator's call log, and what is left of deleted articles.
 
-DynamoDB's TTL deletes expired items in the background, usually within days. The sweeps catch
-the rest, one way for every swept table (here `sessions`, `login_attempts`, `webhook_logs`; also
-`analytics/cleanup_old_data` and the audit trail's `activity_logs`): `sweep_expired` Queries the
-`by_expiry` index (expiry day, ttl) for the days just past, deletes what has expired, and stops
-after a bounded number of pages or when the job's time is up (`ctx.time_left()`), answering
-`more: true`; `carry_on` then enqueues the same job again, which carries on. Never a Scan.
-
-`activity_logs` and `audit_digest` belong to the audit capability, which registers them.
+`webhook_logs` sweeps the generator's call log items that DynamoDB's TTL has not removed yet
+(`chalicelib.jobs.sweep`). An article's analytics events and counts, and its finished jobs,
+outlive the article; `orphans` (weekly) deletes them, then sweeps the expired WebSocket
+connections and jobs. A run that stops for time continues in a follow-up job.
 """
 
 from __future__ import annotations
@@ -19,78 +15,11 @@ from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, catalog, timeutil
 from chalicelib.content import articles as content
-from chalicelib.jobs.processors.registry import Job, JobContext, Processor
+from chalicelib.jobs.processor import Job, JobContext, Processor
+from chalicelib.jobs.sweep import PAGE_SIZE, carry_on, sweep
 
-LOOKBACK_DAYS = 14  # expiry days swept, back from today (TTL removes older ones long before)
-PAGE_SIZE = 100
-MAX_PAGES = 50
 ORPHAN_DAYS = 8  # analytics partitions checked for events of deleted articles: a weekly run, plus a day of overlap
 CONNECTION_TABLES = ("ws_connections", "ws_members")  # swept by `orphans` when the catalogue has them
-
-
-def sweep_expired(table: Any, spec: catalog.Table, ctx: JobContext) -> dict[str, Any]:
-    """Delete `spec`'s expired items (`ttl` before now), found by its `by_expiry` index; bounded
-    in time and in pages (at most LOOKBACK_DAYS + 1 + MAX_PAGES Queries, MAX_PAGES * PAGE_SIZE
-    deletes). `more: true` when it stopped before the end."""
-    now = timeutil.now()
-    today = datetime.fromtimestamp(now, UTC).date()
-    key_names = [spec.pk] + ([spec.sk] if spec.sk else [])
-    deleted, pages = 0, 0
-    for back in range(LOOKBACK_DAYS, -1, -1):
-        day = (today - timedelta(days=back)).isoformat()
-        start: dict[str, Any] | None = None
-        while True:
-            if pages >= MAX_PAGES or ctx.time_left() <= 0:
-                return {"table": spec.name, "deleted": deleted, "pages": pages, "more": True}
-            kwargs: dict[str, Any] = {
-                "IndexName": "by_expiry",
-                "KeyConditionExpression": Key("expiry_day").eq(day) & Key("ttl").lt(int(now)),
-                "Limit": PAGE_SIZE,
-                "ProjectionExpression": ", ".join(f"#k{i}" for i in range(len(key_names))),
-                "ExpressionAttributeNames": {f"#k{i}": name for i, name in enumerate(key_names)},
-            }
-            if start:
-                kwargs["ExclusiveStartKey"] = start
-            result = table.query(**kwargs)
-            items = result.get("Items", [])
-            if items:  # the budget counts pages that delete: an empty day costs one Query
-                pages += 1
-                with table.batch_writer(overwrite_by_pkeys=key_names) as writer:
-                    for item in items:
-                        writer.delete_item(Key={name: item[name] for name in key_names})
-                deleted += len(items)
-            start = result.get("LastEvaluatedKey")
-            if not start:
-                break
-    return {"table": spec.name, "deleted": deleted, "pages": pages, "more": False}
-
-
-def sweep(name: str, ctx: JobContext) -> dict[str, Any]:
-    return sweep_expired(aws.table(name), catalog.table(name), ctx)
-
-
-def carry_on(job: Job, result: dict[str, Any]) -> dict[str, Any]:
-    """When `result` says `more`, enqueue `job` again (same queue, type and payload) to go on
-    where it stopped, and name that job in `continued_by`. Once per job: a redelivery of `job`
-    gets the same follow-up (its id is the idempotency key)."""
-    if not result.get("more"):
-        return result
-    from chalicelib import jobs
-
-    payload = {**job["payload"], "continues": job["id"]}
-    follow_up = jobs.enqueue(job["queue"], job["type"], payload, idempotency_key=f"{job['id']}#continued")
-    return {**result, "continued_by": follow_up["id"]}
-
-
-def sessions(job: Job, ctx: JobContext) -> dict[str, Any]:
-    """Expired sessions, then expired refresh tokens."""
-    result = sweep("sessions", ctx)
-    tokens = sweep("refresh_tokens", ctx)
-    return carry_on(job, {**result, "refresh_tokens": tokens, "more": result["more"] or tokens["more"]})
-
-
-def login_attempts(job: Job, ctx: JobContext) -> dict[str, Any]:
-    return carry_on(job, sweep("login_attempts", ctx))
 
 
 def webhook_logs(job: Job, ctx: JobContext) -> dict[str, Any]:
@@ -188,10 +117,8 @@ def orphans(job: Job, ctx: JobContext) -> dict[str, Any]:
     return carry_on(job, result)
 
 
-# What this module runs, per (queue, job type): collected by `processors.table()`.
+# What this module runs, per (queue, job type): app.py's processor table.
 PROCESSORS = (
-    Processor("cleanup", "sessions", sessions),
-    Processor("cleanup", "login_attempts", login_attempts),
     Processor("cleanup", "webhook_logs", webhook_logs),
     Processor("cleanup", "orphans", orphans),
 )

@@ -1,4 +1,4 @@
-"""The analytics queue: the daily and weekly reports, and the removal of old events.
+"""The analytics queue's jobs: the daily and weekly reports, and the removal of old events.
 
 daily_report aggregates one UTC day (payload `date`, default yesterday) per article and in
 total and stores it as the setting `analytics.daily.<date>` (scope `report`). weekly_report does
@@ -18,8 +18,8 @@ from chalicelib import aws, events, timeutil
 from chalicelib.content import reports
 from chalicelib.content import settings as settings_store
 from chalicelib.jobs.errors import PermanentError
-from chalicelib.jobs.processors.cleanup import carry_on, sweep
-from chalicelib.jobs.processors.registry import Job, JobContext, Processor
+from chalicelib.jobs.processor import Job, JobContext, Processor
+from chalicelib.jobs.sweep import carry_on, sweep
 
 
 def _argument(job: Job, name: str, parse: Any, default: str) -> str:
@@ -97,7 +97,7 @@ def cleanup_old_data(job: Job, ctx: JobContext) -> dict[str, Any]:
     return carry_on(job, sweep("analytics_events", ctx))
 
 
-# What this module runs, per (queue, job type): collected by `processors.table()`.
+# What this module runs, per (queue, job type): app.py's processor table.
 PROCESSORS = (
     Processor("analytics", "daily_report", daily_report),
     Processor("analytics", "weekly_report", weekly_report),

@@ -1,12 +1,11 @@
-"""The emails queue: SES `SendEmail` from templates, and the job-failed alert.
+"""The emails queue: SES `SendEmail` from templates.
 
 A `send` job's payload is `{"template", "data", "to"?}`. The sender is the setting `email.sender`
 and the recipients, unless the payload names them, the setting `email.admins` (a list); with no
 recipients the job completes without sending. Templates are `string.Template`s filled from
 `data`, so a missing value renders empty instead of failing the job.
 
-Every job that fails for good (except an email's own, which would loop) queues a `job_failed`
-email to the admins; its idempotency key is the failure, so a duplicate event sends nothing more.
+The `job_failed` template is the alert for a job that failed for good (`alerts.py` queues it).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from chalicelib import aws
 from chalicelib.content import settings as settings_store
 from chalicelib.jobs.errors import PermanentError
-from chalicelib.jobs.processors.registry import Job, JobContext, Processor
+from chalicelib.jobs.processor import Job, JobContext, Processor
 
 log = logging.getLogger("inkwell.jobs.emails")
 
@@ -130,8 +129,5 @@ def send(job: Job, ctx: JobContext) -> dict[str, Any]:
     return run_send(job, ctx, aws.client("ses"), settings_store.settings())
 
 
-# --- the job-failed alert ---------------------------------------------------------------------------
-
-
-# What this module runs, per (queue, job type): collected by `processors.table()`.
+# What this module runs, per (queue, job type): app.py's processor table.
 PROCESSORS = (Processor("emails", "send", send),)

@@ -9,6 +9,10 @@ if the Lambda died before the failure was recorded, so it must be idempotent; an
 `errors.RetryRefused` to refuse it; the article generator uses it to put its article back into
 PROCESSING); and `on_cancel(job)`, run once a waiting or delayed job is cancelled (and again by
 the worker when the cancelled job's message arrives, so it must be idempotent).
+
+Processors belong to the capabilities (each declares its own as `PROCESSORS`); app.py builds the
+(queue, job type) table from those declarations and hands its lookup to the engine once with
+`use(find)`: the worker runs what `find` names, and the job operations (retry, cancel) run the hooks.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from chalicelib.jobs.errors import DeadlineExceeded
 
 Job = dict[str, Any]
 Run = Callable[[Job, "JobContext"], dict[str, Any] | None]
+Find = Callable[[str, str], "Processor | None"]  # (queue, job type) -> its processor
 
 
 @dataclass(frozen=True)
@@ -72,3 +77,16 @@ class JobContext:
         """Raise DeadlineExceeded (retried later) unless `needed` seconds are left."""
         if self.time_left() <= needed:
             raise DeadlineExceeded("stopped before the Lambda deadline")
+
+
+_found: list[Find] = []  # the lookup app.py hands over (`use`)
+
+
+def use(find: Find) -> None:
+    """Run the processors `find` names (app.py's table of every capability's declarations)."""
+    _found[:] = [find]
+
+
+def find(queue: str, job_type: str) -> Processor | None:
+    """The processor of (queue, job type), as app.py's table names it (None before `use`)."""
+    return _found[0](queue, job_type) if _found else None

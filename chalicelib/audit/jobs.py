@@ -13,8 +13,8 @@ from typing import Any
 from chalicelib import audit, timeutil
 from chalicelib.audit import digest
 from chalicelib.jobs.errors import PermanentError
-from chalicelib.jobs.processors.cleanup import carry_on, sweep
-from chalicelib.jobs.processors.registry import JobContext, Processor
+from chalicelib.jobs.processor import JobContext, Processor
+from chalicelib.jobs.sweep import carry_on, sweep
 
 
 def audit_digest(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def activity_logs(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     return result
 
 
-# What this module runs, per (queue, job type): collected by `processors.table()`.
+# What this module runs, per (queue, job type): app.py's processor table.
 PROCESSORS = (
     Processor("cleanup", "audit_digest", audit_digest),
     Processor("cleanup", "audit_tally", audit_tally),
