@@ -28,8 +28,9 @@ written; and `events.Alert` for lockouts and tampering. Jobs: `digest.seal(now)`
 `record` needs, for cold starts); `cleanup/activity_logs` is the cleanup queue's sweep of
 `audit_events` (chalicelib.audit.jobs).
 
-Modules: actions (catalogue), redact, model (keys, fingerprints), logger (record, buffer,
-writer, fallback queue), store (queries, summary, report), digest (seal, verify), api.
+Modules: actions (catalogue), model (keys, fingerprints), logger (record, buffer,
+writer, fallback queue), store (queries, summary, report), digest (seal, verify), api, jobs.
+Redaction is `chalicelib.redact` (the logs use it too).
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from chalicelib import aws, config, events, runtime, timeutil
-from chalicelib.audit import model, redact
+from chalicelib import aws, config, events, redact, runtime, timeutil
+from chalicelib.audit import model
 from chalicelib.audit.actions import ALERT_LEVELS, classify
 from chalicelib.observe import metrics
 from chalicelib.util import from_dynamo, to_dynamo

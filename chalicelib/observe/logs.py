@@ -22,7 +22,7 @@ import traceback
 from typing import Any
 
 from chalicelib import config, runtime
-from chalicelib.audit.redact import redact, scrub
+from chalicelib.redact import redact, scrub
 
 SERVICE = "inkwell"
 KEYS = ("job_id", "queue", "run", "attempt", "connection_id", "user_id", "schedule", "slot")

@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from chalicelib import config, errors, runtime
-from chalicelib.audit.redact import MASK, SECRET_KEY, scrub
+from chalicelib.redact import MASK, SECRET_KEY, scrub
 
 log = logging.getLogger("inkwell.observe")
 

@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from chalicelib.audit import actions, digest, model, redact, store
+from chalicelib import redact
+from chalicelib.audit import actions, digest, model, store
 from chalicelib.audit.actions import UnknownAction, classify
 
 KEY = "unit-test-key"

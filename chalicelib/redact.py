@@ -1,4 +1,5 @@
-"""Redaction: passwords, tokens, tickets and secrets never reach an audit record.
+"""Redaction: passwords, tokens, tickets and secrets never reach an audit record, a log line or an
+error report (the audit logger, observe's logs and error tracking use it).
 
 Applied to every event's details before it is stored, whatever the caller passed: keys that name
 a secret are masked, values that look like a credential (a JWT, a bearer header, a signature) are
