@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from chalice import Chalice
 from chalice.app import SQSEvent
 
-from chalicelib import catalog, config, events, jobs, runtime, tracing
+from chalicelib import catalog, config, events, jobs, runtime, secret, tracing
 from chalicelib.apidoc import ANYONE, Op
 from chalicelib.apidoc import routes as apidoc_routes
 from chalicelib.audit import listeners as audit_listeners
@@ -49,12 +49,13 @@ if TYPE_CHECKING:  # the worker loads boto3: the job Lambdas import it with thei
 
 app = Chalice(app_name="inkwell")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
-config.check_startup()
+secret.check_startup()
 tracing.install()  # X-Ray subsegments for AWS and generator calls, only on Lambda with tracing on
-if not config.on_lambda():  # in a checkout: the `chalice` CLI's guard (infra/ is never deployed)
-    from infra.chalice_cli import app_loaded
-
-    app_loaded()
+if command := config.unguarded_chalice():  # the deploy tooling's guard runs through its own entry point
+    raise SystemExit(
+        f"chalice {command}: run it as `python -m infra.chalice_cli {command} ...` (or `make deploy`, "
+        "`make package`): it builds for the Lambda runtime and refuses a deploy that would break the stage"
+    )
 logs.configure_logging(app.log)  # INKWELL_LOG_FORMAT, INKWELL_LOG_LEVEL
 tracking.configure(app.log)  # only with SENTRY_DSN
 middleware = runtime.Middleware(
@@ -274,6 +275,7 @@ def ws_disconnect(event: Any) -> None:
 # that queue's processors (`declared_processors`); a handler defined in this file also runs the
 # modules listed here (what it imports when called; tests/unit/test_infra_reach.py checks them).
 
+AT_COLD_START = (secret.__name__, tracing.__name__, logs.__name__, tracking.__name__)  # above, in every function
 JOB_WORKER = (
     "chalicelib.jobs.pause",
     "chalicelib.jobs.ratelimit",

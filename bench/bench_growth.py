@@ -113,11 +113,11 @@ def _times(n: int, now: float) -> list[tuple[float, bool]]:
 
 
 def audit_items(n: int, now: float) -> list[dict[str, Any]]:
-    from chalicelib import config
+    from chalicelib import config, secret
     from chalicelib.audit import model
     from chalicelib.audit.actions import classify
 
-    key = config.secret(config.AUDIT_DIGEST_KEY)
+    key = secret.get(config.AUDIT_DIGEST_KEY)
     out = []
     for i, (at, _) in enumerate(_times(n, now)):
         action = AUDIT_ACTIONS[i % len(AUDIT_ACTIONS)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from dataclasses import dataclass
 
 STAGE = "INKWELL_STAGE"
@@ -48,7 +49,12 @@ LOCAL_EXIT_WITH_PARENT = "INKWELL_EXIT_WITH_PARENT"  # "1": the stack stops when
 LOCAL_SCHEDULER_START = "INKWELL_SCHEDULER_START"  # ISO time the EventBridge emulator's clock starts at
 LOCAL_SCHEDULER_SPEED = "INKWELL_SCHEDULER_SPEED"  # how many times faster than real time that clock runs
 
+CHALICE_CLI = (
+    "INKWELL_CHALICE_CLI"  # "1": `python -m infra.chalice_cli` runs the chalice command (see unguarded_chalice)
+)
+
 LOCAL_STAGES = frozenset({"local", "test"})
+APP = "inkwell"  # every AWS name of a stage starts `inkwell-<stage>` (physical_name)
 DEV_SECRET = "inkwell-local-development-secret-not-for-production"
 
 
@@ -77,9 +83,20 @@ class Settings:
         return self.stage in LOCAL_STAGES
 
     def resource_name(self, logical: str) -> str:
-        """The run-time name of a catalogue table or queue: `inkwell-<stage>-<name>`."""
-        override = os.environ.get("INKWELL_NAME_" + logical.upper().replace("-", "_").replace(".", "_"))
-        return override or f"inkwell-{self.stage}-{logical}"
+        """The run-time name of a catalogue table or queue: `inkwell-<stage>-<name>`, unless its
+        `name_variable` says otherwise (the CloudFormation template's stacks name their own)."""
+        return os.environ.get(name_variable(logical)) or physical_name(self.stage, logical)
+
+
+def physical_name(stage: str, name: str = "") -> str:
+    """The one rule for a stage's AWS names: `inkwell-<stage>-<name>` (a table, a queue, a function,
+    an alarm, a log group), or `inkwell-<stage>` without a name (the REST function, the dashboard)."""
+    return f"{APP}-{stage}-{name}" if name else f"{APP}-{stage}"
+
+
+def name_variable(logical: str) -> str:
+    """The environment variable that overrides a catalogue resource's name (`INKWELL_NAME_<NAME>`)."""
+    return "INKWELL_NAME_" + logical.upper().replace("-", "_").replace(".", "_")
 
 
 @functools.lru_cache(maxsize=1)
@@ -106,8 +123,7 @@ def function_name(handler_name: str) -> str:
     """The Lambda function of app.py's handler `handler_name` as `chalice deploy` (and the local
     stack) names it: `inkwell-<stage>-<handler>`, e.g. `inkwell-prod-jobs_emails`; the REST
     handler's is `inkwell-<stage>`."""
-    base = f"inkwell-{get().stage}"
-    return base if handler_name == "api_handler" else f"{base}-{handler_name}"
+    return physical_name(get().stage, "" if handler_name == "api_handler" else handler_name)
 
 
 SECRETS = (JWT_SECRET, WEBHOOK_SECRET, AUDIT_DIGEST_KEY)
@@ -117,6 +133,22 @@ LAMBDA_FUNCTION = "AWS_LAMBDA_FUNCTION_NAME"  # set by the Lambda runtime, never
 def on_lambda() -> bool:
     """True inside a Lambda container (not in `chalice package`/`deploy`, which import app.py too)."""
     return bool(os.environ.get(LAMBDA_FUNCTION))
+
+
+def unguarded_chalice() -> str | None:
+    """`deploy` or `package` when the plain `chalice` command is loading app.py to build the Lambda
+    package, not `python -m infra.chalice_cli` (`make deploy`, `make package`), which builds for the
+    Lambda runtime and refuses a deploy that would break the stage; None anywhere else (Lambda,
+    tests, the local stack, `chalice local`)."""
+    cli = sys.modules.get("chalice.cli")  # imported by the `chalice` command before it loads app.py
+    if cli is None or on_lambda() or os.environ.get(CHALICE_CLI) == "1":
+        return None
+    import click
+
+    context = click.get_current_context(silent=True)
+    if context is None or context.find_root().command is not cli.cli:
+        return None
+    return context.command.name if context.command.name in ("deploy", "package") else None
 
 
 LOG_FORMATS = ("json", "text")
@@ -148,48 +180,6 @@ def secret_parameter(name: str, prefix: str | None = None) -> str:
     return f"{prefix.rstrip('/')}/{name}"
 
 
-@functools.cache
-def secret(name: str) -> str:
-    """A secret (JWT_SECRET, WEBHOOK_SECRET, AUDIT_DIGEST_KEY), cached for the container's life.
-
-    When INKWELL_SECRETS_PREFIX is set (every AWS stage), the secret is the SecureString parameter
-    `<prefix>/<name>` in SSM Parameter Store, read once per container; an environment variable of
-    the same name still wins, so an operator can override one without touching SSM. Without a
-    prefix (locally, in tests) only the environment is read, and a local stage falls back to a
-    development secret; any other stage refuses to run without one.
-    """
-    value = os.environ.get(name)
-    prefix = os.environ.get(SECRETS_PARAMETER_PREFIX)
-    if not value and prefix:
-        from chalicelib import aws
-
-        ssm = aws.client("ssm")
-        try:
-            response = ssm.get_parameter(Name=secret_parameter(name, prefix), WithDecryption=True)
-        except ssm.exceptions.ParameterNotFound:
-            raise ConfigError(f"{name} is not in SSM at {secret_parameter(name, prefix)}") from None
-        value = response["Parameter"]["Value"]
-    if not value:
-        if get().is_local:
-            return DEV_SECRET + ":" + name
-        raise ConfigError(f"{name} is not set for stage {get().stage!r}")
-    return value
-
-
 def reset() -> None:
-    """Forget cached settings and secrets (tests change the environment)."""
+    """Forget the cached settings, and with them the secrets read for them (tests change the environment)."""
     get.cache_clear()
-    secret.cache_clear()
-
-
-def check_startup() -> None:
-    """At a Lambda cold start, refuse to run a non-local stage without its JWT secret or the audit
-    digest key (which signs every audit event).
-
-    Reading them here also warms the cache, so the first request pays the SSM calls, not a later
-    one. Outside Lambda (tests, `chalice package` and `chalice deploy`, which import app.py with
-    the stage's environment but have no credentials or no reason to read secrets) nothing is read.
-    """
-    if on_lambda() and not get().is_local:
-        secret(JWT_SECRET)
-        secret(AUDIT_DIGEST_KEY)

@@ -10,13 +10,15 @@ is plain Python 3.11+, which python3.12 runs.
 
     python -m infra.chalice_cli package --stage prod ...   (as `chalice ...`)
 
-A plain `chalice deploy` or `chalice package`, as Chalice users type it, gets the same: when
-Chalice loads app.py, app.py calls `app_loaded` (outside Lambda only; infra/ is never deployed), which targets the runtime before Chalice packages anything, and refuses, in one
-line and before any AWS call, a `chalice deploy` that would leave a broken stage: a local stage,
-or one `make deploy` has not created or fetched into this clone (no `.chalice/deployed/<stage>.json`, a catalogue queue
-without its trigger in it, or no WebSocket endpoints in the stage's config.json; Chalice cannot
-create tables, queues or alarms, a trigger it creates lacks `ReportBatchItemFailures`, and it
-sets every function's environment to config.json's).
+    python -m infra.chalice_cli deploy --stage dev          (a code change, once `make deploy` made the stage)
+
+Before Chalice loads app.py, `deploy` is refused, in one line and before any AWS call, when it
+would leave a broken stage: a local stage, or one `make deploy` has not created or fetched into
+this clone (no `.chalice/deployed/<stage>.json`, a catalogue queue without its trigger in it, or
+no WebSocket endpoints in the stage's config.json; Chalice cannot create tables, queues or alarms,
+a trigger it creates lacks `ReportBatchItemFailures`, and it sets every function's environment to
+config.json's). The app imports nothing from here: a plain `chalice deploy` or `chalice package`
+is refused by app.py itself (`config.unguarded_chalice`), pointing here.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def _target_runtime() -> None:
 def deploy_refusal(stage: str, project_dir: Path) -> str | None:
     """Why a plain `chalice deploy --stage <stage>` must not run (None when it may)."""
     from chalicelib import catalog, config
-    from infra import chalice_config, iam
+    from infra import chalice_config
 
     # config.json's variables only: they are all a plain `chalice deploy` gives the functions
     refused = chalice_config.stage_error(stage, {}, project_dir / ".chalice" / "config.json")
@@ -71,7 +73,7 @@ def deploy_refusal(stage: str, project_dir: Path) -> str | None:
             "(it creates tables, queues and alarms, and fetches the stage's record from SSM)"
         )
     triggered = {r.get("queue") for r in resources if r.get("resource_type") == "sqs_event"}
-    missing = [q for q in catalog.QUEUES if iam.physical_name(stage, q) not in triggered]
+    missing = [q for q in catalog.QUEUES if config.physical_name(stage, q) not in triggered]
     if missing:
         return (
             f"stage {stage!r} has no trigger yet for queue {', '.join(missing)}: "
@@ -88,32 +90,34 @@ def deploy_refusal(stage: str, project_dir: Path) -> str | None:
     return None
 
 
-def app_loaded() -> None:
-    """app.py was imported outside Lambda: under the `chalice` CLI, target the runtime and refuse a
-    deploy that would break the stage (see the module's docstring); anywhere else, nothing."""
-    cli_module = sys.modules.get("chalice.cli")  # imported by the CLI before it loads app.py
-    if cli_module is None:
-        return
+def _refuse_broken_deploys() -> None:
+    """Before Chalice loads app.py for a `deploy`, refuse one that would break the stage (see the
+    module's docstring); `make deploy` (MAKE_DEPLOY) creates what is missing first."""
     import click
+    from chalice.cli.factory import CLIFactory
 
-    context = click.get_current_context(silent=True)
-    if context is None:
-        return
-    root = context.find_root()
-    if root.command is not cli_module.cli or context.command.name not in ("deploy", "package"):
-        return
-    _target_runtime()
-    if context.command.name == "deploy" and os.environ.get(MAKE_DEPLOY) != "1":
-        project_dir = Path((root.obj or {}).get("project_dir") or os.getcwd())
-        refusal = deploy_refusal(context.params.get("stage") or "dev", project_dir)
-        if refusal:
-            raise SystemExit(f"chalice deploy: {refusal}")
+    load = CLIFactory.load_chalice_app
+
+    def guarded(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        context = click.get_current_context(silent=True)
+        if context is not None and context.command.name == "deploy" and os.environ.get(MAKE_DEPLOY) != "1":
+            project_dir = Path((context.find_root().obj or {}).get("project_dir") or os.getcwd())
+            refusal = deploy_refusal(context.params.get("stage") or "dev", project_dir)
+            if refusal:
+                raise SystemExit(f"chalice deploy: {refusal}")
+        return load(self, *args, **kwargs)
+
+    CLIFactory.load_chalice_app = guarded  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> int:
     from chalice.cli import main as chalice_main
 
+    from chalicelib import config
+
+    os.environ[config.CHALICE_CLI] = "1"  # app.py refuses the plain `chalice` command, not this one
     _target_runtime()
+    _refuse_broken_deploys()
     sys.argv = ["chalice", *(argv if argv is not None else sys.argv[1:])]
     return chalice_main()
 

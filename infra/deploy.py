@@ -99,16 +99,18 @@ def ensure_alarms(
 ) -> str:
     """The stage's alarm topic and one alarm per dead-letter queue; given the app's shape, also
     the other alarms and the dashboard (`infra.monitoring`), all the same as the template's."""
-    topic = sns.create_topic(Name=f"inkwell-{stage}-alarms", Attributes={"KmsMasterKeyId": "alias/aws/sns"})["TopicArn"]
+    topic = sns.create_topic(
+        Name=config.physical_name(stage, "alarms"), Attributes={"KmsMasterKeyId": "alias/aws/sns"}
+    )["TopicArn"]
     if email:
         sns.subscribe(TopicArn=topic, Protocol="email", Endpoint=email)
     for queue in catalog.QUEUES.values():
         cloudwatch.put_metric_alarm(
-            AlarmName=f"inkwell-{stage}-{queue.dlq}-not-empty",
+            AlarmName=config.physical_name(stage, f"{queue.dlq}-not-empty"),
             AlarmDescription=f"Jobs of the {queue.name} queue wait in its dead-letter queue",
             Namespace="AWS/SQS",
             MetricName="ApproximateNumberOfMessagesVisible",
-            Dimensions=[{"Name": "QueueName", "Value": iam.physical_name(stage, queue.dlq)}],
+            Dimensions=[{"Name": "QueueName", "Value": config.physical_name(stage, queue.dlq)}],
             Statistic="Maximum",
             Period=300,
             EvaluationPeriods=1,
@@ -397,9 +399,13 @@ def teardown(
     if stage in iam.deployable_stages():  # no WebSocket API to pin ManageConnections to any more
         iam.write_policy_files(stage)
     removed = provision.delete(clients["dynamodb"], clients["sqs"], config.get())
-    topic = clients["sns"].create_topic(Name=f"inkwell-{stage}-alarms")["TopicArn"]  # idempotent lookup
-    alarms = [f"inkwell-{stage}-{q.dlq}-not-empty" for q in catalog.QUEUES.values()]
-    for page in clients["cloudwatch"].get_paginator("describe_alarms").paginate(AlarmNamePrefix=f"inkwell-{stage}-"):
+    topic = clients["sns"].create_topic(Name=config.physical_name(stage, "alarms"))["TopicArn"]  # idempotent lookup
+    alarms = [config.physical_name(stage, f"{q.dlq}-not-empty") for q in catalog.QUEUES.values()]
+    for page in (
+        clients["cloudwatch"]
+        .get_paginator("describe_alarms")
+        .paginate(AlarmNamePrefix=config.physical_name(stage) + "-")
+    ):
         # the stage's other alarms: those notifying its topic (not another stage's of a longer name)
         alarms += [
             a["AlarmName"] for a in page["MetricAlarms"] if topic in a["AlarmActions"] and a["AlarmName"] not in alarms

@@ -263,7 +263,7 @@ def problems(
     for source in shape.sqs:
         fn = shape.functions[source.function]
         queue = _queue_name(source.queue)
-        spec = next((q for q in catalog.QUEUES.values() if iam.physical_name(shape.stage, q.name) == queue), None)
+        spec = next((q for q in catalog.QUEUES.values() if config.physical_name(shape.stage, q.name) == queue), None)
         mine = [m for m in _mappings(lambda_client, fn.function_name) if _queue_name(m["EventSourceArn"]) == queue]
         if len(mine) != 1:
             out.append(f"{fn.function_name} has {len(mine)} event source mappings on {queue}, not 1")

@@ -156,7 +156,9 @@ class Scope:
     account: str = "*"
     partition: str = "aws"
     websocket_api: str = "*"  # the WebSocket API id, when known
-    function_prefix: str = ""  # Lambda function names start with this (default `inkwell-<stage>-`)
+    function_prefix: str = (
+        ""  # Lambda function names start with this (default `inkwell-<stage>-`: config.physical_name)
+    )
 
     @classmethod
     def template(cls, stage: str) -> Scope:
@@ -172,14 +174,10 @@ class Scope:
 
     @property
     def functions(self) -> str:
-        return self.function_prefix or f"inkwell-{self.stage}-"
+        return self.function_prefix or config.physical_name(self.stage) + "-"
 
     def arn(self, service: str, resource: str, region: bool = True) -> str:
         return f"arn:{self.partition}:{service}:{self.region if region else ''}:{self.account}:{resource}"
-
-
-def physical_name(stage: str, logical: str) -> str:
-    return f"inkwell-{stage}-{logical}"
 
 
 def secrets_prefix(stage: str) -> str:
@@ -208,7 +206,7 @@ def resource_arns(key: str, scope: Scope, actions: Iterable[str] = ()) -> list[s
         arns = []
         for k in _expand(key):
             table = catalog.table(k.partition(":")[2])
-            arn = scope.arn("dynamodb", f"table/{physical_name(scope.stage, table.name)}")
+            arn = scope.arn("dynamodb", f"table/{config.physical_name(scope.stage, table.name)}")
             arns.append(arn)
             if table.indexes and any(a in ("dynamodb:Query", "dynamodb:Scan") for a in actions):
                 # the table's own indexes, whichever: one ARN, not one per index (the role
@@ -220,7 +218,7 @@ def resource_arns(key: str, scope: Scope, actions: Iterable[str] = ()) -> list[s
         for k in _expand(key):
             queue = catalog.queue(k.partition(":")[2])
             logical = queue.name if kind == "queue" else queue.dlq
-            arns.append(scope.arn("sqs", physical_name(scope.stage, logical)))
+            arns.append(scope.arn("sqs", config.physical_name(scope.stage, logical)))
         return arns
     if kind == "secret":
         prefix = secrets_prefix(scope.stage)
@@ -302,11 +300,11 @@ def template_policy(stage: str, granted: dict[str, list[str]] | None = None) -> 
 
 def _logical(physical: str, stage: str) -> str:
     """`inkwell-<stage>-<name>` -> `<name>` (the catalogue name, whatever the stage)."""
-    prefix = f"inkwell-{stage}-"
+    prefix = config.physical_name(stage) + "-"
     if physical.startswith(prefix):
         return physical[len(prefix) :]
     known = [*catalog.TABLES, *catalog.QUEUES, *(q.dlq for q in catalog.QUEUES.values())]
-    matches = [name for name in known if physical.startswith("inkwell-") and physical.endswith("-" + name)]
+    matches = [name for name in known if physical.startswith(config.APP + "-") and physical.endswith("-" + name)]
     return max(matches, key=len) if matches else physical
 
 

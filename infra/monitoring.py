@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import catalog
+from chalicelib import catalog, config
 from chalicelib.jobs.backoff import MAX_DELAY
 from infra.app_shape import AppShape, Function
 
@@ -65,7 +65,7 @@ def log_retention_days(stage: str) -> int:
 
 def access_log_group(stage: str, api: str) -> str:
     """`api` is `rest` or `websocket`."""
-    return f"/aws/apigateway/inkwell-{stage}-{api}-access"
+    return f"/aws/apigateway/{config.physical_name(stage, api)}-access"
 
 
 def age_threshold(queue: catalog.Queue) -> int:
@@ -85,7 +85,7 @@ class Names:
 
     @classmethod
     def physical(cls, stage: str, region: str, topic: str) -> Names:
-        return cls(stage, lambda fn: fn.function_name, lambda q: f"inkwell-{stage}-{q}", region, topic)
+        return cls(stage, lambda fn: fn.function_name, lambda q: config.physical_name(stage, q), region, topic)
 
     @classmethod
     def template(cls, stage: str, topic: Any, queue_id: Callable[[str], str]) -> Names:
@@ -100,7 +100,7 @@ class Names:
 
 def _alarm(names: Names, name: str, description: str, **props: Any) -> dict[str, Any]:
     return {
-        "AlarmName": f"inkwell-{names.stage}-{name}",
+        "AlarmName": config.physical_name(names.stage, name),
         "AlarmDescription": description,
         "TreatMissingData": "notBreaching",
         "AlarmActions": [names.topic],
@@ -228,7 +228,7 @@ def alarms(shape: AppShape, names: Names) -> list[dict[str, Any]]:
 
 
 def dashboard_name(stage: str) -> str:
-    return f"inkwell-{stage}"
+    return config.physical_name(stage)
 
 
 def dashboard_body(shape: AppShape, names: Names) -> str:

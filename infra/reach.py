@@ -1,7 +1,7 @@
 """Which of our modules each Lambda function can run, from the app's declarations (never app.py's text).
 
 A function's roots are its handler's module (a blueprint's route, a schedule's handler), what runs
-around every handler (the middleware and its hooks), and, for a handler app.py defines itself
+in every function (app.py's cold start, the middleware and its hooks), and, for a handler app.py defines itself
 (an SQS or WebSocket handler, a route of its own), the modules app.py's `RUNS` table says it calls.
 A job queue's consumer runs that queue's processors (app.py's `declared_processors()`: their
 runs and hooks); any other function that can run the job operations (retry, cancel: the REST API,
@@ -130,8 +130,8 @@ def _roots_of(fn: Any, app_module: types.ModuleType) -> set[str]:
 
 
 def _everywhere(app_module: types.ModuleType) -> set[str]:
-    """What runs around every handler: the middleware and its hooks."""
-    found: set[str] = set()
+    """What runs in every function: app.py's cold start (`AT_COLD_START`), and the middleware and its hooks."""
+    found: set[str] = set(app_module.AT_COLD_START)
     for value in vars(app_module).values():
         hooks = getattr(value, "at_end", None), getattr(value, "on_error", None)
         if isinstance(hooks[0], tuple) and isinstance(hooks[1], tuple):

@@ -59,11 +59,6 @@ def api_url(scheme: str, api: str) -> dict[str, str]:
     return {"Fn::Sub": scheme + "://${" + api + "}.execute-api.${AWS::Region}.${AWS::URLSuffix}/" + API_STAGE}
 
 
-def name_variable(logical: str) -> str:
-    """The environment variable that overrides a resource's name (see config.Settings.resource_name)."""
-    return "INKWELL_NAME_" + logical.upper().replace("-", "_").replace(".", "_")
-
-
 def retained(stage: str) -> str:
     """Production data survives a stack deletion; other stages are deleted with their stack."""
     return "Retain" if stage == "prod" else "Delete"
@@ -73,7 +68,7 @@ def table_resource(table: catalog.Table, stage: str) -> dict[str, Any]:
     # CreateTable's arguments (keys, attribute types, indexes, on-demand billing) are also
     # AWS::DynamoDB::Table's properties: one definition serves `make deploy` and the template.
     props: dict[str, Any] = {
-        **provision.table_kwargs(table, iam.physical_name(stage, table.name)),
+        **provision.table_kwargs(table, config.physical_name(stage, table.name)),
         "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
         "SSESpecification": {"SSEEnabled": True},
         "Tags": [{"Key": "inkwell:stage", "Value": stage}],
@@ -95,7 +90,7 @@ def queue_resources(queue: catalog.Queue, stage: str) -> dict[str, Any]:
     dlq = {
         "Type": "AWS::SQS::Queue",
         "Properties": {
-            "QueueName": iam.physical_name(stage, queue.dlq),
+            "QueueName": config.physical_name(stage, queue.dlq),
             "MessageRetentionPeriod": DLQ_RETENTION,
             "SqsManagedSseEnabled": True,
             "Tags": tags,
@@ -105,7 +100,7 @@ def queue_resources(queue: catalog.Queue, stage: str) -> dict[str, Any]:
     main = {
         "Type": "AWS::SQS::Queue",
         "Properties": {
-            "QueueName": iam.physical_name(stage, queue.name),
+            "QueueName": config.physical_name(stage, queue.name),
             "VisibilityTimeout": queue.visibility_timeout,
             "MessageRetentionPeriod": MESSAGE_RETENTION,
             "ReceiveMessageWaitTimeSeconds": 20,
@@ -121,7 +116,7 @@ def queue_resources(queue: catalog.Queue, stage: str) -> dict[str, Any]:
     alarm = {
         "Type": "AWS::CloudWatch::Alarm",
         "Properties": {
-            "AlarmName": f"inkwell-{stage}-{queue.dlq}-not-empty",
+            "AlarmName": config.physical_name(stage, f"{queue.dlq}-not-empty"),
             "AlarmDescription": f"Jobs of the {queue.name} queue failed {queue.attempts} times and wait in its "
             "dead-letter queue (retry or clean them from the dashboard)",
             "Namespace": "AWS/SQS",
@@ -148,7 +143,7 @@ def catalogue_resources(stage: str) -> dict[str, Any]:
         resources.update(queue_resources(queue, stage))
     resources[ALARM_TOPIC] = {
         "Type": "AWS::SNS::Topic",
-        "Properties": {"TopicName": f"inkwell-{stage}-alarms", "KmsMasterKeyId": "alias/aws/sns"},
+        "Properties": {"TopicName": config.physical_name(stage, "alarms"), "KmsMasterKeyId": "alias/aws/sns"},
     }
     resources["AlarmEmailSubscription"] = {
         "Type": "AWS::SNS::Subscription",
@@ -166,10 +161,10 @@ def environment(shape: AppShape, webhook_url: str = "") -> dict[str, Any]:
     # the resources also makes CloudFormation create them before any function.
     variables: dict[str, Any] = {}
     for queue in catalog.QUEUES.values():
-        variables[name_variable(queue.name)] = {"Fn::GetAtt": [queue_id(queue.name), "QueueName"]}
-        variables[name_variable(queue.dlq)] = {"Fn::GetAtt": [dlq_id(queue.name), "QueueName"]}
+        variables[config.name_variable(queue.name)] = {"Fn::GetAtt": [queue_id(queue.name), "QueueName"]}
+        variables[config.name_variable(queue.dlq)] = {"Fn::GetAtt": [dlq_id(queue.name), "QueueName"]}
     for table in catalog.TABLES.values():
-        variables[name_variable(table.name)] = {"Ref": table_id(table.name)}
+        variables[config.name_variable(table.name)] = {"Ref": table_id(table.name)}
     if shape.websocket:
         variables[config.WS_MANAGEMENT_ENDPOINT] = api_url("https", "WebsocketAPI")
         variables[config.WS_URL] = api_url("wss", "WebsocketAPI")
@@ -182,7 +177,7 @@ def consumed_queue(source_queue: str, stage: str) -> catalog.Queue | None:
     """The catalogue queue an SQS event source reads (its physical name or ARN)."""
     name = source_queue.rsplit(":", 1)[-1]
     for queue in catalog.QUEUES.values():
-        if name == iam.physical_name(stage, queue.name):
+        if name == config.physical_name(stage, queue.name):
             return queue
     return None
 
@@ -249,7 +244,7 @@ def monitoring_resources(shape: AppShape) -> dict[str, Any]:
             },
         }
     names = monitoring.Names.template(stage, {"Ref": ALARM_TOPIC}, queue_id)
-    prefix = f"inkwell-{stage}-"
+    prefix = config.physical_name(stage) + "-"
     for alarm in monitoring.alarms(shape, names):
         resources[logical_id(alarm["AlarmName"].removeprefix(prefix), "Alarm")] = {
             "Type": "AWS::CloudWatch::Alarm",
@@ -412,7 +407,7 @@ def problems(template: dict[str, Any], shape: AppShape | None = None) -> list[st
             env = functions.get(cfn, {}).get("Properties", {}).get("Environment", {}).get("Variables", {})
             if shape.websocket and config.WS_MANAGEMENT_ENDPOINT not in env:
                 out.append(f"{cfn} is not told the WebSocket management endpoint")
-            if any(name_variable(t) not in env for t in catalog.TABLES):
+            if any(config.name_variable(t) not in env for t in catalog.TABLES):
                 out.append(f"{cfn} is not told the table names")
     out += monitoring_problems(template, shape)
     for role_id, role in _of_type(template, "AWS::IAM::Role").items():

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from chalicelib import config
+from chalicelib import config, secret
 from local import logs
 from local.control import ControlServer
 from local.emulated_aws import EmulatedAws
@@ -148,7 +148,7 @@ class Stack:
         ]
         self.control.gateway = self.gateway
         self.control.scheduler = self.scheduler
-        self.control.generator = FakeGenerator(config.secret(config.WEBHOOK_SECRET), cfg.generator_delay)
+        self.control.generator = FakeGenerator(secret.get(config.WEBHOOK_SECRET), cfg.generator_delay)
         self.control.start()
         for poller in self.pollers:
             poller.thread.start()

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from boto3.dynamodb.conditions import Key
 
-from chalicelib import aws, config, timeutil
+from chalicelib import aws, config, secret, timeutil
 from chalicelib.audit import model
 from chalicelib.audit.actions import MAX_RETENTION_SECONDS
 from chalicelib.audit.store import AuditStore, tally, user_tally
@@ -753,7 +753,7 @@ def _hour_steps(since: float, until: float) -> list[float]:
 
 
 def digests() -> Digests:
-    return Digests(aws.table("audit_events"), aws.table("audit_digests"), config.secret(config.AUDIT_DIGEST_KEY))
+    return Digests(aws.table("audit_events"), aws.table("audit_digests"), secret.get(config.AUDIT_DIGEST_KEY))
 
 
 def seal(now: float | None = None, time_left: Callable[[], float] | None = None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from chalicelib import aws, config, events, redact, runtime, timeutil
+from chalicelib import aws, config, events, redact, runtime, secret, timeutil
 from chalicelib.audit import model
 from chalicelib.audit.actions import ALERT_LEVELS, classify
 from chalicelib.observe import metrics
@@ -167,7 +167,7 @@ def writer() -> Writer:
 
 
 def _key() -> str:
-    return config.secret(config.AUDIT_DIGEST_KEY)
+    return secret.get(config.AUDIT_DIGEST_KEY)
 
 
 def record(

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictBool
 
-from chalicelib import audit, aws, config, errors, events, runtime, timeutil
+from chalicelib import audit, aws, config, errors, events, runtime, secret, timeutil
 from chalicelib.auth import passwords, tokens
 from chalicelib.auth.store import EmailTaken, LoginAttempts, RefreshTokens, SessionGone, Sessions, TokenUsed, Users
 from chalicelib.http import Body
@@ -143,7 +143,7 @@ def _session_answer(user: dict[str, Any], sid: str, refresh_token: str, refresh_
     token, claims = tokens.issue(
         user.get("id") or user["user_id"],
         user["role"],
-        config.secret(config.JWT_SECRET),
+        secret.get(config.JWT_SECRET),
         now,
         config.get().jwt_ttl_seconds,
         sid=sid,
@@ -226,7 +226,7 @@ def authenticate(authorization: str | None) -> dict[str, Any]:
 
 def authenticate_token(token: str) -> dict[str, Any]:
     try:
-        claims = tokens.verify(token, config.secret(config.JWT_SECRET), timeutil.now())
+        claims = tokens.verify(token, secret.get(config.JWT_SECRET), timeutil.now())
     except tokens.InvalidToken as exc:
         raise errors.Unauthenticated(f"invalid token: {exc}") from None
     session = sessions().get(claims.sid)

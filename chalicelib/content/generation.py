@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from chalicelib import audit, aws, config, errors, events, http, jobs
+from chalicelib import audit, aws, config, errors, events, http, jobs, secret
 from chalicelib.content import articles as content
 from chalicelib.content.actions import NOT_YOURS, payload_of, status_changed, store
 from chalicelib.content.generator import ArticleGenerator, WebhookLogs
@@ -110,7 +110,7 @@ def generator() -> ArticleGenerator:
     settings = config.get()
     return ArticleGenerator(
         settings.article_webhook_url,
-        config.secret(config.WEBHOOK_SECRET),
+        secret.get(config.WEBHOOK_SECRET),
         WebhookLogs(aws.table("webhook_logs")),
         timeout=settings.webhook_timeout_seconds,
     )

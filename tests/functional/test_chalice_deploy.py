@@ -2,7 +2,8 @@
 server: `infra.deploy` with Chalice's deployer, as subprocesses in clones of the repository.
 
 `make deploy` creates stage dev in one clone and stores Chalice's record in SSM; a second clone
-(no record: `.chalice/deployed/` is not in git) is refused a plain `chalice deploy` with one line,
+(no record: `.chalice/deployed/` is not in git) is refused `chalice deploy` with one line (the
+plain command points to `python -m infra.chalice_cli`, which says why the stage is not ready),
 runs `make deploy`, which converges without creating anything, then `chalice deploy`, which keeps
 every SQS mapping's `ReportBatchItemFailures` and every function's WebSocket endpoints. Stage prod's
 first deploy fails at Chalice's last step; run again it leaves one of everything. `make teardown`
@@ -38,6 +39,7 @@ from tests.functional import moto_server
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+CHALICE = [sys.executable, "-m", "infra.chalice_cli"]  # `chalice ...`, for the Lambda runtime and guarded
 REGION = "us-east-1"
 WEBHOOK = "https://generator.example.com/articles"
 GIT = ["git", "-c", "user.name=Inkwell tests", "-c", "user.email=tests@example.com", "-c", "init.defaultBranch=main"]
@@ -248,16 +250,20 @@ def test_make_deploy_creates_the_stage_and_stores_its_record(stage: Stage) -> No
     git(stage.first, "commit", "-qm", "stage dev created")
 
 
-def test_plain_chalice_deploy_of_a_stage_never_created_here_stops_with_one_line(stage: Stage) -> None:
+def test_chalice_deploy_of_a_stage_never_created_here_stops_with_one_line(stage: Stage) -> None:
     # GIVEN a second clone, without any record, and the local stage test
     git(stage.second, "clone", "-q", str(stage.first), ".")
     share_builds(stage.first, stage.second)
     for name in ("dev", "prod", "test"):
-        # WHEN a Chalice user deploys it
-        result = stage.run([str(BIN / "chalice"), "deploy", "--stage", name], stage.second)
+        # WHEN a Chalice user deploys it, with the plain command or through the deploy tooling
+        plain = stage.run([str(BIN / "chalice"), "deploy", "--stage", name], stage.second)
+        result = stage.run([*CHALICE, "deploy", "--stage", name], stage.second)
         # THEN one line says what to do, and nothing of it was created
-        assert result.returncode != 0
-        assert result.stdout == ""
+        for refused in (plain, result):
+            assert refused.returncode != 0
+            assert refused.stdout == ""
+        (line,) = plain.stderr.splitlines()
+        assert line.startswith("chalice deploy: run it as `python -m infra.chalice_cli deploy")
         (line,) = result.stderr.splitlines()
         assert line.startswith(f"chalice deploy: stage '{name}' ")
         assert "is local" in line if name == "test" else f"make deploy STAGE={name}" in line
@@ -280,9 +286,9 @@ def test_make_deploy_from_a_second_clone_converges_then_plain_chalice_deploy_wor
     assert_whole(inventory(stage, "dev"), "dev")
     assert stage.record() == stored_record(stage, "dev")
 
-    # WHEN a Chalice user updates it from there, as Chalice users type it
+    # WHEN a Chalice user updates it from there, with Chalice's deploy (through the deploy tooling)
     moto_server.MAPPING_UPDATES.clear()
-    updated = stage.run([str(BIN / "chalice"), "deploy", "--stage", "dev"], stage.second)
+    updated = stage.run([*CHALICE, "deploy", "--stage", "dev"], stage.second)
 
     # THEN it succeeds, and created nothing twice
     assert updated.returncode == 0, updated.stdout + updated.stderr

@@ -332,12 +332,12 @@ class Fuzzer:
                 self.mint(role)
 
     def mint(self, role: str) -> str:
-        from chalicelib import config, timeutil
+        from chalicelib import config, secret, timeutil
         from chalicelib.auth import service, tokens
 
         user = self.api.user(role)
         token, claims = tokens.issue(
-            user["id"], user["role"], config.secret(config.JWT_SECRET), timeutil.now(), config.get().jwt_ttl_seconds
+            user["id"], user["role"], secret.get(config.JWT_SECRET), timeutil.now(), config.get().jwt_ttl_seconds
         )
         service.sessions().create(claims.jti, user, claims.exp)
         self.api.tokens[role] = token

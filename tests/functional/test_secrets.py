@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws, config, timeutil
+from chalicelib import aws, config, secret, timeutil
 from chalicelib.auth import tokens
 from tests.conftest import body
 
@@ -34,21 +34,21 @@ def on_aws(aws_mock: None, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def test_secret_is_read_from_ssm_securestring_under_the_stage_prefix(on_aws: Any) -> None:
     for name in config.SECRETS:
-        assert config.secret(name) == value(name)
+        assert secret.get(name) == value(name)
 
 
 def test_secret_is_read_once_per_container(on_aws: Any) -> None:
     # GIVEN a secret already read
-    assert config.secret(config.WEBHOOK_SECRET) == value(config.WEBHOOK_SECRET)
+    assert secret.get(config.WEBHOOK_SECRET) == value(config.WEBHOOK_SECRET)
     # WHEN the parameter changes (or SSM becomes unreachable)
     on_aws.delete_parameter(Name=f"{PREFIX}/WEBHOOK_SECRET")
     # THEN the cached value is still served, without another call
-    assert config.secret(config.WEBHOOK_SECRET) == value(config.WEBHOOK_SECRET)
+    assert secret.get(config.WEBHOOK_SECRET) == value(config.WEBHOOK_SECRET)
 
 
 def test_environment_variable_overrides_ssm(on_aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(config.AUDIT_DIGEST_KEY, "from-env")
-    assert config.secret(config.AUDIT_DIGEST_KEY) == "from-env"
+    assert secret.get(config.AUDIT_DIGEST_KEY) == "from-env"
 
 
 def test_missing_parameter_names_the_parameter(on_aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,7 +56,7 @@ def test_missing_parameter_names_the_parameter(on_aws: Any, monkeypatch: pytest.
     on_aws.delete_parameter(Name=f"{PREFIX}/JWT_SECRET")
     config.reset()
     with pytest.raises(config.ConfigError, match=f"{PREFIX}/JWT_SECRET"):
-        config.secret(config.JWT_SECRET)
+        secret.get(config.JWT_SECRET)
 
 
 def test_cold_start_on_lambda_refuses_a_stage_without_its_jwt_secret(
@@ -67,16 +67,16 @@ def test_cold_start_on_lambda_refuses_a_stage_without_its_jwt_secret(
     on_aws.delete_parameter(Name=f"{PREFIX}/JWT_SECRET")
     config.reset()
     with pytest.raises(config.ConfigError):
-        config.check_startup()
+        secret.check_startup()
 
 
 def test_cold_start_on_lambda_warms_the_secret_cache(on_aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(config.STAGE, "prod")
     monkeypatch.setenv(config.LAMBDA_FUNCTION, "inkwell-prod-api_handler")
     config.reset()
-    config.check_startup()
+    secret.check_startup()
     on_aws.delete_parameter(Name=f"{PREFIX}/JWT_SECRET")
-    assert config.secret(config.JWT_SECRET) == value(config.JWT_SECRET)
+    assert secret.get(config.JWT_SECRET) == value(config.JWT_SECRET)
 
 
 def test_packaging_imports_the_app_without_reading_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,14 +86,14 @@ def test_packaging_imports_the_app_without_reading_secrets(monkeypatch: pytest.M
     monkeypatch.delenv(config.JWT_SECRET)
     config.reset()
     # WHEN the cold-start check runs outside Lambda THEN it reads nothing (an SSM call would fail here)
-    config.check_startup()
+    secret.check_startup()
 
 
 def test_local_stage_falls_back_to_a_development_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(config.STAGE, "local")
     monkeypatch.delenv(config.WEBHOOK_SECRET)
     config.reset()
-    assert config.secret(config.WEBHOOK_SECRET).startswith(config.DEV_SECRET)
+    assert secret.get(config.WEBHOOK_SECRET).startswith(config.DEV_SECRET)
 
 
 def test_other_stage_without_prefix_or_env_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,7 +101,7 @@ def test_other_stage_without_prefix_or_env_refuses(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv(config.WEBHOOK_SECRET)
     config.reset()
     with pytest.raises(config.ConfigError, match="WEBHOOK_SECRET"):
-        config.secret(config.WEBHOOK_SECRET)
+        secret.get(config.WEBHOOK_SECRET)
 
 
 def test_tokens_are_signed_with_the_jwt_secret_from_ssm(on_aws: Any, api: Any) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import config
+from chalicelib import config, secret
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,14 +27,14 @@ def dev_lambda(monkeypatch):
 
 def test_a_non_local_stage_refuses_to_start_without_a_jwt_secret(dev_lambda):
     with pytest.raises(config.ConfigError, match="JWT_SECRET"):
-        config.check_startup()
+        secret.check_startup()
 
 
 def test_a_non_local_stage_starts_with_a_jwt_secret(dev_lambda, monkeypatch):
     monkeypatch.setenv(config.JWT_SECRET, "s" * 64)
     config.reset()
-    config.check_startup()
-    assert config.secret(config.JWT_SECRET) == "s" * 64
+    secret.check_startup()
+    assert secret.get(config.JWT_SECRET) == "s" * 64
 
 
 @pytest.mark.parametrize("stage", sorted(config.LOCAL_STAGES))
@@ -42,8 +42,8 @@ def test_a_local_stage_falls_back_to_a_development_secret(stage, monkeypatch):
     monkeypatch.setenv(config.STAGE, stage)
     monkeypatch.delenv(config.JWT_SECRET, raising=False)
     config.reset()
-    config.check_startup()
-    assert config.secret(config.JWT_SECRET).startswith(config.DEV_SECRET)
+    secret.check_startup()
+    assert secret.get(config.JWT_SECRET).startswith(config.DEV_SECRET)
 
 
 def test_importing_the_app_fails_on_a_non_local_stage_without_a_secret():
@@ -85,3 +85,24 @@ def test_function_names_are_those_chalice_deploy_gives_the_app_s_handlers(monkey
     config.reset()
     assert {"api_handler", "jobs_emails", "session_cleanup"} <= set(deployed)
     assert {name: config.function_name(name) for name in deployed} == deployed
+
+
+@pytest.mark.parametrize(("command", "refused"), [("deploy", True), ("package", True), ("local", False)])
+def test_the_plain_chalice_command_is_pointed_to_the_deploy_tooling(command, refused, monkeypatch):
+    """app.py refuses a plain `chalice deploy` / `chalice package` (config.unguarded_chalice), so
+    that only `python -m infra.chalice_cli` builds for the Lambda runtime and guards the stage."""
+    import click
+    from chalice import cli
+
+    monkeypatch.delenv(config.CHALICE_CLI, raising=False)
+    with click.Context(cli.cli) as root, click.Context(cli.cli.commands[command], parent=root):
+        assert config.unguarded_chalice() == (command if refused else None)
+        monkeypatch.setenv(config.CHALICE_CLI, "1")  # what infra.chalice_cli sets
+        assert config.unguarded_chalice() is None
+    assert config.unguarded_chalice() is None  # no command running: tests, the local stack
+
+
+def test_every_name_of_a_stage_comes_from_one_rule():
+    assert config.physical_name("prod", "articles") == "inkwell-prod-articles"
+    assert config.physical_name("prod") == "inkwell-prod"
+    assert config.function_name("api_handler") == config.physical_name(config.get().stage)

@@ -118,7 +118,7 @@ def test_functions_are_told_names_and_the_websocket_management_endpoint() -> Non
 
 
 def test_name_variables_are_the_ones_config_reads(monkeypatch: Any) -> None:
-    monkeypatch.setenv(template.name_variable("login_attempts"), "custom-name")
+    monkeypatch.setenv(config.name_variable("login_attempts"), "custom-name")
     config.reset()
     assert config.get().resource_name("login_attempts") == "custom-name"
 

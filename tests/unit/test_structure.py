@@ -178,3 +178,16 @@ def test_the_readers_see_every_kind_of_import(tmp_path: Path) -> None:
         ROOT = saved
     assert {"chalicelib.content", "chalicelib.audit.store", "chalicelib", "chalicelib.jobs"} <= found
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_physical_name_rule_is_written_once() -> None:
+    """`inkwell-<stage>-...` is `config.physical_name`'s (from `config.APP`): no f-string of the
+    deployed code or the deploy tooling spells it again."""
+    found = []
+    for path in [ROOT / "app.py", *sorted(PACKAGE.rglob("*.py")), *sorted((ROOT / "infra").rglob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.JoinedStr) and node.values:
+                first = node.values[0]
+                if isinstance(first, ast.Constant) and str(first.value).startswith("inkwell-"):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, found

@@ -1,0 +1,72 @@
+"""The secrets (JWT_SECRET, WEBHOOK_SECRET, AUDIT_DIGEST_KEY): from SSM on AWS, from the environment locally.
+
+Read through `chalicelib.aws` (the one boto3 session every call is seen through), so this module
+sits above `config` and `aws`, neither of which imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from chalicelib import config
+from chalicelib.config import ConfigError
+
+_lock = threading.Lock()
+_read: dict[str, str] = {}  # name -> value, for the settings in `_for` (config.reset() starts again)
+_for: list[config.Settings] = []
+
+
+def get(name: str) -> str:
+    """A secret, cached for the container's life (until `config.reset()`).
+
+    When INKWELL_SECRETS_PREFIX is set (every AWS stage), the secret is the SecureString parameter
+    `<prefix>/<name>` in SSM Parameter Store, read once per container; an environment variable of
+    the same name still wins, so an operator can override one without touching SSM. Without a
+    prefix (locally, in tests) only the environment is read, and a local stage falls back to a
+    development secret; any other stage refuses to run without one.
+    """
+    settings = config.get()
+    with _lock:
+        if not _for or _for[0] is not settings:
+            _read.clear()
+            _for[:] = [settings]
+        if name in _read:
+            return _read[name]
+    value = _value(name, settings)
+    with _lock:
+        _read.setdefault(name, value)
+    return value
+
+
+def _value(name: str, settings: config.Settings) -> str:
+    value = os.environ.get(name)
+    prefix = os.environ.get(config.SECRETS_PARAMETER_PREFIX)
+    if not value and prefix:
+        from chalicelib import aws
+
+        ssm = aws.client("ssm")
+        parameter = config.secret_parameter(name, prefix)
+        try:
+            response = ssm.get_parameter(Name=parameter, WithDecryption=True)
+        except ssm.exceptions.ParameterNotFound:
+            raise ConfigError(f"{name} is not in SSM at {parameter}") from None
+        value = response["Parameter"]["Value"]
+    if not value:
+        if settings.is_local:
+            return config.DEV_SECRET + ":" + name
+        raise ConfigError(f"{name} is not set for stage {settings.stage!r}")
+    return value
+
+
+def check_startup() -> None:
+    """At a Lambda cold start, refuse to run a non-local stage without its JWT secret or the audit
+    digest key (which signs every audit event).
+
+    Reading them here also warms the cache, so the first request pays the SSM calls, not a later
+    one. Outside Lambda (tests, `chalice package` and `chalice deploy`, which import app.py with
+    the stage's environment but have no credentials or no reason to read secrets) nothing is read.
+    """
+    if config.on_lambda() and not config.get().is_local:
+        get(config.JWT_SECRET)
+        get(config.AUDIT_DIGEST_KEY)
