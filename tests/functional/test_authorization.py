@@ -5,7 +5,7 @@ file only says how to call it. A caller who may not gets 401 (anonymous) or 403 
 without the role); a caller who may gets neither, and never a 5xx. Paths and bodies may use the
 placeholders of `tests.conftest.PLACEHOLDERS`; every resource in a path is `editor`'s (`{article_id}`
 is an article written by `editor`), so a route whose service also admits the resource's owner
-(`Who.owner`) admits `editor` and `admin`. Add a call for your route as one line.
+(`Who.owner`) admits `editor` and `admin`. Add a line for your route.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ ROLES = (ANONYMOUS, "viewer", "editor", "admin")
 JOB = "0" * 32  # no such job: the routes that admit the job's owner answer 404 to anyone else
 
 
-class Call(NamedTuple):
+class Endpoint(NamedTuple):
     method: str
     path: str
     body: Any = None
@@ -30,59 +30,59 @@ class Call(NamedTuple):
         return f"{self.method} {self.path}"
 
 
-CALLS = [
-    Call("GET", "/api/health"),
-    Call("POST", "/api/auth/login", {"email": "{viewer_email}", "password": ROLE_PASSWORD}),
-    Call("POST", "/api/auth/logout"),
-    Call("POST", "/api/auth/refresh"),  # the refresh token is the credential: 400 without one
-    Call("POST", "/api/auth/password", {"current_password": "wrong", "new_password": "long enough"}),
-    Call("GET", "/api/users"),
-    Call("GET", "/api/users?role=viewer"),
-    Call("PATCH", "/api/users/{user_id}", {"disabled": False}),
-    Call("GET", "/api/auth/me"),
-    Call("POST", "/api/users", {"email": "new@example.com", "password": "long enough", "role": "viewer"}),
-    Call("POST", "/api/articles", {"title": "A title", "topic": "a topic"}),
-    Call("GET", "/api/articles/{article_id}"),
-    Call("GET", "/api/articles"),
-    Call("GET", "/api/articles?status=DRAFT"),
-    Call("POST", "/api/analytics/events", {"article_id": "{article_id}", "type": "view"}),
-    Call("GET", "/api/settings"),
-    Call("PUT", "/api/settings/site.name", {"value": "Inkwell"}),
-    Call("GET", "/api/schedules"),
-    Call("POST", "/api/schedules/daily-analytics/run"),
-    Call("POST", "/api/schedules/no-such-schedule/run"),  # 404 for admins, refused before that
-    Call("GET", "/api/schedules?limit=2"),
-    Call("GET", "/api/audit"),
-    Call("GET", "/api/audit/users/{editor_id}/summary"),
-    Call("GET", "/api/audit/report"),
-    Call("GET", "/api/audit/verify"),
-    Call("GET", "/api/queues/stats"),
-    Call("GET", "/api/queues/health"),
-    Call("GET", "/api/queues/articles/metrics"),
-    Call("POST", "/api/queues/articles/retry-failed"),
-    Call("POST", "/api/queues/articles/pause"),
-    Call("POST", "/api/queues/articles/resume"),
-    Call("POST", "/api/queues/articles/clean", {"state": "completed", "older_than_seconds": 60}),
-    Call("PUT", "/api/queues/articles/limits", {"rate_limit": {"max": 5, "duration_seconds": 1}}),
-    Call("GET", "/api/queues/articles/jobs?state=failed"),
-    Call("DELETE", f"/api/jobs/{JOB}"),
-    Call("POST", "/api/articles/{article_id}/generate"),
-    Call("POST", "/api/articles/{article_id}/generate", {"priority": "high", "delay_seconds": 60}),
-    Call("POST", "/api/articles/{article_id}/publish"),
-    Call("POST", "/api/articles/{article_id}/archive"),
-    Call("GET", f"/api/jobs/{JOB}"),
-    Call("POST", f"/api/jobs/{JOB}/retry"),
-    Call("POST", f"/api/jobs/{JOB}/promote"),
-    Call("POST", f"/api/jobs/{JOB}/cancel"),
-    Call("GET", "/api/analytics/reports/daily?date=2026-11-27"),
-    Call("GET", "/api/analytics/reports/weekly?week=2026-W48"),
-    Call("GET", "/dashboard"),  # the page asks for a login itself
-    Call("GET", "/static/dashboard.js"),
-    Call("POST", "/api/realtime/ticket"),
-    Call("GET", "/static/realtime.js"),
-    Call("GET", "/api/openapi.json"),
-    Call("GET", "/api/asyncapi.json"),
-    Call("GET", "/docs"),
+ENDPOINTS = [
+    Endpoint("GET", "/api/health"),
+    Endpoint("POST", "/api/auth/login", {"email": "{viewer_email}", "password": ROLE_PASSWORD}),
+    Endpoint("POST", "/api/auth/logout"),
+    Endpoint("POST", "/api/auth/refresh"),  # the refresh token is the credential: 400 without one
+    Endpoint("POST", "/api/auth/password", {"current_password": "wrong", "new_password": "long enough"}),
+    Endpoint("GET", "/api/users"),
+    Endpoint("GET", "/api/users?role=viewer"),
+    Endpoint("PATCH", "/api/users/{user_id}", {"disabled": False}),
+    Endpoint("GET", "/api/auth/me"),
+    Endpoint("POST", "/api/users", {"email": "new@example.com", "password": "long enough", "role": "viewer"}),
+    Endpoint("POST", "/api/articles", {"title": "A title", "topic": "a topic"}),
+    Endpoint("GET", "/api/articles/{article_id}"),
+    Endpoint("GET", "/api/articles"),
+    Endpoint("GET", "/api/articles?status=DRAFT"),
+    Endpoint("POST", "/api/analytics/events", {"article_id": "{article_id}", "type": "view"}),
+    Endpoint("GET", "/api/settings"),
+    Endpoint("PUT", "/api/settings/site.name", {"value": "Inkwell"}),
+    Endpoint("GET", "/api/schedules"),
+    Endpoint("POST", "/api/schedules/daily-analytics/run"),
+    Endpoint("POST", "/api/schedules/no-such-schedule/run"),  # 404 for admins, refused before that
+    Endpoint("GET", "/api/schedules?limit=2"),
+    Endpoint("GET", "/api/audit"),
+    Endpoint("GET", "/api/audit/users/{editor_id}/summary"),
+    Endpoint("GET", "/api/audit/report"),
+    Endpoint("GET", "/api/audit/verify"),
+    Endpoint("GET", "/api/queues/stats"),
+    Endpoint("GET", "/api/queues/health"),
+    Endpoint("GET", "/api/queues/articles/metrics"),
+    Endpoint("POST", "/api/queues/articles/retry-failed"),
+    Endpoint("POST", "/api/queues/articles/pause"),
+    Endpoint("POST", "/api/queues/articles/resume"),
+    Endpoint("POST", "/api/queues/articles/clean", {"state": "completed", "older_than_seconds": 60}),
+    Endpoint("PUT", "/api/queues/articles/limits", {"rate_limit": {"max": 5, "duration_seconds": 1}}),
+    Endpoint("GET", "/api/queues/articles/jobs?state=failed"),
+    Endpoint("DELETE", f"/api/jobs/{JOB}"),
+    Endpoint("POST", "/api/articles/{article_id}/generate"),
+    Endpoint("POST", "/api/articles/{article_id}/generate", {"priority": "high", "delay_seconds": 60}),
+    Endpoint("POST", "/api/articles/{article_id}/publish"),
+    Endpoint("POST", "/api/articles/{article_id}/archive"),
+    Endpoint("GET", f"/api/jobs/{JOB}"),
+    Endpoint("POST", f"/api/jobs/{JOB}/retry"),
+    Endpoint("POST", f"/api/jobs/{JOB}/promote"),
+    Endpoint("POST", f"/api/jobs/{JOB}/cancel"),
+    Endpoint("GET", "/api/analytics/reports/daily?date=2026-11-27"),
+    Endpoint("GET", "/api/analytics/reports/weekly?week=2026-W48"),
+    Endpoint("GET", "/dashboard"),  # the page asks for a login itself
+    Endpoint("GET", "/static/dashboard.js"),
+    Endpoint("POST", "/api/realtime/ticket"),
+    Endpoint("GET", "/static/realtime.js"),
+    Endpoint("GET", "/api/openapi.json"),
+    Endpoint("GET", "/api/asyncapi.json"),
+    Endpoint("GET", "/docs"),
 ]
 
 
@@ -95,7 +95,7 @@ def allowed(who: Who) -> set[str]:
     return set(who.roles) or set(ROLES) - {ANONYMOUS}
 
 
-def declaration(app: Any, call: Call) -> Who:
+def declaration(app: Any, call: Endpoint) -> Who:
     """The `who` of the route `call` reaches (a literal path before a template)."""
     for path, entries in sorted(app.routes.items(), key=lambda item: item[0].count("{")):
         if call.method in entries and _matches(path, call.path.split("?")[0]):
@@ -127,7 +127,7 @@ def outcome(status: int) -> str:
     return {401: "401", 403: "403"}.get(status, "allowed" if status < 500 or status == 503 else f"{status}!")
 
 
-@pytest.mark.parametrize("call", CALLS, ids=str)
+@pytest.mark.parametrize("call", ENDPOINTS, ids=str)
 def test_each_role_is_allowed_or_refused_as_the_declaration_says(app, api, call):
     who = declaration(app, call)
     path, body = fill(api, call.path), fill_body(api, call.body)
@@ -141,9 +141,9 @@ def test_each_role_is_allowed_or_refused_as_the_declaration_says(app, api, call)
 def test_every_route_of_the_app_is_called(app):
     """A new route without a call here fails, so the matrix stays complete."""
     routes = {(method, path) for path, entries in app.routes.items() for method in entries}
-    called = {(c.method, c.path.split("?")[0]) for c in CALLS}
+    called = {(c.method, c.path.split("?")[0]) for c in ENDPOINTS}
     missing = {(m, p) for m, p in routes if not any(m == cm and _matches(p, cp) for cm, cp in called)}
-    assert not missing, f"add a call to CALLS for {sorted(missing)}"
+    assert not missing, f"add a line to ENDPOINTS for {sorted(missing)}"
 
 
 def test_the_roles_a_declaration_admits():
