@@ -97,6 +97,22 @@ def test_a_route_for_anyone_is_not_guarded_and_any_other_needs_a_guard():
         route(other, "GET /api/closed", Op("Closed", USERS))
 
 
+def test_routes_are_registered_and_roles_checked_only_through_declarations():
+    """No `@routes.route(...)` or `require(...)` of its own in a module: a route's method, path
+    and roles are written once, in its `route(...)`."""
+    sources = [ROOT / "app.py", *sorted((ROOT / "chalicelib").rglob("*.py"))]
+    found = [
+        f"{path.relative_to(ROOT)}: {match}"
+        for path in sources
+        for match in re.findall(r"[\w.]+\.route\(|\brequire\(", path.read_text())
+    ]
+    assert sorted(found) == [
+        "chalicelib/apidoc/__init__.py: blueprint.route(",  # the one registration, in `route`
+        "chalicelib/auth/access.py: require(",  # the one guard
+        "chalicelib/auth/service.py: require(",  # its definition
+    ]
+
+
 def test_who_reads_as_the_document_says_it():
     assert [str(w) for w in (ANYONE, USERS, EDITORS, ADMIN, owner("that user"))] == [
         "anyone",
