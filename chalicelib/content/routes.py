@@ -16,8 +16,8 @@ from chalicelib.auth.access import route
 routes = Blueprint(__name__)
 
 STARTED = {409: "the article's status does not allow it", 503: "the job could not be queued"}
-AUTHOR = "an editor who is not the article's author"
-AUTHORED = "The article's author or an admin."
+AUTHOR = "not an editor or admin, or an editor who is not the article's author"
+AUTHORED = "An editor only on an article they wrote."
 
 
 def _accepted(job: dict[str, Any]) -> object:
