@@ -1,5 +1,5 @@
 """The OpenAPI 3.1 document of the REST API, built from the app's routes (`app.routes`), the
-`DOCS` declared next to them (`chalicelib.apidoc.Op`) and the pydantic models they name: request
+`Op` each was declared with (`chalicelib.apidoc.route`) and the pydantic models they name: request
 bodies are the models the routes parse with, answers the models of `apidoc.shapes`. Nothing in
 the document is written by hand; `build` is pure and its result is cached per container.
 """
@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import importlib
 import re
-import sys
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from chalicelib.apidoc import ANYONE, USERS, Op
+from chalicelib.apidoc import ANYONE, USERS, Declared, Op
 
 ERROR_REASONS = {
     400: "bad input: the message and `Errors` name each field at fault",
@@ -31,10 +30,9 @@ REF = "#/components/schemas/"
 
 
 def declared(entry: Any) -> Op | None:
-    """The `DOCS` entry of one route (a Chalice RouteEntry), from its view function's module."""
-    module = sys.modules.get(entry.view_function.__module__)
-    docs = getattr(module, "DOCS", {})
-    return docs.get(f"{entry.method} {entry.uri_pattern}")
+    """The `Op` of one route (a Chalice RouteEntry), None unless it was declared with `route`."""
+    view = entry.view_function
+    return view.op if isinstance(view, Declared) else None
 
 
 def undocumented(routes: dict[str, dict[str, Any]]) -> list[str]:
@@ -51,7 +49,7 @@ def build(routes: dict[str, dict[str, Any]], server: str = "/") -> dict[str, Any
     """The document for `routes` (path -> method -> RouteEntry), every one declared."""
     missing = undocumented(routes)
     if missing:
-        raise LookupError(f"routes without a DOCS entry: {missing}")
+        raise LookupError(f"routes not declared with apidoc.route: {missing}")
     ops = {(path, method): declared(entry) for path, entries in routes.items() for method, entry in entries.items()}
     names = {op.body for op in ops.values() if op and op.body} | {
         n for op in ops.values() if op for n in [op.answer, *op.also.values()] if n

@@ -8,28 +8,22 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
-from chalicelib.apidoc import ANYONE, Op
+from chalicelib.apidoc import ANYONE, Op, route
 
 routes = Blueprint(__name__)
 
-DOCS = {
-    "GET /api/openapi.json": Op("This API's OpenAPI 3.1 document", ANYONE, "OpenApiDocument"),
-    "GET /api/asyncapi.json": Op("The WebSocket API's AsyncAPI 3.0 document", ANYONE, "AsyncApiDocument"),
-    "GET /docs": Op("The REST and WebSocket APIs, as a page", ANYONE, media="text/html"),
-}
 
-
-@routes.route("/api/openapi.json")
+@route(routes, "GET /api/openapi.json", Op("This API's OpenAPI 3.1 document", ANYONE, "OpenApiDocument"))
 def openapi_document() -> dict:
     return _openapi(_server())
 
 
-@routes.route("/api/asyncapi.json")
+@route(routes, "GET /api/asyncapi.json", Op("The WebSocket API's AsyncAPI 3.0 document", ANYONE, "AsyncApiDocument"))
 def asyncapi_document() -> dict:
     return _asyncapi()
 
 
-@routes.route("/docs")
+@route(routes, "GET /docs", Op("The REST and WebSocket APIs, as a page", ANYONE, media="text/html"))
 def docs_page() -> object:
     from chalicelib.apidoc import page
 

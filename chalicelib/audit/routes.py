@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.apidoc import ADMIN, PAGE, UNTIL, Op, Param, since
+from chalicelib.apidoc import ADMIN, PAGE, UNTIL, Op, Param, owner, since
+from chalicelib.auth.access import route
 
 routes = Blueprint(__name__)
 
 RANGE = (since("24 hours ago"), UNTIL)
-DOCS = {
-    "GET /api/audit": Op(
+
+
+@route(
+    routes,
+    "GET /api/audit",
+    Op(
         "Audit events, newest first",
         ADMIN,
         "AuditPage",
@@ -23,51 +28,44 @@ DOCS = {
             ),
         ),
     ),
-    "GET /api/audit/users/{user_id}/summary": Op(
-        "A user's activity summary",
-        "admin, or that user",
-        "AuditSummary",
-        query=(Param("days", {"type": "integer", "minimum": 1, "default": 7}, "how many days back"),),
-    ),
-    "GET /api/audit/report": Op("The system activity report", ADMIN, "AuditReport", query=RANGE),
-    "GET /api/audit/verify": Op("Verify the audit trail's integrity", ADMIN, "AuditVerification", query=RANGE),
-}
-
-
-@routes.route("/api/audit")
-def audit_events() -> dict:
+)
+def audit_events(user: dict) -> dict:
     from chalicelib import http
     from chalicelib.audit import api
-    from chalicelib.auth import service as auth
 
-    auth.require("admin")
     return api.list_events(http.query(routes.current_request))
 
 
-@routes.route("/api/audit/users/{user_id}/summary")
-def audit_user_summary(user_id: str) -> dict:
+@route(
+    routes,
+    "GET /api/audit/users/{user_id}/summary",
+    Op(
+        "A user's activity summary",
+        owner("that user"),
+        "AuditSummary",
+        query=(Param("days", {"type": "integer", "minimum": 1, "default": 7}, "how many days back"),),
+    ),
+)
+def audit_user_summary(user: dict, user_id: str) -> dict:
     from chalicelib import http
     from chalicelib.audit import api
-    from chalicelib.auth import service as auth
 
-    return api.user_summary(auth.require(), user_id, http.query(routes.current_request))
+    return api.user_summary(user, user_id, http.query(routes.current_request))
 
 
-@routes.route("/api/audit/report")
-def audit_report() -> dict:
+@route(routes, "GET /api/audit/report", Op("The system activity report", ADMIN, "AuditReport", query=RANGE))
+def audit_report(user: dict) -> dict:
     from chalicelib import http
     from chalicelib.audit import api
-    from chalicelib.auth import service as auth
 
-    auth.require("admin")
     return api.report(http.query(routes.current_request))
 
 
-@routes.route("/api/audit/verify")
-def audit_verify() -> dict:
+@route(
+    routes, "GET /api/audit/verify", Op("Verify the audit trail's integrity", ADMIN, "AuditVerification", query=RANGE)
+)
+def audit_verify(user: dict) -> dict:
     from chalicelib import http
     from chalicelib.audit import api
-    from chalicelib.auth import service as auth
 
-    auth.require("admin")
     return api.verify(http.query(routes.current_request))

@@ -6,24 +6,23 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.apidoc import ANYONE, USERS, Op
+from chalicelib.auth.access import route
 
 routes = Blueprint(__name__)
 
-DOCS = {
-    "POST /api/realtime/ticket": Op("A single-use WebSocket ticket, valid 60 s", USERS, "Ticket"),
-    "GET /static/realtime.js": Op("The browser's realtime client (an ES module)", ANYONE, media="text/javascript"),
-}
 
-
-@routes.route("/api/realtime/ticket", methods=["POST"])
-def realtime_ticket() -> dict:
-    from chalicelib.auth import service as auth
+@route(routes, "POST /api/realtime/ticket", Op("A single-use WebSocket ticket, valid 60 s", USERS, "Ticket"))
+def realtime_ticket(user: dict) -> dict:
     from chalicelib.realtime import tickets
 
-    return tickets.issue(auth.require())
+    return tickets.issue(user)
 
 
-@routes.route("/static/realtime.js")
+@route(
+    routes,
+    "GET /static/realtime.js",
+    Op("The browser's realtime client (an ES module)", ANYONE, media="text/javascript"),
+)
 def realtime_js() -> object:
     from chalicelib.realtime import handlers
 

@@ -47,6 +47,18 @@ def test_creating_an_article_answers_a_draft_by_its_author(api):
     assert article["created_at"].endswith("Z")
 
 
+@pytest.mark.parametrize("action", ["generate", "publish", "archive"])
+def test_an_author_demoted_to_viewer_may_no_longer_act_on_their_article(api, action):
+    """Writing an article needs the role editor or admin now: a viewer gets 403 whatever they once
+    authored (the route's declaration, EDITORS, before the service's authorship check)."""
+    article = _create(api)
+    changed = api.request("PATCH", f"/api/users/{article['author_id']}", {"role": "viewer"}, as_="admin")
+    assert changed.status_code == 200, changed.body
+    api.tokens.pop("editor")  # the change ended their sessions: they log in again, a viewer now
+    response = api.post(f"/api/articles/{article['id']}/{action}", as_="editor")
+    assert response.status_code == 403 and "editor or admin" in body(response)["Message"]
+
+
 def test_an_article_reads_back_as_created(api):
     article = _create(api)
     response = api.get(f"/api/articles/{article['id']}", as_="viewer")

@@ -1,5 +1,6 @@
-"""The API description: every route of the app is in the OpenAPI document, described from its
-`DOCS` entry and its models (chalicelib/apidoc), and the document is valid OpenAPI 3.1. The
+"""The API description: every route of the app is declared once (`apidoc.route`: method, path,
+who, docs), guarded as declared and in the OpenAPI document, described from its `Op` and its
+models (chalicelib/apidoc), and the document is valid OpenAPI 3.1. The
 WebSocket side (AsyncAPI) covers every client frame and every event type the emitters send. The
 Python and browser clients only call operations the document has."""
 
@@ -13,7 +14,8 @@ import pytest
 from chalice import Chalice
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from chalicelib.apidoc import Op, asyncapi, openapi
+from chalicelib.apidoc import ADMIN, ANYONE, EDITORS, USERS, Declared, Op, asyncapi, openapi, owner, route
+from chalicelib.auth import access
 from chalicelib.realtime import frames, protocol
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,19 +40,19 @@ def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
 
 
 def test_every_route_of_the_app_is_declared_and_in_the_document(app, document):
-    """A route added without a `DOCS` entry in its module fails here: describe it there."""
+    """A route registered without `apidoc.route` fails here: declare it with one."""
     assert openapi.undocumented(app.routes) == []
     routes = {(path, method) for path, entries in app.routes.items() for method in entries}
     assert {(path, method) for path, method, _ in operations(document)} == routes
 
 
-def test_no_docs_entry_is_left_for_a_route_that_is_gone(app):
-    modules = {e.view_function.__module__ for entries in app.routes.values() for e in entries.values()}
-    import sys
-
-    declared = {key for m in modules for key in sys.modules[m].DOCS}
-    routes = {f"{method} {path}" for path, entries in app.routes.items() for method in entries}
-    assert declared - routes == set()
+def test_every_route_is_guarded_as_its_declaration_says(app):
+    """Routes for anyone run without a guard; every other route runs auth's guard first."""
+    views = [entry.view_function for entries in app.routes.values() for entry in entries.values()]
+    assert all(isinstance(view, Declared) for view in views)
+    assert {view.guard for view in views if view.op.who == ANYONE} == {None}
+    assert {view.guard for view in views if view.op.who != ANYONE} == {access.guard}
+    assert len([view for view in views if view.op.who != ANYONE]) >= 30
 
 
 def test_an_undeclared_route_is_named_and_refused():
@@ -63,6 +65,62 @@ def test_an_undeclared_route_is_named_and_refused():
     assert openapi.undocumented(other.routes) == ["POST /api/new-thing"]
     with pytest.raises(LookupError, match="POST /api/new-thing"):
         openapi.build(other.routes)
+
+
+def test_a_declaration_registers_the_route_checks_the_caller_first_and_hands_them_to_the_view():
+    other, asked = Chalice("other"), []
+
+    def guard(who: Any) -> dict[str, Any]:
+        asked.append(who)
+        return {"id": "u1", "role": "editor"}
+
+    @route(other, "PUT /api/things/{thing_id}", Op("Put a thing", EDITORS), guard=guard)
+    def put_thing(user: dict[str, Any], thing_id: str) -> dict[str, Any]:
+        return {"by": user["id"], "thing": thing_id}
+
+    entry = other.routes["/api/things/{thing_id}"]["PUT"]
+    assert entry.view_function(thing_id="t1") == {"by": "u1", "thing": "t1"}
+    assert asked == [EDITORS]
+    assert entry.view_function.__wrapped__ is put_thing and entry.view_function.__module__ == __name__
+    assert openapi.declared(entry) == Op("Put a thing", EDITORS)
+
+
+def test_a_route_for_anyone_is_not_guarded_and_any_other_needs_a_guard():
+    other = Chalice("other")
+
+    @route(other, "GET /api/open", Op("Open", ANYONE), guard=lambda who: pytest.fail("guarded"))
+    def open_route() -> str:
+        return "open"
+
+    assert other.routes["/api/open"]["GET"].view_function() == "open"
+    with pytest.raises(TypeError, match="GET /api/closed"):
+        route(other, "GET /api/closed", Op("Closed", USERS))
+
+
+def test_routes_are_registered_and_roles_checked_only_through_declarations():
+    """No `@routes.route(...)` or `require(...)` of its own in a module: a route's method, path
+    and roles are written once, in its `route(...)`."""
+    sources = [ROOT / "app.py", *sorted((ROOT / "chalicelib").rglob("*.py"))]
+    found = [
+        f"{path.relative_to(ROOT)}: {match}"
+        for path in sources
+        for match in re.findall(r"[\w.]+\.route\(|\brequire\(", path.read_text())
+    ]
+    assert sorted(found) == [
+        "chalicelib/apidoc/__init__.py: blueprint.route(",  # the one registration, in `route`
+        "chalicelib/auth/access.py: require(",  # the one guard
+        "chalicelib/auth/service.py: require(",  # its definition
+    ]
+
+
+def test_who_reads_as_the_document_says_it():
+    assert [str(w) for w in (ANYONE, USERS, EDITORS, ADMIN, owner("that user"))] == [
+        "anyone",
+        "any user",
+        "editor, admin",
+        "admin",
+        "admin, or that user",
+    ]
 
 
 def test_the_document_is_valid_openapi_3_1(document):
@@ -145,19 +203,12 @@ def test_created_resources_link_to_the_operations_on_them(document):
 
 def test_a_cookie_credential_is_offered_where_a_route_declares_one():
     other = Chalice("other")
-    op = Op("Refresh", "any user", "Login", cookie=True)
 
-    @other.route("/api/refresh", methods=["POST"])
-    def refresh() -> dict:
+    @route(other, "POST /api/refresh", Op("Refresh", USERS, "Login", cookie=True), guard=lambda who: {})
+    def refresh(user: dict[str, Any]) -> dict:
         return {}
 
-    import sys
-
-    sys.modules[__name__].DOCS = {"POST /api/refresh": op}  # type: ignore[attr-defined]
-    try:
-        document = openapi.build(other.routes)
-    finally:
-        del sys.modules[__name__].DOCS  # type: ignore[attr-defined]
+    document = openapi.build(other.routes)
     assert document["paths"]["/api/refresh"]["post"]["security"] == [{"bearer": []}, {"cookie": []}]
 
 
