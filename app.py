@@ -24,7 +24,6 @@ from chalice import Chalice
 from chalice.app import SQSEvent
 
 from chalicelib import catalog, config, events, jobs, runtime, secret, tracing
-from chalicelib.apidoc import ANYONE, Op, route
 from chalicelib.apidoc import routes as apidoc_routes
 from chalicelib.audit import listeners as audit_listeners
 from chalicelib.audit import routes as audit_routes
@@ -38,6 +37,7 @@ from chalicelib.mail import alerts
 from chalicelib.observe import logs, metrics, tracking
 from chalicelib.realtime import emitters
 from chalicelib.realtime import routes as realtime_routes
+from chalicelib.routing import ANYONE, Op, route
 from chalicelib.schedules import routes as schedules_routes
 from chalicelib.schedules import service as schedules
 
@@ -73,7 +73,7 @@ app.register_middleware(middleware, "all")
 # --- 2. the REST API ------------------------------------------------------------------------------
 
 
-@route(app, "GET /api/health", Op("Is the API up", ANYONE, "Health"))  # a route declared once: chalicelib.apidoc
+@route(app, "GET /api/health", Op("Is the API up", ANYONE, "Health"))  # a route declared once: chalicelib.routing
 def health() -> dict:
     return {"status": "ok"}
 

@@ -1,19 +1,19 @@
 """The OpenAPI 3.1 document of the REST API, built from the app's routes (`app.routes`), the
-`Op` each was declared with (`chalicelib.apidoc.route`) and the pydantic models they name: request
+`Op` each was declared with (`chalicelib.routing.route`) and the pydantic models they name: request
 bodies are the models the routes parse with, answers the models of `apidoc.shapes`. Nothing in
 the document is written by hand; `build` is pure and its result is cached per container.
 """
 
 from __future__ import annotations
 
-import importlib
+import functools
 import re
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from chalicelib.apidoc import ANYONE, USERS, Declared, Op
+from chalicelib.routing import ANYONE, USERS, Declared, Op
 
 ERROR_REASONS = {
     400: "bad input: the message and `Errors` name each field at fault",
@@ -39,10 +39,29 @@ def undocumented(routes: dict[str, dict[str, Any]]) -> list[str]:
     return sorted(f"{m} {p}" for p, entries in routes.items() for m, e in entries.items() if declared(e) is None)
 
 
-def model(name: str) -> type[BaseModel]:
-    module, _, attr = name.rpartition(":")
-    found: type[BaseModel] = getattr(importlib.import_module(module or "chalicelib.apidoc.shapes"), attr)
+@functools.cache
+def _models() -> dict[str, type[BaseModel]]:
+    """Every model a declaration may name, by `"module:Class"` (a name alone for `shapes`): the
+    modules that hold request models, imported here when the document is first built."""
+    from chalicelib.apidoc import shapes
+    from chalicelib.auth import service as auth
+    from chalicelib.content import analytics, articles, generation, settings
+    from chalicelib.dashboard import service as dashboard
+
+    found = {
+        f"{'' if module is shapes else module.__name__ + ':'}{name}": value
+        for module in (shapes, auth, analytics, articles, generation, settings, dashboard)
+        for name, value in vars(module).items()
+        if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__
+    }
     return found
+
+
+def model(name: str) -> type[BaseModel]:
+    try:
+        return _models()[name]
+    except KeyError:
+        raise LookupError(f"no model {name!r}: add its module to apidoc.openapi._models") from None
 
 
 def build(routes: dict[str, dict[str, Any]], server: str = "/") -> dict[str, Any]:

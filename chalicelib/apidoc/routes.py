@@ -8,7 +8,7 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
-from chalicelib.apidoc import ANYONE, Op, route
+from chalicelib.routing import ANYONE, Op, route
 
 routes = Blueprint(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.apidoc import ADMIN, PAGE, UNTIL, Op, Param, owner, since
 from chalicelib.auth.access import route
+from chalicelib.routing import ADMIN, PAGE, UNTIL, Op, Param, owner, since
 
 routes = Blueprint(__name__)
 

@@ -1,4 +1,4 @@
-"""Auth's guard for declared routes: `route` is `chalicelib.apidoc.route` checking the caller
+"""Auth's guard for declared routes: `route` is `chalicelib.routing.route` checking the caller
 with `service.require` (401 without valid credentials, 403 without the role, audited as
 `security.forbidden`). The service loads on the first guarded request, not when the app is
 imported."""
@@ -8,8 +8,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from chalicelib.apidoc import Who
-from chalicelib.apidoc import route as declare
+from chalicelib.routing import Who
+from chalicelib.routing import route as declare
 
 
 def guard(who: Who) -> dict[str, Any]:

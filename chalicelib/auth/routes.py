@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.apidoc import ADMIN, ANYONE, PAGE, USERS, Op, Param
 from chalicelib.auth.access import route
+from chalicelib.routing import ADMIN, ANYONE, PAGE, USERS, Op, Param
 
 routes = Blueprint(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from chalice import Blueprint
 
-from chalicelib.apidoc import ADMIN, EDITORS, PAGE, USERS, Op, Param
 from chalicelib.auth.access import route
+from chalicelib.routing import ADMIN, EDITORS, PAGE, USERS, Op, Param
 
 routes = Blueprint(__name__)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from chalice import Blueprint, Response
 
 from chalicelib import catalog
-from chalicelib.apidoc import ADMIN, ANYONE, PAGE, UNTIL, Op, Param, since
 from chalicelib.auth.access import route
+from chalicelib.routing import ADMIN, ANYONE, PAGE, UNTIL, Op, Param, since
 
 routes = Blueprint(__name__)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.apidoc import ADMIN, USERS, Op
 from chalicelib.auth.access import route
+from chalicelib.routing import ADMIN, USERS, Op
 
 routes = Blueprint(__name__)
 

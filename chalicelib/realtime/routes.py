@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from chalice import Blueprint
 
-from chalicelib.apidoc import ANYONE, USERS, Op
 from chalicelib.auth.access import route
+from chalicelib.routing import ANYONE, USERS, Op
 
 routes = Blueprint(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib import catalog
-from chalicelib.apidoc import ADMIN, PAGE, Op
 from chalicelib.auth.access import route
+from chalicelib.routing import ADMIN, PAGE, Op
 
 routes = Blueprint(__name__)
 

@@ -1,6 +1,6 @@
 """The authorization matrix: every endpoint x anonymous / viewer / editor / admin.
 
-Who may call a route is read from its declaration (`chalicelib.apidoc.route`: `Op.who`); this
+Who may call a route is read from its declaration (`chalicelib.routing.route`: `Op.who`); this
 file only says how to call it. A caller who may not gets 401 (anonymous) or 403 (signed in
 without the role); a caller who may gets neither, and never a 5xx. Paths and bodies may use the
 placeholders of `tests.conftest.PLACEHOLDERS`; every resource in a path is `editor`'s (`{article_id}`
@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from chalicelib.apidoc import Who, openapi
+from chalicelib.apidoc import openapi
+from chalicelib.routing import Who
 from tests.conftest import ANONYMOUS, ROLE_PASSWORD, fill
 
 ROLES = (ANONYMOUS, "viewer", "editor", "admin")
@@ -147,7 +148,7 @@ def test_every_route_of_the_app_is_called(app):
 
 
 def test_the_roles_a_declaration_admits():
-    from chalicelib.apidoc import ADMIN, ANYONE, EDITORS, USERS, owner
+    from chalicelib.routing import ADMIN, ANYONE, EDITORS, USERS, owner
 
     assert allowed(ANYONE) == set(ROLES) and allowed(USERS) == {"viewer", "editor", "admin"}
     assert allowed(EDITORS) == {"editor", "admin"} == allowed(owner("that user")) and allowed(ADMIN) == {"admin"}

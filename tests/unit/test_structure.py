@@ -125,11 +125,6 @@ def _why(loop: list[str], edges: dict[str, set[str]]) -> str:
     return "; ".join(f"{a} -> {b}" for a in loop for b in sorted(edges.get(a, set()) & set(loop)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chalicelib/apidoc/openapi.py finds request models by name (importlib): the route "
-    "declarations' rework (one declaration per route) makes it pass",
-)
 def test_nothing_in_chalicelib_finds_a_module_by_name() -> None:
     found = []
     for module, path in sources().items():
