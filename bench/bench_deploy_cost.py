@@ -3,7 +3,7 @@
 Runs jobs through the real `jobs.enqueue` and a `Worker` on moto (a no-op processor, no holds,
 guards or listeners, so the figure is the job machinery's own cost; a processor's work comes on
 top), counts every AWS request the code makes per job with the same hook the IAM check uses
-(`aws.session().events`), and prices them with us-east-1 list prices (November 2026). The README's Deploy section quotes the output.
+(`aws.session().events`), and prices them with us-east-1 list prices (November 2026). docs/operations.md (What it costs) quotes the output.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
     python -m infra.deploy prod --teardown  # remove it (prod also needs --yes)
 
 `make deploy` creates or updates a stage from any clone; a plain `chalice deploy --stage <stage>`
-updates its code from a clone where it ran (see README, Deploy). Local stages
+updates its code from a clone where it ran (see docs/deploy.md). Local stages
 (`config.LOCAL_STAGES`, which run on development secrets) and stages without an
 `ARTICLE_WEBHOOK_URL` are refused. Every step is idempotent, and Chalice's record is kept in SSM
 and completed by name before Chalice runs (`infra.deploy_state`), so a failed run is simply run

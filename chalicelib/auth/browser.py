@@ -5,7 +5,7 @@ A request opts in with the header `X-Inkwell-Session: cookie`. Login and refresh
 refresh token as `inkwell_refresh` (`HttpOnly; Secure; SameSite=Strict; Path=/api/auth`) and
 leave it out of the JSON answer; the page keeps only the 15-minute access token, in memory.
 A cookie refresh must pass three checks, each enough against a cross-site request on its own
-in current browsers (README, Sessions and users):
+in current browsers (docs/security.md, Sessions and users):
 - SameSite=Strict: the browser sends the cookie only with requests from this site;
 - the `X-Inkwell-Session` header: a custom header, which another origin's script can only set
   after a CORS preflight that this API never approves (it has no CORS), and a form cannot set;

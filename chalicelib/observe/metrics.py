@@ -4,7 +4,7 @@ each into metrics, so no AWS API call is made on the hot path.
 Values are gathered per invocation (`count`, `timing`) and written by `flush`, which app.py's
 middleware runs at the end of every invocation (and which runs by itself once a metric holds 100
 values, EMF's limit per document): one JSON line per set of dimensions, namespace `Inkwell`.
-The names, units and dimensions are the table `METRICS` (and the README's).
+The names, units and dimensions are the table `METRICS` (and docs/operations.md's).
 """
 
 from __future__ import annotations
