@@ -329,7 +329,7 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
         from chalicelib.jobs.processors import analytics as analytics_jobs
         from chalicelib.jobs.processors import audit as audit_jobs
         from chalicelib.jobs.processors import cleanup
-        from chalicelib.realtime import emitters, handlers
+        from chalicelib.realtime import handlers, live
 
         now = timeutil.now()
         filler = Filler()
@@ -369,7 +369,7 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
 
             conn_id = "bench-conn"
             # The admin's session (its jti): each frame checks that it still stands.
-            emitters.connections().open(conn_id, auth.authenticate_token(token), ["admin"], None)
+            live.connections().open(conn_id, auth.authenticate_token(token), ["admin"], None)
 
             def resume(after: int) -> Callable[[], Any]:
                 frame = json.dumps({"action": "resume", "room": "admin", "after": after})
