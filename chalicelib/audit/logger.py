@@ -205,16 +205,16 @@ def record(
         now=now,
     )
     event = model.public(item)
-    pending = BUFFER.get()
+    buffer = BUFFER.get()
     if cls.critical:
         writer().put(model.place(item, now, now, _key()))
     else:
-        pending.writes.append((item, now))
-        if len(pending.writes) >= BATCH_SIZE:
-            _write(pending)
-    pending.unpublished.append(event)
-    if len(pending.unpublished) >= ACTIVITY_BATCH:
-        _flush(pending)
+        buffer.writes.append((item, now))
+        if len(buffer.writes) >= BATCH_SIZE:
+            _write(buffer)
+    buffer.unpublished.append(event)
+    if len(buffer.unpublished) >= ACTIVITY_BATCH:
+        _flush(buffer)
     level = ALERT_LEVELS.get(action)
     if level:
         events.publish(events.Alert(level, f"{action}: {_summary(event)}", {"event": event}))
@@ -239,8 +239,8 @@ class Pending:
 
 def pending() -> int:
     """How many events of the running invocation wait to be written."""
-    pending = BUFFER.peek()
-    return len(pending.writes) if pending else 0
+    buffer = BUFFER.peek()
+    return len(buffer.writes) if buffer else 0
 
 
 def flush() -> dict[str, int]:
@@ -251,24 +251,24 @@ def flush() -> dict[str, int]:
 
 def end_flush() -> None:
     """`BUFFER`'s end flush (app.py's middleware, at the end of every invocation)."""
-    pending = BUFFER.take()
-    if pending is not None:
-        _flush(pending)
+    buffer = BUFFER.take()
+    if buffer is not None:
+        _flush(buffer)
 
 
 BUFFER = runtime.Buffer("audit", Pending, end_flush)
 
 
-def _flush(pending: Pending) -> dict[str, int]:
-    outcome = _write(pending)
-    unpublished, pending.unpublished = pending.unpublished, []
+def _flush(buffer: Pending) -> dict[str, int]:
+    outcome = _write(buffer)
+    unpublished, buffer.unpublished = buffer.unpublished, []
     if unpublished:  # taken off the buffer first: a listener that fails cannot send them twice
         events.publish(events.AuditRecorded(tuple(unpublished)))
     return outcome
 
 
-def _write(pending: Pending) -> dict[str, int]:
-    writes, pending.writes = pending.writes, []
+def _write(buffer: Pending) -> dict[str, int]:
+    writes, buffer.writes = buffer.writes, []
     if not writes:
         return {}
     now = timeutil.now()
