@@ -26,8 +26,8 @@ from chalice.app import SQSEvent
 from chalicelib import catalog, config, events, jobs, runtime, secret, tracing
 from chalicelib.apidoc import routes as apidoc_routes
 from chalicelib.audit import listeners as audit_listeners
+from chalicelib.audit import logger as audit_logger
 from chalicelib.audit import routes as audit_routes
-from chalicelib.audit.logger import flush as flush_audit
 from chalicelib.auth import routes as auth_routes
 from chalicelib.content import routes as content_routes
 from chalicelib.dashboard import routes as dashboard_routes
@@ -35,7 +35,7 @@ from chalicelib.jobs import routes as jobs_routes
 from chalicelib.jobs import timeline
 from chalicelib.mail import alerts
 from chalicelib.observe import logs, metrics, tracking
-from chalicelib.realtime import emitters
+from chalicelib.realtime import delivery, emitters, live
 from chalicelib.realtime import routes as realtime_routes
 from chalicelib.routing import ANYONE, Op, route
 from chalicelib.schedules import routes as schedules_routes
@@ -59,13 +59,12 @@ if command := config.unguarded_chalice():  # the deploy tooling's guard runs thr
 logs.configure_logging(app.log)  # INKWELL_LOG_FORMAT, INKWELL_LOG_LEVEL
 tracking.configure(app.log)  # only with SENTRY_DSN
 middleware = runtime.Middleware(
-    at_end=[
-        flush_audit,
-        emitters.flush,  # the realtime events left waiting (rooms nobody was in), with the audit's activity
-        timeline.flush,
-        metrics.on_request_end,
-        metrics.flush,
-    ],  # metrics last: the flush counts audit writes
+    buffers=[  # flushed in this order when every invocation ends: a flush may fill the buffers after it
+        audit_logger.BUFFER,  # writes the audit events, then publishes them (realtime `activity`)
+        delivery.WAITING,  # realtime events of rooms nobody was in, the audit's activity with them
+        timeline.BUFFER,  # per-minute job metrics
+        metrics.BUFFER,  # last: the flushes above count audit writes and WebSocket posts
+    ],
     on_error=[tracking.report],
 )
 app.register_middleware(middleware, "all")
@@ -106,7 +105,7 @@ LISTENERS: dict[type, list[events.Listener]] = {
     events.AuditRecorded: [emitters.on_audit],
     events.AnalyticsRecorded: [emitters.on_analytics],
     events.ReportStored: [emitters.on_report_stored],
-    events.SessionsRevoked: [emitters.on_sessions_revoked],  # close the sessions' WebSocket connections
+    events.SessionsRevoked: [live.on_sessions_revoked],  # close the sessions' WebSocket connections
 }
 events.subscribe_all(LISTENERS)
 

@@ -23,7 +23,7 @@ def main() -> None:
 
     config.reset()
     aws.reset()
-    middleware = runtime.Middleware(at_end=[audit.flush])  # as app.py's: the audit flush at the end
+    middleware = runtime.Middleware(buffers=[audit.logger.BUFFER])  # as app.py's: the audit flush at the end
     with mock_aws():
         provision.provision(aws.client("dynamodb"), aws.client("sqs"))
         client = aws.table("audit_events").meta.client
@@ -56,11 +56,11 @@ def main() -> None:
         # subscribed and their flush ends the invocation, as in app.py.
         from chalicelib import events
         from chalicelib.audit import logger
-        from chalicelib.realtime import emitters, rooms
+        from chalicelib.realtime import delivery, emitters, live, rooms
 
-        emitters.event_log().open_room(rooms.ADMIN, joined=0)
+        live.event_log().open_room(rooms.ADMIN, joined=0)
         unsubscribe = events.subscribe(events.AuditRecorded, emitters.on_audit)
-        with_realtime = runtime.Middleware(at_end=[audit.flush, emitters.flush])
+        with_realtime = runtime.Middleware(buffers=[logger.BUFFER, delivery.WAITING])
         by_table: Counter[str] = Counter()
 
         def table_of(model: Any, params: dict[str, Any], **_: Any) -> None:
@@ -73,7 +73,7 @@ def main() -> None:
         finally:
             unsubscribe()
         realtime = {k: v for k, v in by_table.items() if "audit_events" not in k}
-        stored, _ = emitters.event_log().replay(rooms.ADMIN, 0, 1000)
+        stored, _ = live.event_log().replay(rooms.ADMIN, 0, 1000)
         print(
             f"  with the realtime emitters, the {EVENTS} events also go out as `activity` "
             f"({EVENTS // logger.ACTIVITY_BATCH} batches, {len(stored)} stored in the admin room) "

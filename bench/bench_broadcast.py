@@ -158,14 +158,14 @@ def _whole_emit(ids: list[str]) -> None:
     from moto import mock_aws
 
     from chalicelib import aws, config
-    from chalicelib.realtime import emitters
+    from chalicelib.realtime import emitters, live
     from infra import provision
 
     with mock_aws():
         config.reset()
         aws.reset()
         provision.provision(aws.client("dynamodb"), aws.client("sqs"))
-        members = emitters.connections()
+        members = live.connections()
         for cid in ids:
             members.open(cid, {"id": cid, "email": f"{cid}@example.com", "role": "admin", "jti": "j"}, ["admin"], None)
         started = time.perf_counter()
@@ -180,7 +180,7 @@ def _sharded(endpoint: str) -> None:
     from moto import mock_aws
 
     from chalicelib import aws, config
-    from chalicelib.realtime import emitters, fanout, sender
+    from chalicelib.realtime import emitters, fanout, live, sender
     from infra import provision
 
     ids = [f"conn-{i:05d}" for i in range(ROOM_OF)]
@@ -194,7 +194,7 @@ def _sharded(endpoint: str) -> None:
                 batch.put_item(
                     Item={"room": "admin", "connection_id": cid, "endpoint": None, "ttl": int(time.time()) + 3600}
                 )
-        emitters.event_log().open_room("admin", ROOM_OF)
+        live.event_log().open_room("admin", ROOM_OF)
         started = time.perf_counter()
         emitters.emit_system_alert("info", "to everyone")
         emitted = time.perf_counter() - started

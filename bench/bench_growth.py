@@ -330,7 +330,7 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
         from chalicelib.auth import sweeps
         from chalicelib.content import cleanup
         from chalicelib.content import report_jobs as analytics_jobs
-        from chalicelib.realtime import emitters, handlers
+        from chalicelib.realtime import handlers, live
 
         now = timeutil.now()
         filler = Filler()
@@ -370,7 +370,7 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
 
             conn_id = "bench-conn"
             # The admin's session (its jti): each frame checks that it still stands.
-            emitters.connections().open(conn_id, auth.authenticate_token(token), ["admin"], None)
+            live.connections().open(conn_id, auth.authenticate_token(token), ["admin"], None)
 
             def resume(after: int) -> Callable[[], Any]:
                 frame = json.dumps({"action": "resume", "room": "admin", "after": after})

@@ -228,10 +228,10 @@ def _run() -> None:
             delivering["to"] = lambda: app_module.job_worker("articles")
             with_subscribers, _ = one_job("with subscribers")
             # ...and once an admin and the author have connected (their rooms have counters), gone since.
-            from chalicelib.realtime import emitters, rooms
+            from chalicelib.realtime import live, rooms
 
             for room in (rooms.ADMIN, rooms.user_room(user["id"])):
-                emitters.event_log().open_room(room, joined=0)
+                live.event_log().open_room(room, joined=0)
             rooms_joined, _ = one_job("rooms joined before")
 
     from chalicelib.jobs.worker import TRIM_EVERY

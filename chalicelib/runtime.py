@@ -5,8 +5,13 @@ sets it up around every handler.
 "all")`, so it wraps every kind of handler (REST route, WebSocket, SQS, schedule). Around each
 invocation it (1) makes an `Invocation` with the request id, client IP and user agent available to
 any code through `current()`, (2) turns a REST handler's `errors.Refused` into the contract's
-error answer, and (3) runs its end hooks (the audit buffer's flush, for one) when the invocation
-ends, on success and on error alike. The hooks are given to it by app.py; nothing registers itself.
+error answer, and (3) flushes its per-invocation buffers when the invocation ends, on success and
+on error alike, in the order app.py lists them; nothing registers itself.
+
+A `Buffer` is what a writer keeps on the running invocation until its end (the audit events to
+write, the realtime events of rooms nobody was in, the job tally, the metrics): a name, how to
+make an empty one, and its end flush. A flush may fill a buffer flushed after it (the audit's
+flush counts metrics), never one flushed before: app.py's order says which comes first.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from chalice import Response
 from chalice.app import Request, SQSEvent, WebsocketEvent
@@ -26,6 +31,7 @@ from chalice.app import Request, SQSEvent, WebsocketEvent
 from chalicelib import errors
 
 log = logging.getLogger("inkwell")
+T = TypeVar("T")
 
 
 @dataclass
@@ -36,14 +42,53 @@ class Invocation:
     user_agent: str | None = None
     user: dict[str, Any] | None = None  # {"id","email","role"} once authenticated
     headers: dict[str, str] = field(default_factory=dict)  # REST: lower-cased request headers
-    extras: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)  # the buffers' contents, by name (`Buffer`)
     correlation: dict[str, Any] = field(default_factory=dict)  # job_id, queue, connection_id, ...
     cold_start: bool | None = None  # the container's first invocation (None outside a handler)
     route: str | None = None  # REST: the route's path pattern, e.g. /api/articles/{id}
     method: str | None = None  # REST: the HTTP method
     status: int | None = None  # REST: the status answered
     started: float = field(default_factory=time.perf_counter)
-    end_hooks: tuple[Callable[[], object], ...] = ()  # what its middleware runs when it ends
+    buffers: tuple[Buffer[Any], ...] = ()  # what its middleware flushes when it ends, in order
+    flushed: set[str] = field(default_factory=set)  # the buffers whose end flush has begun
+
+
+class Buffer(Generic[T]):
+    """One kind of per-invocation buffer: `name` keys its content on the invocation, `factory`
+    makes an empty one, and `at_end` (a function of the writer's module) is its end flush, which
+    takes the content off the invocation (`take`) and writes it. A Middleware given the buffer
+    runs `at_end` when each invocation ends."""
+
+    def __init__(self, name: str, factory: Callable[[], T], at_end: Callable[[], object]) -> None:
+        self.name, self.factory, self.at_end = name, factory, at_end
+
+    def __repr__(self) -> str:
+        return f"Buffer({self.name!r})"
+
+    def get(self) -> T:
+        """The running invocation's content (a script's outside any handler), made at first use."""
+        extras = current().extras
+        if self.name not in extras:
+            extras[self.name] = self.factory()
+        return cast(T, extras[self.name])
+
+    def peek(self) -> T | None:
+        """The running invocation's content, or None if it has none (never makes one)."""
+        return cast("T | None", current().extras.get(self.name))
+
+    def take(self) -> T | None:
+        """Take the content off the running invocation (None if it had none): the next `get`
+        makes a new one."""
+        return cast("T | None", current().extras.pop(self.name, None))
+
+    def deferred(self) -> T | None:
+        """The running invocation's content if a Middleware will flush this buffer at its end and
+        has not begun to: a writer may then leave work for the end. None elsewhere (scripts,
+        tests, a Middleware without it) and once its end flush began: the work is done at once."""
+        inv = _current.get()
+        if inv is None or self not in inv.buffers or self.name in inv.flushed:
+            return None
+        return self.get()
 
 
 _current: contextvars.ContextVar[Invocation | None] = contextvars.ContextVar("invocation", default=None)
@@ -91,16 +136,22 @@ def _cold_start() -> bool:
 
 
 class Middleware:
-    """Chalice middleware for every handler (see the module docstring); `at_end` are called, in
-    order, when each invocation ends (a failing one is logged and does not stop the others), and
-    `on_error` with any exception that escapes the handler (it then propagates as before)."""
+    """Chalice middleware for every handler (see the module docstring); the `buffers` are flushed
+    in their order when each invocation ends (a failing flush is logged and does not stop the
+    others; a buffer written again after its flush is logged as an error: its flush comes too
+    early), and `on_error` is called with any exception that escapes the handler (it then
+    propagates as before)."""
 
     def __init__(
         self,
-        at_end: Sequence[Callable[[], object]] = (),
+        buffers: Sequence[Buffer[Any]] = (),
         on_error: Sequence[Callable[[Exception], object]] = (),
     ) -> None:
-        self.at_end = tuple(at_end)
+        names = [buffer.name for buffer in buffers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two buffers share a name: {names}")
+        self.buffers = tuple(buffers)
+        self.at_end = tuple(buffer.at_end for buffer in buffers)  # what runs at the end, in order
         self.on_error = tuple(on_error)
 
     def __call__(self, event: Any, get_response: Callable[[Any], Any]) -> Any:
@@ -111,8 +162,8 @@ class Middleware:
         return self.run(inv, get_response, event)
 
     def run(self, inv: Invocation, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run `fn(*args)` as invocation `inv`: context set, end hooks run whatever happens."""
-        inv.end_hooks = self.at_end  # a buffer may wait for its hook (realtime.emitters.flush)
+        """Run `fn(*args)` as invocation `inv`: context set, buffers flushed whatever happens."""
+        inv.buffers = self.buffers  # a writer may leave work for the end (Buffer.deferred)
         token = _current.set(inv)
         try:
             result = fn(*args)
@@ -130,13 +181,20 @@ class Middleware:
             raise
         finally:
             try:
-                for hook in self.at_end:
-                    try:
-                        hook()
-                    except Exception:
-                        log.exception("end-of-invocation hook %s failed", getattr(hook, "__name__", hook))
+                self._flush(inv)
             finally:
                 _current.reset(token)
+
+    def _flush(self, inv: Invocation) -> None:
+        for buffer in self.buffers:
+            inv.flushed.add(buffer.name)
+            try:
+                buffer.at_end()
+            except Exception:
+                log.exception("the end flush of buffer %s failed", buffer.name)
+        for buffer in self.buffers:
+            if buffer.name in inv.extras:
+                log.error("buffer %s was written after its end flush (lost): flush it later", buffer.name)
 
 
 def _answer_refusals(get_response: Callable[[Any], Any], request: Any) -> Any:

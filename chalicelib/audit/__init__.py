@@ -15,9 +15,9 @@ user_id=None) -> event` takes the actor (user, IP, user agent, request id) from
 categories and severities come from `actions.ACTIONS` (add yours there). Secrets in `details`
 (passwords, tokens, tickets, signatures...) are masked. Critical actions (auth.*, user.*,
 settings.*, queue control, job.retry/remove, schedule.run, security.*, audit reads) are written
-before `record` returns; the rest are buffered and written 25 per BatchWriteItem at the end of
-the invocation, which every handler of `runtime.Inkwell` does by itself. Outside a handler
-(scripts, tests) call `audit.flush()`; from a thread of your own, run the work in
+before `record` returns; the rest are buffered (`logger.BUFFER`) and written 25 per
+BatchWriteItem at the end of the invocation, by the buffer's end flush that app.py's middleware
+runs around every handler. Outside a handler (scripts, tests) call `audit.flush()`; from a thread of your own, run the work in
 `contextvars.copy_context()` so that `record` sees the invocation (and its end flushes).
 
 Published for the realtime emitters: every event, as the admin room's `activity` (what

@@ -2,8 +2,9 @@
 that never loses an accepted event.
 
 Critical actions are written with a conditional PutItem before `record()` returns; the others
-are buffered on the running invocation and written with BatchWriteItem, 25 at a time: when 25
-are waiting, and at the end of every invocation (app.py's middleware, on success and on error).
+are buffered on the running invocation (`BUFFER`) and written with BatchWriteItem, 25 at a time:
+when 25 are waiting, and at the end of every invocation (the buffer's end flush, which app.py's
+middleware runs on success and on error).
 Every event, critical or not, is then published for the admin room's `activity`: one
 `events.AuditRecorded` per flush (the end of the invocation, an explicit `flush()`, or every
 ACTIVITY_BATCH events of a long invocation) carrying all the events recorded since the last one,
@@ -20,6 +21,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib import aws, config, events, redact, runtime, secret, timeutil
@@ -38,8 +40,6 @@ SQS_BODY_BYTES = 200_000  # under SQS's 256 KiB
 MARKER_PREFIX = "id#"
 NOT_RETRYABLE = frozenset({"ValidationException", "ResourceNotFoundException", "AccessDeniedException"})
 ACTIVITY_BATCH = 100  # a long invocation publishes its events this often (memory, latency)
-_BUFFER = "audit_buffer"
-_UNPUBLISHED = "audit_unpublished"
 
 
 def sleep(seconds: float) -> None:
@@ -205,17 +205,16 @@ def record(
         now=now,
     )
     event = model.public(item)
+    buffer = BUFFER.get()
     if cls.critical:
         writer().put(model.place(item, now, now, _key()))
     else:
-        buffer = inv.extras.setdefault(_BUFFER, [])
-        buffer.append((item, now))
-        if len(buffer) >= BATCH_SIZE:
-            _write_buffer()
-    unpublished = inv.extras.setdefault(_UNPUBLISHED, [])
-    unpublished.append(event)
-    if len(unpublished) >= ACTIVITY_BATCH:
-        flush()
+        buffer.writes.append((item, now))
+        if len(buffer.writes) >= BATCH_SIZE:
+            _write(buffer)
+    buffer.unpublished.append(event)
+    if len(buffer.unpublished) >= ACTIVITY_BATCH:
+        _flush(buffer)
     level = ALERT_LEVELS.get(action)
     if level:
         events.publish(events.Alert(level, f"{action}: {_summary(event)}", {"event": event}))
@@ -229,29 +228,52 @@ def _summary(event: dict[str, Any]) -> str:
     return ", ".join(parts) or event["id"]
 
 
+@dataclass
+class Pending:
+    """An invocation's audit events not yet written (with when each was recorded), and those not
+    yet published (every event since the last `events.AuditRecorded`)."""
+
+    writes: list[tuple[dict[str, Any], float]] = field(default_factory=list)
+    unpublished: list[dict[str, Any]] = field(default_factory=list)
+
+
 def pending() -> int:
     """How many events of the running invocation wait to be written."""
-    return len(runtime.current().extras.get(_BUFFER, []))
+    buffer = BUFFER.peek()
+    return len(buffer.writes) if buffer else 0
 
 
 def flush() -> dict[str, int]:
     """Write the running invocation's buffered events, then publish every event recorded since
-    the last flush as one `events.AuditRecorded` (app.py's middleware runs it at the end of every invocation). Returns where
-    the buffered events went."""
-    outcome = _write_buffer()
-    unpublished = runtime.current().extras.pop(_UNPUBLISHED, [])
-    if unpublished:  # taken off the invocation first: a listener that fails cannot send them twice
+    the last flush as one `events.AuditRecorded`. Returns where the buffered events went."""
+    return _flush(BUFFER.get())
+
+
+def end_flush() -> None:
+    """`BUFFER`'s end flush (app.py's middleware, at the end of every invocation)."""
+    buffer = BUFFER.take()
+    if buffer is not None:
+        _flush(buffer)
+
+
+BUFFER = runtime.Buffer("audit", Pending, end_flush)
+
+
+def _flush(buffer: Pending) -> dict[str, int]:
+    outcome = _write(buffer)
+    unpublished, buffer.unpublished = buffer.unpublished, []
+    if unpublished:  # taken off the buffer first: a listener that fails cannot send them twice
         events.publish(events.AuditRecorded(tuple(unpublished)))
     return outcome
 
 
-def _write_buffer() -> dict[str, int]:
-    buffer = runtime.current().extras.pop(_BUFFER, [])
-    if not buffer:
+def _write(buffer: Pending) -> dict[str, int]:
+    writes, buffer.writes = buffer.writes, []
+    if not writes:
         return {}
     now = timeutil.now()
     key = _key()
-    return writer().batch([model.place(item, at, now, key) for item, at in buffer])
+    return writer().batch([model.place(item, at, now, key) for item, at in writes])
 
 
 def store_fallback(table: Any, item: dict[str, Any]) -> bool:

@@ -2,7 +2,7 @@
 `TTL_SECONDS` in the `job_metrics` table and read back as points (`GET /api/queues/{q}/metrics`).
 
 Cheap by construction: `on_job_event` (a JobEvent listener) only adds to the running
-invocation's tally (`runtime.current().extras`); `flush` (an end hook of app.py's middleware)
+invocation's tally (`BUFFER`); `flush` (the buffer's end flush, which app.py's middleware runs)
 writes it as one UpdateItem per (queue, minute) touched, ADDing to the counters and to the
 histogram's buckets. An item is keyed `<queue>#<UTC day>` / the minute's epoch second, so the
 endpoint reads a range with one Query per day, and no partition takes more than one queue's day.
@@ -37,7 +37,6 @@ BUCKETS = PER_DOUBLING * 22 + 1  # up to 2^22 ms (70 minutes), longer in the las
 RELATIVE_ERROR = 2 ** (1 / (2 * PER_DOUBLING)) - 1
 MAX_UNSENT = 1000  # (queue, minute) tallies a container keeps for a later flush at most
 
-_TALLY = "job_minutes"
 _unsent: dict[tuple[str, int], Counter[str]] = {}  # writes that failed, retried with the next flush
 
 
@@ -80,8 +79,7 @@ def on_job_event(event: events.JobEvent) -> None:
     started = job.get("started_at")
     ms = max(0.0, finished - timeutil.parse_iso(started)) * 1000 if started else 0.0
     minute = int(finished // INTERVAL) * INTERVAL
-    tally: dict[tuple[str, int], Counter[str]] = runtime.current().extras.setdefault(_TALLY, {})
-    counts = tally.setdefault((job["queue"], minute), Counter())
+    counts = BUFFER.get().setdefault((job["queue"], minute), Counter())
     counts[event.kind] += 1
     counts[f"d{bucket(ms)}"] += 1
 
@@ -89,10 +87,10 @@ def on_job_event(event: events.JobEvent) -> None:
 def flush() -> None:
     """Write the running invocation's tally, and any earlier one that failed: one UpdateItem per
     (queue, minute)."""
-    tally = runtime.current().extras.pop(_TALLY, {})
+    tally = BUFFER.take()
     pending = dict(_unsent)
     _unsent.clear()
-    for key, counts in tally.items():
+    for key, counts in (tally or {}).items():
         pending.setdefault(key, Counter()).update(counts)
     if not pending:
         return
@@ -104,6 +102,10 @@ def flush() -> None:
             log.exception("could not write the job metrics of %s at %s; kept for the next flush", queue, minute)
             if len(_unsent) < MAX_UNSENT:
                 _unsent[(queue, minute)] = counts
+
+
+Tally = dict[tuple[str, int], Counter[str]]  # (queue, minute) -> completed, failed, d<bucket>
+BUFFER: runtime.Buffer[Tally] = runtime.Buffer("job_minutes", dict, flush)
 
 
 def _add(table: Any, queue: str, minute: int, counts: Counter[str]) -> None:

@@ -1,9 +1,10 @@
 """Metrics as CloudWatch embedded metric format (EMF) documents on stdout: CloudWatch Logs turns
 each into metrics, so no AWS API call is made on the hot path.
 
-Values are gathered per invocation (`count`, `timing`) and written by `flush`, which app.py's
-middleware runs at the end of every invocation (and which runs by itself once a metric holds 100
-values, EMF's limit per document): one JSON line per set of dimensions, namespace `Inkwell`.
+Values are gathered per invocation (`count`, `timing`, in `BUFFER`) and written by `flush`, which
+runs at the end of every invocation (`end_flush`, the buffer's, run by app.py's middleware after
+the other buffers' flushes, which count metrics) and by itself once a metric holds 100 values,
+EMF's limit per document: one JSON line per set of dimensions, namespace `Inkwell`.
 The names, units and dimensions are the table `METRICS` (and docs/operations.md's).
 """
 
@@ -39,7 +40,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {  # name -> (unit, dimensions
 }
 MAX_VALUES = 100  # EMF: at most 100 values of a metric in one document
 
-_BUFFER = "metrics"
+Values = dict[Any, dict[str, list[float]]]  # sorted dimension pairs -> metric name -> values
 _lock = threading.Lock()
 
 
@@ -59,8 +60,7 @@ def _put(name: str, value: float, dimensions: dict[str, str]) -> None:
         raise ValueError(f"metric {name} takes dimensions {expected}, not {tuple(dimensions)}")
     key = tuple(sorted((k, str(v)) for k, v in dimensions.items()))
     with _lock:
-        buffer: dict[Any, dict[str, list[float]]] = runtime.current().extras.setdefault(_BUFFER, {})
-        values = buffer.setdefault(key, {}).setdefault(name, [])
+        values = BUFFER.get().setdefault(key, {}).setdefault(name, [])
         values.append(value)
         full = len(values) >= MAX_VALUES
     if full:
@@ -70,12 +70,21 @@ def _put(name: str, value: float, dimensions: dict[str, str]) -> None:
 def flush() -> list[dict[str, Any]]:
     """Write the invocation's metrics as EMF documents (one line each) and forget them."""
     with _lock:
-        buffer = runtime.current().extras.pop(_BUFFER, {})
-    documents = [document(dict(key), values) for key, values in buffer.items()]
+        buffer = BUFFER.take()
+    documents = [document(dict(key), values) for key, values in (buffer or {}).items()]
     if documents:
         sys.stdout.write("".join(json.dumps(d, separators=(",", ":")) + "\n" for d in documents))
         sys.stdout.flush()
     return documents
+
+
+def end_flush() -> None:
+    """`BUFFER`'s end flush: a REST invocation's own metrics (`on_request_end`), then `flush`."""
+    on_request_end()
+    flush()
+
+
+BUFFER: runtime.Buffer[Values] = runtime.Buffer("metrics", dict, end_flush)
 
 
 def document(dimensions: dict[str, str], values: dict[str, list[float]], ts: float | None = None) -> dict[str, Any]:
@@ -102,7 +111,7 @@ def document(dimensions: dict[str, str], values: dict[str, list[float]], ts: flo
 
 
 def on_request_end() -> None:
-    """ApiRequests and ApiLatency of a REST invocation, by route and status (a middleware end hook)."""
+    """ApiRequests and ApiLatency of a REST invocation, by route and status (at its end)."""
     inv = runtime.current()
     if inv.kind != "rest":
         return

@@ -1,1 +1,3 @@
-"""The WebSocket API: connections, rooms, fan-out, emitters, tickets and replay."""
+"""The WebSocket API: connections, rooms, tickets and replay (handlers); delivery (`live`: the
+stores and the posts, `fanout`: large rooms in shards, `delivery`: store then post, the events
+waiting for the invocation's end); the event catalogue and its listeners on top (`emitters`)."""

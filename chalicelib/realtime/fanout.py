@@ -37,6 +37,7 @@ import zlib
 from typing import Any
 
 from chalicelib import aws, config
+from chalicelib.realtime import live
 from chalicelib.realtime.protocol import dumps
 
 log = logging.getLogger("inkwell.realtime")
@@ -173,14 +174,12 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
 def deliver(shard: dict[str, Any]) -> None:
     """Post the shard's envelopes, in order, to its connections; forget those that are gone. An
     envelope carried as its seq is read from the event log first (one BatchGetItem)."""
-    from chalicelib.realtime import emitters
-
     bodies = shard["bodies"]
     refs = [b for b in bodies if isinstance(b, int)]
     if refs:
-        stored = emitters.event_log().bodies(shard["room"], refs)
+        stored = live.event_log().bodies(shard["room"], refs)
         bodies = [stored[b] if isinstance(b, int) else b for b in bodies]
-    emitters.fan_out(None, shard["endpoint"], shard["connections"], bodies)  # DynamoDB only for 410s and refs
+    live.post(None, shard["endpoint"], shard["connections"], bodies)  # DynamoDB only for 410s and refs
 
 
 def _retry_soon(record: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ from chalice import Response
 from chalicelib import audit, errors, runtime
 from chalicelib.content import articles
 from chalicelib.realtime import frames, protocol, rooms, tickets
-from chalicelib.realtime.emitters import connections, event_log, forget
+from chalicelib.realtime.live import connections, event_log, forget
 from chalicelib.realtime.sender import endpoint_from_event, sender
 
 log = logging.getLogger("inkwell.realtime")

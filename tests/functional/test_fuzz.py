@@ -640,7 +640,7 @@ def _send_raw(gw: Gateway, cid: str, event: dict[str, Any]) -> list[Any]:
 
 @pytest.mark.parametrize("role", ["viewer", "editor", "admin"])
 def test_no_hostile_frame_crashes_the_websocket_handler(fuzzer, api, gw, role):
-    from chalicelib.realtime import emitters
+    from chalicelib.realtime import live
 
     article = fill(api, "{article_id}")
     response = api.post("/api/realtime/ticket", as_=role)
@@ -667,7 +667,7 @@ def test_no_hostile_frame_crashes_the_websocket_handler(fuzzer, api, gw, role):
         for reply in replies:
             if isinstance(reply, dict) and reply.get("type") == "error" and not isinstance(reply.get("message"), str):
                 problems.append(f"{label}: error frame without a message {reply!r}"[:300])
-        if emitters.connections().get(cid) is None:
+        if live.connections().get(cid) is None:
             problems.append(f"{label}: the connection record is gone")
             break
     assert gw.send(cid, {"action": "ping"}) == [{"type": "pong"}]
@@ -701,7 +701,7 @@ CONNECT_QUERIES: list[Any] = [
 
 
 def test_connect_with_odd_query_strings_is_refused_never_a_crash(gw):
-    from chalicelib.realtime import emitters
+    from chalicelib.realtime import live
 
     problems = []
     for query in CONNECT_QUERIES:
@@ -715,6 +715,6 @@ def test_connect_with_odd_query_strings_is_refused_never_a_crash(gw):
             continue
         if not (isinstance(response, dict) and response.get("statusCode") in (401, 403)):
             problems.append(f"{query!r:.80}: answered {response!r}"[:300])
-        if emitters.connections().get(cid) is not None:
+        if live.connections().get(cid) is not None:
             problems.append(f"{query!r:.80}: a connection record exists")
     assert not problems, "\n".join(problems)

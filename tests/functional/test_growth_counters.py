@@ -178,7 +178,7 @@ def _invoke(fn, ip=None):
     from chalicelib import audit, runtime
 
     inv = runtime.Invocation(kind="sqs", request_id="test", ip=ip)
-    return runtime.Middleware(at_end=[audit.flush]).run(inv, fn)
+    return runtime.Middleware(buffers=[audit.logger.BUFFER]).run(inv, fn)
 
 
 def _audit_events(times):

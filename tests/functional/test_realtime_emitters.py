@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chalicelib import config, events, runtime, timeutil
-from chalicelib.realtime import emitters, protocol
+from chalicelib.realtime import delivery, emitters, live, protocol
 from chalicelib.realtime import sender as sender_module
 from tests.functional.ws_support import FakeManagement
 
@@ -28,7 +28,7 @@ def management(aws_mock, monkeypatch: pytest.MonkeyPatch) -> FakeManagement:
 
 def join(connection_id: str, *rooms: str, user_id: str = "u1", role: str = "editor", endpoint: str = "https://gw/api"):
     user = {"id": user_id, "email": f"{user_id}@example.com", "role": role, "jti": "jti"}
-    return emitters.connections().open(connection_id, user, list(rooms), endpoint)
+    return live.connections().open(connection_id, user, list(rooms), endpoint)
 
 
 def test_article_status_goes_to_the_article_the_author_and_admins_with_a_seq_per_room(management):
@@ -64,13 +64,13 @@ def test_a_gone_connection_is_removed_and_the_others_still_hear(management, monk
     for cid in ("a", "stale", "b"):
         join(cid, "admin", role="admin", user_id=cid)
     management.gone.add("stale")
-    later = time.time() + emitters.GONE_GRACE_SECONDS + 1
+    later = time.time() + live.GONE_GRACE_SECONDS + 1
     monkeypatch.setattr(timeutil, "now", lambda: later)
     emitters.emit_system_alert("warning", "disk")
     assert [f["data"]["message"] for f in management.take("a")] == ["disk"]
     assert [f["data"]["message"] for f in management.take("b")] == ["disk"]
-    assert emitters.connections().get("stale") is None
-    assert sorted(emitters.connections().members("admin")) == ["a", "b"]
+    assert live.connections().get("stale") is None
+    assert sorted(live.connections().members("admin")) == ["a", "b"]
 
 
 def test_a_failing_post_does_not_stop_the_others_nor_drop_the_connection(management):
@@ -79,7 +79,7 @@ def test_a_failing_post_does_not_stop_the_others_nor_drop_the_connection(managem
     management.failing.add("flaky")
     emitters.emit_system_alert("info", "hello")
     assert management.take("a") and management.take("b")
-    assert emitters.connections().get("flaky") is not None
+    assert live.connections().get("flaky") is not None
 
 
 def test_a_payload_over_128_kb_is_refused_before_a_seq_is_taken(management):
@@ -87,7 +87,7 @@ def test_a_payload_over_128_kb_is_refused_before_a_seq_is_taken(management):
     with pytest.raises(protocol.PayloadTooLarge, match="131072 bytes"):
         emitters.emit_system_alert("info", "x" * (128 * 1024))
     assert management.calls == 0
-    assert emitters.event_log().current(["admin"]) == {"admin": 0}
+    assert live.event_log().current(["admin"]) == {"admin": 0}
     assert emitters.emit_system_alert("info", "small") == {"admin": 1}
 
 
@@ -108,10 +108,10 @@ def test_without_configuration_posts_go_to_the_endpoint_each_connection_came_thr
 
 def test_events_are_stored_for_resume_when_nobody_listens_now_but_someone_joined_before(management):
     join("gone", f"article:{ARTICLE}", "admin", role="admin")
-    emitters.connections().close("gone")
+    live.connections().close("gone")
     emitters.emit_job_progress("job-1", "articles", 40, ARTICLE)
     for room in (f"article:{ARTICLE}", "admin"):
-        replayed, more = emitters.event_log().replay(room, 0, 10)
+        replayed, more = live.event_log().replay(room, 0, 10)
         assert [seq for seq, _ in replayed] == [1] and more is False
     assert management.calls == 0
 
@@ -131,8 +131,8 @@ def test_an_event_to_rooms_nobody_ever_joined_is_neither_stored_nor_posted_for_o
         ("Query", "ws_members"),
     ]
     for room in (f"article:{ARTICLE}", "admin"):
-        assert emitters.event_log().replay(room, 0, 10) == ([], False)
-        assert emitters.event_log().current([room]) == {room: 0}
+        assert live.event_log().replay(room, 0, 10) == ([], False)
+        assert live.event_log().current([room]) == {room: 0}
     assert [f["room"] for f in management.take("author")] == ["user:author-1"]
 
 
@@ -140,16 +140,16 @@ def test_an_event_to_one_room_nobody_ever_joined_costs_one_request(management, d
     assert emitters.emit_system_alert("info", "nobody hears") == {}
     assert emitters.emit_activities([{"id": "e1"}, {"id": "e2"}]) == []
     assert [c[:2] for c in dynamodb_calls] == [("UpdateItem", "ws_events"), ("UpdateItem", "ws_events")]
-    assert emitters.event_log().replay("admin", 0, 10) == ([], False)
+    assert live.event_log().replay("admin", 0, 10) == ([], False)
 
 
 def test_a_room_joined_after_events_were_skipped_starts_at_seq_one_without_a_gap(management):
     emitters.emit_job_progress("job-1", "articles", 10, ARTICLE)  # nobody ever joined: skipped
     join("late", f"article:{ARTICLE}")
-    assert emitters.event_log().current([f"article:{ARTICLE}"]) == {f"article:{ARTICLE}": 0}
+    assert live.event_log().current([f"article:{ARTICLE}"]) == {f"article:{ARTICLE}": 0}
     emitters.emit_job_progress("job-1", "articles", 90, ARTICLE)
     assert [(f["seq"], f["data"]["progress"]) for f in management.take("late")] == [(1, 90)]
-    replayed, _ = emitters.event_log().replay(f"article:{ARTICLE}", 0, 10)
+    replayed, _ = live.event_log().replay(f"article:{ARTICLE}", 0, 10)
     assert [seq for seq, _ in replayed] == [1]
 
 
@@ -300,7 +300,7 @@ def test_a_flush_of_60_audit_events_costs_five_requests_and_each_arrives_as_acti
         assert [f["data"] for f in frames] == recorded
     assert rooms_heard(listeners, "follower", "author") == {"follower": [], "author": []}
     # resume replays exactly the reserved seqs, in order, byte for byte as sent
-    replayed, more = emitters.event_log().replay("admin", 0, 500)
+    replayed, more = live.event_log().replay("admin", 0, 500)
     assert [seq for seq, _ in replayed] == list(range(1, 61)) and more is False
     assert [json.loads(b)["data"] for _, b in replayed] == recorded
 
@@ -354,7 +354,7 @@ def test_unprocessed_envelopes_are_retried_until_stored_before_anything_is_poste
     monkeypatch.setattr(store, "sleep", sleeps.append)
     table = aws.table("ws_events")
     flaky = FlakyBatches(table.meta.client, fail=3)
-    monkeypatch.setattr(emitters, "event_log", lambda: store.EventLog(table, client=flaky))
+    monkeypatch.setattr(live, "event_log", lambda: store.EventLog(table, client=flaky))
     audit_events = [{"id": f"e{n}", "action": "article.create"} for n in range(30)]
     events.publish(events.AuditRecorded(tuple(audit_events)))
     assert flaky.sizes[:2] == [25, 13] and len(sleeps) >= 2
@@ -369,16 +369,14 @@ def test_envelopes_that_cannot_be_stored_are_not_posted(listeners, monkeypatch):
 
     monkeypatch.setattr(store, "sleep", lambda s: None)
     table = aws.table("ws_events")
-    monkeypatch.setattr(
-        emitters, "event_log", lambda: store.EventLog(table, client=FlakyBatches(table.meta.client, 10**6))
-    )
+    monkeypatch.setattr(live, "event_log", lambda: store.EventLog(table, client=FlakyBatches(table.meta.client, 10**6)))
     with pytest.raises(store.EventsNotStored):
-        emitters.emit_many("activity", "admin", [{"id": "e1"}, {"id": "e2"}])
+        delivery.emit_many("activity", "admin", [{"id": "e1"}, {"id": "e2"}])
     assert listeners.calls == 0
 
 
 def test_an_oversized_event_of_a_batch_is_left_out_and_the_others_go(listeners):
-    seqs = emitters.emit_many("activity", "admin", [{"id": "e1"}, {"id": "big", "x": "x" * (128 * 1024)}, {"id": "e3"}])
+    seqs = delivery.emit_many("activity", "admin", [{"id": "e1"}, {"id": "big", "x": "x" * (128 * 1024)}, {"id": "e3"}])
     assert seqs == [1, 2]
     assert [(f["seq"], f["data"]["id"]) for f in listeners.take("admin")] == [(1, "e1"), (2, "e3")]
 
@@ -464,19 +462,19 @@ def _reads_of_members(calls: list[tuple[str, str, Any]]) -> int:
 def test_a_room_whose_connections_all_left_is_stored_without_reading_its_members(management, dynamodb_calls):
     join("a", "admin", role="admin", user_id="a")
     join("b", "admin", role="admin", user_id="b")
-    emitters.connections().leave("a", "admin")
-    emitters.connections().leave("a", "admin")  # twice (a retried frame): counted once
+    live.connections().leave("a", "admin")
+    live.connections().leave("a", "admin")  # twice (a retried frame): counted once
     dynamodb_calls.clear()
     emitters.emit_system_alert("info", "one left")
     assert _reads_of_members(dynamodb_calls) == 1
     assert [f["data"]["message"] for f in management.take("b")] == ["one left"]
-    emitters.connections().close("b")
-    emitters.connections().close("b")  # $disconnect after a 410 removed it: counted once
+    live.connections().close("b")
+    live.connections().close("b")  # $disconnect after a 410 removed it: counted once
     dynamodb_calls.clear()
     assert emitters.emit_system_alert("info", "nobody") == {"admin": 2}
     assert emitters.emit_activities([{"id": "e1"}]) == [3]
     assert _reads_of_members(dynamodb_calls) == 0
-    replayed, _ = emitters.event_log().replay("admin", 0, 10)
+    replayed, _ = live.event_log().replay("admin", 0, 10)
     assert [seq for seq, _ in replayed] == [1, 2, 3]
     join("c", "admin", role="admin", user_id="c")
     emitters.emit_system_alert("info", "back")
@@ -486,7 +484,7 @@ def test_a_room_whose_connections_all_left_is_stored_without_reading_its_members
 def test_a_connection_closed_after_leaving_a_room_leaves_the_others_heard(management):
     join("a", "admin", role="admin", user_id="a")
     join("b", "admin", role="admin", user_id="b")
-    conns = emitters.connections()
+    conns = live.connections()
     conns._remove_membership("admin", "a")  # a leave racing a close: its first half ran...
     conns.close("a")  # ...and the close still finds "admin" in the record, the membership gone
     emitters.emit_system_alert("info", "still here")
@@ -500,7 +498,7 @@ def test_removing_a_membership_from_before_members_were_counted_leaves_the_count
     uncounted = {"room": "admin", "connection_id": "old", "ttl": int(time.time()) + 600, "expiry_day": "x"}
     aws.table("ws_members").put_item(Item=uncounted)
     aws.table("ws_connections").put_item(Item={"connection_id": "old", "rooms": {"admin"}, "ttl": 1, "user_id": "o"})
-    emitters.connections().close("old")  # e.g. its 410: it was never counted in
+    live.connections().close("old")  # e.g. its 410: it was never counted in
     emitters.emit_system_alert("info", "still heard")
     assert [f["data"]["message"] for f in management.take("live")] == ["still heard"]
 
@@ -538,8 +536,8 @@ def test_a_subscribe_retried_after_a_fault_midway_is_counted_and_heard(managemen
 
     monkeypatch.setattr(store.EventLog, "open_room", flaky)
     with pytest.raises(RuntimeError):
-        emitters.connections().join(conn, "admin")  # the frame fails; the client subscribes again
-    emitters.connections().join(conn, "admin")
+        live.connections().join(conn, "admin")  # the frame fails; the client subscribes again
+    live.connections().join(conn, "admin")
     emitters.emit_system_alert("info", "heard")
     assert [f["data"]["message"] for f in management.take("c")] == ["heard"]
 
@@ -594,12 +592,12 @@ def _all(table, room):
 def kept(*rooms_: str) -> None:
     """The rooms have a counter and no member: someone joined them and left."""
     join("gone", *rooms_, user_id="gone", role="admin")
-    emitters.connections().close("gone")
+    live.connections().close("gone")
 
 
 def stored(room: str) -> list[tuple[int, str, Any]]:
     """(seq, type, data) of the room's kept events, as `resume` replays them."""
-    replayed, _ = emitters.event_log().replay(room, 0, 500)
+    replayed, _ = live.event_log().replay(room, 0, 500)
     return [(seq, json.loads(body)["type"], json.loads(body)["data"]) for seq, body in replayed]
 
 
@@ -703,12 +701,12 @@ def test_a_member_joining_midway_hears_the_waiting_events_at_the_end(management)
 def test_a_member_joining_a_long_invocation_hears_once_the_room_is_read_again(management, monkeypatch):
     kept("admin", "user:author-1")
     clock = [1000.0]
-    monkeypatch.setattr(emitters, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(delivery, "monotonic", lambda: clock[0])
 
     def handler() -> list[Any]:
         completed(1)
         join("late", "admin", user_id="late", role="admin")
-        clock[0] += emitters.RECHECK_SECONDS
+        clock[0] += delivery.RECHECK_SECONDS
         sent = emitters.emit_system_alert("info", "two")  # reads the room again: the waiting event goes first
         return [sent, heard(management, "late")]
 
@@ -739,7 +737,7 @@ def test_a_throttled_flush_retries_and_stores_each_event_once(management, monkey
     monkeypatch.setattr(store, "sleep", lambda seconds: None)
     table = aws.table("ws_events")
     flaky = FlakyBatches(table.meta.client, fail=2)  # the flush's first two writes half refused
-    monkeypatch.setattr(emitters, "event_log", lambda: store.EventLog(table, client=flaky))
+    monkeypatch.setattr(live, "event_log", lambda: store.EventLog(table, client=flaky))
     dynamodb_calls.clear()
 
     def handler() -> None:
@@ -755,20 +753,20 @@ def test_a_throttled_flush_retries_and_stores_each_event_once(management, monkey
     assert flaky.sizes == [25, 13, 7, 25, 10]  # 60 envelopes; the first request retried twice
     for room in ("admin", "user:author-1"):
         assert [(seq, data["job_id"]) for seq, _, data in stored(room)] == [(n + 1, f"job-{n}") for n in range(30)]
-        assert emitters.event_log().current([room]) == {room: 30}
+        assert live.event_log().current([room]) == {room: 30}
     assert heard(management, "late") == [(n + 1, f"job-{n}") for n in range(30)]
 
 
 def test_outside_an_invocation_whose_end_stores_them_events_are_stored_at_once(management):
     """A guard: only an invocation whose middleware runs the realtime flush keeps events waiting."""
     kept("admin")
-    runtime.Middleware(at_end=[]).run(_sqs(), emitters.emit_system_alert, "info", "no flush at the end")
+    runtime.Middleware().run(_sqs(), emitters.emit_system_alert, "info", "no flush at the end")
     assert [data["message"] for _, _, data in stored("admin")] == ["no flush at the end"]
 
 
 def test_at_most_waiting_max_events_wait(management, monkeypatch):
     kept("admin", "user:author-1")
-    monkeypatch.setattr(emitters, "WAITING_MAX", 4)
+    monkeypatch.setattr(delivery, "WAITING_MAX", 4)
     during: list[Any] = []
 
     def handler() -> None:

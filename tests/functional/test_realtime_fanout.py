@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from chalicelib import aws, config, timeutil
-from chalicelib.realtime import emitters, fanout
+from chalicelib.realtime import emitters, fanout, live
 from chalicelib.realtime import sender as sender_module
 from local.sqs_lambda import lambda_event
 from tests.functional.ws_support import Context, FakeManagement
@@ -32,7 +32,7 @@ def management(aws_mock, monkeypatch: pytest.MonkeyPatch) -> FakeManagement:
 
 
 def join_many(count: int, room: str = ROOM, prefix: str = "c") -> list[str]:
-    members = emitters.connections()
+    members = live.connections()
     ids = [f"{prefix}{i:03d}" for i in range(count)]
     for cid in ids:
         members.open(
@@ -178,12 +178,12 @@ def test_gone_connections_are_forgotten_by_the_shards(management, monkeypatch):
     ids = join_many(30)
     gone = set(ids[::7])
     management.gone.update(gone)
-    later = time.time() + emitters.GONE_GRACE_SECONDS + 1
+    later = time.time() + live.GONE_GRACE_SECONDS + 1
     monkeypatch.setattr(timeutil, "now", lambda: later)
     emitters.emit_system_alert("warning", "disk")
     drain()
-    assert sorted(emitters.connections().members(ROOM)) == sorted(set(ids) - gone)
-    assert all(emitters.connections().get(cid) is None for cid in gone)
+    assert sorted(live.connections().members(ROOM)) == sorted(set(ids) - gone)
+    assert all(live.connections().get(cid) is None for cid in gone)
     # the next event goes only to those left (below the threshold now: directly)
     management.posts.clear()
     emitters.emit_system_alert("info", "after")
@@ -194,7 +194,7 @@ def test_gone_connections_are_forgotten_by_the_shards(management, monkeypatch):
 def test_a_sharded_event_is_stored_once_for_resume_before_its_shards_are_sent(management):
     join_many(20)
     seq = emitters.emit_system_alert("info", "stored")[ROOM]
-    replayed, more = emitters.event_log().replay(ROOM, 0, 10)
+    replayed, more = live.event_log().replay(ROOM, 0, 10)
     assert not more and [s for s, _ in replayed] == [seq]
     [shard, *_] = [json.loads(m["Body"]) for m in receive()]
     assert shard["bodies"] == [replayed[0][1]]  # byte for byte what resume gives
@@ -235,7 +235,7 @@ def test_events_that_waited_for_the_end_of_an_invocation_go_through_the_shards_t
     join_many(1, prefix="gone")
     join_many(1, room="user:author-1", prefix="gone-author")
     for cid in ("gone000", "gone-author000"):
-        emitters.connections().close(cid)
+        live.connections().close(cid)
     ids: list[str] = []
 
     def handler() -> None:  # events to two rooms nobody is in wait; 40 connections join meanwhile
@@ -264,7 +264,7 @@ def test_an_envelope_too_large_to_ride_in_a_shard_is_read_from_the_log_by_the_sh
     assert int(attributes["Attributes"]["ApproximateNumberOfMessages"]) > 0
     drain(parallel=4)
     # ...and every connection heard all three, in order, the large one byte for byte as stored
-    stored = dict(emitters.event_log().replay(ROOM, 0, 10)[0])
+    stored = dict(live.event_log().replay(ROOM, 0, 10)[0])
     for cid in ids:
         frames = management.take(cid)
         assert [f["seq"] for f in frames] == [first, big, last], cid

@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib import aws, runtime, timeutil
 from chalicelib.auth import service as auth
-from chalicelib.realtime import emitters, handlers, store
+from chalicelib.realtime import delivery, emitters, handlers, live, store
 from chalicelib.realtime import sender as sender_module
 from tests.conftest import body
 from tests.functional.ws_support import FakeManagement, Gateway
@@ -49,7 +49,7 @@ def article(api, role: str = "editor") -> str:
 
 
 def members(room: str) -> list[str]:
-    return emitters.connections().members(room)
+    return live.connections().members(room)
 
 
 # --- tickets and $connect ----------------------------------------------------------------------------
@@ -76,7 +76,7 @@ def test_a_ticket_needs_a_logged_in_caller(api):
 def test_a_ticket_opens_one_connection_in_the_users_room(gw, api):
     cid = connect(gw, api, "editor")
     user = api.user("editor")
-    conn = emitters.connections().get(cid)
+    conn = live.connections().get(cid)
     assert conn["user_id"] == user["id"] and conn["role"] == "editor"
     assert conn["rooms"] == {f"user:{user['id']}"}
     assert int(conn["ttl"]) - time.time() == pytest.approx(2 * 3600, abs=5)
@@ -96,7 +96,7 @@ def test_a_used_ticket_is_refused(gw, api):
     cid, second = gw.connect(ticket=t)
     assert first["statusCode"] == 200
     assert second["statusCode"] == 401
-    assert emitters.connections().get(cid) is None
+    assert live.connections().get(cid) is None
 
 
 def test_an_expired_ticket_is_refused(gw, api, monkeypatch):
@@ -128,7 +128,7 @@ def test_a_ticket_of_a_revoked_token_is_refused(gw, api):
 def test_connect_without_valid_credentials_is_refused(gw, query):
     cid, response = gw.connect(**query)
     assert response["statusCode"] == 401
-    assert emitters.connections().get(cid) is None
+    assert live.connections().get(cid) is None
 
 
 def test_a_jwt_in_the_url_is_accepted_until_revoked(gw, api):
@@ -172,7 +172,7 @@ def test_a_malformed_frame_gets_an_error_frame_and_the_connection_stays(gw, api,
     assert len(replies) == 1 and replies[0]["type"] == "error"
     assert fragment in replies[0]["message"]
     assert gw.send(cid, {"action": "ping"}) == [{"type": "pong"}]
-    assert emitters.connections().get(cid) is not None
+    assert live.connections().get(cid) is not None
 
 
 def test_a_frame_from_an_unknown_connection_is_told_to_reconnect_and_closed(gw, management):
@@ -215,7 +215,7 @@ def test_the_author_may_follow_their_article(gw, api):
         {"type": "subscribed", "room": f"article:{aid}", "seq": 0}
     ]
     assert members(f"article:{aid}") == [cid]
-    assert f"article:{aid}" in emitters.connections().get(cid)["rooms"]
+    assert f"article:{aid}" in live.connections().get(cid)["rooms"]
 
 
 def test_an_admin_may_follow_any_article(gw, api):
@@ -257,7 +257,7 @@ def test_unsubscribe_leaves_the_room(gw, api):
         {"type": "unsubscribed", "room": f"article:{aid}"}
     ]
     assert members(f"article:{aid}") == []
-    assert f"article:{aid}" not in emitters.connections().get(cid)["rooms"]
+    assert f"article:{aid}" not in live.connections().get(cid)["rooms"]
     # idempotent
     assert gw.send(cid, {"action": "unsubscribe", "room": f"article:{aid}"})[0]["type"] == "unsubscribed"
 
@@ -331,12 +331,12 @@ def test_resume_is_refused_for_a_room_the_user_may_not_hear(gw, api):
 
 
 def note(room: str, text: str) -> None:
-    emitters.emit("note", [room], {"text": text})
+    delivery.emit("note", [room], {"text": text})
 
 
 def joined_before(room: str) -> None:
     """A connection joined `room` earlier (and left): the room has a counter, so its events are kept."""
-    emitters.event_log().open_room(room, joined=0)
+    live.event_log().open_room(room, joined=0)
 
 
 def test_events_of_a_room_nobody_ever_joined_are_not_kept_and_a_first_subscriber_starts_at_its_seq(gw, api):
@@ -358,7 +358,7 @@ def test_resume_skips_events_past_their_retention(gw, api, monkeypatch):
     note(room, "new")
     cid = "admin-conn"
     auth.sessions().create("j", api.user("admin"), int(later) + 3600)
-    emitters.connections().open(cid, {**api.user("admin"), "jti": "j"}, [room], None)
+    live.connections().open(cid, {**api.user("admin"), "jti": "j"}, [room], None)
     replies = gw.send(cid, {"action": "resume", "room": room, "after": 0})
     assert [r["data"]["text"] for r in replies[:-1]] == ["new"]
 
@@ -394,7 +394,7 @@ def test_disconnect_removes_the_connection_and_its_memberships(gw, api):
     cid = connect(gw, api, "admin")
     gw.send(cid, {"action": "subscribe", "room": f"article:{aid}"})
     gw.disconnect(cid)
-    assert emitters.connections().get(cid) is None
+    assert live.connections().get(cid) is None
     assert members("admin") == [] and members(f"article:{aid}") == []
     gw.disconnect(cid)  # a second $disconnect is harmless
 
@@ -420,10 +420,10 @@ def test_a_connection_past_its_ttl_is_not_a_member(gw, api, monkeypatch):
 def test_a_reply_to_a_gone_connection_removes_it(gw, api, management, monkeypatch):
     cid = connect(gw, api, "admin")
     management.gone.add(cid)
-    later = time.time() + emitters.GONE_GRACE_SECONDS + 1
+    later = time.time() + live.GONE_GRACE_SECONDS + 1
     monkeypatch.setattr(timeutil, "now", lambda: later)
     gw.send(cid, {"action": "rooms"})
-    assert emitters.connections().get(cid) is None
+    assert live.connections().get(cid) is None
     assert members("admin") == []
 
 
@@ -434,7 +434,7 @@ def test_a_410_right_after_connect_keeps_the_connection(gw, api, management):
     management.gone.add(cid)
     emitters.emit_system_alert("info", "during connect")
     management.gone.discard(cid)
-    assert emitters.connections().get(cid) is not None
+    assert live.connections().get(cid) is not None
     assert gw.send(cid, {"action": "rooms"})[0]["type"] == "rooms"
 
 

@@ -76,7 +76,7 @@ def test_finished_jobs_are_tallied_per_queue_and_minute_on_the_invocation():
         timeline.on_job_event(events.JobEvent("completed", job("emails", t0 + 59, t0 + 61)))
         timeline.on_job_event(events.JobEvent("progress", job("emails", t0, t0)))
         timeline.on_job_event(events.JobEvent("retrying", job("emails", t0, t0)))
-        return runtime.current().extras["job_minutes"]
+        return timeline.BUFFER.get()
 
     tally = runtime.Middleware().run(inv, run)
     assert set(tally) == {("emails", int(t0)), ("emails", int(t0) + 60)}

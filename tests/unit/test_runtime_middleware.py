@@ -1,9 +1,12 @@
 """The middleware app.py registers around every handler, on a small Chalice app of its own: the
-invocation context, the REST error shape, and the end hooks on every kind of handler."""
+invocation context, the REST error shape, and the buffers' end flushes on every kind of handler, in
+their declared order."""
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 
 import pytest
 from chalice import BadRequestError, Chalice
@@ -18,7 +21,9 @@ def probe():
     seen: list[runtime.Invocation] = []
     app = Chalice(app_name="probe")
     app.experimental_feature_flags.update(["WEBSOCKETS"])
-    app.register_middleware(runtime.Middleware(at_end=[lambda: ended.append("flush"), _failing_hook]), "all")
+    failing = runtime.Buffer("failing", list, _failing_flush)
+    recording = runtime.Buffer("recording", list, lambda: ended.append("flush"))
+    app.register_middleware(runtime.Middleware(buffers=[failing, recording]), "all")
 
     @app.route("/ok")
     def ok() -> dict:
@@ -53,8 +58,8 @@ def probe():
     return app, ended, seen
 
 
-def _failing_hook() -> None:
-    raise RuntimeError("a failing hook must not stop the others")
+def _failing_flush() -> None:
+    raise RuntimeError("a failing flush must not stop the others")
 
 
 def test_a_route_runs_as_a_rest_invocation_and_the_hooks_run_after_it(probe):
@@ -122,3 +127,101 @@ def test_a_websocket_frame_runs_as_a_websocket_invocation_with_its_request_id(pr
 
 def test_outside_any_handler_the_invocation_is_a_script():
     assert runtime.current().kind == "script"
+
+
+# --- buffers -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def logged_errors() -> Iterator[list[str]]:
+    """ERROR records of the `inkwell` logger (which app.py's logging may keep from propagating)."""
+    found: list[str] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = lambda record: found.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("inkwell").addHandler(handler)
+    yield found
+    logging.getLogger("inkwell").removeHandler(handler)
+
+
+def _buffers(order: list[str]) -> list[runtime.Buffer[list[str]]]:
+    """Buffers named a, b, c...: each end flush notes its name and what it took."""
+
+    def flush_of(name: str):
+        def flush() -> None:
+            order.append(f"{name}:{','.join(buffers[name].take() or [])}")
+
+        return flush
+
+    buffers = {name: runtime.Buffer(name, list, flush_of(name)) for name in "abc"}
+    return list(buffers.values())
+
+
+def test_buffers_are_flushed_in_the_declared_order_each_taking_its_own_content():
+    order: list[str] = []
+    a, b, c = _buffers(order)
+
+    def handler() -> None:
+        c.get().append("3")
+        a.get().append("1")
+
+    runtime.Middleware(buffers=[c, a, b]).run(runtime.Invocation(kind="sqs", request_id="r"), handler)
+    assert order == ["c:3", "a:1", "b:"]
+
+
+def test_a_flush_fills_a_buffer_flushed_after_it_and_a_late_write_is_an_error(logged_errors):
+    order: list[str] = []
+    first = runtime.Buffer("first", list, lambda: (first.take(), second.get().append("from first")))
+    second = runtime.Buffer("second", list, lambda: order.extend(second.take() or []))
+
+    runtime.Middleware(buffers=[first, second]).run(runtime.Invocation(kind="sqs", request_id="r"), first.get)
+    assert order == ["from first"]  # the declared order: the write reached the second's flush
+    assert logged_errors == []
+
+    order.clear()
+    runtime.Middleware(buffers=[second, first]).run(runtime.Invocation(kind="sqs", request_id="r"), first.get)
+    assert order == []  # the wrong order: written after the second's flush ...
+    assert logged_errors == ["buffer second was written after its end flush (lost): flush it later"]  # ... said so
+
+
+def test_a_failing_handler_still_flushes_every_buffer():
+    order: list[str] = []
+    buffers = _buffers(order)
+
+    def handler() -> None:
+        buffers[1].get().append("kept")
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        runtime.Middleware(buffers=buffers).run(runtime.Invocation(kind="sqs", request_id="r"), handler)
+    assert order == ["a:", "b:kept", "c:"]
+
+
+def test_two_buffers_of_one_name_are_refused():
+    with pytest.raises(ValueError, match="share a name"):
+        runtime.Middleware(buffers=[runtime.Buffer("x", list, print), runtime.Buffer("x", dict, print)])
+
+
+def test_a_buffer_defers_only_inside_an_invocation_that_flushes_it_and_until_its_flush_begins():
+    seen: list[object] = []
+    waiting = runtime.Buffer("waiting", list, lambda: seen.append(("at its flush", waiting.deferred())))
+    other = runtime.Buffer("other", list, lambda: None)
+    assert waiting.deferred() is None  # a script: nothing flushes it
+    runtime.Middleware(buffers=[other]).run(
+        runtime.Invocation(kind="sqs", request_id="r"), lambda: seen.append(waiting.deferred())
+    )
+    runtime.Middleware(buffers=[waiting]).run(
+        runtime.Invocation(kind="sqs", request_id="r"), lambda: seen.append(waiting.deferred())
+    )
+    assert seen == [None, [], ("at its flush", None)]
+
+
+def test_get_makes_the_content_once_and_take_removes_it():
+    inv = runtime.Invocation(kind="sqs", request_id="r")
+    buffer = runtime.Buffer("numbers", list, lambda: None)
+
+    def handler() -> object:
+        buffer.get().append(1)
+        buffer.get().append(2)
+        return buffer.take(), buffer.take(), buffer.get()
+
+    assert runtime.Middleware().run(inv, handler) == ([1, 2], None, [])

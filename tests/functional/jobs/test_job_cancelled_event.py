@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib.jobs import enqueue, service
-from chalicelib.realtime import emitters
+from chalicelib.realtime import live
 from chalicelib.realtime import sender as sender_module
 from tests.conftest import body
 from tests.functional.ws_support import FakeManagement
@@ -23,7 +23,7 @@ def management(aws_mock: None, monkeypatch: pytest.MonkeyPatch) -> FakeManagemen
 
 def join(connection_id: str, room: str, user_id: str, role: str = "editor") -> None:
     user = {"id": user_id, "email": f"{user_id}@example.com", "role": role, "jti": "jti"}
-    emitters.connections().open(connection_id, user, [room], "https://gw/api")
+    live.connections().open(connection_id, user, [room], "https://gw/api")
 
 
 def job_frames(management: FakeManagement, connection_id: str) -> list[tuple[str, dict[str, Any]]]:
