@@ -100,7 +100,8 @@ HEAVY_AT_IMPORT = [
     "chalicelib.jobs.processors.cleanup",
     "chalicelib.jobs.processors.emails",
     "chalicelib.jobs.processors.audit",
-    "chalicelib.audit.digest",
+    "chalicelib.audit.chain",
+    "chalicelib.audit.counts",
     "chalicelib.audit.store",
     "chalicelib.realtime.handlers",
 ]
