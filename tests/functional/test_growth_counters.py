@@ -595,3 +595,19 @@ def model_hour(partition):
     from chalicelib.audit import model
 
     return any(partition == model.hour_of(t) for t in (DAY_START - 2 * 86400 + 3600 * h for h in range(24 * 3)))
+
+
+def test_a_count_out_of_time_says_more_and_the_next_run_goes_on(aws_mock, monkeypatch):
+    from chalicelib.audit import counts
+
+    _audit_events([DAY_START + 100 * i for i in range(20)])
+    now = DAY_START + 3600 + 30
+    _seal(now)
+    monkeypatch.setattr(counts, "MAX_HOURS_PER_RUN", 10)  # 48 hours and 59 minutes from the genesis
+    calls = iter([10.0, 0.0])
+    first = with_clock(now, lambda: counts.count(now, lambda: next(calls, 0.0)))
+    assert (first["minutes"], first["more"]) == (60, True)  # one hour, then out of time
+    runs = [with_clock(now, lambda: counts.count(now)) for _ in range(5)]
+    assert [r["more"] for r in runs] == [True, True, True, True, False]
+    assert sum(r["minutes"] for r in runs) + 60 == 48 * 60 + 59
+    assert _report(DAY_START, now - 60, now) == _raw_report(DAY_START, now - 60)
