@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from chalicelib import aws, errors, http, timeutil
-from chalicelib.audit import digest, model, store
+from chalicelib.audit import chain, counts, model, store
 from chalicelib.audit.actions import CATEGORIES, MAX_RETENTION_SECONDS, NAME_PATTERN
 from chalicelib.audit.logger import record
 
@@ -84,7 +84,7 @@ def user_summary(caller: dict[str, Any], user_id: str, params: dict[str, str]) -
     until = timeutil.now()
     since = until - days * DAY
     source = store.Source("by_user", "user_id", [(user_id, [user_id[:256]])])
-    blocks = digest.digests().blocks(since, until, user_id[:256])
+    blocks = counts.counts().blocks(since, until, user_id[:256])
     tallies, ranges, cut = _counted(blocks, since, until)
     for lo, hi in ranges:
         items, more = events_store().all_of(source, (lo, hi), store.MAX_SUMMARY_EVENTS, **SUMMARY_PROJECTION)
@@ -94,16 +94,14 @@ def user_summary(caller: dict[str, Any], user_id: str, params: dict[str, str]) -
 
 
 def _counted(
-    blocks: list[digest.Block], since: float, until: float
+    blocks: list[counts.Block], since: float, until: float
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]], bool]:
     """The tallies of the counted blocks that tile [since, until] and the sort-key ranges left to
     the raw events (the first partial minute, what is newer than the last count, any gap). A
     block's retention classes whose time has passed since it ended are left out, as TTL removes
     their events. Whether a block's counts were cut."""
     lo, hi = store.sort_key_bounds(since, until)
-    chosen, gaps = digest.cover(blocks, lo, hi[:-1])
-    # events written late into a counted sealed minute (digest.Digests.tally finds them)
-    chosen += [x for x in blocks if x.late and any(b.lo <= x.lo and x.hi <= b.hi for b in chosen)]
+    chosen, gaps = counts.cover(blocks, lo, hi[:-1])
     now = timeutil.now()
     tallies = [t for b in chosen for days, t in b.tallies.items() if timeutil.parse_iso(b.hi) + int(days) * DAY > now]
     return tallies, [(a, b) for a, b in gaps if a < b], any(b.cut for b in chosen)
@@ -112,11 +110,11 @@ def _counted(
 def report(params: dict[str, str]) -> dict[str, Any]:
     """GET /api/audit/report: the system activity report over [since, until] (default 24 h).
 
-    Read from counts (`digest.Digests.blocks`): the sealed hours inside the range, the minutes of
-    a sealed hour it starts or ends in, the minutes counted after the last seal; only the events
-    of what no count covers are read (the first partial minute, the last minute or two)."""
+    Read from counts (`counts.Counts.blocks`): the final hours inside the range, the minutes of
+    the hour it starts or ends in and of those not final yet; only the events of what no count
+    covers are read (the first partial minute, the last minute or two)."""
     since, until = time_range(params, 1, MAX_REPORT_DAYS)
-    blocks = digest.digests().blocks(since, until)
+    blocks = counts.counts().blocks(since, until)
     tallies, ranges, cut = _counted(blocks, since, until)
     events = 0
     for sk_lo, sk_hi in ranges:
@@ -139,10 +137,10 @@ def _moment(sort_key: str, default: float) -> float:
 def verify(params: dict[str, str]) -> dict[str, Any]:
     """GET /api/audit/verify: recompute digests over [since, until] (default 24 h, at most 7 days),
     as many whole hours as one call can check well inside API Gateway's 29 s (VERIFY_SECONDS, or
-    digest.MAX_VERIFY_EVENTS events): `complete` false and `next_since` when hours are left."""
+    chain.MAX_VERIFY_EVENTS events): `complete` false and `next_since` when hours are left."""
     since, until = time_range(params, 1, MAX_VERIFY_DAYS)
     deadline = time.monotonic() + VERIFY_SECONDS
-    result = digest.digests().verify(since, until, timeutil.now(), lambda: deadline - time.monotonic())
+    result = chain.digests().verify(since, until, timeutil.now(), lambda: deadline - time.monotonic())
     details = {"valid": result["valid"], "checked": result["checked"], "problems": len(result["problems"])}
     record("audit.verify", details=details)
     if not result["valid"]:

@@ -1,6 +1,6 @@
 """The audit capability's jobs: `cleanup/audit_digest` seals the trail (hourly; a backlog larger
 than one run's time or segments continues in a follow-up job), `cleanup/audit_tally` counts
-the minutes since the last seal (every 5 minutes), and
+the finished minutes for the report (every 5 minutes, `audit.counts`), and
 `cleanup/activity_logs` (weekly) deletes the audit events past their retention (a TTL per
 category, set on every event) that DynamoDB's TTL has not removed yet, with the cleanup queue's
 sweep (bounded, continued by a follow-up job). A digest keeps each event's TTL, so verify knows
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import audit, timeutil
-from chalicelib.audit import digest
+from chalicelib.audit import chain, counts
 from chalicelib.jobs.errors import PermanentError
 from chalicelib.jobs.processor import JobContext, Processor
 from chalicelib.jobs.sweep import carry_on, sweep
@@ -19,8 +19,8 @@ from chalicelib.jobs.sweep import carry_on, sweep
 
 def audit_digest(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     try:
-        result = digest.seal(timeutil.now(), ctx.time_left)
-    except digest.TamperDetected as exc:
+        result = chain.seal(timeutil.now(), ctx.time_left)
+    except chain.TamperDetected as exc:
         audit.record("audit.tamper_detected", details={"job_id": job["id"], "error": str(exc)})
         raise PermanentError(str(exc)) from None
     audit.record("audit.sealed", resource=("job", job["id"]), details=result)
@@ -28,9 +28,9 @@ def audit_digest(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 
 
 def audit_tally(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
-    """Count the minutes since the last seal (every 5 minutes), so that a report reads counts
-    up to a few minutes ago; not audited (it runs 288 times a day and changes nothing readable)."""
-    return digest.digests().tally(timeutil.now())
+    """Count the finished minutes (every 5 minutes), so that a report reads counts up to a few
+    minutes ago; not audited (it runs 288 times a day and changes nothing readable)."""
+    return counts.count(timeutil.now(), ctx.time_left)
 
 
 def activity_logs(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:

@@ -24,8 +24,11 @@ from chalicelib.util import from_dynamo, to_dynamo
 
 SHARDS = 4
 # An event recorded more than this long before it is written is keyed at its write time
-# instead, so that no write lands in a period a digest has already sealed (see digest.SEAL_GRACE).
+# instead, so that no write lands in a period a digest has already sealed (see chain.SEAL_GRACE).
 REKEY_AFTER_SECONDS = 2.0
+# Writes keyed before now - this have landed, but for a write retried for long (within its
+# Lambda's 15 minutes): the seal and the counts take the minutes before it.
+LANDED_AFTER_SECONDS = 60.0
 KEY_FIELDS = ("hour", "sk")
 
 
@@ -39,6 +42,10 @@ def month_of(ts: float) -> str:
 
 def hour_start(ts: float) -> float:
     return float(int(ts) // 3600 * 3600)
+
+
+def minute_start(ts: float) -> float:
+    return float(int(ts) // 60 * 60)
 
 
 def shard_of(event_id: str) -> int:

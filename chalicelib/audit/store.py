@@ -205,7 +205,7 @@ def _filter_expression(filters: dict[str, str]) -> Any:
 
 def user_tally(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """What a user's summary needs of some of their events, per retention class (as `tally`), in
-    a form that adds up (`merge_user`): the digest keeps one per user and sealed period (pure)."""
+    a form that adds up (`merge_user`): `counts` keeps one per user and minute, and hour (pure)."""
     out: dict[str, dict[str, Any]] = {}
     for i in items:
         t = out.setdefault(str(RETENTION_DAYS.get(i["category"], 0)), _empty_user())
@@ -261,7 +261,7 @@ def _ranked(counts: dict[str, int], n: int | None = None) -> dict[str, int]:
 def tally(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """What the report needs of some events, per retention class (`"90"`, `"180"`, `"365"`: the
     days their category keeps them), in a form that adds up (`merge`) and stores as one item: the
-    digest keeps one per sealed period so that a report reads counts, not events (pure)."""
+    `counts` keeps one per minute, and hour, so that a report reads counts, not events (pure)."""
     out: dict[str, dict[str, Any]] = {}
     for i in items:
         t = out.setdefault(str(RETENTION_DAYS.get(i["category"], 0)), _empty())

@@ -9,7 +9,7 @@ import pytest
 from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, timeutil
-from chalicelib.audit import digest, model
+from chalicelib.audit import chain, model
 from tests.conftest import body
 from tests.functional.audit_helpers import seed, with_clock
 
@@ -22,9 +22,9 @@ SINCE, UNTIL = T - 5 * 3600, T
 def trail(aws_mock, monkeypatch):
     """20 events over the three hours before T, sealed at T."""
     monkeypatch.setattr(timeutil, "now", lambda: T)
-    monkeypatch.setattr(digest, "GENESIS_HOURS", 4)  # the first seal reaches back 4 hours, not 48
+    monkeypatch.setattr(chain, "GENESIS_HOURS", 4)  # the first seal reaches back 4 hours, not 48
     events = seed(20, T - 3 * 3600, step=3 * 3600 / 20 - 1)
-    result = digest.seal(T)
+    result = chain.seal(T)
     assert result["sealed"] >= 3 and result["events"] == 20
     return events
 
@@ -44,7 +44,7 @@ def stored(event):
 
 
 def verify():
-    return digest.digests().verify(SINCE, UNTIL, T)
+    return chain.digests().verify(SINCE, UNTIL, T)
 
 
 def problems(result, kind):
@@ -66,20 +66,20 @@ def heads():
 def test_an_untouched_trail_verifies(trail):
     result = verify()
     assert result == {**result, "valid": True, "problems": [], "checked": 20}
-    assert result["sealed_until"] == timeutil.iso_ms(digest.minute_start(T - digest.SEAL_GRACE))  # on the minute
+    assert result["sealed_until"] == timeutil.iso_ms(model.minute_start(T - chain.SEAL_GRACE))  # on the minute
 
 
 def test_sealing_is_incremental_and_stays_chained(trail, monkeypatch):
     later = T + 2 * 3600
     monkeypatch.setattr(timeutil, "now", lambda: later)
     seed(3, T + 600, step=600)
-    again = digest.seal(later)
+    again = chain.seal(later)
     assert again["events"] == 3 and again["sealed"] in (2, 3)  # two hours, cut at the hour boundaries
-    assert digest.seal(later)["sealed"] == 0  # nothing new to seal
-    result = digest.digests().verify(T - 4 * 3600, later, later)
+    assert chain.seal(later)["sealed"] == 0  # nothing new to seal
+    result = chain.digests().verify(T - 4 * 3600, later, later)
     assert result["valid"], result["problems"]
-    chain = heads()
-    seqs = [int(h["seq"]) for h in chain]
+    linked = heads()
+    seqs = [int(h["seq"]) for h in linked]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
 
@@ -106,7 +106,7 @@ def test_a_deleted_event_is_named(trail):
 def test_an_event_deleted_after_its_ttl_is_expected(trail):
     victim = stored(trail[3])
     table().delete_item(Key={"hour": victim["hour"], "sk": victim["sk"]})
-    result = digest.digests().verify(SINCE, UNTIL, float(victim["ttl"]) + 1)
+    result = chain.digests().verify(SINCE, UNTIL, float(victim["ttl"]) + 1)
     assert result["valid"], result["problems"]
 
 
@@ -165,8 +165,8 @@ def test_an_edited_digest_event_list_is_named(trail):
 
 
 def test_a_deleted_digest_is_named_and_breaks_the_chain(trail):
-    chain = heads()
-    middle = chain[len(chain) // 2]
+    linked = heads()
+    middle = linked[len(linked) // 2]
     aws.table("audit_digests").delete_item(Key={"hour": middle["hour"], "seg": middle["seg"]})
     result = verify()
     missing = problems(result, "digest_missing")
@@ -182,13 +182,13 @@ def test_deleting_the_last_digest_is_noticed(trail):
 
 def test_a_forged_chain_head_stops_sealing_and_fails_verify(trail):
     aws.table("audit_digests").update_item(
-        Key=digest.CHAIN,
+        Key=chain.CHAIN,
         UpdateExpression="SET #e = :e",
         ExpressionAttributeNames={"#e": "end"},
         ExpressionAttributeValues={":e": timeutil.iso_ms(T)},
     )
-    with pytest.raises(digest.TamperDetected):
-        digest.seal(T + 3600)
+    with pytest.raises(chain.TamperDetected):
+        chain.seal(T + 3600)
     assert problems(verify(), "digest_invalid")
 
 
@@ -243,10 +243,10 @@ def test_a_verify_out_of_budget_says_where_to_go_on_and_its_continuation_checks_
     )
     whole = verify()
     assert whole["complete"] is True and whole["next_since"] is None
-    monkeypatch.setattr(digest, "MAX_VERIFY_EVENTS", 1)  # every call stops after one hour with events
+    monkeypatch.setattr(chain, "MAX_VERIFY_EVENTS", 1)  # every call stops after one hour with events
     calls, since = [], SINCE
     while len(calls) < 10:
-        calls.append(digest.digests().verify(since, UNTIL, T))
+        calls.append(chain.digests().verify(since, UNTIL, T))
         if calls[-1]["complete"]:
             break
         assert timeutil.parse_iso(calls[-1]["next_since"]) > since
@@ -256,8 +256,8 @@ def test_a_verify_out_of_budget_says_where_to_go_on_and_its_continuation_checks_
     assert [p["event_id"] for c in calls for p in problems(c, "event_changed")] == [victim["id"]]
     assert [c["valid"] for c in calls].count(False) == 1  # the call that checked the victim's hour
     # out of time: one hour per call, whatever the events
-    monkeypatch.setattr(digest, "MAX_VERIFY_EVENTS", 10**6)
-    first = digest.digests().verify(SINCE, UNTIL, T, time_left=lambda: 0.0)
+    monkeypatch.setattr(chain, "MAX_VERIFY_EVENTS", 10**6)
+    first = chain.digests().verify(SINCE, UNTIL, T, time_left=lambda: 0.0)
     assert first["complete"] is False
     assert first["next_since"] == timeutil.iso(model.hour_start(SINCE) + 3600)
 

@@ -167,7 +167,7 @@ def test_orphan_cleanup_out_of_time_keeps_the_counts_so_the_follow_up_finds_the_
     assert reports.day_aggregate(table, "2026-11-24") == _raw(table, "2026-11-24")
 
 
-# --- the audit report from the digests' counts ----------------------------------------------------
+# --- the audit report from the counts (chalicelib.audit.counts) -------------------------------------
 
 DAY_START = datetime(2026, 11, 24, tzinfo=UTC).timestamp()
 ACTIONS = ("article.status_changed", "auth.login_failed", "article.generation_failed", "auth.lockout", "job.completed")
@@ -209,9 +209,16 @@ def _report(since, until, now):
 
 
 def _seal(now):
-    from chalicelib.audit import digest
+    from chalicelib.audit import chain
 
-    return with_clock(now, lambda: digest.seal(now))
+    return with_clock(now, lambda: chain.seal(now))
+
+
+def _seal_and_count(now):
+    """The hourly seal, then the 5-minute count, both at `now`."""
+    sealed = _seal(now)
+    _tally(now)
+    return sealed
 
 
 @pytest.fixture
@@ -236,8 +243,8 @@ def test_the_report_from_sealed_counts_equals_the_one_from_events_across_hours_a
     times += [DAY_START + 3600, DAY_START + 3600.001] + [DAY_START + 3600 + 61 * i for i in range(30)]
     _audit_events(sorted(times))
     now = DAY_START + 4 * 3600
-    assert _seal(now)["sealed"] > 0
-    _audit_events([now - 30, now - 20])  # after the last seal: read as events
+    assert _seal_and_count(now)["sealed"] > 0
+    _audit_events([now - 30, now - 20])  # after the last count: read as events
     for since, until in [
         (DAY_START - 2 * 3600, DAY_START + 2 * 3600),  # whole hours: counts only
         (DAY_START - 5000.5, DAY_START + 3600.0005),  # partial hours at both ends
@@ -278,7 +285,7 @@ def test_a_flush_retried_or_redelivered_is_counted_once(aws_mock, monkeypatch):
     for message in messages + messages:
         with_clock(DAY_START + 300, lambda m=message: logger.process_fallback_message(m["Body"]))
     now = DAY_START + 3 * 3600
-    _seal(now)
+    _seal_and_count(now)
     report = _report(DAY_START, now - 3600, now)
     assert report == _raw_report(DAY_START, now - 3600)
     assert report["total"] == 15
@@ -287,7 +294,7 @@ def test_a_flush_retried_or_redelivered_is_counted_once(aws_mock, monkeypatch):
 def test_a_category_past_its_retention_leaves_the_report_as_its_events_do(aws_mock):
     _audit_events([DAY_START + i for i in range(10)])
     now = DAY_START + 2 * 3600
-    _seal(now)
+    _seal_and_count(now)
     later = DAY_START + 91 * 86400  # article events (90 days) are gone; system (180) and auth (365) kept
     report = _report(DAY_START, DAY_START + 3600, later)
     assert set(report["by_category"]) == {"auth", "system"}
@@ -296,7 +303,7 @@ def test_a_category_past_its_retention_leaves_the_report_as_its_events_do(aws_mo
 
 
 def test_a_seal_out_of_time_says_more_and_continues_in_a_follow_up_job(aws_mock):
-    from chalicelib.audit import digest
+    from chalicelib.audit import chain
     from chalicelib.audit import jobs as audit_jobs
     from chalicelib.jobs import service
     from chalicelib.jobs.processor import JobContext
@@ -304,7 +311,7 @@ def test_a_seal_out_of_time_says_more_and_continues_in_a_follow_up_job(aws_mock)
     _audit_events([DAY_START + 1800 * i for i in range(6)])
     now = DAY_START + 4 * 3600
     calls = iter([10.0, 0.0])
-    first = with_clock(now, lambda: digest.seal(now, lambda: next(calls)))
+    first = with_clock(now, lambda: chain.seal(now, lambda: next(calls)))
     assert (first["sealed"], first["more"]) == (1, True)
     job = {"id": "seal-1", "queue": "cleanup", "type": "audit_digest", "payload": {}}
     ctx = JobContext(job, 1, False, lambda percent: None, remaining=lambda: 0.0)
@@ -312,7 +319,7 @@ def test_a_seal_out_of_time_says_more_and_continues_in_a_follow_up_job(aws_mock)
     assert result["sealed"] == 0 and result["more"] is True
     follow_up = service.get(result["continued_by"])
     assert (follow_up["type"], follow_up["payload"]["continues"]) == ("audit_digest", "seal-1")
-    rest = with_clock(now, lambda: digest.seal(now))
+    rest = with_clock(now, lambda: chain.seal(now))
     assert rest["more"] is False and rest["sealed"] > 0
     assert _report(DAY_START, now - 3600, now) == _raw_report(DAY_START, now - 3600)
 
@@ -344,8 +351,8 @@ def test_the_user_summary_from_sealed_counts_equals_the_one_from_events_across_h
     times += [DAY_START - 86400 * 2 + 1800.5 + 600 * i for i in range(10)]  # two days back, mid-hour
     _audit_events(sorted(times))
     sealed_at = DAY_START + 4 * 3600
-    assert _seal(sealed_at)["sealed"] > 0
-    _audit_events([sealed_at - 30, sealed_at + 20, sealed_at + 40])  # after the last seal: read as events
+    assert _seal_and_count(sealed_at)["sealed"] > 0
+    _audit_events([sealed_at - 30, sealed_at + 20, sealed_at + 40])  # after the last count: read as events
     for now in (sealed_at + 60, DAY_START + 86400 - 0.0005, DAY_START + 2 * 86400 - 1800.5 + 1200):
         for user in ("u-0", "u-1", "u-2", "u-9"):
             for days in (1, 2, 3):
@@ -354,16 +361,16 @@ def test_the_user_summary_from_sealed_counts_equals_the_one_from_events_across_h
     assert _raw_summary("u-1", 3, sealed_at + 60)["total"] > 20
     audit_reads.clear()
     summary = _summary("u-0", 1, sealed_at + 60)  # its range starts after the chain's genesis
-    assert sum(audit_reads) == 1  # u-0's one event after the last seal; the sealed hours' came as counts
+    assert sum(audit_reads) == 1  # u-0's one event after the last count; the hours' came as counts
     assert summary["total"] == _raw_summary("u-0", 1, sealed_at + 60)["total"] > 10
 
 
-def test_a_repeated_seal_counts_a_user_once(aws_mock, monkeypatch):
+def test_a_seal_failed_and_run_again_then_counted_counts_each_of_many_users_once(aws_mock, monkeypatch):
     from botocore.exceptions import ClientError
 
     from chalicelib import audit
 
-    many = [DAY_START + 10 + i for i in range(45)]  # 45 users in one hour: their counts go before the transaction
+    many = [DAY_START + 10 + i for i in range(45)]  # 45 users in one hour
     for n, at in enumerate(many):
         with_clock(at, lambda n=n: _invoke(lambda: audit.record("article.create", details={}, user_id=f"m-{n}")))
     _audit_events([DAY_START + 100 + 7 * i for i in range(12)])
@@ -383,12 +390,14 @@ def test_a_repeated_seal_counts_a_user_once(aws_mock, monkeypatch):
         _seal(now)
     assert _seal(now)["sealed"] > 0
     assert _seal(now + 3600)["sealed"] == 2  # nothing new: the rest of an hour and most of the next
+    _tally(now + 3600)
+    assert _tally(now + 3600)["minutes"] == 0
     for user in ("m-0", "m-44", "u-0", "u-1", "u-2"):
         assert _summary(user, 1, now + 3600) == _raw_summary(user, 1, now + 3600), user
     assert _summary("u-0", 1, now + 3600)["total"] == 4
 
 
-# --- minute counts: a range starting inside a sealed hour, and the tail after the last seal -------
+# --- minute counts: a range starting inside a final hour, and the minutes not final yet ------------
 
 
 def _tally(now):
@@ -434,29 +443,33 @@ def test_a_report_reads_counts_but_for_its_first_partial_minute_and_the_last_min
     _report(DAY_START - 1500.5, now, now + 1)
     # the events of 00:34:59.500-00:35 and of the minutes after the tally's cut (12:04-12:05, none)
     assert sum(audit_reads) == 1
-    # a seal after the tally: the sealed counts take over, the same report
+    # a seal and a count after: the final hours take over, the same report
     later = now + 3600
-    _seal(later)
+    _seal_and_count(later)
     assert _report(DAY_START - 1500.5, now, later) == _raw_report(DAY_START - 1500.5, now)
 
 
 def test_a_tally_that_died_half_way_counts_once_when_run_again(aws_mock, monkeypatch):
+    from chalicelib.audit import counts
+
     _audit_events([DAY_START + 10.5 * i for i in range(30)])
-    _seal(DAY_START + 61)  # the chain starts: sealed up to 00:00
+    _seal(DAY_START + 61)  # the chain starts: sealed up to 00:00, from 48 hours before
     table = aws.table("audit_digests")
     real_put = table.put_item
     calls = []
 
-    def dies(**kwargs):  # the users' minutes were written, the hour's minutes not: the job fails
-        calls.append(kwargs)
-        raise RuntimeError("the Lambda died")
+    def dies(**kwargs):  # the users' minutes of 00:00 were written, the hour's not: the job fails
+        if kwargs["Item"]["hour"] == counts.minutes_key("2026-11-24"):
+            calls.append(kwargs)
+            raise RuntimeError("the Lambda died")
+        return real_put(**kwargs)
 
     monkeypatch.setattr(table, "put_item", dies)
     now = DAY_START + 600
     with pytest.raises(RuntimeError):
-        with_clock(now, lambda: __import__("chalicelib.audit.digest").audit.digest.digests().tally(now))
+        with_clock(now, lambda: counts.count(now))
     monkeypatch.setattr(table, "put_item", real_put)
-    assert calls and _tally(now)["minutes"] == 9  # 00:00 to 00:09, counted from their events again
+    assert calls and _tally(now)["minutes"] == 48 * 60 + 9  # to 00:09, counted from their events again
     assert _tally(now)["minutes"] == 0
     assert _report(DAY_START + 5, now, now + 1) == _raw_report(DAY_START + 5, now)
     for user in ("u-0", "u-1", "u-2"):
@@ -491,23 +504,110 @@ def test_a_user_summary_reads_counts_but_for_its_first_partial_minute_and_the_la
 
 
 def test_an_event_written_into_a_sealed_minute_after_its_seal_is_counted_by_the_next_tally(audit_reads):
-    from chalicelib.audit import digest
+    from chalicelib.audit import chain
 
     _audit_events(sorted(_minute_edges(DAY_START + 3600 - 600, 12)))
     sealed_at = DAY_START + 3600 + 30  # sealed up to 00:59
-    _seal(sealed_at)
+    _seal_and_count(sealed_at)
     # a write that took long (retried): keyed at 00:57:30 and 00:58:59.999, stored after the seal
     _audit_events([DAY_START + 3600 - 150, DAY_START + 3600 - 60.001])
     now = sealed_at + 240
-    verified = with_clock(now, lambda: digest.digests().verify(DAY_START, now, now))
+    verified = with_clock(now, lambda: chain.digests().verify(DAY_START, now, now))
     assert verified["valid"] and len([n for n in verified["notes"] if "after its period was sealed" in n]) == 2
     since = DAY_START + 3600 - 500.5
     assert _report(since, now, now + 1) != _raw_report(since, now)  # the counts miss them until...
-    assert _tally(now)["late"] == 2  # ...the tally reads the last sealed minutes again
-    assert _tally(now + 1)["late"] == 2  # run again: the same addenda, overwritten
+    assert _tally(now)["recounted"] == 2  # ...the count reads the last sealed minutes again
+    assert _tally(now + 1)["recounted"] == 0  # run again: nothing differs, nothing added
     for a, b in [(since, now), (DAY_START, now), (DAY_START + 3600 - 150.5, DAY_START + 3600 - 60)]:
         assert _report(a, b, now + 1) == _raw_report(a, b), (a, b)
     for user in ("u-0", "u-1", "u-2"):
         assert _summary(user, 1, now + 1) == _raw_summary(user, 1, now + 1), user
-    _seal(now + 3600)  # later seals change nothing of it
+    _seal_and_count(now + 3600)  # later seals and counts change nothing of it
     assert _report(since, now, now + 3600) == _raw_report(since, now)
+    for user in ("u-0", "u-1", "u-2"):
+        assert _summary(user, 1, now + 3600) == _raw_summary(user, 1, now + 3600), user
+
+
+def test_an_event_landing_after_its_minute_was_counted_is_counted_once_the_minute_is_sealed(aws_mock):
+    _audit_events([DAY_START + 60 * i + 5 for i in range(20)])
+    _seal(DAY_START + 61)  # the chain starts: sealed up to 00:00
+    _tally(DAY_START + 12 * 60)  # counts up to 00:11
+    # a write that took long: keyed at 00:10:30, stored at 00:20 (after its minute was counted)
+    _audit_events([DAY_START + 630.5])
+    assert _tally(DAY_START + 20 * 60)["recounted"] == 0  # not sealed yet: its minute is not read again
+    assert _report(DAY_START, DAY_START + 1500, DAY_START + 1800)["total"] == 20  # one short, for now
+    sealed_at = DAY_START + 3600 + 300
+    _seal(sealed_at)  # its digest lists 21 events of 00:00-01:00, the minutes count 20
+    assert _tally(sealed_at)["recounted"] == 60  # the period's minutes, from their events again
+    assert _report(DAY_START, DAY_START + 1500, sealed_at) == _raw_report(DAY_START, DAY_START + 1500)
+    assert _raw_report(DAY_START, DAY_START + 1500)["total"] == 21
+    later = sealed_at + 3600
+    _seal_and_count(later)
+    assert _report(DAY_START, later - 1800, later) == _raw_report(DAY_START, later - 1800)
+    assert _summary("u-2", 1, later) == _raw_summary("u-2", 1, later)
+
+
+def test_the_seal_writes_no_counts_and_the_count_nothing_of_the_chain(aws_mock, monkeypatch):
+    """Each minute's counts have one place (`counts-minutes#<day>`, and per user
+    `counts-minutes-user#<user_id>`) and one writer (`counts.count`, the 5-minute job)."""
+    from chalicelib.audit import counts
+
+    table = aws.table("audit_digests")
+    client = table.meta.client
+    writes: list[str] = []
+
+    def spy(real):
+        def call(**kwargs):
+            ops = [next(iter(op.values())) for op in kwargs.get("TransactItems", [])] or [kwargs]
+            for op in ops:
+                if op.get("TableName") == table.name:
+                    writes.append((op.get("Item") or op["Key"])["hour"])
+            return real(**kwargs)
+
+        return call
+
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
+        monkeypatch.setattr(client, name, spy(getattr(client, name)))
+    assert not hasattr(client, "batch_writer")  # (a table's batch writer calls batch_write_item: spied too)
+
+    def written(fn):
+        writes.clear()
+        fn()
+        return set(writes)
+
+    _audit_events([DAY_START + 37 * i for i in range(150)])
+    by_seal, by_count = set(), set()
+    for now in (DAY_START + 3600 + 30, DAY_START + 2 * 3600 + 30):
+        by_seal |= written(lambda now=now: _seal(now))
+        by_count |= written(lambda now=now: _tally(now))
+        _audit_events([now - 45])  # late into a sealed minute: the next count counts it again
+        by_count |= written(lambda now=now: _tally(now + 600))
+    assert by_seal and by_count
+    chain_partitions = {k for k in by_seal if k == "chain" or model_hour(k)}
+    assert by_seal == chain_partitions  # the seal: digests and the chain head only
+    assert all(any(k.startswith(layer) for layer in counts.LAYERS) for k in by_count), by_count
+    minute_layer = {k for k in by_seal | by_count if "minute" in k or k.startswith(("tail", "minutes"))}
+    assert minute_layer and all(k.startswith(("counts-minutes#", "counts-minutes-user#")) for k in minute_layer)
+    assert minute_layer <= by_count and not minute_layer & by_seal
+
+
+def model_hour(partition):
+    from chalicelib.audit import model
+
+    return any(partition == model.hour_of(t) for t in (DAY_START - 2 * 86400 + 3600 * h for h in range(24 * 3)))
+
+
+def test_a_count_out_of_time_says_more_and_the_next_run_goes_on(aws_mock, monkeypatch):
+    from chalicelib.audit import counts
+
+    _audit_events([DAY_START + 100 * i for i in range(20)])
+    now = DAY_START + 3600 + 30
+    _seal(now)
+    monkeypatch.setattr(counts, "MAX_HOURS_PER_RUN", 10)  # 48 hours and 59 minutes from the genesis
+    calls = iter([10.0, 0.0])
+    first = with_clock(now, lambda: counts.count(now, lambda: next(calls, 0.0)))
+    assert (first["minutes"], first["more"]) == (60, True)  # one hour, then out of time
+    runs = [with_clock(now, lambda: counts.count(now)) for _ in range(5)]
+    assert [r["more"] for r in runs] == [True, True, True, True, False]
+    assert sum(r["minutes"] for r in runs) + 60 == 48 * 60 + 59
+    assert _report(DAY_START, now - 60, now) == _raw_report(DAY_START, now - 60)

@@ -1,5 +1,5 @@
 """The audit trail's pure parts: catalogue, redaction, keys and fingerprints, query planning,
-summary and report, digests and their comparison."""
+summary and report, digests and their comparison, the counts' blocks and their merging."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import pytest
 
 from chalicelib import redact
-from chalicelib.audit import actions, digest, model, store
+from chalicelib.audit import actions, chain, counts, model, store
 from chalicelib.audit.actions import UnknownAction, classify
 
 KEY = "unit-test-key"
@@ -248,35 +248,35 @@ def test_report_and_summary_aggregate():
 
 def test_segments_split_at_hours_and_stop_at_the_cut():
     start = T - T % 3600 - 1800
-    assert digest.segments(start, start + 2 * 3600) == [
+    assert chain.segments(start, start + 2 * 3600) == [
         (start, start + 1800),
         (start + 1800, start + 5400),
         (start + 5400, start + 7200),
     ]
-    assert digest.segments(start, start) == []
+    assert chain.segments(start, start) == []
 
 
 def test_a_digest_commits_to_every_field_and_its_signature_to_the_key():
-    head = digest.make_digest(3, "a", "b", "prev", ["l1", "l2"], KEY)
-    assert head["hash"] == digest.head_hash(head)
+    head = chain.make_digest(3, "a", "b", "prev", ["l1", "l2"], KEY)
+    assert head["hash"] == chain.head_hash(head)
     for field, value in [("seq", 4), ("start", "x"), ("end", "y"), ("prev", "p"), ("count", 1), ("root", "r")]:
-        assert digest.head_hash(dict(head, **{field: value})) != head["hash"]
-    assert digest.sign(head["hash"], "other") != head["sig"]
-    assert digest.root(["l2", "l1"]) != head["root"]  # order matters
+        assert chain.head_hash(dict(head, **{field: value})) != head["hash"]
+    assert chain.sign(head["hash"], "other") != head["sig"]
+    assert chain.root(["l2", "l1"]) != head["root"]  # order matters
 
 
 def _sealed(n):
     items = [model.place(_item(now=T + i), T + i, T + i, KEY) for i in range(n)]
     leaves = {}
     for item in items:
-        sk, print_, ttl = digest.leaf(item).split(" ")
+        sk, print_, ttl = chain.leaf(item).split(" ")
         leaves[sk] = (item["id"], print_, int(ttl), "#1")
     return items, leaves, {i["sk"]: "#1" for i in items}
 
 
 def _compare(leaves, items, sealed_in, now=T):
-    out = digest.Findings()
-    digest.compare(leaves, items, sealed_in, now, KEY, out)
+    out = chain.Findings()
+    chain.compare(leaves, items, sealed_in, now, KEY, out)
     return [(p.type, p.event_id) for p in out.problems], out.notes
 
 
@@ -314,32 +314,32 @@ def test_compare_expects_expired_events_to_be_gone_and_checks_unsealed_ones_by_s
     ]
 
 
-# --- digest.cover: counted blocks tiling a range, the rest left to the events ----------------------
+# --- counts.cover: counted blocks tiling a range, the rest left to the events ----------------------
 
 
 def _b(lo, hi, n=1, **kw):
-    return digest.Block(f"T{lo:02d}", f"T{hi:02d}", {"n": n}, **kw)
+    return counts.Block(f"T{lo:02d}", f"T{hi:02d}", {"n": n}, **kw)
 
 
 def test_cover_prefers_the_longest_block_and_leaves_the_edges_and_holes_to_the_events():
     hour, minutes = _b(10, 20), [_b(m, m + 1) for m in range(5, 25)]
-    chosen, gaps = digest.cover([*minutes, hour, _b(30, 31)], "T07", "T35")
+    chosen, gaps = counts.cover([*minutes, hour, _b(30, 31)], "T07", "T35")
     minute = [(f"T{m:02d}", f"T{m + 1:02d}") for m in range(40)]
     assert [(b.lo, b.hi) for b in chosen] == [*minute[7:10], ("T10", "T20"), *minute[20:25], ("T30", "T31")]
     assert gaps == [("T25", "T30"), ("T31", "T35~")]  # the last one takes `until`'s millisecond too
 
 
 def test_cover_never_uses_a_block_reaching_outside_the_range_and_starts_with_a_gap_before_the_first():
-    chosen, gaps = digest.cover([_b(0, 10), _b(10, 20), _b(20, 30)], "T05", "T25")
+    chosen, gaps = counts.cover([_b(0, 10), _b(10, 20), _b(20, 30)], "T05", "T25")
     assert [(b.lo, b.hi) for b in chosen] == [("T10", "T20")]
     assert gaps == [("T05", "T10"), ("T20", "T25~")]
 
 
 def test_cover_cuts_an_empty_block_to_the_range():
-    chosen, gaps = digest.cover([_b(0, 40, empty=True), _b(12, 14)], "T05", "T25")
+    chosen, gaps = counts.cover([_b(0, 40, empty=True), _b(12, 14)], "T05", "T25")
     assert [(b.lo, b.hi) for b in chosen] == [("T05", "T25")]  # the whole range counts nothing
     assert gaps == [("T25", "T25~")]
-    chosen, _ = digest.cover([_b(0, 12, empty=True), _b(12, 14), _b(14, 40, empty=True)], "T05", "T25")
+    chosen, _ = counts.cover([_b(0, 12, empty=True), _b(12, 14), _b(14, 40, empty=True)], "T05", "T25")
     assert [(b.lo, b.hi, b.empty) for b in chosen] == [
         ("T05", "T12", True),
         ("T12", "T14", False),
@@ -352,7 +352,34 @@ def test_minute_tallies_count_every_minute_of_a_period_empty_ones_too():
     from datetime import UTC, datetime
 
     lo = datetime(2026, 11, 24, 10, 5, 30, tzinfo=UTC).timestamp()
-    counted = digest.minute_tallies(items, lo, lo + 150, len)
+    counted = counts.minute_tallies(items, lo, lo + 150, len)
     assert counted == {"2026-11-24T10:05": 1, "2026-11-24T10:06": 1, "2026-11-24T10:07": 0}
-    blocks = digest.minute_blocks({"2026-11-24T10:05": {}}, "2026-11-24T10:05:30.000Z", "2026-11-24T11:00:00.000Z")
+    blocks = counts.minute_blocks({"2026-11-24T10:05": {}}, "2026-11-24T10:05:30.000Z", "2026-11-24T11:00:00.000Z")
     assert [(b.lo, b.hi) for b in blocks] == [("2026-11-24T10:05:30.000Z", "2026-11-24T10:06:00.000Z")]
+
+
+def test_an_hour_merged_from_its_minutes_counts_as_its_events_do():
+    actions_ = ("auth.login_failed", "article.create", "settings.update", "article.generation_failed")
+    at = [T - T % 3600 + 7.5 * i for i in range(40)]
+    events = [model.place(_item(actions_[n % 4], now=t, user_id=f"u{n % 3}"), t, t, KEY) for n, t in enumerate(at)]
+    minutes = counts.minute_tallies(events, at[0], at[0] + 300, store.tally)
+    assert len(minutes) == 5 and len(store.tally(events)) == 2  # two retention classes
+    assert counts.merged(list(minutes.values()), store.merge) == store.tally(events)
+    mine = [e for e in events if e["user_id"] == "u1"]
+    by_minute = counts.minute_tallies(mine, at[0], at[0] + 300, store.user_tally)
+    assert counts.merged(list(by_minute.values()), store.merge_user) == {
+        c: store.merge_user([t]) for c, t in store.user_tally(mine).items()
+    }
+
+
+def test_the_counts_layers_are_named_apart_from_the_chain_and_from_each_other():
+    keys = [counts.minutes_key("2026-11-24"), counts.user_minutes_key("u"), counts.hours_key("2026-11-24")]
+    keys += [counts.user_hours_key("u"), counts.STATE["hour"]]
+    assert [next(p for p in sorted(counts.LAYERS, key=len, reverse=True) if k.startswith(p)) for k in keys] == [
+        "counts-minutes#",
+        "counts-minutes-user#",
+        "counts-hours#",
+        "counts-hours-user#",
+        "counts-state",
+    ]
+    assert not any(k.startswith(chain.CHAIN["hour"]) or k[:4].isdigit() for k in keys)

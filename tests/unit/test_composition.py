@@ -104,7 +104,8 @@ HEAVY_AT_IMPORT = [
     "chalicelib.auth.sweeps",
     "chalicelib.audit.jobs",
     "chalicelib.jobs.sweep",
-    "chalicelib.audit.digest",
+    "chalicelib.audit.chain",
+    "chalicelib.audit.counts",
     "chalicelib.audit.store",
     "chalicelib.realtime.handlers",
 ]
