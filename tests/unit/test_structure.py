@@ -16,8 +16,6 @@ import ast
 import functools
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "chalicelib"
 CAPABILITIES = ("content", "audit", "auth", "realtime", "dashboard", "schedules", "mail")
