@@ -389,7 +389,7 @@ SCHEDULES: dict[str, Schedule] = {
         Schedule(
             "audit-tally",
             "rate(5 minutes)",
-            "Count the audit trail's minutes since the last seal, for the report (every 5 minutes)",
+            "Count the audit trail's finished minutes, for the report and summaries (every 5 minutes)",
             "cleanup",
             "audit_tally",
         ),
