@@ -13,19 +13,19 @@ export AWS_DEFAULT_REGION ?= us-east-1
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt
 	touch $@
 
 $(CHECKOV_VENV)/bin/.installed: requirements-checkov.txt constraints-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r requirements-checkov.txt
 	touch $@
 
 checkov: $(CHECKOV_VENV)/bin/.installed
 
 $(SCHEMATHESIS_VENV)/bin/.installed: requirements-schemathesis.txt constraints-schemathesis.txt
 	test -x $(SCHEMATHESIS_VENV)/bin/python || $(PYTHON) -m venv $(SCHEMATHESIS_VENV)
-	$(SCHEMATHESIS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-schemathesis.txt
+	$(SCHEMATHESIS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r requirements-schemathesis.txt
 	touch $@
 
 schemathesis: $(SCHEMATHESIS_VENV)/bin/.installed
