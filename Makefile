@@ -9,23 +9,23 @@ SCHEMATHESIS_VENV ?= .venv-schemathesis
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test checkov schemathesis lint typecheck bench constraints package deploy teardown policies clean
+.PHONY: run test suite checkov schemathesis lint typecheck bench constraints package deploy teardown policies clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -r requirements-dev.txt
 	touch $@
 
 $(CHECKOV_VENV)/bin/.installed: requirements-checkov.txt constraints-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r requirements-checkov.txt
 	touch $@
 
 checkov: $(CHECKOV_VENV)/bin/.installed
 
 $(SCHEMATHESIS_VENV)/bin/.installed: requirements-schemathesis.txt constraints-schemathesis.txt
 	test -x $(SCHEMATHESIS_VENV)/bin/python || $(PYTHON) -m venv $(SCHEMATHESIS_VENV)
-	$(SCHEMATHESIS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-schemathesis.txt
+	$(SCHEMATHESIS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-compile -r requirements-schemathesis.txt
 	touch $@
 
 schemathesis: $(SCHEMATHESIS_VENV)/bin/.installed
@@ -33,8 +33,16 @@ schemathesis: $(SCHEMATHESIS_VENV)/bin/.installed
 run: $(BIN)/.installed
 	$(BIN)/python -m local
 
-test: $(BIN)/.installed $(CHECKOV_VENV)/bin/.installed $(SCHEMATHESIS_VENV)/bin/.installed lint typecheck
-	$(BIN)/python -m pytest
+# The three venvs install side by side, then lint, the type check and the suite run side by side;
+# the suite on every core (pytest-xdist, a test module's tests on one worker; tests/aws_recorder.py
+# merges the workers' AWS calls and judges the IAM policy on them at the end).
+TEST_WORKERS ?= auto
+test:
+	$(MAKE) --no-print-directory -j3 $(BIN)/.installed $(CHECKOV_VENV)/bin/.installed $(SCHEMATHESIS_VENV)/bin/.installed
+	$(MAKE) --no-print-directory -j3 --output-sync=line lint typecheck suite
+
+suite: $(BIN)/.installed $(CHECKOV_VENV)/bin/.installed $(SCHEMATHESIS_VENV)/bin/.installed
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -8,12 +8,19 @@ call is mapped to the IAM (action, resource) pairs it needs (`infra.iam.grants_f
 written to `dist/iam/operations.json` at the end, and compared with the policy by
 `tests/test_iam_policy.py`, which this plugin moves to the very end of the run and which only
 judges a run that included the whole functional suite.
+
+Under pytest-xdist (`pytest -n 2`) each worker sees only the tests it ran: a worker sends its
+recording to the controller when it finishes and does not run the policy module; the controller
+adds the recordings up, writes them to `dist/iam/operations.json`, and then runs the policy
+module in a pytest of its own on that merged recording (`--iam-recording`); its verdict is the
+run's.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -70,8 +77,7 @@ class Recorder:
     def function_grants(self) -> set[tuple[str, str, str]]:
         return set(self.by_function)
 
-    def write(self) -> None:
-        OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    def document(self) -> dict[str, Any]:
         rows = [
             {"service": s, "operation": o, "action": a, "resource": k, "calls": n}
             for (s, o, a, k), n in sorted(self.calls.items())
@@ -82,8 +88,26 @@ class Recorder:
         functions = [
             {"function": f, "action": a, "resource": k, "calls": n} for (f, a, k), n in sorted(self.by_function.items())
         ]
-        document = {"complete": self.complete, "operations": rows, "modules": modules, "functions": functions}
-        OUTPUT.write_text(json.dumps(document, indent=1) + "\n")
+        return {
+            "complete": self.complete,
+            "why_incomplete": self.why_incomplete,
+            "operations": rows,
+            "modules": modules,
+            "functions": functions,
+        }
+
+    def add(self, document: dict[str, Any]) -> None:
+        """Count in another recording (a worker's, or one written to a file)."""
+        for row in document["operations"]:
+            self.calls[(row["service"], row["operation"], row["action"], row["resource"])] += row["calls"]
+        for row in document["modules"]:
+            self.by_module[(row["module"], row["action"], row["resource"])] += row["calls"]
+        for row in document["functions"]:
+            self.by_function[(row["function"], row["action"], row["resource"])] += row["calls"]
+
+    def write(self, path: Path = OUTPUT) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.document(), indent=1) + "\n")
 
 
 def _calling_module() -> str | None:
@@ -128,11 +152,39 @@ def _calling_function() -> str | None:
 
 
 RECORDER = Recorder()
+_WORKER_OUTPUT = "inkwell_iam"  # the key of a worker's recording in what it sends the controller
+_DEFERRED: list[str] = []  # on a worker: the policy checks it left to the controller
+_PARTS: list[dict[str, Any]] = []  # on the controller: the workers' recordings
+_LOST: list[str] = []  # on the controller: workers that went down without sending theirs
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--iam-recording",
+        metavar="PATH",
+        default=None,
+        help="judge this recording (the merged dist/iam/operations.json of a parallel run) instead of the session's calls",
+    )
+
+
+def _recording(config: pytest.Config) -> Path | None:
+    value = config.getoption("iam_recording", None)
+    return Path(value) if value else None
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    return config.pluginmanager.hasplugin("dsession")
 
 
 @pytest.fixture(autouse=True)
-def record_aws_calls(clean_env: None) -> None:
+def record_aws_calls(clean_env: None, request: pytest.FixtureRequest) -> None:
     """After the test's environment (and AWS session) is fresh, hook the recorder onto it."""
+    if _recording(request.config) is not None:
+        return  # the session judges a recording made by another
     import moto  # noqa: F401  (before any session exists: moto's stub joins botocore's handlers on import)
 
     from chalicelib import aws
@@ -142,14 +194,24 @@ def record_aws_calls(clean_env: None) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    # The policy check runs last, after every test that can make an AWS call.
+    # The policy check runs last, after every test that can make an AWS call: on a worker, after
+    # every worker is done (the controller runs it, see `_judge_merged`).
     checks = [item for item in items if item.path.name == CHECK_MODULE]
     for item in checks:
         items.remove(item)
-    items.extend(checks)
-    collected = {item.path for item in items}
+    recording = _recording(config)
+    if _is_worker(config) and recording is None:
+        _DEFERRED[:] = [item.nodeid for item in checks]
+    else:
+        items.extend(checks)
+    if recording is not None:
+        document = json.loads(recording.read_text())
+        RECORDER.add(document)
+        RECORDER.complete, RECORDER.why_incomplete = document["complete"], document.get("why_incomplete", "")
+        return
+    collected = {item.path for item in items} | {item.path for item in checks}
     wanted = set(FUNCTIONAL.rglob("test_*.py"))
-    if config.option.keyword or config.option.markexpr or config.option.lf:
+    if config.option.keyword or config.option.markexpr or getattr(config.option, "lf", False):
         RECORDER.why_incomplete = "tests were selected with -k/-m/--lf"
     elif not wanted <= collected:
         RECORDER.why_incomplete = f"{len(wanted - collected)} functional test module(s) not collected"
@@ -163,6 +225,50 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
         RECORDER.why_incomplete = "functional tests were deselected"
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the controller: keep what a finished worker recorded."""
+    part = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT)
+    if part is None:
+        _LOST.append(f"worker {node.gateway.id} went down without its recording ({error})")
+    else:
+        _PARTS.append(part)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if RECORDER.calls:
+    config = session.config
+    if _recording(config) is not None:
+        return
+    if _is_worker(config):
+        config.workeroutput[_WORKER_OUTPUT] = {**RECORDER.document(), "checks": _DEFERRED}  # type: ignore[attr-defined]
+    elif _is_controller(config):
+        _judge_merged(session)
+    elif RECORDER.calls:
         RECORDER.write()
+
+
+def _judge_merged(session: pytest.Session) -> None:
+    """The workers' recordings added up and written, then the policy checks they left run on it
+    in a pytest of their own; a failure there fails the run."""
+    merged = Recorder()
+    for part in _PARTS:
+        merged.add(part)
+    stopped = session.shouldfail or session.shouldstop
+    why = [part["why_incomplete"] for part in _PARTS if not part["complete"]] + _LOST
+    if stopped:
+        why.append("the run stopped early")
+    merged.complete = bool(_PARTS) and not why
+    merged.why_incomplete = why[0] if why else ""
+    checks = sorted({nodeid for part in _PARTS for nodeid in part["checks"]})
+    if merged.calls or checks:
+        merged.write()
+    if not checks or stopped:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs", f"--iam-recording={OUTPUT}"]
+    result = subprocess.run([*command, *checks], cwd=session.config.rootpath, capture_output=True, text=True)
+    if reporter is not None:
+        reporter.write_sep("=", f"{CHECK_MODULE} on the workers' merged recording ({OUTPUT.relative_to(ROOT)})")
+        reporter.write(result.stdout + result.stderr)
+    if result.returncode != 0 and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -4,6 +4,8 @@ catalogue's resources, the Chalice test client and a login helper per role."""
 from __future__ import annotations
 
 import contextlib
+import copy
+import copyreg
 import functools
 import json
 import os
@@ -69,8 +71,50 @@ def _moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         monkeypatch.setattr(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name), lock))
     with mock_aws():
-        provision.provision(aws.client("dynamodb"), aws.client("sqs"))
+        _provisioned(lambda: provision.provision(aws.client("dynamodb"), aws.client("sqs")))
         yield
+
+
+# moto's DynamoDB and SQS state just after `infra.provision` ran, per environment it ran in
+_PROVISIONED: dict[str, dict[tuple[str, str, str], dict[str, Any]]] = {}
+
+
+def _provisioned(provision: Callable[[], Any]) -> None:
+    """Run `provision` in the first test of a process (per environment), and give each later test
+    a copy of the moto state it left: ~5 ms instead of its ~0.4 s of API calls."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.sqs.models import sqs_backends
+
+    services: dict[str, Any] = {"dynamodb": dynamodb_backends, "sqs": sqs_backends}
+    key = json.dumps(sorted((k, v) for k, v in os.environ.items() if k.startswith(("INKWELL_", "AWS_"))))
+    if key in _PROVISIONED:
+        for (service, account, region), state in _PROVISIONED[key].items():
+            services[service][account][region].__dict__ = _copy(state)
+        return
+    provision()
+    _PROVISIONED[key] = {
+        (service, account, region): _copy(backend.__dict__)
+        for service, backends in services.items()
+        for account, regions in backends.items()
+        for region, backend in regions.items()
+    }
+
+
+def _copy(state: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of moto state, each lock in it a new one (a lock cannot be copied as such) and
+    each condition made anew on its copied lock (copying would keep its methods bound to the old)."""
+    reductors: dict[type, Callable[[Any], tuple[Any, tuple[Any, ...]]]] = {
+        type(threading.Lock()): lambda _: (threading.Lock, ()),
+        type(threading.RLock()): lambda _: (threading.RLock, ()),
+        threading.Condition: lambda condition: (threading.Condition, (condition._lock,)),
+    }
+    for kind, reductor in reductors.items():
+        copyreg.pickle(kind, reductor)
+    try:
+        return copy.deepcopy(state)
+    finally:
+        for kind in reductors:
+            copyreg.dispatch_table.pop(kind, None)
 
 
 @pytest.fixture

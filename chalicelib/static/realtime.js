@@ -87,6 +87,13 @@ export class AuthError extends Error {}
 
 export const REFRESH_LOCK = "inkwell-refresh";
 
+// A cookie refresh its page left (a reload, a closed tab) goes on without the page (keepalive),
+// and its answer's cookie is kept; but the page's lock ends with it. The next holder waits for that
+// refresh (up to REFRESH_PENDING_MS) rather than present the cookie it is replacing, which the server
+// would take for reuse and end the session.
+export const REFRESH_PENDING = "inkwell-refresh-pending"; // localStorage: when the refresh in flight began
+export const REFRESH_PENDING_MS = 3000;
+
 /** POST /api/auth/refresh with `refreshToken`, else the session cookie: the answer, or null. */
 async function postRefresh(apiUrl, refreshToken) {
   const headers = { "Content-Type": "application/json" };
@@ -96,6 +103,7 @@ async function postRefresh(apiUrl, refreshToken) {
       method: "POST",
       headers,
       credentials: "same-origin",
+      keepalive: !refreshToken,
       body: refreshToken ? JSON.stringify({ refresh_token: refreshToken }) : "{}",
     });
     return response.ok ? await response.json() : null;
@@ -112,9 +120,30 @@ async function postRefresh(apiUrl, refreshToken) {
  * refreshes, with the cookie the other's answer set. Without them (older browsers, a page not
  * served over https or from localhost) the refresh runs at once, as it did before.
  */
-export function refreshSession(apiUrl = "", locks = globalThis.navigator?.locks) {
+export function refreshSession(apiUrl = "", locks = globalThis.navigator?.locks, storage = pageStorage()) {
   const refresh = () => postRefresh(apiUrl, null);
-  return locks ? locks.request(REFRESH_LOCK, refresh) : refresh();
+  return locks ? locks.request(REFRESH_LOCK, () => afterPending(refresh, storage)) : refresh();
+}
+
+/** Within the lock: `refresh` once a refresh a gone page left in flight is answered, itself marked pending. */
+async function afterPending(refresh, storage) {
+  if (!storage) return refresh();
+  const wait = Number(storage.getItem(REFRESH_PENDING)) + REFRESH_PENDING_MS - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(wait, REFRESH_PENDING_MS)));
+  storage.setItem(REFRESH_PENDING, String(Date.now()));
+  try {
+    return await refresh();
+  } finally {
+    storage.removeItem(REFRESH_PENDING);
+  }
+}
+
+function pageStorage() {
+  try {
+    return globalThis.localStorage || null;
+  } catch {
+    return null; // storage disabled: refreshes wait for no gone page
+  }
 }
 
 export class RealtimeClient {

@@ -176,10 +176,13 @@ def start_stack(tmp: Path, **overrides: str) -> tuple[subprocess.Popen[bytes], L
         process = subprocess.Popen(
             [sys.executable, "-m", "local"], cwd=ROOT, env=stack_env(ready, **overrides), stdout=out, stderr=out
         )
-    deadline = time.monotonic() + 30
+    # a generous deadline: on a busy machine (the suite's other worker, other builds) a start that
+    # takes a few seconds alone can take a minute; only a stack that never starts waits it out
+    deadline = time.monotonic() + 180
     while not ready.exists():
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
+            process.wait()
             raise RuntimeError(f"the local stack did not start:\n{log.read_text(errors='replace')[-4000:]}")
         time.sleep(0.05)
     return process, LocalStack(json.loads(ready.read_text()), log)

@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,10 +65,12 @@ def as_committed(dest: Path) -> None:
 
 def share_builds(source: Path, dest: Path) -> None:
     """Copy Chalice's build cache (`.chalice/deployments/`, gitignored: one zip per requirements,
-    app files and runtime), as a CI cache would: the Lambda package is built once, not per clone."""
+    app files and runtime), as a CI cache would: the Lambda package is built once, not per clone.
+    A zip still being written (tests/package builds in the same tree, maybe on another worker) is
+    not a zip yet: the clone builds its own."""
     for built in (source / ".chalice" / "deployments").glob("*.zip"):
         target = dest / ".chalice" / "deployments" / built.name
-        if not target.exists():
+        if not target.exists() and zipfile.is_zipfile(built):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(built, target)
 

@@ -232,3 +232,62 @@ def test_the_pages_own_cookie_refresh_is_serialised_with_the_clients(tabs):
         "reuse": 0,
         "lockNames": ["inkwell-refresh", "inkwell-refresh"],
     }
+
+
+# --- a page gone while its refresh was in flight (a reload, a closed tab) --------------------------
+
+GONE_SCRIPT = r"""
+const m = await import(process.argv[1]);
+globalThis.WebSocket = class { static OPEN = 1; };
+const sent = [];
+globalThis.fetch = async (url, init) => {
+  sent.push({ at: Date.now(), keepalive: init.keepalive === true, pending: storage.getItem(m.REFRESH_PENDING) });
+  return { status: 200, ok: true, json: async () => ({ token: "access", expires_at: new Date(Date.now() + 900_000).toISOString() }) };
+};
+const locks = { request: (name, callback) => Promise.resolve().then(() => callback({ name })) };
+const items = new Map();
+const storage = { getItem: (k) => (items.has(k) ? items.get(k) : null), setItem: (k, v) => items.set(k, v),
+                  removeItem: (k) => items.delete(k) };
+const out = {};
+
+// no refresh pending: it is sent at once, keepalive, marked pending while it runs
+let started = Date.now();
+await m.refreshSession("", locks, storage);
+out.idle = { waited: sent[0].at - started, keepalive: sent[0].keepalive, marked: sent[0].pending !== null,
+             left: storage.getItem(m.REFRESH_PENDING) };
+
+// a page went away 200 ms before the wait would end: the next refresh waits out the rest
+sent.length = 0;
+storage.setItem(m.REFRESH_PENDING, String(Date.now() - m.REFRESH_PENDING_MS + 200));
+started = Date.now();
+await m.refreshSession("", locks, storage);
+out.gone = { waited: sent[0].at - started, left: storage.getItem(m.REFRESH_PENDING) };
+
+// a marker older than the wait (a page gone long ago) delays nothing
+sent.length = 0;
+storage.setItem(m.REFRESH_PENDING, String(Date.now() - 60_000));
+started = Date.now();
+await m.refreshSession("", locks, storage);
+out.stale = { waited: sent[0].at - started };
+console.log(JSON.stringify(out));
+process.exit(0);
+"""
+
+
+@pytest.fixture(scope="module")
+def gone() -> dict:
+    return node_script.run(GONE_SCRIPT, MODULE)
+
+
+def test_a_cookie_refresh_is_sent_keepalive_and_marked_pending_while_it_runs(gone):
+    assert gone["idle"]["keepalive"] is True and gone["idle"]["marked"] is True
+    assert gone["idle"]["waited"] < 100 and gone["idle"]["left"] is None
+
+
+def test_the_next_refresh_waits_for_one_a_gone_page_left_in_flight(gone):
+    assert 150 <= gone["gone"]["waited"] < 2000, gone
+    assert gone["gone"]["left"] is None
+
+
+def test_a_pending_mark_older_than_the_wait_delays_nothing(gone):
+    assert gone["stale"]["waited"] < 100, gone
