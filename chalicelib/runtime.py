@@ -103,6 +103,12 @@ def current() -> Invocation:
     return inv
 
 
+def reset() -> None:
+    """Forget the running invocation (tests, between cases: a `script` invocation outlives one
+    case otherwise, with whatever its buffers still hold)."""
+    _current.set(None)
+
+
 def peek() -> Invocation | None:
     """The running invocation, or None outside any (never creates one: for log filters)."""
     return _current.get()

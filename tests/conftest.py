@@ -48,10 +48,14 @@ def _test_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from chalicelib import aws, config
+    """Each case starts with its own environment and invocation: what an earlier case left in the
+    script invocation's buffers (audit events recorded but not flushed, ...) never reaches it."""
+    from chalicelib import aws, config, runtime
 
     _test_env(monkeypatch)
+    runtime.reset()
     yield
+    runtime.reset()
     config.reset()
     aws.reset()
 
