@@ -59,7 +59,7 @@ package: $(BIN)/.installed
 	$(BIN)/python -m infra.package $(STAGE)
 	$(BIN)/cfn-lint dist/$(STAGE)/sam.json
 
-# With AWS credentials: creates the stage (once), then `chalice deploy --stage $(STAGE)` updates
+# With AWS credentials: creates the stage (once), then `python -m infra.chalice_cli deploy --stage $(STAGE)` updates
 # its code. ALARM_EMAIL=you@example.com subscribes to the stage's alarms.
 deploy: $(BIN)/.installed
 	$(BIN)/python -m infra.deploy $(STAGE) $(if $(ALARM_EMAIL),--alarm-email $(ALARM_EMAIL))

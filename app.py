@@ -1,8 +1,8 @@
 """Inkwell, put together: read top to bottom, this is the whole system's wiring.
 
 1. The Chalice app, its logs and error tracking, and the middleware around every handler
-   (invocation context, the REST error shape, the audit, realtime, job-metrics and EMF flushes at
-   the end of every invocation, unhandled exceptions to error tracking).
+   (invocation context, the REST error shape, the per-invocation buffers flushed in a declared
+   order at the end of every invocation, unhandled exceptions to error tracking).
 2. The REST API: one blueprint per capability.
 3. Who hears what: the listeners of the in-process events.
 4. The job workers: each capability's processors in one table, what holds and what guards every job.
@@ -160,7 +160,7 @@ def job_worker(queue: str) -> Worker:
 
 # --- 5. event handlers ------------------------------------------------------------------------------
 # One SQS handler per queue (a job queue's priority queue too). Chalice's on_sqs_message takes the queue's *name*, and names are per
-# stage (`inkwell-<stage>-<queue>`), so `chalice package` / `chalice deploy` must import this
+# stage (`config.physical_name`), so `python -m infra.chalice_cli package|deploy` must import this
 # module with the stage's INKWELL_STAGE set. Batch sizes, maximum concurrency and timeouts come
 # from the catalogue.
 

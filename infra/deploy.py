@@ -3,8 +3,8 @@
     python -m infra.deploy prod             # create or update everything the stage needs
     python -m infra.deploy prod --teardown  # remove it (prod also needs --yes)
 
-`make deploy` creates or updates a stage from any clone; a plain `chalice deploy --stage <stage>`
-updates its code from a clone where it ran (see docs/deploy.md). Local stages
+`make deploy` creates or updates a stage from any clone; `python -m infra.chalice_cli deploy --stage <stage>`
+(Chalice through its guard; a plain `chalice deploy` is refused) updates its code from a clone where it ran (see docs/deploy.md). Local stages
 (`config.LOCAL_STAGES`, which run on development secrets) and stages without an
 `ARTICLE_WEBHOOK_URL` are refused. Every step is idempotent, and Chalice's record is kept in SSM
 and completed by name before Chalice runs (`infra.deploy_state`), so a failed run is simply run
@@ -31,11 +31,11 @@ again, from any clone:
    `.chalice/config.json` makes Chalice turn it on for every function and the REST stage;
 8. verification (`deploy_state.problems`): `main` exits non-zero naming what the stage lacks.
 
-What step 6 sets survives a plain `chalice deploy`: Chalice updates an existing mapping with
+What step 6 sets survives a later `infra.chalice_cli deploy`: Chalice updates an existing mapping with
 BatchSize, MaximumBatchingWindowInSeconds and (only when app.py sets `maximum_concurrency`)
 ScalingConfig, and AWS keeps what an update omits, so `FunctionResponseTypes` and a
 ScalingConfig set outside Chalice stay; the endpoints come from config.json. A mapping Chalice
-*creates* (no record of it) lacks `ReportBatchItemFailures`: hence a plain `chalice deploy`
+*creates* (no record of it) lacks `ReportBatchItemFailures`: hence `infra.chalice_cli deploy`
 refuses a stage whose local record lacks a catalogue queue's trigger (`infra.chalice_cli`). Only a stage's first
 `chalice deploy` runs without the endpoints, until step 6 sets them moments later.
 """
