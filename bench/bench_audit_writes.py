@@ -65,7 +65,7 @@ def main() -> None:
 
         def table_of(model: Any, params: dict[str, Any], **_: Any) -> None:
             for name in params.get("RequestItems") or [params.get("TableName", "?")]:
-                by_table[f"{model.name} {name.removeprefix(config.get().resource_name(''))}"] += 1
+                by_table[f"{model.name} {name.removeprefix(config.get().resource_name('') + '-')}"] += 1
 
         client.meta.events.register("before-parameter-build.dynamodb.*", table_of)
         try:
