@@ -21,7 +21,7 @@ TARGET = 1.3
 TRACED_TARGET = 1.0
 # what Lambda sets in a function with active tracing (LAMBDA_TASK_ROOT: aws-xray-sdk's Lambda path)
 LAMBDA_TRACED = {
-    "AWS_LAMBDA_FUNCTION_NAME": "inkwell-local-api_handler",
+    "AWS_LAMBDA_FUNCTION_NAME": "inkwell-bench",
     "LAMBDA_TASK_ROOT": str(ROOT),
     "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000",
 }
@@ -32,8 +32,8 @@ APP = "import app"
 def _env(traced: bool = False) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INKWELL_", "PYTHON", "AWS_", "_X_AMZN"))}
     env.update({"INKWELL_STAGE": "local", "AWS_DEFAULT_REGION": "us-east-1"})
-    if traced:
-        env.update(LAMBDA_TRACED)
+    if traced:  # a Lambda runs only as a deployed stage, with its secrets (here from the environment)
+        env.update(LAMBDA_TRACED, INKWELL_STAGE="bench", JWT_SECRET="b" * 32, AUDIT_DIGEST_KEY="bench-audit-key")
     return env
 
 

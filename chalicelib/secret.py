@@ -12,6 +12,7 @@ import threading
 from chalicelib import config
 from chalicelib.config import ConfigError
 
+MIN_JWT_KEY_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash's output
 _lock = threading.Lock()
 _read: dict[str, str] = {}  # name -> value, for the settings in `_for` (config.reset() starts again)
 _for: list[config.Settings] = []
@@ -56,17 +57,30 @@ def _value(name: str, settings: config.Settings) -> str:
         if settings.is_local:
             return config.DEV_SECRET + ":" + name
         raise ConfigError(f"{name} is not set for stage {settings.stage!r}")
+    if name == config.JWT_SECRET and not settings.is_local and len(value.encode()) < MIN_JWT_KEY_BYTES:
+        raise ConfigError(
+            f"{name} is {len(value.encode())} bytes for stage {settings.stage!r}: "
+            f"at least {MIN_JWT_KEY_BYTES} outside local stages (HS256 keys as long as the hash)"
+        )
     return value
 
 
 def check_startup() -> None:
-    """At a Lambda cold start, refuse to run a non-local stage without its JWT secret or the audit
-    digest key (which signs every audit event).
+    """At a Lambda cold start, refuse to run without an explicit deployed stage (`INKWELL_STAGE`
+    unset or local would run on the public development secrets), or without its JWT secret (at
+    least 32 bytes) or the audit digest key (which signs every audit event).
 
     Reading them here also warms the cache, so the first request pays the SSM calls, not a later
     one. Outside Lambda (tests, `chalice package` and `chalice deploy`, which import app.py with
     the stage's environment but have no credentials or no reason to read secrets) nothing is read.
     """
-    if config.on_lambda() and not config.get().is_local:
-        get(config.JWT_SECRET)
-        get(config.AUDIT_DIGEST_KEY)
+    if not config.on_lambda():
+        return
+    stage = os.environ.get(config.STAGE, "")
+    if not stage or stage in config.LOCAL_STAGES:
+        raise ConfigError(
+            f"{config.STAGE} is {stage or 'not set'} on Lambda: a function runs only as a deployed stage "
+            f"(not {', '.join(sorted(config.LOCAL_STAGES))}, whose secrets are the public development ones)"
+        )
+    get(config.JWT_SECRET)
+    get(config.AUDIT_DIGEST_KEY)

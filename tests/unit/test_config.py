@@ -54,6 +54,49 @@ def test_importing_the_app_fails_on_a_non_local_stage_without_a_secret():
     assert "ConfigError" in result.stderr and "JWT_SECRET" in result.stderr
 
 
+@pytest.mark.parametrize("stage", [None, *sorted(config.LOCAL_STAGES)])
+def test_a_lambda_without_a_deployed_stage_refuses_to_start(stage, monkeypatch):
+    """A function whose INKWELL_STAGE is unset or local would run on the public development
+    secrets: it refuses, naming the variable, before reading any secret."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "inkwell-prod")
+    monkeypatch.setenv(config.JWT_SECRET, "s" * 64)
+    if stage is None:
+        monkeypatch.delenv(config.STAGE, raising=False)
+    else:
+        monkeypatch.setenv(config.STAGE, stage)
+    config.reset()
+    with pytest.raises(config.ConfigError, match="INKWELL_STAGE"):
+        secret.check_startup()
+
+
+def test_importing_the_app_on_lambda_without_a_stage_fails_naming_it():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INKWELL_")}
+    env.update({"AWS_LAMBDA_FUNCTION_NAME": "inkwell-prod", "AWS_DEFAULT_REGION": "us-east-1"})
+    result = subprocess.run([sys.executable, "-c", "import app"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "ConfigError" in result.stderr and "INKWELL_STAGE is not set on Lambda" in result.stderr
+
+
+@pytest.mark.parametrize(("key", "refused"), [("k" * 31, True), ("k" * 32, False), ("é" * 16, False)])
+def test_a_deployed_stage_refuses_a_jwt_key_under_32_bytes(key, refused, dev_lambda, monkeypatch):
+    monkeypatch.setenv(config.JWT_SECRET, key)
+    monkeypatch.setenv(config.AUDIT_DIGEST_KEY, "audit-key")
+    config.reset()
+    if refused:
+        with pytest.raises(config.ConfigError, match="31 bytes .* at least 32"):
+            secret.check_startup()
+    else:
+        secret.check_startup()
+        assert secret.get(config.JWT_SECRET) == key
+
+
+def test_a_local_stage_accepts_a_short_jwt_key(monkeypatch):
+    monkeypatch.setenv(config.STAGE, "local")
+    monkeypatch.setenv(config.JWT_SECRET, "short")
+    config.reset()
+    assert secret.get(config.JWT_SECRET) == "short"
+
+
 def test_resource_names_follow_the_stage_and_can_be_overridden(monkeypatch):
     monkeypatch.setenv(config.STAGE, "prod")
     config.reset()
