@@ -46,6 +46,7 @@ class StackConfig:
     control_port: int = 8002
     admin_email: str = "admin@example.com"
     admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    admin_password_given: bool = False  # from INKWELL_ADMIN_PASSWORD: the operator knows it, never printed
     ws_idle_timeout: float = IDLE_TIMEOUT
     ws_max_age: float = MAX_AGE
     generator_delay: float = 0.2
@@ -77,7 +78,13 @@ class StackConfig:
         ):
             if env.get(name):
                 setattr(cfg, attr, cast(env[name]))
+        cfg.admin_password_given = bool(env.get(config.LOCAL_ADMIN_PASSWORD))
         return cfg
+
+    def printed_password(self) -> str:
+        """The admin's password as the banner prints it: a generated one (the only place it is
+        told), never one the operator supplied (logs keep what is printed)."""
+        return f"(from {config.LOCAL_ADMIN_PASSWORD})" if self.admin_password_given else self.admin_password
 
 
 class Stack:
@@ -204,7 +211,7 @@ class Stack:
             ("AWS (moto)", f"{e['aws_endpoint']}  region {e['region']}, credentials testing/testing"),
             ("Article generator", e["generator_url"]),
             ("Schedules", f"{e['control_url']}/schedules  (POST .../schedules/{{name}}/fire)"),
-            ("Admin", f"{e['admin_email']}  password: {e['admin_password']}"),
+            ("Admin", f"{e['admin_email']}  password: {self.cfg.printed_password()}"),
         ]
         rows += [
             (f"Worker {name}", f"{h['queue']} (batch {h['batch_size']})") for name, h in e["queue_handlers"].items()

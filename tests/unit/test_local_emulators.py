@@ -247,3 +247,32 @@ def test_under_load_the_generator_fails_a_share_at_random_and_answers_429_above_
     assert gen.log[0] == {"at": 200.75, "article_id": json.loads(BODY)["article_id"], "status": 200}
     with pytest.raises(ValueError):
         gen.set_load(1.5, None)
+
+
+def test_the_banner_prints_a_generated_admin_password_but_never_a_supplied_one():
+    from local.stack import Stack
+
+    def banner(env):
+        cfg = StackConfig.from_env(env)
+        fake = type("FakeStack", (), {"cfg": cfg, "startup_seconds": 1.0})()
+        fake.endpoints = lambda: {
+            "stage": "local",
+            "http_url": "http://127.0.0.1:8000",
+            "ws_url": "ws://127.0.0.1:8001",
+            "management_endpoint": "http://127.0.0.1:8002",
+            "aws_endpoint": "http://127.0.0.1:5000",
+            "region": "us-east-1",
+            "generator_url": "http://127.0.0.1:8002/generator",
+            "control_url": "http://127.0.0.1:8002",
+            "admin_email": cfg.admin_email,
+            "admin_password": cfg.admin_password,
+            "queue_handlers": {},
+        }
+        return cfg, Stack.banner(fake)
+
+    generated, printed = banner({})
+    assert f"password: {generated.admin_password}" in printed
+    supplied, printed = banner({"INKWELL_ADMIN_PASSWORD": "operator-chosen-secret"})
+    assert supplied.admin_password == "operator-chosen-secret"
+    assert "operator-chosen-secret" not in printed
+    assert "password: (from INKWELL_ADMIN_PASSWORD)" in printed
