@@ -309,6 +309,18 @@ class Meter:
         return self.read, sum(self.requests.values()), time.perf_counter() - start, result
 
 
+def until_done(meter: Meter, step: Callable[[], dict[str, Any]]) -> tuple[int, int, float, int]:
+    """Run a job step that says `more` until it says no more: items read, requests and seconds
+    in all, and how many runs it took."""
+    read, requests, seconds, runs = 0, 0, 0.0, 0
+    while True:
+        runs += 1
+        r, q, t, result = meter.measure(step)
+        read, requests, seconds = read + r, requests + q, seconds + t
+        if not result["more"]:
+            return read, requests, seconds, runs
+
+
 def run(n: int) -> dict[str, tuple[int, int, float, str]]:
     """Fill a fresh moto with n items of each kind and measure every path."""
     from chalice.test import Client
@@ -372,24 +384,12 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
             # The trail sealed as in steady state: every hour up to an hour ago has its digest and
             # counts (a first seal reaches back 48 h; here the whole 31 days, in follow-up runs).
             chain.GENESIS_HOURS = 31 * 24
-            runs, (read, requests, seconds, _) = 0, (0, 0, 0.0, None)
-            while True:
-                runs += 1
-                r, q, t, result = meter.measure(lambda: chain.seal(now - 3600))
-                read, requests, seconds = read + r, requests + q, seconds + t
-                if not result["more"]:
-                    break
+            read, requests, seconds, runs = until_done(meter, lambda: chain.seal(now - 3600))
             out["audit_digest backlog: 31 days"] = (read, requests, seconds, f"{runs} runs")
             print(f"   sealed 31 days: {read} read, {requests} requests, {seconds:.1f} s, {runs} runs", flush=True)
             # and counted, as the 5-minute count would have: from the chain's genesis (in follow-up
             # runs), then its last run 5 minutes before now (the clock moved on while counting)
-            runs, (read, requests, seconds, _) = 0, (0, 0, 0.0, None)
-            while True:
-                runs += 1
-                r, q, t, result = meter.measure(lambda: counts.count(now - 300))
-                read, requests, seconds = read + r, requests + q, seconds + t
-                if not result["more"]:
-                    break
+            read, requests, seconds, runs = until_done(meter, lambda: counts.count(now - 300))
             out["audit_tally backlog: 31 days"] = (read, requests, seconds, f"{runs} runs")
             print(f"   counted 31 days: {read} read, {requests} requests, {seconds:.1f} s, {runs} runs", flush=True)
             counts.count(timeutil.now() - 300)

@@ -8,6 +8,7 @@ import copy
 import copyreg
 import functools
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -58,6 +59,17 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     runtime.reset()
     config.reset()
     aws.reset()
+
+
+@pytest.fixture
+def logged_errors() -> Iterator[list[str]]:
+    """ERROR records of the `inkwell` logger (which app.py's logging may keep from propagating)."""
+    found: list[str] = []
+    handler = logging.Handler(logging.ERROR)
+    handler.emit = lambda record: found.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("inkwell").addHandler(handler)
+    yield found
+    logging.getLogger("inkwell").removeHandler(handler)
 
 
 @contextlib.contextmanager

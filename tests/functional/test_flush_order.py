@@ -5,8 +5,6 @@ end, and the metrics count the audit's writes and the realtime flush's posts."""
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -35,17 +33,6 @@ def reservations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 
     monkeypatch.setattr(store.EventLog, "reserve", counted)
     return found
-
-
-@pytest.fixture
-def logged_errors() -> Iterator[list[str]]:
-    """ERROR records of the `inkwell` logger (which app.py's logging may keep from propagating)."""
-    found: list[str] = []
-    handler = logging.Handler(logging.ERROR)
-    handler.emit = lambda record: found.append(record.getMessage())  # type: ignore[method-assign]
-    logging.getLogger("inkwell").addHandler(handler)
-    yield found
-    logging.getLogger("inkwell").removeHandler(handler)
 
 
 def _emf(out: str) -> dict[str, float]:

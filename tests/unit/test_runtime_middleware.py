@@ -5,8 +5,6 @@ their declared order."""
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Iterator
 
 import pytest
 from chalice import BadRequestError, Chalice
@@ -130,17 +128,6 @@ def test_outside_any_handler_the_invocation_is_a_script():
 
 
 # --- buffers -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def logged_errors() -> Iterator[list[str]]:
-    """ERROR records of the `inkwell` logger (which app.py's logging may keep from propagating)."""
-    found: list[str] = []
-    handler = logging.Handler(logging.ERROR)
-    handler.emit = lambda record: found.append(record.getMessage())  # type: ignore[method-assign]
-    logging.getLogger("inkwell").addHandler(handler)
-    yield found
-    logging.getLogger("inkwell").removeHandler(handler)
 
 
 def _buffers(order: list[str]) -> list[runtime.Buffer[list[str]]]:
