@@ -5,6 +5,9 @@
 - `POST /generator`: the fake article generator; `POST /generator/faults` makes it fail on purpose;
   `POST /generator/load` sets random failures and a rate limit, `GET /generator/calls` its call log;
 - `GET /schedules`; `POST /schedules/{name}/fire`: the EventBridge emulator's rules, fired on demand;
+- `POST /faults` (a rule, or `{"rules": [...], "seed"?}` replacing them all), `GET /faults`,
+  `DELETE /faults` and `DELETE /faults/{id}`: faults inside AWS and the emulators (`local.faults`;
+  the management API served here obeys them too);
 - `GET /connections` (the open WebSocket connections); `GET /health`.
 """
 
@@ -16,10 +19,15 @@ from typing import Any
 from urllib.parse import unquote
 
 from local import logs
+from local.faults import BadRule, FaultInjector, error_code
 from local.generator import FakeGenerator
 from local.httpd import JsonHandler, Server
 from local.scheduler import Scheduler, UnknownSchedule
 from local.websocket import Gone, TooLarge, WebSocketGateway
+
+
+class _AnswerLost(Exception):
+    """The call was applied; the connection closes without its answer."""
 
 
 def _error(kind: str, message: str) -> dict[str, str]:
@@ -37,6 +45,10 @@ class ControlHandler(JsonHandler):
             return
         try:
             status, answer, headers = self._dispatch(self.command, path, body)
+        except _AnswerLost:
+            self.close_connection = True
+            logs.line("CTRL", f"{self.command} {unquote(path)} applied, answer lost {logs.ms(started)}")
+            return
         except Exception as exc:  # a slow client (send timeout) or a bug: answer, never hang up
             logs.log.exception("control %s %s failed", self.command, path)
             status, answer, headers = 500, _error("InternalServerError", repr(exc)), None
@@ -72,6 +84,8 @@ class ControlHandler(JsonHandler):
             except (ValueError, KeyError, TypeError) as exc:
                 return 400, {"message": f"expected {{status, times?, article_id?, delay?}}: {exc}"}, None
             return 204, None, None
+        if path == "/faults" or path.startswith("/faults/"):
+            return self._faults(method, unquote(path[len("/faults/") :]) if path != "/faults" else "", body)
         if path == "/schedules" and method == "GET":
             return 200, {"items": scheduler.describe()}, None
         if path.startswith("/schedules/") and path.endswith("/fire") and method == "POST":
@@ -86,19 +100,44 @@ class ControlHandler(JsonHandler):
             return 200, {"status": "ok", "connections": gateway.connection_count}, None
         return 404, {"message": "not found"}, None
 
-    @staticmethod
+    def _faults(self, method: str, rule_id: str, body: bytes) -> tuple[int, Any, dict[str, str] | None]:
+        faults = self.server.faults
+        if rule_id:
+            if method != "DELETE":
+                return 405, {"message": "method not allowed"}, None
+            return (204, None, None) if faults.remove(rule_id) else (404, {"message": f"no fault {rule_id!r}"}, None)
+        if method == "GET":
+            return 200, faults.describe(), None
+        if method == "DELETE":
+            faults.clear()
+            return 204, None, None
+        if method != "POST":
+            return 405, {"message": "method not allowed"}, None
+        try:
+            rules = faults.configure(json.loads(body or b"{}"))
+        except ValueError as exc:  # BadRule, or a body that is not JSON
+            return 400, {"message": str(exc) if isinstance(exc, BadRule) else f"the body must be JSON: {exc}"}, None
+        return 201, {"rules": [r.describe() for r in rules]}, None
+
     def _management(
-        gateway: WebSocketGateway, method: str, connection_id: str, body: bytes
+        self, gateway: WebSocketGateway, method: str, connection_id: str, body: bytes
     ) -> tuple[int, Any, dict[str, str] | None]:
+        operation = {"POST": "PostToConnection", "GET": "GetConnection", "DELETE": "DeleteConnection"}.get(method, "")
+        fault = self.server.faults.server_fault("apigatewaymanagementapi", operation)
+        if fault is not None and fault.kind != "lost_answer":
+            status, code = error_code(fault.error, "apigatewaymanagementapi")
+            return status, _error(code, f"injected fault: {code}"), {"x-amzn-ErrorType": code}
         try:
             if method == "POST":
                 gateway.post(connection_id, body)
-                return 200, None, None
-            if method == "GET":
-                return 200, gateway.info(connection_id), None
-            if method == "DELETE":
+                answer: tuple[int, Any, dict[str, str] | None] = (200, None, None)
+            elif method == "GET":
+                answer = (200, gateway.info(connection_id), None)
+            elif method == "DELETE":
                 gateway.delete(connection_id)
-                return 204, None, None
+                answer = (204, None, None)
+            else:
+                return 405, {"message": "method not allowed"}, None
         except Gone:
             return (
                 410,
@@ -111,7 +150,9 @@ class ControlHandler(JsonHandler):
                 _error("PayloadTooLargeException", f"message too large: {exc}"),
                 {"x-amzn-ErrorType": "PayloadTooLargeException"},
             )
-        return 405, {"message": "method not allowed"}, None
+        if fault is not None:  # applied; its answer is lost: the connection closes unanswered
+            raise _AnswerLost
+        return answer
 
 
 class ControlServer(Server):
@@ -122,5 +163,6 @@ class ControlServer(Server):
     generator: FakeGenerator
     scheduler: Scheduler
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, faults: FaultInjector | None = None) -> None:
         super().__init__(port, ControlHandler)
+        self.faults = faults or FaultInjector()

@@ -13,10 +13,13 @@ from typing import Any, Self
 
 from local.threads import Workers
 
+BACKLOG = 1024  # connections waiting to be accepted: API Gateway takes bursts (the stdlib's 5 reset some)
+
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True  # a kept-alive client must not keep the process alive
     allow_reuse_address = True
+    request_queue_size = BACKLOG
 
     def __init__(self, port: int, handler: type[BaseHTTPRequestHandler], **attrs: Any) -> None:
         super().__init__(("127.0.0.1", port), handler)

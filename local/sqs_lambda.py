@@ -16,14 +16,16 @@ slot when all are busy.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from chalice.local import LambdaContext
 
 from local import logs
+from local.faults import FaultInjector, Killed
 from local.sources import SqsSource
 from local.threads import Workers
 
@@ -112,8 +114,10 @@ class SqsPoller:
         region: str,
         stop: threading.Event,
         clock: Callable[[], float] = time.monotonic,
+        faults: FaultInjector | None = None,
     ) -> None:
         self.source = source
+        self.faults = faults  # the local stack's injector: duplicate deliveries, lost deletes, kills
         self._sqs, self._lam, self._region, self._stop, self._clock = sqs, lam, region, stop, clock
         self._state: tuple[float, bool, bool] | None = None  # (read at, enabled, report failures)
         self.concurrency = DEFAULT_CONCURRENCY
@@ -146,6 +150,8 @@ class SqsPoller:
                 messages = self.receive()
                 if messages:
                     self.start(messages)
+                    if duplicates := self._duplicates(messages):
+                        self.start(duplicates)
             except Exception as exc:  # the emulator must outlive a bad moment (shutdown, moto hiccup)
                 if not self._stop.is_set():
                     logs.line("SQS", f"{self.source.queue_name} poller error: {exc!r}")
@@ -182,6 +188,16 @@ class SqsPoller:
             self._running += 1
         self._workers.submit(invocation)
 
+    def _duplicates(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The messages a `duplicate_delivery` fault also hands to a second invocation at once (SQS
+        delivers at least once: two pollers may receive the same message)."""
+        if self.faults is None:
+            return []
+        found = [m for m in messages if self.faults.pick(("duplicate_delivery",), queue=self.source.queue_name)]
+        if found:
+            logs.line("FAULT", f"duplicate_delivery {self.source.queue_name}: {len(found)} message(s) delivered twice")
+        return [dict(m) for m in found]
+
     def receive(self, wait_seconds: int = WAIT_SECONDS) -> list[dict[str, Any]]:
         """Up to batch size messages; keeps receiving within the batching window."""
         wanted = self.source.batch_size
@@ -199,6 +215,15 @@ class SqsPoller:
                 break
         return messages
 
+    @contextlib.contextmanager
+    def _fault_scope(self) -> Iterator[float]:
+        """The invocation's function timeout, under the injector's kill or overrun if one fires."""
+        if self.faults is None:
+            yield float(self.source.timeout)
+            return
+        with self.faults.invocation(self.source.queue_name, self.source.timeout) as current:
+            yield current.stall if current is not None and current.stall else float(self.source.timeout)
+
     def poll_once(self, wait_seconds: int = WAIT_SECONDS) -> dict[str, Any] | None:
         """Receive one batch, invoke, delete what succeeded; a summary, or None if none came."""
         messages = self.receive(wait_seconds)
@@ -209,26 +234,37 @@ class SqsPoller:
         started = time.perf_counter()
         event = lambda_event(messages, self.source.queue_arn, self._region)
         ids = {m["MessageId"] for m in messages}
-        context = LambdaContext(self.source.function_name, 512, self.source.timeout * 1000)
         failed: set[str] = set()
-        outcome = "ok"
+        outcome, request_id = "ok", "-"
         try:
-            result = self.source.handler(event, context)
+            with self._fault_scope() as timeout:
+                context = LambdaContext(self.source.function_name, 512, int(timeout * 1000))
+                request_id = context.aws_request_id
+                result = self.source.handler(event, context)
+                if self.faults is not None:
+                    self.faults.finish()
             elapsed = time.perf_counter() - started
-            if elapsed > self.source.timeout:
+            if elapsed > timeout:
                 # Lambda would have stopped it at its timeout: the batch failed (its side effects here
                 # ran to the end; on AWS they stop part-way, which idempotent jobs must tolerate).
-                raise BatchFailed(f"Task timed out after {self.source.timeout} s ({elapsed:.1f} s)")
+                raise BatchFailed(f"Task timed out after {timeout} s ({elapsed:.1f} s)")
             _, reports = self.mapping_state()
             if reports:
                 failed = failed_ids(result, ids)
                 if failed:
                     outcome = "batchItemFailures"
+        except Killed as exc:  # its work abandoned where it stood; the batch comes back after the visibility timeout
+            failed, outcome = ids, f"stopped: {exc}"
         except BatchFailed as exc:
             failed, outcome = ids, f"whole batch failed: {exc}"
         except Exception as exc:
             failed, outcome = ids, f"whole batch failed: {type(exc).__name__}: {exc}"
         done = [m for m in messages if m["MessageId"] not in failed]
+        if self.faults is not None:
+            lost = [m for m in done if self.faults.pick(("lost_delete",), queue=self.source.queue_name)]
+            if lost:
+                logs.line("FAULT", f"lost_delete {self.source.queue_name}: {len(lost)} message(s) not deleted")
+                done = [m for m in done if m not in lost]
         if done:
             self._sqs.delete_message_batch(
                 QueueUrl=self.source.queue_url,
@@ -238,6 +274,6 @@ class SqsPoller:
         logs.line(
             "SQS",
             f"{self.source.queue_name} -> {self.source.name}: {len(messages)} message(s), {len(done)} ok, "
-            f"{len(failed)} failed ({outcome}) receive#{counts} {logs.ms(started)} id={context.aws_request_id}",
+            f"{len(failed)} failed ({outcome}) receive#{counts} {logs.ms(started)} id={request_id}",
         )
         return {"received": len(messages), "ok": len(done), "failed": sorted(failed), "outcome": outcome}

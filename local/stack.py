@@ -24,6 +24,7 @@ from chalicelib import config, secret
 from local import logs
 from local.control import ControlServer
 from local.emulated_aws import EmulatedAws
+from local.faults import FaultInjector
 from local.generator import FakeGenerator
 from local.rest import RestServer
 from local.scheduler import Scheduler, fast_clock
@@ -99,6 +100,7 @@ class Stack:
         self.scheduler: Scheduler | None = None
         self.pollers: list[SqsPoller] = []
         self.app: Any = None
+        self.faults = FaultInjector()
         self.startup_seconds = 0.0
 
     # --- start ----------------------------------------------------------------------------------
@@ -113,9 +115,12 @@ class Stack:
             )
         self.aws = EmulatedAws(cfg.aws_port)
         endpoint = self.aws.start()
-        self.control = ControlServer(cfg.control_port)
+        self.control = ControlServer(cfg.control_port, self.faults)
         control_url = f"http://127.0.0.1:{self.control.port}"
         _configure_environment(endpoint, control_url)
+        from chalicelib import aws
+
+        self.faults.install(aws.session())  # the app's clients, built from here on; no rule yet
 
         module_name, _, attr = cfg.app_ref.partition(":")
         module = importlib.import_module(module_name)
@@ -126,8 +131,6 @@ class Stack:
         queue_handlers, schedules = sqs_sources(self.app, extra_queues), schedule_sources(self.app)
         self.aws.deploy(queue_handlers, schedules)
         self._create_admin()
-
-        from chalicelib import aws
 
         settings = config.get()
         self.gateway = WebSocketGateway(
@@ -150,9 +153,10 @@ class Stack:
             clock=fast_clock(cfg.scheduler_start, cfg.scheduler_speed),
             speed=cfg.scheduler_speed,
         )
-        self.pollers = [
-            SqsPoller(q, aws.client("sqs"), aws.client("lambda"), settings.region, self._stop) for q in queue_handlers
-        ]
+        # Lambda's pollers are AWS's, not the app's: their own clients, outside the app's faults
+        # (the injector reaches them through its emulator faults).
+        sqs, lam = _emulator_client("sqs"), _emulator_client("lambda")
+        self.pollers = [SqsPoller(q, sqs, lam, settings.region, self._stop, faults=self.faults) for q in queue_handlers]
         self.control.gateway = self.gateway
         self.control.scheduler = self.scheduler
         self.control.generator = FakeGenerator(secret.get(config.WEBHOOK_SECRET), cfg.generator_delay)
@@ -240,6 +244,22 @@ class Stack:
                 server.stop()
         if self.aws and self.aws.started:
             self.aws.stop()
+
+
+def _emulator_client(service: str) -> Any:
+    """A client of the emulators' own, on a session the app's fault injector does not hook."""
+    import boto3
+    from botocore.config import Config
+
+    settings = config.get()
+    return boto3.session.Session().client(
+        service,
+        config=Config(max_pool_connections=50),
+        region_name=settings.region,
+        endpoint_url=settings.aws_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def _configure_environment(aws_endpoint: str, control_url: str) -> None:

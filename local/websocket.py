@@ -30,6 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from local import logs
+from local.httpd import BACKLOG
 from local.sources import Invoke
 
 MAX_MESSAGE = 128 * 1024
@@ -138,6 +139,7 @@ class WebSocketGateway:
                 compression=None,  # API Gateway negotiates no extension
                 ping_interval=None,  # nor pings its clients
                 close_timeout=1,
+                backlog=BACKLOG,  # bursts of hundreds of handshakes at once
             )
         except BaseException as exc:
             self._error = exc
