@@ -1,6 +1,7 @@
 """Run every `bench/bench_*.py` module's `main()`, in name order, each in a fresh interpreter so
 that none inherits another's imports, event subscribers or clients (`python -m bench [name ...]`
-runs only the modules whose names contain one of the given words)."""
+runs only the modules whose names contain one of the given words; options from the first word
+starting with `-` on go to each module run: `python -m bench soak --minutes 3`)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ def modules(words: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> int:
     failed = []
-    for name in modules(argv):
+    first_option = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
+    words, options = argv[:first_option], argv[first_option:]
+    for name in modules(words):
         print(f"== {name}", flush=True)
         start = time.perf_counter()
-        code = f"import bench.{name} as b; b.main()"
+        code = f"import sys; sys.argv = [{name!r}, *{options!r}]; import bench.{name} as b; b.main()"
         if subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode != 0:
             failed.append(name)
         print(f"   ({time.perf_counter() - start:.1f} s)\n", flush=True)
