@@ -41,6 +41,41 @@ def _detach_delivery() -> None:
     models.Queue.__init__ = __init__  # type: ignore[method-assign]
 
 
+_DYNAMODB_WRITES = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+    "batch_write_item",
+    "create_table",
+    "update_table",
+    "delete_table",
+)
+
+
+def serialize_dynamodb_writes(assign: Any = setattr) -> None:
+    """One DynamoDB write at a time. moto's TransactWriteItems deep-copies each table it touches
+    (to roll back) while other threads of the server write to it ("dictionary changed size
+    during iteration", a 500), and a rollback would put back a copy without their writes; AWS
+    applies a transaction atomically. Reads are left concurrent."""
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()  # a transaction's own puts and updates re-enter it
+    for name in _DYNAMODB_WRITES:
+        method = getattr(DynamoDBBackend, name, None)
+        if method is None:
+            continue
+
+        def locked(*args: Any, __method: Any = method, **kwargs: Any) -> Any:
+            with lock:
+                return __method(*args, **kwargs)
+
+        assign(DynamoDBBackend, name, functools.wraps(method)(locked))
+
+
 def _cache_dispatch() -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
@@ -132,6 +167,7 @@ def main(port: int) -> None:
     for noisy in ("werkzeug", "moto"):  # werkzeug would log every request (a fifth of the time)
         logging.getLogger(noisy).setLevel(logging.ERROR)
     _detach_delivery()
+    serialize_dynamodb_writes()
     _cache_dispatch()
     _keep_alive()
     parent = os.getppid()

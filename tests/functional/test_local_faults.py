@@ -344,3 +344,41 @@ def test_the_websocket_gateway_takes_a_burst_of_handshakes() -> None:
         assert asyncio.run(burst()) == BURST
     finally:
         gateway.stop(2.0)
+
+
+def test_the_stacks_moto_applies_transactions_while_other_writes_run(
+    endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto deep-copies a table for each transaction; concurrent writes to it broke the copy (a
+    500) before local.moto_process serialized DynamoDB's writes."""
+    from local.moto_process import serialize_dynamodb_writes
+
+    serialize_dynamodb_writes(monkeypatch.setattr)
+    ddb = _session().client("dynamodb", **{**_kwargs(endpoint), "config": Config(retries={"total_max_attempts": 1})})
+    for n in range(80):
+        ddb.put_item(TableName=TABLE, Item={"id": {"S": f"bulk{n}"}, "pad": {"S": "x" * 200}})
+
+    def transact(n: int) -> None:
+        ddb.transact_write_items(
+            TransactItems=[{"Update": _add(f"t{n % 5}")}, {"Update": _add(f"u{n % 7}")}],
+        )
+
+    def put(n: int) -> None:
+        ddb.put_item(TableName=TABLE, Item={"id": {"S": f"p{n}"}})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: transact(n) if n % 2 else put(n), range(OPERATIONS)))
+    expected = sum(1 for n in range(OPERATIONS) if n % 2 and n % 5 == 0)
+    assert int((_item(ddb, "t0") or {})["n"]["N"]) == expected  # every transaction applied, once
+
+
+OPERATIONS = 200
+
+
+def _add(key: str) -> dict[str, Any]:
+    return {
+        "TableName": TABLE,
+        "Key": {"id": {"S": key}},
+        "UpdateExpression": "ADD n :one",
+        "ExpressionAttributeValues": {":one": {"N": "1"}},
+    }
