@@ -255,7 +255,7 @@ def _chaos(stack: Any, jobs: int, seed: int) -> dict[str, Any]:
 
     created: dict[str, int] = {}
     generated: dict[str, str] = {}
-    asked: set[str] = set()
+    asked: collections.Counter[int] = collections.Counter()
     events_sent: collections.Counter[tuple[str, str]] = collections.Counter()
     events_failed: collections.Counter[str] = collections.Counter()
     rng = random.Random(seed)
@@ -268,7 +268,7 @@ def _chaos(stack: Any, jobs: int, seed: int) -> dict[str, Any]:
 
     def generate(article_id: str) -> None:
         status, answer = client.call("POST", f"/api/articles/{article_id}/generate", token=editor)
-        asked.add(article_id)
+        asked[status] += 1
         if status == 202:
             generated[article_id] = answer["job_id"]
 
@@ -314,7 +314,9 @@ def _chaos(stack: Any, jobs: int, seed: int) -> dict[str, Any]:
     result = _count(stack, client, admin, editor, subs, created, generated, done, events_sent, events_failed)
     for sub in subs:
         sub.close()
-    result.update(elapsed=elapsed, jobs=len(generated), asked=len(asked), injected=faults["injected"])
+    result.update(
+        elapsed=elapsed, jobs=len(generated), asked=dict(asked), created=len(created), injected=faults["injected"]
+    )
     return result
 
 
@@ -349,8 +351,8 @@ def _count(
 
     def note(name: str, what: str, n: int = 1) -> None:
         counts[name] += n
-        if len(examples[name]) < 5:
-            examples[name].append(what)
+        if len(examples[name]) < 3:
+            examples[name].append(what if len(what) < 300 else what[:297] + "...")
 
     statuses: collections.Counter[str] = collections.Counter()
     for article_id, job_id in generated.items():
@@ -471,7 +473,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.log:
         Path(args.log).write_text(r["log"])
     print(
-        f"chaos: {r['jobs']} article generations ({r['asked']} asked), 3 WebSocket subscribers, "
+        f"chaos: {r['jobs']} article generations ({r['created']} articles created; generate answered {r['asked']}), "
+        "3 WebSocket subscribers, "
         f"{EVENTS_PER_ARTICLE} analytics events per article, seed {args.seed}; faults: ~5 % of the app's AWS calls "
         f"(throttled, 500, lost answers, latency), duplicate deliveries 5 %, lost deletes 3 %, kills 3 %, "
         f"timeouts 2 %, a {OUTAGE_SECONDS:.0f} s DynamoDB or SQS outage every {OUTAGE_EVERY:.0f} s"

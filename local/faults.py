@@ -262,7 +262,7 @@ class FaultInjector:
         rule = self.pick(AWS_KINDS, service, operation)
         if rule is None:
             return None
-        logs.line("FAULT", f"{rule.kind} {service}.{operation} ({rule.id})")
+        logs.line("FAULT", f"{rule.kind} {service}.{operation}{_tables(request)} ({rule.id})")
         if rule.kind == "latency":
             self.sleep(rule.seconds)
             return None
@@ -348,6 +348,22 @@ def _matches(rule: Rule, service: str, operation: str, queue: str) -> bool:
     if rule.kind in AWS_KINDS:
         return rule.service in ("*", service) and rule.operation in ("*", operation)
     return rule.queue in ("*", queue) or queue.endswith("-" + rule.queue)
+
+
+def _tables(request: Any) -> str:
+    """` on <table>[, <table>]` for a DynamoDB call (what the log needs to find the path hit)."""
+    body, target = request.body, request.headers.get("X-Amz-Target") or ""
+    if not body or not (target.decode() if isinstance(target, bytes) else target).startswith("DynamoDB"):
+        return ""
+    try:
+        sent = json.loads(body)
+    except ValueError:
+        return ""
+    names = [sent["TableName"]] if "TableName" in sent else []
+    for item in sent.get("TransactItems") or []:
+        names += [op.get("TableName", "?") for op in item.values() if isinstance(op, dict)]
+    names += list(sent.get("RequestItems") or {})
+    return f" on {', '.join(dict.fromkeys(names))}" if names else ""
 
 
 def _error_response(request: Any, service: str, error: str) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import threading
 import time
@@ -382,3 +383,11 @@ def _add(key: str) -> dict[str, Any]:
         "UpdateExpression": "ADD n :one",
         "ExpressionAttributeValues": {":one": {"N": "1"}},
     }
+
+
+def test_each_fault_is_logged_with_the_tables_it_hit(faulty: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="local")
+    injector, client, _ = faulty
+    injector.configure({"kind": "latency", "service": "dynamodb", "operation": "TransactWriteItems", "seconds": 0.1})
+    client("dynamodb").transact_write_items(TransactItems=[{"Update": _add("log1")}])
+    assert any("latency dynamodb.TransactWriteItems on faults-test" in r.getMessage() for r in caplog.records)
