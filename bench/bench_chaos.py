@@ -27,7 +27,8 @@ line each (all must be 0):
   already heard, on a connection (live frames), or in a room's log read back;
 - 5xx answers: HTTP answers >= 500 to the bench's requests, and WebSocket error frames.
 
-`python -m bench chaos [--jobs N] [--seed S]` (N from INKWELL_BENCH_CHAOS_JOBS, default 100).
+`python -m bench chaos [--jobs N] [--seed S] [--log FILE]` (100 jobs by default; FILE keeps the
+stack's log, whose `FAULT` lines name each fault injected).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import random
 import sys
 import tempfile
@@ -465,7 +465,7 @@ def _count(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench chaos")
-    parser.add_argument("--jobs", type=int, default=int(os.environ.get("INKWELL_BENCH_CHAOS_JOBS", JOBS)))
+    parser.add_argument("--jobs", type=int, default=JOBS)
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--log", help="keep the stack's log in this file")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)

@@ -1,0 +1,38 @@
+"""The chaos and soak benchmarks' judgments: what counts as a repeated or out-of-order seq, and
+when a soak is flat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.bench_chaos import seq_problems
+from bench.bench_soak import verdict
+
+
+def frame(room: str, seq: int, data: Any) -> dict[str, Any]:
+    return {"type": "article.status", "room": room, "seq": seq, "data": data}
+
+
+def test_a_seq_given_to_two_events_is_repeated_and_a_copy_is_not() -> None:
+    frames = [frame("r", 1, "a"), frame("r", 1, "a"), frame("r", 2, "b"), frame("r", 2, "c"), frame("s", 2, "d")]
+    repeated, disorder = seq_problems(frames)
+    assert len(repeated) == 1 and "r seq 2" in repeated[0] and disorder == 0
+
+
+def test_a_seq_below_one_heard_before_is_out_of_order() -> None:
+    assert seq_problems([frame("r", 3, "a"), frame("r", 1, "b"), frame("r", 2, "c"), frame("s", 1, "d")])[1] == 2
+
+
+def sample(rss: float, threads: int = 20, files: int = 50, p95: float = 100) -> dict[str, float]:
+    return {"rss_mb": rss, "threads": threads, "files": files, "p95_ms": p95}
+
+
+def test_a_soak_is_flat_when_the_last_third_stays_within_ten_percent_of_the_first() -> None:
+    warm_up = sample(50)  # the first interval is left out
+    assert verdict([warm_up, sample(100), sample(104), sample(108), sample(105), sample(109), sample(109.5)]) == (
+        True,
+        [],
+    )
+    flat, grew = verdict([warm_up, sample(100), sample(100), sample(105), sample(110), sample(111), sample(112)])
+    assert not flat and grew == ["rss_mb 100.0 -> 111.5"]
+    assert verdict([sample(100), sample(100, threads=30), sample(100, threads=40)])[1] == ["threads 30.0 -> 40.0"]
