@@ -14,9 +14,9 @@ of them: a 503 is retried after its Retry-After; other answers are taken as they
 article is done (PUBLISHED, or rolled back with its job failed) or the deadline passes, the
 faults are removed and, after a short settling time, the invariants are counted and printed, one
 line each (all must be 0):
-- jobs lost: a generation answered 202 whose job is unknown, or whose article is neither
-  PUBLISHED nor rolled back while its job says it ended;
-- jobs stuck: an article not done at the end with its job still pending or running;
+- jobs lost: a generation answered 202 whose job is unknown, or whose job ended without its
+  article PUBLISHED (completed) or rolled back (failed);
+- jobs stuck: a job still pending or running at the end (its article PUBLISHED or not);
 - generated twice: more than one successful generator call for an article;
 - announced twice / not at all: `article.status` PUBLISHED events (distinct seqs) in the
   author's room, read back with `resume` from seq 0, for each PUBLISHED article;
@@ -295,9 +295,8 @@ def _chaos(stack: Any, jobs: int, seed: int) -> dict[str, Any]:
             cursor_pages = 0
             while code == 200 and cursor_pages < 20:
                 for article in page["items"]:
-                    if article["id"] in generated and (
-                        status == "PUBLISHED" or _failed(client, admin, generated[article["id"]])
-                    ):
+                    job_id = generated.get(article["id"])
+                    if job_id and article["id"] not in done and _ended(client, admin, job_id, status):
                         done[article["id"]] = status
                 if not page.get("next_cursor"):
                     break
@@ -320,9 +319,10 @@ def _chaos(stack: Any, jobs: int, seed: int) -> dict[str, Any]:
     return result
 
 
-def _failed(client: Client, admin: str, job_id: str) -> bool:
+def _ended(client: Client, admin: str, job_id: str, article_status: str) -> bool:
+    """The article's job has ended as its status says: completed for PUBLISHED, failed for DRAFT."""
     status, job = client.call("GET", f"/api/jobs/{job_id}", token=admin)
-    return status == 200 and job["state"] == "failed"
+    return status == 200 and job["state"] == ("completed" if article_status == "PUBLISHED" else "failed")
 
 
 def _outages(stack: Any, stop: threading.Event, seed: int) -> None:
@@ -362,7 +362,7 @@ def _count(
         statuses[f"{article.get('status')}/{state}"] += 1
         if code == 404:
             note("jobs lost", f"{article_id}: job {job_id} unknown")
-        elif article.get("status") == "PUBLISHED" or (state == "failed" and article.get("status") == "DRAFT"):
+        elif (article.get("status"), state) in (("PUBLISHED", "completed"), ("DRAFT", "failed")):
             continue
         elif state in ("completed", "failed", "cancelled"):
             note("jobs lost", f"{article_id}: {article.get('status')} with its job {state}")
@@ -382,7 +382,7 @@ def _count(
     for event in stored:
         data = event.get("data") or {}
         if event.get("type") == "article.status" and data.get("status") == "PUBLISHED":
-            published_seqs[data.get("article_id")].add(event["seq"])
+            published_seqs[str(data.get("article_id"))].add(event["seq"])
     for article_id in generated:
         article = client.call("GET", f"/api/articles/{article_id}", token=editor)[1]
         n = len(published_seqs.get(article_id, ()))

@@ -41,39 +41,26 @@ def _detach_delivery() -> None:
     models.Queue.__init__ = __init__  # type: ignore[method-assign]
 
 
-_DYNAMODB_WRITES = (
-    "put_item",
-    "update_item",
-    "delete_item",
-    "transact_write_items",
-    "batch_write_item",
-    "create_table",
-    "update_table",
-    "delete_table",
-)
-
-
-def serialize_dynamodb_writes(assign: Any = setattr) -> None:
-    """One DynamoDB write at a time. moto's TransactWriteItems deep-copies each table it touches
-    (to roll back) while other threads of the server write to it ("dictionary changed size
-    during iteration", a 500), and a rollback would put back a copy without their writes; AWS
-    applies a transaction atomically. Reads are left concurrent."""
+def serialize_dynamodb(assign: Any = setattr) -> None:
+    """One DynamoDB request at a time, as AWS applies each atomically. moto's TransactWriteItems
+    deep-copies each table it touches (to roll back) while other threads of the server change it
+    ("dictionary changed size during iteration", a 500), and a rollback would put back a copy
+    without their writes. moto's work holds the interpreter lock anyway: what stays concurrent
+    is reading requests and writing answers."""
     import functools
     import threading
 
-    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
-    lock = threading.RLock()  # a transaction's own puts and updates re-enter it
-    for name in _DYNAMODB_WRITES:
-        method = getattr(DynamoDBBackend, name, None)
-        if method is None:
-            continue
+    lock = threading.Lock()
+    call_action = DynamoHandler.call_action
 
-        def locked(*args: Any, __method: Any = method, **kwargs: Any) -> Any:
-            with lock:
-                return __method(*args, **kwargs)
+    @functools.wraps(call_action)
+    def one_at_a_time(self: Any) -> Any:
+        with lock:
+            return call_action(self)
 
-        assign(DynamoDBBackend, name, functools.wraps(method)(locked))
+    assign(DynamoHandler, "call_action", one_at_a_time)
 
 
 def _cache_dispatch() -> None:
@@ -167,7 +154,7 @@ def main(port: int) -> None:
     for noisy in ("werkzeug", "moto"):  # werkzeug would log every request (a fifth of the time)
         logging.getLogger(noisy).setLevel(logging.ERROR)
     _detach_delivery()
-    serialize_dynamodb_writes()
+    serialize_dynamodb()
     _cache_dispatch()
     _keep_alive()
     parent = os.getppid()

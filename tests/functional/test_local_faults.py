@@ -351,10 +351,10 @@ def test_the_stacks_moto_applies_transactions_while_other_writes_run(
     endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """moto deep-copies a table for each transaction; concurrent writes to it broke the copy (a
-    500) before local.moto_process serialized DynamoDB's writes."""
-    from local.moto_process import serialize_dynamodb_writes
+    500) before local.moto_process served one DynamoDB request at a time."""
+    from local.moto_process import serialize_dynamodb
 
-    serialize_dynamodb_writes(monkeypatch.setattr)
+    serialize_dynamodb(monkeypatch.setattr)
     ddb = _session().client("dynamodb", **{**_kwargs(endpoint), "config": Config(retries={"total_max_attempts": 1})})
     for n in range(80):
         ddb.put_item(TableName=TABLE, Item={"id": {"S": f"bulk{n}"}, "pad": {"S": "x" * 200}})
