@@ -5,7 +5,8 @@ when its parent is gone. Running moto apart from the app, the gateways and the p
 two share the machine's cores instead of one interpreter lock (`make bench`: `bench_load`).
 SQS queues never deliver to mapped functions themselves (moto would run them through Docker
 inside SendMessage, consuming messages): the stack's pollers are the delivery path, as Lambda's
-own pollers are on AWS; the mappings stay readable and updatable through the API.
+own pollers are on AWS; the mappings stay readable and updatable through the API. DynamoDB
+requests are served one at a time (`serialize_dynamodb`).
 """
 
 from __future__ import annotations
