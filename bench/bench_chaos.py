@@ -15,7 +15,8 @@ article is done (PUBLISHED, or rolled back with its job failed) or the deadline 
 faults are removed and, after a short settling time, the invariants are counted and printed, one
 line each (all must be 0):
 - jobs lost: a generation answered 202 whose job is unknown, or whose job ended without its
-  article PUBLISHED (completed) or rolled back (failed);
+  article PUBLISHED (completed) or rolled back (failed); or one refused (a 409, a 5xx) that left
+  its article neither DRAFT nor PUBLISHED (nothing will finish it, and asking again is refused);
 - jobs stuck: a job still pending or running at the end (its article PUBLISHED or not);
 - generated twice: more than one successful generator call for an article;
 - announced twice / not at all: `article.status` PUBLISHED events (distinct seqs) in the
@@ -256,6 +257,7 @@ def _chaos(stack: Any, jobs: int, seed: int) -> dict[str, Any]:
     created: dict[str, int] = {}
     generated: dict[str, str] = {}
     asked: collections.Counter[int] = collections.Counter()
+    refused: dict[str, int] = {}  # article -> the answer to its generate, when not 202
     events_sent: collections.Counter[tuple[str, str]] = collections.Counter()
     events_failed: collections.Counter[str] = collections.Counter()
     rng = random.Random(seed)
@@ -269,6 +271,8 @@ def _chaos(stack: Any, jobs: int, seed: int) -> dict[str, Any]:
     def generate(article_id: str) -> None:
         status, answer = client.call("POST", f"/api/articles/{article_id}/generate", token=editor)
         asked[status] += 1
+        if status != 202:
+            refused[article_id] = status
         if status == 202:
             generated[article_id] = answer["job_id"]
 
@@ -311,6 +315,13 @@ def _chaos(stack: Any, jobs: int, seed: int) -> dict[str, Any]:
     _ok(stack.control("DELETE", "/faults")[:2], 204)
     time.sleep(SETTLE)
     result = _count(stack, client, admin, editor, subs, created, generated, done, events_sent, events_failed)
+    for article_id, answered in refused.items():  # refused, so the client may ask again: unless left mid-way
+        article = client.call("GET", f"/api/articles/{article_id}", token=editor)[1]
+        if article.get("status") not in ("DRAFT", "PUBLISHED"):
+            result["counts"]["jobs lost"] += 1
+            result["examples"].setdefault("jobs lost", []).append(
+                f"{article_id}: generate answered {answered}, the article left {article.get('status')}"
+            )
     for sub in subs:
         sub.close()
     result.update(
