@@ -111,7 +111,7 @@ def get() -> Settings:
         refresh_max_seconds=int(env.get(REFRESH_MAX_SECONDS, str(30 * 24 * 3600))),
         article_webhook_url=env.get(ARTICLE_WEBHOOK_URL, ""),
         ws_management_endpoint=env.get(WS_MANAGEMENT_ENDPOINT) or None,
-        scrypt_n=int(env.get(SCRYPT_N, str(2**14))),
+        scrypt_n=int(env.get(SCRYPT_N, str(2**17))),  # OWASP's minimum (auth.passwords)
         webhook_timeout_seconds=float(env.get(WEBHOOK_TIMEOUT, "30")),
         ws_url=env.get(WS_URL) or None,
         fanout_threshold=int(env.get(FANOUT_THRESHOLD, "1000")),
