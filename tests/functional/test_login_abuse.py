@@ -4,6 +4,7 @@ against the user, and what never reaches the audit trail."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import threading
@@ -241,3 +242,29 @@ def test_flood_counts_survive_lost_answers(api, monkeypatch):
         unsubscribe()
     refused = [e for batch in published for e in batch.events if e["action"] == "realtime.refused"]
     assert [e["details"]["count"] for e in refused] == [1, 6]
+
+
+# --- password storage and length --------------------------------------------------------------
+
+
+def test_a_login_rehashes_an_older_cheaper_hash(api):
+    user = api.user("viewer")
+    cheap = passwords.hash_password(ROLE_PASSWORD, 512)
+    auth.users().set_password(user["id"], auth.users().get(user["id"])["password_hash"], cheap)
+    assert _login(user["email"], ROLE_PASSWORD) == 200
+    stored = auth.users().get(user["id"])["password_hash"]
+    assert passwords.cost(stored) == auth.config.get().scrypt_n > 512
+    assert _login(user["email"], ROLE_PASSWORD) == 200
+
+
+@pytest.mark.parametrize("length, status", [(14, 400), (15, 201)])
+def test_new_passwords_need_fifteen_characters(api, length, status):
+    new = {"email": f"len{length}@example.com", "password": "p" * length, "role": "viewer"}
+    response = api.post("/api/users", new, as_="admin")
+    assert response.status_code == status
+    if status == 400:
+        assert "password" in json.dumps(body(response))
+    change = {"current_password": ROLE_PASSWORD, "new_password": "p" * length}
+    assert api.post("/api/auth/password", change, as_="editor").status_code == (400 if length < 15 else 204)
+    with pytest.raises(ValueError) if length < 15 else contextlib.nullcontext():
+        auth.create_user(f"direct{length}@example.com", "p" * length, "viewer")
