@@ -18,7 +18,6 @@ import hmac
 import os
 
 R, P, DKLEN = 8, 1, 32
-PRODUCTION_N = 2**17
 MIN_LENGTH = 15
 MAX_LENGTH = 256
 

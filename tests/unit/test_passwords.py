@@ -59,7 +59,7 @@ def test_new_hashes_use_owasps_cost_by_default(monkeypatch):
 
     monkeypatch.delenv(config.SCRYPT_N, raising=False)
     config.reset()
-    assert config.get().scrypt_n == passwords.PRODUCTION_N >= 2**17
+    assert config.get().scrypt_n == config.MIN_SCRYPT_N >= 2**17
     stored = passwords.hash_password("correct horse battery staple", config.get().scrypt_n)  # ~0.3 s, 128 MiB
     assert stored.startswith("scrypt$131072$8$1$")
     assert passwords.verify_password("correct horse battery staple", stored)
