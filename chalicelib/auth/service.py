@@ -10,6 +10,8 @@ token (each works once) and a used one presented again revokes the session.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import re
 import secrets
 import uuid
@@ -105,11 +107,11 @@ def login(email: str, password: str, ip: str | None, headers: dict[str, str] | N
     """
     email = normalize_email(email)
     shown = shown_email(email)
-    key = secret.get(config.JWT_SECRET)
+    key = _attempt_key()
     device = browser.device_of(headers or {}, email, key)
     budgets = _budgets(email, ip, device, key)
-    gate, attempt = attempts(), uuid.uuid4().hex
-    last = _reserve(gate, budgets, attempt, ip, shown)
+    g, attempt = attempts(), uuid.uuid4().hex
+    last = _reserve(g, budgets, attempt, ip, shown)
     user = users().by_email(email)
     stored = user["password_hash"] if user else _dummy_hash()
     ok = passwords.verify_password(password, stored)
@@ -124,7 +126,7 @@ def login(email: str, password: str, ip: str | None, headers: dict[str, str] | N
                 audit.record("auth.lockout", details={"scope": scope, "email": shown, "ip": ip, "failures": limit})
         raise errors.Unauthenticated("invalid email or password")
     for budget, _ in budgets:
-        gate.release(budget, attempt)
+        g.release(budget, attempt)
     _rehash(user, password, stored)
     now = timeutil.now()
     sid, refresh_token = uuid.uuid4().hex, new_refresh_token()
@@ -143,6 +145,12 @@ def login(email: str, password: str, ip: str | None, headers: dict[str, str] | N
     )
     answer = _session_answer(user, sid, refresh_token, refresh_expires, now)
     return {**answer, "device": browser.device_token(device or uuid.uuid4().hex, email, key)}
+
+
+def _attempt_key() -> str:
+    """The key of the email budgets' hashes and the device cookies' HMACs: derived from the JWT
+    secret (rotating it forgets known devices), never the signing key itself."""
+    return hmac.new(secret.get(config.JWT_SECRET).encode(), b"inkwell login attempts", hashlib.sha256).hexdigest()
 
 
 def shown_email(email: str) -> str:
@@ -393,7 +401,7 @@ def change_password(caller: dict[str, Any], current: str, new: str) -> None:
     # Wrong current passwords count as failed logins of the email: a stolen access token cannot
     # be used to guess the password faster than the login form allows.
     g, attempt = attempts(), uuid.uuid4().hex
-    budget = gate.email_key(user["email"], secret.get(config.JWT_SECRET))
+    budget = gate.email_key(user["email"], _attempt_key())
     wait, _ = g.reserve(budget, EMAIL_FAILURE_LIMIT, attempt)
     if wait:
         raise LoginThrottled(wait)

@@ -59,7 +59,7 @@ def test_twenty_concurrent_wrong_passwords_check_at_most_five(api, checks):
 
 def test_the_attempt_is_counted_before_the_password_is_checked(api, monkeypatch):
     user = api.user("editor")
-    budget = gate.email_key(user["email"], auth.secret.get(auth.config.JWT_SECRET))
+    budget = gate.email_key(user["email"], auth._attempt_key())
     held_at_check: list[int] = []
     real = passwords.verify_password
 
