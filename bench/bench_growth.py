@@ -394,8 +394,8 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
             print(f"   counted 31 days: {read} read, {requests} requests, {seconds:.1f} s, {runs} runs", flush=True)
             counts.count(timeutil.now() - 300)
             # Signed in once the trail is sealed and counted: a long setup outlives a token.
-            admin = auth.create_user("bench-admin@example.com", "bench password", "admin")
-            token = auth.login(admin["email"], "bench password", None)["token"]
+            admin = auth.create_user("bench-admin@example.com", "bench password, long enough", "admin")
+            token = auth.login(admin["email"], "bench password, long enough", None)["token"]
             headers = {"authorization": f"Bearer {token}"}
             conn_id = "bench-conn"
             # The admin's session (its jti): each frame checks that it still stands.

@@ -157,9 +157,9 @@ def _run() -> None:
 
         import app as app_module
 
-        user = auth.create_user("bench@example.com", "bench password", "editor")
+        user = auth.create_user("bench@example.com", "bench password, long enough", "editor")
         with Client(app_module.app, stage_name="dev") as client:
-            token = auth.login(user["email"], "bench password", None)["token"]
+            token = auth.login(user["email"], "bench password, long enough", None)["token"]
             headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
 
             def article() -> str:

@@ -121,12 +121,12 @@ def _load(stack: Any, jobs: int) -> dict[str, Any]:
         stack.request(
             "POST",
             "/api/users",
-            {"email": "load@example.com", "password": "load-password-1", "role": "editor"},
+            {"email": "load@example.com", "password": "load-password-1-long-enough", "role": "editor"},
             token=admin,
         ),
         201,
     )
-    editor = stack.login("load@example.com", "load-password-1")
+    editor = stack.login("load@example.com", "load-password-1-long-enough")
     limits = {"concurrency": CONCURRENCY, "rate_limit": {"max": QUEUE_RATE, "duration_seconds": 1}}
     _ok(stack.request("PUT", "/api/queues/articles/limits", limits, token=admin), 200)
     _ok(

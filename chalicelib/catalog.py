@@ -114,7 +114,7 @@ TABLES: dict[str, Table] = {
             ttl="ttl",
             types=_TTL_TYPES,
             indexes=(EXPIRY_INDEX,),
-            description="failed logins by `email#…` and `ip#…`, sorted by time",
+            description="login attempt budgets (`slot#n` of `email#…`, `ip#…`, `device#…`) and flood counts (`flood#<minute>`)",
         ),
         Table(
             "articles",

@@ -56,6 +56,7 @@ CHALICE_CLI = (
 LOCAL_STAGES = frozenset({"local", "test"})
 APP = "inkwell"  # every AWS name of a stage starts `inkwell-<stage>` (physical_name)
 DEV_SECRET = "inkwell-local-development-secret-not-for-production"
+MIN_SCRYPT_N = 2**17  # OWASP's minimum scrypt cost: the default, and the least a deployed stage accepts
 
 
 class ConfigError(RuntimeError):
@@ -111,7 +112,7 @@ def get() -> Settings:
         refresh_max_seconds=int(env.get(REFRESH_MAX_SECONDS, str(30 * 24 * 3600))),
         article_webhook_url=env.get(ARTICLE_WEBHOOK_URL, ""),
         ws_management_endpoint=env.get(WS_MANAGEMENT_ENDPOINT) or None,
-        scrypt_n=int(env.get(SCRYPT_N, str(2**14))),
+        scrypt_n=int(env.get(SCRYPT_N, str(MIN_SCRYPT_N))),
         webhook_timeout_seconds=float(env.get(WEBHOOK_TIMEOUT, "30")),
         ws_url=env.get(WS_URL) or None,
         fanout_threshold=int(env.get(FANOUT_THRESHOLD, "1000")),

@@ -68,7 +68,8 @@ def _value(name: str, settings: config.Settings) -> str:
 def check_startup() -> None:
     """At a Lambda cold start, refuse to run without an explicit deployed stage (`INKWELL_STAGE`
     unset or local would run on the public development secrets), or without its JWT secret (at
-    least 32 bytes) or the audit digest key (which signs every audit event).
+    least 32 bytes) or the audit digest key (which signs every audit event), or with a scrypt cost
+    under OWASP's minimum (`INKWELL_SCRYPT_N` < 2^17).
 
     Reading them here also warms the cache, so the first request pays the SSM calls, not a later
     one. Outside Lambda (tests, `chalice package` and `chalice deploy`, which import app.py with
@@ -81,6 +82,11 @@ def check_startup() -> None:
         raise ConfigError(
             f"{config.STAGE} is {stage or 'not set'} on Lambda: a function runs only as a deployed stage "
             f"(not {', '.join(sorted(config.LOCAL_STAGES))}, whose secrets are the public development ones)"
+        )
+    if config.get().scrypt_n < config.MIN_SCRYPT_N:
+        raise ConfigError(
+            f"{config.SCRYPT_N} is {config.get().scrypt_n}: a deployed stage hashes passwords at "
+            f"N >= {config.MIN_SCRYPT_N} (OWASP's minimum for scrypt)"
         )
     get(config.JWT_SECRET)
     get(config.AUDIT_DIGEST_KEY)

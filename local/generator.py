@@ -1,6 +1,9 @@
 """The fake article generator: the webhook `ARTICLE_WEBHOOK_URL` points at when none is given.
 
-It checks `X-Inkwell-Signature: sha256=<hex HMAC-SHA256(body, WEBHOOK_SECRET)>` (401 otherwise),
+It checks the timestamped signature as docs/api.md asks generators to (401 otherwise):
+`X-Inkwell-Signature-V2: sha256=<hex HMAC-SHA256("<X-Inkwell-Timestamp>.<X-Inkwell-Delivery>.<body>",
+WEBHOOK_SECRET)>`, a timestamp within TOLERANCE seconds of its clock (a captured call replayed
+later is stale), and a delivery id it has not seen (one replayed at once); it
 answers 400 to a body that is not the contract's `{"article_id","title","topic","keywords"}`,
 then, after a short delay, 200 `{"content": ...}` derived only from the request, so runs are
 deterministic and `make run` works offline. Tests make it fail on purpose with faults
@@ -23,13 +26,28 @@ import math
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+TOLERANCE = 300  # seconds a signed call stays valid (and its delivery id remembered twice as long)
+
 
 def signature(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signed(body: bytes, secret: str, now: float | None = None, delivery: str | None = None) -> dict[str, str]:
+    """The signature headers (lower-cased) of a call made at `now`, as the app sends them."""
+    stamp, delivery = str(int(time.time() if now is None else now)), delivery or uuid.uuid4().hex
+    mac = hmac.new(secret.encode(), f"{stamp}.{delivery}.".encode() + body, hashlib.sha256).hexdigest()
+    return {
+        "x-inkwell-signature": signature(body, secret),
+        "x-inkwell-timestamp": stamp,
+        "x-inkwell-delivery": delivery,
+        "x-inkwell-signature-v2": f"sha256={mac}",
+    }
 
 
 def content_for(request: dict[str, Any]) -> str:
@@ -63,6 +81,7 @@ class FakeGenerator:
     ) -> None:
         self._secret, self._delay, self._sleep, self._clock = secret, delay, sleep, clock
         self._faults: list[Fault] = []
+        self._seen: dict[str, float] = {}  # delivery id -> when it came
         self._lock = threading.Lock()
         self.calls = 0
         self.failure_rate = 0.0
@@ -111,6 +130,24 @@ class FakeGenerator:
                     return fault
         return None
 
+    def _refused(self, headers: dict[str, str], body: bytes) -> str | None:
+        """Why a call's signature is refused (None when it holds): forged, stale or replayed."""
+        stamp, delivery = headers.get("x-inkwell-timestamp", ""), headers.get("x-inkwell-delivery", "")
+        if not stamp.isdigit() or not delivery:
+            return "missing X-Inkwell-Timestamp or X-Inkwell-Delivery"
+        expected = signed(body, self._secret, int(stamp), delivery)["x-inkwell-signature-v2"]
+        if not hmac.compare_digest(headers.get("x-inkwell-signature-v2", "").encode(), expected.encode()):
+            return "bad or missing X-Inkwell-Signature-V2"
+        now = self._clock()
+        if abs(now - int(stamp)) > TOLERANCE:
+            return "stale X-Inkwell-Timestamp (more than 5 minutes off)"
+        with self._lock:
+            self._seen = {d: at for d, at in self._seen.items() if at > now - 2 * TOLERANCE}
+            if delivery in self._seen:
+                return "replayed X-Inkwell-Delivery"
+            self._seen[delivery] = now
+        return None
+
     def handle(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
         """(status, JSON answer) for one webhook call; headers are lower-cased."""
         status, answer, _ = self.call(headers, body)
@@ -119,9 +156,9 @@ class FakeGenerator:
     def call(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any], dict[str, str]]:
         """(status, JSON answer, response headers) for one webhook call; headers are lower-cased."""
         self.calls += 1
-        given = headers.get("x-inkwell-signature", "")
-        if not hmac.compare_digest(given.encode(), signature(body, self._secret).encode()):
-            return 401, {"message": "bad or missing X-Inkwell-Signature"}, {}
+        refused = self._refused(headers, body)
+        if refused:
+            return 401, {"message": refused}, {}
         try:
             request = json.loads(body)
         except ValueError:

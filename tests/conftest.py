@@ -28,7 +28,7 @@ TEST_ENV = {
     "JWT_SECRET": "test-jwt-secret-" + "0123456789abcdef" * 4,
     "WEBHOOK_SECRET": "test-webhook-secret",
     "AUDIT_DIGEST_KEY": "test-audit-digest-key",
-    "INKWELL_SCRYPT_N": "1024",  # the production cost (2**14) is measured in bench, not paid per test
+    "INKWELL_SCRYPT_N": "1024",  # the production cost (2**17) is checked once (test_passwords) and measured in bench, not paid per test
 }
 
 ROLE_PASSWORD = "correct horse battery staple"

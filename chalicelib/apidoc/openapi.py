@@ -92,7 +92,7 @@ def build(routes: dict[str, dict[str, Any]], server: str = "/") -> dict[str, Any
             "schemas": schemas,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "cookie": {"type": "apiKey", "in": "cookie", "name": "inkwell_refresh"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": "__Host-inkwell_refresh"},
             },
         },
     }

@@ -43,6 +43,7 @@ ACTIONS: dict[str, Action] = {
     # who is who: every one of these is security-relevant, so written before the response returns
     "auth.login": _a("auth", critical=True),
     "auth.login_failed": _a("auth", "warning", critical=True),
+    "auth.login_throttled": _a("auth", "warning", critical=True),  # counts (audit.floods)
     "auth.lockout": _a("auth", "error", critical=True),
     "auth.logout": _a("auth", critical=True),
     "auth.token_refused": _a("auth", "warning", critical=True),

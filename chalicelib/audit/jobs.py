@@ -29,8 +29,12 @@ def audit_digest(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 
 def audit_tally(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Count the finished minutes (every 5 minutes), so that a report reads counts up to a few
-    minutes ago; not audited (it runs 288 times a day and changes nothing readable)."""
-    return counts.count(timeutil.now(), ctx.time_left)
+    minutes ago; not audited (it runs 288 times a day and changes nothing readable). First, the
+    refusals of floods counted but not recorded yet become events (`audit.floods`)."""
+    from chalicelib.audit import floods
+
+    flooded = floods.flush()
+    return {**counts.count(timeutil.now(), ctx.time_left), "flood_events": flooded}
 
 
 def activity_logs(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:

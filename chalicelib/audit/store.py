@@ -31,6 +31,8 @@ MAX_SUMMARY_EVENTS = 10_000
 MAX_REPORT_EVENTS = 50_000
 TOP = 10
 RECENT_ERRORS = 20
+# Failed logins, counted in the report by their `details.count` (1 when absent).
+FAILED_LOGINS = frozenset({"auth.login_failed", "auth.login_throttled"})
 
 
 @dataclass(frozen=True)
@@ -270,11 +272,13 @@ def tally(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             t[name][key] = t[name].get(key, 0) + 1
         if i.get("user_id"):
             t["users"][i["user_id"]] = t["users"].get(i["user_id"], 0) + 1
-        if i["action"] == "auth.login_failed":
-            t["failed"] += 1
-            email, ip = str((i.get("details") or {}).get("email", "?")), str(i.get("ip") or "?")
-            t["by_email"][email] = t["by_email"].get(email, 0) + 1
-            t["by_ip"][ip] = t["by_ip"].get(ip, 0) + 1
+        if i["action"] in FAILED_LOGINS:
+            details = i.get("details") or {}
+            n = int(details.get("count", 1))  # a flood's refusals are audited as counts (audit.floods)
+            t["failed"] += n
+            email, ip = str(details.get("email", "?")), str(i.get("ip") or details.get("ip") or "?")
+            t["by_email"][email] = t["by_email"].get(email, 0) + n
+            t["by_ip"][ip] = t["by_ip"].get(ip, 0) + n
         t["lockouts"] += i["action"] == "auth.lockout"
         if i["severity"] in ERROR_SEVERITIES:
             t["errors"] += 1

@@ -18,7 +18,10 @@ routes = Blueprint(__name__)
         ANYONE,
         "Login",
         body="chalicelib.auth.service:Credentials",
-        errors={401: "wrong credentials", 429: "5 failed attempts for that email within 15 minutes"},
+        errors={
+            401: "wrong credentials",
+            429: "5 failed attempts for that email (or 20 for that address) within 15 minutes",
+        },
     ),
 )
 def login() -> object:
@@ -28,8 +31,8 @@ def login() -> object:
 
     body = http.parse(auth.Credentials, routes.current_request)
     inv = runtime.current()
-    session = auth.login(body.email, body.password, inv.ip)
-    return browser.answer(session) if browser.wants_cookie(inv.headers) else session
+    session = auth.login(body.email, body.password, inv.ip, inv.headers)
+    return browser.answer(session) if browser.wants_cookie(inv.headers) else browser.api_answer(session)
 
 
 @route(
@@ -53,7 +56,10 @@ def refresh() -> object:
     inv = runtime.current()
     if browser.wants_cookie(inv.headers):  # a browser: the token is in the cookie (module docstring)
         browser.check_same_origin(inv.headers)
-        token = browser.cookie_token(inv.headers)
+        try:
+            token = browser.cookie_token(inv.headers)
+        except browser.SeveralCookies:
+            raise errors.Unauthenticated("several session cookies arrived; log in again") from None
         if not token:
             raise errors.Unauthenticated("no session cookie; log in again")
         return browser.answer(auth.refresh(token))

@@ -10,6 +10,9 @@ token (each works once) and a used one presented again revokes the session.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
+import re
 import secrets
 import uuid
 from typing import Any, Literal
@@ -17,13 +20,16 @@ from typing import Any, Literal
 from pydantic import Field, StrictBool
 
 from chalicelib import audit, aws, config, errors, events, runtime, secret, timeutil
-from chalicelib.auth import passwords, tokens
-from chalicelib.auth.store import EmailTaken, LoginAttempts, RefreshTokens, SessionGone, Sessions, TokenUsed, Users
+from chalicelib.audit import floods
+from chalicelib.auth import browser, gate, passwords, tokens
+from chalicelib.auth.store import EmailTaken, RefreshTokens, SessionGone, Sessions, TokenUsed, Users
 from chalicelib.http import Body
 
 ROLES = ("admin", "editor", "viewer")
 EMAIL_FAILURE_LIMIT = 5  # the contract: 429 once 5 attempts for an email failed in 15 minutes
 IP_FAILURE_LIMIT = 20  # one address spraying many emails
+DEVICE_FAILURE_LIMIT = 5  # a device that logged in to the email before: its own budget
+EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 __all__ = [
     "ROLES",
@@ -56,8 +62,8 @@ def refresh_tokens() -> RefreshTokens:
     return RefreshTokens(aws.table("refresh_tokens"), aws.table("sessions"), aws.table("users"))
 
 
-def attempts() -> LoginAttempts:
-    return LoginAttempts(aws.table("login_attempts"))
+def attempts() -> gate.Gate:
+    return gate.Gate(aws.table("login_attempts"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -82,40 +88,46 @@ def create_user(email: str, password: str, role: str) -> dict[str, Any]:
     """Raises EmailTaken."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
+    if not passwords.MIN_LENGTH <= len(password) <= passwords.MAX_LENGTH:
+        raise ValueError(f"a password needs {passwords.MIN_LENGTH} to {passwords.MAX_LENGTH} characters")
     hashed = passwords.hash_password(password, config.get().scrypt_n)
     user = public_user(users().create(normalize_email(email), hashed, role))
     audit.record("user.create", resource=("user", user["id"]), details={"email": user["email"], "role": role})
     return user
 
 
-def login(email: str, password: str, ip: str | None) -> dict[str, Any]:
+def login(email: str, password: str, ip: str | None, headers: dict[str, str] | None = None) -> dict[str, Any]:
     """A token for valid credentials. Raises LoginThrottled, or errors.Unauthenticated.
 
-    A wrong password and an unknown email get the same answer after the same scrypt work.
+    A slot of each attempt budget is reserved before the password is checked (`gate`), so
+    concurrent attempts check no more than the limits; a right password gives its slots back.
+    A wrong password, an unknown email and a disabled account get the same answer after the
+    same scrypt work (a disabled account's right password is not confirmed). The answer's
+    `device` is the device cookie's value (`browser`).
     """
     email = normalize_email(email)
-    keys = [f"email#{email}"] + ([f"ip#{ip}"] if ip else [])
-    gate = attempts()
-    wait = max(
-        gate.locked_for(keys[0], EMAIL_FAILURE_LIMIT),
-        gate.locked_for(keys[1], IP_FAILURE_LIMIT) if ip else 0,
-    )
-    if wait:
-        audit.record("auth.login_failed", details={"email": email, "reason": "locked_out", "retry_after": wait})
-        raise LoginThrottled(wait)
+    shown = shown_email(email)
+    key = _attempt_key()
+    device = browser.device_of(headers or {}, email, key)
+    budgets = _budgets(email, ip, device, key)
+    g, attempt = attempts(), uuid.uuid4().hex
+    last = _reserve(g, budgets, attempt, ip, shown)
     user = users().by_email(email)
-    ok = passwords.verify_password(password, user["password_hash"] if user else _dummy_hash())
-    if not (user and ok):
-        gate.record_failure(keys)
-        reason = "wrong_password" if user else "unknown_email"
+    stored = user["password_hash"] if user else _dummy_hash()
+    ok = passwords.verify_password(password, stored)
+    if not (user and ok and not user.get("disabled")):
+        reason = "unknown_email" if not user else "wrong_password" if not ok else "disabled"
         audit.record(
-            "auth.login_failed", user_id=user["id"] if user else None, details={"email": email, "reason": reason}
+            "auth.login_failed", user_id=user["id"] if user else None, details={"email": shown, "reason": reason}
         )
-        _record_lockouts(gate, keys, email)
+        for (budget, limit), filled in zip(budgets, last, strict=True):
+            if filled:  # this failure took the budget's last slot
+                scope = budget.partition("#")[0]
+                audit.record("auth.lockout", details={"scope": scope, "email": shown, "ip": ip, "failures": limit})
         raise errors.Unauthenticated("invalid email or password")
-    if user.get("disabled"):
-        audit.record("auth.login_failed", user_id=user["id"], details={"email": email, "reason": "disabled"})
-        raise errors.Forbidden("this account is disabled")
+    for budget, _ in budgets:
+        g.release(budget, attempt)
+    _rehash(user, password, stored)
     now = timeutil.now()
     sid, refresh_token = uuid.uuid4().hex, new_refresh_token()
     settings = config.get()
@@ -131,7 +143,51 @@ def login(email: str, password: str, ip: str | None) -> dict[str, Any]:
         user_email=user["email"],
         details={"email": email, "role": user["role"], "session": sid},
     )
-    return _session_answer(user, sid, refresh_token, refresh_expires, now)
+    answer = _session_answer(user, sid, refresh_token, refresh_expires, now)
+    return {**answer, "device": browser.device_token(device or uuid.uuid4().hex, email, key)}
+
+
+def _attempt_key() -> str:
+    """The key of the email budgets' hashes and the device cookies' HMACs: derived from the JWT
+    secret (rotating it forgets known devices), never the signing key itself."""
+    return hmac.new(secret.get(config.JWT_SECRET).encode(), b"inkwell login attempts", hashlib.sha256).hexdigest()
+
+
+def shown_email(email: str) -> str:
+    """What the audit trail and the admins see of the email field: the email, or a mark when it
+    is not shaped like one (a password typed into the wrong field is never stored)."""
+    return email if EMAIL_SHAPE.match(email) else "(not an email)"
+
+
+def _budgets(email: str, ip: str | None, device: str | None, key: str) -> list[tuple[str, int]]:
+    """The attempt budgets a login draws on: a known device's own, else the email's and the
+    address's (docs/security.md, Login throttling)."""
+    if device:
+        return [(f"device#{device}", DEVICE_FAILURE_LIMIT)]
+    return [(gate.email_key(email, key), EMAIL_FAILURE_LIMIT)] + ([(f"ip#{ip}", IP_FAILURE_LIMIT)] if ip else [])
+
+
+def _reserve(g: gate.Gate, budgets: list[tuple[str, int]], attempt: str, ip: str | None, shown: str) -> list[bool]:
+    """Reserve a slot of every budget, or none (LoginThrottled, audited as a count per address
+    and minute). For each budget, whether this attempt took its last free slot."""
+    taken: list[bool] = []
+    for budget, limit in budgets:
+        wait, left = g.reserve(budget, limit, attempt)
+        if wait:
+            for held, _ in budgets[: len(taken)]:
+                g.release(held, attempt)
+            scope = budget.partition("#")[0]
+            floods.note("auth.login_throttled", ("ip", ip or "-"), {"email": shown, "scope": scope})
+            raise LoginThrottled(wait)
+        taken.append(left == 0)
+    return taken
+
+
+def _rehash(user: dict[str, Any], password: str, stored: str) -> None:
+    """Store a right password again at the current cost when its hash was made cheaper."""
+    n = config.get().scrypt_n
+    if passwords.needs_rehash(stored, n):
+        users().set_password(user["id"], stored, passwords.hash_password(password, n))
 
 
 def new_refresh_token() -> str:
@@ -208,14 +264,6 @@ def end_sessions(user_id: str, sids: tuple[str, ...] | None = None, kept: tuple[
     return revoked
 
 
-def _record_lockouts(gate: LoginAttempts, keys: list[str], email: str) -> None:
-    """A failure that just locked an email or an address (a burst from one IP) is a lockout."""
-    for key, limit in zip(keys, (EMAIL_FAILURE_LIMIT, IP_FAILURE_LIMIT), strict=False):
-        if gate.failures(key) == limit:
-            scope, _, value = key.partition("#")
-            audit.record("auth.lockout", details={"scope": scope, scope: value, "email": email, "failures": limit})
-
-
 def authenticate(authorization: str | None) -> dict[str, Any]:
     """The user behind `Authorization: Bearer <jwt>`, or errors.Unauthenticated."""
     scheme, _, token = (authorization or "").strip().partition(" ")
@@ -260,7 +308,7 @@ class Credentials(Body):
 
 class NewUser(Body):
     email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    password: str = Field(min_length=8, max_length=256)
+    password: str = Field(min_length=passwords.MIN_LENGTH, max_length=passwords.MAX_LENGTH)
     role: Literal["admin", "editor", "viewer"]
 
 
@@ -352,14 +400,15 @@ def change_password(caller: dict[str, Any], current: str, new: str) -> None:
         raise errors.Unauthenticated("token has been revoked")
     # Wrong current passwords count as failed logins of the email: a stolen access token cannot
     # be used to guess the password faster than the login form allows.
-    gate, key = attempts(), f"email#{user['email']}"
-    wait = gate.locked_for(key, EMAIL_FAILURE_LIMIT)
+    g, attempt = attempts(), uuid.uuid4().hex
+    budget = gate.email_key(user["email"], _attempt_key())
+    wait, _ = g.reserve(budget, EMAIL_FAILURE_LIMIT, attempt)
     if wait:
         raise LoginThrottled(wait)
     if not passwords.verify_password(current, user["password_hash"]):
-        gate.record_failure([key])
         audit.record("auth.password_change_failed", details={"reason": "wrong_current_password"})
         raise errors.Invalid("is not your current password", "current_password")
+    g.release(budget, attempt)
     new_hash = passwords.hash_password(new, config.get().scrypt_n)
     if not users().set_password(user["id"], user["password_hash"], new_hash):
         raise errors.Conflict("the password changed meanwhile; try again")
@@ -373,7 +422,7 @@ class Refresh(Body):
 
 class PasswordChange(Body):
     current_password: str = Field(min_length=1, max_length=256)
-    new_password: str = Field(min_length=8, max_length=256)
+    new_password: str = Field(min_length=passwords.MIN_LENGTH, max_length=passwords.MAX_LENGTH)
 
 
 class UserChanges(Body):

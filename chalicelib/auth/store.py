@@ -1,4 +1,4 @@
-"""DynamoDB gateways for users, sessions and login attempts."""
+"""DynamoDB gateways for users, sessions and refresh tokens (login attempts: `gate`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, timeutil
-
-WINDOW_SECONDS = 15 * 60
-ATTEMPT_RETENTION_SECONDS = 24 * 3600
 
 
 class EmailTaken(Exception):
@@ -287,50 +284,3 @@ class RefreshTokens:
                 raise SessionGone() from None
             return [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])] or ["Unknown"]
         return None
-
-
-class LoginAttempts:
-    """Failed logins under `email#<email>` and `ip#<ip>`, newest last."""
-
-    def __init__(self, table: Any) -> None:
-        self._table = table
-
-    def record_failure(self, keys: list[str]) -> None:
-        now = timeutil.now()
-        with self._table.batch_writer() as batch:
-            for key in keys:
-                batch.put_item(
-                    Item={
-                        "key": key,
-                        "at": f"{timeutil.iso_ms(now)}#{uuid.uuid4().hex[:8]}",
-                        **timeutil.ttl_fields(now + ATTEMPT_RETENTION_SECONDS),
-                    }
-                )
-
-    def failures(self, key: str) -> int:
-        """How many failures for `key` fall within the window now."""
-        now = timeutil.now()
-        result = self._table.query(
-            KeyConditionExpression=Key("key").eq(key) & Key("at").gte(timeutil.iso_ms(now - WINDOW_SECONDS)),
-            Select="COUNT",
-            ConsistentRead=True,
-        )
-        return int(result.get("Count", 0))
-
-    def locked_for(self, key: str, limit: int) -> int:
-        """Seconds until `key` may try again (0 when it may now): locked while `limit`
-        failures fall within the window."""
-        now = timeutil.now()
-        result = self._table.query(
-            KeyConditionExpression=Key("key").eq(key) & Key("at").gte(timeutil.iso_ms(now - WINDOW_SECONDS)),
-            ScanIndexForward=False,
-            Limit=limit,
-            ProjectionExpression="#a",
-            ExpressionAttributeNames={"#a": "at"},
-            ConsistentRead=True,
-        )
-        items = result.get("Items", [])
-        if len(items) < limit:
-            return 0
-        oldest = timeutil.parse_iso(items[-1]["at"].split("#")[0])
-        return max(1, int(oldest + WINDOW_SECONDS - now) + 1)

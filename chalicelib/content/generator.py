@@ -1,7 +1,9 @@
 """The article generator's client: the generation webhook, as the contract describes it, and its call log.
 
 `ArticleGenerator.generate` POSTs `{"article_id","title","topic","keywords"}` with
-`X-Inkwell-Signature: sha256=<hex HMAC-SHA256 of the body with WEBHOOK_SECRET>`, within a
+`X-Inkwell-Signature: sha256=<hex HMAC-SHA256 of the body with WEBHOOK_SECRET>` and the
+timestamped signature (`signed_headers`: `X-Inkwell-Timestamp`, `X-Inkwell-Delivery`,
+`X-Inkwell-Signature-V2`), within a
 timeout that never runs past the Lambda's deadline. A 200 `{"content": str}` is the content; a
 timeout, a connection error, a 5xx or a 429 is retried (a plain exception); a 429 with
 `Retry-After` (seconds or an HTTP date) raises `Throttled`, which the worker waits out without
@@ -23,6 +25,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +54,20 @@ class WebhookUnavailable(JobError):
 
 def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signed_headers(body: bytes, secret: str, now: float, delivery: str) -> dict[str, str]:
+    """The signature headers of one call: the contract's body signature, and the one a generator
+    should check, over `<timestamp>.<delivery>.<body>` (docs/api.md, Article generation webhook):
+    a captured call replayed later is stale, and one replayed at once repeats its delivery id."""
+    stamp = str(int(now))
+    signed = f"{stamp}.{delivery}.".encode() + body
+    return {
+        "X-Inkwell-Signature": sign(body, secret),
+        "X-Inkwell-Timestamp": stamp,
+        "X-Inkwell-Delivery": delivery,
+        "X-Inkwell-Signature-V2": "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest(),
+    }
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -148,7 +165,7 @@ class ArticleGenerator:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "Inkwell/1.0",
-            "X-Inkwell-Signature": sign(body, self._secret),
+            **signed_headers(body, self._secret, timeutil.now(), uuid.uuid4().hex),
             "X-Inkwell-Job": job_id,
         }
         entry: dict[str, Any] = {

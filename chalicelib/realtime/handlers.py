@@ -18,6 +18,7 @@ from typing import Any
 from chalice import Response
 
 from chalicelib import audit, errors, runtime
+from chalicelib.audit import floods
 from chalicelib.content import articles
 from chalicelib.realtime import frames, protocol, rooms, tickets
 from chalicelib.realtime.live import connections, event_log, forget
@@ -38,7 +39,7 @@ def connect(event: Any) -> Response | None:
     try:
         user = tickets.authenticate(params)
     except errors.Unauthenticated as exc:
-        audit.record("realtime.refused", details={"via": via, "reason": exc.message})
+        floods.note("realtime.refused", ("ip", runtime.current().ip or "-"), {"via": via, "reason": exc.message})
         return Response(body={"message": exc.message}, status_code=401)
     runtime.current().user = user
     base = rooms.base_rooms(user["id"], user["role"])
@@ -91,10 +92,12 @@ def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | st
         yield from _act(connection_id, frame)
     except rooms.RoomRefused as exc:
         room = getattr(frame, "room", None)
-        audit.record(
+        actor = runtime.current().user
+        floods.note(  # a count per user (or connection) and minute, not an event per frame
             "security.forbidden",
+            ("user", actor["id"]) if actor else ("connection", connection_id),
+            {"action": frame.action, "reason": str(exc)},
             resource=("room", str(room)[:256]) if room else None,
-            details={"action": frame.action, "reason": str(exc)},
         )
         yield protocol.error(str(exc), frame.action, room)
     except Exception as exc:

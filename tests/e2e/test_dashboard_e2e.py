@@ -312,13 +312,13 @@ def test_a_reload_keeps_the_session_and_no_script_can_read_a_token(served: Local
         "() => ({cookie: document.cookie, session: JSON.stringify(sessionStorage), local: JSON.stringify(localStorage)})"
     )
     assert readable == {"cookie": "", "session": "{}", "local": "{}"}
-    [cookie] = [c for c in page.context.cookies() if c["name"] == "inkwell_refresh"]
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "__Host-inkwell_refresh"]
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/api/auth"
 
     # WHEN the admin signs out THEN a reload asks for a login again
     page.click("#logout")
     page.wait_for_selector("#login-form")
-    eventually(lambda: not [c for c in page.context.cookies() if c["name"] == "inkwell_refresh"], timeout=5)
+    eventually(lambda: not [c for c in page.context.cookies() if c["name"] == "__Host-inkwell_refresh"], timeout=5)
     page.reload()
     page.wait_for_selector("#login-view:not([hidden])", timeout=10000)
     assert errors == [], errors

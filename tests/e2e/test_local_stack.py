@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from local.generator import signature
+from local.generator import signed
 from tests.e2e.conftest import LocalStack, eventually, start_stack, stop_stack
 
 # --- REST ---------------------------------------------------------------------------------------
@@ -53,12 +53,12 @@ def test_concurrent_requests_each_see_their_own_request(stack: LocalStack) -> No
     admin = stack.login()
     email = f"editor-{uuid.uuid4().hex[:8]}@example.com"
     status, editor, _ = stack.request(
-        "POST", "/api/users", {"email": email, "password": "long enough pw", "role": "editor"}, token=admin
+        "POST", "/api/users", {"email": email, "password": "long enough password", "role": "editor"}, token=admin
     )
     assert status == 201, editor
     users = {
         stack.request("GET", "/api/auth/me", token=admin)[1]["id"]: admin,
-        editor["id"]: stack.login(email, "long enough pw"),
+        editor["id"]: stack.login(email, "long enough password"),
     }
     calls = [(user_id, token, f"title {i} by {user_id}") for i in range(12) for user_id, token in users.items()]
 
@@ -306,19 +306,18 @@ def test_the_fake_generator_checks_the_signature_and_can_be_told_to_fail(stack: 
     path = url[len(stack.control_url) :]
     secret = "inkwell-local-development-secret-not-for-production:WEBHOOK_SECRET"
 
-    def call(sig: str | None) -> tuple[int, Any]:
-        headers = {"X-Inkwell-Signature": sig} if sig else {}
-        status, answer, _ = stack.request("POST", path, raw=body, headers=headers, base=stack.control_url)
+    def call(headers: dict[str, str] | None) -> tuple[int, Any]:
+        status, answer, _ = stack.request("POST", path, raw=body, headers=headers or {}, base=stack.control_url)
         return status, answer
 
     assert call(None)[0] == 401
-    assert call("sha256=" + "0" * 64)[0] == 401
-    first, second = call(signature(body, secret)), call(signature(body, secret))
+    assert call({**signed(body, secret), "x-inkwell-signature-v2": "sha256=" + "0" * 64})[0] == 401
+    first, second = call(signed(body, secret)), call(signed(body, secret))
     assert first[0] == 200 and first == second and "tea" in first[1]["content"]
 
     assert stack.control("POST", "/generator/faults", {"status": 503, "times": 1, "article_id": "a1"})[0] == 204
-    assert call(signature(body, secret))[0] == 503
-    assert call(signature(body, secret))[0] == 200
+    assert call(signed(body, secret))[0] == 503
+    assert call(signed(body, secret))[0] == 200
 
 
 # --- operations ---------------------------------------------------------------------------------

@@ -55,10 +55,13 @@ class People:
     def user(self, role: str = "editor") -> tuple[dict[str, Any], str]:
         email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
         status, user, _ = self.stack.request(
-            "POST", "/api/users", {"email": email, "password": "password-123", "role": role}, token=self.admin_token
+            "POST",
+            "/api/users",
+            {"email": email, "password": "password-123-long-enough", "role": role},
+            token=self.admin_token,
         )
         assert status == 201, user
-        return user, self.stack.login(email, "password-123")
+        return user, self.stack.login(email, "password-123-long-enough")
 
     def ticket(self, token: str) -> str:
         status, body, _ = self.stack.request("POST", "/api/realtime/ticket", token=token)

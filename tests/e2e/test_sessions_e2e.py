@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.conftest import LocalStack
 
-PASSWORD = "password-123"
+PASSWORD = "password-123-long-enough"
 
 
 def editor(stack: LocalStack) -> dict[str, Any]:

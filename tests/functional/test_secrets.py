@@ -72,6 +72,7 @@ def test_cold_start_on_lambda_refuses_a_stage_without_its_jwt_secret(
 
 def test_cold_start_on_lambda_warms_the_secret_cache(on_aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(config.STAGE, "prod")
+    monkeypatch.delenv(config.SCRYPT_N)  # the tests' cheap cost is refused on a deployed stage
     monkeypatch.setenv(config.LAMBDA_FUNCTION, "inkwell-prod-api_handler")
     config.reset()
     secret.check_startup()

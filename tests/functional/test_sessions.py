@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chalicelib import aws, events, timeutil
-from chalicelib.auth import store
+from chalicelib.auth import browser, store
 from chalicelib.realtime import sender as sender_module
 from tests.conftest import ROLE_PASSWORD, body
 from tests.functional.ws_support import FakeManagement, Gateway
@@ -212,7 +212,9 @@ def test_a_disabled_user_is_refused_everywhere(gw, api, management):
     assert refresh(api, session["refresh_token"]).status_code == 401
     assert cid in management.deleted
     relogin = api.post("/api/auth/login", {"email": session["user"]["email"], "password": ROLE_PASSWORD})
-    assert relogin.status_code == 403
+    wrong = api.post("/api/auth/login", {"email": session["user"]["email"], "password": "not the password"})
+    assert relogin.status_code == wrong.status_code == 401  # the right password is not confirmed
+    assert body(relogin) == body(wrong)
     assert patch(api, user_id, {"disabled": False}).status_code == 200
     assert login(api, "editor")["user"]["id"] == user_id
 
@@ -309,7 +311,7 @@ def test_a_password_change_needs_the_current_password(api):
     session = login(api, "editor")
     response = api.post(
         "/api/auth/password",
-        {"current_password": "wrong", "new_password": "a new password"},
+        {"current_password": "wrong", "new_password": "a new password, long enough"},
         token=session["token"],
     )
     assert response.status_code == 400
@@ -321,7 +323,7 @@ def test_a_password_change_ends_the_other_sessions_and_keeps_this_one(gw, api, m
     kept, closed = connect(gw, api, this["token"]), connect(gw, api, other["token"])
     response = api.post(
         "/api/auth/password",
-        {"current_password": ROLE_PASSWORD, "new_password": "a new password"},
+        {"current_password": ROLE_PASSWORD, "new_password": "a new password, long enough"},
         token=this["token"],
     )
     assert response.status_code == 204
@@ -330,7 +332,7 @@ def test_a_password_change_ends_the_other_sessions_and_keeps_this_one(gw, api, m
     assert refresh(api, other["refresh_token"]).status_code == 401
     assert refresh(api, this["refresh_token"]).status_code == 200
     assert management.deleted == [closed] and kept not in management.deleted
-    assert login(api, "editor", "a new password")["user"]["id"] == this["user"]["id"]
+    assert login(api, "editor", "a new password, long enough")["user"]["id"] == this["user"]["id"]
     email = this["user"]["email"]
     assert api.post("/api/auth/login", {"email": email, "password": ROLE_PASSWORD}).status_code == 401
 
@@ -350,8 +352,10 @@ def browser_login(api, role: str = "admin") -> tuple[dict[str, Any], str]:
     return body(response), set_cookie_of(response)
 
 
-def set_cookie_of(response: Any) -> str:
-    return str(next(v for k, v in response.headers.items() if k.lower() == "set-cookie"))
+def set_cookie_of(response: Any, name: str = browser.COOKIE) -> str:
+    """The `Set-Cookie` of cookie `name` (the login also sets the device cookie)."""
+    values = next(v for k, v in response.headers.items() if k.lower() == "set-cookie")
+    return next(v for v in (values if isinstance(values, list) else [values]) if v.startswith(f"{name}="))
 
 
 def cookie_value(set_cookie: str) -> str:
@@ -359,7 +363,7 @@ def cookie_value(set_cookie: str) -> str:
 
 
 def cookie_refresh(api, cookie: str, **headers: str) -> Any:
-    sent = {**SAME_SITE, "cookie": f"theme=dark; inkwell_refresh={cookie}", **headers}
+    sent = {**SAME_SITE, "cookie": f"theme=dark; {browser.COOKIE}={cookie}", **headers}
     return api.client.http.request("POST", "/api/auth/refresh", headers=sent, body=b"")
 
 
@@ -367,8 +371,9 @@ def test_a_browser_login_puts_the_refresh_token_in_a_strict_httponly_cookie_only
     session, set_cookie = browser_login(api)
     assert "refresh_token" not in session and session["token"] and session["refresh_expires_at"]
     attributes = {a.strip() for a in set_cookie.split(";")[1:]}
-    assert {"HttpOnly", "Secure", "SameSite=Strict", "Path=/api/auth"} <= attributes
-    assert set_cookie.startswith("inkwell_refresh=") and len(cookie_value(set_cookie)) >= 43
+    assert {"HttpOnly", "Secure", "SameSite=Strict", "Path=/"} <= attributes
+    assert not any(a.lower().startswith("domain") for a in attributes)  # what `__Host-` requires
+    assert set_cookie.startswith("__Host-inkwell_refresh=") and len(cookie_value(set_cookie)) >= 43
 
 
 def test_a_same_site_cookie_refresh_rotates_the_cookie(api):
@@ -404,7 +409,7 @@ def test_a_cross_site_cookie_refresh_is_refused_and_the_session_kept(api, header
 
 def test_the_cookie_alone_authenticates_nothing(api):
     _, set_cookie = browser_login(api)
-    headers = {"host": HOST, "origin": f"https://{HOST}", "cookie": f"inkwell_refresh={cookie_value(set_cookie)}"}
+    headers = {"host": HOST, "origin": f"https://{HOST}", "cookie": f"{browser.COOKIE}={cookie_value(set_cookie)}"}
     response = api.client.http.request("POST", "/api/auth/refresh", headers=headers, body=b"")
     assert response.status_code in (400, 415)  # the body variant, which has no token: nothing refreshed
     assert cookie_refresh(api, cookie_value(set_cookie)).status_code == 200
@@ -415,18 +420,27 @@ def test_a_cookie_refresh_without_the_cookie_is_a_401(api):
     assert response.status_code == 401
 
 
+def test_a_cookie_refresh_with_several_refresh_cookies_is_refused_not_the_first_taken(api):
+    _, set_cookie = browser_login(api)
+    planted = "x" * 43  # what a cookie planted beside the real one would look like
+    sent = {**SAME_SITE, "cookie": f"{browser.COOKIE}={planted}; {browser.COOKIE}={cookie_value(set_cookie)}"}
+    response = api.client.http.request("POST", "/api/auth/refresh", headers=sent, body=b"")
+    assert response.status_code == 401 and "several" in body(response)["Message"]
+    assert cookie_refresh(api, cookie_value(set_cookie)).status_code == 200  # the session was not touched
+
+
 def test_logout_removes_the_cookie(api):
     session, _ = browser_login(api)
     response = api.post("/api/auth/logout", token=session["token"])
     assert response.status_code == 204
-    assert set_cookie_of(response).startswith("inkwell_refresh=;") and "Max-Age=0" in set_cookie_of(response)
+    assert set_cookie_of(response).startswith("__Host-inkwell_refresh=;") and "Max-Age=0" in set_cookie_of(response)
 
 
 def test_wrong_current_passwords_count_as_failed_logins(api):
     session = login(api, "editor")
-    wrong = {"current_password": "wrong", "new_password": "a new password"}
+    wrong = {"current_password": "wrong", "new_password": "a new password, long enough"}
     for _ in range(5):
         assert api.post("/api/auth/password", wrong, token=session["token"]).status_code == 400
-    right = {"current_password": ROLE_PASSWORD, "new_password": "a new password"}
+    right = {"current_password": ROLE_PASSWORD, "new_password": "a new password, long enough"}
     response = api.post("/api/auth/password", right, token=session["token"])
     assert response.status_code == 429 and int(response.headers["Retry-After"]) >= 1

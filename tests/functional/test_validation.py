@@ -21,9 +21,9 @@ from tests.functional.test_authorization import ENDPOINTS, fill_body, outcome
 
 BODY_ENDPOINTS = [
     ("POST", "/api/auth/login", {"email": "a@example.com", "password": "x"}, ANONYMOUS),
-    ("POST", "/api/users", {"email": "new@example.com", "password": "long enough", "role": "viewer"}, "admin"),
+    ("POST", "/api/users", {"email": "new@example.com", "password": "long enough, really", "role": "viewer"}, "admin"),
     ("POST", "/api/auth/refresh", {"refresh_token": "x"}, ANONYMOUS),
-    ("POST", "/api/auth/password", {"current_password": "x", "new_password": "long enough"}, "viewer"),
+    ("POST", "/api/auth/password", {"current_password": "x", "new_password": "long enough, really"}, "viewer"),
     ("PATCH", "/api/users/{user_id}", {}, "admin"),
     ("POST", "/api/articles", {"title": "t", "topic": "x"}, "editor"),
     ("POST", "/api/analytics/events", {"article_id": "{article_id}", "type": "view"}, "viewer"),
@@ -41,12 +41,24 @@ FIELD_CASES = [
     ("POST", "/api/auth/login", {"email": LONG + "@example.com", "password": "x"}, ANONYMOUS, "email"),
     ("POST", "/api/auth/login", {"email": "a@example.com", "password": LONG}, ANONYMOUS, "password"),
     # users
-    ("POST", "/api/users", {"email": "not-an-email", "password": "long enough", "role": "viewer"}, "admin", "email"),
-    ("POST", "/api/users", {"email": ["a@b.c"], "password": "long enough", "role": "viewer"}, "admin", "email"),
+    (
+        "POST",
+        "/api/users",
+        {"email": "not-an-email", "password": "long enough, really", "role": "viewer"},
+        "admin",
+        "email",
+    ),
+    ("POST", "/api/users", {"email": ["a@b.c"], "password": "long enough, really", "role": "viewer"}, "admin", "email"),
     ("POST", "/api/users", {"email": "a@example.com", "password": "short", "role": "viewer"}, "admin", "password"),
     ("POST", "/api/users", {"email": "a@example.com", "password": LONG, "role": "viewer"}, "admin", "password"),
-    ("POST", "/api/users", {"email": "a@example.com", "password": "long enough", "role": "root"}, "admin", "role"),
-    ("POST", "/api/users", {"email": "a@example.com", "password": "long enough", "role": 1}, "admin", "role"),
+    (
+        "POST",
+        "/api/users",
+        {"email": "a@example.com", "password": "long enough, really", "role": "root"},
+        "admin",
+        "role",
+    ),
+    ("POST", "/api/users", {"email": "a@example.com", "password": "long enough, really", "role": 1}, "admin", "role"),
     # sessions and users
     ("POST", "/api/auth/refresh", {"refresh_token": 5}, ANONYMOUS, "refresh_token"),
     ("POST", "/api/auth/refresh", {"refresh_token": ""}, ANONYMOUS, "refresh_token"),
@@ -54,7 +66,7 @@ FIELD_CASES = [
     (
         "POST",
         "/api/auth/password",
-        {"current_password": "wrong", "new_password": "long enough"},
+        {"current_password": "wrong", "new_password": "long enough, really"},
         "viewer",
         "current_password",
     ),

@@ -22,11 +22,20 @@ def dev_lambda(monkeypatch):
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "inkwell-dev")
     monkeypatch.delenv(config.JWT_SECRET, raising=False)
     monkeypatch.delenv(config.SECRETS_PARAMETER_PREFIX, raising=False)
+    monkeypatch.delenv(config.SCRYPT_N, raising=False)
     config.reset()
 
 
 def test_a_non_local_stage_refuses_to_start_without_a_jwt_secret(dev_lambda):
     with pytest.raises(config.ConfigError, match="JWT_SECRET"):
+        secret.check_startup()
+
+
+def test_a_deployed_stage_refuses_a_scrypt_cost_under_owasps_minimum(dev_lambda, monkeypatch):
+    monkeypatch.setenv(config.JWT_SECRET, "s" * 64)
+    monkeypatch.setenv(config.SCRYPT_N, str(2**16))
+    config.reset()
+    with pytest.raises(config.ConfigError, match="INKWELL_SCRYPT_N"):
         secret.check_startup()
 
 

@@ -12,7 +12,7 @@ import pytest
 from chalice import Chalice, Rate
 
 from local import sources
-from local.generator import FakeGenerator, content_for, signature
+from local.generator import TOLERANCE, FakeGenerator, content_for, signed
 from local.scheduler import Scheduler, UnknownSchedule, scheduled_event
 from local.stack import StackConfig
 from local.websocket import Connection, new_connection_id, request_context
@@ -26,8 +26,8 @@ def generator() -> FakeGenerator:
 
 def test_the_generator_answers_deterministic_content_to_a_signed_request() -> None:
     gen = generator()
-    first = gen.handle({"x-inkwell-signature": signature(BODY, "secret")}, BODY)
-    assert first == gen.handle({"x-inkwell-signature": signature(BODY, "secret")}, BODY)
+    first = gen.handle(signed(BODY, "secret"), BODY)
+    assert first == gen.handle(signed(BODY, "secret"), BODY)
     assert first[0] == 200 and "green tea" in first[1]["content"] and "sencha" in first[1]["content"]
     assert content_for({"title": "A"}) != content_for({"title": "B"})
 
@@ -36,23 +36,43 @@ def test_the_generator_answers_deterministic_content_to_a_signed_request() -> No
     ("headers", "body", "status"),
     [
         ({}, BODY, 401),
-        ({"x-inkwell-signature": signature(BODY, "other")}, BODY, 401),
-        ({"x-inkwell-signature": signature(BODY, "secret")[:-1]}, BODY, 401),
-        ({"x-inkwell-signature": signature(b"nope", "secret")}, b"nope", 400),
-        ({"x-inkwell-signature": signature(b"[]", "secret")}, b"[]", 400),
-        ({"x-inkwell-signature": signature(b'{"title":"x"}', "secret")}, b'{"title":"x"}', 400),
+        (signed(BODY, "other"), BODY, 401),
+        (
+            {**signed(BODY, "secret"), "x-inkwell-signature-v2": signed(BODY, "secret")["x-inkwell-signature-v2"][:-1]},
+            BODY,
+            401,
+        ),
+        ({k: v for k, v in signed(BODY, "secret").items() if k != "x-inkwell-signature-v2"}, BODY, 401),
+        ({k: v for k, v in signed(BODY, "secret").items() if k != "x-inkwell-timestamp"}, BODY, 401),
+        (signed(b"nope", "secret"), b"nope", 400),
+        (signed(b"[]", "secret"), b"[]", 400),
+        (signed(b'{"title":"x"}', "secret"), b'{"title":"x"}', 400),
     ],
 )
 def test_the_generator_refuses_unsigned_or_malformed_requests(headers: dict, body: bytes, status: int) -> None:
     assert generator().handle(headers, body)[0] == status
 
 
+def test_the_generator_refuses_stale_and_replayed_calls() -> None:
+    now = [10_000.0]
+    gen = FakeGenerator("secret", delay=0.0, sleep=lambda s: None, clock=lambda: now[0])
+    captured = signed(BODY, "secret", now[0])
+    assert gen.handle(captured, BODY)[0] == 200
+    assert gen.handle(captured, BODY) == (401, {"message": "replayed X-Inkwell-Delivery"})
+    now[0] += TOLERANCE + 1
+    fresh_id = {**signed(BODY, "secret", now[0] - TOLERANCE - 1), "x-inkwell-delivery": "another"}
+    assert gen.handle(fresh_id, BODY)[0] == 401  # the id is not signed that way: forged
+    stale = signed(BODY, "secret", now[0] - TOLERANCE - 1, "another")
+    assert "stale" in gen.handle(stale, BODY)[1]["message"]
+    assert gen.handle(signed(BODY, "secret", now[0]), BODY)[0] == 200
+
+
 def test_generator_faults_fail_n_calls_then_pass_and_can_target_one_article() -> None:
-    gen, signed = generator(), {"x-inkwell-signature": signature(BODY, "secret")}
+    gen = generator()
     gen.add_fault(500, times=2)
     gen.add_fault(429, times=1, article_id="other")
-    assert [gen.handle(signed, BODY)[0] for _ in range(3)] == [500, 500, 200]
-    assert gen.handle({**signed, "x-fake-status": "503"}, BODY)[0] == 503
+    assert [gen.handle(signed(BODY, "secret"), BODY)[0] for _ in range(3)] == [500, 500, 200]
+    assert gen.handle({**signed(BODY, "secret"), "x-fake-status": "503"}, BODY)[0] == 503
     with pytest.raises(ValueError):
         gen.add_fault(42)
 
@@ -60,10 +80,9 @@ def test_generator_faults_fail_n_calls_then_pass_and_can_target_one_article() ->
 def test_a_slow_fault_delays_the_answer_of_that_article_only() -> None:
     slept: list[float] = []
     gen = FakeGenerator("secret", delay=0.2, sleep=slept.append)
-    signed = {"x-inkwell-signature": signature(BODY, "secret")}
     gen.add_fault(200, article_id=json.loads(BODY)["article_id"], delay=3.0)
     gen.add_fault(503, article_id="other", delay=0.5)
-    assert [gen.handle(signed, BODY)[0] for _ in range(2)] == [200, 200]
+    assert [gen.handle(signed(BODY, "secret"), BODY)[0] for _ in range(2)] == [200, 200]
     assert slept == [3.0, 0.2]
     with pytest.raises(ValueError):
         gen.add_fault(200, delay=-1)
@@ -228,21 +247,20 @@ def test_a_slot_that_passes_between_construction_and_the_first_run_still_fires()
 def test_under_load_the_generator_fails_a_share_at_random_and_answers_429_above_its_rate() -> None:
     now = [100.25]
     gen = FakeGenerator("secret", delay=0.0, sleep=lambda s: None, clock=lambda: now[0])
-    signed = {"x-inkwell-signature": signature(BODY, "secret")}
     gen.set_load(0.3, rate_limit=1000, seed=7)
     statuses = []
     for i in range(1000):
         now[0] = 100.25 + i / 1000
-        statuses.append(gen.call(signed, BODY)[0])
+        statuses.append(gen.call(signed(BODY, "secret", now[0]), BODY)[0])
     assert 250 <= statuses.count(500) <= 350 and statuses.count(500) + statuses.count(200) == 1000
 
     gen.set_load(0.0, rate_limit=3)
     now[0] = 200.75
-    answers = [gen.call(signed, BODY) for _ in range(5)]
+    answers = [gen.call(signed(BODY, "secret", now[0]), BODY) for _ in range(5)]
     assert [a[0] for a in answers] == [200, 200, 200, 429, 429]
     assert answers[3][2] == {"Retry-After": "1"}
     now[0] = 201.0  # a new second
-    assert gen.call(signed, BODY)[0] == 200
+    assert gen.call(signed(BODY, "secret", now[0]), BODY)[0] == 200
     assert [c["status"] for c in gen.log] == [200, 200, 200, 429, 429, 200]
     assert gen.log[0] == {"at": 200.75, "article_id": json.loads(BODY)["article_id"], "status": 200}
     with pytest.raises(ValueError):

@@ -52,3 +52,23 @@ def test_the_dummy_hash_is_a_valid_hash_of_an_unknown_password():
     dummy = passwords.dummy_hash(N)
     assert dummy.startswith(f"scrypt${N}$")
     assert not passwords.verify_password("", dummy)
+
+
+def test_new_hashes_use_owasps_cost_by_default(monkeypatch):
+    from chalicelib import config
+
+    monkeypatch.delenv(config.SCRYPT_N, raising=False)
+    config.reset()
+    assert config.get().scrypt_n == config.MIN_SCRYPT_N >= 2**17
+    stored = passwords.hash_password("correct horse battery staple", config.get().scrypt_n)  # ~0.3 s, 128 MiB
+    assert stored.startswith("scrypt$131072$8$1$")
+    assert passwords.verify_password("correct horse battery staple", stored)
+    assert not passwords.needs_rehash(stored, config.get().scrypt_n)
+    config.reset()
+
+
+def test_an_older_cheaper_hash_verifies_and_asks_for_a_rehash():
+    old = passwords.hash_password("pw", 512)
+    assert passwords.verify_password("pw", old)
+    assert passwords.needs_rehash(old, N) and not passwords.needs_rehash(passwords.hash_password("pw", N), N)
+    assert passwords.needs_rehash("not a hash", N)

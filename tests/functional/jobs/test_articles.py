@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 
@@ -52,6 +53,14 @@ def test_generate_goes_processing_then_published_with_the_content(api, poller, g
     assert json.loads(request["body"]) == accepted["payload"]
     expected = hmac.new(TEST_ENV["WEBHOOK_SECRET"].encode(), request["body"], hashlib.sha256).hexdigest()
     assert request["headers"]["X-Inkwell-Signature"] == f"sha256={expected}"
+    # and timestamped: the local generator (what docs/api.md asks of generators) accepts it once
+    from local.generator import FakeGenerator
+
+    checker = FakeGenerator(TEST_ENV["WEBHOOK_SECRET"], delay=0.0, sleep=lambda s: None)
+    sent = {k.lower(): v for k, v in request["headers"].items()}
+    assert abs(int(sent["x-inkwell-timestamp"]) - time.time()) < 60
+    assert checker.call(sent, request["body"])[0] == 200
+    assert checker.call(sent, request["body"])[0] == 401  # replayed
     # every call is logged, with a TTL
     [log] = aws.table("webhook_logs").query(
         KeyConditionExpression="article_id = :a", ExpressionAttributeValues={":a": article["id"]}
