@@ -94,6 +94,7 @@ ACTIONS: dict[str, Action] = {
     "audit.cleanup": _a("system"),
     "audit.tamper_detected": _a("system", "critical", critical=True),
     "audit.fallback": _a("system", "warning"),
+    "security.audit_refused": _a("auth", "critical", critical=True),
     "dashboard.view": _a("system"),
 }
 
@@ -111,6 +112,7 @@ ALERT_LEVELS: dict[str, str] = {
     "auth.lockout": "warning",
     "security.refresh_reuse": "critical",
     "audit.tamper_detected": "critical",
+    "security.audit_refused": "critical",
 }
 
 

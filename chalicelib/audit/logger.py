@@ -11,11 +11,12 @@ ACTIVITY_BATCH events of a long invocation) carrying all the events recorded sin
 in order, after they were written, so the realtime emitters pay per flush, not per event.
 Throttling is retried with exponential backoff (the sleep is injected); whatever DynamoDB still
 refuses goes to the `audit` SQS queue, whose processor (`store_fallback`) writes it later,
-idempotently. Should SQS refuse too, the event is logged whole at ERROR, the last place left.
+idempotently, and only what its writer signed (every role may send to that queue). Should SQS refuse too, the event is logged whole at ERROR, the last place left.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import random
@@ -40,6 +41,7 @@ SQS_BODY_BYTES = 200_000  # under SQS's 256 KiB
 MARKER_PREFIX = "id#"
 NOT_RETRYABLE = frozenset({"ValidationException", "ResourceNotFoundException", "AccessDeniedException"})
 ACTIVITY_BATCH = 100  # a long invocation publishes its events this often (memory, latency)
+FUTURE_SKEW = 60.0  # seconds: the clock skew a queued event's time may show, and no more
 
 
 def sleep(seconds: float) -> None:
@@ -276,21 +278,42 @@ def _write(buffer: Pending) -> dict[str, int]:
     return writer().batch([model.place(item, at, now, key) for item, at in writes])
 
 
+def check_fallback(item: dict[str, Any], now: float, key: str) -> str | None:
+    """Why a queued event must not be stored (None when it may): its writer's signature is missing
+    or wrong, or it claims a time later than now + FUTURE_SKEW (pure)."""
+    if not isinstance(item.get("id"), str) or not isinstance(item.get("mac"), str):
+        return "unsigned"
+    if not hmac.compare_digest(item["mac"], model.mac(item, key)):
+        return "forged"
+    try:
+        recorded_at = timeutil.parse_iso(str(item.get("ts")))
+    except ValueError:
+        return "forged"
+    return "future" if recorded_at > now + FUTURE_SKEW else None
+
+
 def store_fallback(table: Any, item: dict[str, Any]) -> bool:
-    """Write one event that came back through the audit queue; False when it was already stored.
+    """Write one checked event that came back through the audit queue; False when it was already
+    stored.
 
     Idempotent: the event is skipped when its original key holds it (the first write landed after
-    all) and otherwise written in one transaction with a marker item keyed by its id, so a
-    redelivered message cannot store it twice. It is re-keyed at the time it is written, never
-    into a period a digest may already have sealed.
+    all) and otherwise written in one transaction with a marker item keyed by its id (naming where
+    it went, for the flush manifests), so a redelivered message cannot store it twice. It is
+    re-keyed at the time it is written, never into a period a digest may already have sealed, and
+    keeps its writer's MAC: nothing here signs.
     """
-    original = table.get_item(Key={"hour": item["hour"], "sk": item["sk"]}, ConsistentRead=True).get("Item")
-    if original is not None:
-        return False
-    recorded_at = timeutil.parse_iso(item["ts"])
-    placed = model.place({k: v for k, v in item.items() if k != "keyed_at"}, recorded_at, timeutil.now(), _key())
+    if isinstance(item.get("hour"), str) and isinstance(item.get("sk"), str):
+        original = table.get_item(Key={"hour": item["hour"], "sk": item["sk"]}, ConsistentRead=True).get("Item")
+        if original is not None:
+            return False
+    placed = model.place(item, timeutil.parse_iso(item["ts"]), timeutil.now(), None)
     client = table.meta.client
-    marker = {"hour": MARKER_PREFIX + item["id"], "sk": "id", "ttl": item.get("ttl", 0)}
+    marker = {
+        "hour": MARKER_PREFIX + item["id"],
+        "sk": "id",
+        "ttl": item.get("ttl", 0),
+        "at": f"{placed['hour']} {placed['sk']}",
+    }
     try:
         client.transact_write_items(
             TransactItems=[
@@ -320,9 +343,25 @@ def store_fallback(table: Any, item: dict[str, Any]) -> bool:
 
 
 def process_fallback_message(body: str) -> int:
-    """The audit queue's processor: store every event of one message; returns how many were new."""
+    """The audit queue's processor: store every event of one message that its writer signed and
+    that is not from the future; returns how many were new. What it refuses is counted (the
+    `AuditFallbackRefused` metric) and recorded as one `security.audit_refused` per message."""
     table = aws.table("audit_events")
     stored = 0
+    refused: dict[str, int] = {}
+    ids: list[str] = []
+    key, now = _key(), timeutil.now()
     for item in json.loads(body).get("events", []):
-        stored += store_fallback(table, to_dynamo(item))
+        item = to_dynamo(item) if isinstance(item, dict) else {}
+        reason = check_fallback(item, now, key)
+        if reason is None:
+            stored += store_fallback(table, item)
+            continue
+        refused[reason] = refused.get(reason, 0) + 1
+        ids.append(str(item.get("id", "?"))[:64])
+    if refused:
+        total = sum(refused.values())
+        metrics.count("AuditFallbackRefused", total)
+        log.error("audit queue: %d events refused (%s)", total, refused)
+        record("security.audit_refused", details={"refused": total, "reasons": refused, "ids": ids[:20]})
     return stored
