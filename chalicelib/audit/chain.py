@@ -9,7 +9,8 @@ now seals everything up to now. The head of the chain (`hour="chain"`) is signed
 `verify(since, until)` recomputes it all and names every problem: an event changed, deleted,
 inserted or moved out of its place (reordered), a digest edited or deleted, a broken link. Events
 newer than the last seal are checked through their own MAC (see model), so an edit is caught at
-once; a deletion, once the period is sealed. An event missing after its TTL passed is expected.
+once; a deletion or a replacement, through the flush manifests (see manifest) two minutes after
+the write, sealed or not. An event missing after its TTL passed is expected.
 An event in a sealed period that no digest lists but whose MAC is valid was written late by
 Inkwell itself (a retried or queued write), not by someone without the key: it is a note, not
 a problem.
@@ -27,7 +28,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, config, secret, timeutil
-from chalicelib.audit import model
+from chalicelib.audit import manifest, model
 from chalicelib.audit.actions import MAX_RETENTION_SECONDS
 from chalicelib.audit.store import AuditStore
 
@@ -88,7 +89,7 @@ def segments(start: float, cut: float, limit: int = MAX_SEGMENTS_PER_RUN) -> lis
 
 @dataclass
 class Problem:
-    type: str  # event_changed | event_deleted | event_inserted | event_reordered | digest_invalid | digest_missing | chain_broken
+    type: str  # event_changed | event_deleted | event_replaced | event_inserted | event_reordered | digest_invalid | digest_missing | chain_broken | manifest_invalid | manifest_deleted
     message: str
     event_id: str | None = None
     digest: str | None = None
@@ -165,6 +166,7 @@ def compare(
 class Digests:
     def __init__(self, events_table: Any, digests_table: Any, key: str) -> None:
         self._events = AuditStore(events_table)
+        self._manifests = manifest.Manifests(events_table)
         self._table = digests_table
         self._key = key
 
@@ -306,6 +308,10 @@ class Digests:
         self._check_chain(heads, pointer, window, now, out)
         sealed_in = {i["sk"]: name for i in items for start, end, name in sealed_spans if start <= i["sk"] < end}
         compare(leaves, items, sealed_in, now, self._key, out)
+        named = {p.event_id for p in out.problems}
+        for type_, message, event_id in self._manifests.findings(hours, items, now, self._key):
+            if event_id is None or event_id not in named:
+                out.add(type_, message, event_id)
         out.checked = len(items)
         return {
             "valid": not out.problems,

@@ -2,8 +2,9 @@
 that never loses an accepted event.
 
 Critical actions are written with a conditional PutItem before `record()` returns; the others
-are buffered on the running invocation (`BUFFER`) and written with BatchWriteItem, 25 at a time:
-when 25 are waiting, and at the end of every invocation (the buffer's end flush, which app.py's
+are buffered on the running invocation (`BUFFER`) and written with BatchWriteItem, 24 at a time
+with their manifest (see manifest: the write-time evidence verify checks): when 24 are waiting,
+and at the end of every invocation (the buffer's end flush, which app.py's
 middleware runs on success and on error).
 Every event, critical or not, is then published for the admin room's `activity`: one
 `events.AuditRecorded` per flush (the end of the invocation, an explicit `flush()`, or every
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib import aws, config, events, redact, runtime, secret, timeutil
-from chalicelib.audit import model
+from chalicelib.audit import manifest, model
 from chalicelib.audit.actions import ALERT_LEVELS, classify
 from chalicelib.observe import metrics
 from chalicelib.util import from_dynamo, to_dynamo
@@ -40,7 +41,7 @@ BACKOFF_CAP = 2.0
 SQS_BODY_BYTES = 200_000  # under SQS's 256 KiB
 MARKER_PREFIX = "id#"
 NOT_RETRYABLE = frozenset({"ValidationException", "ResourceNotFoundException", "AccessDeniedException"})
-ACTIVITY_BATCH = 100  # a long invocation publishes its events this often (memory, latency)
+ACTIVITY_BATCH = 4 * (BATCH_SIZE - 1)  # a long invocation publishes this often: 96, four full writes
 FUTURE_SKEW = 60.0  # seconds: the clock skew a queued event's time may show, and no more
 
 
@@ -96,11 +97,13 @@ class Writer:
                 self._sleep(backoff(attempt))
         return self.fallback([item])
 
-    def batch(self, items: list[dict[str, Any]]) -> dict[str, int]:
-        """Write items 25 per BatchWriteItem, retrying UnprocessedItems with backoff."""
+    def batch(self, items: list[dict[str, Any]], evidence: dict[str, Any] | None = None) -> dict[str, int]:
+        """Write items 25 per BatchWriteItem, retrying UnprocessedItems with backoff; `evidence`
+        (the flush's manifest) rides in the last request. Only events go to the queue."""
         outcome = {"dynamodb": 0, "queue": 0, "log": 0}
-        for start in range(0, len(items), BATCH_SIZE):
-            chunk = items[start : start + BATCH_SIZE]
+        everything = [*items, evidence] if evidence is not None else items
+        for start in range(0, len(everything), BATCH_SIZE):
+            chunk = everything[start : start + BATCH_SIZE]
             pending: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in chunk]
             for attempt in range(MAX_ATTEMPTS):
                 self.requests += 1
@@ -116,6 +119,11 @@ class Writer:
                     break
                 if attempt + 1 < MAX_ATTEMPTS:
                     self._sleep(backoff(attempt))
+            if evidence is not None and start + BATCH_SIZE >= len(everything):
+                left = [r for r in pending if r["PutRequest"]["Item"] is not evidence]
+                if len(left) < len(pending):
+                    log.error("AUDIT MANIFEST NOT STORED (verify will name its gap): %s", evidence["sk"])
+                pending, chunk = left, chunk[:-1]
             outcome["dynamodb"] += len(chunk) - len(pending)
             metrics.count("AuditWrites", len(chunk) - len(pending))
             if pending:
@@ -209,10 +217,12 @@ def record(
     event = model.public(item)
     buffer = BUFFER.get()
     if cls.critical:
-        writer().put(model.place(item, now, now, _key()))
+        placed = model.place(item, now, now, _key())
+        writer().put(placed)
+        buffer.listed.append(manifest.line(placed))
     else:
         buffer.writes.append((item, now))
-        if len(buffer.writes) >= BATCH_SIZE:
+        if len(buffer.writes) >= BATCH_SIZE - 1:  # and the manifest: one request
             _write(buffer)
     buffer.unpublished.append(event)
     if len(buffer.unpublished) >= ACTIVITY_BATCH:
@@ -237,6 +247,7 @@ class Pending:
 
     writes: list[tuple[dict[str, Any], float]] = field(default_factory=list)
     unpublished: list[dict[str, Any]] = field(default_factory=list)
+    listed: list[str] = field(default_factory=list)  # critical events written, for the next manifest
 
 
 def pending() -> int:
@@ -270,12 +281,17 @@ def _flush(buffer: Pending) -> dict[str, int]:
 
 
 def _write(buffer: Pending) -> dict[str, int]:
+    """Write the buffered events with their manifest (listing them and the critical events
+    written since the last one) in one BatchWriteItem when they fit."""
     writes, buffer.writes = buffer.writes, []
-    if not writes:
+    listed, buffer.listed = buffer.listed, []
+    if not writes and not listed:
         return {}
     now = timeutil.now()
     key = _key()
-    return writer().batch([model.place(item, at, now, key) for item, at in writes])
+    placed = [model.place(item, at, now, key) for item, at in writes]
+    evidence = manifest.build([*listed, *(manifest.line(p) for p in placed)], now, key)
+    return writer().batch(placed, evidence)
 
 
 def check_fallback(item: dict[str, Any], now: float, key: str) -> str | None:

@@ -10,8 +10,9 @@ import pytest
 from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, config, secret, timeutil
-from chalicelib.audit import chain, logger, model
+from chalicelib.audit import chain, logger, manifest, model
 from chalicelib.audit.actions import classify
+from tests.functional.audit_helpers import seed
 
 T = float(int(time.time()) - 60)
 
@@ -99,3 +100,85 @@ def test_a_malformed_queued_message_is_refused_not_a_crash(aws_mock):
     assert logger.process_fallback_message(json.dumps({"events": [{"id": 3}, "text", {}]})) == 0
     (refusal,) = _events("security.audit_refused")
     assert refusal["details"]["refused"] == 3
+
+
+# --- deletion and replacement, seen through the flush manifests ------------------------------
+
+
+def _trail(monkeypatch, n=6):
+    """n events written at T - 600 (one per flush) and the time verify runs: five minutes later."""
+    monkeypatch.setattr(timeutil, "now", lambda: T - 600)
+    events = seed(n, T - 600, step=1.0)
+    monkeypatch.setattr(timeutil, "now", lambda: T)
+    return events
+
+
+def _verify():
+    return chain.digests().verify(T - 3600, T, T)
+
+
+def _stored(event):
+    hour = model.hour_of(timeutil.parse_iso(event["ts"]))
+    for pk in model.partitions(hour):
+        for item in aws.table("audit_events").query(KeyConditionExpression=Key("hour").eq(pk))["Items"]:
+            if item["id"] == event["id"]:
+                return item
+    raise AssertionError("not stored")
+
+
+def _named(result, kind):
+    return [p["event_id"] for p in result["problems"] if p["type"] == kind]
+
+
+@pytest.mark.parametrize("sealed", [False, True])
+def test_an_event_deleted_with_batch_write_item_is_named_sealed_or_not(aws_mock, monkeypatch, sealed):
+    events = _trail(monkeypatch)
+    if sealed:
+        chain.seal(T)
+    assert _verify()["valid"]
+    victim = _stored(events[2])
+    table = aws.table("audit_events")
+    table.meta.client.batch_write_item(
+        RequestItems={table.name: [{"DeleteRequest": {"Key": {"hour": victim["hour"], "sk": victim["sk"]}}}]}
+    )
+    result = _verify()
+    assert result["valid"] is False
+    assert _named(result, "event_deleted") == [victim["id"]]
+
+
+def test_an_event_replaced_and_signed_again_is_named_before_any_seal(aws_mock, monkeypatch):
+    events = _trail(monkeypatch)
+    victim = _stored(events[4])
+    forged = dict(victim, details={"n": 999}, user_id="someone-else")
+    forged["mac"] = model.mac(forged, secret.get(config.AUDIT_DIGEST_KEY))  # with the key every role reads
+    aws.table("audit_events").put_item(Item=forged)
+    result = _verify()
+    assert _named(result, "event_replaced") == [victim["id"]] and result["valid"] is False
+
+
+def test_a_deleted_manifest_leaves_a_gap_verify_names(aws_mock, monkeypatch):
+    _trail(monkeypatch, n=3)
+    table = aws.table("audit_events")
+    hour = model.hour_of(T - 600)
+    found = [
+        i for pk in manifest.partitions(hour) for i in table.query(KeyConditionExpression=Key("hour").eq(pk))["Items"]
+    ]
+    middle = sorted(found, key=lambda m: int(m["seq"]))[1]
+    table.delete_item(Key={"hour": middle["hour"], "sk": middle["sk"]})
+    result = _verify()
+    assert [p["type"] for p in result["problems"]] == ["manifest_deleted"]
+
+
+def test_a_critical_event_the_queue_stored_later_is_where_its_manifest_expects(aws_mock, monkeypatch):
+    monkeypatch.setattr(timeutil, "now", lambda: T - 600)
+    monkeypatch.setattr(logger.Writer, "put", lambda self, item: self.fallback([item]))  # DynamoDB refused it
+    event = logger.record("queue.pause", resource=("queue", "emails"))
+    logger.flush()  # the manifest lists it at its first key
+    sqs = aws.client("sqs")
+    (message,) = sqs.receive_message(QueueUrl=aws.queue_url("audit"))["Messages"]
+    monkeypatch.setattr(timeutil, "now", lambda: T - 500)
+    assert logger.process_fallback_message(message["Body"]) == 1  # re-keyed 100 s later
+    monkeypatch.setattr(timeutil, "now", lambda: T)
+    result = _verify()
+    assert result["valid"], result["problems"]
+    assert _stored(event)["sk"].startswith(timeutil.iso_ms(T - 500))
