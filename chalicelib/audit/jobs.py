@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import audit, timeutil
-from chalicelib.audit import chain, counts
+from chalicelib.audit import chain, counts, sealer
 from chalicelib.jobs.errors import PermanentError
 from chalicelib.jobs.processor import JobContext, Processor
 from chalicelib.jobs.sweep import carry_on, sweep
@@ -19,7 +19,7 @@ from chalicelib.jobs.sweep import carry_on, sweep
 
 def audit_digest(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     try:
-        result = chain.seal(timeutil.now(), ctx.time_left)
+        result = sealer.seal(timeutil.now(), ctx.time_left)
     except chain.TamperDetected as exc:
         audit.record("audit.tamper_detected", details={"job_id": job["id"], "error": str(exc)})
         raise PermanentError(str(exc)) from None

@@ -10,7 +10,7 @@ import pytest
 from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, config, secret, timeutil
-from chalicelib.audit import chain, logger, manifest, model
+from chalicelib.audit import chain, logger, manifest, model, sealer
 from chalicelib.audit.actions import classify
 from tests.functional.audit_helpers import seed
 
@@ -79,7 +79,7 @@ def test_a_forged_queued_event_is_refused_counted_and_verify_stays_valid(aws_moc
     (refusal,) = _events("security.audit_refused")
     assert refusal["details"]["reasons"] == {reason: 1} and refusal["details"]["ids"] == [forged["id"]]
     assert ("AuditFallbackRefused", 1) in counted
-    chain.seal(T + 120)
+    sealer.seal(T + 120)
     result = chain.digests().verify(T - 3600, T + 120, T + 120)
     assert result["valid"], result["problems"]
 
@@ -134,7 +134,7 @@ def _named(result, kind):
 def test_an_event_deleted_with_batch_write_item_is_named_sealed_or_not(aws_mock, monkeypatch, sealed):
     events = _trail(monkeypatch)
     if sealed:
-        chain.seal(T)
+        sealer.seal(T)
     assert _verify()["valid"]
     victim = _stored(events[2])
     table = aws.table("audit_events")

@@ -209,9 +209,9 @@ def _report(since, until, now):
 
 
 def _seal(now):
-    from chalicelib.audit import chain
+    from chalicelib.audit import sealer
 
-    return with_clock(now, lambda: chain.seal(now))
+    return with_clock(now, lambda: sealer.seal(now))
 
 
 def _seal_and_count(now):
@@ -303,15 +303,15 @@ def test_a_category_past_its_retention_leaves_the_report_as_its_events_do(aws_mo
 
 
 def test_a_seal_out_of_time_says_more_and_continues_in_a_follow_up_job(aws_mock):
-    from chalicelib.audit import chain
     from chalicelib.audit import jobs as audit_jobs
+    from chalicelib.audit import sealer
     from chalicelib.jobs import service
     from chalicelib.jobs.processor import JobContext
 
     _audit_events([DAY_START + 1800 * i for i in range(6)])
     now = DAY_START + 4 * 3600
     calls = iter([10.0, 0.0])
-    first = with_clock(now, lambda: chain.seal(now, lambda: next(calls)))
+    first = with_clock(now, lambda: sealer.seal(now, lambda: next(calls)))
     assert (first["sealed"], first["more"]) == (1, True)
     job = {"id": "seal-1", "queue": "cleanup", "type": "audit_digest", "payload": {}}
     ctx = JobContext(job, 1, False, lambda percent: None, remaining=lambda: 0.0)
@@ -319,7 +319,7 @@ def test_a_seal_out_of_time_says_more_and_continues_in_a_follow_up_job(aws_mock)
     assert result["sealed"] == 0 and result["more"] is True
     follow_up = service.get(result["continued_by"])
     assert (follow_up["type"], follow_up["payload"]["continues"]) == ("audit_digest", "seal-1")
-    rest = with_clock(now, lambda: chain.seal(now))
+    rest = with_clock(now, lambda: sealer.seal(now))
     assert rest["more"] is False and rest["sealed"] > 0
     assert _report(DAY_START, now - 3600, now) == _raw_report(DAY_START, now - 3600)
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from chalicelib import redact
-from chalicelib.audit import actions, chain, counts, model, store
+from chalicelib.audit import actions, chain, counts, model, sealer, signing, store
 from chalicelib.audit.actions import UnknownAction, classify
 
 KEY = "unit-test-key"
@@ -257,11 +257,13 @@ def test_segments_split_at_hours_and_stop_at_the_cut():
 
 
 def test_a_digest_commits_to_every_field_and_its_signature_to_the_key():
-    head = chain.make_digest(3, "a", "b", "prev", ["l1", "l2"], KEY)
+    head = chain.make_digest(3, "a", "b", "prev", ["l1", "l2"], sealer.sign)
     assert head["hash"] == chain.head_hash(head)
     for field, value in [("seq", 4), ("start", "x"), ("end", "y"), ("prev", "p"), ("count", 1), ("root", "r")]:
         assert chain.head_hash(dict(head, **{field: value})) != head["hash"]
-    assert chain.sign(head["hash"], "other") != head["sig"]
+    public = signing.public_key()["public_key_pem"]
+    assert signing.valid(public, signing.message("digest", head["hash"]), head["sig"])
+    assert not signing.valid(public, signing.message("digest", "0" + head["hash"][1:]), head["sig"])
     assert chain.root(["l2", "l1"]) != head["root"]  # order matters
 
 
