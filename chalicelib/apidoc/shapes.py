@@ -191,6 +191,12 @@ class AuditVerification(BaseModel):
     next_since: str | None = None
 
 
+class AuditPublicKey(BaseModel):
+    key_id: str
+    algorithm: str
+    public_key_pem: str
+
+
 class RateLimit(BaseModel):
     max: int
     duration_seconds: float

@@ -24,7 +24,7 @@ Published for the realtime emitters: every event, as the admin room's `activity`
 `GET /api/audit` lists, the live feed shows too), in one `events.AuditRecorded(events)` per flush
 (the end of the invocation, or every `logger.ACTIVITY_BATCH` events), after the events were
 written; and `events.Alert` for lockouts and tampering. Jobs: `sealer.seal(now)` is
-`cleanup/audit_digest` and `counts.count(now)` is `cleanup/audit_tally` (import those submodules
+`cleanup/audit_digest` and `tally.count(now)` is `cleanup/audit_tally` (import those submodules
 where they are used: this package loads only what `record` needs, for cold starts); `cleanup/activity_logs` is the cleanup queue's sweep of
 `audit_events` (chalicelib.audit.jobs).
 

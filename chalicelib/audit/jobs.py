@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import audit, timeutil
-from chalicelib.audit import chain, counts, sealer
+from chalicelib.audit import chain, sealer, tally
 from chalicelib.jobs.errors import PermanentError
 from chalicelib.jobs.processor import JobContext, Processor
 from chalicelib.jobs.sweep import carry_on, sweep
@@ -30,7 +30,7 @@ def audit_digest(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
 def audit_tally(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     """Count the finished minutes (every 5 minutes), so that a report reads counts up to a few
     minutes ago; not audited (it runs 288 times a day and changes nothing readable)."""
-    return counts.count(timeutil.now(), ctx.time_left)
+    return tally.count(timeutil.now(), ctx.time_left)
 
 
 def activity_logs(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:

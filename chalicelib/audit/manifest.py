@@ -21,8 +21,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from boto3.dynamodb.conditions import Key
-
 from chalicelib import aws, timeutil
 from chalicelib.audit import model
 
@@ -137,6 +135,8 @@ class Manifests:
         self._table = table
 
     def of_hours(self, hours: list[str]) -> list[dict[str, Any]]:
+        from boto3.dynamodb.conditions import Key  # the verify side only: not at import (cold starts)
+
         out: list[dict[str, Any]] = []
         for hour in hours:
             for pk in partitions(hour):

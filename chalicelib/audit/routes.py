@@ -1,4 +1,5 @@
-"""The audit trail's REST routes: events, a user's summary, the report, verification."""
+"""The audit trail's REST routes: events, a user's summary, the report, verification, the
+digest key's public half, exports."""
 
 from __future__ import annotations
 
@@ -69,3 +70,14 @@ def audit_verify(user: dict) -> dict:
     from chalicelib.audit import api
 
     return api.verify(http.query(routes.current_request))
+
+
+@route(
+    routes,
+    "GET /api/audit/public-key",
+    Op("The public half of the key that signs the audit digests", ADMIN, "AuditPublicKey"),
+)
+def audit_public_key(user: dict) -> dict:
+    from chalicelib.audit import signing
+
+    return signing.public_key()

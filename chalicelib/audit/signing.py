@@ -17,14 +17,14 @@ from typing import Any
 from chalicelib import aws, config, secret
 
 ALGORITHM = "ECDSA_SHA_256"
-KEY_ENV = "INKWELL_AUDIT_SIGNING_KEY"  # a KMS key id, ARN or alias (every AWS stage)
 LOCAL_SECRET = "AUDIT_SIGNING_KEY"  # the local key's seed (local stages only)
 _lock = threading.Lock()
 _public: dict[str, dict[str, str]] = {}
+_for: list[config.Settings] = []
 
 
 def kms_key() -> str | None:
-    return os.environ.get(KEY_ENV) or None
+    return os.environ.get(config.AUDIT_SIGNING_KEY) or None
 
 
 def local_private_key() -> Any:
@@ -46,7 +46,11 @@ def _pem(public: Any) -> str:
 def public_key() -> dict[str, str]:
     """`{"key_id","algorithm","public_key_pem"}` of the digest-signing key (cached)."""
     name = kms_key() or f"local:{config.get().stage}"
+    settings = config.get()
     with _lock:
+        if not _for or _for[0] is not settings:  # config.reset() starts again, as secret's cache
+            _public.clear()
+            _for[:] = [settings]
         if name in _public:
             return _public[name]
     if kms_key():

@@ -10,7 +10,7 @@ import pytest
 from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, config, secret, timeutil
-from chalicelib.audit import chain, logger, manifest, model, sealer
+from chalicelib.audit import chain, logger, manifest, model, sealer, signing
 from chalicelib.audit.actions import classify
 from tests.functional.audit_helpers import seed
 
@@ -182,3 +182,33 @@ def test_a_critical_event_the_queue_stored_later_is_where_its_manifest_expects(a
     result = _verify()
     assert result["valid"], result["problems"]
     assert _stored(event)["sk"].startswith(timeutil.iso_ms(T - 500))
+
+
+# --- the digest key: asymmetric, KMS on AWS ---------------------------------------------------
+
+
+def test_digests_signed_with_a_kms_key_verify_with_its_public_key_alone(aws_mock, monkeypatch):
+    kms = aws.client("kms")
+    key = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
+    kms.create_alias(AliasName="alias/inkwell-test-audit", TargetKeyId=key["KeyId"])
+    monkeypatch.setenv(config.AUDIT_SIGNING_KEY, "alias/inkwell-test-audit")
+    _trail(monkeypatch, n=3)
+    sealer.seal(T)
+    public = signing.public_key()
+    assert public["key_id"] == key["KeyId"] and public["algorithm"] == "ECDSA_SHA_256"
+    head = chain.digests().head()
+    assert head["alg"] == "ECDSA_SHA_256"
+    assert signing.valid(public["public_key_pem"], signing.message("head", chain.pointer_text(head)), head["sig"])
+    assert _verify()["valid"]
+    # a digest re-signed with another key (the event key every role reads, or a key of one's own) fails
+    aws.table("audit_digests").put_item(Item=dict(head, sig=chain.legacy_sign(chain.pointer_text(head), "k")))
+    result = _verify()
+    assert "digest_invalid" in [p["type"] for p in result["problems"]] and not result["valid"]
+
+
+def test_the_public_key_route_is_for_admins(api):
+    answer = api.get("/api/audit/public-key", as_="admin")
+    assert answer.status_code == 200
+    pem = json.loads(answer.body)["public_key_pem"]
+    assert pem == signing.public_key()["public_key_pem"] and pem.startswith("-----BEGIN PUBLIC KEY-----")
+    assert api.get("/api/audit/public-key", as_="editor").status_code == 403
