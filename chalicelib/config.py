@@ -24,6 +24,7 @@ ARTICLE_WEBHOOK_URL = "ARTICLE_WEBHOOK_URL"
 WEBHOOK_TIMEOUT = "INKWELL_WEBHOOK_TIMEOUT_SECONDS"  # one webhook call's timeout (default 30)
 AUDIT_DIGEST_KEY = "AUDIT_DIGEST_KEY"  # signs each audit event (HMAC) and each flush manifest
 AUDIT_SIGNING_KEY = "INKWELL_AUDIT_SIGNING_KEY"  # on AWS: the KMS key (alias) that signs the digests
+AUDIT_EXPORT_BUCKET = "INKWELL_AUDIT_EXPORT_BUCKET"  # the template's export bucket (else named by stage)
 WS_MANAGEMENT_ENDPOINT = "INKWELL_WS_MANAGEMENT_ENDPOINT"
 FANOUT_THRESHOLD = "INKWELL_FANOUT_THRESHOLD"  # a room with more members is posted to in shards
 FANOUT_GROUPS = "INKWELL_FANOUT_GROUPS"  # the shards' groups per room (parallel invocations)

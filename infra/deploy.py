@@ -14,7 +14,8 @@ again, from any clone:
    file, any account and region; written only when the stage is new or the file stale);
 2. the secrets (`config.SECRETS`) as SSM SecureStrings under the stage's prefix, generated once
    when absent and never overwritten, and the audit digest-signing KMS key (asymmetric, under
-   `alias/inkwell-<stage>-audit`, created once);
+   `alias/inkwell-<stage>-audit`, created once), and the audit export bucket (private,
+   encrypted, versioned: `inkwell-<stage>-audit-exports`);
 3. the catalogue's tables and queues (`infra.provision`, hardened: PITR, KMS, SSE, TTL, redrive);
 4. an SNS topic, an alarm on every dead-letter queue's depth, the stage's other alarms and its
    CloudWatch dashboard (`infra.monitoring`, as in the template);
@@ -329,6 +330,7 @@ def _clients(region: str) -> dict[str, Any]:
             "apigatewayv2",
             "events",
             "kms",
+            "s3",
         )
     }
 
@@ -353,6 +355,7 @@ def deploy(
     settings = config.get()
     created = ensure_secrets(clients["ssm"], stage)
     ensure_audit_key(clients["kms"], stage)
+    provision.create_export_bucket(clients["s3"], settings)
     urls = provision.provision(clients["dynamodb"], clients["sqs"], settings, hardened=True)
     topic = ensure_alarms(clients["sns"], clients["cloudwatch"], stage, email, shape, region)
     # what exists of the stage goes into Chalice's record first, so that nothing is made twice

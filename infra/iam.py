@@ -120,6 +120,8 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "secret:AUDIT_DIGEST_KEY": ("ssm:GetParameter",),
     # the stage's audit digest-signing key (KMS, asymmetric): Sign for the sealer only
     "kms:audit": ("kms:GetPublicKey", "kms:Sign"),
+    # audit exports: the export job writes them, the REST function presigns their download
+    "bucket:audit_exports": ("s3:GetObject", "s3:PutObject"),
     "websocket": ("execute-api:ManageConnections",),
     "email": ("ses:SendEmail",),
     "event-source-mapping": ("lambda:UpdateEventSourceMapping",),
@@ -143,6 +145,8 @@ PENDING: frozenset[Grant] = frozenset(
         # posts go to a fake management client in functional tests and to the local gateway
         # (another process) in e2e tests, so the recorder does not see them
         ("execute-api:ManageConnections", "websocket"),
+        # a presigned URL is signed with the REST function's credentials, never called by it
+        ("s3:GetObject", "bucket:audit_exports"),
     }
 )
 
@@ -164,6 +168,7 @@ class Scope:
     function_prefix: str = (
         ""  # Lambda function names start with this (default `inkwell-<stage>-`: config.physical_name)
     )
+    export_bucket: str = ""  # the audit export bucket's ARN, when known (else named by stage)
     audit_key: str = ""  # the audit signing key's ARN, when known (else: any key with the stage's alias)
 
     @classmethod
@@ -177,6 +182,7 @@ class Scope:
             websocket_api="${WebsocketAPI}",
             function_prefix="${AWS::StackName}-",
             audit_key="${AuditSigningKey.Arn}",
+            export_bucket="${AuditExportBucket.Arn}",
         )
 
     @property
@@ -236,6 +242,11 @@ def resource_arns(key: str, scope: Scope, actions: Iterable[str] = ()) -> list[s
         prefix = secrets_prefix(scope.stage)
         names = config.SECRETS if name == "*" else (name,)
         return [scope.arn("ssm", f"parameter{prefix}/{n}") for n in names]
+    if key == "bucket:audit_exports":
+        bucket = (
+            scope.export_bucket or f"arn:{scope.partition}:s3:::{config.physical_name(scope.stage, 'audit-exports')}"
+        )
+        return [bucket + "/*"]
     if key == "kms:audit":
         return [scope.audit_key or scope.arn("kms", "key/*")]
     if key == "websocket":
@@ -367,6 +378,8 @@ def grants_for_call(service: str, operation: str, params: dict[str, Any], stage:
         return [(f"sqs:{operation}", _queue_key(_logical(name, stage)))] if name else [(f"sqs:{operation}", "*")]
     if service == "ssm" and "Name" in params:
         return [(f"ssm:{operation}", "secret:" + params["Name"].rsplit("/", 1)[-1])]
+    if service == "s3":
+        return [(f"s3:{operation}", "bucket:audit_exports")]
     if service == "kms":
         return [(f"kms:{operation}", "kms:audit")]
     if service in ("ses", "sesv2"):
@@ -427,7 +440,10 @@ ModuleGrant = tuple[str, str, str]  # (module, action, resource key)
 
 # Calls the suite cannot record (see PENDING), with the module that makes them.
 PENDING_MODULES: frozenset[ModuleGrant] = frozenset(
-    {("chalicelib.realtime.sender", "execute-api:ManageConnections", "websocket")}
+    {
+        ("chalicelib.realtime.sender", "execute-api:ManageConnections", "websocket"),
+        ("chalicelib.audit.api", "s3:GetObject", "bucket:audit_exports"),
+    }
 )
 
 

@@ -31,6 +31,7 @@ from infra.monitoring import API_STAGE
 MESSAGE_RETENTION = 4 * 24 * 3600
 DLQ_RETENTION = 14 * 24 * 3600
 ALARM_TOPIC = "DeadLetterAlarmTopic"
+EXPORT_BUCKET = "AuditExportBucket"  # audit exports (infra.iam: `bucket:audit_exports`)
 AUDIT_KEY = "AuditSigningKey"  # the KMS key that signs the audit digests (infra.iam: `kms:audit`)
 
 
@@ -169,6 +170,27 @@ def catalogue_resources(stage: str) -> dict[str, Any]:
         "Type": "AWS::KMS::Alias",
         "Properties": {"AliasName": iam.audit_key_alias(stage), "TargetKeyId": {"Ref": AUDIT_KEY}},
     }
+    bucket: dict[str, Any] = {
+        "BucketEncryption": {
+            "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+        "VersioningConfiguration": {"Status": "Enabled"},
+        "PublicAccessBlockConfiguration": dict.fromkeys(
+            ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+        ),
+    }
+    if retained(stage) == "Retain":  # a kept stage's exports cannot be overwritten or deleted for 90 days
+        bucket["ObjectLockEnabled"] = True
+        bucket["ObjectLockConfiguration"] = {
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 90}},
+        }
+    resources[EXPORT_BUCKET] = {
+        "Type": "AWS::S3::Bucket",
+        "DeletionPolicy": retained(stage),
+        "UpdateReplacePolicy": retained(stage),
+        "Properties": bucket,
+    }
     resources[ALARM_TOPIC] = {
         "Type": "AWS::SNS::Topic",
         "Properties": {"TopicName": config.physical_name(stage, "alarms"), "KmsMasterKeyId": "alias/aws/sns"},
@@ -197,6 +219,7 @@ def environment(shape: AppShape, webhook_url: str = "") -> dict[str, Any]:
         variables[config.WS_MANAGEMENT_ENDPOINT] = api_url("https", "WebsocketAPI")
         variables[config.WS_URL] = api_url("wss", "WebsocketAPI")
     variables[config.AUDIT_SIGNING_KEY] = {"Fn::GetAtt": [AUDIT_KEY, "Arn"]}
+    variables[config.AUDIT_EXPORT_BUCKET] = {"Ref": EXPORT_BUCKET}
     if webhook_url:
         variables[config.ARTICLE_WEBHOOK_URL] = webhook_url
     return variables

@@ -90,6 +90,7 @@ ACTIONS: dict[str, Action] = {
     "analytics.cleanup": _a("analytics"),
     "audit.read": _a("system", critical=True),
     "audit.verify": _a("system", critical=True),
+    "audit.export": _a("system", critical=True),
     "audit.sealed": _a("system"),
     "audit.cleanup": _a("system"),
     "audit.tamper_detected": _a("system", "critical", critical=True),

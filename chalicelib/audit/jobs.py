@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import audit, timeutil
-from chalicelib.audit import chain, sealer, tally
+from chalicelib.audit import chain, export, sealer, tally
 from chalicelib.jobs.errors import PermanentError
 from chalicelib.jobs.processor import JobContext, Processor
 from chalicelib.jobs.sweep import carry_on, sweep
@@ -44,4 +44,5 @@ PROCESSORS = (
     Processor("cleanup", "audit_digest", audit_digest),
     Processor("cleanup", "audit_tally", audit_tally),
     Processor("cleanup", "activity_logs", activity_logs),
+    Processor("cleanup", "audit_export", export.run),
 )

@@ -81,3 +81,30 @@ def audit_public_key(user: dict) -> dict:
     from chalicelib.audit import signing
 
     return signing.public_key()
+
+
+@route(
+    routes,
+    "POST /api/audit/exports",
+    Op(
+        "Export a range of the audit trail, signed, for offline verification",
+        ADMIN,
+        "AuditExportStarted",
+        202,
+        body="chalicelib.audit.api:ExportRange",
+        errors={503: "the export job could not be queued"},
+    ),
+)
+def audit_export(user: dict) -> object:
+    from chalicelib import http
+    from chalicelib.audit import api
+
+    body = http.parse(api.ExportRange, routes.current_request)
+    return http.accepted(api.start_export(user, body))
+
+
+@route(routes, "GET /api/audit/exports/{export_id}", Op("An audit export: its state and URL", ADMIN, "AuditExport"))
+def audit_export_status(user: dict, export_id: str) -> dict:
+    from chalicelib.audit import api
+
+    return api.export_status(export_id)

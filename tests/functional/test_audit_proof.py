@@ -212,3 +212,102 @@ def test_the_public_key_route_is_for_admins(api):
     pem = json.loads(answer.body)["public_key_pem"]
     assert pem == signing.public_key()["public_key_pem"] and pem.startswith("-----BEGIN PUBLIC KEY-----")
     assert api.get("/api/audit/public-key", as_="editor").status_code == 403
+
+
+# --- exports, verified offline --------------------------------------------------------------------
+
+
+class _Context:
+    aws_request_id = "export-test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def _run_cleanup_jobs(app):
+    """Deliver the cleanup queue's messages to its consumer, as Lambda's poller would."""
+    sqs = aws.client("sqs")
+    url = aws.queue_url("cleanup")
+    for _ in range(5):
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return
+        records = [
+            {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"], "attributes": {}}
+            for m in messages
+        ]
+        for record in records:
+            record.update(messageAttributes={}, eventSource="aws:sqs", awsRegion="us-east-1")
+            record["eventSourceARN"] = f"arn:aws:sqs:us-east-1:123456789012:{config.get().resource_name('cleanup')}"
+        import app as app_module
+
+        response = app_module.jobs_cleanup({"Records": records}, _Context())
+        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
+        for m in messages:
+            if m["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_an_export_verifies_offline_and_an_edited_dropped_or_reordered_line_is_named(
+    api, app, tmp_path, capsys, monkeypatch
+):
+    from chalicelib.audit import offline
+    from infra import provision
+
+    monkeypatch.setattr(chain, "GENESIS_HOURS", 2)  # the first seal reaches back 2 hours, not 48
+
+    provision.create_export_bucket(aws.client("s3"))
+    now = time.time()
+    seed(6, now - 900, step=30)
+    asked = api.post("/api/audit/exports", {"since": timeutil.iso(now - 3600), "until": timeutil.iso(now)}, as_="admin")
+    assert asked.status_code == 202, asked.body
+    export_id = json.loads(asked.body)["export_id"]
+    assert json.loads(api.get(f"/api/audit/exports/{export_id}", as_="admin").body)["state"] == "pending"
+    _run_cleanup_jobs(app)
+    ready = json.loads(api.get(f"/api/audit/exports/{export_id}", as_="admin").body)
+    assert ready["state"] == "ready" and ready["events"] >= 6 and export_id in ready["url"]
+    assert [e["action"] for e in _events("audit.export")]  # asked, written, downloaded: audited
+    text = aws.client("s3").get_object(Bucket=api_bucket(), Key=f"audit-exports/{export_id}.ndjson")["Body"].read()
+    key = tmp_path / "public.json"
+    key.write_bytes(api.get("/api/audit/public-key", as_="admin").body)
+    lines = text.decode().splitlines()
+    assert sum(1 for line in lines if '"type": "event"' in line) == ready["events"]
+
+    def verify(rows):
+        path = tmp_path / "export.ndjson"
+        path.write_text("\n".join(rows) + "\n")
+        code = offline.main([str(path), "--key", str(key)])
+        return code, capsys.readouterr().err
+
+    assert verify(lines) == (0, "")
+    first = next(n for n, line in enumerate(lines) if '"type": "event"' in line)
+    edited = lines.copy()
+    edited[first] = edited[first].replace('"n": 0', '"n": 7')
+    code, err = verify(edited)
+    assert code == 1 and f"line {first + 1}: event" in err and "differs" in err
+    dropped = lines[: first + 1] + lines[first + 2 :]
+    code, err = verify(dropped)
+    assert code == 1 and "is missing" in err
+    swapped = lines.copy()
+    swapped[first], swapped[first + 1] = swapped[first + 1], swapped[first]
+    code, err = verify(swapped)
+    assert code == 1 and "out of order" in err
+    assert verify(lines[:-1])[0] == 1  # the last digest cut off
+
+
+def api_bucket():
+    from chalicelib.audit import api
+
+    return api.bucket()
+
+
+def test_an_export_range_is_checked(api):
+    for payload, field in [
+        ({"since": "yesterday", "until": "2026-11-28T00:00:00Z"}, "since"),
+        ({"since": "2026-11-28T00:00:00Z", "until": "2026-11-27T00:00:00Z"}, "since"),
+        ({"since": "2026-01-01T00:00:00Z", "until": "2026-11-27T00:00:00Z"}, "since"),
+    ]:
+        answer = api.post("/api/audit/exports", payload, as_="admin")
+        assert answer.status_code == 400 and field.encode() in answer.body, answer.body
+    assert api.get("/api/audit/exports/" + "f" * 32, as_="admin").status_code == 404
+    assert api.post("/api/audit/exports", {"since": "a", "until": "b"}, as_="editor").status_code == 403

@@ -30,6 +30,7 @@ def clients(aws_mock: None) -> dict[str, Any]:
         "lambda",
         "events",
         "kms",
+        "s3",
     )
     return {name: aws.client(name) for name in names}
 
