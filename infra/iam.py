@@ -147,6 +147,10 @@ PENDING: frozenset[Grant] = frozenset(
         ("execute-api:ManageConnections", "websocket"),
         # a presigned URL is signed with the REST function's credentials, never called by it
         ("s3:GetObject", "bucket:audit_exports"),
+        # the suite reads secrets from the environment (SECRET_READS)
+        ("ssm:GetParameter", "secret:JWT_SECRET"),
+        ("ssm:GetParameter", "secret:WEBHOOK_SECRET"),
+        ("ssm:GetParameter", "secret:AUDIT_DIGEST_KEY"),
     }
 )
 

@@ -42,7 +42,7 @@ def line(item: dict[str, Any]) -> str:
 
 
 def _signed(manifest: dict[str, Any]) -> str:
-    fields = "|".join(str(manifest[k]) for k in ("hour", "sk", "writer", "seq", "prev", "keys"))
+    fields = "|".join(str(manifest.get(k, "")) for k in ("hour", "sk", "writer", "seq", "prev", "keys"))
     return hashlib.sha256(fields.encode()).hexdigest()
 
 
@@ -92,10 +92,10 @@ def read(manifests: list[dict[str, Any]], now: float, key: str) -> Listed:
         if m["sk"] >= cut:
             continue
         name = f"manifest {m['sk']}"
+        chains.setdefault(str(m.get("writer")), []).append(int(m.get("seq", 0)))  # present, if edited
         if not hmac.compare_digest(str(m.get("mac", "")), mac(m, key)):
             out.problems.append(("manifest_invalid", f"{name} was edited (its MAC does not match)", None))
             continue
-        chains.setdefault(str(m["writer"]), []).append(int(m["seq"]))
         for text in str(m["keys"]).split("\n"):
             if text:
                 hour, sk, event_mac, ttl = text.split(" ")
