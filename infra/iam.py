@@ -287,7 +287,21 @@ def policy(scope: Scope, granted: dict[str, list[str]] | None = None) -> dict[st
     """An IAM policy document, one statement per resource key: of `granted` (a function's:
     `function_grants`), else of the whole stage."""
     statements = []
-    for key, actions in (grants() if granted is None else granted).items():
+    chosen = grants() if granted is None else granted
+    secrets = [k for k in chosen if k.startswith("secret:")]
+    for key, actions in chosen.items():
+        if key.startswith("secret:"):
+            if key != secrets[0]:
+                continue  # the secrets (all read with ssm:GetParameter) share one statement
+            statements.append(
+                {
+                    "Sid": "Secrets",
+                    "Effect": "Allow",
+                    "Action": sorted({a for k in secrets for a in chosen[k]}),
+                    "Resource": [arn for k in secrets for arn in resource_arns(k, scope, chosen[k])],
+                }
+            )
+            continue
         statement: dict[str, Any] = {
             "Sid": _sid(key if key != "*" else "unscoped"),
             "Effect": "Allow",
