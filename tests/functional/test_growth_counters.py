@@ -603,7 +603,7 @@ def test_a_count_out_of_time_says_more_and_the_next_run_goes_on(aws_mock, monkey
     _audit_events([DAY_START + 100 * i for i in range(20)])
     now = DAY_START + 3600 + 30
     _seal(now)
-    monkeypatch.setattr(counts, "MAX_HOURS_PER_RUN", 10)  # 48 hours and 59 minutes from the genesis
+    monkeypatch.setattr(tally, "MAX_HOURS_PER_RUN", 10)  # 48 hours and 59 minutes from the genesis
     calls = iter([10.0, 0.0])
     first = with_clock(now, lambda: tally.count(now, lambda: next(calls, 0.0)))
     assert (first["minutes"], first["more"]) == (60, True)  # one hour, then out of time
