@@ -598,7 +598,7 @@ def model_hour(partition):
 
 
 def test_a_count_out_of_time_says_more_and_the_next_run_goes_on(aws_mock, monkeypatch):
-    from chalicelib.audit import counts, tally
+    from chalicelib.audit import tally
 
     _audit_events([DAY_START + 100 * i for i in range(20)])
     now = DAY_START + 3600 + 30
