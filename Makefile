@@ -9,7 +9,7 @@ SCHEMATHESIS_VENV ?= .venv-schemathesis
 STAGE ?= dev
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: run test suite checkov schemathesis lint typecheck bench constraints package deploy teardown policies clean
+.PHONY: run test suite checkov schemathesis lint typecheck bench constraints package deploy teardown policies clean audit-verify
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ typecheck: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
+
+# An audit export (GET /api/audit/exports/{id}'s url) checked with the digest key's public half
+# alone (KEY: a file holding GET /api/audit/public-key's answer or its public_key_pem): no network.
+audit-verify: $(BIN)/.installed
+	$(BIN)/python -m chalicelib.audit.offline $(FILE) --key $(KEY)
 
 # `make test` also packages the prod stage, lints its template and runs checkov on it (tests/package).
 package: $(BIN)/.installed

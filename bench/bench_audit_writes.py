@@ -1,4 +1,4 @@
-"""Write requests and time for 1,000 buffered audit events (target: at most 40 requests), on
+"""Write requests and time for 1,000 buffered audit events (target: at most 42 requests: 40 of events, 2 more of the manifests that ride with them), on
 moto in-process, counted at the botocore level so that retries would show too."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main() -> None:
         middleware.run(runtime.Invocation(kind="sqs", request_id="bench"), handler)
         elapsed = time.perf_counter() - start
         writes = calls["BatchWriteItem"] + calls["PutItem"]
-        print(f"audit: {EVENTS} buffered events -> {writes} write requests (target <= 40), {dict(calls)}")
+        print(f"audit: {EVENTS} buffered events -> {writes} write requests (target <= 42), {dict(calls)}")
         print(f"  {elapsed * 1000:.0f} ms in all, {elapsed / EVENTS * 1e6:.0f} us per event (moto in-process)")
 
         calls.clear()

@@ -336,7 +336,7 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
         provision.provision(aws.client("dynamodb"), aws.client("sqs"))
         meter = Meter()
         import app as app_module
-        from chalicelib.audit import chain, counts
+        from chalicelib.audit import chain, sealer, tally
         from chalicelib.audit import jobs as audit_jobs
         from chalicelib.auth import service as auth
         from chalicelib.auth import sweeps
@@ -384,15 +384,15 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
             # The trail sealed as in steady state: every hour up to an hour ago has its digest and
             # counts (a first seal reaches back 48 h; here the whole 31 days, in follow-up runs).
             chain.GENESIS_HOURS = 31 * 24
-            read, requests, seconds, runs = until_done(meter, lambda: chain.seal(now - 3600))
+            read, requests, seconds, runs = until_done(meter, lambda: sealer.seal(now - 3600))
             out["audit_digest backlog: 31 days"] = (read, requests, seconds, f"{runs} runs")
             print(f"   sealed 31 days: {read} read, {requests} requests, {seconds:.1f} s, {runs} runs", flush=True)
             # and counted, as the 5-minute count would have: from the chain's genesis (in follow-up
             # runs), then its last run 5 minutes before now (the clock moved on while counting)
-            read, requests, seconds, runs = until_done(meter, lambda: counts.count(now - 300))
+            read, requests, seconds, runs = until_done(meter, lambda: tally.count(now - 300))
             out["audit_tally backlog: 31 days"] = (read, requests, seconds, f"{runs} runs")
             print(f"   counted 31 days: {read} read, {requests} requests, {seconds:.1f} s, {runs} runs", flush=True)
-            counts.count(timeutil.now() - 300)
+            tally.count(timeutil.now() - 300)
             # Signed in once the trail is sealed and counted: a long setup outlives a token.
             admin = auth.create_user("bench-admin@example.com", "bench password, long enough", "admin")
             token = auth.login(admin["email"], "bench password, long enough", None)["token"]

@@ -271,6 +271,7 @@ _QUEUES = (
             "orphans",
             "audit_digest",
             "audit_tally",
+            "audit_export",
         ),
     ),
     Queue(

@@ -135,10 +135,12 @@ def time_param(params: dict[str, str], name: str, default: float) -> float:
 
 def _cursor_mac(payload: bytes, scope: str) -> str:
     """Cursors are signed so that a client can only hand back what this API gave it, for the
-    listing it came from (`scope`)."""
+    listing it came from (`scope`). The key is derived from the audit key, which every function
+    holds (it signs the audit events), not from the JWT secret, which only those that sign or
+    check tokens may read: every function reaches this module."""
     from chalicelib import config, secret
 
-    key = hmac.new(secret.get(config.JWT_SECRET).encode(), b"inkwell-cursor", hashlib.sha256).digest()
+    key = hmac.new(secret.get(config.AUDIT_DIGEST_KEY).encode(), b"inkwell-cursor", hashlib.sha256).digest()
     mac = hmac.new(key, scope.encode() + b"\0" + payload, hashlib.sha256).digest()[:16]
     return _b64(mac)
 

@@ -67,12 +67,12 @@ def _value(name: str, settings: config.Settings) -> str:
 
 def check_startup() -> None:
     """At a Lambda cold start, refuse to run without an explicit deployed stage (`INKWELL_STAGE`
-    unset or local would run on the public development secrets), or without its JWT secret (at
-    least 32 bytes) or the audit digest key (which signs every audit event), or with a scrypt cost
-    under OWASP's minimum (`INKWELL_SCRYPT_N` < 2^17).
-
-    Reading them here also warms the cache, so the first request pays the SSM calls, not a later
-    one. Outside Lambda (tests, `chalice package` and `chalice deploy`, which import app.py with
+    unset or local would run on the public development secrets), or without the audit key (every
+    function signs the audit events it records; reading it here warms the cache), or with a scrypt
+    cost under OWASP's minimum (`INKWELL_SCRYPT_N` < 2^17). The JWT secret (at least 32 bytes) is
+    checked here when it comes from the environment; from SSM, only the functions that use it may
+    read it (each function's role names its own secrets), and they do on first use, refusing then.
+    Outside Lambda (tests, `chalice package` and `chalice deploy`, which import app.py with
     the stage's environment but have no credentials or no reason to read secrets) nothing is read.
     """
     if not config.on_lambda():
@@ -88,5 +88,6 @@ def check_startup() -> None:
             f"{config.SCRYPT_N} is {config.get().scrypt_n}: a deployed stage hashes passwords at "
             f"N >= {config.MIN_SCRYPT_N} (OWASP's minimum for scrypt)"
         )
-    get(config.JWT_SECRET)
     get(config.AUDIT_DIGEST_KEY)
+    if os.environ.get(config.JWT_SECRET) or not os.environ.get(config.SECRETS_PARAMETER_PREFIX):
+        get(config.JWT_SECRET)

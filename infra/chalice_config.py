@@ -39,6 +39,7 @@ def synced(current: dict[str, Any], shape: AppShape | None = None) -> dict[str, 
         env[config.STAGE] = stage
         if stage not in config.LOCAL_STAGES:  # local stages read secrets from the environment
             env[config.SECRETS_PARAMETER_PREFIX] = iam.secrets_prefix(stage)
+            env[config.AUDIT_SIGNING_KEY] = iam.audit_key_alias(stage)
     for source in shape.sqs if shape is not None else ():
         queue = consumed_queue(source.queue, shape.stage)  # type: ignore[union-attr]
         fn = shape.functions[source.function]  # type: ignore[union-attr]

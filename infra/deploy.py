@@ -13,7 +13,9 @@ again, from any clone:
 1. `.chalice/config.json` in step, and `.chalice/policy-<stage>-<function>.json` (`infra.iam`: the committed
    file, any account and region; written only when the stage is new or the file stale);
 2. the secrets (`config.SECRETS`) as SSM SecureStrings under the stage's prefix, generated once
-   when absent and never overwritten;
+   when absent and never overwritten, and the audit digest-signing KMS key (asymmetric, under
+   `alias/inkwell-<stage>-audit`, created once), and the audit export bucket (private,
+   encrypted, versioned: `inkwell-<stage>-audit-exports`);
 3. the catalogue's tables and queues (`infra.provision`, hardened: PITR, KMS, SSE, TTL, redrive);
 4. an SNS topic, an alarm on every dead-letter queue's depth, the stage's other alarms and its
    CloudWatch dashboard (`infra.monitoring`, as in the template);
@@ -87,6 +89,23 @@ def ensure_secrets(ssm: Any, stage: str) -> list[str]:
             ssm.put_parameter(Name=parameter, Value=secrets.token_urlsafe(48), Type="SecureString", Overwrite=False)
             created.append(parameter)
     return created
+
+
+def ensure_audit_key(kms: Any, stage: str) -> str:
+    """The stage's audit digest-signing key (KMS, ECC_NIST_P256, SIGN_VERIFY) under its alias,
+    created once; returns its alias. The key policy is the account's default: the functions' roles
+    (`infra.iam`) decide, and only the sealing functions' may `kms:Sign`."""
+    alias = iam.audit_key_alias(stage)
+    try:
+        kms.describe_key(KeyId=alias)
+    except kms.exceptions.NotFoundException:
+        key = kms.create_key(
+            KeySpec="ECC_NIST_P256",
+            KeyUsage="SIGN_VERIFY",
+            Description=f"Signs the audit digests of stage {stage}",
+        )["KeyMetadata"]
+        kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+    return alias
 
 
 def ensure_alarms(
@@ -310,6 +329,8 @@ def _clients(region: str) -> dict[str, Any]:
             "apigateway",
             "apigatewayv2",
             "events",
+            "kms",
+            "s3",
         )
     }
 
@@ -333,6 +354,8 @@ def deploy(
     iam.write_policy_files(stage)
     settings = config.get()
     created = ensure_secrets(clients["ssm"], stage)
+    ensure_audit_key(clients["kms"], stage)
+    provision.create_export_bucket(clients["s3"], settings)
     urls = provision.provision(clients["dynamodb"], clients["sqs"], settings, hardened=True)
     topic = ensure_alarms(clients["sns"], clients["cloudwatch"], stage, email, shape, region)
     # what exists of the stage goes into Chalice's record first, so that nothing is made twice

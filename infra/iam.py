@@ -15,8 +15,8 @@ lacks one or grants one that nothing calls. When you add an AWS call, add its ac
 its resource, and run `make policies` after a full run.
 
 Resource keys: `table:<name>` (a catalogue table and its indexes), `queue:<name>` / `dlq:<name>`
-(a catalogue queue / its dead-letter queue; `queue:*`, `dlq:*` mean every one), `secret:*` (the
-SSM parameters of `config.SECRETS`), `websocket` (the WebSocket API's connections), `email`
+(a catalogue queue / its dead-letter queue; `queue:*`, `dlq:*` mean every one), `secret:<name>`
+(one SSM parameter of `config.SECRETS`), `kms:audit` (the audit digest-signing key), `websocket` (the WebSocket API's connections), `email`
 (SES identities), `event-source-mapping` (this stage's SQS triggers), `logs`, and `*` (actions
 that IAM only grants on every resource).
 """
@@ -114,7 +114,14 @@ ACCESS: dict[str, tuple[str, ...]] = {
         "sqs:GetQueueUrl",
         "sqs:StartMessageMoveTask",
     ),
-    "secret:*": ("ssm:GetParameter",),
+    # each secret on its own: a function reads only those its modules use (SECRET_READS)
+    "secret:JWT_SECRET": ("ssm:GetParameter",),
+    "secret:WEBHOOK_SECRET": ("ssm:GetParameter",),
+    "secret:AUDIT_DIGEST_KEY": ("ssm:GetParameter",),
+    # the stage's audit digest-signing key (KMS, asymmetric): Sign for the sealer only
+    "kms:audit": ("kms:GetPublicKey", "kms:Sign"),
+    # audit exports: the export job writes them, the REST function presigns their download
+    "bucket:audit_exports": ("s3:GetObject", "s3:PutObject"),
     "websocket": ("execute-api:ManageConnections",),
     "email": ("ses:SendEmail",),
     "event-source-mapping": ("lambda:UpdateEventSourceMapping",),
@@ -138,6 +145,12 @@ PENDING: frozenset[Grant] = frozenset(
         # posts go to a fake management client in functional tests and to the local gateway
         # (another process) in e2e tests, so the recorder does not see them
         ("execute-api:ManageConnections", "websocket"),
+        # a presigned URL is signed with the REST function's credentials, never called by it
+        ("s3:GetObject", "bucket:audit_exports"),
+        # the suite reads secrets from the environment (SECRET_READS)
+        ("ssm:GetParameter", "secret:JWT_SECRET"),
+        ("ssm:GetParameter", "secret:WEBHOOK_SECRET"),
+        ("ssm:GetParameter", "secret:AUDIT_DIGEST_KEY"),
     }
 )
 
@@ -159,6 +172,8 @@ class Scope:
     function_prefix: str = (
         ""  # Lambda function names start with this (default `inkwell-<stage>-`: config.physical_name)
     )
+    export_bucket: str = ""  # the audit export bucket's ARN, when known (else named by stage)
+    audit_key: str = ""  # the audit signing key's ARN, when known (else: any key with the stage's alias)
 
     @classmethod
     def template(cls, stage: str) -> Scope:
@@ -170,6 +185,8 @@ class Scope:
             partition="${AWS::Partition}",
             websocket_api="${WebsocketAPI}",
             function_prefix="${AWS::StackName}-",
+            audit_key="${AuditSigningKey.Arn}",
+            export_bucket="${AuditExportBucket.Arn}",
         )
 
     @property
@@ -183,6 +200,11 @@ class Scope:
 def secrets_prefix(stage: str) -> str:
     """The SSM path of a stage's secrets (`INKWELL_SECRETS_PREFIX` in `.chalice/config.json`)."""
     return f"/inkwell/{stage}"
+
+
+def audit_key_alias(stage: str) -> str:
+    """The KMS alias of a stage's audit digest-signing key (`INKWELL_AUDIT_SIGNING_KEY`)."""
+    return f"alias/{config.physical_name(stage)}-audit"
 
 
 def _expand(key: str) -> list[str]:
@@ -224,6 +246,13 @@ def resource_arns(key: str, scope: Scope, actions: Iterable[str] = ()) -> list[s
         prefix = secrets_prefix(scope.stage)
         names = config.SECRETS if name == "*" else (name,)
         return [scope.arn("ssm", f"parameter{prefix}/{n}") for n in names]
+    if key == "bucket:audit_exports":
+        bucket = (
+            scope.export_bucket or f"arn:{scope.partition}:s3:::{config.physical_name(scope.stage, 'audit-exports')}"
+        )
+        return [bucket + "/*"]
+    if key == "kms:audit":
+        return [scope.audit_key or scope.arn("kms", "key/*")]
     if key == "websocket":
         # POST/GET/DELETE on @connections of this stage's WebSocket API only
         return [scope.arn("execute-api", f"{scope.websocket_api}/api/*/@connections/*")]
@@ -258,13 +287,30 @@ def policy(scope: Scope, granted: dict[str, list[str]] | None = None) -> dict[st
     """An IAM policy document, one statement per resource key: of `granted` (a function's:
     `function_grants`), else of the whole stage."""
     statements = []
-    for key, actions in (grants() if granted is None else granted).items():
+    chosen = grants() if granted is None else granted
+    secrets = [k for k in chosen if k.startswith("secret:")]
+    for key, actions in chosen.items():
+        if key.startswith("secret:"):
+            if key != secrets[0]:
+                continue  # the secrets (all read with ssm:GetParameter) share one statement
+            statements.append(
+                {
+                    "Sid": "Secrets",
+                    "Effect": "Allow",
+                    "Action": sorted({a for k in secrets for a in chosen[k]}),
+                    "Resource": [arn for k in secrets for arn in resource_arns(k, scope, chosen[k])],
+                }
+            )
+            continue
         statement: dict[str, Any] = {
             "Sid": _sid(key if key != "*" else "unscoped"),
             "Effect": "Allow",
             "Action": actions,
             "Resource": resource_arns(key, scope, actions),
         }
+        if key == "kms:audit" and not scope.audit_key:
+            # any account's key, as long as it carries the stage's alias (`make deploy` makes it)
+            statement["Condition"] = {"ForAnyValue:StringEquals": {"kms:ResourceAliases": audit_key_alias(scope.stage)}}
         if key == "event-source-mapping":
             # only the mappings that trigger this stage's functions (pause/resume of a queue)
             statement["Condition"] = {
@@ -350,6 +396,10 @@ def grants_for_call(service: str, operation: str, params: dict[str, Any], stage:
         return [(f"sqs:{operation}", _queue_key(_logical(name, stage)))] if name else [(f"sqs:{operation}", "*")]
     if service == "ssm" and "Name" in params:
         return [(f"ssm:{operation}", "secret:" + params["Name"].rsplit("/", 1)[-1])]
+    if service == "s3":
+        return [(f"s3:{operation}", "bucket:audit_exports")]
+    if service == "kms":
+        return [(f"kms:{operation}", "kms:audit")]
     if service in ("ses", "sesv2"):
         return [(f"ses:{operation}", "email")]
     if service == "lambda" and operation in ("UpdateEventSourceMapping", "GetEventSourceMapping"):
@@ -408,7 +458,24 @@ ModuleGrant = tuple[str, str, str]  # (module, action, resource key)
 
 # Calls the suite cannot record (see PENDING), with the module that makes them.
 PENDING_MODULES: frozenset[ModuleGrant] = frozenset(
-    {("chalicelib.realtime.sender", "execute-api:ManageConnections", "websocket")}
+    {
+        ("chalicelib.realtime.sender", "execute-api:ManageConnections", "websocket"),
+        ("chalicelib.audit.api", "s3:GetObject", "bucket:audit_exports"),
+    }
+)
+
+
+# The secrets each module reads (`secret.get`): declared, as the suite reads them from the
+# environment, never through SSM. A function's role may read only the secrets of its modules.
+SECRET_READS: frozenset[ModuleGrant] = frozenset(
+    {
+        ("chalicelib.audit.logger", "ssm:GetParameter", "secret:AUDIT_DIGEST_KEY"),
+        ("chalicelib.audit.chain", "ssm:GetParameter", "secret:AUDIT_DIGEST_KEY"),
+        ("chalicelib.audit.sealer", "ssm:GetParameter", "secret:AUDIT_DIGEST_KEY"),
+        ("chalicelib.auth.service", "ssm:GetParameter", "secret:JWT_SECRET"),
+        ("chalicelib.http", "ssm:GetParameter", "secret:AUDIT_DIGEST_KEY"),
+        ("chalicelib.content.generation", "ssm:GetParameter", "secret:WEBHOOK_SECRET"),
+    }
 )
 
 
@@ -422,7 +489,7 @@ def module_table(recorded: Iterable[ModuleGrant]) -> dict[str, list[list[str]]]:
     """Recorded (module, action, key) -> module: sorted [action, widened key] pairs (PENDING_MODULES
     included), as `infra/iam_modules.json` holds them."""
     table: dict[str, set[tuple[str, str]]] = {}
-    for module, action, key in {*recorded, *PENDING_MODULES}:
+    for module, action, key in {*recorded, *PENDING_MODULES, *SECRET_READS}:
         table.setdefault(module, set()).add((action, widened(action, key)))
     return {module: [list(g) for g in sorted(found)] for module, found in sorted(table.items())}
 

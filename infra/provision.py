@@ -10,6 +10,7 @@ point-in-time recovery, KMS encryption of tables and SSE of queues, matching the
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -127,6 +128,34 @@ def provision(
 ) -> dict[str, str]:
     create_tables(dynamodb, settings, hardened)
     return create_queues(sqs, settings, hardened=hardened)
+
+
+def export_bucket_name(stage: str) -> str:
+    """The stage's audit export bucket (`make deploy`, `make run`; the template names its own)."""
+    return config.physical_name(stage, "audit-exports")
+
+
+def create_export_bucket(s3: Any, settings: config.Settings | None = None) -> str:
+    """The audit export bucket: private (every public access blocked), encrypted, versioned.
+    Idempotent; returns its name."""
+    settings = settings or config.get()
+    name = export_bucket_name(settings.stage)
+    region = s3.meta.region_name
+    kwargs: dict[str, Any] = {"Bucket": name}
+    if region and region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(**kwargs)
+    blocked = dict.fromkeys(("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True)
+    s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=blocked)
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    return name
 
 
 def delete(dynamodb: Any, sqs: Any, settings: config.Settings) -> list[str]:

@@ -31,6 +31,8 @@ from infra.monitoring import API_STAGE
 MESSAGE_RETENTION = 4 * 24 * 3600
 DLQ_RETENTION = 14 * 24 * 3600
 ALARM_TOPIC = "DeadLetterAlarmTopic"
+EXPORT_BUCKET = "AuditExportBucket"  # audit exports (infra.iam: `bucket:audit_exports`)
+AUDIT_KEY = "AuditSigningKey"  # the KMS key that signs the audit digests (infra.iam: `kms:audit`)
 
 
 def logical_id(name: str, suffix: str) -> str:
@@ -141,6 +143,54 @@ def catalogue_resources(stage: str) -> dict[str, Any]:
         resources[table_id(table.name)] = table_resource(table, stage)
     for queue in catalog.QUEUES.values():
         resources.update(queue_resources(queue, stage))
+    resources[AUDIT_KEY] = {
+        "Type": "AWS::KMS::Key",
+        "DeletionPolicy": retained(stage),
+        "UpdateReplacePolicy": retained(stage),
+        "Properties": {
+            "Description": f"Signs the audit digests of stage {stage}",
+            "KeySpec": "ECC_NIST_P256",
+            "KeyUsage": "SIGN_VERIFY",
+            # the account administers the key; using it is each function role's policy (infra.iam)
+            "KeyPolicy": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "AccountAdministersAndRolesDecide",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+                        "Action": "kms:*",
+                        "Resource": "*",
+                    }
+                ],
+            },
+        },
+    }
+    resources[AUDIT_KEY + "Alias"] = {
+        "Type": "AWS::KMS::Alias",
+        "Properties": {"AliasName": iam.audit_key_alias(stage), "TargetKeyId": {"Ref": AUDIT_KEY}},
+    }
+    bucket: dict[str, Any] = {
+        "BucketEncryption": {
+            "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+        "VersioningConfiguration": {"Status": "Enabled"},
+        "PublicAccessBlockConfiguration": dict.fromkeys(
+            ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+        ),
+    }
+    if retained(stage) == "Retain":  # a kept stage's exports cannot be overwritten or deleted for 90 days
+        bucket["ObjectLockEnabled"] = True
+        bucket["ObjectLockConfiguration"] = {
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 90}},
+        }
+    resources[EXPORT_BUCKET] = {
+        "Type": "AWS::S3::Bucket",
+        "DeletionPolicy": retained(stage),
+        "UpdateReplacePolicy": retained(stage),
+        "Properties": bucket,
+    }
     resources[ALARM_TOPIC] = {
         "Type": "AWS::SNS::Topic",
         "Properties": {"TopicName": config.physical_name(stage, "alarms"), "KmsMasterKeyId": "alias/aws/sns"},
@@ -168,6 +218,8 @@ def environment(shape: AppShape, webhook_url: str = "") -> dict[str, Any]:
     if shape.websocket:
         variables[config.WS_MANAGEMENT_ENDPOINT] = api_url("https", "WebsocketAPI")
         variables[config.WS_URL] = api_url("wss", "WebsocketAPI")
+    variables[config.AUDIT_SIGNING_KEY] = {"Fn::GetAtt": [AUDIT_KEY, "Arn"]}
+    variables[config.AUDIT_EXPORT_BUCKET] = {"Ref": EXPORT_BUCKET}
     if webhook_url:
         variables[config.ARTICLE_WEBHOOK_URL] = webhook_url
     return variables

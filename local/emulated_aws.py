@@ -71,6 +71,7 @@ class EmulatedAws:
         """The catalogue's tables and queues, plus `extra_queues` (tests); logical name -> URL."""
         urls = provision.provision(aws.client("dynamodb"), aws.client("sqs"))
         urls.update(provision.create_queues(aws.client("sqs"), queues=list(extra_queues)))
+        provision.create_export_bucket(aws.client("s3"))
         return urls
 
     def deploy(self, queue_handlers: list[SqsSource], schedules: list[ScheduleSource]) -> None:

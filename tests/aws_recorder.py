@@ -34,7 +34,7 @@ OUTPUT = ROOT / "dist" / "iam" / "operations.json"
 CHECK_MODULE = "test_iam_policy.py"
 FUNCTIONAL = ROOT / "tests" / "functional"
 _CODE = (str(ROOT / "chalicelib") + os.sep, str(ROOT / "app.py"))
-_PASS_THROUGH = str(ROOT / "chalicelib" / "aws.py")
+_PASS_THROUGH = (str(ROOT / "chalicelib" / "aws.py"), str(ROOT / "chalicelib" / "secret.py"))
 _CHALICE_APP = str(Path(chalice_app.__file__))
 
 
@@ -117,7 +117,7 @@ def _calling_module() -> str | None:
     frame = sys._getframe(2)
     while frame is not None:
         filename = frame.f_code.co_filename
-        if filename.startswith(_CODE) and filename != _PASS_THROUGH:
+        if filename.startswith(_CODE) and filename not in _PASS_THROUGH:
             return ".".join(Path(filename).relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         frame = frame.f_back  # type: ignore[assignment]
     return None

@@ -191,6 +191,24 @@ class AuditVerification(BaseModel):
     next_since: str | None = None
 
 
+class AuditExportStarted(BaseModel):
+    export_id: str
+    job_id: str
+
+
+class AuditExport(BaseModel):
+    export_id: str
+    state: str  # pending | ready | failed
+    events: int
+    url: str | None = None
+
+
+class AuditPublicKey(BaseModel):
+    key_id: str
+    algorithm: str
+    public_key_pem: str
+
+
 class RateLimit(BaseModel):
     max: int
     duration_seconds: float

@@ -23,13 +23,15 @@ runs around every handler. Outside a handler (scripts, tests) call `audit.flush(
 Published for the realtime emitters: every event, as the admin room's `activity` (what
 `GET /api/audit` lists, the live feed shows too), in one `events.AuditRecorded(events)` per flush
 (the end of the invocation, or every `logger.ACTIVITY_BATCH` events), after the events were
-written; and `events.Alert` for lockouts and tampering. Jobs: `chain.seal(now)` is
-`cleanup/audit_digest` and `counts.count(now)` is `cleanup/audit_tally` (import those submodules
+written; and `events.Alert` for lockouts and tampering. Jobs: `sealer.seal(now)` is
+`cleanup/audit_digest` and `tally.count(now)` is `cleanup/audit_tally` (import those submodules
 where they are used: this package loads only what `record` needs, for cold starts); `cleanup/activity_logs` is the cleanup queue's sweep of
 `audit_events` (chalicelib.audit.jobs).
 
 Modules: actions (catalogue), model (keys, fingerprints), logger (record, buffer,
-writer, fallback queue), store (queries, summary, report), chain (seal, verify: the hash chain of digests), counts (the
+writer, fallback queue), manifest (the flush manifests: write-time evidence), store (queries, summary,
+report), chain (verify: the hash chain of digests), sealer (seal: its one writer), signing (the digest key's
+public half), counts (the
 minute and hour counts the report and summary read, and their one writer), api, jobs.
 Redaction is `chalicelib.redact` (the logs use it too).
 """

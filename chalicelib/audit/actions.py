@@ -91,10 +91,12 @@ ACTIONS: dict[str, Action] = {
     "analytics.cleanup": _a("analytics"),
     "audit.read": _a("system", critical=True),
     "audit.verify": _a("system", critical=True),
+    "audit.export": _a("system", critical=True),
     "audit.sealed": _a("system"),
     "audit.cleanup": _a("system"),
     "audit.tamper_detected": _a("system", "critical", critical=True),
     "audit.fallback": _a("system", "warning"),
+    "security.audit_refused": _a("auth", "critical", critical=True),
     "dashboard.view": _a("system"),
 }
 
@@ -112,6 +114,7 @@ ALERT_LEVELS: dict[str, str] = {
     "auth.lockout": "warning",
     "security.refresh_reuse": "critical",
     "audit.tamper_detected": "critical",
+    "security.audit_refused": "critical",
 }
 
 

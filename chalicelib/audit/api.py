@@ -1,12 +1,16 @@
 """The audit REST endpoints' logic: parameters checked into 400s, the right query, and the read
-itself recorded (reading or exporting the audit log is audited too)."""
+itself recorded (reading or exporting the audit log is audited too); asking for an export and
+its presigned URL (the export itself is the `cleanup/audit_export` job, export.py)."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
-from chalicelib import aws, errors, http, timeutil
+from pydantic import Field
+
+from chalicelib import aws, config, errors, http, timeutil
 from chalicelib.audit import chain, counts, model, store
 from chalicelib.audit.actions import CATEGORIES, MAX_RETENTION_SECONDS, NAME_PATTERN
 from chalicelib.audit.logger import record
@@ -147,3 +151,59 @@ def verify(params: dict[str, str]) -> dict[str, Any]:
         first = result["problems"][0]["message"]
         record("audit.tamper_detected", details={**details, "first": first})
     return result
+
+
+# --- exports (the job: export.py) ---------------------------------------------------------------
+
+QUEUE, JOB_TYPE = "cleanup", "audit_export"
+MAX_EXPORT_DAYS = 31
+URL_SECONDS = 900
+
+
+def bucket() -> str:
+    """The stage's audit export bucket (private, encrypted, versioned)."""
+    return os.environ.get(config.AUDIT_EXPORT_BUCKET) or config.physical_name(config.get().stage, "audit-exports")
+
+
+def object_key(export_id: str) -> str:
+    return f"audit-exports/{export_id}.ndjson"
+
+
+class ExportRange(http.Body):
+    since: str = Field(min_length=1, max_length=40)
+    until: str = Field(min_length=1, max_length=40)
+
+
+def start_export(user: dict[str, Any], body: ExportRange) -> dict[str, Any]:
+    """POST /api/audit/exports `{"since","until"}`: queue the export job (202)."""
+    params = {"since": body.since, "until": body.until}
+    until = http.time_param(params, "until", 0)
+    since = http.time_param(params, "since", 0)
+    if since > until:
+        raise http.bad_request("must not be after until", "since")
+    if until - since > MAX_EXPORT_DAYS * 86400:
+        raise http.bad_request(f"the range may span at most {MAX_EXPORT_DAYS} days", "since")
+    from chalicelib import jobs
+
+    payload = {"since": timeutil.iso_ms(since), "until": timeutil.iso_ms(until)}
+    job = jobs.enqueue(QUEUE, JOB_TYPE, payload, user_id=user["id"])
+    record("audit.export", resource=("job", job["id"]), details={**payload, "state": "requested"})
+    return {"export_id": job["id"], "job_id": job["id"]}
+
+
+def export_status(export_id: str) -> dict[str, Any]:
+    """GET /api/audit/exports/{export_id}: its state, and a presigned URL once ready."""
+    from chalicelib import jobs
+
+    job = jobs.get(export_id) if len(export_id) <= 64 else None
+    if job is None or job.get("type") != JOB_TYPE:
+        raise errors.NotFound(f"no audit export {export_id[:64]}")
+    state = {"completed": "ready", "failed": "failed", "cancelled": "failed"}.get(job["state"], "pending")
+    result = job.get("result") or {}
+    out: dict[str, Any] = {"export_id": export_id, "state": state, "events": int(result.get("events", 0))}
+    if state == "ready":
+        out["url"] = aws.client("s3").generate_presigned_url(
+            "get_object", Params={"Bucket": bucket(), "Key": object_key(export_id)}, ExpiresIn=URL_SECONDS
+        )
+        record("audit.export", resource=("job", export_id), details={"state": "downloaded", "events": out["events"]})
+    return out

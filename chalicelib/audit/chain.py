@@ -1,15 +1,17 @@
 """Tamper evidence for the audit trail, as CloudTrail's digest files do it.
 
-`seal(now)` (the `cleanup/audit_digest` job, hourly) writes a digest for every period not sealed
-yet, up to `now - SEAL_GRACE`, one per hour at most: the digest lists a fingerprint of every event
-of the period in canonical order (sort key order across the hour's shards), hashes that list,
-chains the hash to the previous digest's and signs it with HMAC (`AUDIT_DIGEST_KEY`). Running it
-now seals everything up to now. The head of the chain (`hour="chain"`) is signed too.
+`sealer.seal(now)` (the `cleanup/audit_digest` job, hourly) writes a digest for every period not
+sealed yet, up to `now - SEAL_GRACE`, one per hour at most: the digest lists a fingerprint of every
+event of the period in canonical order (sort key order across the hour's shards), hashes that list,
+chains the hash to the previous digest's and signs it with the digest key (ECDSA P-256: a KMS key
+on AWS, see signing). Running it now seals everything up to now. The head of the chain
+(`hour="chain"`) is signed too. This module only reads and checks digests, with the public key.
 
 `verify(since, until)` recomputes it all and names every problem: an event changed, deleted,
 inserted or moved out of its place (reordered), a digest edited or deleted, a broken link. Events
 newer than the last seal are checked through their own MAC (see model), so an edit is caught at
-once; a deletion, once the period is sealed. An event missing after its TTL passed is expected.
+once; a deletion or a replacement, through the flush manifests (see manifest) two minutes after
+the write, sealed or not. An event missing after its TTL passed is expected.
 An event in a sealed period that no digest lists but whose MAC is valid was written late by
 Inkwell itself (a retried or queued write), not by someone without the key: it is a note, not
 a problem.
@@ -27,7 +29,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, config, secret, timeutil
-from chalicelib.audit import model
+from chalicelib.audit import manifest, model, signing
 from chalicelib.audit.actions import MAX_RETENTION_SECONDS
 from chalicelib.audit.store import AuditStore
 
@@ -62,16 +64,24 @@ def head_hash(head: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def sign(value: str, key: str) -> str:
+def legacy_sign(value: str, key: str) -> str:
+    """The HMAC digests were signed with before the asymmetric key (still checked, never written)."""
     return hmac.new(key.encode(), b"digest:" + value.encode(), hashlib.sha256).hexdigest()
 
 
-def make_digest(seq: int, start: str, end: str, prev: str, lines: list[str], key: str) -> dict[str, Any]:
-    """The head of a digest (without its storage keys) and its parts' leaves."""
+def pointer_text(pointer: dict[str, Any]) -> str:
+    return f"{int(pointer['seq'])}|{pointer['end']}|{pointer['hash']}|{pointer.get('genesis', '')}"
+
+
+def make_digest(
+    seq: int, start: str, end: str, prev: str, lines: list[str], sign: Callable[[bytes], str]
+) -> dict[str, Any]:
+    """The head of a digest (without its storage keys) and its parts' leaves, signed by `sign`."""
     head: dict[str, Any] = {"seq": seq, "start": start, "end": end, "prev": prev, "count": len(lines)}
     head["root"] = root(lines)
     head["hash"] = head_hash(head)
-    head["sig"] = sign(head["hash"], key)
+    head["sig"] = sign(signing.message("digest", head["hash"]))
+    head["alg"] = signing.ALGORITHM
     head["parts"] = [lines[i : i + LEAVES_PER_PART] for i in range(0, len(lines), LEAVES_PER_PART)]
     return head
 
@@ -88,7 +98,7 @@ def segments(start: float, cut: float, limit: int = MAX_SEGMENTS_PER_RUN) -> lis
 
 @dataclass
 class Problem:
-    type: str  # event_changed | event_deleted | event_inserted | event_reordered | digest_invalid | digest_missing | chain_broken
+    type: str  # event_changed | event_deleted | event_replaced | event_inserted | event_reordered | digest_invalid | digest_missing | chain_broken | manifest_invalid | manifest_deleted
     message: str
     event_id: str | None = None
     digest: str | None = None
@@ -165,6 +175,7 @@ def compare(
 class Digests:
     def __init__(self, events_table: Any, digests_table: Any, key: str) -> None:
         self._events = AuditStore(events_table)
+        self._manifests = manifest.Manifests(events_table)
         self._table = digests_table
         self._key = key
 
@@ -172,82 +183,15 @@ class Digests:
         return self._table.get_item(Key=CHAIN, ConsistentRead=True).get("Item")
 
     def head_ok(self, head: dict[str, Any]) -> bool:
-        signed = f"{int(head['seq'])}|{head['end']}|{head['hash']}|{head.get('genesis', '')}"
-        return hmac.compare_digest(str(head.get("sig", "")), sign(signed, self._key))
+        return self.signed(head, "head", pointer_text(head))
 
-    def seal(self, now: float, time_left: Callable[[], float] | None = None) -> dict[str, Any]:
-        """Seal every period up to now - SEAL_GRACE (at most MAX_SEGMENTS_PER_RUN), while
-        `time_left()` (seconds) is positive: `more` says whether periods were left to seal.
-        Raises TamperDetected on a forged head."""
-        cut = model.minute_start(now - SEAL_GRACE)  # periods end on a minute, as the counts' minutes
-        head = self.head()
-        if head is not None and not self.head_ok(head):
-            raise TamperDetected("the audit chain head's signature is invalid")
-        if head is None:
-            start, seq, prev = model.hour_start(cut) - GENESIS_HOURS * 3600, 0, ""
-            genesis = timeutil.iso_ms(start)
-        else:
-            start, seq, prev, genesis = timeutil.parse_iso(head["end"]), int(head["seq"]), head["hash"], head["genesis"]
-        sealed = events = 0
-        todo = segments(start, cut, MAX_SEGMENTS_PER_RUN + 1)
-        for a, b in todo[:MAX_SEGMENTS_PER_RUN]:
-            if time_left is not None and time_left() <= 0:
-                break
-            hour = model.hour_of(a)
-            items = self._events.hour(hour, (timeutil.iso_ms(a), timeutil.iso_ms(b)))
-            lines = [leaf(i) for i in items]
-            digest = make_digest(seq + 1, timeutil.iso_ms(a), timeutil.iso_ms(b), prev, lines, self._key)
-            self._write(hour, digest, seq, genesis, now)
-            seq, prev = digest["seq"], digest["hash"]
-            sealed, events = sealed + 1, events + len(lines)
-        until = timeutil.iso_ms(todo[sealed - 1][1]) if sealed else None
-        return {"sealed": sealed, "events": events, "until": until, "seq": seq, "more": sealed < len(todo)}
-
-    def _write(self, hour: str, digest: dict[str, Any], old_seq: int, genesis: str, now: float) -> None:
-        ttl = int(now + DIGEST_RETENTION)
-        seg = digest["start"]
-        parts = digest.pop("parts")
-        head_item = {
-            "hour": hour,
-            "seg": seg,
-            **digest,
-            "parts": len(parts),
-            "sealed_at": timeutil.iso_ms(now),
-            "ttl": ttl,
-        }
-        pointer = {**CHAIN, "seq": digest["seq"], "end": digest["end"], "hash": digest["hash"], "genesis": genesis}
-        pointer["sig"] = sign(f"{pointer['seq']}|{pointer['end']}|{pointer['hash']}|{genesis}", self._key)
-        name = self._table.name
-        puts = [
-            {
-                "Put": {
-                    "TableName": name,
-                    "Item": {
-                        "hour": hour,
-                        "seg": f"{seg}#{digest['end']}#p{n:04d}",
-                        "leaves": "\n".join(p),
-                        "ttl": ttl,
-                    },
-                }
-            }
-            for n, p in enumerate(parts)
-        ]
-        puts.append({"Put": {"TableName": name, "Item": head_item, "ConditionExpression": "attribute_not_exists(seg)"}})
-        if old_seq:
-            condition = {"ConditionExpression": "seq = :old", "ExpressionAttributeValues": {":old": old_seq}}
-        else:
-            condition = {"ConditionExpression": "attribute_not_exists(seg)"}
-        puts.append({"Put": {"TableName": name, "Item": pointer, **condition}})
-        client = self._table.meta.client
-        # One transaction (all or nothing, and two concurrent seals cannot both extend the chain)
-        # unless the leaves are too many for it: then the parts go first (each keyed by the period
-        # and its number, so a seal run again writes the same parts again); the head and the
-        # pointer always together.
-        if len(puts) > 40:
-            for op in puts[:-2]:
-                client.put_item(**op["Put"])
-            puts = puts[-2:]
-        client.transact_write_items(TransactItems=puts)
+    def signed(self, item: dict[str, Any], kind: str, value: str) -> bool:
+        """Whether `item` carries the digest key's signature of `value` (or, for what was sealed
+        before that key, the older HMAC)."""
+        if item.get("alg") == signing.ALGORITHM:
+            return signing.valid(signing.public_key()["public_key_pem"], signing.message(kind, value), str(item["sig"]))
+        legacy = legacy_sign(value, self._key)
+        return "alg" not in item and hmac.compare_digest(str(item.get("sig", "")), legacy)
 
     def period(self, start: str) -> dict[str, Any] | None:
         """The head of the digest whose period starts at `start` (None when there is none)."""
@@ -282,9 +226,7 @@ class Digests:
         sealed_spans: list[tuple[str, str, str]] = []
         for head in heads:
             name = _name(head)
-            if head_hash(head) != head["hash"] or not hmac.compare_digest(
-                str(head["sig"]), sign(head["hash"], self._key)
-            ):
+            if head_hash(head) != head["hash"] or not self.signed(head, "digest", head["hash"]):
                 out.add(
                     "digest_invalid", f"digest {name} was edited (its hash or signature does not match)", digest=name
                 )
@@ -306,6 +248,10 @@ class Digests:
         self._check_chain(heads, pointer, window, now, out)
         sealed_in = {i["sk"]: name for i in items for start, end, name in sealed_spans if start <= i["sk"] < end}
         compare(leaves, items, sealed_in, now, self._key, out)
+        named = {p.event_id for p in out.problems}
+        for type_, message, event_id in self._manifests.findings(hours, items, now, self._key):
+            if event_id is None or event_id not in named:
+                out.add(type_, message, event_id)
         out.checked = len(items)
         return {
             "valid": not out.problems,
@@ -395,8 +341,3 @@ def _hour_steps(since: float, until: float) -> list[float]:
 
 def digests() -> Digests:
     return Digests(aws.table("audit_events"), aws.table("audit_digests"), secret.get(config.AUDIT_DIGEST_KEY))
-
-
-def seal(now: float | None = None, time_left: Callable[[], float] | None = None) -> dict[str, Any]:
-    """Seal the audit trail up to `now` (default: the clock). The `cleanup/audit_digest` job."""
-    return digests().seal(timeutil.now() if now is None else now, time_left)

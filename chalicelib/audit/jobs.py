@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import audit, timeutil
-from chalicelib.audit import chain, counts
+from chalicelib.audit import chain, export, sealer, tally
 from chalicelib.jobs.errors import PermanentError
 from chalicelib.jobs.processor import JobContext, Processor
 from chalicelib.jobs.sweep import carry_on, sweep
@@ -19,7 +19,7 @@ from chalicelib.jobs.sweep import carry_on, sweep
 
 def audit_digest(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     try:
-        result = chain.seal(timeutil.now(), ctx.time_left)
+        result = sealer.seal(timeutil.now(), ctx.time_left)
     except chain.TamperDetected as exc:
         audit.record("audit.tamper_detected", details={"job_id": job["id"], "error": str(exc)})
         raise PermanentError(str(exc)) from None
@@ -34,7 +34,7 @@ def audit_tally(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
     from chalicelib.audit import floods
 
     flooded = floods.flush()
-    return {**counts.count(timeutil.now(), ctx.time_left), "flood_events": flooded}
+    return {**tally.count(timeutil.now(), ctx.time_left), "flood_events": flooded}
 
 
 def activity_logs(job: dict[str, Any], ctx: JobContext) -> dict[str, Any]:
@@ -48,4 +48,5 @@ PROCESSORS = (
     Processor("cleanup", "audit_digest", audit_digest),
     Processor("cleanup", "audit_tally", audit_tally),
     Processor("cleanup", "activity_logs", activity_logs),
+    Processor("cleanup", "audit_export", export.run),
 )

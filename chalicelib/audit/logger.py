@@ -2,8 +2,9 @@
 that never loses an accepted event.
 
 Critical actions are written with a conditional PutItem before `record()` returns; the others
-are buffered on the running invocation (`BUFFER`) and written with BatchWriteItem, 25 at a time:
-when 25 are waiting, and at the end of every invocation (the buffer's end flush, which app.py's
+are buffered on the running invocation (`BUFFER`) and written with BatchWriteItem, 24 at a time
+with their manifest (see manifest: the write-time evidence verify checks): when 24 are waiting,
+and at the end of every invocation (the buffer's end flush, which app.py's
 middleware runs on success and on error).
 Every event, critical or not, is then published for the admin room's `activity`: one
 `events.AuditRecorded` per flush (the end of the invocation, an explicit `flush()`, or every
@@ -11,11 +12,12 @@ ACTIVITY_BATCH events of a long invocation) carrying all the events recorded sin
 in order, after they were written, so the realtime emitters pay per flush, not per event.
 Throttling is retried with exponential backoff (the sleep is injected); whatever DynamoDB still
 refuses goes to the `audit` SQS queue, whose processor (`store_fallback`) writes it later,
-idempotently. Should SQS refuse too, the event is logged whole at ERROR, the last place left.
+idempotently, and only what its writer signed (every role may send to that queue). Should SQS refuse too, the event is logged whole at ERROR, the last place left.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import random
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib import aws, config, events, redact, runtime, secret, timeutil
-from chalicelib.audit import model
+from chalicelib.audit import manifest, model
 from chalicelib.audit.actions import ALERT_LEVELS, classify
 from chalicelib.observe import metrics
 from chalicelib.util import from_dynamo, to_dynamo
@@ -39,7 +41,8 @@ BACKOFF_CAP = 2.0
 SQS_BODY_BYTES = 200_000  # under SQS's 256 KiB
 MARKER_PREFIX = "id#"
 NOT_RETRYABLE = frozenset({"ValidationException", "ResourceNotFoundException", "AccessDeniedException"})
-ACTIVITY_BATCH = 100  # a long invocation publishes its events this often (memory, latency)
+ACTIVITY_BATCH = 4 * (BATCH_SIZE - 1)  # a long invocation publishes this often: 96, four full writes
+FUTURE_SKEW = 60.0  # seconds: the clock skew a queued event's time may show, and no more
 
 
 def sleep(seconds: float) -> None:
@@ -94,11 +97,13 @@ class Writer:
                 self._sleep(backoff(attempt))
         return self.fallback([item])
 
-    def batch(self, items: list[dict[str, Any]]) -> dict[str, int]:
-        """Write items 25 per BatchWriteItem, retrying UnprocessedItems with backoff."""
+    def batch(self, items: list[dict[str, Any]], evidence: dict[str, Any] | None = None) -> dict[str, int]:
+        """Write items 25 per BatchWriteItem, retrying UnprocessedItems with backoff; `evidence`
+        (the flush's manifest) rides in the last request. Only events go to the queue."""
         outcome = {"dynamodb": 0, "queue": 0, "log": 0}
-        for start in range(0, len(items), BATCH_SIZE):
-            chunk = items[start : start + BATCH_SIZE]
+        everything = [*items, evidence] if evidence is not None else items
+        for start in range(0, len(everything), BATCH_SIZE):
+            chunk = everything[start : start + BATCH_SIZE]
             pending: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in chunk]
             for attempt in range(MAX_ATTEMPTS):
                 self.requests += 1
@@ -114,6 +119,11 @@ class Writer:
                     break
                 if attempt + 1 < MAX_ATTEMPTS:
                     self._sleep(backoff(attempt))
+            if evidence is not None and start + BATCH_SIZE >= len(everything):
+                left = [r for r in pending if r["PutRequest"]["Item"] is not evidence]
+                if len(left) < len(pending):
+                    log.error("AUDIT MANIFEST NOT STORED (verify will name its gap): %s", evidence["sk"])
+                pending, chunk = left, chunk[:-1]
             outcome["dynamodb"] += len(chunk) - len(pending)
             metrics.count("AuditWrites", len(chunk) - len(pending))
             if pending:
@@ -207,10 +217,12 @@ def record(
     event = model.public(item)
     buffer = BUFFER.get()
     if cls.critical:
-        writer().put(model.place(item, now, now, _key()))
+        placed = model.place(item, now, now, _key())
+        writer().put(placed)
+        buffer.listed.append(manifest.line(placed))
     else:
         buffer.writes.append((item, now))
-        if len(buffer.writes) >= BATCH_SIZE:
+        if len(buffer.writes) >= BATCH_SIZE - 1:  # and the manifest: one request
             _write(buffer)
     buffer.unpublished.append(event)
     if len(buffer.unpublished) >= ACTIVITY_BATCH:
@@ -235,6 +247,7 @@ class Pending:
 
     writes: list[tuple[dict[str, Any], float]] = field(default_factory=list)
     unpublished: list[dict[str, Any]] = field(default_factory=list)
+    listed: list[str] = field(default_factory=list)  # critical events written, for the next manifest
 
 
 def pending() -> int:
@@ -268,29 +281,55 @@ def _flush(buffer: Pending) -> dict[str, int]:
 
 
 def _write(buffer: Pending) -> dict[str, int]:
+    """Write the buffered events with their manifest (listing them and the critical events
+    written since the last one) in one BatchWriteItem when they fit."""
     writes, buffer.writes = buffer.writes, []
-    if not writes:
+    listed, buffer.listed = buffer.listed, []
+    if not writes and not listed:
         return {}
     now = timeutil.now()
     key = _key()
-    return writer().batch([model.place(item, at, now, key) for item, at in writes])
+    placed = [model.place(item, at, now, key) for item, at in writes]
+    evidence = manifest.build([*listed, *(manifest.line(p) for p in placed)], now, key)
+    return writer().batch(placed, evidence)
+
+
+def check_fallback(item: dict[str, Any], now: float, key: str) -> str | None:
+    """Why a queued event must not be stored (None when it may): its writer's signature is missing
+    or wrong, or it claims a time later than now + FUTURE_SKEW (pure)."""
+    if not isinstance(item.get("id"), str) or not isinstance(item.get("mac"), str):
+        return "unsigned"
+    if not hmac.compare_digest(item["mac"], model.mac(item, key)):
+        return "forged"
+    try:
+        recorded_at = timeutil.parse_iso(str(item.get("ts")))
+    except ValueError:
+        return "forged"
+    return "future" if recorded_at > now + FUTURE_SKEW else None
 
 
 def store_fallback(table: Any, item: dict[str, Any]) -> bool:
-    """Write one event that came back through the audit queue; False when it was already stored.
+    """Write one checked event that came back through the audit queue; False when it was already
+    stored.
 
     Idempotent: the event is skipped when its original key holds it (the first write landed after
-    all) and otherwise written in one transaction with a marker item keyed by its id, so a
-    redelivered message cannot store it twice. It is re-keyed at the time it is written, never
-    into a period a digest may already have sealed.
+    all) and otherwise written in one transaction with a marker item keyed by its id (naming where
+    it went, for the flush manifests), so a redelivered message cannot store it twice. It is
+    re-keyed at the time it is written, never into a period a digest may already have sealed, and
+    keeps its writer's MAC: nothing here signs.
     """
-    original = table.get_item(Key={"hour": item["hour"], "sk": item["sk"]}, ConsistentRead=True).get("Item")
-    if original is not None:
-        return False
-    recorded_at = timeutil.parse_iso(item["ts"])
-    placed = model.place({k: v for k, v in item.items() if k != "keyed_at"}, recorded_at, timeutil.now(), _key())
+    if isinstance(item.get("hour"), str) and isinstance(item.get("sk"), str):
+        original = table.get_item(Key={"hour": item["hour"], "sk": item["sk"]}, ConsistentRead=True).get("Item")
+        if original is not None:
+            return False
+    placed = model.place(item, timeutil.parse_iso(item["ts"]), timeutil.now(), None)
     client = table.meta.client
-    marker = {"hour": MARKER_PREFIX + item["id"], "sk": "id", "ttl": item.get("ttl", 0)}
+    marker = {
+        "hour": MARKER_PREFIX + item["id"],
+        "sk": "id",
+        "ttl": item.get("ttl", 0),
+        "at": f"{placed['hour']} {placed['sk']}",
+    }
     try:
         client.transact_write_items(
             TransactItems=[
@@ -320,9 +359,25 @@ def store_fallback(table: Any, item: dict[str, Any]) -> bool:
 
 
 def process_fallback_message(body: str) -> int:
-    """The audit queue's processor: store every event of one message; returns how many were new."""
+    """The audit queue's processor: store every event of one message that its writer signed and
+    that is not from the future; returns how many were new. What it refuses is counted (the
+    `AuditFallbackRefused` metric) and recorded as one `security.audit_refused` per message."""
     table = aws.table("audit_events")
     stored = 0
+    refused: dict[str, int] = {}
+    ids: list[str] = []
+    key, now = _key(), timeutil.now()
     for item in json.loads(body).get("events", []):
-        stored += store_fallback(table, to_dynamo(item))
+        item = to_dynamo(item) if isinstance(item, dict) else {}
+        reason = check_fallback(item, now, key)
+        if reason is None:
+            stored += store_fallback(table, item)
+            continue
+        refused[reason] = refused.get(reason, 0) + 1
+        ids.append(str(item.get("id", "?"))[:64])
+    if refused:
+        total = sum(refused.values())
+        metrics.count("AuditFallbackRefused", total)
+        log.error("audit queue: %d events refused (%s)", total, refused)
+        record("security.audit_refused", details={"refused": total, "reasons": refused, "ids": ids[:20]})
     return stored

@@ -5,8 +5,10 @@ writing spreads across partitions and over time; the sort key `<ts with ms>#<id>
 canonical order of events within the hour, which the digests hash. The index attributes
 (`user_id`, `action_month`, `category_month`, `resource_key`) answer the read questions.
 
-Each stored item carries `mac`, an HMAC of its canonical form with the digest key, so an edit made
-directly in DynamoDB is detected even before its hour is sealed by a digest.
+Each stored item carries `mac`, an HMAC (`AUDIT_DIGEST_KEY`) of its content: every attribute but
+its storage keys (`STORAGE_FIELDS`), so an edit made directly in DynamoDB is detected even before
+its hour is sealed, and an event re-keyed later (the fallback queue's writer) keeps the signature
+its writer gave it: nothing downstream ever signs an event again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ REKEY_AFTER_SECONDS = 2.0
 # Lambda's 15 minutes): the seal and the counts take the minutes before it.
 LANDED_AFTER_SECONDS = 60.0
 KEY_FIELDS = ("hour", "sk")
+# What `place` derives from the event and the time it is written: outside the MAC.
+STORAGE_FIELDS = frozenset({"hour", "sk", "action_month", "category_month", "keyed_at", "mac"})
 
 
 def hour_of(ts: float) -> str:
@@ -93,10 +97,11 @@ def build(
     return {k: v for k, v in item.items() if v not in (None, "")}
 
 
-def place(item: dict[str, Any], recorded_at: float, now: float, key: str) -> dict[str, Any]:
-    """The item with its storage key, index attributes and MAC, written at `now`."""
+def place(item: dict[str, Any], recorded_at: float, now: float, key: str | None) -> dict[str, Any]:
+    """The item with its storage key, index attributes and MAC, written at `now`; with `key`
+    None the item keeps the MAC it carries (re-keyed, never signed again)."""
     at = recorded_at if recorded_at >= now - REKEY_AFTER_SECONDS else now
-    placed = {k: v for k, v in item.items() if k != "mac"}
+    placed = {k: v for k, v in item.items() if k not in STORAGE_FIELDS}
     placed.update(
         hour=f"{hour_of(at)}#{shard_of(item['id'])}",
         sk=f"{timeutil.iso_ms(at)}#{item['id']}",
@@ -105,7 +110,7 @@ def place(item: dict[str, Any], recorded_at: float, now: float, key: str) -> dic
     )
     if at != recorded_at:
         placed["keyed_at"] = timeutil.iso_ms(at)
-    placed["mac"] = mac(placed, key)
+    placed["mac"] = mac(placed, key) if key is not None else str(item.get("mac", ""))
     return placed
 
 
@@ -148,8 +153,13 @@ def fingerprint(item: dict[str, Any]) -> str:
 
 
 def mac(item: dict[str, Any], key: str) -> str:
-    return hmac.new(key.encode(), b"event:" + fingerprint(item).encode(), hashlib.sha256).hexdigest()
+    """The writer's signature of the event's content (its storage keys left out)."""
+    content = fingerprint({k: v for k, v in item.items() if k not in STORAGE_FIELDS})
+    return hmac.new(key.encode(), b"event:v2:" + content.encode(), hashlib.sha256).hexdigest()
 
 
 def mac_ok(item: dict[str, Any], key: str) -> bool:
-    return hmac.compare_digest(str(item.get("mac", "")), mac(item, key))
+    """Whether the event carries its writer's signature (or the older one over every attribute)."""
+    carried = str(item.get("mac", ""))
+    legacy = hmac.new(key.encode(), b"event:" + fingerprint(item).encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(carried, mac(item, key)) or hmac.compare_digest(carried, legacy)

@@ -1,4 +1,5 @@
-"""The audit trail's REST routes: events, a user's summary, the report, verification."""
+"""The audit trail's REST routes: events, a user's summary, the report, verification, the
+digest key's public half, exports."""
 
 from __future__ import annotations
 
@@ -69,3 +70,41 @@ def audit_verify(user: dict) -> dict:
     from chalicelib.audit import api
 
     return api.verify(http.query(routes.current_request))
+
+
+@route(
+    routes,
+    "GET /api/audit/public-key",
+    Op("The public half of the key that signs the audit digests", ADMIN, "AuditPublicKey"),
+)
+def audit_public_key(user: dict) -> dict:
+    from chalicelib.audit import signing
+
+    return signing.public_key()
+
+
+@route(
+    routes,
+    "POST /api/audit/exports",
+    Op(
+        "Export a range of the audit trail, signed, for offline verification",
+        ADMIN,
+        "AuditExportStarted",
+        202,
+        body="chalicelib.audit.api:ExportRange",
+        errors={503: "the export job could not be queued"},
+    ),
+)
+def audit_export(user: dict) -> object:
+    from chalicelib import http
+    from chalicelib.audit import api
+
+    body = http.parse(api.ExportRange, routes.current_request)
+    return http.accepted(api.start_export(user, body))
+
+
+@route(routes, "GET /api/audit/exports/{export_id}", Op("An audit export: its state and URL", ADMIN, "AuditExport"))
+def audit_export_status(user: dict, export_id: str) -> dict:
+    from chalicelib.audit import api
+
+    return api.export_status(export_id)

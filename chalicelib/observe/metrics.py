@@ -35,6 +35,7 @@ METRICS: dict[str, tuple[str, tuple[str, ...]]] = {  # name -> (unit, dimensions
     "WebSocketGone": (COUNT, ()),
     "AuditWrites": (COUNT, ()),  # audit events written to the table
     "AuditFallbacks": (COUNT, ()),  # audit events handed to the audit queue instead
+    "AuditFallbackRefused": (COUNT, ()),  # queued audit events refused: unsigned or from the future
     "ApiRequests": (COUNT, ("Route", "Status")),
     "ApiLatency": (MS, ("Route", "Status")),
 }

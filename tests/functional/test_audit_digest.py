@@ -9,7 +9,7 @@ import pytest
 from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, timeutil
-from chalicelib.audit import chain, model
+from chalicelib.audit import chain, model, sealer
 from tests.conftest import body
 from tests.functional.audit_helpers import seed, with_clock
 
@@ -24,7 +24,7 @@ def trail(aws_mock, monkeypatch):
     monkeypatch.setattr(timeutil, "now", lambda: T)
     monkeypatch.setattr(chain, "GENESIS_HOURS", 4)  # the first seal reaches back 4 hours, not 48
     events = seed(20, T - 3 * 3600, step=3 * 3600 / 20 - 1)
-    result = chain.seal(T)
+    result = sealer.seal(T)
     assert result["sealed"] >= 3 and result["events"] == 20
     return events
 
@@ -73,9 +73,9 @@ def test_sealing_is_incremental_and_stays_chained(trail, monkeypatch):
     later = T + 2 * 3600
     monkeypatch.setattr(timeutil, "now", lambda: later)
     seed(3, T + 600, step=600)
-    again = chain.seal(later)
+    again = sealer.seal(later)
     assert again["events"] == 3 and again["sealed"] in (2, 3)  # two hours, cut at the hour boundaries
-    assert chain.seal(later)["sealed"] == 0  # nothing new to seal
+    assert sealer.seal(later)["sealed"] == 0  # nothing new to seal
     result = chain.digests().verify(T - 4 * 3600, later, later)
     assert result["valid"], result["problems"]
     linked = heads()
@@ -188,7 +188,7 @@ def test_a_forged_chain_head_stops_sealing_and_fails_verify(trail):
         ExpressionAttributeValues={":e": timeutil.iso_ms(T)},
     )
     with pytest.raises(chain.TamperDetected):
-        chain.seal(T + 3600)
+        sealer.seal(T + 3600)
     assert problems(verify(), "digest_invalid")
 
 

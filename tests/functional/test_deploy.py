@@ -29,6 +29,8 @@ def clients(aws_mock: None) -> dict[str, Any]:
         "apigatewayv2",
         "lambda",
         "events",
+        "kms",
+        "s3",
     )
     return {name: aws.client(name) for name in names}
 

@@ -209,9 +209,9 @@ def _report(since, until, now):
 
 
 def _seal(now):
-    from chalicelib.audit import chain
+    from chalicelib.audit import sealer
 
-    return with_clock(now, lambda: chain.seal(now))
+    return with_clock(now, lambda: sealer.seal(now))
 
 
 def _seal_and_count(now):
@@ -303,15 +303,15 @@ def test_a_category_past_its_retention_leaves_the_report_as_its_events_do(aws_mo
 
 
 def test_a_seal_out_of_time_says_more_and_continues_in_a_follow_up_job(aws_mock):
-    from chalicelib.audit import chain
     from chalicelib.audit import jobs as audit_jobs
+    from chalicelib.audit import sealer
     from chalicelib.jobs import service
     from chalicelib.jobs.processor import JobContext
 
     _audit_events([DAY_START + 1800 * i for i in range(6)])
     now = DAY_START + 4 * 3600
     calls = iter([10.0, 0.0])
-    first = with_clock(now, lambda: chain.seal(now, lambda: next(calls)))
+    first = with_clock(now, lambda: sealer.seal(now, lambda: next(calls)))
     assert (first["sealed"], first["more"]) == (1, True)
     job = {"id": "seal-1", "queue": "cleanup", "type": "audit_digest", "payload": {}}
     ctx = JobContext(job, 1, False, lambda percent: None, remaining=lambda: 0.0)
@@ -319,7 +319,7 @@ def test_a_seal_out_of_time_says_more_and_continues_in_a_follow_up_job(aws_mock)
     assert result["sealed"] == 0 and result["more"] is True
     follow_up = service.get(result["continued_by"])
     assert (follow_up["type"], follow_up["payload"]["continues"]) == ("audit_digest", "seal-1")
-    rest = with_clock(now, lambda: chain.seal(now))
+    rest = with_clock(now, lambda: sealer.seal(now))
     assert rest["more"] is False and rest["sealed"] > 0
     assert _report(DAY_START, now - 3600, now) == _raw_report(DAY_START, now - 3600)
 
@@ -450,7 +450,7 @@ def test_a_report_reads_counts_but_for_its_first_partial_minute_and_the_last_min
 
 
 def test_a_tally_that_died_half_way_counts_once_when_run_again(aws_mock, monkeypatch):
-    from chalicelib.audit import counts
+    from chalicelib.audit import counts, tally
 
     _audit_events([DAY_START + 10.5 * i for i in range(30)])
     _seal(DAY_START + 61)  # the chain starts: sealed up to 00:00, from 48 hours before
@@ -467,7 +467,7 @@ def test_a_tally_that_died_half_way_counts_once_when_run_again(aws_mock, monkeyp
     monkeypatch.setattr(table, "put_item", dies)
     now = DAY_START + 600
     with pytest.raises(RuntimeError):
-        with_clock(now, lambda: counts.count(now))
+        with_clock(now, lambda: tally.count(now))
     monkeypatch.setattr(table, "put_item", real_put)
     assert calls and _tally(now)["minutes"] == 48 * 60 + 9  # to 00:09, counted from their events again
     assert _tally(now)["minutes"] == 0
@@ -598,16 +598,16 @@ def model_hour(partition):
 
 
 def test_a_count_out_of_time_says_more_and_the_next_run_goes_on(aws_mock, monkeypatch):
-    from chalicelib.audit import counts
+    from chalicelib.audit import tally
 
     _audit_events([DAY_START + 100 * i for i in range(20)])
     now = DAY_START + 3600 + 30
     _seal(now)
-    monkeypatch.setattr(counts, "MAX_HOURS_PER_RUN", 10)  # 48 hours and 59 minutes from the genesis
+    monkeypatch.setattr(tally, "MAX_HOURS_PER_RUN", 10)  # 48 hours and 59 minutes from the genesis
     calls = iter([10.0, 0.0])
-    first = with_clock(now, lambda: counts.count(now, lambda: next(calls, 0.0)))
+    first = with_clock(now, lambda: tally.count(now, lambda: next(calls, 0.0)))
     assert (first["minutes"], first["more"]) == (60, True)  # one hour, then out of time
-    runs = [with_clock(now, lambda: counts.count(now)) for _ in range(5)]
+    runs = [with_clock(now, lambda: tally.count(now)) for _ in range(5)]
     assert [r["more"] for r in runs] == [True, True, True, True, False]
     assert sum(r["minutes"] for r in runs) + 60 == 48 * 60 + 59
     assert _report(DAY_START, now - 60, now) == _raw_report(DAY_START, now - 60)

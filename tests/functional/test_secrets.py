@@ -59,25 +59,30 @@ def test_missing_parameter_names_the_parameter(on_aws: Any, monkeypatch: pytest.
         secret.get(config.JWT_SECRET)
 
 
-def test_cold_start_on_lambda_refuses_a_stage_without_its_jwt_secret(
+def test_cold_start_on_lambda_refuses_a_stage_without_its_audit_key(
     on_aws: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(config.STAGE, "prod")
     monkeypatch.setenv(config.LAMBDA_FUNCTION, "inkwell-prod-api_handler")
-    on_aws.delete_parameter(Name=f"{PREFIX}/JWT_SECRET")
+    on_aws.delete_parameter(Name=f"{PREFIX}/AUDIT_DIGEST_KEY")
     config.reset()
     with pytest.raises(config.ConfigError):
         secret.check_startup()
 
 
-def test_cold_start_on_lambda_warms_the_secret_cache(on_aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cold_start_on_lambda_reads_only_the_audit_key_every_function_uses(
+    on_aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(config.STAGE, "prod")
     monkeypatch.delenv(config.SCRYPT_N)  # the tests' cheap cost is refused on a deployed stage
-    monkeypatch.setenv(config.LAMBDA_FUNCTION, "inkwell-prod-api_handler")
+    monkeypatch.setenv(config.LAMBDA_FUNCTION, "inkwell-prod-websocket_disconnect")
+    on_aws.delete_parameter(Name=f"{PREFIX}/JWT_SECRET")  # as if this function's role could not read it
     config.reset()
     secret.check_startup()
-    on_aws.delete_parameter(Name=f"{PREFIX}/JWT_SECRET")
-    assert secret.get(config.JWT_SECRET) == value(config.JWT_SECRET)
+    on_aws.delete_parameter(Name=f"{PREFIX}/AUDIT_DIGEST_KEY")
+    assert secret.get(config.AUDIT_DIGEST_KEY) == value(config.AUDIT_DIGEST_KEY)  # warmed
+    with pytest.raises(config.ConfigError, match="JWT_SECRET"):
+        secret.get(config.JWT_SECRET)  # a function that uses it refuses on first use
 
 
 def test_packaging_imports_the_app_without_reading_secrets(monkeypatch: pytest.MonkeyPatch) -> None:

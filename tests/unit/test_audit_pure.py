@@ -8,7 +8,7 @@ import random
 import pytest
 
 from chalicelib import redact
-from chalicelib.audit import actions, chain, counts, model, store
+from chalicelib.audit import actions, chain, counts, model, sealer, signing, store
 from chalicelib.audit.actions import UnknownAction, classify
 
 KEY = "unit-test-key"
@@ -257,11 +257,13 @@ def test_segments_split_at_hours_and_stop_at_the_cut():
 
 
 def test_a_digest_commits_to_every_field_and_its_signature_to_the_key():
-    head = chain.make_digest(3, "a", "b", "prev", ["l1", "l2"], KEY)
+    head = chain.make_digest(3, "a", "b", "prev", ["l1", "l2"], sealer.sign)
     assert head["hash"] == chain.head_hash(head)
     for field, value in [("seq", 4), ("start", "x"), ("end", "y"), ("prev", "p"), ("count", 1), ("root", "r")]:
         assert chain.head_hash(dict(head, **{field: value})) != head["hash"]
-    assert chain.sign(head["hash"], "other") != head["sig"]
+    public = signing.public_key()["public_key_pem"]
+    assert signing.valid(public, signing.message("digest", head["hash"]), head["sig"])
+    assert not signing.valid(public, signing.message("digest", "0" + head["hash"][1:]), head["sig"])
     assert chain.root(["l2", "l1"]) != head["root"]  # order matters
 
 
@@ -383,3 +385,19 @@ def test_the_counts_layers_are_named_apart_from_the_chain_and_from_each_other():
         "counts-state",
     ]
     assert not any(k.startswith(chain.CHAIN["hour"]) or k[:4].isdigit() for k in keys)
+
+
+def test_a_manifest_edited_or_missing_from_its_writers_chain_is_named():
+    from chalicelib.audit import manifest
+
+    lines = [f"{model.hour_of(T)}#1 {model.timeutil.iso_ms(T)}#{'a' * 32} {'0' * 64} {int(T) + 999}"]
+    made = [manifest.build(lines, T + n, KEY) for n in range(4)]
+    read = manifest.read(made, T + 1000, KEY)
+    assert read.problems == [] and len(read.events) == 1
+    assert manifest.read(made, T + 60, KEY).events == {}  # younger than GRACE: not checked yet
+    edited = [made[0], dict(made[1], keys=""), made[2], made[3]]
+    assert [p[0] for p in manifest.read(edited, T + 1000, KEY).problems] == ["manifest_invalid"]
+    gap = manifest.read([made[0], made[1], made[3]], T + 1000, KEY).problems
+    assert gap == [
+        ("manifest_deleted", f"manifests {made[2]['seq']}..{made[2]['seq']} of writer {manifest.WRITER} are gone", None)
+    ]

@@ -26,6 +26,8 @@ def test_policy_has_no_wildcard_action_and_no_unscoped_resource_but_the_document
                     "xray:PutTelemetryRecords",
                     "xray:PutTraceSegments",
                 ]
+            elif arn.startswith("arn:aws:s3:::"):  # bucket ARNs name no region or account
+                assert arn == "arn:aws:s3:::inkwell-prod-audit-exports/*", arn
             else:
                 assert ":eu-west-1:123456789012:" in arn, arn
 
@@ -173,3 +175,62 @@ def test_every_function_may_write_its_own_log_group_on_both_paths() -> None:
     template = iam.Scope.template("prod")
     [logs] = [s for s in statements(template) if "logs:PutLogEvents" in s["Action"]]
     assert any("/aws/lambda/${AWS::StackName}-*" in r for r in logs["Resource"])
+
+
+# --- audit proof: each function reads only its secrets; one place seals --------------------------
+
+AUDIT_SEALERS = {"jobs_cleanup", "jobs_cleanup_high"}  # the cleanup queue's consumers (audit_digest)
+DIGEST_WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+
+
+def _granted(document: dict, match) -> set[str]:
+    return {
+        action
+        for statement in document["Statement"]
+        for action in statement["Action"]
+        for resource in statement["Resource"]
+        if match(action, resource)
+    }
+
+
+def _secrets_of(document: dict) -> set[str]:
+    return {
+        resource.rsplit("/", 1)[1]
+        for statement in document["Statement"]
+        if "ssm:GetParameter" in statement["Action"]
+        for resource in statement["Resource"]
+    }
+
+
+def test_no_function_reads_every_secret_and_the_jwt_secret_stays_where_tokens_are() -> None:
+    policies = iam.function_policies(iam.Scope("prod"))
+    assert "secret:*" not in iam.ACCESS
+    for name, document in policies.items():
+        secrets = _secrets_of(document)
+        assert secrets != set(config.SECRETS) or name == "api_handler", name
+        assert "AUDIT_DIGEST_KEY" in secrets, name  # every function signs the events it records
+    for name in ("realtime_fanout", "audit_fallback", "jobs_emails", "jobs_cleanup"):
+        assert _secrets_of(policies[name]) == {"AUDIT_DIGEST_KEY"}, name
+    for name in ("session_cleanup", "orphan_cleanup", "jobs_analytics"):
+        assert "JWT_SECRET" not in _secrets_of(policies[name]), name
+    assert "JWT_SECRET" in _secrets_of(policies["api_handler"])
+
+
+def test_only_the_sealing_functions_write_audit_digests_and_sign_with_the_digest_key() -> None:
+    policies = iam.function_policies(iam.Scope("prod"))
+    writers = {
+        name
+        for name, document in policies.items()
+        if _granted(document, lambda a, r: a in DIGEST_WRITES and "audit_digests" in str(r))
+    }
+    signers = {name for name, document in policies.items() if _granted(document, lambda a, r: a == "kms:Sign")}
+    assert writers == AUDIT_SEALERS and signers == AUDIT_SEALERS
+    assert _granted(policies["api_handler"], lambda a, r: a.startswith("kms:")) == {"kms:GetPublicKey"}
+
+
+def test_the_digest_key_grant_names_the_stages_key_only() -> None:
+    document = iam.policy(iam.Scope("prod"), {"kms:audit": ["kms:Sign"]})
+    (statement,) = document["Statement"]
+    assert statement["Condition"] == {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/inkwell-prod-audit"}}
+    template = iam.template_policy("prod", {"kms:audit": ["kms:Sign"]})
+    assert template["Statement"][0]["Resource"] == [{"Fn::Sub": "${AuditSigningKey.Arn}"}]
