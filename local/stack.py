@@ -206,7 +206,7 @@ class Stack:
         e = self.endpoints()
         rows = [
             ("REST API", f"{e['http_url']}/api/health"),
-            ("WebSocket API", f"{e['ws_url']}/?token=<JWT> (or ?ticket=)"),
+            ("WebSocket API", f"{e['ws_url']}/?ticket=<POST /api/realtime/ticket>"),
             ("WS management", f"{e['management_endpoint']}/@connections/{{id}}"),
             ("AWS (moto)", f"{e['aws_endpoint']}  region {e['region']}, credentials testing/testing"),
             ("Article generator", e["generator_url"]),

@@ -1,8 +1,8 @@
 """The WebSocket routes: `$connect` authenticates and joins the base rooms, `$default` answers
 frames, `$disconnect` forgets the connection.
 
-`$connect` takes a single-use ticket (`?ticket=`) or a JWT (`?token=`) and refuses anything
-else with 401. Each frame gets its replies posted back through the management API; nothing a
+`$connect` takes a single-use ticket (`?ticket=`) and refuses anything else (a JWT in `?token=`
+included) with 401. Each frame gets its replies posted back through the management API; nothing a
 client sends raises: a malformed frame, a refused room or an unexpected fault becomes an error
 frame and the connection stays open.
 """

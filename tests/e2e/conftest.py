@@ -101,7 +101,12 @@ class LocalStack:
         return body["token"]
 
     def ws(self, token: str | None = None, **params: str) -> str:
-        query = {**({"token": token} if token else {}), **params}
+        """The WebSocket URL with `params`; given an access token, with a ticket it asks for (a
+        token in the URL is refused)."""
+        if token:
+            status, body, _ = self.request("POST", "/api/realtime/ticket", token=token)
+            params = {**params, "ticket": body["ticket"]} if status == 200 else {**params, "ticket": "refused"}
+        query = dict(params)
         return f"{self.ws_url}/" + (f"?{urlencode(query)}" if query else "")
 
     def aws(self, service: str) -> Any:
