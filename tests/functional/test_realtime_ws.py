@@ -202,7 +202,7 @@ def test_an_unexpected_fault_becomes_an_error_frame(gw, api, monkeypatch):
 
     monkeypatch.setattr(store.EventLog, "current", broken)
     replies = gw.send(cid, {"action": "rooms"})
-    assert replies == [{"type": "error", "message": "internal error; try again", "action": "rooms"}]
+    assert replies == [{"type": "error", "code": "internal", "message": "internal error; try again", "action": "rooms"}]
 
 
 # --- rooms ----------------------------------------------------------------------------------------------
