@@ -27,7 +27,7 @@ WS_MANAGEMENT_ENDPOINT = "INKWELL_WS_MANAGEMENT_ENDPOINT"
 FANOUT_THRESHOLD = "INKWELL_FANOUT_THRESHOLD"  # a room with more members is posted to in shards
 FANOUT_GROUPS = "INKWELL_FANOUT_GROUPS"  # the shards' groups per room (parallel invocations)
 WS_URL = "INKWELL_WS_URL"  # the public wss:// URL clients connect to (returned with tickets)
-# Per-connection and per-user limits (chalicelib/quotas.py; defaults there, docs/security.md)
+# Per-connection and per-user limits (chalicelib/limits.py, defaults there; docs/security.md)
 WS_FRAME_RATE = "INKWELL_WS_FRAME_RATE"  # frames a second one WebSocket connection may send
 WS_FRAME_BURST = "INKWELL_WS_FRAME_BURST"  # frames it may send at once
 QUOTA_TICKETS = "INKWELL_QUOTA_TICKETS_PER_MINUTE"  # WebSocket tickets a user may ask for a minute

@@ -1,5 +1,5 @@
-"""Per-user quotas on what a user can create without bound, and each WebSocket connection's frame
-limit: the numbers (`limits()`, per stage through the environment, see `config`) and the counters.
+"""Per-user quotas on what a user can create without bound: the counters (the numbers are
+`chalicelib.limits`, per stage through the environment).
 
 - `tickets_per_minute`: WebSocket tickets (`POST /api/realtime/ticket`); a ticket lives 60 s, so
   at most twice this many are outstanding at any time;
@@ -21,52 +21,12 @@ so no job transition has to know about quotas and a lost answer never counts a j
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import aws, config, errors, timeutil
+from chalicelib import aws, errors, timeutil
 
 WINDOW_KEEP_SECONDS = 3600  # a window's counter outlives its window by this much (TTL)
 DELAYED = "delayed_jobs"
-
-
-@dataclass(frozen=True)
-class Limits:
-    ws_frame_rate: float = 10.0
-    ws_frame_burst: int = 100  # a client (re)joining its 50 rooms sends a subscribe and a resume for each
-    ws_refused_before_close: int = 20  # frames refused in a row before the connection is closed
-    tickets_per_minute: int = 10
-    events_per_minute: int = 120
-    events_per_hour: int = 2000
-    delayed_jobs: int = 50
-
-
-_VARIABLES = {
-    "ws_frame_rate": config.WS_FRAME_RATE,
-    "ws_frame_burst": config.WS_FRAME_BURST,
-    "tickets_per_minute": config.QUOTA_TICKETS,
-    "events_per_minute": config.QUOTA_EVENTS_MINUTE,
-    "events_per_hour": config.QUOTA_EVENTS_HOUR,
-    "delayed_jobs": config.QUOTA_DELAYED_JOBS,
-}
-
-
-def limits() -> Limits:
-    """The stage's limits: each variable of `_VARIABLES` that is set, else the default."""
-    given: dict[str, Any] = {}
-    for name, variable in _VARIABLES.items():
-        value = os.environ.get(variable, "").strip()
-        if not value:
-            continue
-        try:
-            number = float(value) if name == "ws_frame_rate" else int(value)
-        except ValueError:
-            number = 0
-        if number <= 0:
-            raise config.ConfigError(f"{variable} must be a positive number, not {value!r}")
-        given[name] = number
-    return Limits(**given)
 
 
 class QuotaExceeded(errors.Throttled):
@@ -130,9 +90,9 @@ def _release_finished(table: Any, key: dict[str, str]) -> bool:
     held = table.get_item(Key=key, ConsistentRead=True).get("Item", {}).get("jobs", set())
     ids = sorted(held)
     waiting: set[str] = set()
-    client = table.meta.client
+    client = table.meta.client  # the resource's: plain values in and out, as the table's own calls
     for start in range(0, len(ids), 100):  # BatchGetItem's limit
-        keys = [{"id": {"S": job_id}} for job_id in ids[start : start + 100]]
+        keys = [{"id": job_id} for job_id in ids[start : start + 100]]
         names = {"#s": "state"}
         request: dict[str, Any] = {
             table.name: {"Keys": keys, "ProjectionExpression": "id, #s", "ExpressionAttributeNames": names}
@@ -140,7 +100,7 @@ def _release_finished(table: Any, key: dict[str, str]) -> bool:
         while request:
             answer = client.batch_get_item(RequestItems=request)
             found = answer["Responses"].get(table.name, [])
-            waiting |= {j["id"]["S"] for j in found if j.get("state", {}).get("S") == "delayed"}
+            waiting |= {j["id"] for j in found if j.get("state") == "delayed"}
             request = answer.get("UnprocessedKeys") or {}
     finished = held - waiting
     if finished:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-
 from urllib.parse import urlparse
 
 from chalice import Response

@@ -22,7 +22,7 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib import audit, aws, errors, quotas, runtime
+from chalicelib import audit, aws, errors, limits, runtime
 from chalicelib.content import articles
 from chalicelib.realtime import frames, protocol, rooms, tickets
 from chalicelib.realtime.frame_limit import FrameLimit
@@ -98,15 +98,13 @@ def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | st
     """The replies to one client frame, in order (a resume yields every replayed envelope)."""
     frame: Any = None
     try:
-        limits = quotas.limits()
-        verdict = FrameLimit(aws.table("ws_connections"), limits.ws_frame_rate, limits.ws_frame_burst).take(
-            connection_id
-        )
+        stage = limits.limits()
+        verdict = FrameLimit(aws.table("ws_connections"), stage.ws_frame_rate, stage.ws_frame_burst).take(connection_id)
         if verdict.connection is None:
             yield UNKNOWN_CONNECTION
             return
         if verdict.refused:
-            yield _rate_limited(verdict.refused, limits)
+            yield _rate_limited(verdict.refused, stage)
             return
         try:
             frame = frames.parse_frame(body)
@@ -131,10 +129,10 @@ def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | st
         yield protocol.error("internal error; try again", action, code=protocol.INTERNAL)
 
 
-def _rate_limited(refused: int, limits: quotas.Limits) -> dict[str, Any]:
+def _rate_limited(refused: int, stage: limits.Limits) -> dict[str, Any]:
     """The answer to a frame refused by the connection's limit; the last one closes it."""
-    limit = f"at most {limits.ws_frame_rate:g} frames a second (bursts of {limits.ws_frame_burst})"
-    if refused >= limits.ws_refused_before_close:
+    limit = f"at most {stage.ws_frame_rate:g} frames a second (bursts of {stage.ws_frame_burst})"
+    if refused >= stage.ws_refused_before_close:
         message = f"too many frames: {limit}; {refused} refused in a row, closing the connection"
         return Closing(protocol.error(message, code=protocol.RATE_LIMITED))
     return protocol.error(f"too many frames: {limit}; this one was refused", code=protocol.RATE_LIMITED)

@@ -169,6 +169,10 @@ def stack_env(ready_file: Path, **overrides: str) -> dict[str, str]:
         INKWELL_SCRYPT_N="1024",
         INKWELL_EXIT_WITH_PARENT="1",
         INKWELL_GENERATOR_DELAY="0.05",
+        # the tests share a few users over many connections and events: quotas have their own tests
+        INKWELL_QUOTA_TICKETS_PER_MINUTE="100000",
+        INKWELL_QUOTA_EVENTS_PER_MINUTE="100000",
+        INKWELL_QUOTA_EVENTS_PER_HOUR="100000",
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides)

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws, quotas, timeutil
+from chalicelib import aws, limits, timeutil
 from chalicelib.realtime import protocol
 from chalicelib.realtime import sender as sender_module
 from tests.conftest import body
 from tests.functional.ws_support import FakeManagement, Gateway
+
+limits_of = limits.limits
 
 NOW = 1_900_000_000.0
 
@@ -47,7 +49,7 @@ def connect(gw: Gateway, api: Any, role: str = "viewer") -> str:
 
 
 def test_a_300_frame_burst_is_refused_past_the_limit_then_closed_with_1008(gw, api, management, clock):
-    limits = quotas.limits()
+    limits = limits_of()
     cid = connect(gw, api)
     replies: list[Any] = []
     sent = 0
@@ -68,7 +70,7 @@ def test_a_300_frame_burst_is_refused_past_the_limit_then_closed_with_1008(gw, a
 
 
 def test_the_bucket_refills_at_its_rate_and_an_accepted_frame_forgives_the_refused(gw, api, management, clock):
-    limits = quotas.limits()
+    limits = limits_of()
     cid = connect(gw, api)
     answers = [gw.send(cid, {"action": "ping"})[0] for _ in range(limits.ws_frame_burst + 5)]
     assert [a["type"] for a in answers].count("error") == 5
