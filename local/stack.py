@@ -283,7 +283,7 @@ def main() -> None:
     except Exception:
         logs.log.exception("the local stack failed to start")
         _shutdown(stack, status=1)
-    print(stack.banner(), flush=True)
+    logs.announce(stack.banner())
 
     def request_stop(signum: int, frame: Any) -> None:
         stopping.set()
