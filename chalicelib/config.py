@@ -29,6 +29,13 @@ WS_MANAGEMENT_ENDPOINT = "INKWELL_WS_MANAGEMENT_ENDPOINT"
 FANOUT_THRESHOLD = "INKWELL_FANOUT_THRESHOLD"  # a room with more members is posted to in shards
 FANOUT_GROUPS = "INKWELL_FANOUT_GROUPS"  # the shards' groups per room (parallel invocations)
 WS_URL = "INKWELL_WS_URL"  # the public wss:// URL clients connect to (returned with tickets)
+# Per-connection and per-user limits (chalicelib/limits.py, defaults there; docs/security.md)
+WS_FRAME_RATE = "INKWELL_WS_FRAME_RATE"  # frames a second one WebSocket connection may send
+WS_FRAME_BURST = "INKWELL_WS_FRAME_BURST"  # frames it may send at once
+QUOTA_TICKETS = "INKWELL_QUOTA_TICKETS_PER_MINUTE"  # WebSocket tickets a user may ask for a minute
+QUOTA_EVENTS_MINUTE = "INKWELL_QUOTA_EVENTS_PER_MINUTE"  # analytics events a user may record a minute
+QUOTA_EVENTS_HOUR = "INKWELL_QUOTA_EVENTS_PER_HOUR"  # ... and an hour
+QUOTA_DELAYED_JOBS = "INKWELL_QUOTA_DELAYED_JOBS"  # delayed jobs a user may have waiting at once
 SCRYPT_N = "INKWELL_SCRYPT_N"
 SECRETS_PARAMETER_PREFIX = "INKWELL_SECRETS_PREFIX"  # on AWS: SSM path holding the secrets
 LOG_FORMAT = "INKWELL_LOG_FORMAT"  # json | text (default json on Lambda, text elsewhere)

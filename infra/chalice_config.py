@@ -7,6 +7,9 @@ and the timeout of every SQS consumer (the catalogue's `Queue.function_timeout`,
 queue's visibility timeout is derived from). `make package` and `make deploy` run `sync`; the
 tests check the committed file is already in step.
 
+Each deployable stage's `throttling` (API Gateway's stage throttling, `infra.throttling`) gets its
+defaults where it has none.
+
 `make deploy` also writes a created stage's WebSocket endpoints (`set_websocket_endpoints`: the
 API's id is known only once Chalice has created it) into that stage's `environment_variables`,
 so that a plain `chalice deploy` gives every function them too; `make teardown` removes them.
@@ -26,6 +29,7 @@ from chalicelib import config
 from infra import iam
 from infra.app_shape import ROOT, AppShape
 from infra.template import consumed_queue
+from infra.throttling import APIS, DEFAULT_THROTTLING, throttling
 
 PATH = ROOT / ".chalice" / "config.json"
 
@@ -40,6 +44,9 @@ def synced(current: dict[str, Any], shape: AppShape | None = None) -> dict[str, 
         if stage not in config.LOCAL_STAGES:  # local stages read secrets from the environment
             env[config.SECRETS_PARAMETER_PREFIX] = iam.secrets_prefix(stage)
             env[config.AUDIT_SIGNING_KEY] = iam.audit_key_alias(stage)
+            limits = stage_cfg.setdefault("throttling", {})
+            for api in APIS:
+                limits[api] = {**DEFAULT_THROTTLING[api], **limits.get(api, {})}
     for source in shape.sqs if shape is not None else ():
         queue = consumed_queue(source.queue, shape.stage)  # type: ignore[union-attr]
         fn = shape.functions[source.function]  # type: ignore[union-attr]
@@ -79,6 +86,10 @@ def stage_error(stage: str, environ: Mapping[str, str] = os.environ, path: Path 
     local = local_stage_error(stage)
     if local:
         return local
+    try:
+        throttling(stage, path)
+    except ValueError as exc:
+        return str(exc)
     url = webhook_url(stage, environ, path)
     parsed = urlparse(url)
     if parsed.scheme not in ("https", "http") or not parsed.netloc:

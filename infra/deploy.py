@@ -31,7 +31,10 @@ again, from any clone:
    period, the access logs on the REST and WebSocket stages (and, when the account has none yet,
    API Gateway's account-wide role for writing them). Tracing needs no step: `xray` in
    `.chalice/config.json` makes Chalice turn it on for every function and the REST stage;
-8. verification (`deploy_state.problems`): `main` exits non-zero naming what the stage lacks.
+8. throttling (`ensure_throttling`): both API stages get the stage's `throttling` of
+   `.chalice/config.json` (`infra.throttling`; Chalice sets none), every REST method and the
+   WebSocket stage's default route;
+9. verification (`deploy_state.problems`): `main` exits non-zero naming what the stage lacks.
 
 What step 6 sets survives a later `infra.chalice_cli deploy`: Chalice updates an existing mapping with
 BatchSize, MaximumBatchingWindowInSeconds and (only when app.py sets `maximum_concurrency`)
@@ -57,7 +60,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib import catalog, config
-from infra import app_shape, chalice_cli, chalice_config, deploy_state, iam, monitoring, provision
+from infra import app_shape, chalice_cli, chalice_config, deploy_state, iam, monitoring, provision, throttling
 from infra.app_shape import AppShape
 from infra.monitoring import API_STAGE
 
@@ -242,6 +245,37 @@ def ensure_logging(
     return groups
 
 
+def ensure_throttling(
+    clients: dict[str, Any], record: dict[str, Any], limits: dict[str, tuple[float, int]]
+) -> list[str]:
+    """Throttle the stages of the APIs Chalice made (`infra.throttling`); returns the APIs throttled."""
+    apis = {r["resource_type"]: r for r in record.get("resources", [])}
+    done = []
+    if "rest_api" in apis:
+        rate, burst = limits["rest"]
+        clients["apigateway"].update_stage(
+            restApiId=apis["rest_api"]["rest_api_id"],
+            stageName=API_STAGE,
+            patchOperations=[
+                {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": str(rate)},
+                {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": str(burst)},
+            ],
+        )
+        done.append("rest")
+    if "websocket_api" in apis:
+        rate, burst = limits["websocket"]
+        v2 = clients["apigatewayv2"]
+        api_id = apis["websocket_api"]["websocket_api_id"]
+        current = v2.get_stage(ApiId=api_id, StageName=API_STAGE).get("DefaultRouteSettings") or {}
+        v2.update_stage(
+            ApiId=api_id,
+            StageName=API_STAGE,
+            DefaultRouteSettings={**current, "ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst},
+        )
+        done.append("websocket")
+    return done
+
+
 def report_batch_failures(lambda_client: Any, function_names: list[str]) -> list[str]:
     """Set FunctionResponseTypes on every SQS mapping of these functions; returns the UUIDs changed."""
     changed = []
@@ -381,6 +415,7 @@ def deploy(
     roles = apply_policy_files(clients["iam"], documents)
     updated = set_environment(clients["lambda"], names, endpoints)
     log_groups = ensure_logging(clients, shape, record, region, account)
+    throttled = ensure_throttling(clients, record, throttling.throttling(stage))
     expected = app_shape.stage_environment(stage)  # config.json now holds the endpoints
     return {
         "problems": deploy_state.problems(clients, shape, record, expected, documents),
@@ -395,6 +430,7 @@ def deploy(
         "endpoints": {r["name"]: r.get("rest_api_url") for r in record["resources"] if r.get("rest_api_url")},
         "websocket": endpoints.get(config.WS_URL),
         "log_groups": log_groups,
+        "throttled": throttled,
         "dashboard": monitoring.dashboard_name(stage),
     }
 

@@ -168,7 +168,7 @@ class Scope:
     region: str = "*"
     account: str = "*"
     partition: str = "aws"
-    websocket_api: str = "*"  # the WebSocket API id, when known
+    websocket_api: str = "*"  # the WebSocket API id, when known; "" before it exists (no grant at all)
     function_prefix: str = (
         ""  # Lambda function names start with this (default `inkwell-<stage>-`: config.physical_name)
     )
@@ -254,7 +254,9 @@ def resource_arns(key: str, scope: Scope, actions: Iterable[str] = ()) -> list[s
     if key == "kms:audit":
         return [scope.audit_key or scope.arn("kms", "key/*")]
     if key == "websocket":
-        # POST/GET/DELETE on @connections of this stage's WebSocket API only
+        # POST/GET/DELETE on @connections of this stage's WebSocket API only; none before it exists
+        if not scope.websocket_api:
+            return []
         return [scope.arn("execute-api", f"{scope.websocket_api}/api/*/@connections/*")]
     if key == "email":
         return [scope.arn("ses", "identity/*")]
@@ -302,11 +304,14 @@ def policy(scope: Scope, granted: dict[str, list[str]] | None = None) -> dict[st
                 }
             )
             continue
+        resources = resource_arns(key, scope, actions)
+        if not resources:  # a resource that does not exist yet (the stage's WebSocket API)
+            continue
         statement: dict[str, Any] = {
             "Sid": _sid(key if key != "*" else "unscoped"),
             "Effect": "Allow",
             "Action": actions,
-            "Resource": resource_arns(key, scope, actions),
+            "Resource": resources,
         }
         if key == "kms:audit" and not scope.audit_key:
             # any account's key, as long as it carries the stage's alias (`make deploy` makes it)
@@ -567,18 +572,20 @@ def policy_file(stage: str, function: str) -> Path:
 
 def websocket_api_id(stage: str) -> str:
     """The stage's WebSocket API id, from the management endpoint `make deploy` wrote into
-    `.chalice/config.json` (`https://<id>.execute-api...`); `*` before the stage exists."""
+    `.chalice/config.json` (`https://<id>.execute-api...`); "" before the stage exists."""
     path = ROOT / ".chalice" / "config.json"
     stages = json.loads(path.read_text()).get("stages", {}) if path.exists() else {}
     endpoint = stages.get(stage, {}).get("environment_variables", {}).get(config.WS_MANAGEMENT_ENDPOINT, "")
     host = urlparse(endpoint).hostname or ""
-    return host.split(".", 1)[0] if ".execute-api." in host else "*"
+    return host.split(".", 1)[0] if ".execute-api." in host else ""
 
 
 def policy_texts(stage: str) -> dict[Path, str]:
     """A stage's policy files as committed, one per function: names pinned to the stage, any
     account and region (`Scope(stage)`), so they serve every account and any clone, without AWS
-    credentials; `execute-api:ManageConnections` pinned to the stage's WebSocket API once it exists."""
+    credentials; `execute-api:ManageConnections` pinned to the stage's WebSocket API once it exists,
+    and granted on no API before (`make deploy` writes and applies the pinned files right after
+    `chalice deploy` created the API, before any function is told the endpoint)."""
     scope = Scope(stage, websocket_api=websocket_api_id(stage))
     return {
         policy_file(stage, name): json.dumps(doc, indent=2) + "\n" for name, doc in function_policies(scope).items()

@@ -10,7 +10,8 @@ queue referenced through `Fn::Sub` so CloudFormation creates it first, and each 
 from `infra.iam`; and what an operator watches (`infra.monitoring`): every function's log group
 with a retention period, access logs of both API stages (and API Gateway's account-wide role
 for writing them), X-Ray tracing on the REST stage (the functions' `Tracing: Active` comes from
-`xray` in `.chalice/config.json`), the alarms and the dashboard. Chalice merges dictionaries key by key and replaces lists, which is what lets
+`xray` in `.chalice/config.json`), the alarms and the dashboard; and both API stages' throttling
+(`infra.throttling`: every REST method, and the WebSocket stage's default route). Chalice merges dictionaries key by key and replaces lists, which is what lets
 this overlay patch its resources in place.
 
 `problems(template, shape)` checks a packaged template holds all of that; `make package` refuses
@@ -24,7 +25,7 @@ import re
 from typing import Any
 
 from chalicelib import catalog, config
-from infra import iam, monitoring, provision
+from infra import iam, monitoring, provision, throttling
 from infra.app_shape import AppShape
 from infra.monitoring import API_STAGE
 
@@ -312,8 +313,23 @@ def monitoring_resources(shape: AppShape) -> dict[str, Any]:
     return resources
 
 
-def overlay(shape: AppShape, webhook_url: str = "") -> dict[str, Any]:
-    """The template merged into Chalice's by `chalice package --merge-template`."""
+def throttle(resources: dict[str, Any], shape: AppShape, limits: dict[str, tuple[float, int]]) -> None:
+    """Both API stages throttled: every method of the REST stage, the WebSocket stage's default route."""
+    if shape.rest:
+        rate, burst = limits["rest"]
+        settings = {"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst}
+        resources.setdefault("RestAPI", {}).setdefault("Properties", {})["MethodSettings"] = [settings]
+    if shape.websocket:
+        rate, burst = limits["websocket"]
+        route = {"ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst}
+        resources.setdefault("WebsocketAPIStage", {}).setdefault("Properties", {})["DefaultRouteSettings"] = route
+
+
+def overlay(
+    shape: AppShape, webhook_url: str = "", limits: dict[str, tuple[float, int]] | None = None
+) -> dict[str, Any]:
+    """The template merged into Chalice's by `chalice package --merge-template`; `limits` are the
+    stage's API throttling (default: the stage's in `.chalice/config.json`)."""
     stage = shape.stage
     resources = catalogue_resources(stage)
     env = environment(shape, webhook_url)
@@ -330,6 +346,7 @@ def overlay(shape: AppShape, webhook_url: str = "") -> dict[str, Any]:
             timeouts[source.function] = max(timeouts.get(source.function, 0), queue.function_timeout)
         events.setdefault(source.function, {})[source.event] = {"Properties": props}
     resources.update(monitoring_resources(shape))
+    throttle(resources, shape, limits if limits is not None else throttling.throttling(stage))
     for cfn, fn in shape.functions.items():
         props = {"Environment": {"Variables": env}}
         if cfn in timeouts:
@@ -498,6 +515,7 @@ def monitoring_problems(template: dict[str, Any], shape: AppShape | None = None)
     ws = res.get("WebsocketAPIStage", {}).get("Properties")
     if ws is not None and "AccessLogSettings" not in ws:
         out.append("the WebSocket API stage has no access logs")
+    out += throttling_problems(template)
     if shape is not None:
         names = monitoring.Names.template(shape.stage, {"Ref": ALARM_TOPIC}, queue_id)
         wanted = {a["AlarmName"] for a in monitoring.alarms(shape, names)}
@@ -505,6 +523,25 @@ def monitoring_problems(template: dict[str, Any], shape: AppShape | None = None)
         out += [f"alarm {name} is missing" for name in sorted(wanted - have)]
     if not _of_type(template, "AWS::CloudWatch::Dashboard"):
         out.append("the dashboard is missing")
+    return out
+
+
+def throttling_problems(template: dict[str, Any]) -> list[str]:
+    """Either API stage of a packaged template without a rate and burst limit."""
+    res = template.get("Resources", {})
+    out: list[str] = []
+    rest = res.get("RestAPI", {}).get("Properties")
+    if rest is not None:
+        everything = [
+            m for m in rest.get("MethodSettings", []) if (m.get("ResourcePath"), m.get("HttpMethod")) == ("/*", "*")
+        ]
+        if not everything or not all(everything[0].get(k) for k in (throttling.RATE, throttling.BURST)):
+            out.append("the REST API stage is not throttled (MethodSettings /* *)")
+    ws = res.get("WebsocketAPIStage", {}).get("Properties")
+    if ws is not None:
+        route = ws.get("DefaultRouteSettings", {})
+        if not all(route.get(k) for k in (throttling.RATE, throttling.BURST)):
+            out.append("the WebSocket API stage is not throttled (DefaultRouteSettings)")
     return out
 
 

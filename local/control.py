@@ -1,7 +1,9 @@
 """The control server: what the local stack serves besides the REST and WebSocket APIs.
 
 - `POST`/`GET`/`DELETE /@connections/{id}`: API Gateway's WebSocket management API (the app's
-  sender and boto3's `apigatewaymanagementapi` client use it as their endpoint URL);
+  sender and boto3's `apigatewaymanagementapi` client use it as their endpoint URL); a DELETE
+  closes with 1000 as API Gateway does, or with the code of an `X-Inkwell-Close-Code` header (the
+  app's 1008 for a connection past its frame limit, which AWS cannot send);
 - `POST /generator`: the fake article generator; `POST /generator/faults` makes it fail on purpose;
   `POST /generator/load` sets random failures and a rate limit, `GET /generator/calls` its call log;
 - `GET /schedules`; `POST /schedules/{name}/fire`: the EventBridge emulator's rules, fired on demand;
@@ -18,6 +20,7 @@ import time
 from typing import Any
 from urllib.parse import unquote
 
+from chalicelib.realtime.management import CLOSE_CODE_HEADER
 from local import logs
 from local.faults import BadRule, FaultInjector, error_code
 from local.generator import FakeGenerator
@@ -61,7 +64,9 @@ class ControlHandler(JsonHandler):
     def _dispatch(self, method: str, path: str, body: bytes) -> tuple[int, Any, dict[str, str] | None]:
         gateway, generator, scheduler = self.server.gateway, self.server.generator, self.server.scheduler
         if path.startswith("/@connections/"):
-            return self._management(gateway, method, unquote(path[len("/@connections/") :]), body)
+            code = self.headers.get(CLOSE_CODE_HEADER, "")
+            close_code = int(code) if code.isdigit() and 1000 <= int(code) <= 4999 else 1000
+            return self._management(gateway, method, unquote(path[len("/@connections/") :]), body, close_code)
         if path == "/generator" and method == "POST":
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, answer, out = generator.call(headers, body)
@@ -120,7 +125,7 @@ class ControlHandler(JsonHandler):
         return 201, {"rules": [r.describe() for r in rules]}, None
 
     def _management(
-        self, gateway: WebSocketGateway, method: str, connection_id: str, body: bytes
+        self, gateway: WebSocketGateway, method: str, connection_id: str, body: bytes, close_code: int = 1000
     ) -> tuple[int, Any, dict[str, str] | None]:
         operation = {"POST": "PostToConnection", "GET": "GetConnection", "DELETE": "DeleteConnection"}.get(method, "")
         fault = self.server.faults.server_fault("apigatewaymanagementapi", operation)
@@ -134,7 +139,7 @@ class ControlHandler(JsonHandler):
             elif method == "GET":
                 answer = (200, gateway.info(connection_id), None)
             elif method == "DELETE":
-                gateway.delete(connection_id)
+                gateway.delete(connection_id, close_code)
                 answer = (204, None, None)
             else:
                 return 405, {"message": "method not allowed"}, None

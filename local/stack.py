@@ -210,7 +210,7 @@ class Stack:
         e = self.endpoints()
         rows = [
             ("REST API", f"{e['http_url']}/api/health"),
-            ("WebSocket API", f"{e['ws_url']}/?token=<JWT> (or ?ticket=)"),
+            ("WebSocket API", f"{e['ws_url']}/?ticket=<POST /api/realtime/ticket>"),
             ("WS management", f"{e['management_endpoint']}/@connections/{{id}}"),
             ("AWS (moto)", f"{e['aws_endpoint']}  region {e['region']}, credentials testing/testing"),
             ("Article generator", e["generator_url"]),
@@ -303,7 +303,7 @@ def main() -> None:
     except Exception:
         logs.log.exception("the local stack failed to start")
         _shutdown(stack, status=1)
-    print(stack.banner(), flush=True)
+    logs.announce(stack.banner())
 
     def request_stop(signum: int, frame: Any) -> None:
         stopping.set()

@@ -315,13 +315,14 @@ class WebSocketGateway:
             "lastActiveAt": _iso(conn.last_active_at),
         }
 
-    def delete(self, connection_id: str) -> None:
+    def delete(self, connection_id: str, code: int = 1000) -> None:
         conn = self._live(connection_id)
         assert conn.ws is not None
         ws = conn.ws
         assert self._loop is not None
+        reason = "Policy violation" if code == 1008 else "Connection deleted"
         # Start the close and return, as API Gateway does; $disconnect follows on the loop.
-        asyncio.run_coroutine_threadsafe(ws.close(1000, "Connection deleted"), self._loop)
+        asyncio.run_coroutine_threadsafe(ws.close(code, reason), self._loop)
 
     def connections(self) -> list[dict[str, Any]]:
         found = []

@@ -25,7 +25,7 @@ def build(ws_url: str | None = None) -> dict[str, Any]:
         }
     for name, (answers, fields) in protocol.REPLIES.items():
         key = "reply_" + name
-        required = ["type"] + [f for f in fields if name != "error" or f == "message"]
+        required = ["type"] + [f for f in fields if name != "error" or f in ("code", "message")]
         schemas[key] = {
             "type": "object",
             "properties": {"type": {"const": name}, **fields},

@@ -131,6 +131,15 @@ def counts() -> ArticleCounts:
     return ArticleCounts(aws.table("analytics_events"))
 
 
+def take_quota(user_id: str) -> None:
+    """Count one event against the user's quotas (a minute's and an hour's), or QuotaExceeded (429)."""
+    from chalicelib import limits, quotas
+
+    stage = limits.limits()
+    quotas.take("events_per_minute", user_id, stage.events_per_minute, 60, "analytics events a minute")
+    quotas.take("events_per_hour", user_id, stage.events_per_hour, 3600, "analytics events an hour")
+
+
 def ingest(event: NewEvent, user_id: str | None) -> dict[str, Any]:
     """Record one event, count it, and tell the listeners (the realtime `analytics.update`)."""
     item = events().record(event, user_id)

@@ -54,6 +54,10 @@ def start(article_id: str, user: dict[str, Any], options: GenerateOptions | None
     articles = store()
     job_id = records.new_id()
     author = None if user["role"] == "admin" else user["id"]
+    if options.delay_seconds:  # before the article changes: a refused job leaves it as it was
+        from chalicelib import limits, quotas
+
+        quotas.hold_delayed(user["id"], job_id, limits.limits().delayed_jobs)
     try:  # one conditional write checks existence, authorship and the transition
         item = articles.transition(article_id, "generate", extra={"job_id": job_id}, author_id=author)
     except content.ArticleNotFound:

@@ -80,7 +80,7 @@ def list_articles(user: dict) -> dict:
         202,
         body="chalicelib.content.generation:GenerateOptions",
         body_required=False,
-        errors={403: AUTHOR, **STARTED},
+        errors={403: AUTHOR, 429: "quota delayed_jobs: too many delayed jobs waiting", **STARTED},
         gives={"job_id": "job_id"},
         description=f"{AUTHORED} No body: normal priority, now.",
     ),
@@ -120,7 +120,7 @@ def archive_article(user: dict, article_id: str) -> object:
         "Accepted",
         202,
         body="chalicelib.content.analytics:NewEvent",
-        errors={404: "unknown article"},
+        errors={404: "unknown article", 429: "quota events_per_minute or events_per_hour used up"},
     ),
 )
 def record_analytics_event(user: dict) -> object:
@@ -129,6 +129,7 @@ def record_analytics_event(user: dict) -> object:
 
     body = http.parse(analytics.NewEvent, routes.current_request)
     articles.find(body.article_id)
+    analytics.take_quota(user["id"])
     analytics.ingest(body, user["id"])
     return http.accepted({"accepted": True})
 

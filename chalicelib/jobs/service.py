@@ -95,6 +95,10 @@ def enqueue(
         delay_seconds=delay_seconds,
         priority=priority,
     )
+    if delay_seconds > 0 and user_id:  # a user's delayed jobs are bounded (chalicelib.quotas)
+        from chalicelib import limits, quotas
+
+        quotas.hold_delayed(user_id, record["id"], limits.limits().delayed_jobs)
     record, created = jobs.create(record)
     if not created:
         return public(record)

@@ -1,10 +1,15 @@
 """The WebSocket routes: `$connect` authenticates and joins the base rooms, `$default` answers
 frames, `$disconnect` forgets the connection.
 
-`$connect` takes a single-use ticket (`?ticket=`) or a JWT (`?token=`) and refuses anything
-else with 401. Each frame gets its replies posted back through the management API; nothing a
+`$connect` takes a single-use ticket (`?ticket=`) and refuses anything else (a JWT in `?token=`
+included) with 401. Each frame gets its replies posted back through the management API; nothing a
 client sends raises: a malformed frame, a refused room or an unexpected fault becomes an error
-frame and the connection stays open.
+frame (each with its `code`, `protocol.ERROR_CODES`) and the connection stays open.
+
+Each frame first takes a token from its connection's bucket (`frame_limit`: one conditional
+UpdateItem, which also reads the connection): past the limit the frame is answered
+`rate_limited` and nothing else is done for it, and after `ws_refused_before_close` frames refused
+in a row the connection is closed (policy violation, 1008; see `sender.Sender.close`).
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from typing import Any
 
 from chalice import Response
 
-from chalicelib import audit, errors, runtime
+from chalicelib import audit, aws, errors, limits, runtime
 from chalicelib.audit import floods
 from chalicelib.content import articles
 from chalicelib.realtime import frames, protocol, rooms, tickets
+from chalicelib.realtime.frame_limit import FrameLimit
 from chalicelib.realtime.live import connections, event_log, forget
 from chalicelib.realtime.sender import endpoint_from_event, sender
 
@@ -28,8 +34,13 @@ log = logging.getLogger("inkwell.realtime")
 
 MAX_ROOMS_PER_CONNECTION = 50
 MAX_REPLAY = 500  # events per `resumed`; a client with more to catch up resumes again
-UNKNOWN_CONNECTION = protocol.error("unknown connection; reconnect")
-SESSION_ENDED = protocol.error("session ended; log in again")
+UNKNOWN_CONNECTION = protocol.error("unknown connection; reconnect", code=protocol.UNKNOWN_CONNECTION)
+SESSION_ENDED = protocol.error("session ended; log in again", code=protocol.SESSION_ENDED)
+POLICY_VIOLATION = 1008  # the close code of a connection closed for going on past its frame limit
+
+
+class Closing(dict[str, Any]):
+    """The last reply to a connection that goes on past its frame limit: it is closed after it."""
 
 
 def connect(event: Any) -> Response | None:
@@ -55,6 +66,9 @@ def message(event: Any) -> None:
     for reply in answer(connection_id, raw.get("body")):
         if not out.post(connection_id, reply):
             forget(connections(), connection_id)
+            return
+        if isinstance(reply, Closing):
+            out.close(connection_id, code=POLICY_VIOLATION)
             return
         if reply is UNKNOWN_CONNECTION or reply is SESSION_ENDED:
             # Nothing reaches a connection without a record: close it, so the client reconnects.
@@ -83,13 +97,22 @@ def disconnect(event: Any) -> None:
 
 def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | str]:
     """The replies to one client frame, in order (a resume yields every replayed envelope)."""
+    frame: Any = None
     try:
-        frame = frames.parse_frame(body)
-    except frames.BadFrame as exc:
-        yield protocol.error(str(exc), exc.action)
-        return
-    try:
-        yield from _act(connection_id, frame)
+        stage = limits.limits()
+        verdict = FrameLimit(aws.table("ws_connections"), stage.ws_frame_rate, stage.ws_frame_burst).take(connection_id)
+        if verdict.connection is None:
+            yield UNKNOWN_CONNECTION
+            return
+        if verdict.refused:
+            yield _rate_limited(verdict.refused, stage)
+            return
+        try:
+            frame = frames.parse_frame(body)
+        except frames.BadFrame as exc:
+            yield protocol.error(str(exc), exc.action)
+            return
+        yield from _act(verdict.connection, frame)
     except rooms.RoomRefused as exc:
         room = getattr(frame, "room", None)
         actor = runtime.current().user
@@ -99,21 +122,28 @@ def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | st
             {"action": frame.action, "reason": str(exc)},
             resource=("room", str(room)[:256]) if room else None,
         )
-        yield protocol.error(str(exc), frame.action, room)
+        yield protocol.error(str(exc), frame.action, room, code=protocol.FORBIDDEN)
     except Exception as exc:
         from chalicelib.observe import tracking
 
-        log.exception("WebSocket %s frame failed on connection %s", frame.action, connection_id)
+        action = getattr(frame, "action", None)
+        log.exception("WebSocket %s frame failed on connection %s", action or "a", connection_id)
         tracking.report(exc)  # answered with an error frame, so the middleware never sees it
-        yield protocol.error("internal error; try again", frame.action)
+        yield protocol.error("internal error; try again", action, code=protocol.INTERNAL)
 
 
-def _act(connection_id: str, frame: Any) -> Iterator[dict[str, Any] | str]:
+def _rate_limited(refused: int, stage: limits.Limits) -> dict[str, Any]:
+    """The answer to a frame refused by the connection's limit; the last one closes it."""
+    limit = f"at most {stage.ws_frame_rate:g} frames a second (bursts of {stage.ws_frame_burst})"
+    if refused >= stage.ws_refused_before_close:
+        message = f"too many frames: {limit}; {refused} refused in a row, closing the connection"
+        return Closing(protocol.error(message, code=protocol.RATE_LIMITED))
+    return protocol.error(f"too many frames: {limit}; this one was refused", code=protocol.RATE_LIMITED)
+
+
+def _act(conn: dict[str, Any], frame: Any) -> Iterator[dict[str, Any] | str]:
+    connection_id = conn["connection_id"]
     members = connections()
-    conn = members.get(connection_id)
-    if conn is None:
-        yield UNKNOWN_CONNECTION
-        return
     _act_as(conn)
     if not _session_alive(conn):
         audit.record("realtime.refused", details={"reason": "session ended", "connection": connection_id})

@@ -37,6 +37,7 @@ BACKOFF_CAP = 2.0
 RETRIED = frozenset({429, 500, 502, 503, 504})
 TIMEOUT = 30.0  # seconds, to connect and for each read
 MAX_LINE = 65536  # bytes, of a status or header line
+CLOSE_CODE_HEADER = "X-Inkwell-Close-Code"  # a DeleteConnection's close code, for the local gateway (AWS has none)
 
 Credentials = Callable[[], tuple[str, str, str | None]]  # (access key, secret key, session token)
 
@@ -215,8 +216,10 @@ class ManagementApi:
         body = Data.encode() if isinstance(Data, str) else Data
         self._call("POST", "PostToConnection", ConnectionId, body)
 
-    def delete_connection(self, *, ConnectionId: str) -> None:  # noqa: N803
-        self._call("DELETE", "DeleteConnection", ConnectionId, b"")
+    def delete_connection(self, *, ConnectionId: str, CloseCode: int | None = None) -> None:  # noqa: N803
+        # AWS's DeleteConnection has no close code; the local gateway honours this header
+        extra = {CLOSE_CODE_HEADER: str(CloseCode)} if CloseCode is not None else {}
+        self._call("DELETE", "DeleteConnection", ConnectionId, b"", extra)
 
     def _connection(self) -> _Connection:
         connection = getattr(self._local, "connection", None)
@@ -233,13 +236,15 @@ class ManagementApi:
                 self._opened.append(connection)
         return connection
 
-    def _call(self, method: str, operation: str, connection_id: str, body: bytes) -> None:
+    def _call(
+        self, method: str, operation: str, connection_id: str, body: bytes, extra: dict[str, str] | None = None
+    ) -> None:
         path = f"{self._path}/@connections/{quote(connection_id, safe='~')}"
         for attempt in range(ATTEMPTS):
             last = attempt == ATTEMPTS - 1
             headers = self._signer.sign(method, self._host, path, body)
             head = f"{method} {path} HTTP/1.1\r\nHost: {self._host}\r\nContent-Length: {len(body)}\r\n"
-            head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+            head += "".join(f"{name}: {value}\r\n" for name, value in {**headers, **(extra or {})}.items())
             connection = self._connection()
             try:
                 status, error_type, answer = connection.exchange(head.encode() + b"\r\n" + body)

@@ -17,8 +17,19 @@ class PayloadTooLarge(ValueError):
     """An event would exceed API Gateway's 128 KB message limit; it is refused, not truncated."""
 
 
-def error(message: str, action: str | None = None, room: str | None = None) -> dict[str, Any]:
-    reply: dict[str, Any] = {"type": "error", "message": message}
+# What an error frame's `code` says (every error frame carries one)
+INVALID = "invalid"  # a malformed frame
+FORBIDDEN = "forbidden"  # a room the connection's user may not be in
+RATE_LIMITED = "rate_limited"  # faster than the connection's frame limit: refused (then closed, 1008)
+UNAVAILABLE = "unavailable"  # a dependency (AWS) failed; try again
+INTERNAL = "internal"  # an unexpected fault; try again
+UNKNOWN_CONNECTION = "unknown_connection"  # the server has no record of the connection: it is closed
+SESSION_ENDED = "session_ended"  # the connection's session ended: it is closed
+ERROR_CODES = (INVALID, FORBIDDEN, RATE_LIMITED, UNAVAILABLE, INTERNAL, UNKNOWN_CONNECTION, SESSION_ENDED)
+
+
+def error(message: str, action: str | None = None, room: str | None = None, *, code: str = INVALID) -> dict[str, Any]:
+    reply: dict[str, Any] = {"type": "error", "code": code, "message": message}
     if action:
         reply["action"] = action
     if room:
@@ -107,5 +118,8 @@ REPLIES: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
     "pong": ("ping", {}),
     "rooms": ("rooms", {"rooms": {"type": "object", "additionalProperties": _INT}}),
     "resumed": ("resume", {"room": _STR, "count": _INT, "complete": {"type": "boolean"}}),
-    "error": ("any malformed or refused frame", {"message": _STR, "action": _STR, "room": _STR}),
+    "error": (
+        "any malformed or refused frame",
+        {"code": {"enum": list(ERROR_CODES)}, "message": _STR, "action": _STR, "room": _STR},
+    ),
 }

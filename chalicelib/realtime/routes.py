@@ -11,10 +11,21 @@ from chalicelib.routing import ANYONE, USERS, Op
 routes = Blueprint(__name__)
 
 
-@route(routes, "POST /api/realtime/ticket", Op("A single-use WebSocket ticket, valid 60 s", USERS, "Ticket"))
+@route(
+    routes,
+    "POST /api/realtime/ticket",
+    Op(
+        "A single-use WebSocket ticket, valid 60 s",
+        USERS,
+        "Ticket",
+        errors={429: "quota tickets_per_minute: too many tickets asked for this minute"},
+    ),
+)
 def realtime_ticket(user: dict) -> dict:
+    from chalicelib import limits, quotas
     from chalicelib.realtime import tickets
 
+    quotas.take("tickets_per_minute", user["id"], limits.limits().tickets_per_minute, 60, "WebSocket tickets a minute")
     return tickets.issue(user)
 
 

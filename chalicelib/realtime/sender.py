@@ -67,11 +67,16 @@ class Sender:
             raise
         return True
 
-    def close(self, connection_id: str) -> None:
-        """Close the connection (API Gateway then runs `$disconnect`); a gone one is left alone."""
+    def close(self, connection_id: str, code: int | None = None) -> None:
+        """Close the connection (API Gateway then runs `$disconnect`); a gone one is left alone.
+        API Gateway's DeleteConnection takes no close code (its clients see 1000, aws/chalice#2060);
+        `code` (1008 for a connection closed for its frame rate) reaches the local gateway only."""
         try:
             with tracing.subsegment(SERVICE, "DeleteConnection"):
-                self._client.delete_connection(ConnectionId=connection_id)
+                if code is None:
+                    self._client.delete_connection(ConnectionId=connection_id)
+                else:
+                    self._client.delete_connection(ConnectionId=connection_id, CloseCode=code)
         except Exception as exc:
             if not is_gone(exc):
                 raise

@@ -117,6 +117,7 @@ class Connections:
             "jti": user.get("jti", ""),
             "rooms": set(rooms),
             "connected_at": timeutil.iso_ms(now),
+            "tat": int(now * 1000),  # a full frame bucket (realtime.frame_limit)
             **timeutil.ttl_fields(now + CONNECTION_TTL_SECONDS),
         }
         if endpoint:

@@ -4,7 +4,7 @@ A browser cannot set headers on a WebSocket handshake, so credentials travel in 
 proxies and access logs keep them. A ticket (`POST /api/realtime/ticket`) is worth little
 there: it opens one connection, within 60 s, once, and only while the token that asked for it
 is still valid. It is stored as its SHA-256 hash and redeemed by a conditional delete. A JWT in
-`?token=` is also accepted (scripts, tests).
+`?token=` is refused (a token in a URL reaches access logs and stays valid for 15 minutes).
 """
 
 from __future__ import annotations
@@ -33,10 +33,13 @@ def issue(user: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+TOKEN_REFUSED = "a token in the URL is refused (URLs reach access logs): ask POST /api/realtime/ticket for ?ticket="
+
+
 def authenticate(params: dict[str, str]) -> dict[str, Any]:
-    """The user behind `?ticket=` or `?token=`, or errors.Unauthenticated (missing, unknown, used, expired
-    or revoked credentials)."""
-    ticket, token = params.get("ticket"), params.get("token")
+    """The user behind `?ticket=`, or errors.Unauthenticated (missing, unknown, used, expired or
+    revoked ticket, or a JWT in `?token=`)."""
+    ticket = params.get("ticket")
     if ticket:
         if len(ticket) > 128 or not ticket.isascii():  # tickets are URL-safe base64
             raise errors.Unauthenticated("invalid ticket")
@@ -47,6 +50,6 @@ def authenticate(params: dict[str, str]) -> dict[str, Any]:
         if session is None or session["user_id"] != held["user_id"]:
             raise errors.Unauthenticated("the token that asked for this ticket has been revoked")
         return {**auth.public_user(session), "jti": held["jti"]}
-    if token:
-        return auth.authenticate_token(token)
-    raise errors.Unauthenticated("credentials required: ?ticket=<ticket> or ?token=<JWT>")
+    if params.get("token"):
+        raise errors.Unauthenticated(TOKEN_REFUSED)
+    raise errors.Unauthenticated("credentials required: ?ticket=<ticket> (POST /api/realtime/ticket)")

@@ -101,7 +101,12 @@ class LocalStack:
         return body["token"]
 
     def ws(self, token: str | None = None, **params: str) -> str:
-        query = {**({"token": token} if token else {}), **params}
+        """The WebSocket URL with `params`; given an access token, with a ticket it asks for (a
+        token in the URL is refused)."""
+        if token:
+            status, body, _ = self.request("POST", "/api/realtime/ticket", token=token)
+            params = {**params, "ticket": body["ticket"]} if status == 200 else {**params, "ticket": "refused"}
+        query = dict(params)
         return f"{self.ws_url}/" + (f"?{urlencode(query)}" if query else "")
 
     def aws(self, service: str) -> Any:
@@ -164,6 +169,10 @@ def stack_env(ready_file: Path, **overrides: str) -> dict[str, str]:
         INKWELL_SCRYPT_N="1024",
         INKWELL_EXIT_WITH_PARENT="1",
         INKWELL_GENERATOR_DELAY="0.05",
+        # the tests share a few users over many connections and events: quotas have their own tests
+        INKWELL_QUOTA_TICKETS_PER_MINUTE="100000",
+        INKWELL_QUOTA_EVENTS_PER_MINUTE="100000",
+        INKWELL_QUOTA_EVENTS_PER_HOUR="100000",
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides)

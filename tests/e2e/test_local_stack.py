@@ -189,6 +189,30 @@ def test_deleting_a_connection_closes_the_client(stack: LocalStack) -> None:
     assert run(session()) == 1000
 
 
+def test_a_connection_the_app_closes_for_its_frame_rate_gets_1008(stack: LocalStack) -> None:
+    """The app's management client asks for 1008 (policy violation), which only the local gateway
+    can send: API Gateway's DeleteConnection takes no close code."""
+    from chalicelib.realtime import management
+
+    token = stack.login()
+    signer = management.Signer(stack.info["region"], lambda: ("testing", "testing", None))
+    client = management.ManagementApi(stack.info["management_endpoint"], signer)
+
+    async def session() -> int | None:
+        before = {c["id"] for c in stack.connections()}
+        async with connect(stack.ws(token)) as ws:
+            conn_id = eventually(lambda: [c for c in stack.connections() if c["id"] not in before])[0]["id"]
+            await asyncio.to_thread(client.delete_connection, ConnectionId=conn_id, CloseCode=1008)
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            return ws.close_code
+
+    try:
+        assert run(session()) == 1008
+    finally:
+        client.close()
+
+
 def test_a_frame_over_32_kb_closes_with_1009_and_a_fragmented_message_over_128_kb_too(stack: LocalStack) -> None:
     token = stack.login()
 

@@ -132,9 +132,9 @@ def test_a_ticket_opens_a_connection_once(rt, people):
     assert run(handshake(rt.ws(ticket=ticket))) == 401
 
 
-def test_a_jwt_opens_a_connection(rt, people):
+def test_a_jwt_in_the_url_is_refused(rt, people):
     _, token = people.user("viewer")
-    assert run(handshake(rt.ws(token))) == 101
+    assert run(handshake(rt.ws() + "?token=" + token)) == 401
 
 
 @pytest.mark.parametrize("params", [{}, {"ticket": "made-up"}, {"token": "not-a-jwt"}])

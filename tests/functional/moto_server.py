@@ -69,7 +69,8 @@ def apply_shims(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(ApiGatewayV2Response, "create_deployment", create_deployment, raising=False)
 
-    # Gap 5: apigatewayv2 has no UpdateStage; `make deploy` sets the WebSocket stage's access logs.
+    # Gap 5: apigatewayv2 has no UpdateStage; `make deploy` sets the WebSocket stage's access logs and
+    # its default route's throttling.
     def update_stage(self: Any) -> Any:
         import json
         from urllib.parse import unquote
@@ -79,6 +80,8 @@ def apply_shims(monkeypatch: pytest.MonkeyPatch) -> None:
         body = json.loads(self.body or "{}")
         if "accessLogSettings" in body:
             stage.access_log_settings = body["accessLogSettings"]
+        if "defaultRouteSettings" in body:  # `make deploy` throttles the stage's default route too
+            stage.default_route_settings = body["defaultRouteSettings"]
         return 200, {}, json.dumps(stage.to_json())
 
     monkeypatch.setattr(ApiGatewayV2Response, "update_stage", update_stage, raising=False)

@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 
 from chalicelib import catalog, config
-from infra import deploy, deploy_state
+from infra import deploy, deploy_state, throttling
 from infra.chalice_cli import LAMBDA_RUNTIME
 from tests.functional import moto_server
 
@@ -225,6 +225,13 @@ def test_make_deploy_creates_the_stage_and_stores_its_record(stage: Stage) -> No
     assert rest_stage["accessLogSettings"]["destinationArn"].endswith(
         ":log-group:/aws/apigateway/inkwell-dev-rest-access"
     )
+    # AND both API stages are throttled as the stage's `throttling` says (Chalice sets none)
+    limits = throttling.throttling("dev", stage.first / ".chalice" / "config.json")
+    every = rest_stage["methodSettings"]["*/*"]
+    assert (every["throttlingRateLimit"], every["throttlingBurstLimit"]) == limits["rest"]
+    (ws_api,) = stage.client("apigatewayv2").get_apis()["Items"]
+    route = stage.client("apigatewayv2").get_stage(ApiId=ws_api["ApiId"], StageName="api")["DefaultRouteSettings"]
+    assert (route["ThrottlingRateLimit"], route["ThrottlingBurstLimit"]) == limits["websocket"]
     changed = sorted(line[3:] for line in git(stage.first, "status", "--porcelain", "-uall").splitlines())
     # (the endpoints, and the policies pinned to the WebSocket API, change; the record is not tracked)
     chalice_dir = stage.first / ".chalice"
@@ -369,7 +376,5 @@ def test_make_teardown_with_the_stored_record_from_another_clone(stage: Stage) -
     assert [r["RoleName"] for r in stage.client("iam").list_roles()["Roles"]] == [deploy.APIGATEWAY_LOGS_ROLE]
     dev = json.loads((stage.first / ".chalice" / "config.json").read_text())["stages"]["dev"]
     assert config.WS_URL not in dev["environment_variables"]
-    assert (
-        "arn:aws:execute-api:*:*:*/api/*/@connections/*"
-        in (stage.first / ".chalice" / "policy-dev-websocket_message.json").read_text()
-    )
+    # no WebSocket API any more: ManageConnections is granted on none (never on any API id)
+    assert "execute-api" not in (stage.first / ".chalice" / "policy-dev-websocket_message.json").read_text()

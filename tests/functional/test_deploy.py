@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chalicelib import aws, catalog, config
-from infra import chalice_cli, chalice_config, deploy, deploy_state, iam, monitoring, provision
+from infra import chalice_cli, chalice_config, deploy, deploy_state, iam, monitoring, provision, throttling
 from infra.app_shape import AppShape, Function
 from tests.functional import moto_server
 
@@ -272,6 +272,37 @@ def test_logging_sets_retention_and_access_logs_on_both_stages(
     ws = v2.get_stage(ApiId=ws_id, StageName="api")["AccessLogSettings"]
     assert ws["DestinationArn"].endswith(":log-group:/aws/apigateway/inkwell-prod-websocket-access")
     assert rest.get_account()["cloudwatchRoleArn"].endswith(f"role/{deploy.APIGATEWAY_LOGS_ROLE}")
+
+
+def test_deploy_throttles_both_api_stages_as_the_stage_config_says(
+    clients: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    moto_server.apply_shims(monkeypatch)  # moto lacks apigatewayv2 UpdateStage
+    # GIVEN the APIs `chalice deploy` made, unthrottled
+    rest, v2 = clients["apigateway"], clients["apigatewayv2"]
+    rest_id = rest.create_rest_api(name="inkwell")["id"]
+    root = rest.get_resources(restApiId=rest_id)["items"][0]["id"]
+    rest.put_method(restApiId=rest_id, resourceId=root, httpMethod="GET", authorizationType="NONE")
+    rest.put_integration(restApiId=rest_id, resourceId=root, httpMethod="GET", type="MOCK")
+    rest.create_deployment(restApiId=rest_id, stageName="api")
+    ws_id = v2.create_api(Name="ws", ProtocolType="WEBSOCKET", RouteSelectionExpression="$request.body.action")["ApiId"]
+    v2.create_stage(ApiId=ws_id, StageName="api")
+    record = {
+        "resources": [
+            {"resource_type": "rest_api", "rest_api_id": rest_id},
+            {"resource_type": "websocket_api", "websocket_api_id": ws_id},
+        ]
+    }
+    assert "*/*" not in rest.get_stage(restApiId=rest_id, stageName="api").get("methodSettings", {})
+    limits = throttling.throttling("prod")  # the committed stage's settings
+    # WHEN deploy throttles them, twice
+    assert deploy.ensure_throttling(clients, record, limits) == ["rest", "websocket"]
+    deploy.ensure_throttling(clients, record, limits)
+    # THEN every REST method and the WebSocket stage's default route have the stage's limits
+    every = rest.get_stage(restApiId=rest_id, stageName="api")["methodSettings"]["*/*"]
+    assert (every["throttlingRateLimit"], every["throttlingBurstLimit"]) == limits["rest"]
+    route = v2.get_stage(ApiId=ws_id, StageName="api")["DefaultRouteSettings"]
+    assert (route["ThrottlingRateLimit"], route["ThrottlingBurstLimit"]) == limits["websocket"]
 
 
 def test_an_accounts_own_apigateway_logs_role_is_kept(clients: dict[str, Any]) -> None:

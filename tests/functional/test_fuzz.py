@@ -639,8 +639,11 @@ def _send_raw(gw: Gateway, cid: str, event: dict[str, Any]) -> list[Any]:
 
 
 @pytest.mark.parametrize("role", ["viewer", "editor", "admin"])
-def test_no_hostile_frame_crashes_the_websocket_handler(fuzzer, api, gw, role):
+def test_no_hostile_frame_crashes_the_websocket_handler(fuzzer, api, gw, role, monkeypatch):
+    from chalicelib import config
     from chalicelib.realtime import live
+
+    monkeypatch.setenv(config.WS_FRAME_BURST, "100000")  # every frame reaches the handler (limits: elsewhere)
 
     article = fill(api, "{article_id}")
     response = api.post("/api/realtime/ticket", as_=role)

@@ -131,13 +131,13 @@ def test_connect_without_valid_credentials_is_refused(gw, query):
     assert live.connections().get(cid) is None
 
 
-def test_a_jwt_in_the_url_is_accepted_until_revoked(gw, api):
+def test_a_valid_jwt_in_the_url_is_refused_in_favour_of_tickets(gw, api):
     token = api.token("viewer")
-    _, response = gw.connect(token=token)
-    assert response["statusCode"] == 200
-    api.post("/api/auth/logout", token=token)
-    _, response = gw.connect(token=token)
+    cid, response = gw.connect(token=token)
     assert response["statusCode"] == 401
+    assert "ticket" in response["body"] and live.connections().get(cid) is None
+    _, response = gw.connect(ticket=ticket(api, "viewer"))
+    assert response["statusCode"] == 200
 
 
 # --- frames ---------------------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ def test_an_unexpected_fault_becomes_an_error_frame(gw, api, monkeypatch):
 
     monkeypatch.setattr(store.EventLog, "current", broken)
     replies = gw.send(cid, {"action": "rooms"})
-    assert replies == [{"type": "error", "message": "internal error; try again", "action": "rooms"}]
+    assert replies == [{"type": "error", "code": "internal", "message": "internal error; try again", "action": "rooms"}]
 
 
 # --- rooms ----------------------------------------------------------------------------------------------

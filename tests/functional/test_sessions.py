@@ -183,7 +183,7 @@ def test_a_frame_on_a_connection_whose_session_ended_is_refused_and_the_connecti
     cid = connect(gw, api, session["token"])
     service.sessions().revoke(session["user"] and _sid(session["token"]))  # behind the listener's back
     replies = gw.send(cid, {"action": "ping"})
-    assert replies == [{"type": "error", "message": "session ended; log in again"}]
+    assert replies == [{"type": "error", "code": "session_ended", "message": "session ended; log in again"}]
     assert cid in management.deleted
 
 

@@ -32,6 +32,7 @@ class FakeManagement:
         self.gone: set[str] = set()
         self.failing: set[str] = set()
         self.deleted: list[str] = []  # connections closed through the management API
+        self.close_codes: dict[str, int] = {}  # the close code each was deleted with (AWS: always 1000)
         self.calls = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -56,12 +57,13 @@ class FakeManagement:
             with self._lock:
                 self.in_flight -= 1
 
-    def delete_connection(self, ConnectionId: str) -> dict[str, Any]:  # noqa: N803 (boto3's names)
+    def delete_connection(self, ConnectionId: str, CloseCode: int | None = None) -> dict[str, Any]:  # noqa: N803
         with self._lock:
             self.calls += 1
             if ConnectionId in self.gone:
                 raise gone_error()
             self.deleted.append(ConnectionId)
+            self.close_codes[ConnectionId] = CloseCode or 1000
             self.gone.add(ConnectionId)
         return {}
 

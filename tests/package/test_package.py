@@ -218,3 +218,14 @@ def test_template_has_tracing_access_logs_retention_dashboard_and_alarms(sam: di
     assert all(a["Properties"]["AlarmActions"] == [{"Ref": template.ALARM_TOPIC}] for a in alarms.values())
     (dashboard,) = resources_of(sam, "AWS::CloudWatch::Dashboard").values()
     assert "JobCompleted" in dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+
+
+def test_both_api_stages_are_throttled_as_the_stage_says(sam: dict[str, Any]) -> None:
+    from infra import throttling
+
+    limits = throttling.throttling("prod")
+    (everything,) = sam["Resources"]["RestAPI"]["Properties"]["MethodSettings"]
+    assert (everything["ResourcePath"], everything["HttpMethod"]) == ("/*", "*")
+    assert (everything["ThrottlingRateLimit"], everything["ThrottlingBurstLimit"]) == limits["rest"]
+    route = sam["Resources"]["WebsocketAPIStage"]["Properties"]["DefaultRouteSettings"]
+    assert (route["ThrottlingRateLimit"], route["ThrottlingBurstLimit"]) == limits["websocket"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
 from chalicelib import catalog, config
 from infra import template
 from infra.app_shape import AppShape, Function, ScheduleSource, SqsSource
@@ -274,3 +276,29 @@ def test_app_gives_every_sqs_trigger_its_queues_maximum_concurrency() -> None:
         s.queue.split("-", 2)[2]: s.maximum_concurrency for s in app.app.event_sources if isinstance(s, SQSEventConfig)
     }
     assert found == {q.name: q.concurrency for q in catalog.QUEUES.values()}
+
+
+def test_both_api_stages_are_throttled_and_an_unthrottled_one_is_a_problem(tmp_path) -> None:
+    import json
+
+    from infra import throttling
+
+    cfg = {"stages": {"prod": {"throttling": {"rest": {"ThrottlingRateLimit": "7.5", "ThrottlingBurstLimit": "15"}}}}}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    limits = throttling.throttling("prod", tmp_path / "config.json")
+    assert limits == {"rest": (7.5, 15), "websocket": (50.0, 100)}  # the default where none is given
+    s = shape()
+    merged = merge(template.overlay(s, limits=limits), chalice_template(s))
+    assert merged["Resources"]["RestAPI"]["Properties"]["MethodSettings"][0]["ThrottlingRateLimit"] == 7.5
+    assert merged["Resources"]["WebsocketAPIStage"]["Properties"]["DefaultRouteSettings"]["ThrottlingBurstLimit"] == 100
+    assert template.throttling_problems(merged) == []
+    del merged["Resources"]["RestAPI"]["Properties"]["MethodSettings"]
+    del merged["Resources"]["WebsocketAPIStage"]["Properties"]["DefaultRouteSettings"]
+    assert template.problems(merged, s) == [
+        "the REST API stage is not throttled (MethodSettings /* *)",
+        "the WebSocket API stage is not throttled (DefaultRouteSettings)",
+    ]
+    cfg["stages"]["prod"]["throttling"]["websocket"] = {"ThrottlingRateLimit": "fast"}
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="stages.prod.throttling.websocket"):
+        throttling.throttling("prod", tmp_path / "config.json")

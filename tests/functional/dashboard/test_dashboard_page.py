@@ -19,6 +19,23 @@ def test_the_page_is_served_to_anyone_as_html_with_a_strict_policy(client):
     assert '<script type="module" src="/static/dashboard.js"></script>' in html
 
 
+def test_the_page_connects_only_to_the_stages_own_websocket_api(client, monkeypatch):
+    from chalicelib import config
+
+    url = "wss://abc123.execute-api.us-east-1.amazonaws.com/api"
+    monkeypatch.setenv(config.WS_URL, url)
+    config.reset()
+    try:
+        policy = client.http.get("/dashboard").headers["Content-Security-Policy"]
+    finally:
+        monkeypatch.delenv(config.WS_URL)
+        config.reset()
+    [connect] = [d.split()[1:] for d in policy.split(";") if d.split()[:1] == ["connect-src"]]
+    assert connect == ["'self'", "wss://abc123.execute-api.us-east-1.amazonaws.com"]
+    assert page.policy(None).count("connect-src 'self';") == 1  # no WebSocket API configured: none
+    assert "evil" not in page.policy("wss://a.example; connect-src evil")
+
+
 def test_the_script_is_served_as_a_javascript_module(client):
     response = client.http.get("/static/dashboard.js")
     assert response.status_code == 200
