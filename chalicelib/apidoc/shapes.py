@@ -97,6 +97,25 @@ class JobPage(Page):
     items: list[Job]
 
 
+class LogLine(BaseModel):
+    ts: str | None = Field(json_schema_extra=TIME)
+    run: int
+    attempt: int
+    level: Literal["debug", "info", "warning", "error"]
+    message: str
+
+
+class JobLogs(BaseModel):
+    items: list[LogLine]
+
+
+class BulkResult(BaseModel):
+    action: Literal["retry", "promote", "cancel", "remove"]
+    matched: int
+    done: int
+    next_cursor: str | None = None
+
+
 class JobStarted(BaseModel):
     """A job was queued for the request; the job's own fields come along."""
 
