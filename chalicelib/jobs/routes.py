@@ -131,3 +131,23 @@ def cancel_job(user: dict, job_id: str) -> dict:
     job = jobs.cancel(job_id)
     audit.record("job.cancel", resource=("job", job_id), details={"queue": job["queue"], "type": job["type"]})
     return job
+
+
+@route(
+    routes,
+    "POST /api/jobs/{job_id}/duplicate",
+    Op(
+        "Run a job again as a new job (same queue, type and payload)",
+        ADMIN,
+        "JobStarted",
+        202,
+        errors={409: "the job's processor refuses a re-run now", 503: "the new job could not be queued"},
+    ),
+)
+def duplicate_job(user: dict, job_id: str) -> object:
+    from chalicelib import audit, http
+    from chalicelib.jobs.duplicate import duplicate
+
+    job = duplicate(job_id)
+    audit.record("job.duplicate", resource=("job", job["id"]), details={"queue": job["queue"], "of": job_id})
+    return http.accepted({"job_id": job["id"], **job})
