@@ -105,8 +105,18 @@ class LogLine(BaseModel):
     message: str
 
 
+class JobAttempt(BaseModel):
+    run: int
+    attempt: int
+    started_at: str | None
+    ended_at: str | None
+    outcome: Literal["completed", "retrying", "failed", "throttled"] | None
+    error: dict[str, Any] | None
+
+
 class JobLogs(BaseModel):
     items: list[LogLine]
+    attempts: list[JobAttempt] = []
 
 
 class BulkResult(BaseModel):

@@ -5,7 +5,8 @@ A running attempt's lines are buffered in the invocation (`AttemptLog`): at most
 and MAX_BYTES bytes of messages an attempt (what is over is counted in one last line), each
 message masked as the logs and the audit trail mask secrets (`redact.scrub`). They are written
 once, before the attempt's outcome is recorded, as the record's attribute `log_<run>_<attempt>`
-(the logs of runs older than KEEP_RUNS are removed by the same write), together with the word
+with the attempt's start, end, outcome and error (the job page's timeline; the logs of runs
+older than KEEP_RUNS are removed by the same write), together with the word
 items of the attempt's error for search (indexes.py): one request an attempt, none for an attempt
 that logged nothing and did not fail. A write that fails is logged and never fails the job.
 """
@@ -39,6 +40,7 @@ class AttemptLog:
     lines: list[dict[str, str]] = field(default_factory=list)
     size: int = 0
     dropped: int = 0
+    started: str = field(default_factory=timeutil.iso_ms)  # when the attempt started (its context)
 
     def add(self, level: str, message: str) -> None:
         if level not in LEVELS:
@@ -62,14 +64,28 @@ def attribute(run: int, attempt: int) -> str:
     return f"{PREFIX}{run}_{attempt}"
 
 
-def write(table: Any, job: dict[str, Any], attempt_log: AttemptLog | None, error: dict[str, Any] | None) -> None:
-    """Store an attempt's lines on its job, and its error's words, in one request (none when
-    there is nothing to store)."""
+def write(
+    table: Any,
+    job: dict[str, Any],
+    attempt_log: AttemptLog | None,
+    error: dict[str, Any] | None,
+    outcome: str = "completed",
+) -> None:
+    """Store an attempt on its job (its start, end, outcome, error and lines: the job page's
+    timeline) with its error's words, in one request; none for an attempt that logged nothing and
+    did not fail (the record's own `started_at`/`finished_at` tell of it)."""
     lines = attempt_log.written() if attempt_log else []
     words = indexes.word_items(job["id"], error, timeutil.now()) if error else []
     if not lines and not words:
         return
     run, attempt = int(job.get("run", 1)), int(job.get("attempts", 1))
+    entry = {
+        "started": attempt_log.started if attempt_log else None,
+        "ended": timeutil.iso_ms(),
+        "outcome": outcome,
+        "error": error,
+        "lines": lines,
+    }
     names = {"#l": attribute(run, attempt)}
     stale = (
         [attribute(run - KEEP_RUNS, a) for a in range(1, int(job.get("max_attempts", 1)) + 1)]
@@ -78,45 +94,55 @@ def write(table: Any, job: dict[str, Any], attempt_log: AttemptLog | None, error
     )
     names.update({f"#o{i}": name for i, name in enumerate(stale)})
     update = "SET #l = :l" + (" REMOVE " + ", ".join(f"#o{i}" for i in range(len(stale))) if stale else "")
+    change = {
+        "Key": {"id": job["id"]},
+        "UpdateExpression": update,
+        "ConditionExpression": "attribute_exists(id)",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": {":l": entry},
+    }
     try:
         if not words:
-            table.update_item(
-                Key={"id": job["id"]},
-                UpdateExpression=update,
-                ConditionExpression="attribute_exists(id)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":l": lines},
-            )
+            table.update_item(**change)
             return
-        items: list[dict[str, Any]] = [{"Put": {"TableName": table.name, "Item": w}} for w in words]
-        if lines:
-            change = {
-                "TableName": table.name,
-                "Key": {"id": job["id"]},
-                "UpdateExpression": update,
-                "ConditionExpression": "attribute_exists(id)",
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": {":l": lines},
-            }
-            items.insert(0, {"Update": change})
+        items = [{"Update": {"TableName": table.name, **change}}]
+        items += [{"Put": {"TableName": table.name, "Item": w}} for w in words]
         # the Table's client takes plain values (boto3's resource layer serializes them)
         table.meta.client.transact_write_items(TransactItems=items)
     except Exception:
         log.exception("could not store the log of job %s (attempt %d)", job["id"], attempt)
 
 
-def lines_of(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every stored line of a job record, oldest attempt first:
-    `{"ts", "run", "attempt", "level", "message"}`."""
+def attempts_of(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stored attempts of a job record, oldest first: `{"run", "attempt", "started_at",
+    "ended_at", "outcome", "error", "lines"}`."""
     found = []
     for name, value in record.items():
         match = _ATTRIBUTE.match(name)
         if match:
-            found.append((int(match.group(1)), int(match.group(2)), from_dynamo(value) or []))
-    out = []
-    for run, attempt, lines in sorted(found, key=lambda f: (f[0], f[1])):
-        out += [{"ts": line.get("ts"), "run": run, "attempt": attempt, **_shown(line)} for line in lines]
-    return out
+            entry = from_dynamo(value) or {}
+            found.append(
+                {
+                    "run": int(match.group(1)),
+                    "attempt": int(match.group(2)),
+                    "started_at": entry.get("started"),
+                    "ended_at": entry.get("ended"),
+                    "outcome": entry.get("outcome"),
+                    "error": entry.get("error"),
+                    "lines": entry.get("lines") or [],
+                }
+            )
+    return sorted(found, key=lambda a: (a["run"], a["attempt"]))
+
+
+def lines_of(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every stored line of a job record, oldest attempt first:
+    `{"ts", "run", "attempt", "level", "message"}`."""
+    return [
+        {"ts": line.get("ts"), "run": a["run"], "attempt": a["attempt"], **_shown(line)}
+        for a in attempts_of(record)
+        for line in a["lines"]
+    ]
 
 
 def _shown(line: dict[str, Any]) -> dict[str, Any]:

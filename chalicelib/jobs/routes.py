@@ -55,12 +55,14 @@ def get_job(user: dict, job_id: str) -> dict:
     routes, "GET /api/jobs/{job_id}/logs", Op("A job's log lines, per attempt", USERS, "JobLogs", description=CAUSED)
 )
 def job_logs(user: dict, job_id: str) -> dict:
-    """The lines its processor logged (`ctx.log`), oldest attempt first, secrets masked."""
+    """The lines its processor logged (`ctx.log`), oldest attempt first, secrets masked; and
+    `attempts`: each stored attempt's start, end, outcome and error (the job page's timeline)."""
     from chalicelib.jobs import joblog, service
 
     _visible_job(job_id, user)
-    record = service.store().get(job_id)
-    return {"items": joblog.lines_of(record or {})}
+    record = service.store().get(job_id) or {}
+    attempts = [{k: v for k, v in a.items() if k != "lines"} for a in joblog.attempts_of(record)]
+    return {"items": joblog.lines_of(record), "attempts": attempts}
 
 
 def _visible_job(job_id: str, user: dict) -> dict:

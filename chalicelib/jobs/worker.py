@@ -212,7 +212,7 @@ class Worker:
             return False
         except errors.Throttled as exc:
             if int(job.get("throttled") or 0) < MAX_THROTTLED_WAITS:
-                joblog.write(self.jobs.table, job, ctx.attempt_log, None)
+                joblog.write(self.jobs.table, job, ctx.attempt_log, None, "throttled")
                 return self._throttled(job, owner, exc, record)
             error = errors.describe(exc)  # waited often enough: an ordinary failed attempt
             if final:
@@ -303,7 +303,7 @@ class Worker:
     def _retry_later(
         self, job: dict[str, Any], owner: str, error: dict[str, str], record: Record, ctx: processor.JobContext
     ) -> bool:
-        joblog.write(self.jobs.table, job, ctx.attempt_log, error)
+        joblog.write(self.jobs.table, job, ctx.attempt_log, error, "retrying")
         try:
             job = self.jobs.retry_later(job, owner, error)
         except errors.LeaseLost:
@@ -343,7 +343,7 @@ class Worker:
                 proc.on_final_failure(view, error)
             except Exception:
                 log.exception("%s: on_final_failure of job %s failed", self.queue.name, job["id"])
-        joblog.write(self.jobs.table, job, ctx.attempt_log if ctx else None, error)
+        joblog.write(self.jobs.table, job, ctx.attempt_log if ctx else None, error, "failed")
         try:
             job = self.jobs.fail(job, owner, error, attempts)
         except errors.LeaseLost as exc:

@@ -55,6 +55,11 @@ def test_lines_are_kept_per_attempt_and_masked(api, poller, register):
     assert lines[0]["message"] == "attempt 1 starts" and lines[0]["ts"]
     assert JWT not in answer.body.decode() and "abc.def" not in answer.body.decode()
     assert "[REDACTED]" in lines[1]["message"]
+    timeline = body(answer)["attempts"]
+    assert [(a["attempt"], a["outcome"]) for a in timeline] == [(1, "retrying"), (2, "completed")]
+    assert timeline[0]["error"]["message"] == "RuntimeError: service unavailable"
+    assert all(a["started_at"] <= a["ended_at"] for a in timeline)
+    assert timeline[0]["ended_at"] <= timeline[1]["started_at"]
 
 
 def test_logs_are_for_admins_and_the_user_who_caused_the_job(api, poller, register):
