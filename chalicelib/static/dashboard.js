@@ -608,6 +608,43 @@ async function bulkApply() {
   return loadJobs(true);
 }
 
+async function retry(id) {
+  const result = await api("POST", `/api/jobs/${id}/retry`);
+  if (!result.ok) return notify(`retry: ${problem(result)}`);
+  updateRow(result.data);
+  if (view.selected === id) showJob(id);
+  return later("stats", refresh, 300);
+}
+
+async function promote(id) {
+  const result = await api("POST", `/api/jobs/${id}/promote`);
+  if (!result.ok) return notify(`run now: ${problem(result)}`);
+  updateRow(result.data);
+  if (view.selected === id) showJob(id);
+  return later("stats", refresh, 300);
+}
+
+async function cancel(id) {
+  if (!confirm(`Cancel job ${id.slice(0, 8)}?`)) return undefined;
+  const result = await api("POST", `/api/jobs/${id}/cancel`);
+  if (!result.ok) return notify(`cancel: ${problem(result)}`);
+  updateRow(result.data);
+  if (view.selected === id) showJob(id);
+  return later("stats", refresh, 300);
+}
+
+async function remove(id) {
+  if (!confirm(`Remove job ${id.slice(0, 8)}?`)) return undefined;
+  const result = await api("DELETE", `/api/jobs/${id}`);
+  if (!result.ok && result.status !== 404) return notify(`remove: ${problem(result)}`);
+  document.querySelector(`tr[data-id="${CSS.escape(id)}"]`)?.remove();
+  if (view.selected === id) {
+    $("detail").hidden = true;
+    if (location.hash === `#job=${id}`) history.replaceState(null, "", location.pathname + location.search);
+  }
+  return later("stats", refresh, 300);
+}
+
 // --- live updates and the activity feed ---------------------------------------------------------
 
 function setLive(on, text) {
