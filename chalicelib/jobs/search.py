@@ -95,7 +95,7 @@ class _Plan:
         for value in partitions:
             while True:
                 want = limit - len(found)
-                size = want if self.condition is None and keep is None else max(50, 2 * want)
+                size = want if self.condition is None and not filters else max(50, 2 * want)
                 kwargs: dict[str, Any] = {
                     "IndexName": self.index,
                     "KeyConditionExpression": Key(self.pk).eq(value) & Key(indexes.SORT).between(low, high),
