@@ -7,7 +7,7 @@ jobs table's search indexes (indexes.py), never a Scan.
 - Otherwise one filter picks the index (the most selective given: article, user, type, state,
   queue), the others are a FilterExpression on it; `since`/`until` bound `created_at` in the key
   condition. With no filter it walks `by_day` from `until` back to `since` (default: the last
-  15 days, a record untouched for 14 expires).
+  15 days, a record untouched for 14 expires; at most 62 days back, one Query a day at most).
 - A call reads at most MAX_READ index items: a page with filters that match little may come
   back short with a `next_cursor` (as DynamoDB's own pages do); follow it to read on.
 """
@@ -26,6 +26,7 @@ from chalicelib.jobs.records import STATES, JobStore, public
 
 MAX_READ = 400
 DAY_WALK_SECONDS = 15 * 86400
+MAX_WALK_SECONDS = 62 * 86400  # the farthest back a walk goes, whatever `since` asks
 MAX_TEXT = 200
 ORDER = ("article_id", "user_id", "type", "state", "queue")  # the first given picks the index
 ATTRIBUTE = {"queue": "queue", "state": "state", "type": "type", "user_id": "s_user", "article_id": "s_article"}
@@ -56,7 +57,8 @@ def search(params: dict[str, str], jobs: JobStore) -> dict[str, Any]:
         return plan.run(jobs, params, limit, low, high, lambda r: indexes.matches_words(r, wanted), filters)
     key = next((name for name in ORDER if name in filters), None)
     if key is None:
-        days = _days(max(since, now - DAY_WALK_SECONDS) if not params.get("since") else since, min(until, now))
+        first = max(since, now - (MAX_WALK_SECONDS if params.get("since") else DAY_WALK_SECONDS))
+        days = _days(first, min(until, now))
         return _Plan("day", days, None, scope).run(jobs, params, limit, low, high, None, {})
     rest = {name: value for name, value in filters.items() if name != key}
     condition = None

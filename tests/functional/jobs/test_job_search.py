@@ -103,3 +103,28 @@ def test_bad_filters_are_400_naming_the_field(api, query, field):
 def test_search_is_for_admins(api):
     assert api.get("/api/jobs", as_="editor").status_code == 403
     assert api.get("/api/jobs").status_code == 401
+
+
+def test_a_walk_over_the_days_is_bounded_whatever_since_asks(api, requests_made):
+    enqueue("emails", "send", {})
+    api.token("admin")
+    requests_made.clear()
+    answer = api.get("/api/jobs?since=0001-01-01T00:00:00Z", as_="admin")
+    assert len(ids(answer)) == 1
+    assert requests_made["Query"] <= 63  # a day each, 62 days back at most
+
+
+@pytest.fixture
+def requests_made(aws_mock):
+    from collections import Counter
+
+    from chalicelib import aws
+
+    seen: Counter[str] = Counter()
+
+    def count(model, **_):
+        seen[model.name] += 1
+
+    aws.session().events.register("before-call.dynamodb", count)
+    yield seen
+    aws.session().events.unregister("before-call.dynamodb", count)
