@@ -166,34 +166,52 @@ KEEP = {"completed": 100, "failed": 50, "cancelled": 100}  # retention per queue
 def job_items(n: int, now: float) -> list[dict[str, Any]]:
     """What retention keeps per queue (steady state: full at every size, 1,000 records here), every
     10th of those past its TTL (waiting for DynamoDB or the orphan sweep), then n jobs waiting
-    or delayed."""
+    or delayed. Each caused by one of USERS users; every 5th article job for the HOT article; the
+    failed ones with an error and its search word items (every delayed one too: a backoff's)."""
     from chalicelib import catalog
     from chalicelib.jobs import records
 
     store = records.JobStore(None)
     queues = catalog.job_queues()
     out = []
+    i = 0
     for queue in queues:
         for state, keep in KEEP.items():
             for k in range(keep):
                 at = now - 9 * DAY if k % 10 == 9 else now - 6 * DAY * (k + 0.5) / keep
-                out.append(_job(store, queue, state, at, {"kept": k}))
-    for i in range(n):
-        queue = queues[i % len(queues)]
-        out.append(_job(store, queue, ("waiting", "delayed")[i % 2], now - 6 * DAY * (i + 0.5) / n, {"n": i}))
+                out += _job(store, queue, state, at, {"kept": k}, i)
+                i += 1
+    for j in range(n):
+        queue = queues[j % len(queues)]
+        out += _job(store, queue, ("waiting", "delayed")[j % 2], now - 6 * DAY * (j + 0.5) / n, {"n": j}, i)
+        i += 1
     return out
 
 
-def _job(store: Any, queue: str, state: str, at: float, payload: dict[str, Any]) -> dict[str, Any]:
-    from chalicelib import timeutil
-    from chalicelib.jobs import records
+ERROR = {"message": "the webhook timed out after 30 s", "kind": "webhook_timeout"}
 
-    record = store.new_record(queue, "bench", payload, max_attempts=3)
+
+def _job(store: Any, queue: str, state: str, at: float, payload: dict[str, Any], i: int) -> list[dict[str, Any]]:
+    from chalicelib import catalog, timeutil
+    from chalicelib.jobs import indexes, records
+
+    if queue == "articles":
+        payload = {**payload, "article_id": HOT[1] if i % 5 == 0 else f"a{i % ARTICLES}"}
+    job_type = catalog.queue(queue).job_types[0]
+    record = store.new_record(queue, job_type, payload, max_attempts=3, user_id=f"u-{i % USERS}")
     stamp = timeutil.iso_ms(at)
     record.update(
-        state=state, queue_state=f"{queue}#{state}", created_at=stamp, updated_at=stamp, **records.ttl_for(state, at)
+        state=state,
+        queue_state=f"{queue}#{state}",
+        created_at=stamp,
+        updated_at=stamp,
+        s_day=stamp[:10],
+        **records.ttl_for(state, at),
     )
-    return dict(record)
+    if state in ("failed", "delayed"):
+        record["error"] = ERROR
+        return [dict(record), *indexes.word_items(record["id"], ERROR, at)]
+    return [dict(record)]
 
 
 def ws_items(n: int, now: float) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -407,6 +425,15 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
                 ("GET /api/queues/articles/jobs?state=waiting", get("/api/queues/articles/jobs?state=waiting")),
                 ("GET /api/queues/articles/jobs?state=completed", get("/api/queues/articles/jobs?state=completed")),
                 ("GET /api/queues/articles/jobs?state=cancelled", get("/api/queues/articles/jobs?state=cancelled")),
+                ("GET /api/jobs", get("/api/jobs")),
+                ("GET /api/jobs?queue=articles", get("/api/jobs?queue=articles")),
+                ("GET /api/jobs?state=failed", get("/api/jobs?state=failed")),
+                ("GET /api/jobs?type=generate", get("/api/jobs?type=generate")),
+                ("GET /api/jobs?user_id=u-3", get("/api/jobs?user_id=u-3")),
+                ("GET /api/jobs?article_id=a-busy", get("/api/jobs?article_id=a-busy")),
+                ("GET /api/jobs?q=<error words>", get("/api/jobs?q=webhook%20timed")),
+                ("GET /api/jobs?since=<a day ago>", get(f"/api/jobs?since={timeutil.iso(now - DAY)}")),
+                ("GET /api/jobs?queue=articles&state=failed", get("/api/jobs?queue=articles&state=failed")),
                 ("GET /api/audit", get("/api/audit")),
                 ("GET /api/audit?user_id=u-3", get("/api/audit?user_id=u-3")),
                 ("GET /api/audit?action=auth.login", get("/api/audit?action=auth.login")),

@@ -151,8 +151,19 @@ TABLES: dict[str, Table] = {
             pk="id",
             ttl="ttl",
             types=_TTL_TYPES,
-            indexes=(EXPIRY_INDEX, Index("by_queue_state", "queue_state", "updated_at")),
-            description="job records (`queue_state` = `<queue>#<state>`), `idem#<queue>#<key>` idempotency items, `rate#<queue>#<window>` rate-limit counters",
+            indexes=(
+                EXPIRY_INDEX,
+                Index("by_queue_state", "queue_state", "updated_at"),
+                # job search (chalicelib/jobs/indexes.py): one filter each, newest created first
+                Index("by_queue", "queue", "created_at"),
+                Index("by_state", "state", "created_at"),
+                Index("by_type", "type", "created_at"),
+                Index("by_user", "s_user", "created_at"),
+                Index("by_article", "s_article", "created_at"),
+                Index("by_day", "s_day", "created_at"),
+                Index("by_word", "s_word", "created_at"),
+            ),
+            description="job records (`queue_state` = `<queue>#<state>`), `idem#<queue>#<key>` idempotency items, `rate#<queue>#<window>` rate-limit counters, `word#<word>#<job>` error-word items (search)",
         ),
         Table(
             "webhook_logs",

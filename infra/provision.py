@@ -67,6 +67,8 @@ def create_tables(dynamodb: Any, settings: config.Settings | None = None, harden
         if name not in existing:
             dynamodb.create_table(**table_kwargs(table, name, hardened))
             dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
+        elif hardened:  # a deployed stage's table from an earlier release
+            add_indexes(dynamodb, table, name)
         if table.ttl:
             ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
             if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING") or ttl.get("AttributeName") != table.ttl:
@@ -75,6 +77,38 @@ def create_tables(dynamodb: Any, settings: config.Settings | None = None, harden
                 )
         if hardened:
             _harden_table(dynamodb, name)
+
+
+def add_indexes(dynamodb: Any, table: catalog.Table, name: str, wait: float = 1800.0) -> list[str]:
+    """Create the catalogue's indexes an existing table lacks (a later release added them), one
+    UpdateTable each, as DynamoDB asks, waiting for each to be ACTIVE (backfilled) before the
+    next; returns the names created."""
+    import time
+
+    wanted = table_kwargs(table, name).get("GlobalSecondaryIndexes", [])
+    definitions = {d["AttributeName"]: d for d in table_kwargs(table, name)["AttributeDefinitions"]}
+    created = []
+    for index in wanted:
+        have = dynamodb.describe_table(TableName=name)["Table"].get("GlobalSecondaryIndexes", [])
+        if index["IndexName"] in {i["IndexName"] for i in have}:
+            continue
+        keys = [k["AttributeName"] for k in index["KeySchema"]]
+        dynamodb.update_table(
+            TableName=name,
+            AttributeDefinitions=[definitions[k] for k in keys],
+            GlobalSecondaryIndexUpdates=[{"Create": index}],
+        )
+        deadline = time.monotonic() + wait
+        while True:
+            now = dynamodb.describe_table(TableName=name)["Table"].get("GlobalSecondaryIndexes", [])
+            status = {i["IndexName"]: i.get("IndexStatus", "ACTIVE") for i in now}
+            if status.get(index["IndexName"]) == "ACTIVE":
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"index {index['IndexName']} of {name} is not ACTIVE yet; run the deploy again")
+            time.sleep(5)
+        created.append(index["IndexName"])
+    return created
 
 
 def _table_names(dynamodb: Any) -> list[str]:

@@ -47,11 +47,12 @@ def _models() -> dict[str, type[BaseModel]]:
     from chalicelib.audit import api as audit
     from chalicelib.auth import service as auth
     from chalicelib.content import analytics, articles, generation, settings
+    from chalicelib.dashboard import bulk
     from chalicelib.dashboard import service as dashboard
 
     found = {
         f"{'' if module is shapes else module.__name__ + ':'}{name}": value
-        for module in (shapes, audit, auth, analytics, articles, generation, settings, dashboard)
+        for module in (shapes, audit, auth, analytics, articles, generation, settings, dashboard, bulk)
         for name, value in vars(module).items()
         if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__
     }

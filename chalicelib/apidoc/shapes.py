@@ -97,6 +97,35 @@ class JobPage(Page):
     items: list[Job]
 
 
+class LogLine(BaseModel):
+    ts: str | None = Field(json_schema_extra=TIME)
+    run: int
+    attempt: int
+    level: Literal["debug", "info", "warning", "error"]
+    message: str
+
+
+class JobAttempt(BaseModel):
+    run: int
+    attempt: int
+    started_at: str | None
+    ended_at: str | None
+    outcome: Literal["completed", "retrying", "failed", "throttled"] | None
+    error: dict[str, Any] | None
+
+
+class JobLogs(BaseModel):
+    items: list[LogLine]
+    attempts: list[JobAttempt] = []
+
+
+class BulkResult(BaseModel):
+    action: Literal["retry", "promote", "cancel", "remove"]
+    matched: int
+    done: int
+    next_cursor: str | None = None
+
+
 class JobStarted(BaseModel):
     """A job was queued for the request; the job's own fields come along."""
 

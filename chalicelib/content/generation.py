@@ -18,6 +18,7 @@ and not repeated.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -28,6 +29,7 @@ from chalicelib.content.actions import NOT_YOURS, payload_of, status_changed, st
 from chalicelib.content.generator import ArticleGenerator, WebhookLogs
 from chalicelib.jobs.errors import PermanentError, RetryRefused
 from chalicelib.jobs.processor import Job, JobContext, Processor
+from chalicelib.jobs.processor import log as job_log
 from chalicelib.jobs.queues import MAX_JOB_DELAY_SECONDS
 
 log = logging.getLogger("inkwell.content")
@@ -123,7 +125,15 @@ def generator() -> ArticleGenerator:
 def run_generate(job: Job, ctx: JobContext, articles: content.Articles, webhook: ArticleGenerator) -> dict[str, Any]:
     payload = payload_of(GeneratePayload, job)
     ctx.progress(10)
-    text = webhook.generate(payload.request(), job_id=job["id"], attempt=ctx.attempt, time_left=ctx.time_left())
+    ctx.log("info", f"calling the generator for article {payload.article_id} (attempt {ctx.attempt})")
+    began = time.monotonic()
+    try:
+        text = webhook.generate(payload.request(), job_id=job["id"], attempt=ctx.attempt, time_left=ctx.time_left())
+    except Exception as exc:
+        took = (time.monotonic() - began) * 1000
+        ctx.log("error", f"the generator failed after {took:.0f} ms: {exc}")
+        raise
+    ctx.log("info", f"the generator answered {len(text)} characters in {(time.monotonic() - began) * 1000:.0f} ms")
     ctx.progress(90)
     try:
         item = articles.complete_generation(payload.article_id, job["id"], text)
@@ -135,6 +145,7 @@ def run_generate(job: Job, ctx: JobContext, articles: content.Articles, webhook:
             return {"article_id": payload.article_id, "status": "PUBLISHED", "content_length": len(text)}
         raise PermanentError(str(exc), kind="invalid_transition") from None
     status_changed(item, job["id"])
+    ctx.log("info", f"article {payload.article_id} is PUBLISHED")
     return {"article_id": payload.article_id, "status": "PUBLISHED", "content_length": len(text)}
 
 
@@ -148,6 +159,7 @@ def _roll_back(job: Job, articles: content.Articles) -> dict[str, Any] | None:
         log.warning("no rollback for job %s: %s", job["id"], exc)
         return None
     status_changed(restored, job["id"])
+    job_log("warning", f"article {article_id} rolled back to {restored['status']}")
     return restored
 
 

@@ -142,6 +142,27 @@ def clean_queue(user: dict, queue: str) -> dict:
     return dashboard.clean(queue, http.parse(dashboard.CleanRequest, routes.current_request))
 
 
+@route(
+    routes,
+    "POST /api/queues/{queue}/bulk",
+    Op(
+        "Retry, promote, cancel or remove a queue's jobs in one state, a bounded batch a call",
+        ADMIN,
+        "BulkResult",
+        body="chalicelib.dashboard.bulk:BulkRequest",
+        path=QUEUE,
+        description="At most 100 jobs a call; continue with `next_cursor` (as `cursor` in the body).",
+    ),
+)
+def bulk_jobs(user: dict, queue: str) -> dict:
+    from chalicelib import http
+    from chalicelib.dashboard import bulk
+    from chalicelib.dashboard import service as dashboard
+
+    dashboard.known(queue)
+    return bulk.bulk(queue, http.parse(bulk.BulkRequest, routes.current_request))
+
+
 @route(routes, "DELETE /api/jobs/{job_id}", Op("Remove a job and its dead letter", ADMIN, status=204))
 def remove_job(user: dict, job_id: str) -> object:
     from chalicelib import http

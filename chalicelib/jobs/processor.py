@@ -18,10 +18,12 @@ Processors belong to the capabilities (each declares its own as `PROCESSORS`); a
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.jobs.errors import DeadlineExceeded
+from chalicelib.jobs.joblog import AttemptLog
 
 Job = dict[str, Any]
 Run = Callable[[Job, "JobContext"], dict[str, Any] | None]
@@ -50,6 +52,12 @@ class JobContext:
     margin: float = 5.0  # seconds kept back for recording the outcome
     effects: dict[str, Any] = field(default_factory=dict)  # side effects done, by name (see `once`)
     record_effects: Callable[[dict[str, Any]], object] = field(default=lambda effects: None, repr=False)
+    attempt_log: AttemptLog = field(default_factory=AttemptLog, repr=False)
+
+    def log(self, level: str, message: str) -> None:
+        """A line in this attempt's log (`GET /api/jobs/{id}/logs`): level debug, info, warning or
+        error; secrets masked, at most 100 lines and 8 KB an attempt, stored with the outcome."""
+        self.attempt_log.add(level, message)
 
     def once(self, name: str, action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Run the side effect `action` at most once per job: its result is stored on the job
@@ -77,6 +85,17 @@ class JobContext:
         """Raise DeadlineExceeded (retried later) unless `needed` seconds are left."""
         if self.time_left() <= needed:
             raise DeadlineExceeded("stopped before the Lambda deadline")
+
+
+CURRENT: ContextVar[JobContext | None] = ContextVar("job_context", default=None)
+
+
+def log(level: str, message: str) -> None:
+    """A line in the log of the attempt being handled (for hooks, which get no context); nothing
+    outside an attempt."""
+    ctx = CURRENT.get()
+    if ctx is not None:
+        ctx.log(level, message)
 
 
 _found: list[Find] = []  # the lookup app.py hands over (`use`)

@@ -30,6 +30,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, timeutil
+from chalicelib.jobs import indexes
 from chalicelib.util import from_dynamo, refused_item, to_dynamo
 
 STATES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
@@ -167,6 +168,7 @@ class JobStore:
             "priority": priority,
             "run_at": timeutil.iso_ms(now + delay_seconds) if delay_seconds > 0 else None,
             **ttl_for(state, now),
+            **indexes.record_fields(payload, user_id, stamp),
         }
 
     def create(self, record: dict[str, Any]) -> tuple[dict[str, Any], bool]:

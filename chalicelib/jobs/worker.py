@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import catalog, runtime, timeutil
-from chalicelib.jobs import backoff, errors, monitor, processor
+from chalicelib.jobs import backoff, errors, joblog, monitor, processor
 from chalicelib.jobs.records import BUSY, CANCELLED, CLAIMED, DEAD, DONE, MISSING, STALE, JobStore, public
 from chalicelib.util import from_dynamo
 
@@ -150,6 +150,7 @@ class Worker:
         """Handle one record; True when its message may be deleted."""
         from chalicelib.jobs.queues import parse_body  # pydantic: loaded by the first record, not by app.py
 
+        processor.CURRENT.set(None)
         message = parse_body(record.body)
         if message is None:
             log.warning(
@@ -197,6 +198,7 @@ class Worker:
             effects=from_dynamo(job.get("effects") or {}),
             record_effects=lambda done: self.jobs.record_effects(job, owner, done),
         )
+        processor.CURRENT.set(ctx)
         try:
             if proc is None:
                 raise errors.UnknownJobType(f"no processor for {self.queue.name}/{job['type']}")
@@ -210,16 +212,18 @@ class Worker:
             return False
         except errors.Throttled as exc:
             if int(job.get("throttled") or 0) < MAX_THROTTLED_WAITS:
+                joblog.write(self.jobs.table, job, ctx.attempt_log, None, "throttled")
                 return self._throttled(job, owner, exc, record)
             error = errors.describe(exc)  # waited often enough: an ordinary failed attempt
             if final:
-                return self._fail(job, owner, error, record, proc)
-            return self._retry_later(job, owner, error, record)
+                return self._fail(job, owner, error, record, proc, ctx=ctx)
+            return self._retry_later(job, owner, error, record, ctx)
         except Exception as exc:
             error = errors.describe(exc)
             if final or errors.is_permanent(exc):
-                return self._fail(job, owner, error, record, proc)
-            return self._retry_later(job, owner, error, record)
+                return self._fail(job, owner, error, record, proc, ctx=ctx)
+            return self._retry_later(job, owner, error, record, ctx)
+        joblog.write(self.jobs.table, job, ctx.attempt_log, None)
         try:
             done = self.jobs.complete(job, owner, result)
         except errors.LeaseLost as exc:
@@ -296,7 +300,10 @@ class Worker:
         log.info("%s: job %s is cancelled; message acknowledged", self.queue.name, job["id"])
         return True
 
-    def _retry_later(self, job: dict[str, Any], owner: str, error: dict[str, str], record: Record) -> bool:
+    def _retry_later(
+        self, job: dict[str, Any], owner: str, error: dict[str, str], record: Record, ctx: processor.JobContext
+    ) -> bool:
+        joblog.write(self.jobs.table, job, ctx.attempt_log, error, "retrying")
         try:
             job = self.jobs.retry_later(job, owner, error)
         except errors.LeaseLost:
@@ -314,6 +321,7 @@ class Worker:
         record: Record,
         proc: processor.Processor | None,
         attempts: int | None = None,
+        ctx: processor.JobContext | None = None,
     ) -> bool:
         """Fail the job for good. Its processor's `on_final_failure` runs first, so that whoever
         sees the job `failed` (its record, `job.failed`) also sees what the hook did (the article
@@ -335,6 +343,7 @@ class Worker:
                 proc.on_final_failure(view, error)
             except Exception:
                 log.exception("%s: on_final_failure of job %s failed", self.queue.name, job["id"])
+        joblog.write(self.jobs.table, job, ctx.attempt_log if ctx else None, error, "failed")
         try:
             job = self.jobs.fail(job, owner, error, attempts)
         except errors.LeaseLost as exc:

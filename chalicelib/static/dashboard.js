@@ -9,6 +9,10 @@
 // announces. It also draws each queue's last hour per minute (throughput, failures, p95 duration)
 // as inline SVG, lists the schedules (with "run now") and the admin room's system alerts: those of
 // the last 24 h asked for with the client's history() on load (then since the last load), then the live ones.
+// Jobs are found by a search (an id, words of the error, filters: GET /api/jobs) or by the tabs; a
+// job's page (`#job=<id>`, linked from the list, the alerts and the activity feed) shows its
+// timeline, log lines, payload, result and actions; a bulk action applies to the tabs' queue and
+// state, in bounded calls continued with their cursor, after a confirmation.
 
 const QUEUES = ["articles", "analytics", "emails", "cleanup"];
 const STATES = ["waiting", "delayed", "active", "completed", "failed", "cancelled"];
@@ -33,6 +37,7 @@ const view = {
   state: "failed",
   cursor: null,
   selected: null,
+  search: null, // the search's filters while the list shows a search (GET /api/jobs), else null
   stats: {},
   health: {},
   rt: null,
@@ -51,7 +56,7 @@ function el(tag, attrs = {}, ...children) {
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
   }
   return node;
@@ -191,6 +196,7 @@ function start(user) {
   renderTabs();
   refresh();
   loadJobs(true);
+  openFromHash();
   loadActivity();
   loadMetrics();
   loadSchedules();
@@ -391,7 +397,8 @@ function alerted(alert) {
   const list = $("alerts");
   if (list.querySelector(`li[data-seq="${alert.seq}"]`)) return false;
   const item = el("li", { "data-seq": String(alert.seq), "data-ts": alert.ts }, el("time", {}, clock(alert.ts)),
-    el("div", {}, el("span", { class: `kind ${alert.level === "info" ? "good" : "bad"}` }, alert.level), " ", alert.message));
+    el("div", {}, el("span", { class: `kind ${alert.level === "info" ? "good" : "bad"}` }, alert.level), " ", alert.message,
+      alert.details && alert.details.job_id ? [" ", jobLink(alert.details.job_id)] : null));
   const below = [...list.children].find((li) => Number(li.dataset.seq) < alert.seq);
   list.insertBefore(item, below || null);
   $("alerts-empty").hidden = true;
@@ -417,12 +424,15 @@ function renderTabs() {
   const tab = (label, active, onclick, attrs = {}) => el("button", { class: active ? "active" : null, onclick, ...attrs }, label);
   $("queue-tabs").replaceChildren(...QUEUES.map((q) => tab(q, q === view.queue, () => pick(q, view.state), { "data-queue-tab": q })));
   $("state-tabs").replaceChildren(...STATES.map((s) => tab(s, s === view.state, () => pick(view.queue, s), { "data-state-tab": s })));
-  $("jobs-title").textContent = `· ${view.queue} · ${view.state}`;
+  $("jobs-title").textContent = view.search ? "· search" : `· ${view.queue} · ${view.state}`;
+  $("bulk-target").textContent = `${view.queue} · ${view.state}`;
 }
 
 function pick(queue, state) {
   view.queue = queue;
   view.state = state;
+  view.search = null;
+  $("search-clear").hidden = true;
   renderTabs();
   loadJobs(true);
 }
@@ -432,9 +442,10 @@ async function loadJobs(reset) {
     view.cursor = null;
     $("jobs").replaceChildren();
   }
-  const params = new URLSearchParams({ state: view.state, limit: "25" });
+  const params = new URLSearchParams(view.search ? { ...view.search, limit: "25" } : { state: view.state, limit: "25" });
   if (view.cursor) params.set("cursor", view.cursor);
-  const result = await api("GET", `/api/queues/${view.queue}/jobs?${params}`);
+  const path = view.search ? `/api/jobs?${params}` : `/api/queues/${view.queue}/jobs?${params}`;
+  const result = await api("GET", path);
   if (!result.ok) return notify(`jobs: ${problem(result)}`);
   for (const job of result.data.items) $("jobs").append(jobRow(job));
   view.cursor = result.data.next_cursor;
@@ -480,10 +491,21 @@ function updateRow(job) {
   if (row) row.replaceWith(jobRow(job));
 }
 
-async function showJob(id) {
+function jobLink(id, label = `job ${String(id).slice(0, 8)}`) {
+  return el("a", { href: `#job=${id}`, class: "job-link", "data-job-link": id }, label);
+}
+
+function openFromHash() {
+  const match = /^#job=([0-9a-f]{32})$/.exec(location.hash);
+  if (match && view.token) showJob(match[1], true);
+}
+
+// A job's page: its fields, timeline (created, each attempt's start, end and error), log lines,
+// payload, result, error and actions.
+async function showJob(id, scroll = false) {
   view.selected = id;
   for (const row of $("jobs").children) row.classList.toggle("selected", row.dataset.id === id);
-  const result = await api("GET", `/api/jobs/${id}`);
+  const [result, logs] = await Promise.all([api("GET", `/api/jobs/${id}`), api("GET", `/api/jobs/${id}/logs`)]);
   const box = $("detail");
   if (!result.ok) {
     box.hidden = false;
@@ -491,12 +513,17 @@ async function showJob(id) {
     return;
   }
   const job = result.data;
+  if (location.hash !== `#job=${id}`) history.replaceState(null, "", `#job=${id}`);
   const field = (label, value) => [el("dt", {}, label), el("dd", {}, value ?? "–")];
-  const json = (label, value) => (value === null || value === undefined || (typeof value === "object" && !Object.keys(value).length)
-    ? null : [el("div", { class: "muted" }, label), el("pre", {}, JSON.stringify(value, null, 2))]);
+  const json = (label, value, name) => (value === null || value === undefined || (typeof value === "object" && !Object.keys(value).length)
+    ? null : [el("div", { class: "muted" }, label), el("pre", { "data-part": name }, JSON.stringify(value, null, 2))]);
+  const lines = logs.ok ? logs.data.items : [];
+  const attempts = logs.ok ? logs.data.attempts || [] : [];
   box.hidden = false;
   box.replaceChildren(...[
-    el("h3", {}, "Job ", el("span", { class: "mono" }, job.id), stateChip(job.state), " ", ...jobButtons(job)),
+    el("h3", {}, "Job ", el("span", { class: "mono" }, job.id), stateChip(job.state), " ", ...jobButtons(job),
+      el("button", { "data-action": "duplicate", onclick: () => duplicate(job.id) }, "Duplicate"), " ",
+      el("button", { class: "danger", "data-action": "remove", onclick: () => remove(job.id) }, "Remove")),
     el("dl", {},
       field("queue / type", `${job.queue} / ${job.type}`),
       field("priority", job.priority),
@@ -506,9 +533,79 @@ async function showJob(id) {
       field("created", job.created_at),
       field("updated", job.updated_at),
       field("caused by", job.user_id)),
-    json("payload", job.payload), json("result", job.result), json("error", job.error),
+    el("div", { class: "muted" }, "timeline"), timeline(job, attempts),
+    el("div", { class: "muted" }, `log (${lines.length} lines)`), logTable(lines),
+    json("payload", job.payload, "payload"), json("result", job.result, "result"), json("error", job.error, "error"),
   ].flat().filter(Boolean));
   updateRow(job);
+  if (scroll) box.scrollIntoView({ block: "start" });
+}
+
+function timeline(job, attempts) {
+  const items = [el("li", {}, `${job.created_at} created`)];
+  for (const a of attempts) {
+    const error = a.error ? el("span", { class: "bad" }, ` · ${a.error.message || a.error.kind}`) : null;
+    items.push(el("li", { "data-attempt": `${a.run}.${a.attempt}` },
+      `attempt ${a.attempt}${a.run > 1 ? ` (run ${a.run})` : ""}: ${a.started_at || "?"} → ${a.ended_at || "?"} · ${a.outcome || ""}`, error));
+  }
+  const latest = attempts[attempts.length - 1];
+  if (job.started_at && !(latest && latest.started_at && latest.started_at >= job.started_at)) {
+    items.push(el("li", { "data-attempt": "latest" }, `attempt ${job.attempts}: ${job.started_at} → ${job.finished_at || "running"} · ${job.state}`));
+  }
+  return el("ul", { class: "timeline", id: "timeline" }, items);
+}
+
+function logTable(lines) {
+  if (!lines.length) return el("p", { class: "muted" }, "No log lines.");
+  return el("table", { class: "logs", id: "logs" }, el("tbody", {}, lines.map((line) => el("tr", { class: line.level, "data-log-attempt": String(line.attempt) },
+    el("td", { class: "mono" }, clock(line.ts)), el("td", {}, `#${line.attempt}`), el("td", {}, line.level), el("td", {}, line.message)))));
+}
+
+async function duplicate(id) {
+  const result = await api("POST", `/api/jobs/${id}/duplicate`);
+  if (!result.ok) return notify(`duplicate: ${problem(result)}`);
+  feed("duplicate", [jobLink(result.data.id), ` of ${id.slice(0, 8)} queued`], "good");
+  later("stats", refresh, 300);
+  return showJob(result.data.id);
+}
+
+// --- search and bulk actions --------------------------------------------------------------------
+
+function searchFilters() {
+  const filters = { q: $("search-q").value.trim(), queue: $("search-queue").value, state: $("search-state").value,
+    type: $("search-type").value.trim(), user_id: $("search-user").value.trim(), article_id: $("search-article").value.trim() };
+  return Object.fromEntries(Object.entries(filters).filter(([, v]) => v));
+}
+
+function search(event) {
+  event.preventDefault();
+  view.search = searchFilters();
+  $("search-clear").hidden = false;
+  renderTabs();
+  return loadJobs(true);
+}
+
+function clearSearch() {
+  for (const id of ["search-q", "search-type", "search-user", "search-article"]) $(id).value = "";
+  $("search-queue").value = "";
+  $("search-state").value = "";
+  pick(view.queue, view.state);
+}
+
+async function bulkApply() {
+  const action = $("bulk-action").value;
+  const { queue, state } = view;
+  if (!confirm(`${action} every ${state} job of ${queue}?`)) return undefined;
+  const { JobsApi } = await import("/static/realtime.js");
+  const jobs = new JobsApi({ token: () => view.token, refresh: renew });
+  try {
+    const total = await jobs.bulk(queue, { action, state });
+    feed("bulk", `${queue}: ${action} ${total.done} of ${total.matched} ${state} job(s)`, total.done ? "good" : "");
+  } catch (err) {
+    notify(`${action} ${queue}: ${err.message}`);
+  }
+  refresh();
+  return loadJobs(true);
 }
 
 async function retry(id) {
@@ -541,7 +638,10 @@ async function remove(id) {
   const result = await api("DELETE", `/api/jobs/${id}`);
   if (!result.ok && result.status !== 404) return notify(`remove: ${problem(result)}`);
   document.querySelector(`tr[data-id="${CSS.escape(id)}"]`)?.remove();
-  if (view.selected === id) $("detail").hidden = true;
+  if (view.selected === id) {
+    $("detail").hidden = true;
+    if (location.hash === `#job=${id}`) history.replaceState(null, "", location.pathname + location.search);
+  }
   return later("stats", refresh, 300);
 }
 
@@ -597,7 +697,7 @@ function live(event) {
     if (view.selected === data.job_id) later("detail", () => showJob(data.job_id), 200);
     if (kind !== "progress") {
       // a cancel is in the feed as its audit event (`job.cancel`, with who did it)
-      if (kind !== "cancelled") feed(kind, `${data.queue} job ${String(data.job_id).slice(0, 8)}${data.error ? `: ${data.error.message || data.error.type || ""}` : ""}`,
+      if (kind !== "cancelled") feed(kind, [`${data.queue} `, jobLink(data.job_id), data.error ? `: ${data.error.message || data.error.type || ""}` : ""],
         kind === "failed" ? "bad" : "good", event.ts);
       later("stats", refresh, 500);
       later("stats-settled", refresh, 2500); // SQS counts the finished message until it is deleted
@@ -622,11 +722,12 @@ const REPEATED = new Set(["job.completed", "job.failed"]);
 
 function feedAudit(event, append = false) {
   if (REPEATED.has(event.action)) return;
-  const resource = event.resource && event.resource.id ? ` ${event.resource.type} ${String(event.resource.id).slice(0, 24)}` : "";
+  const r = event.resource;
+  const resource = r && r.id ? (r.type === "job" && /^[0-9a-f]{32}$/.test(r.id) ? [" ", jobLink(r.id)] : ` ${r.type} ${String(r.id).slice(0, 24)}`) : "";
   const actor = event.actor || {};
   const who = actor.email ? ` by ${actor.email}` : actor.user_id ? ` by ${String(actor.user_id).slice(0, 8)}` : "";
   const bad = event.severity === "warning" || event.severity === "critical" || /failed/.test(event.action);
-  feed(event.action, `${resource}${who}`, bad ? "bad" : "", event.ts, append);
+  feed(event.action, [resource, who], bad ? "bad" : "", event.ts, append);
 }
 
 async function loadActivity() {
@@ -643,4 +744,10 @@ async function loadActivity() {
 $("login-form").addEventListener("submit", signIn);
 $("logout").addEventListener("click", () => signOut());
 $("more").addEventListener("click", () => loadJobs(false));
+$("search-form").addEventListener("submit", search);
+$("search-clear").addEventListener("click", clearSearch);
+$("bulk-apply").addEventListener("click", bulkApply);
+$("search-queue").append(...QUEUES.map((q) => el("option", { value: q }, q)));
+$("search-state").append(...STATES.map((state) => el("option", { value: state }, state)));
+window.addEventListener("hashchange", openFromHash);
 resume();

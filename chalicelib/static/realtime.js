@@ -592,3 +592,69 @@ export class RealtimeClient {
     return response.json();
   }
 }
+
+/**
+ * The operators' job calls over REST (admins; logs also for the user who caused the job):
+ *
+ *   const jobs = new JobsApi({ token: () => token, refresh: async () => newTokenOrNull });
+ *   const page = await jobs.search({ q: "timed out", queue: "articles" });   // {items, next_cursor}
+ *   const { items, attempts } = await jobs.logs(jobId);
+ *   const copy = await jobs.duplicate(jobId);                              // the new job
+ *   const done = await jobs.bulk("articles", { action: "retry" });       // every call, cursor followed
+ *
+ * A failed call throws an Error carrying `status` and the answer's `Message`.
+ */
+export class JobsApi {
+  constructor({ token, refresh = null, apiUrl = "" } = {}) {
+    this.token = typeof token === "function" ? token : () => token;
+    this.refresh = refresh;
+    this.apiUrl = apiUrl;
+  }
+
+  async call(method, path, body, retried = false) {
+    const headers = { Authorization: `Bearer ${this.token()}` };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(`${this.apiUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (response.status === 401 && !retried && this.refresh && (await this.refresh())) return this.call(method, path, body, true);
+    const data = await response.json().catch(() => null);
+    if (!response.ok) {
+      const error = new Error((data && data.Message) || `HTTP ${response.status}`);
+      error.status = response.status;
+      throw error;
+    }
+    return data;
+  }
+
+  /** One page of GET /api/jobs: filters queue, state, type, user_id, article_id, q, since, until, limit, cursor. */
+  search(filters = {}) {
+    const params = new URLSearchParams(Object.entries(filters).filter(([, v]) => v !== undefined && v !== null && v !== ""));
+    return this.call("GET", `/api/jobs?${params}`);
+  }
+
+  logs(jobId) {
+    return this.call("GET", `/api/jobs/${encodeURIComponent(jobId)}/logs`);
+  }
+
+  duplicate(jobId) {
+    return this.call("POST", `/api/jobs/${encodeURIComponent(jobId)}/duplicate`);
+  }
+
+  /** A bulk action to its end: each call's batch, following `next_cursor`; the summed counts. */
+  async bulk(queue, { action, state, user_id: userId } = {}, { maxCalls = 100 } = {}) {
+    const total = { action, matched: 0, done: 0, calls: 0 };
+    let cursor = null;
+    do {
+      const body = { action };
+      if (state) body.state = state;
+      if (userId) body.user_id = userId;
+      if (cursor) body.cursor = cursor;
+      const answer = await this.call("POST", `/api/queues/${encodeURIComponent(queue)}/bulk`, body);
+      total.matched += answer.matched;
+      total.done += answer.done;
+      total.calls += 1;
+      cursor = answer.next_cursor || null;
+    } while (cursor && total.calls < maxCalls);
+    total.more = Boolean(cursor);
+    return total;
+  }
+}

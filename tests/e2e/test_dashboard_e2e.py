@@ -191,6 +191,55 @@ def test_the_dashboard_page_signs_in_shows_stats_and_a_retried_job_completes_liv
     assert errors == [], errors
 
 
+def test_the_dashboard_page_finds_a_failed_job_by_its_error_shows_its_page_and_retries_in_bulk(
+    served: LocalStack, browser: Any
+) -> None:
+    stack = served
+    token = stack.login()
+    # GIVEN two article generations the generator refused (a permanent failure each)
+    failed = [failed_article_job(stack, token) for _ in range(2)]
+
+    page = browser.new_page(viewport={"width": 1440, "height": 1100})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda dialog: dialog.accept())  # the bulk action's confirmation
+    page.goto(f"{stack.http_url}/dashboard")
+    page.fill("#email", stack.admin_email)
+    page.fill("#password", stack.admin_password)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#live.on", timeout=10000)
+
+    # WHEN the admin searches for words of the error
+    page.fill("#search-q", "webhook refused")
+    page.select_option("#search-state", "failed")
+    page.click('[data-action="search"]')
+    # THEN the failed jobs are found
+    for job_id in failed:
+        page.wait_for_selector(f'tr[data-id="{job_id}"] .state.failed', timeout=10000)
+
+    # WHEN one is opened THEN its page shows its attempt (start, end, error) and its log lines
+    page.click(f'tr[data-id="{failed[0]}"]')
+    page.wait_for_selector(f'#detail .mono:text("{failed[0]}")')
+    attempt = page.locator('#timeline li[data-attempt="1.1"]')
+    expect_text = attempt.text_content(timeout=10000) or ""
+    assert "failed" in expect_text and "webhook refused" in expect_text, expect_text
+    page.wait_for_selector('#logs tr:has-text("calling the generator")')
+    page.wait_for_selector('#logs tr:has-text("rolled back to DRAFT")')
+    assert page.locator("#detail [data-part=payload]").text_content().count("article_id") == 1
+    assert page.evaluate("() => location.hash") == f"#job={failed[0]}"
+
+    # WHEN the admin retries every failed article job from the page (confirmed)
+    page.click('[data-queue-tab="articles"]')
+    page.click('[data-state-tab="failed"]')
+    page.select_option("#bulk-action", "retry")
+    page.click('[data-action="bulk"]')
+    # THEN the failed jobs are requeued, and run to completion
+    page.wait_for_selector('#feed li:has-text("articles: retry")', timeout=15000)
+    for job_id in failed:
+        eventually(lambda job_id=job_id: job(stack, token, job_id)["state"] == "completed", timeout=30)
+    assert errors == [], errors
+
+
 def test_the_dashboard_page_charts_the_last_hour_lists_schedules_and_runs_one(served: LocalStack, browser: Any) -> None:
     stack = served
     token = stack.login()

@@ -78,6 +78,10 @@ ENDPOINTS = [
     Endpoint("POST", f"/api/jobs/{JOB}/retry"),
     Endpoint("POST", f"/api/jobs/{JOB}/promote"),
     Endpoint("POST", f"/api/jobs/{JOB}/cancel"),
+    Endpoint("GET", "/api/jobs?state=failed&q=timeout"),
+    Endpoint("GET", f"/api/jobs/{JOB}/logs"),
+    Endpoint("POST", f"/api/jobs/{JOB}/duplicate"),
+    Endpoint("POST", "/api/queues/emails/bulk", {"action": "retry"}),
     Endpoint("GET", "/api/analytics/reports/daily?date=2026-11-27"),
     Endpoint("GET", "/api/analytics/reports/weekly?week=2026-W48"),
     Endpoint("GET", "/dashboard"),  # the page asks for a login itself

@@ -29,6 +29,7 @@ BODY_ENDPOINTS = [
     ("POST", "/api/analytics/events", {"article_id": "{article_id}", "type": "view"}, "viewer"),
     ("PUT", "/api/settings/site", {"value": 1}, "admin"),
     ("PUT", "/api/queues/articles/limits", {}, "admin"),
+    ("POST", "/api/queues/emails/bulk", {"action": "retry"}, "admin"),
 ]
 
 LONG = "x" * 5000
@@ -124,6 +125,13 @@ FIELD_CASES = [
         "admin",
         "rate_limit",
     ),
+    # bulk actions
+    ("POST", "/api/queues/emails/bulk", {"action": "restart"}, "admin", "action"),
+    ("POST", "/api/queues/emails/bulk", {"action": "retry", "state": "completed"}, "admin", "state"),
+    ("POST", "/api/queues/emails/bulk", {"action": "promote", "state": "gone"}, "admin", "state"),
+    ("POST", "/api/queues/emails/bulk", {"action": "cancel", "limit": 101}, "admin", "limit"),
+    ("POST", "/api/queues/emails/bulk", {"action": "cancel", "user_id": ""}, "admin", "user_id"),
+    ("POST", "/api/queues/emails/bulk", {"action": "remove", "cursor": "garbage"}, "admin", "cursor"),
 ]
 
 PARAM_CASES = [
@@ -155,6 +163,14 @@ PARAM_CASES = [
     ("GET", "/api/queues/articles/metrics?since=2026-11-28T02:00:00Z&until=2026-11-28T01:00:00Z", "admin", "since"),
     ("GET", "/api/queues/articles/metrics?since=2026-11-20T00:00:00Z&until=2026-11-28T00:00:00Z", "admin", "since"),
     ("GET", "/api/queues/articles/jobs?state=canceled", "admin", "state"),
+    ("GET", "/api/jobs?queue=nope", "admin", "queue"),
+    ("GET", "/api/jobs?state=done", "admin", "state"),
+    ("GET", "/api/jobs?q=ab", "admin", "q"),
+    ("GET", "/api/jobs?q=" + "x" * 201, "admin", "q"),
+    ("GET", "/api/jobs?since=yesterday", "admin", "since"),
+    ("GET", "/api/jobs?since=2026-11-28T02:00:00Z&until=2026-11-28T01:00:00Z", "admin", "since"),
+    ("GET", "/api/jobs?limit=0", "admin", "limit"),
+    ("GET", "/api/jobs?queue=emails&cursor=garbage", "admin", "cursor"),
     ("GET", "/api/analytics/reports/daily", "admin", "date"),
     ("GET", "/api/analytics/reports/daily?date=2026-02-30", "admin", "date"),
     ("GET", "/api/analytics/reports/daily?date=27.11.2026", "admin", "date"),

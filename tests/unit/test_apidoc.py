@@ -251,7 +251,9 @@ def _calls_in_js(text: str) -> list[tuple[str, str]]:
         method = re.search(r'method:\s*"(\w+)"', options or "")
         calls.append((method.group(1) if method else "GET", url))
     calls += [("GET", p) for p in re.findall(r'\bimport\(\s*"(/[^"]+)"\s*\)', text)]
-    return calls
+    # JobsApi: `this.call("GET", `/api/...`)` through its one fetch of `${this.apiUrl}${path}`
+    calls += [(m, "${this.apiUrl}" + p) for m, p in re.findall(r'\bthis\.call\(\s*"(\w+)",\s*`([^`]+)`', text)]
+    return [(m, url) for m, url in calls if url != "${this.apiUrl}${path}"]
 
 
 def _calls_in_python(text: str) -> list[tuple[str, str]]:
@@ -260,7 +262,8 @@ def _calls_in_python(text: str) -> list[tuple[str, str]]:
     posts = [("POST", "{self.api_url}" + path) for path in re.findall(r'self\._post\(\s*"([^"]+)"', text)]
     found = re.findall(r'Request\(\s*f?"([^"]+)"(.*?)\)\n', text, flags=re.S)
     built = [(re.search(r'method="(\w+)"', rest).group(1) if 'method="' in rest else "GET", url) for url, rest in found]
-    return posts + [(method, url) for method, url in built if url != "{self.api_url}{path}"]
+    called = [(m, "{self.api_url}" + p) for m, p in re.findall(r'self\._call\(\s*"(\w+)",\s*f?"([^"]+)"', text)]
+    return posts + called + [(method, url) for method, url in built if url != "{self.api_url}{path}"]
 
 
 def _operation_of(method: str, url: str, document: dict[str, Any]) -> str | None:
@@ -281,6 +284,7 @@ def _operation_of(method: str, url: str, document: dict[str, Any]) -> str | None
 def test_the_clients_call_only_operations_of_the_document(document):
     sources = {
         "clients/python": _calls_in_python((ROOT / "clients/python/inkwell_realtime/client.py").read_text()),
+        "clients/python/jobs": _calls_in_python((ROOT / "clients/python/inkwell_realtime/jobs.py").read_text()),
         **{f"static/{p.name}": _calls_in_js(p.read_text()) for p in sorted((ROOT / "chalicelib/static").glob("*.js"))},
     }
     assert set(sources["clients/python"]) == {
@@ -288,6 +292,8 @@ def test_the_clients_call_only_operations_of_the_document(document):
         ("POST", "{self.api_url}/api/auth/refresh"),
     }
     assert ("POST", "${this.apiUrl}/api/realtime/ticket") in sources["static/realtime.js"]
+    assert ("POST", "${this.apiUrl}/api/queues/${encodeURIComponent(queue)}/bulk") in sources["static/realtime.js"]
+    assert len(sources["clients/python/jobs"]) == 4  # page, logs, duplicate, bulk
     assert len(sources["static/dashboard.js"]) >= 20
     unknown = {
         (where, method, url)

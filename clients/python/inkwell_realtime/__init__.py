@@ -9,6 +9,7 @@ from inkwell_realtime.client import (
     RealtimeClient,
     SystemAlert,
 )
+from inkwell_realtime.jobs import JobsApiError, JobsClient
 from inkwell_realtime.tracking import RoomCursor, backoff_delay
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "ArticleStatus",
     "AuthError",
     "Event",
+    "JobsApiError",
+    "JobsClient",
     "Listener",
     "RealtimeClient",
     "RoomCursor",

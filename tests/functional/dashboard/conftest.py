@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.jobs.conftest import Clock, clock, job_events, poller, register  # noqa: F401
+from tests.functional.jobs.conftest import Clock, clock, generator, job_events, poller, register  # noqa: F401
 
 
 class Consumers:
