@@ -45,7 +45,7 @@ def error_response(exc: errors.Refused) -> Response:
     if exc.details is not None:
         body["Errors"] = exc.details
     headers: dict[str, str | list[str]] = (
-        {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.Throttled) else {}
+        {"Retry-After": str(exc.retry_after)} if isinstance(exc, (errors.Throttled, errors.Unavailable)) else {}
     )
     return Response(body=body, status_code=status, headers=headers)
 

@@ -18,6 +18,11 @@ conditional UpdateItem, so two workers holding the same message cannot both run 
 - progress / complete / retry_later / failing / fail: only by the lease owner while active.
 
 The claim rules themselves are the pure function `claim_outcome`, used to explain a refused claim.
+
+Every write names itself in the record (`write_token`, new per write): when AWS applied a write but
+its answer was lost and the SDK sent it again, the repeat meets its own write, sees its token in
+the refused item (`ReturnValuesOnConditionCheckFailure`) and counts as done, not refused: a job
+created, a lease claimed (its attempt counted once), a completion recorded.
 """
 
 from __future__ import annotations
@@ -166,6 +171,7 @@ class JobStore:
             "finished_at": None,
             "priority": priority,
             "run_at": timeutil.iso_ms(now + delay_seconds) if delay_seconds > 0 else None,
+            WRITE_TOKEN: new_id(),
             **ttl_for(state, now),
         }
 
@@ -173,11 +179,21 @@ class JobStore:
         """Write a new record; with an idempotency key, return the existing job instead when the
         key was used already. Returns (record, created)."""
         key = record.get("idempotency_key")
+        client = self._table.meta.client
         if not key:
-            self._table.put_item(Item=record, ConditionExpression="attribute_not_exists(id)")
+            try:
+                self._table.put_item(
+                    Item=record,
+                    ConditionExpression="attribute_not_exists(id)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except client.exceptions.ConditionalCheckFailedException as exc:
+                old = refused_item(exc) or self.get(record["id"])
+                if not _applied(old, record[WRITE_TOKEN]):  # another job holds the id
+                    raise
+                # this very write, applied already: its answer was lost and the SDK sent it again
             return record, True
         idem_id = self.idempotency_id(record["queue"], key)
-        client = self._table.meta.client
         idem = {
             "id": idem_id,
             "job_id": record["id"],
@@ -196,7 +212,9 @@ class JobStore:
                 first = self._table.get_item(Key={"id": idem_id}, ConsistentRead=True).get("Item")
                 existing = self.get(first["job_id"]) if first else None
                 if existing is not None:
-                    return existing, False
+                    # this very transaction, applied already (its answer lost, the SDK sent it
+                    # again), is a job created; another's with the key is the job to return
+                    return existing, _applied(existing, record[WRITE_TOKEN])
                 if first is not None:
                     # The first job is gone (retention or an admin removed it): the key is free again.
                     self._table.delete_item(
@@ -454,6 +472,9 @@ class JobStore:
             queue, state = new_state
             ttl = ttl_for(state, now)
             values.update({":to": state, ":qs": f"{queue}#{state}", ":ttl": ttl["ttl"], ":day": ttl["expiry_day"]})
+        token = new_id()
+        update = update.replace("SET ", "SET #wt = :wt, ", 1)
+        values[":wt"] = token
         text = update + " " + condition
         names = {n: v for n, v in _NAMES.items() if n in text}
         values = {k: v for k, v in values.items() if _used(k, text)}
@@ -469,10 +490,24 @@ class JobStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )["Attributes"]
         except client.exceptions.ConditionalCheckFailedException as exc:
-            raise _Refused(refused_item(exc)) from None
+            old = refused_item(exc)
+            if _applied(old, token):
+                # this very update, applied already: its answer was lost, the SDK sent it again
+                # and met its own write (a claim holding the lease, a completion done). Done.
+                assert old is not None
+                return old
+            raise _Refused(old) from None
 
 
-_NAMES = {"#st": "state", "#run": "run", "#res": "result", "#err": "error", "#ttl": "ttl"}
+# Every write to a record names itself in it with a token of its own, so that a write meeting its
+# own earlier application (an answer lost, the request sent again by the SDK) knows it is done.
+WRITE_TOKEN = "write_token"
+_NAMES = {"#st": "state", "#run": "run", "#res": "result", "#err": "error", "#ttl": "ttl", "#wt": WRITE_TOKEN}
+
+
+def _applied(old: dict[str, Any] | None, token: str) -> bool:
+    """Whether the record as it stands (`old`) was last written by the write carrying `token`."""
+    return old is not None and old.get(WRITE_TOKEN) == token
 
 
 def _used(placeholder: str, text: str) -> bool:
