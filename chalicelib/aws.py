@@ -53,8 +53,8 @@ def client(service: str, endpoint_url: str | None = None, max_pool_connections: 
 
 
 def _retries(max_pool_connections: int = 10) -> Any:
-    """How every client and resource retries: standard mode, 4 attempts (a fault outlasting them
-    reaches the code: `unavailable`), with bounded connect and read timeouts."""
+    """How every client and resource retries: standard mode, 4 retries after the first try (a
+    fault outlasting them reaches the code: `unavailable`), with bounded connect and read timeouts."""
     from botocore.config import Config
 
     return Config(

@@ -2,7 +2,7 @@
 before it is applied, or lose its answer after it was applied, a given number of times.
 
     def test_x(faults: Faults) -> None:
-        faults.fail("PutItem", times=4)                   # throttled through every SDK attempt
+        faults.fail("PutItem", times=OUTLAST)             # throttled through every SDK attempt
         faults.lose("UpdateItem", match='"inkwell-test-jobs"')  # applied, the answer lost once
 
 It works on the botocore `before-send` event of the session every client of `chalicelib.aws` is
@@ -28,6 +28,9 @@ import pytest
 THROTTLE = "ThrottlingException"
 INTERNAL = "InternalServerError"
 TIMEOUT = "ReadTimeout"  # no answer in time: the request never reached the service
+# The app's clients retry 4 times after the first try (chalicelib/aws.py: `max_attempts` counts
+# retries), so a fault met 5 times in a row outlasts the SDK and reaches the code.
+OUTLAST = 5
 
 
 @dataclass
@@ -54,8 +57,8 @@ class Faults:
         self.met: Counter[str] = Counter()
 
     def fail(self, operation: str, times: int = 1, code: str = THROTTLE, match: str | None = None) -> None:
-        """`operation` is refused before it is applied, `times` times in a row (4 outlasts the
-        SDK's attempts): `code` ThrottlingException (400), InternalServerError (500), ReadTimeout
+        """`operation` is refused before it is applied, `times` times in a row (OUTLAST outlasts
+        the SDK's attempts): `code` ThrottlingException (400), InternalServerError (500), ReadTimeout
         (no answer at all) or any other error code (400)."""
         status = 500 if code == INTERNAL else 400
         self._plan.append(_Fault(operation, "fail", times, code, status, match))

@@ -4,7 +4,8 @@ frames, `$disconnect` forgets the connection.
 `$connect` takes a single-use ticket (`?ticket=`) or a JWT (`?token=`) and refuses anything
 else with 401. Each frame gets its replies posted back through the management API; nothing a
 client sends raises: a malformed frame, a refused room or an unexpected fault becomes an error
-frame and the connection stays open.
+frame and the connection stays open (AWS still refusing after the SDK's retries: an error frame
+with `code` `unavailable`; on `$connect`, a 503).
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def connect(event: Any) -> Response | None:
     except errors.Unauthenticated as exc:
         audit.record("realtime.refused", details={"via": via, "reason": exc.message})
         return Response(body={"message": exc.message}, status_code=401)
+    except Exception as exc:
+        from chalicelib import aws
+
+        if not aws.unavailable(exc):
+            raise
+        log.warning("$connect: a dependency is unavailable: %s", exc)
+        return Response(body={"message": "unavailable; try again shortly"}, status_code=503)
     runtime.current().user = user
     base = rooms.base_rooms(user["id"], user["role"])
     connections().open(event.connection_id, user, base, endpoint_from_event(raw))
@@ -98,8 +106,15 @@ def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | st
         )
         yield protocol.error(str(exc), frame.action, room)
     except Exception as exc:
+        from chalicelib import aws
         from chalicelib.observe import tracking
 
+        if aws.unavailable(exc):  # AWS still refusing after the SDK's retries: worth trying again
+            log.warning(
+                "WebSocket %s frame on connection %s: a dependency is unavailable: %s", frame.action, connection_id, exc
+            )
+            yield protocol.error("a service is unavailable; try again shortly", frame.action, code="unavailable")
+            return
         log.exception("WebSocket %s frame failed on connection %s", frame.action, connection_id)
         tracking.report(exc)  # answered with an error frame, so the middleware never sees it
         yield protocol.error("internal error; try again", frame.action)

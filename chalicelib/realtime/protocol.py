@@ -17,8 +17,12 @@ class PayloadTooLarge(ValueError):
     """An event would exceed API Gateway's 128 KB message limit; it is refused, not truncated."""
 
 
-def error(message: str, action: str | None = None, room: str | None = None) -> dict[str, Any]:
+def error(
+    message: str, action: str | None = None, room: str | None = None, *, code: str | None = None
+) -> dict[str, Any]:
     reply: dict[str, Any] = {"type": "error", "message": message}
+    if code:
+        reply["code"] = code
     if action:
         reply["action"] = action
     if room:

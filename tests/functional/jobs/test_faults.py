@@ -9,7 +9,7 @@ from chalicelib import config
 from chalicelib.jobs import service
 from chalicelib.jobs.records import JobStore
 from tests.conftest import body
-from tests.faults import INTERNAL
+from tests.faults import INTERNAL, OUTLAST
 
 
 def _jobs() -> str:
@@ -130,8 +130,8 @@ def test_dynamodb_failing_a_job_s_attempt_gives_the_attempt_back(faults, poller,
 
     register("emails", "send", reads)
     job = service.enqueue("emails", "send", {})
-    faults.fail("GetItem", times=8, code=code, match="fault-probe")
+    faults.fail("GetItem", times=2 * OUTLAST, code=code, match="fault-probe")
     poller.drain("emails", rounds=60)
     done = service.get(job["id"])
-    assert faults.met["GetItem"] == 8  # two attempts' worth of the SDK's 4 tries
+    assert faults.met["GetItem"] == 2 * OUTLAST  # two attempts' worth of the SDK's tries
     assert (done["state"], done["attempts"]) == ("completed", 1)
