@@ -19,6 +19,17 @@ def refused_item(exc: Any) -> dict[str, Any] | None:
     return {k: deserialize(v) for k, v in raw.items()}
 
 
+# Every conditional write names itself in its item with a token of its own (new per write), so that
+# a write meeting its own earlier application (AWS applied it, the answer was lost, the SDK sent it
+# again) sees its token in the refused item and knows it is done rather than refused.
+WRITE_TOKEN = "write_token"
+
+
+def applied(old: dict[str, Any] | None, token: str) -> bool:
+    """Whether the item as it stands (`old`) was last written by the write carrying `token`."""
+    return old is not None and old.get(WRITE_TOKEN) == token
+
+
 def to_dynamo(value: Any) -> Any:
     """JSON value -> what the DynamoDB resource layer accepts (floats become Decimals)."""
     if isinstance(value, float):

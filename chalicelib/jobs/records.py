@@ -35,7 +35,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, timeutil
-from chalicelib.util import from_dynamo, refused_item, to_dynamo
+from chalicelib.util import WRITE_TOKEN, applied, from_dynamo, refused_item, to_dynamo
 
 STATES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
 FINAL_STATES = ("completed", "failed", "cancelled")
@@ -189,7 +189,7 @@ class JobStore:
                 )
             except client.exceptions.ConditionalCheckFailedException as exc:
                 old = refused_item(exc) or self.get(record["id"])
-                if not _applied(old, record[WRITE_TOKEN]):  # another job holds the id
+                if not applied(old, record[WRITE_TOKEN]):  # another job holds the id
                     raise
                 # this very write, applied already: its answer was lost and the SDK sent it again
             return record, True
@@ -214,7 +214,7 @@ class JobStore:
                 if existing is not None:
                     # this very transaction, applied already (its answer lost, the SDK sent it
                     # again), is a job created; another's with the key is the job to return
-                    return existing, _applied(existing, record[WRITE_TOKEN])
+                    return existing, applied(existing, record[WRITE_TOKEN])
                 if first is not None:
                     # The first job is gone (retention or an admin removed it): the key is free again.
                     self._table.delete_item(
@@ -491,7 +491,7 @@ class JobStore:
             )["Attributes"]
         except client.exceptions.ConditionalCheckFailedException as exc:
             old = refused_item(exc)
-            if _applied(old, token):
+            if applied(old, token):
                 # this very update, applied already: its answer was lost, the SDK sent it again
                 # and met its own write (a claim holding the lease, a completion done). Done.
                 assert old is not None
@@ -499,15 +499,7 @@ class JobStore:
             raise _Refused(old) from None
 
 
-# Every write to a record names itself in it with a token of its own, so that a write meeting its
-# own earlier application (an answer lost, the request sent again by the SDK) knows it is done.
-WRITE_TOKEN = "write_token"
 _NAMES = {"#st": "state", "#run": "run", "#res": "result", "#err": "error", "#ttl": "ttl", "#wt": WRITE_TOKEN}
-
-
-def _applied(old: dict[str, Any] | None, token: str) -> bool:
-    """Whether the record as it stands (`old`) was last written by the write carrying `token`."""
-    return old is not None and old.get(WRITE_TOKEN) == token
 
 
 def _used(placeholder: str, text: str) -> bool:

@@ -135,3 +135,36 @@ def test_dynamodb_failing_a_job_s_attempt_gives_the_attempt_back(faults, poller,
     done = service.get(job["id"])
     assert faults.met["GetItem"] == 2 * OUTLAST  # two attempts' worth of the SDK's tries
     assert (done["state"], done["attempts"]) == ("completed", 1)
+
+
+# --- articles --------------------------------------------------------------------------------------
+
+
+def _articles() -> str:
+    return f'"{config.get().resource_name("articles")}"'
+
+
+def test_an_article_created_with_its_answer_lost_is_created_once(api, faults):
+    api.token("editor")
+    faults.lose("PutItem", match=_articles())
+    response = api.post("/api/articles", {"title": "T", "topic": "t"}, as_="editor")
+    assert response.status_code == 201, response.body
+    assert faults.met["PutItem"] == 1
+    assert len(body(api.get("/api/articles", as_="editor"))["items"]) == 1
+
+
+def test_a_generate_whose_article_transition_lost_its_answer_is_accepted(api, faults, poller, generator, published):
+    from chalicelib import events
+
+    api.token("editor")
+    article = body(api.post("/api/articles", {"title": "T", "topic": "t"}, as_="editor"))
+    faults.lose("UpdateItem", match='"PROCESSING"')
+    response = api.post(f"/api/articles/{article['id']}/generate", as_="editor")
+    assert response.status_code == 202, response.body
+    assert faults.met["UpdateItem"] == 1
+    faults.lose("UpdateItem", match='"PUBLISHED"')  # the article's completion, answer lost too
+    poller.drain("articles")
+    assert faults.met["UpdateItem"] == 2
+    assert body(api.get(f"/api/articles/{article['id']}", as_="editor"))["status"] == "PUBLISHED"
+    statuses = [e.status for e in published if isinstance(e, events.ArticleStatusChanged)]
+    assert statuses == ["PROCESSING", "PUBLISHED"]  # each announced once
