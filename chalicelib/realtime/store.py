@@ -15,9 +15,11 @@ import hashlib
 import logging
 import random
 import time
+import uuid
 from typing import Any
 
 from chalicelib import aws, timeutil
+from chalicelib.util import refused_item
 
 TICKET_TTL_SECONDS = 60
 CONNECTION_TTL_SECONDS = 2 * 3600  # API Gateway closes a connection after 2 hours
@@ -233,6 +235,20 @@ class Connections:
         return found
 
 
+# A room counter's writes each carry a token of their own (`last_write`) and are refused when the
+# counter already carries it: an ADD that AWS applied but whose answer was lost, sent again by the
+# SDK, does not count twice (a seq skipped, or a member counted out twice). What remains: a repeat
+# that meets another emitter's write made in between (the same few milliseconds) counts twice,
+# which can skip seqs (never repeat or reorder them) or count a member out twice.
+_ONCE_NAMES = {"#once": "last_write"}
+_ONCE = "(attribute_not_exists(#once) OR #once <> :tok)"
+_ONCE_SET = "#once = :tok"
+
+
+def _token() -> str:
+    return uuid.uuid4().hex
+
+
 class EventLog:
     """Each room's events under (room, seq), and at seq 0 the room's counter (`last`)."""
 
@@ -247,12 +263,19 @@ class EventLog:
         a room does this before it learns the room's seq, so every event after that is stored for
         its `resume`. Emitters skip a room without a counter: nobody joined it for that long, so
         nobody can resume it."""
-        self._table.update_item(
-            Key={"room": room, "seq": COUNTER_SEQ},
-            UpdateExpression="ADD #l :zero, members :j SET #t = :ttl, expiry_day = :day",
-            ExpressionAttributeNames={"#l": "last", "#t": "ttl"},
-            ExpressionAttributeValues={":zero": 0, ":j": joined, **self._ttl_values(COUNTER_RETENTION_SECONDS)},
-        )
+        with contextlib.suppress(self._table.meta.client.exceptions.ConditionalCheckFailedException):
+            self._table.update_item(
+                Key={"room": room, "seq": COUNTER_SEQ},
+                UpdateExpression="ADD #l :zero, members :j SET #t = :ttl, expiry_day = :day, " + _ONCE_SET,
+                ConditionExpression=_ONCE,
+                ExpressionAttributeNames={"#l": "last", "#t": "ttl", **_ONCE_NAMES},
+                ExpressionAttributeValues={
+                    ":zero": 0,
+                    ":j": joined,
+                    ":tok": _token(),
+                    **self._ttl_values(COUNTER_RETENTION_SECONDS),
+                },
+            )
 
     def left(self, room: str) -> None:
         """One member fewer (after its membership was deleted). A membership that expires
@@ -261,10 +284,10 @@ class EventLog:
         with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
             self._table.update_item(
                 Key={"room": room, "seq": COUNTER_SEQ},
-                UpdateExpression="ADD members :minus",
-                ConditionExpression="attribute_exists(#l)",
-                ExpressionAttributeNames={"#l": "last"},
-                ExpressionAttributeValues={":minus": -1},
+                UpdateExpression="ADD members :minus SET " + _ONCE_SET,
+                ConditionExpression="attribute_exists(#l) AND " + _ONCE,
+                ExpressionAttributeNames={"#l": "last", **_ONCE_NAMES},
+                ExpressionAttributeValues={":minus": -1, ":tok": _token()},
             )
 
     def opened(self, rooms: list[str]) -> list[str]:
@@ -284,21 +307,28 @@ class EventLog:
         (`open_room`), leaving it without one. A counter from before members were counted has
         no count: it may have members."""
         client = self._table.meta.client
+        token = _token()
         try:
             result = self._table.update_item(
                 Key={"room": room, "seq": COUNTER_SEQ},
-                UpdateExpression="ADD #l :n SET #t = :ttl, expiry_day = :day",
-                ConditionExpression="attribute_exists(#l)",
-                ExpressionAttributeNames={"#l": "last", "#t": "ttl"},
+                UpdateExpression="ADD #l :n SET #t = :ttl, expiry_day = :day, " + _ONCE_SET,
+                ConditionExpression="attribute_exists(#l) AND " + _ONCE,
+                ExpressionAttributeNames={"#l": "last", "#t": "ttl", **_ONCE_NAMES},
                 ExpressionAttributeValues={
                     ":n": count,
+                    ":tok": token,
                     **self._ttl_values(COUNTER_RETENTION_SECONDS),
                 },
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except client.exceptions.ConditionalCheckFailedException:
-            return None
-        counter = result["Attributes"]
+        except client.exceptions.ConditionalCheckFailedException as exc:
+            counter = refused_item(exc)
+            if counter is None or counter.get(_ONCE_NAMES["#once"]) != token:
+                return None
+            # this very reservation, applied already: its answer was lost and the SDK sent it again
+        else:
+            counter = result["Attributes"]
         return int(counter["last"]) - count + 1, int(counter.get("members", 1)) > 0
 
     @staticmethod
