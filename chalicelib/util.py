@@ -30,6 +30,23 @@ def applied(old: dict[str, Any] | None, token: str) -> bool:
     return old is not None and old.get(WRITE_TOKEN) == token
 
 
+# A counter's ADD is not conditional, so the write-token check above does not apply: a counter
+# update instead carries a token of its own (`last_write`) and is refused when the counter already
+# carries it, so an ADD that AWS applied but whose answer was lost, sent again by the SDK, does
+# not count twice. Its limit: a repeat that meets another writer's update made in between (the
+# same few milliseconds) counts twice. Use `ONCE_NAMES`, `ONCE_CONDITION`, `ONCE_SET` and a
+# fresh `once_token()` as `:once`.
+ONCE_NAMES = {"#once": "last_write"}
+ONCE_CONDITION = "(attribute_not_exists(#once) OR #once <> :once)"
+ONCE_SET = "#once = :once"
+
+
+def once_token() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
 def to_dynamo(value: Any) -> Any:
     """JSON value -> what the DynamoDB resource layer accepts (floats become Decimals)."""
     if isinstance(value, float):

@@ -15,11 +15,10 @@ import hashlib
 import logging
 import random
 import time
-import uuid
 from typing import Any
 
 from chalicelib import aws, timeutil
-from chalicelib.util import refused_item
+from chalicelib.util import ONCE_CONDITION, ONCE_NAMES, ONCE_SET, once_token, refused_item
 
 TICKET_TTL_SECONDS = 60
 CONNECTION_TTL_SECONDS = 2 * 3600  # API Gateway closes a connection after 2 hours
@@ -235,20 +234,9 @@ class Connections:
         return found
 
 
-# A room counter's writes each carry a token of their own (`last_write`) and are refused when the
-# counter already carries it: an ADD that AWS applied but whose answer was lost, sent again by the
-# SDK, does not count twice (a seq skipped, or a member counted out twice). What remains: a repeat
-# that meets another emitter's write made in between (the same few milliseconds) counts twice,
-# which can skip seqs (never repeat or reorder them) or count a member out twice.
-_ONCE_NAMES = {"#once": "last_write"}
-_ONCE = "(attribute_not_exists(#once) OR #once <> :tok)"
-_ONCE_SET = "#once = :tok"
-
-
-def _token() -> str:
-    return uuid.uuid4().hex
-
-
+# A room counter's writes count once though the SDK repeats one whose answer was lost
+# (`util.ONCE_CONDITION`): no seq skipped, no member counted out twice. What remains: a repeat that
+# meets another emitter's write made in between can skip seqs (never repeat or reorder them).
 class EventLog:
     """Each room's events under (room, seq), and at seq 0 the room's counter (`last`)."""
 
@@ -266,13 +254,13 @@ class EventLog:
         with contextlib.suppress(self._table.meta.client.exceptions.ConditionalCheckFailedException):
             self._table.update_item(
                 Key={"room": room, "seq": COUNTER_SEQ},
-                UpdateExpression="ADD #l :zero, members :j SET #t = :ttl, expiry_day = :day, " + _ONCE_SET,
-                ConditionExpression=_ONCE,
-                ExpressionAttributeNames={"#l": "last", "#t": "ttl", **_ONCE_NAMES},
+                UpdateExpression="ADD #l :zero, members :j SET #t = :ttl, expiry_day = :day, " + ONCE_SET,
+                ConditionExpression=ONCE_CONDITION,
+                ExpressionAttributeNames={"#l": "last", "#t": "ttl", **ONCE_NAMES},
                 ExpressionAttributeValues={
                     ":zero": 0,
                     ":j": joined,
-                    ":tok": _token(),
+                    ":once": once_token(),
                     **self._ttl_values(COUNTER_RETENTION_SECONDS),
                 },
             )
@@ -284,10 +272,10 @@ class EventLog:
         with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
             self._table.update_item(
                 Key={"room": room, "seq": COUNTER_SEQ},
-                UpdateExpression="ADD members :minus SET " + _ONCE_SET,
-                ConditionExpression="attribute_exists(#l) AND " + _ONCE,
-                ExpressionAttributeNames={"#l": "last", **_ONCE_NAMES},
-                ExpressionAttributeValues={":minus": -1, ":tok": _token()},
+                UpdateExpression="ADD members :minus SET " + ONCE_SET,
+                ConditionExpression="attribute_exists(#l) AND " + ONCE_CONDITION,
+                ExpressionAttributeNames={"#l": "last", **ONCE_NAMES},
+                ExpressionAttributeValues={":minus": -1, ":once": once_token()},
             )
 
     def opened(self, rooms: list[str]) -> list[str]:
@@ -307,16 +295,16 @@ class EventLog:
         (`open_room`), leaving it without one. A counter from before members were counted has
         no count: it may have members."""
         client = self._table.meta.client
-        token = _token()
+        token = once_token()
         try:
             result = self._table.update_item(
                 Key={"room": room, "seq": COUNTER_SEQ},
-                UpdateExpression="ADD #l :n SET #t = :ttl, expiry_day = :day, " + _ONCE_SET,
-                ConditionExpression="attribute_exists(#l) AND " + _ONCE,
-                ExpressionAttributeNames={"#l": "last", "#t": "ttl", **_ONCE_NAMES},
+                UpdateExpression="ADD #l :n SET #t = :ttl, expiry_day = :day, " + ONCE_SET,
+                ConditionExpression="attribute_exists(#l) AND " + ONCE_CONDITION,
+                ExpressionAttributeNames={"#l": "last", "#t": "ttl", **ONCE_NAMES},
                 ExpressionAttributeValues={
                     ":n": count,
-                    ":tok": token,
+                    ":once": token,
                     **self._ttl_values(COUNTER_RETENTION_SECONDS),
                 },
                 ReturnValues="ALL_NEW",
@@ -324,7 +312,7 @@ class EventLog:
             )
         except client.exceptions.ConditionalCheckFailedException as exc:
             counter = refused_item(exc)
-            if counter is None or counter.get(_ONCE_NAMES["#once"]) != token:
+            if counter is None or counter.get(ONCE_NAMES["#once"]) != token:
                 return None
             # this very reservation, applied already: its answer was lost and the SDK sent it again
         else:
