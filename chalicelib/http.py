@@ -220,7 +220,7 @@ def query_page(
     try:
         result = table.query(**kwargs)
     except Exception as exc:  # a well-formed cursor whose values have the wrong types
-        if start and getattr(exc, "response", {}).get("Error", {}).get("Code") == "ValidationException":
+        if start and (getattr(exc, "response", None) or {}).get("Error", {}).get("Code") == "ValidationException":
             raise bad_request("is not a cursor this API returned", "cursor") from None
         raise
     return page([serialize(item) for item in result.get("Items", [])], result.get("LastEvaluatedKey"), scope)
