@@ -44,3 +44,19 @@ def test_a_member_leaving_whose_answer_was_lost_is_counted_out_once(faults, mana
     assert faults.met["UpdateItem"] == 1
     emitters.emit_article_status(ARTICLE, "PUBLISHED", "author-1", "job-1")
     assert [f["seq"] for f in management.take("c2")] == [1]  # the room still has its member
+
+
+def test_fan_out_shards_sent_again_after_a_lost_answer_are_delivered_once(faults, management, monkeypatch):
+    from chalicelib import config
+    from tests.functional.test_realtime_fanout import drain, join_many, seqs
+
+    monkeypatch.setenv(config.FANOUT_THRESHOLD, "10")
+    monkeypatch.setenv(config.FANOUT_GROUPS, "4")
+    config.reset()
+    ids = join_many(40)
+    faults.lose("SendMessageBatch")
+    first = emitters.emit_system_alert("info", "one")["admin"]
+    assert faults.met["SendMessageBatch"] == 1
+    drain(parallel=4)
+    for cid in ids:
+        assert seqs(management, cid) == [first], cid  # the FIFO queue dropped the repeat (deduplication ids)
