@@ -30,6 +30,22 @@ def applied(old: dict[str, Any] | None, token: str) -> bool:
     return old is not None and old.get(WRITE_TOKEN) == token
 
 
+def put_new(table: Any, item: dict[str, Any], key: str = "id") -> None:
+    """PutItem `item` (which carries its `WRITE_TOKEN`) unless an item with its `key` exists:
+    ConditionalCheckFailedException then, unless that item is this very write (applied, its
+    answer lost, sent again by the SDK), which is done."""
+    client = table.meta.client
+    try:
+        table.put_item(
+            Item=item,
+            ConditionExpression=f"attribute_not_exists({key})",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except client.exceptions.ConditionalCheckFailedException as exc:
+        if not applied(refused_item(exc), item[WRITE_TOKEN]):
+            raise
+
+
 # A counter's ADD is not conditional, so the write-token check above does not apply: a counter
 # update instead carries a token of its own (`last_write`) and is refused when the counter already
 # carries it, so an ADD that AWS applied but whose answer was lost, sent again by the SDK, does

@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from chalicelib import audit, aws, errors, timeutil
 from chalicelib.http import Body, query_page
-from chalicelib.util import WRITE_TOKEN, applied, refused_item
+from chalicelib.util import WRITE_TOKEN, applied, put_new, refused_item
 
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 STATUSES = ("DRAFT", "PROCESSING", "PUBLISHED", "ARCHIVED")
@@ -93,7 +93,7 @@ class Articles:
 
     def create(self, data: NewArticle, author_id: str) -> dict[str, Any]:
         now = timeutil.iso_ms()
-        item = {
+        item: dict[str, Any] = {
             "id": uuid.uuid4().hex,
             "kind": "article",
             "title": data.title,
@@ -105,15 +105,7 @@ class Articles:
             "updated_at": now,
             WRITE_TOKEN: uuid.uuid4().hex,
         }
-        client = self._table.meta.client
-        try:
-            self._table.put_item(
-                Item=item, ConditionExpression="attribute_not_exists(id)", ReturnValuesOnConditionCheckFailure="ALL_OLD"
-            )
-        except client.exceptions.ConditionalCheckFailedException as exc:
-            if not applied(refused_item(exc), item[WRITE_TOKEN]):
-                raise
-            # this very write, applied already: its answer was lost and the SDK sent it again
+        put_new(self._table, item)
         return item
 
     def get(self, article_id: str) -> dict[str, Any]:

@@ -19,10 +19,8 @@ conditional UpdateItem, so two workers holding the same message cannot both run 
 
 The claim rules themselves are the pure function `claim_outcome`, used to explain a refused claim.
 
-Every write names itself in the record (`write_token`, new per write): when AWS applied a write but
-its answer was lost and the SDK sent it again, the repeat meets its own write, sees its token in
-the refused item (`ReturnValuesOnConditionCheckFailure`) and counts as done, not refused: a job
-created, a lease claimed (its attempt counted once), a completion recorded.
+Every write names itself in the record (`write_token`): a write AWS applied whose answer was lost,
+sent again by the SDK, sees its own token in the refused item and is done, not refused.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, timeutil
-from chalicelib.util import WRITE_TOKEN, applied, from_dynamo, refused_item, to_dynamo
+from chalicelib.util import WRITE_TOKEN, applied, from_dynamo, put_new, refused_item, to_dynamo
 
 STATES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
 FINAL_STATES = ("completed", "failed", "cancelled")
@@ -178,27 +176,12 @@ class JobStore:
     def create(self, record: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Write a new record; with an idempotency key, return the existing job instead when the
         key was used already. Returns (record, created)."""
-        key = record.get("idempotency_key")
-        client = self._table.meta.client
+        key, client = record.get("idempotency_key"), self._table.meta.client
         if not key:
-            try:
-                self._table.put_item(
-                    Item=record,
-                    ConditionExpression="attribute_not_exists(id)",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except client.exceptions.ConditionalCheckFailedException as exc:
-                old = refused_item(exc) or self.get(record["id"])
-                if not applied(old, record[WRITE_TOKEN]):  # another job holds the id
-                    raise
-                # this very write, applied already: its answer was lost and the SDK sent it again
+            put_new(self._table, record)
             return record, True
         idem_id = self.idempotency_id(record["queue"], key)
-        idem = {
-            "id": idem_id,
-            "job_id": record["id"],
-            **timeutil.ttl_fields(timeutil.now() + IDEMPOTENCY_TTL_SECONDS),
-        }
+        idem = {"id": idem_id, "job_id": record["id"], **timeutil.ttl_fields(timeutil.now() + IDEMPOTENCY_TTL_SECONDS)}
         for _ in range(2):
             try:
                 client.transact_write_items(
@@ -211,9 +194,7 @@ class JobStore:
             except client.exceptions.TransactionCanceledException:
                 first = self._table.get_item(Key={"id": idem_id}, ConsistentRead=True).get("Item")
                 existing = self.get(first["job_id"]) if first else None
-                if existing is not None:
-                    # this very transaction, applied already (its answer lost, the SDK sent it
-                    # again), is a job created; another's with the key is the job to return
+                if existing is not None:  # created by this very transaction (its answer lost) or another
                     return existing, applied(existing, record[WRITE_TOKEN])
                 if first is not None:
                     # The first job is gone (retention or an admin removed it): the key is free again.
@@ -491,10 +472,7 @@ class JobStore:
             )["Attributes"]
         except client.exceptions.ConditionalCheckFailedException as exc:
             old = refused_item(exc)
-            if applied(old, token):
-                # this very update, applied already: its answer was lost, the SDK sent it again
-                # and met its own write (a claim holding the lease, a completion done). Done.
-                assert old is not None
+            if old is not None and applied(old, token):  # this very update, its answer lost: done
                 return old
             raise _Refused(old) from None
 
