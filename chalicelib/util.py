@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -30,19 +32,25 @@ def applied(old: dict[str, Any] | None, token: str) -> bool:
     return old is not None and old.get(WRITE_TOKEN) == token
 
 
-def put_new(table: Any, item: dict[str, Any], key: str = "id") -> None:
-    """PutItem `item` (which carries its `WRITE_TOKEN`) unless an item with its `key` exists:
-    ConditionalCheckFailedException then, unless that item is this very write (applied, its
-    answer lost, sent again by the SDK), which is done."""
-    client = table.meta.client
+def create_args(item: dict[str, Any], key: str = "id") -> dict[str, Any]:
+    """PutItem arguments creating `item` (which carries its `WRITE_TOKEN`) unless its `key` is
+    taken, returning the item that holds it when refused (for `own_repeat`)."""
+    return {
+        "Item": item,
+        "ConditionExpression": f"attribute_not_exists({key})",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+@contextlib.contextmanager
+def own_repeat(item: dict[str, Any]) -> Iterator[None]:
+    """Around a `create_args` PutItem of `item`: a refusal by the item itself (this very write,
+    applied, its answer lost, sent again by the SDK) is done; any other refusal is raised."""
     try:
-        table.put_item(
-            Item=item,
-            ConditionExpression=f"attribute_not_exists({key})",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-    except client.exceptions.ConditionalCheckFailedException as exc:
-        if not applied(refused_item(exc), item[WRITE_TOKEN]):
+        yield
+    except Exception as exc:
+        code = ((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code")
+        if code != "ConditionalCheckFailedException" or not applied(refused_item(exc), item[WRITE_TOKEN]):
             raise
 
 

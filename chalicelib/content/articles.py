@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from chalicelib import audit, aws, errors, timeutil
 from chalicelib.http import Body, query_page
-from chalicelib.util import WRITE_TOKEN, applied, put_new, refused_item
+from chalicelib.util import WRITE_TOKEN, applied, create_args, own_repeat, refused_item
 
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 STATUSES = ("DRAFT", "PROCESSING", "PUBLISHED", "ARCHIVED")
@@ -105,7 +105,8 @@ class Articles:
             "updated_at": now,
             WRITE_TOKEN: uuid.uuid4().hex,
         }
-        put_new(self._table, item)
+        with own_repeat(item):
+            self._table.put_item(**create_args(item))
         return item
 
     def get(self, article_id: str) -> dict[str, Any]:

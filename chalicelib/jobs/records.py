@@ -33,7 +33,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, timeutil
-from chalicelib.util import WRITE_TOKEN, applied, from_dynamo, put_new, refused_item, to_dynamo
+from chalicelib.util import WRITE_TOKEN, applied, create_args, from_dynamo, own_repeat, refused_item, to_dynamo
 
 STATES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
 FINAL_STATES = ("completed", "failed", "cancelled")
@@ -178,7 +178,8 @@ class JobStore:
         key was used already. Returns (record, created)."""
         key, client = record.get("idempotency_key"), self._table.meta.client
         if not key:
-            put_new(self._table, record)
+            with own_repeat(record):
+                self._table.put_item(**create_args(record))
             return record, True
         idem_id = self.idempotency_id(record["queue"], key)
         idem = {"id": idem_id, "job_id": record["id"], **timeutil.ttl_fields(timeutil.now() + IDEMPOTENCY_TTL_SECONDS)}

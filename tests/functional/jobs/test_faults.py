@@ -168,3 +168,18 @@ def test_a_generate_whose_article_transition_lost_its_answer_is_accepted(api, fa
     assert body(api.get(f"/api/articles/{article['id']}", as_="editor"))["status"] == "PUBLISHED"
     statuses = [e.status for e in published if isinstance(e, events.ArticleStatusChanged)]
     assert statuses == ["PROCESSING", "PUBLISHED"]  # each announced once
+
+
+def test_a_generate_whose_job_write_aws_keeps_refusing_answers_503_and_leaves_the_article_as_it_was(
+    api, faults, poller, generator
+):
+    api.token("editor")
+    article = body(api.post("/api/articles", {"title": "T", "topic": "t"}, as_="editor"))
+    faults.fail("PutItem", times=OUTLAST, match=_jobs())
+    response = api.post(f"/api/articles/{article['id']}/generate", as_="editor")
+    assert response.status_code == 503, response.body
+    assert "Retry-After" in response.headers
+    assert body(api.get(f"/api/articles/{article['id']}", as_="editor"))["status"] == "DRAFT"
+    assert api.post(f"/api/articles/{article['id']}/generate", as_="editor").status_code == 202  # tried again
+    poller.drain("articles")
+    assert body(api.get(f"/api/articles/{article['id']}", as_="editor"))["status"] == "PUBLISHED"
