@@ -83,7 +83,8 @@ def table(name: str) -> Any:
     resource = _dynamodb()
     found = _local.tables.get(physical)
     if found is None:
-        found = _local.tables[physical] = resource.Table(physical)
+        with _lock:  # building a Table class reads the session's shared model caches: not thread-safe
+            found = _local.tables[physical] = resource.Table(physical)
     return found
 
 
