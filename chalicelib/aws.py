@@ -45,19 +45,24 @@ def _session_kwargs() -> dict[str, Any]:
 def client(service: str, endpoint_url: str | None = None, max_pool_connections: int = 10) -> Any:
     """A boto3 client (thread-safe), cached per service and endpoint. Clients used from a thread
     pool (the WebSocket fan-out) ask for as many pooled HTTP connections as the pool has threads."""
-    from botocore.config import Config
-
     kwargs = _session_kwargs()
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
-    retry = Config(
+    with _lock:  # a boto3 session is not thread-safe while it creates clients
+        return session().client(service, config=_retries(max_pool_connections), **kwargs)
+
+
+def _retries(max_pool_connections: int = 10) -> Any:
+    """How every client and resource retries: standard mode, 4 retries after the first try (a
+    fault outlasting them reaches the code: `unavailable`), with bounded connect and read timeouts."""
+    from botocore.config import Config
+
+    return Config(
         retries={"max_attempts": 4, "mode": "standard"},
         connect_timeout=5,
         read_timeout=30,
         max_pool_connections=max_pool_connections,
     )
-    with _lock:  # a boto3 session is not thread-safe while it creates clients
-        return session().client(service, config=retry, **kwargs)
 
 
 def _dynamodb() -> Any:
@@ -65,7 +70,7 @@ def _dynamodb() -> Any:
     and a boto3 resource must not be shared between them."""
     if getattr(_local, "generation", None) != _generation:
         with _lock:
-            _local.resource = session().resource("dynamodb", **_session_kwargs())
+            _local.resource = session().resource("dynamodb", config=_retries(), **_session_kwargs())
         _local.tables = {}
         _local.generation = _generation
     return _local.resource
@@ -78,7 +83,8 @@ def table(name: str) -> Any:
     resource = _dynamodb()
     found = _local.tables.get(physical)
     if found is None:
-        found = _local.tables[physical] = resource.Table(physical)
+        with _lock:  # building a Table class reads the session's shared model caches: not thread-safe
+            found = _local.tables[physical] = resource.Table(physical)
     return found
 
 
@@ -97,6 +103,47 @@ def query_pages(table: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
 def queue_url(name: str) -> str:
     """The URL of a catalogue queue (or `<name>-dlq`), looked up once per container."""
     return client("sqs").get_queue_url(QueueName=config.get().resource_name(name))["QueueUrl"]
+
+
+# What a dependency answers while it is overloaded or failing: after the SDK's own retries, the
+# request is worth trying again later (503 + Retry-After), not a fault of the request or the code.
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "TransactionInProgressException",
+        "TransactionConflictException",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "ServiceUnavailable",
+        "InternalServerError",
+        "InternalFailure",
+        "InternalError",
+    }
+)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether `exc` is AWS still refusing after the SDK's retries: throttling, a 5xx, a
+    connection that failed or timed out. Anything else (a refused condition, a validation error,
+    a bug) is not."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    if isinstance(exc, (ConnectionError, HTTPClientError)):
+        return True
+    if not isinstance(exc, ClientError):
+        return False
+    code = exc.response.get("Error", {}).get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return code in THROTTLING_CODES or int(status) >= 500
 
 
 def reset() -> None:

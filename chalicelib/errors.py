@@ -57,4 +57,11 @@ class Throttled(Refused):
 
 
 class Unavailable(Refused):
-    """A dependency refused or failed (a queue, ...); trying again later may work."""
+    """A dependency refused or failed (a queue, DynamoDB still throttling after the SDK's
+    retries, ...); trying again after `retry_after` seconds may work."""
+
+    RETRY_AFTER = 2  # seconds: the SDK already waited through its own retries
+
+    def __init__(self, message: str, retry_after: int = RETRY_AFTER) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

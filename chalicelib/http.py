@@ -45,7 +45,7 @@ def error_response(exc: errors.Refused) -> Response:
     if exc.details is not None:
         body["Errors"] = exc.details
     headers: dict[str, str | list[str]] = (
-        {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.Throttled) else {}
+        {"Retry-After": str(exc.retry_after)} if isinstance(exc, (errors.Throttled, errors.Unavailable)) else {}
     )
     return Response(body=body, status_code=status, headers=headers)
 
@@ -222,7 +222,7 @@ def query_page(
     try:
         result = table.query(**kwargs)
     except Exception as exc:  # a well-formed cursor whose values have the wrong types
-        if start and getattr(exc, "response", {}).get("Error", {}).get("Code") == "ValidationException":
+        if start and (getattr(exc, "response", None) or {}).get("Error", {}).get("Code") == "ValidationException":
             raise bad_request("is not a cursor this API returned", "cursor") from None
         raise
     return page([serialize(item) for item in result.get("Items", [])], result.get("LastEvaluatedKey"), scope)

@@ -16,13 +16,21 @@ reads `app.routes` and each route's `Op`; a route registered another way fails t
 Derived rather than declared: parameters from the path template, 400 for a body or a query
 parameter, 415 for a body (a non-JSON `Content-Type`), 401 unless `who` is `ANYONE`, 403 unless
 it is `ANYONE` or `USERS`, 404 for a path parameter, and the bearer security requirement.
+
+An AWS dependency that still refuses after the SDK's retries (throttling, a 5xx, a timeout)
+makes any route answer 503 with `Retry-After` (`unavailable`), never 500.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any, NamedTuple
+
+from chalicelib import errors
+
+log = logging.getLogger("inkwell")
 
 
 class Who(NamedTuple):
@@ -113,9 +121,26 @@ class Declared:
         self.view, self.op, self.guard = view, op, guard
 
     def __call__(self, **params: Any) -> Any:
-        if self.guard is None:
-            return self.view(**params)
-        return self.view(self.guard(self.op.who), **params)
+        try:
+            if self.guard is None:
+                return self.view(**params)
+            return self.view(self.guard(self.op.who), **params)
+        except Exception as exc:
+            refused = unavailable(exc)
+            if refused is None:
+                raise
+            raise refused from exc
+
+
+def unavailable(exc: Exception) -> errors.Unavailable | None:
+    """The 503 for an AWS dependency that still refuses after the SDK's retries (throttling, a
+    5xx, a timeout: `aws.unavailable`), logged; None for any other exception."""
+    from chalicelib import aws
+
+    if isinstance(exc, errors.Refused) or not aws.unavailable(exc):
+        return None
+    log.warning("a dependency is unavailable: %s", exc)
+    return errors.Unavailable("a service this request needs is unavailable; try again shortly")
 
 
 def route(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +19,56 @@ def refused_item(exc: Any) -> dict[str, Any] | None:
 
     deserialize = TypeDeserializer().deserialize
     return {k: deserialize(v) for k, v in raw.items()}
+
+
+# Every conditional write names itself in its item with a token of its own (new per write), so that
+# a write meeting its own earlier application (AWS applied it, the answer was lost, the SDK sent it
+# again) sees its token in the refused item and knows it is done rather than refused.
+WRITE_TOKEN = "write_token"
+
+
+def applied(old: dict[str, Any] | None, token: str) -> bool:
+    """Whether the item as it stands (`old`) was last written by the write carrying `token`."""
+    return old is not None and old.get(WRITE_TOKEN) == token
+
+
+def create_args(item: dict[str, Any], key: str = "id") -> dict[str, Any]:
+    """PutItem arguments creating `item` (which carries its `WRITE_TOKEN`) unless its `key` is
+    taken, returning the item that holds it when refused (for `own_repeat`)."""
+    return {
+        "Item": item,
+        "ConditionExpression": f"attribute_not_exists({key})",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+@contextlib.contextmanager
+def own_repeat(item: dict[str, Any]) -> Iterator[None]:
+    """Around a `create_args` PutItem of `item`: a refusal by the item itself (this very write,
+    applied, its answer lost, sent again by the SDK) is done; any other refusal is raised."""
+    try:
+        yield
+    except Exception as exc:
+        code = ((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code")
+        if code != "ConditionalCheckFailedException" or not applied(refused_item(exc), item[WRITE_TOKEN]):
+            raise
+
+
+# A counter's ADD is not conditional, so the write-token check above does not apply: a counter
+# update instead carries a token of its own (`last_write`) and is refused when the counter already
+# carries it, so an ADD that AWS applied but whose answer was lost, sent again by the SDK, does
+# not count twice. Its limit: a repeat that meets another writer's update made in between (the
+# same few milliseconds) counts twice. Use `ONCE_NAMES`, `ONCE_CONDITION`, `ONCE_SET` and a
+# fresh `once_token()` as `:once`.
+ONCE_NAMES = {"#once": "last_write"}
+ONCE_CONDITION = "(attribute_not_exists(#once) OR #once <> :once)"
+ONCE_SET = "#once = :once"
+
+
+def once_token() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
 
 
 def to_dynamo(value: Any) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ("tests.aws_recorder",)
+pytest_plugins = ("tests.aws_recorder", "tests.faults")
 
 TEST_ENV = {
     "INKWELL_STAGE": "test",

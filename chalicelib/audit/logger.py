@@ -56,7 +56,7 @@ def backoff(attempt: int, rand: Callable[[], float] = random.random) -> float:
 
 
 def _error_code(exc: Exception) -> str:
-    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__))
+    return str((getattr(exc, "response", None) or {}).get("Error", {}).get("Code", type(exc).__name__))
 
 
 class Writer:

@@ -224,18 +224,25 @@ class RefreshTokens:
         }
         put_token = self._put_token(token, sid, user["id"], expires_at)
         put_token["Put"]["ExpressionAttributeNames"] = {"#h": "hash"}
-        self._transact(
-            [
-                {"Put": {"TableName": self._sessions.name, "Item": session}},
-                put_token,
-                self._user_unchanged(user["id"], user["role"]),
-            ]
-        )
+        try:
+            self._transact(
+                [
+                    {"Put": {"TableName": self._sessions.name, "Item": session}},
+                    put_token,
+                    self._user_unchanged(user["id"], user["role"]),
+                ]
+            )
+        except SessionGone:
+            held = self.get(token)
+            if held is None or held.get("sid") != sid:
+                raise
+            # this very transaction, applied already: its answer was lost and the SDK sent it again
 
     def rotate(self, old: str, session: dict[str, Any], new: str, expires_at: float) -> None:
-        """Mark `old` used and store `new` in one transaction, sliding the session's expiry.
-        TokenUsed when `old` was used already (a concurrent refresh won), SessionGone when the
-        session or its user's standing changed."""
+        """Mark `old` used (naming its successor, `rotated_to`) and store `new` in one transaction,
+        sliding the session's expiry. TokenUsed when `old` was used already by another rotation (a
+        concurrent refresh won), SessionGone when the session or its user's standing changed; a
+        repeat of this very rotation (its answer lost, the SDK sent it again) is done."""
         put_token = self._put_token(new, session["jti"], session["user_id"], expires_at)
         put_token["Put"]["ExpressionAttributeNames"] = {"#h": "hash"}
         reasons = self._transact(
@@ -244,10 +251,10 @@ class RefreshTokens:
                     "Update": {
                         "TableName": self._tokens.name,
                         "Key": {"hash": refresh_hash(old)},
-                        "UpdateExpression": "SET used_at = :now",
+                        "UpdateExpression": "SET used_at = :now, rotated_to = :next",
                         "ConditionExpression": "attribute_exists(#h) AND attribute_not_exists(used_at)",
                         "ExpressionAttributeNames": {"#h": "hash"},
-                        "ExpressionAttributeValues": {":now": timeutil.iso_ms()},
+                        "ExpressionAttributeValues": {":now": timeutil.iso_ms(), ":next": refresh_hash(new)},
                     }
                 },
                 put_token,
@@ -271,6 +278,9 @@ class RefreshTokens:
         if reasons is None:
             return
         if reasons[0] == "ConditionalCheckFailed":
+            held = self.get(old)
+            if held is not None and held.get("rotated_to") == refresh_hash(new):
+                return  # this very rotation, applied already: its answer was lost, the SDK sent it again
             raise TokenUsed()
         raise SessionGone()
 

@@ -6,6 +6,10 @@ day's counts (partition `daycounts#<day>`, one item per article), which the dail
 reports read: their cost follows the articles of the period, not its events. Each article's
 running counts are one item of the same table (`ArticleCounts`), updated with each event; the
 realtime `analytics.update` announces them, at most once per few seconds.
+
+Counted once though the SDK repeats a write whose answer was lost: the event's Put is conditional
+on its (random) key, so a repeated transaction is refused and known as done, and the running counts
+carry a write token (`util.ONCE_CONDITION`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pydantic import Field
 from chalicelib import aws, timeutil
 from chalicelib import events as lifecycle
 from chalicelib.http import Body
-from chalicelib.util import to_dynamo
+from chalicelib.util import ONCE_CONDITION, ONCE_NAMES, ONCE_SET, once_token, refused_item, to_dynamo
 
 RETENTION_SECONDS = 90 * 24 * 3600
 COUNTS_RETENTION_SECONDS = 30 * 24 * 3600  # an article's counts, from its last event
@@ -41,12 +45,20 @@ class AnalyticsEvents:
         item = event_item(event.article_id, event.type, user_id, timeutil.now())
         name = self._table.name
         count = day_count_update(item)
-        self._table.meta.client.transact_write_items(
-            TransactItems=[
-                {"Put": {"TableName": name, "Item": item}},
-                {"Update": {"TableName": name, **count}},
-            ]
-        )
+        client = self._table.meta.client
+        try:
+            client.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": name, "Item": item, "ConditionExpression": "attribute_not_exists(sk)"}},
+                    {"Update": {"TableName": name, **count}},
+                ]
+            )
+        except client.exceptions.TransactionCanceledException as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if reasons[:1] != ["ConditionalCheckFailed"]:
+                raise
+            # the event (its key random, so ours) is stored already: this very transaction was
+            # applied, its answer lost and the SDK sent it again; it is counted once
         return item
 
 
@@ -96,14 +108,24 @@ class ArticleCounts:
         """Count one event; returns the counts and when the next announcement may go (exactly as
         stored, for `claim`)."""
         fields = timeutil.ttl_fields(timeutil.now() + COUNTS_RETENTION_SECONDS)
-        result = self._table.update_item(
-            Key=self._key(article_id),
-            UpdateExpression="ADD #c :one SET #t = :ttl, expiry_day = :day",
-            ExpressionAttributeNames={"#c": f"count_{event_type}", "#t": "ttl"},
-            ExpressionAttributeValues={":one": 1, ":ttl": fields["ttl"], ":day": fields["expiry_day"]},
-            ReturnValues="ALL_NEW",
-        )
-        item = result["Attributes"]
+        client = self._table.meta.client
+        try:
+            item = self._table.update_item(
+                Key=self._key(article_id),
+                UpdateExpression="ADD #c :one SET #t = :ttl, expiry_day = :day, " + ONCE_SET,
+                ConditionExpression=ONCE_CONDITION,
+                ExpressionAttributeNames={"#c": f"count_{event_type}", "#t": "ttl", **ONCE_NAMES},
+                ExpressionAttributeValues={
+                    ":one": 1,
+                    ":ttl": fields["ttl"],
+                    ":day": fields["expiry_day"],
+                    ":once": once_token(),
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )["Attributes"]
+        except client.exceptions.ConditionalCheckFailedException as exc:  # counted already (util.ONCE_CONDITION)
+            item = refused_item(exc) or {}
         counts = {t: int(item.get(f"count_{t}", 0)) for t in EVENT_TYPES}
         return counts, Decimal(item.get("next_update", 0))
 

@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from chalicelib import audit, aws, errors, timeutil
 from chalicelib.http import Body, query_page
-from chalicelib.util import refused_item
+from chalicelib.util import WRITE_TOKEN, applied, create_args, own_repeat, refused_item
 
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 STATUSES = ("DRAFT", "PROCESSING", "PUBLISHED", "ARCHIVED")
@@ -93,7 +93,7 @@ class Articles:
 
     def create(self, data: NewArticle, author_id: str) -> dict[str, Any]:
         now = timeutil.iso_ms()
-        item = {
+        item: dict[str, Any] = {
             "id": uuid.uuid4().hex,
             "kind": "article",
             "title": data.title,
@@ -103,8 +103,10 @@ class Articles:
             "author_id": author_id,
             "created_at": now,
             "updated_at": now,
+            WRITE_TOKEN: uuid.uuid4().hex,
         }
-        self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(id)")
+        with own_repeat(item):
+            self._table.put_item(**create_args(item))
         return item
 
     def get(self, article_id: str) -> dict[str, Any]:
@@ -196,10 +198,13 @@ class Articles:
         author_id: str | None = None,
     ) -> dict[str, Any]:
         client = self._table.meta.client
+        token = uuid.uuid4().hex
+        names = dict(names, **{"#wt": WRITE_TOKEN})
+        values = dict(values, **{":wt": token})
         try:
             result = self._table.update_item(
                 Key={"id": article_id},
-                UpdateExpression=update,
+                UpdateExpression=update.replace("SET ", "SET #wt = :wt, ", 1),
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
@@ -210,6 +215,9 @@ class Articles:
             old = refused_item(exc)
             if old is None:  # an emulator without ReturnValuesOnConditionCheckFailure: look
                 old = self._table.get_item(Key={"id": article_id}, ConsistentRead=True).get("Item")
+            if applied(old, token):  # this very write, applied already (its answer lost, sent again)
+                assert old is not None
+                return old
             if not old:
                 raise ArticleNotFound(article_id) from None
             if author_id is not None and old.get("author_id") != author_id:

@@ -123,7 +123,7 @@ class QueueControl:
         try:
             self._sqs.start_message_move_task(SourceArn=self.arn(f"{queue}-dlq"), DestinationArn=self.arn(queue))
         except (ClientError, NotImplementedError) as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code", "")
             log.info("StartMessageMoveTask refused for %s (%s %s); moving by hand", queue, exc.__class__.__name__, code)
             return False
         return True

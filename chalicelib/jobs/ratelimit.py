@@ -31,7 +31,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, timeutil
-from chalicelib.util import to_dynamo
+from chalicelib.util import ONCE_CONDITION, ONCE_NAMES, ONCE_SET, once_token, refused_item, to_dynamo
 
 SCOPE = "dashboard"
 PREFIX = "limits#"
@@ -127,15 +127,25 @@ class Windows:
         number = math.floor(now / limit.duration_seconds)
         opens = (number + 1) * limit.duration_seconds
         client = self._table.meta.client
+        token = once_token()
         try:
             self._table.update_item(
                 Key={"id": f"rate#{queue}#{number}"},
-                UpdateExpression="ADD n :one SET #ttl = if_not_exists(#ttl, :ttl)",
-                ConditionExpression="attribute_not_exists(n) OR n < :max",
-                ExpressionAttributeNames={"#ttl": "ttl"},
-                ExpressionAttributeValues={":one": 1, ":max": limit.max, ":ttl": int(opens) + WINDOW_TTL_SECONDS},
+                UpdateExpression="ADD n :one SET #ttl = if_not_exists(#ttl, :ttl), " + ONCE_SET,
+                ConditionExpression="(attribute_not_exists(n) OR n < :max) AND " + ONCE_CONDITION,
+                ExpressionAttributeNames={"#ttl": "ttl", **ONCE_NAMES},
+                ExpressionAttributeValues={
+                    ":one": 1,
+                    ":max": limit.max,
+                    ":ttl": int(opens) + WINDOW_TTL_SECONDS,
+                    ":once": token,
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except client.exceptions.ConditionalCheckFailedException:
+        except client.exceptions.ConditionalCheckFailedException as exc:
+            window = refused_item(exc)
+            if window is not None and window.get(ONCE_NAMES["#once"]) == token:
+                return 0.0  # this very start, counted already: its answer was lost, the SDK sent it again
             return max(opens - now, 0.001)
         return 0.0
 

@@ -18,6 +18,9 @@ conditional UpdateItem, so two workers holding the same message cannot both run 
 - progress / complete / retry_later / failing / fail: only by the lease owner while active.
 
 The claim rules themselves are the pure function `claim_outcome`, used to explain a refused claim.
+
+Every write names itself in the record (`write_token`): a write AWS applied whose answer was lost,
+sent again by the SDK, sees its own token in the refused item and is done, not refused.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from boto3.dynamodb.conditions import Key
 
 from chalicelib import aws, timeutil
 from chalicelib.jobs import indexes
-from chalicelib.util import from_dynamo, refused_item, to_dynamo
+from chalicelib.util import WRITE_TOKEN, applied, create_args, from_dynamo, own_repeat, refused_item, to_dynamo
 
 STATES = ("waiting", "delayed", "active", "completed", "failed", "cancelled")
 FINAL_STATES = ("completed", "failed", "cancelled")
@@ -167,6 +170,7 @@ class JobStore:
             "finished_at": None,
             "priority": priority,
             "run_at": timeutil.iso_ms(now + delay_seconds) if delay_seconds > 0 else None,
+            WRITE_TOKEN: new_id(),
             **ttl_for(state, now),
             **indexes.record_fields(payload, user_id, stamp),
         }
@@ -174,17 +178,13 @@ class JobStore:
     def create(self, record: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Write a new record; with an idempotency key, return the existing job instead when the
         key was used already. Returns (record, created)."""
-        key = record.get("idempotency_key")
+        key, client = record.get("idempotency_key"), self._table.meta.client
         if not key:
-            self._table.put_item(Item=record, ConditionExpression="attribute_not_exists(id)")
+            with own_repeat(record):
+                self._table.put_item(**create_args(record))
             return record, True
         idem_id = self.idempotency_id(record["queue"], key)
-        client = self._table.meta.client
-        idem = {
-            "id": idem_id,
-            "job_id": record["id"],
-            **timeutil.ttl_fields(timeutil.now() + IDEMPOTENCY_TTL_SECONDS),
-        }
+        idem = {"id": idem_id, "job_id": record["id"], **timeutil.ttl_fields(timeutil.now() + IDEMPOTENCY_TTL_SECONDS)}
         for _ in range(2):
             try:
                 client.transact_write_items(
@@ -197,8 +197,8 @@ class JobStore:
             except client.exceptions.TransactionCanceledException:
                 first = self._table.get_item(Key={"id": idem_id}, ConsistentRead=True).get("Item")
                 existing = self.get(first["job_id"]) if first else None
-                if existing is not None:
-                    return existing, False
+                if existing is not None:  # created by this very transaction (its answer lost) or another
+                    return existing, applied(existing, record[WRITE_TOKEN])
                 if first is not None:
                     # The first job is gone (retention or an admin removed it): the key is free again.
                     self._table.delete_item(
@@ -456,6 +456,9 @@ class JobStore:
             queue, state = new_state
             ttl = ttl_for(state, now)
             values.update({":to": state, ":qs": f"{queue}#{state}", ":ttl": ttl["ttl"], ":day": ttl["expiry_day"]})
+        token = new_id()
+        update = update.replace("SET ", "SET #wt = :wt, ", 1)
+        values[":wt"] = token
         text = update + " " + condition
         names = {n: v for n, v in _NAMES.items() if n in text}
         values = {k: v for k, v in values.items() if _used(k, text)}
@@ -471,10 +474,13 @@ class JobStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )["Attributes"]
         except client.exceptions.ConditionalCheckFailedException as exc:
-            raise _Refused(refused_item(exc)) from None
+            old = refused_item(exc)
+            if old is not None and applied(old, token):  # this very update, its answer lost: done
+                return old
+            raise _Refused(old) from None
 
 
-_NAMES = {"#st": "state", "#run": "run", "#res": "result", "#err": "error", "#ttl": "ttl"}
+_NAMES = {"#st": "state", "#run": "run", "#res": "result", "#err": "error", "#ttl": "ttl", "#wt": WRITE_TOKEN}
 
 
 def _used(placeholder: str, text: str) -> bool:

@@ -3,7 +3,8 @@ remove, redrive.
 
 `enqueue` is the one way in, used by routes, schedules and processors alike: it writes the job
 record (with its idempotency item, in one transaction) and then sends the message. If the send
-fails the record is removed again, so a job that exists is a job that will run.
+fails, or AWS keeps refusing the record's write, the record is removed again (503), so a job that
+exists is a job that will run.
 """
 
 from __future__ import annotations
@@ -99,19 +100,30 @@ def enqueue(
         from chalicelib import limits, quotas
 
         quotas.hold_delayed(user_id, record["id"], limits.limits().delayed_jobs)
-    record, created = jobs.create(record)
+    try:
+        record, created = jobs.create(record)
+    except Exception as exc:
+        if not aws.unavailable(exc):
+            raise
+        log.warning("could not write job %s on %s: %s", record["id"], queue, exc)
+        _discard(jobs, record)  # it may have been written after all (its answer lost)
+        raise errors.EnqueueError("the job could not be queued; try again") from exc
     if not created:
         return public(record)
     try:
         _send(sqs or queues(), record, delay_seconds)
     except Exception as exc:
         log.exception("could not queue job %s on %s", record["id"], queue)
-        try:
-            jobs.discard(record)
-        except Exception:
-            log.exception("could not remove the unqueued job %s", record["id"])
+        _discard(jobs, record)
         raise errors.EnqueueError("the job could not be queued; try again") from exc
     return public(record)
+
+
+def _discard(jobs: JobStore, record: dict[str, Any]) -> None:
+    try:
+        jobs.discard(record)
+    except Exception:
+        log.exception("could not remove the unqueued job %s", record["id"])
 
 
 def get(job_id: str, jobs: JobStore | None = None) -> dict[str, Any] | None:

@@ -14,17 +14,22 @@ within `RELATIVE_ERROR` (2^(1/8) - 1, about 9.1%) of the true nearest-rank perce
 0.5 ms below 1 ms (and the last bucket, past 70 minutes, only says "longer").
 
 A write that fails (after botocore's retries) is kept in the container and added to the next
-invocation's flush, so a throttled minute is late, not lost.
+invocation's flush, so a throttled minute is late, not lost; each write carries a token and is
+refused once its counter carries it (`util.ONCE_CONDITION`), so a write applied whose answer was
+lost, repeated by the SDK or by the next flush, is not counted twice (unless another container's
+write to the same minute came in between: metrics are approximate at that edge).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections import Counter
 from typing import Any
 
 from chalicelib import aws, events, runtime, timeutil
+from chalicelib.util import ONCE_CONDITION, ONCE_NAMES, ONCE_SET, once_token
 
 log = logging.getLogger("inkwell.jobs")
 
@@ -37,7 +42,9 @@ BUCKETS = PER_DOUBLING * 22 + 1  # up to 2^22 ms (70 minutes), longer in the las
 RELATIVE_ERROR = 2 ** (1 / (2 * PER_DOUBLING)) - 1
 MAX_UNSENT = 1000  # (queue, minute) tallies a container keeps for a later flush at most
 
-_unsent: dict[tuple[str, int], Counter[str]] = {}  # writes that failed, retried with the next flush
+# writes that failed, (queue, minute, counts, token): written again by the next flush under the
+# same token, so one that was applied after all (its answer lost) is not counted twice
+_unsent: list[tuple[str, int, Counter[str], str]] = []
 
 
 def bucket(ms: float) -> int:
@@ -88,40 +95,43 @@ def flush() -> None:
     """Write the running invocation's tally, and any earlier one that failed: one UpdateItem per
     (queue, minute)."""
     tally = BUFFER.take()
-    pending = dict(_unsent)
+    pending = list(_unsent) + [(q, m, counts, once_token()) for (q, m), counts in (tally or {}).items()]
     _unsent.clear()
-    for key, counts in (tally or {}).items():
-        pending.setdefault(key, Counter()).update(counts)
     if not pending:
         return
     table = aws.table(TABLE)
-    for (queue, minute), counts in sorted(pending.items(), key=lambda kv: kv[0][1]):
+    for queue, minute, counts, token in pending:
         try:
-            _add(table, queue, minute, counts)
+            _add(table, queue, minute, counts, token)
         except Exception:
             log.exception("could not write the job metrics of %s at %s; kept for the next flush", queue, minute)
             if len(_unsent) < MAX_UNSENT:
-                _unsent[(queue, minute)] = counts
+                _unsent.append((queue, minute, counts, token))
 
 
 Tally = dict[tuple[str, int], Counter[str]]  # (queue, minute) -> completed, failed, d<bucket>
 BUFFER: runtime.Buffer[Tally] = runtime.Buffer("job_minutes", dict, flush)
 
 
-def _add(table: Any, queue: str, minute: int, counts: Counter[str]) -> None:
-    names = {"#ttl": "ttl"}
-    values: dict[str, Any] = {":ttl": minute + TTL_SECONDS}
+def _add(table: Any, queue: str, minute: int, counts: Counter[str], token: str) -> None:
+    """ADD the counts, once for `token` (util.ONCE_CONDITION): a repeat of a write that was
+    applied (its answer lost) is refused, and that refusal means done."""
+    names = {"#ttl": "ttl", **ONCE_NAMES}
+    values: dict[str, Any] = {":ttl": minute + TTL_SECONDS, ":once": token}
     adds = []
     for i, (name, n) in enumerate(sorted(counts.items())):
         names[f"#a{i}"] = name
         values[f":a{i}"] = n
         adds.append(f"#a{i} :a{i}")
-    table.update_item(
-        Key={"queue_day": f"{queue}#{timeutil.day(minute)}", "minute": minute},
-        UpdateExpression=f"ADD {', '.join(adds)} SET #ttl = :ttl",
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues=values,
-    )
+    client = table.meta.client
+    with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
+        table.update_item(
+            Key={"queue_day": f"{queue}#{timeutil.day(minute)}", "minute": minute},
+            UpdateExpression=f"ADD {', '.join(adds)} SET #ttl = :ttl, {ONCE_SET}",
+            ConditionExpression=ONCE_CONDITION,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
 
 # --- reading --------------------------------------------------------------------------------------

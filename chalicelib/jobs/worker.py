@@ -28,6 +28,8 @@ processor, record the outcome, announce it through the monitor. The answer is
 - A `Throttled` failure (a generator's 429 with Retry-After) waits as long as asked without using
   an attempt, at most MAX_THROTTLED_WAITS times per job; after that it is an ordinary failure, so
   a dependency that only ever answers 429 still fails the job in bounded time.
+- An attempt that failed only because AWS (DynamoDB, SQS, ...) still refused after the SDK's
+  retries waits the backoff without using an attempt, sharing the bound of MAX_THROTTLED_WAITS.
 - Guards (`guards`, e.g. the schedules' lease) are context managers entered around every
   processor run; one may raise before the run starts, to fail or retry the job as the processor
   itself would.
@@ -220,6 +222,8 @@ class Worker:
             return self._retry_later(job, owner, error, record, ctx)
         except Exception as exc:
             error = errors.describe(exc)
+            if _aws_refused(exc) and int(job.get("throttled") or 0) < MAX_THROTTLED_WAITS:
+                return self._aws_unavailable(job, owner, error, record)
             if final or errors.is_permanent(exc):
                 return self._fail(job, owner, error, record, proc, ctx=ctx)
             return self._retry_later(job, owner, error, record, ctx)
@@ -283,6 +287,30 @@ class Worker:
         delay = min(MAX_DELAY_SECONDS, max(1, math.ceil(exc.retry_after)))
         self.sqs.send(self.source, record.body, delay)
         log.info("%s: job %s throttled; waits %d s without using an attempt", self.queue.name, job["id"], delay)
+        monitor.emit("retrying", job, error)
+        return True
+
+    def _aws_unavailable(self, job: dict[str, Any], owner: str, error: dict[str, str], record: Record) -> bool:
+        """An attempt that failed only because AWS (DynamoDB, SQS, ...) still refused after the
+        SDK's retries: the attempt is given back (as for a Throttled one, sharing its bound) and
+        the message put back after the backoff of the job's waits so far, a new message whose
+        receive count starts again; this delivery is acknowledged. If AWS refuses that too, the
+        record is simply failed back to SQS (its attempt then counts)."""
+        from chalicelib.jobs.queues import MAX_DELAY_SECONDS
+
+        try:
+            job = self.jobs.give_back(job, owner, error)
+            delay = min(
+                MAX_DELAY_SECONDS, backoff.delay(int(job.get("throttled") or 1), self.queue.backoff_base, self.rng)
+            )
+            self.sqs.send(self.source, record.body, delay)
+        except Exception as exc:
+            log.warning("%s: could not put job %s back (%s); backing off", self.queue.name, job["id"], exc)
+            self._back_off(record)
+            return False
+        log.warning(
+            "%s: job %s met an AWS fault; waits %d s without using an attempt", self.queue.name, job["id"], delay
+        )
         monitor.emit("retrying", job, error)
         return True
 
@@ -404,6 +432,13 @@ def retain(jobs: JobStore, queue: str, state: str, keep: int) -> None:
         jobs.trim(queue, state, keep)
     except Exception:
         log.exception("%s: could not trim %s jobs", queue, state)
+
+
+def _aws_refused(exc: BaseException) -> bool:
+    """Whether AWS itself failed the attempt (`aws.unavailable`), not the job's own work."""
+    from chalicelib import aws
+
+    return aws.unavailable(exc)
 
 
 def _remaining(context: Any, default_timeout: float) -> Callable[[], float]:

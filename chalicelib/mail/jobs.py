@@ -115,7 +115,7 @@ def run_send(job: Job, ctx: JobContext, ses: Any, settings: settings_store.Setti
                 },
             )
         except Exception as exc:
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
             if code in REFUSALS:
                 raise PermanentError(f"SES refused the email: {code}", kind="email_rejected") from None
             raise

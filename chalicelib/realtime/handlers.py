@@ -4,7 +4,8 @@ frames, `$disconnect` forgets the connection.
 `$connect` takes a single-use ticket (`?ticket=`) and refuses anything else (a JWT in `?token=`
 included) with 401. Each frame gets its replies posted back through the management API; nothing a
 client sends raises: a malformed frame, a refused room or an unexpected fault becomes an error
-frame (each with its `code`, `protocol.ERROR_CODES`) and the connection stays open.
+frame (each with its `code`, `protocol.ERROR_CODES`) and the connection stays open (AWS still refusing after the SDK's retries: `unavailable`; on
+`$connect`, a 503).
 
 Each frame first takes a token from its connection's bucket (`frame_limit`: one conditional
 UpdateItem, which also reads the connection): past the limit the frame is answered
@@ -52,6 +53,11 @@ def connect(event: Any) -> Response | None:
     except errors.Unauthenticated as exc:
         floods.note("realtime.refused", ("ip", runtime.current().ip or "-"), {"via": via, "reason": exc.message})
         return Response(body={"message": exc.message}, status_code=401)
+    except Exception as exc:
+        if not aws.unavailable(exc):
+            raise
+        log.warning("$connect: a dependency is unavailable: %s", exc)
+        return Response(body={"message": "unavailable; try again shortly"}, status_code=503)
     runtime.current().user = user
     base = rooms.base_rooms(user["id"], user["role"])
     connections().open(event.connection_id, user, base, endpoint_from_event(raw))
@@ -127,6 +133,12 @@ def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | st
         from chalicelib.observe import tracking
 
         action = getattr(frame, "action", None)
+        if aws.unavailable(exc):  # AWS still refusing after the SDK's retries: worth trying again
+            log.warning(
+                "WebSocket %s frame on connection %s: a dependency is unavailable: %s", action, connection_id, exc
+            )
+            yield protocol.error("a service is unavailable; try again shortly", action, code=protocol.UNAVAILABLE)
+            return
         log.exception("WebSocket %s frame failed on connection %s", action or "a", connection_id)
         tracking.report(exc)  # answered with an error frame, so the middleware never sees it
         yield protocol.error("internal error; try again", action, code=protocol.INTERNAL)

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from chalicelib import aws, timeutil
+from chalicelib.util import ONCE_CONDITION, ONCE_NAMES, ONCE_SET, once_token, refused_item
 
 TICKET_TTL_SECONDS = 60
 CONNECTION_TTL_SECONDS = 2 * 3600  # API Gateway closes a connection after 2 hours
@@ -234,6 +235,9 @@ class Connections:
         return found
 
 
+# A room counter's writes count once though the SDK repeats one whose answer was lost
+# (`util.ONCE_CONDITION`): no seq skipped, no member counted out twice. What remains: a repeat that
+# meets another emitter's write made in between can skip seqs (never repeat or reorder them).
 class EventLog:
     """Each room's events under (room, seq), and at seq 0 the room's counter (`last`)."""
 
@@ -248,12 +252,19 @@ class EventLog:
         a room does this before it learns the room's seq, so every event after that is stored for
         its `resume`. Emitters skip a room without a counter: nobody joined it for that long, so
         nobody can resume it."""
-        self._table.update_item(
-            Key={"room": room, "seq": COUNTER_SEQ},
-            UpdateExpression="ADD #l :zero, members :j SET #t = :ttl, expiry_day = :day",
-            ExpressionAttributeNames={"#l": "last", "#t": "ttl"},
-            ExpressionAttributeValues={":zero": 0, ":j": joined, **self._ttl_values(COUNTER_RETENTION_SECONDS)},
-        )
+        with contextlib.suppress(self._table.meta.client.exceptions.ConditionalCheckFailedException):
+            self._table.update_item(
+                Key={"room": room, "seq": COUNTER_SEQ},
+                UpdateExpression="ADD #l :zero, members :j SET #t = :ttl, expiry_day = :day, " + ONCE_SET,
+                ConditionExpression=ONCE_CONDITION,
+                ExpressionAttributeNames={"#l": "last", "#t": "ttl", **ONCE_NAMES},
+                ExpressionAttributeValues={
+                    ":zero": 0,
+                    ":j": joined,
+                    ":once": once_token(),
+                    **self._ttl_values(COUNTER_RETENTION_SECONDS),
+                },
+            )
 
     def left(self, room: str) -> None:
         """One member fewer (after its membership was deleted). A membership that expires
@@ -262,10 +273,10 @@ class EventLog:
         with contextlib.suppress(client.exceptions.ConditionalCheckFailedException):
             self._table.update_item(
                 Key={"room": room, "seq": COUNTER_SEQ},
-                UpdateExpression="ADD members :minus",
-                ConditionExpression="attribute_exists(#l)",
-                ExpressionAttributeNames={"#l": "last"},
-                ExpressionAttributeValues={":minus": -1},
+                UpdateExpression="ADD members :minus SET " + ONCE_SET,
+                ConditionExpression="attribute_exists(#l) AND " + ONCE_CONDITION,
+                ExpressionAttributeNames={"#l": "last", **ONCE_NAMES},
+                ExpressionAttributeValues={":minus": -1, ":once": once_token()},
             )
 
     def opened(self, rooms: list[str]) -> list[str]:
@@ -285,21 +296,28 @@ class EventLog:
         (`open_room`), leaving it without one. A counter from before members were counted has
         no count: it may have members."""
         client = self._table.meta.client
+        token = once_token()
         try:
             result = self._table.update_item(
                 Key={"room": room, "seq": COUNTER_SEQ},
-                UpdateExpression="ADD #l :n SET #t = :ttl, expiry_day = :day",
-                ConditionExpression="attribute_exists(#l)",
-                ExpressionAttributeNames={"#l": "last", "#t": "ttl"},
+                UpdateExpression="ADD #l :n SET #t = :ttl, expiry_day = :day, " + ONCE_SET,
+                ConditionExpression="attribute_exists(#l) AND " + ONCE_CONDITION,
+                ExpressionAttributeNames={"#l": "last", "#t": "ttl", **ONCE_NAMES},
                 ExpressionAttributeValues={
                     ":n": count,
+                    ":once": token,
                     **self._ttl_values(COUNTER_RETENTION_SECONDS),
                 },
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except client.exceptions.ConditionalCheckFailedException:
-            return None
-        counter = result["Attributes"]
+        except client.exceptions.ConditionalCheckFailedException as exc:
+            counter = refused_item(exc)
+            if counter is None or counter.get(ONCE_NAMES["#once"]) != token:
+                return None
+            # this very reservation, applied already: its answer was lost and the SDK sent it again
+        else:
+            counter = result["Attributes"]
         return int(counter["last"]) - count + 1, int(counter.get("members", 1)) > 0
 
     @staticmethod
