@@ -61,8 +61,14 @@ ACCESS: dict[str, tuple[str, ...]] = {
         "dynamodb:Query",
         "dynamodb:UpdateItem",
     ),
-    "table:login_attempts": ("dynamodb:BatchWriteItem", "dynamodb:Query"),
+    "table:login_attempts": (
+        "dynamodb:BatchWriteItem",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",  # login budgets' slots, refusal counts of floods
+    ),
     "table:jobs": (
+        "dynamodb:BatchGetItem",  # job search reads the jobs an index names
         "dynamodb:BatchWriteItem",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",

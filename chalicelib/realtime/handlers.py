@@ -105,6 +105,11 @@ def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | st
     """The replies to one client frame, in order (a resume yields every replayed envelope)."""
     frame: Any = None
     try:
+        bad: frames.BadFrame | None = None
+        try:
+            frame = frames.parse_frame(body)
+        except frames.BadFrame as exc:
+            bad = exc  # refused after the frame's token is taken: malformed frames count too
         stage = limits.limits()
         verdict = FrameLimit(aws.table("ws_connections"), stage.ws_frame_rate, stage.ws_frame_burst).take(connection_id)
         if verdict.connection is None:
@@ -113,10 +118,8 @@ def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | st
         if verdict.refused:
             yield _rate_limited(verdict.refused, stage)
             return
-        try:
-            frame = frames.parse_frame(body)
-        except frames.BadFrame as exc:
-            yield protocol.error(str(exc), exc.action)
+        if bad is not None:
+            yield protocol.error(str(bad), bad.action)
             return
         yield from _act(verdict.connection, frame)
     except rooms.RoomRefused as exc:

@@ -362,7 +362,9 @@ def test_a_reload_keeps_the_session_and_no_script_can_read_a_token(served: Local
     )
     assert readable == {"cookie": "", "session": "{}", "local": "{}"}
     [cookie] = [c for c in page.context.cookies() if c["name"] == "__Host-inkwell_refresh"]
-    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/api/auth"
+    assert (
+        cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
+    )  # __Host-
 
     # WHEN the admin signs out THEN a reload asks for a login again
     page.click("#logout")
