@@ -317,13 +317,16 @@ QUEUES: dict[str, Queue] = {q.name: q for q in (*_QUEUES, *(_high(q) for q in _Q
 
 @dataclass(frozen=True)
 class Schedule:
-    """An EventBridge rule that enqueues one job (see chalicelib.schedules)."""
+    """An EventBridge Scheduler schedule that enqueues one job (see chalicelib.schedules); the
+    expression, zone and state here are the defaults an admin may change at run time."""
 
     name: str
-    expression: str  # cron(...) or rate(...), UTC
+    expression: str  # cron(...) or rate(...), read in `timezone`
     description: str
     queue: str
     job_type: str
+    timezone: str = "UTC"  # IANA
+    enabled: bool = True
 
 
 SCHEDULES: dict[str, Schedule] = {

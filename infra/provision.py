@@ -11,7 +11,7 @@ point-in-time recovery, KMS encryption of tables and SSE of queues, matching the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from chalicelib import catalog, config
@@ -120,6 +120,40 @@ def create_queues(
         sqs.set_queue_attributes(QueueUrl=url, Attributes=queue_attributes(queue, dlq_arn, hardened))
         urls[queue.name], urls[queue.dlq] = url, dlq_url
     return urls
+
+
+def create_schedules(
+    scheduler: Any, function_arn: Callable[[str], str], role_arn: str, settings: config.Settings | None = None
+) -> list[str]:
+    """The stage's EventBridge Scheduler group and a schedule per catalogue schedule (its target
+    the handler's Lambda, `function_arn(handler name)`); returns the names it created or fixed.
+
+    Converging without undoing run-time changes: a missing schedule is created as the catalogue
+    says; an existing one keeps its expression, zone and state (an admin may have changed them,
+    `PUT /api/schedules/{name}`) and gets its target, role, input and flexible window put right."""
+    from chalicelib.schedules import remote, slots
+
+    settings = settings or config.get()
+    group = remote.group_name(settings.stage)
+    try:
+        scheduler.get_schedule_group(Name=group)
+    except scheduler.exceptions.ResourceNotFoundException:
+        scheduler.create_schedule_group(Name=group)
+    changed: list[str] = []
+    for schedule in catalog.SCHEDULES.values():
+        wanted = remote.definition(schedule, function_arn(slots.handler_name(schedule.name)), role_arn, group)
+        try:
+            found = scheduler.get_schedule(Name=schedule.name, GroupName=group)
+        except scheduler.exceptions.ResourceNotFoundException:
+            scheduler.create_schedule(**wanted)
+            changed.append(schedule.name)
+            continue
+        kept = {k: found[k] for k in ("ScheduleExpression", "ScheduleExpressionTimezone", "State") if found.get(k)}
+        target = {k: found.get("Target", {}).get(k) for k in wanted["Target"]}
+        if target != wanted["Target"] or found.get("FlexibleTimeWindow") != wanted["FlexibleTimeWindow"]:
+            scheduler.update_schedule(**{**wanted, **kept})
+            changed.append(schedule.name)
+    return changed
 
 
 def provision(

@@ -129,6 +129,8 @@ class SettingPage(Page):
 class Schedule(BaseModel):
     name: str
     expression: str
+    timezone: str
+    enabled: bool
     description: str
     queue: str
     job_type: str
