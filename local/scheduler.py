@@ -141,3 +141,29 @@ def fast_clock(
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def fire_one_time(scheduler: Any, sqs: Any, group: str, now: float) -> list[str]:
+    """EventBridge Scheduler's one-time schedules (`at(...)`, the delayed jobs') that are due at
+    `now`: send each one's input to its SQS target, then delete it (ActionAfterCompletion
+    DELETE); returns their names. moto stores them and fires nothing: this is the firing."""
+    fired: list[str] = []
+    try:
+        listed = scheduler.list_schedules(GroupName=group, NamePrefix="job-")["Schedules"]
+    except Exception:
+        return fired  # no group yet
+    for summary in listed:
+        found = scheduler.get_schedule(Name=summary["Name"], GroupName=group)
+        expression = found.get("ScheduleExpression", "")
+        if not expression.startswith("at(") or found.get("State") == "DISABLED":
+            continue
+        due = datetime.fromisoformat(expression[3:-1]).replace(tzinfo=UTC).timestamp()
+        if due > now:
+            continue
+        target = found["Target"]
+        url = sqs.get_queue_url(QueueName=target["Arn"].rsplit(":", 1)[-1])["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody=target["Input"])
+        if found.get("ActionAfterCompletion") == "DELETE":
+            scheduler.delete_schedule(Name=found["Name"], GroupName=group)
+        fired.append(found["Name"])
+    return fired

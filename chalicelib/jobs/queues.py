@@ -4,9 +4,10 @@ A message carries only what routes it to its record: `{"job_id", "run", "queue",
 payload lives in the record (which the claim reads back anyway). `run` tells a message of an
 earlier run (before an admin's retry or a promote) from the current one.
 
-Delays beyond SQS's 15 minutes are hops: the message also carries `run_at` (epoch seconds) and
-goes with the longest DelaySeconds SQS allows; the worker sends one that arrives early on again,
-delayed by what remains (at most 900 s), and acknowledges it, using no attempt.
+Delays beyond SQS's 15 minutes wait on a one-time schedule (`later`), which sends the message
+when due. A message that carries `run_at` (epoch seconds; sent in hops before one-time schedules,
+or by a caller of `first_hop`) and arrives early is sent on again by the worker, delayed by what
+remains (at most 900 s), and acknowledged, using no attempt.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class JobQueues:
     def __init__(self, sqs: Any, url_of: Callable[[str], str]) -> None:
         self._sqs = sqs
         self._url_of = url_of
+
+    def url(self, queue: str) -> str:
+        return self._url_of(queue)
 
     def send(self, queue: str, message: JobMessage | str, delay_seconds: int = 0) -> str:
         body = message if isinstance(message, str) else message.body()
