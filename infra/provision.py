@@ -123,7 +123,7 @@ def create_queues(
 
 
 def create_schedules(
-    scheduler: Any, function_arn: Callable[[str], str], role_arn: str, settings: config.Settings | None = None
+    scheduler: Any, function_arn: Callable[[str], str], role_arn: str, stage: str | None = None
 ) -> list[str]:
     """The stage's EventBridge Scheduler group and a schedule per catalogue schedule (its target
     the handler's Lambda, `function_arn(handler name)`); returns the names it created or fixed.
@@ -133,8 +133,7 @@ def create_schedules(
     `PUT /api/schedules/{name}`) and gets its target, role, input and flexible window put right."""
     from chalicelib.schedules import remote, slots
 
-    settings = settings or config.get()
-    group = remote.group_name(settings.stage)
+    group = remote.group_name(stage or config.get().stage)
     try:
         scheduler.get_schedule_group(Name=group)
     except scheduler.exceptions.ResourceNotFoundException:

@@ -25,6 +25,7 @@ from typing import Any
 
 from chalicelib import catalog, config
 from infra import iam, monitoring, provision
+from infra import schedules as scheduler_template
 from infra.app_shape import AppShape
 from infra.monitoring import API_STAGE
 
@@ -278,6 +279,7 @@ def overlay(shape: AppShape, webhook_url: str = "") -> dict[str, Any]:
             timeouts[source.function] = max(timeouts.get(source.function, 0), queue.function_timeout)
         events.setdefault(source.function, {})[source.event] = {"Properties": props}
     resources.update(monitoring_resources(shape))
+    resources.update(scheduler_template.template_resources(shape))
     for cfn, fn in shape.functions.items():
         props = {"Environment": {"Variables": env}}
         if cfn in timeouts:
@@ -410,6 +412,7 @@ def problems(template: dict[str, Any], shape: AppShape | None = None) -> list[st
             if any(config.name_variable(t) not in env for t in catalog.TABLES):
                 out.append(f"{cfn} is not told the table names")
     out += monitoring_problems(template, shape)
+    out += scheduler_template.template_problems(template, shape)
     for role_id, role in _of_type(template, "AWS::IAM::Role").items():
         for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:

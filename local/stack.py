@@ -149,6 +149,9 @@ class Stack:
             self._stop,
             clock=fast_clock(cfg.scheduler_start, cfg.scheduler_speed),
             speed=cfg.scheduler_speed,
+            scheduler=aws.client("scheduler"),
+            sqs=aws.client("sqs"),
+            group=config.physical_name(settings.stage),
         )
         self.pollers = [
             SqsPoller(q, aws.client("sqs"), aws.client("lambda"), settings.region, self._stop) for q in queue_handlers

@@ -1,7 +1,8 @@
-"""Scheduled tasks: EventBridge rules that each enqueue one job, exactly once per slot.
+"""Scheduled tasks: EventBridge Scheduler schedules that each enqueue one job, exactly once per slot.
 
-`handler(app, name)` registers a catalogue schedule as its own `@app.schedule` Lambda; when it
-fires it only enqueues the schedule's job with the idempotency key `<name>#<slot>` (see `slots`),
+`handler(app, name)` registers a catalogue schedule as its own Lambda, which the stage's
+Scheduler schedule invokes (`remote`: in a time zone, changeable at run time with `update`);
+when it fires it only enqueues the schedule's job with the idempotency key `<name>#<slot>` (see `slots`),
 and records that job as the schedule's last run. Job events then store its outcome. A job that
 comes from a schedule runs inside `exclusive(job, ctx)`, which holds the schedule's lease so that
 a run never overlaps the previous one: while that one is active the new job waits, and then
@@ -288,16 +289,15 @@ def exclusive(job: dict[str, Any], ctx: Any = None, *, poll: float = LEASE_POLL_
 
 
 def handler(app: Any, name: str) -> Any:
-    """Register schedule `name` as its own `@app.schedule` Lambda, whose handler is
+    """Register schedule `name` as its own Lambda (`app.lambda_function`), which the stage's
+    EventBridge Scheduler schedule of that name invokes (see `remote`); its handler is
     `app.<handler_name>`: assign the result to that name in app.py."""
-    schedule = catalog.SCHEDULES[name]
     handler_name = slots.handler_name(name)
 
-    def on_schedule(event: Any) -> None:
-        # EventBridge Scheduler's input (a dict) or a rule's CloudWatchEvent: either has `time`
-        fields = event if isinstance(event, dict) else getattr(event, "to_dict", lambda: {})()
-        time_ = fields.get("time") or getattr(event, "time", None)
-        fire(name, time_, scheduled=fields.get("source") == "aws.scheduler")
+    def on_schedule(event: Any, context: Any = None) -> None:
+        # Scheduler's input (remote.fire_input): `time` is the scheduled time, the slot
+        fields = event if isinstance(event, dict) else {}
+        fire(name, fields.get("time"), scheduled=fields.get("source") == "aws.scheduler")
 
     on_schedule.__name__ = on_schedule.__qualname__ = handler_name
-    return app.schedule(schedule.expression, name=handler_name, description=schedule.description)(on_schedule)
+    return app.lambda_function(name=handler_name)(on_schedule)

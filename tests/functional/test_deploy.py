@@ -29,6 +29,7 @@ def clients(aws_mock: None) -> dict[str, Any]:
         "apigatewayv2",
         "lambda",
         "events",
+        "scheduler",
     )
     return {name: aws.client(name) for name in names}
 

@@ -3,6 +3,7 @@ roles, validation, audit, the deployed schedule, the listing, once per slot acro
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -134,3 +135,17 @@ def test_once_per_slot_holds_across_a_change(api, jobs):
     # an event without Scheduler's scheduled time is placed by the current expression and zone
     placed = schedules.fire("daily-analytics", "2026-07-01T09:00:41Z")
     assert placed is not None and placed["id"] == later["id"]
+
+
+def test_the_lambda_takes_scheduler_s_input_and_its_scheduled_time_is_the_slot(client, jobs):
+    text = remote.fire_input("session-cleanup")
+    for placeholder, value in (
+        ("<aws.scheduler.scheduled-time>", "2026-11-28T10:00:00Z"),
+        ("<aws.scheduler.execution-id>", "e1"),
+        ("<aws.scheduler.schedule-arn>", "arn:aws:scheduler:us-east-1:123456789012:schedule/inkwell-test/x"),
+    ):
+        text = text.replace(placeholder, value)
+    for _ in range(2):  # delivered twice
+        client.lambda_.invoke("session_cleanup", json.loads(text))
+    [job] = jobs.enqueued
+    assert job["payload"]["slot"] == "2026-11-28T10:00:00Z"
