@@ -18,6 +18,8 @@ import sys
 import time
 from typing import Any
 
+from local import fair_sqs
+
 # Signed requests of these services go to one backend per (region, service, X-Amz-Target prefix)
 # whatever their path: the dispatcher's answer is kept instead of worked out again under its lock.
 _CACHED_SERVICES = frozenset({"dynamodb", "sqs", "lambda", "events", "iam", "sts", "ssm", "logs", "monitoring"})
@@ -132,6 +134,7 @@ def main(port: int) -> None:
     for noisy in ("werkzeug", "moto"):  # werkzeug would log every request (a fifth of the time)
         logging.getLogger(noisy).setLevel(logging.ERROR)
     _detach_delivery()
+    fair_sqs.install()  # SQS fair queues (MessageGroupId on a standard queue), which moto lacks
     _cache_dispatch()
     _keep_alive()
     parent = os.getppid()

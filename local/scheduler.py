@@ -248,7 +248,9 @@ def fire_one_time(scheduler: Any, sqs: Any, group: str, now: float) -> list[str]
             continue
         target = found["Target"]
         url = sqs.get_queue_url(QueueName=target["Arn"].rsplit(":", 1)[-1])["QueueUrl"]
-        sqs.send_message(QueueUrl=url, MessageBody=target["Input"])
+        message_group = (target.get("SqsParameters") or {}).get("MessageGroupId")
+        extra = {"MessageGroupId": message_group} if message_group else {}
+        sqs.send_message(QueueUrl=url, MessageBody=target["Input"], **extra)
         if found.get("ActionAfterCompletion") == "DELETE":
             scheduler.delete_schedule(Name=found["Name"], GroupName=group)
         fired.append(found["Name"])

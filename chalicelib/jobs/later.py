@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from datetime import UTC, datetime
+from typing import Any
 
 from chalicelib import aws, config
 
@@ -50,8 +51,17 @@ def role_arn(queue_url: str) -> str:
     return os.environ.get(ROLE_ARN) or default
 
 
-def hold(name: str, queue_url: str, body: str, run_at: float) -> None:
-    """One CreateSchedule: `body` goes to the queue at `run_at`, then the schedule is gone."""
+def hold(name: str, queue_url: str, body: str, run_at: float, group: str | None = None) -> None:
+    """One CreateSchedule: `body` goes to the queue at `run_at` (with MessageGroupId `group` on a
+    fair queue), then the schedule is gone."""
+    target: dict[str, Any] = {
+        "Arn": queue_arn(queue_url),
+        "RoleArn": role_arn(queue_url),
+        "Input": body,
+        "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
+    }
+    if group:
+        target["SqsParameters"] = {"MessageGroupId": group}
     aws.client("scheduler").create_schedule(
         Name=name,
         GroupName=config.physical_name(config.get().stage),
@@ -59,12 +69,7 @@ def hold(name: str, queue_url: str, body: str, run_at: float) -> None:
         ScheduleExpressionTimezone="UTC",
         FlexibleTimeWindow={"Mode": "OFF"},
         ActionAfterCompletion="DELETE",
-        Target={
-            "Arn": queue_arn(queue_url),
-            "RoleArn": role_arn(queue_url),
-            "Input": body,
-            "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
-        },
+        Target=target,
     )
 
 

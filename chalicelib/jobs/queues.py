@@ -66,11 +66,14 @@ class JobQueues:
     def url(self, queue: str) -> str:
         return self._url_of(queue)
 
-    def send(self, queue: str, message: JobMessage | str, delay_seconds: int = 0) -> str:
+    def send(self, queue: str, message: JobMessage | str, delay_seconds: int = 0, group: str | None = None) -> str:
+        """`group`: the MessageGroupId on a fair queue (the job's user)."""
         body = message if isinstance(message, str) else message.body()
         kwargs: dict[str, Any] = {"QueueUrl": self._url_of(queue), "MessageBody": body}
         if delay_seconds:
             kwargs["DelaySeconds"] = int(delay_seconds)
+        if group:
+            kwargs["MessageGroupId"] = group
         return self._sqs.send_message(**kwargs)["MessageId"]
 
     def hide(self, queue: str, receipt_handle: str, seconds: int) -> None:

@@ -229,12 +229,21 @@ def _send(sqs: JobQueues, record: dict[str, Any], delay_seconds: float = 0) -> N
     """Send a job's message to the queue of its priority: with DelaySeconds up to SQS's 15
     minutes, or, for a longer delay, to a one-time schedule that sends it when due (`later`)."""
     target = catalog.priority_queue(record["queue"], record.get("priority") or "normal")
+    group = fair_group(record)
     if delay_seconds > MAX_DELAY_SECONDS:
         name = later.schedule_name(record["id"], int(record.get("run", 1)))
-        later.hold(name, sqs.url(target), message_for(record).body(), timeutil.now() + delay_seconds)
+        later.hold(name, sqs.url(target), message_for(record).body(), timeutil.now() + delay_seconds, group)
         return
     delay, run_at = first_hop(delay_seconds, timeutil.now())
-    sqs.send(target, message_for(record, run_at), delay)
+    sqs.send(target, message_for(record, run_at), delay, group)
+
+
+def fair_group(record: dict[str, Any]) -> str | None:
+    """The MessageGroupId of a job's message on a fair queue: its user (jobs of no user share
+    one group, `system`); None on other queues."""
+    if not catalog.queue(record["queue"]).fair:
+        return None
+    return str(record.get("user_id") or "system")
 
 
 def _release(record: dict[str, Any]) -> None:

@@ -44,7 +44,9 @@ def shape() -> AppShape:
             "jobs_articles-sqs-event-source",
         )
     )
-    s.schedules.append(ScheduleSource("DailyAnalytics", "DailyAnalyticsSchedule", "cron(0 2 * * ? *)", "daily-analytics"))
+    s.schedules.append(
+        ScheduleSource("DailyAnalytics", "DailyAnalyticsSchedule", "cron(0 2 * * ? *)", "daily-analytics")
+    )
     return s
 
 

@@ -475,3 +475,28 @@ def test_stats_show_the_high_priority_depths(api, clock):
     assert emails["waiting"] == 3
     assert emails["priorities"]["high"]["waiting"] == 2
     assert emails["priorities"]["normal"]["waiting"] == 1
+
+
+# --- fairness: the articles queue is a fair queue ---------------------------------------------------
+
+
+def test_an_articles_job_s_message_carries_its_user_as_message_group(clock, sqs_calls):
+    enqueue("articles", "generate", {"article_id": "a"}, user_id="u-1")
+    enqueue("articles", "generate", {"article_id": "b"})  # no user: the shared group
+    enqueue("emails", "send", {}, user_id="u-1")  # not a fair queue: no group
+    sent = [params for name, params in sqs_calls if name == "SendMessage"]
+    assert [p.get("MessageGroupId") for p in sent] == ["u-1", "system", None]
+
+
+def test_a_long_delayed_articles_job_s_schedule_keeps_its_group(clock):
+    job = enqueue("articles", "generate", {"article_id": "a"}, user_id="u-2", delay_seconds=2 * HOUR)
+    from chalicelib.jobs import later
+
+    found = aws.client("scheduler").get_schedule(Name=later.schedule_name(job["id"], 1), GroupName=_group())
+    assert found["Target"]["SqsParameters"] == {"MessageGroupId": "u-2"}
+
+
+def _group() -> str:
+    from chalicelib import config
+
+    return config.physical_name(config.get().stage)
