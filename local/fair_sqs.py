@@ -46,9 +46,8 @@ def install() -> None:
         visible = original.fget(self)
         if self.fifo_queue:
             return visible
-        in_flight: Counter[str] = Counter(
-            m.group_id for m in self._messages if m.group_id and not m.visible and not m.delayed
-        )
+        # received and not deleted (moto's pending set), and not visible again: in flight
+        in_flight: Counter[str] = Counter(m.group_id for m in self.pending_messages if m.group_id and not m.visible)
         return fair_order(visible, in_flight)
 
     models.Queue.messages = property(messages)  # type: ignore[method-assign,assignment]
