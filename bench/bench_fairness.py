@@ -84,15 +84,14 @@ def run_queue(jobs_by_user: dict[str, int]) -> tuple[dict[str, list[int]], int]:
 
 
 def measure(fair: bool) -> dict[str, Any]:
+    import time
+
+    import moto.sqs.models as sqs_models
     from moto import mock_aws
 
     from chalicelib import aws, config
     from infra import provision
     from local import fair_sqs
-
-    import time
-
-    import moto.sqs.models as sqs_models
 
     # moto reads its clock through datetime conversions, millions of times for a 1,000-message
     # queue: the plain clock instead (what the job tests' SQS clock does too)
