@@ -126,7 +126,8 @@ def create_schedules(
     scheduler: Any, function_arn: Callable[[str], str], role_arn: str, stage: str | None = None
 ) -> list[str]:
     """The stage's EventBridge Scheduler group and a schedule per catalogue schedule (its target
-    the handler's Lambda, `function_arn(handler name)`); returns the names it created or fixed.
+    the handler's Lambda, `function_arn(handler name)`, empty for a handler the app lacks: no
+    schedule); returns the names it created or fixed.
 
     Converging without undoing run-time changes: a missing schedule is created as the catalogue
     says; an existing one keeps its expression, zone and state (an admin may have changed them,
@@ -140,7 +141,10 @@ def create_schedules(
         scheduler.create_schedule_group(Name=group)
     changed: list[str] = []
     for schedule in catalog.SCHEDULES.values():
-        wanted = remote.definition(schedule, function_arn(slots.handler_name(schedule.name)), role_arn, group)
+        arn = function_arn(slots.handler_name(schedule.name))
+        if not arn:
+            continue  # an app without this schedule's handler (a test app of the local stack)
+        wanted = remote.definition(schedule, arn, role_arn, group)
         try:
             found = scheduler.get_schedule(Name=schedule.name, GroupName=group)
         except scheduler.exceptions.ResourceNotFoundException:

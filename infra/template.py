@@ -345,7 +345,11 @@ def sqs_events(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
 
 
 def schedule_expressions(template: dict[str, Any]) -> list[str]:
-    found = []
+    """The expressions of the template's EventBridge Scheduler schedules (and of any rule left)."""
+    found = [
+        " ".join(str(res["Properties"]["ScheduleExpression"]).split())
+        for res in _of_type(template, "AWS::Scheduler::Schedule").values()
+    ]
     for fn in _of_type(template, "AWS::Serverless::Function").values():
         for ev in (fn["Properties"].get("Events") or {}).values():
             if ev.get("Type") == "Schedule":
