@@ -147,6 +147,10 @@ def test_every_role_has_only_its_functions_policy(sam: dict[str, Any]) -> None:
     # API Gateway's role for writing access logs is no function's
     (managed,) = roles.pop("ApiGatewayCloudWatchRole")["Properties"]["ManagedPolicyArns"]
     assert managed["Fn::Sub"].endswith(":policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs")
+    # EventBridge Scheduler's: it invokes the schedules' functions and sends delayed jobs, nothing else
+    (scheduler,) = roles.pop("SchedulerRole")["Properties"]["Policies"]
+    actions = {a for st in scheduler["PolicyDocument"]["Statement"] for a in st["Action"]}
+    assert actions == {"lambda:InvokeFunction", "sqs:SendMessage"}
     functions = resources_of(sam, "AWS::Serverless::Function")
     assert len(roles) == len(functions)
     for role in roles.values():
