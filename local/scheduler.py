@@ -29,6 +29,7 @@ from typing import Any
 from chalice.local import LambdaContext
 
 from chalicelib import cron
+from chalicelib.schedules import slots
 from local import logs
 from local.emulated_aws import ACCOUNT
 from local.sources import ScheduleSource
@@ -142,10 +143,22 @@ class Scheduler:
                 logs.line("SCHED", f"{source.name}: no Scheduler input ({type(exc).__name__}); a plain event")
         return scheduled_event(source.rule_arn or source.schedule_arn, at, self._region)
 
+    def _latest(self, source: ScheduleSource) -> datetime:
+        """On demand, a Scheduler schedule's event is its latest firing delivered again (its
+        scheduled time, the slot); a rule's is now, as EventBridge would send it."""
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        if not source.schedule:
+            return now
+        expression, zone, _ = self.settings(source)
+        try:
+            return slots.slot_of(expression, now, zone)
+        except ValueError:
+            return now
+
     def fire(self, name: str, at: datetime | None = None, reason: str = "on demand") -> dict[str, Any]:
         """Invoke one schedule's handler now (synchronously); a summary of the firing."""
         source = self.find(name)
-        event = self.event(source, at or datetime.fromtimestamp(self._clock(), UTC))
+        event = self.event(source, at or self._latest(source))
         context = LambdaContext(source.function_name, 512, 60_000)
         started = time.perf_counter()
         summary: dict[str, Any] = {
