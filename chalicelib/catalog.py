@@ -60,6 +60,9 @@ class Queue:
     # The same for its `-high` priority queue's consumer: high jobs' own share, on top of `concurrency`.
     high_concurrency: int = 2
     serves: str | None = None  # a priority queue: the job queue whose `high` jobs it carries
+    # Fair between users: each message's MessageGroupId is its job's user, so SQS (a fair queue)
+    # delivers a user with a large backlog no sooner than the others (docs/jobs.md, "Fairness").
+    fair: bool = False
     # The code reads its dead-letter queue (the worker, the dashboard, health); False: only its
     # alarm watches it, and the role gets no access to it.
     dead_letters_read: bool = True
@@ -249,6 +252,7 @@ _QUEUES = (
         function_timeout=120,
         batch_size=3,
         concurrency=5,  # the article generator is rate-limited: few calls at once
+        fair=True,  # one user's thousand generations do not hold back everyone else's
         description="article generation, publish, archive",
         job_types=("generate", "publish", "archive"),
     ),
@@ -329,13 +333,16 @@ QUEUES: dict[str, Queue] = {q.name: q for q in (*_QUEUES, *(_high(q) for q in _Q
 
 @dataclass(frozen=True)
 class Schedule:
-    """An EventBridge rule that enqueues one job (see chalicelib.schedules)."""
+    """An EventBridge Scheduler schedule that enqueues one job (see chalicelib.schedules); the
+    expression, zone and state here are the defaults an admin may change at run time."""
 
     name: str
-    expression: str  # cron(...) or rate(...), UTC
+    expression: str  # cron(...) or rate(...), read in `timezone`
     description: str
     queue: str
     job_type: str
+    timezone: str = "UTC"  # IANA
+    enabled: bool = True
 
 
 SCHEDULES: dict[str, Schedule] = {

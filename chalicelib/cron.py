@@ -19,8 +19,9 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["Cron", "CronError", "Rate", "next_run", "parse", "validate"]
+__all__ = ["Cron", "CronError", "Rate", "ZoneError", "next_run", "parse", "validate", "zone"]
 
 MONTHS = {
     name: i
@@ -35,6 +36,20 @@ _UNITS = {"minute": 60, "hour": 3600, "day": 86400}
 
 class CronError(ValueError):
     """An expression EventBridge would refuse (or one this module does not support)."""
+
+
+class ZoneError(ValueError):
+    """Not an IANA time zone name (`Europe/Paris`, `UTC`)."""
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone `name`; raises ZoneError."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*", name):
+        raise ZoneError(f"{name!r} is not an IANA time zone name")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise ZoneError(f"{name!r} is not a known time zone") from exc
 
 
 @dataclass(frozen=True)
@@ -205,12 +220,32 @@ def _as_datetime(moment: datetime | float) -> datetime:
     return datetime.fromtimestamp(moment, UTC)
 
 
-def next_run(expression: str, after: datetime | float, anchor: datetime | float | None = None) -> datetime | None:
+def next_run(
+    expression: str, after: datetime | float, anchor: datetime | float | None = None, timezone: str = "UTC"
+) -> datetime | None:
     """The first fire time strictly after `after` (a datetime, naive = UTC, or epoch seconds), as an
     aware UTC datetime; None when a cron never fires again. `anchor` is a rate's start (rule
-    creation), the epoch by default. Raises CronError for a bad expression."""
+    creation), the epoch by default. A cron is read in `timezone` (IANA) as EventBridge Scheduler
+    reads it: a wall time that does not exist (the spring-forward gap) does not fire that day, and
+    one that happens twice (the fall-back hour) fires once, the first time. A rate counts elapsed
+    time, whatever the zone. Raises CronError for a bad expression, ZoneError for a bad zone."""
     schedule = parse(expression)
     start = _as_datetime(after)
     if isinstance(schedule, Rate):
         return schedule.next_after(start, _as_datetime(anchor) if anchor is not None else None)
-    return schedule.next_after(start)
+    if timezone in ("UTC", "Etc/UTC"):
+        return schedule.next_after(start)
+    return _next_in_zone(schedule, start, zone(timezone))
+
+
+def _next_in_zone(schedule: Cron, start: datetime, tz: ZoneInfo) -> datetime | None:
+    # the cron walks wall-clock times (tagged UTC only to reuse its arithmetic)
+    wall = start.astimezone(tz).replace(tzinfo=UTC)
+    while (wall := schedule.next_after(wall)) is not None:  # type: ignore[assignment]
+        local = wall.replace(tzinfo=tz, fold=0)
+        moment = local.astimezone(UTC)
+        if moment.astimezone(tz).replace(tzinfo=None) != wall.replace(tzinfo=None):
+            continue  # in the spring-forward gap: no such time today
+        if moment > start:
+            return moment
+    return None

@@ -52,11 +52,13 @@ class SqsSource:
 
 @dataclass(frozen=True)
 class ScheduleSource:
-    function: str
-    event: str
+    """A catalogue schedule: an EventBridge Scheduler schedule (not Chalice's) invoking a function."""
+
+    function: str  # logical id of the invoked function (`DailyAnalytics`)
+    event: str  # logical id of the AWS::Scheduler::Schedule (`DailyAnalyticsSchedule`)
     expression: str
-    resource: str = ""  # Chalice's resource name (`daily_analytics-event`)
-    rule: str = ""  # the EventBridge rule's name on the `chalice deploy` path
+    resource: str = ""  # the schedule's name in the stage's group (`daily-analytics`)
+    timezone: str = "UTC"
 
 
 @dataclass
@@ -127,16 +129,6 @@ def load(stage: str, project_dir: Path = ROOT) -> AppShape:
                     model.resource_name,
                 )
             )
-        elif isinstance(model, models.ScheduledEvent):
-            shape.schedules.append(
-                ScheduleSource(
-                    cfn_name(model.lambda_function.resource_name),
-                    cfn_name(model.resource_name),
-                    model.schedule_expression,
-                    model.resource_name,
-                    model.rule_name,
-                )
-            )
         elif isinstance(model, models.WebsocketAPI):
             shape.websocket = True
             shape.websocket_name = model.name
@@ -147,5 +139,18 @@ def load(stage: str, project_dir: Path = ROOT) -> AppShape:
         fn = shape.functions.pop("ApiHandler")
         shape.functions["APIHandler"] = dataclasses.replace(fn, cfn="APIHandler")
     shape.sqs.sort(key=lambda s: s.event)
-    shape.schedules.sort(key=lambda s: s.event)
+    shape.schedules = schedule_sources(shape)
     return shape
+
+
+def schedule_sources(shape: AppShape) -> list[ScheduleSource]:
+    """The catalogue's schedules whose handler (`chalicelib.schedules.handler`) the app has."""
+    from chalicelib import catalog
+    from chalicelib.schedules import slots
+
+    found = []
+    for schedule in catalog.SCHEDULES.values():
+        cfn = cfn_name(slots.handler_name(schedule.name))
+        if cfn in shape.functions:
+            found.append(ScheduleSource(cfn, cfn + "Schedule", schedule.expression, schedule.name, schedule.timezone))
+    return sorted(found, key=lambda s: s.event)

@@ -61,6 +61,7 @@ from typing import Any
 
 from chalicelib import catalog, config
 from infra import app_shape, chalice_cli, chalice_config, deploy_state, iam, monitoring, provision, throttling
+from infra import schedules as scheduler_deploy
 from infra.app_shape import AppShape
 from infra.monitoring import API_STAGE
 
@@ -365,6 +366,7 @@ def _clients(region: str) -> dict[str, Any]:
             "events",
             "kms",
             "s3",
+            "scheduler",
         )
     }
 
@@ -414,6 +416,7 @@ def deploy(
     documents = policy_documents(shape)
     roles = apply_policy_files(clients["iam"], documents)
     updated = set_environment(clients["lambda"], names, endpoints)
+    schedules = scheduler_deploy.deploy(clients, stage, account, region)
     log_groups = ensure_logging(clients, shape, record, region, account)
     throttled = ensure_throttling(clients, record, throttling.throttling(stage))
     expected = app_shape.stage_environment(stage)  # config.json now holds the endpoints
@@ -427,6 +430,7 @@ def deploy(
         "mappings_updated": mappings,
         "environments_updated": updated,
         "role_policies_updated": roles,
+        "schedules_created_or_fixed": schedules,
         "endpoints": {r["name"]: r.get("rest_api_url") for r in record["resources"] if r.get("rest_api_url")},
         "websocket": endpoints.get(config.WS_URL),
         "log_groups": log_groups,
@@ -454,6 +458,7 @@ def teardown(
             "Tables, queues and alarms were kept; fix the cause and run `make teardown` again."
         )
     deploy_state.forget(clients["ssm"], stage)
+    scheduler_deploy.teardown(clients, stage)
     chalice_config.set_websocket_endpoints(stage, {})
     if stage in iam.deployable_stages():  # no WebSocket API to pin ManageConnections to any more
         iam.write_policy_files(stage)

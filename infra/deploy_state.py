@@ -12,8 +12,9 @@ that a deploy holds what it should.
   creating second copies; duplicates a run of an older version left are deleted, and so is a
   WebSocket API without its stage (Chalice's update would never create the stage).
 - **Verification.** `problems` lists what a deployed stage lacks: one mapping per SQS consumer,
-  reporting batch item failures, with its queue's maximum concurrency; each schedule's rule; each
-  function's environment; the WebSocket endpoints.
+  reporting batch item failures, with its queue's maximum concurrency; each schedule's EventBridge
+  Scheduler schedule (and no rule of the `@app.schedule` days); each function's environment; the
+  WebSocket endpoints.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 
 from chalicelib import catalog, config
 from infra import app_shape, iam
+from infra import schedules as scheduler_deploy
 from infra.app_shape import AppShape
 from infra.monitoring import API_STAGE
 
@@ -194,8 +196,17 @@ def found_resources(clients: dict[str, Any], shape: AppShape, region: str) -> tu
                 }
             )
     for schedule in shape.schedules:
-        if schedule.rule and _rule_exists(clients["events"], schedule.rule):
-            found.append({"name": schedule.resource, "resource_type": "cloudwatch_event", "rule_name": schedule.rule})
+        # a rule an older version made for the schedule (`@app.schedule`): in the record, Chalice
+        # deletes it (the schedule is EventBridge Scheduler's now, infra.schedules)
+        rule = shape.functions[schedule.function].function_name + "-event"
+        if _rule_exists(clients["events"], rule):
+            found.append(
+                {
+                    "name": f"{shape.functions[schedule.function].name}-event",
+                    "resource_type": "cloudwatch_event",
+                    "rule_name": rule,
+                }
+            )
     rest = rest_api_ids(clients["apigateway"], shape) if shape.rest else []
     for api_id in rest[1:]:
         clients["apigateway"].delete_rest_api(restApiId=api_id)
@@ -276,17 +287,10 @@ def problems(
                 f"the mapping {fn.function_name} <- {queue} has maximum concurrency {most}, not {spec.concurrency}"
             )
     for schedule in shape.schedules:
-        fn = shape.functions[schedule.function]
-        try:
-            rule = clients["events"].describe_rule(Name=schedule.rule)
-        except clients["events"].exceptions.ResourceNotFoundException:
-            out.append(f"schedule rule {schedule.rule} is missing")
-            continue
-        targets = clients["events"].list_targets_by_rule(Rule=schedule.rule)["Targets"]
-        if rule.get("ScheduleExpression") != schedule.expression or rule.get("State") != "ENABLED":
-            out.append(f"schedule rule {schedule.rule} is not {schedule.expression}, enabled")
-        if not any(t["Arn"].endswith(f":function:{fn.function_name}") for t in targets):
-            out.append(f"schedule rule {schedule.rule} does not invoke {fn.function_name}")
+        rule = shape.functions[schedule.function].function_name + "-event"
+        if _rule_exists(clients["events"], rule):
+            out.append(f"the EventBridge rule {rule} is still there (schedules are EventBridge Scheduler's)")
+    out += scheduler_deploy.problems(clients, shape)
     for fn in shape.functions.values():
         try:
             current = lambda_client.get_function_configuration(FunctionName=fn.function_name)
@@ -320,7 +324,8 @@ def leftovers(clients: dict[str, Any], shape: AppShape) -> list[str]:
             left += [f"event source mapping {m['UUID']}" for m in _mappings(clients["lambda"], fn.function_name)]
         if fn.role_name and _role_arn(clients["iam"], fn.role_name) and f"role {fn.role_name}" not in left:
             left.append(f"role {fn.role_name}")
-    left += [f"rule {s.rule}" for s in shape.schedules if s.rule and _rule_exists(clients["events"], s.rule)]
+    rules = [shape.functions[s.function].function_name + "-event" for s in shape.schedules]
+    left += [f"rule {rule}" for rule in rules if _rule_exists(clients["events"], rule)]
     left += [f"REST API {api}" for api in rest_api_ids(clients["apigateway"], shape)]
     left += [f"WebSocket API {api}" for api in websocket_api_ids(clients["apigatewayv2"], shape)]
     return left

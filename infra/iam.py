@@ -16,8 +16,10 @@ its resource, and run `make policies` after a full run.
 
 Resource keys: `table:<name>` (a catalogue table and its indexes), `queue:<name>` / `dlq:<name>`
 (a catalogue queue / its dead-letter queue; `queue:*`, `dlq:*` mean every one), `secret:<name>`
-(one SSM parameter of `config.SECRETS`), `kms:audit` (the audit digest-signing key), `websocket` (the WebSocket API's connections), `email`
-(SES identities), `event-source-mapping` (this stage's SQS triggers), `logs`, and `*` (actions
+(one SSM parameter of `config.SECRETS`), `kms:audit` (the audit digest-signing key), `websocket`
+(the WebSocket API's connections), `email` (SES identities), `event-source-mapping` (this stage's
+SQS triggers), `schedules` (the stage's Scheduler group), `scheduler-role` (the role Scheduler
+assumes), `logs`, and `*` (actions
 that IAM only grants on every resource).
 """
 
@@ -131,6 +133,15 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "websocket": ("execute-api:ManageConnections",),
     "email": ("ses:SendEmail",),
     "event-source-mapping": ("lambda:UpdateEventSourceMapping",),
+    # the stage's EventBridge Scheduler group: run-time changes, delayed jobs' one-time schedules
+    "schedules": (
+        "scheduler:CreateSchedule",
+        "scheduler:DeleteSchedule",
+        "scheduler:GetSchedule",
+        "scheduler:UpdateSchedule",
+    ),
+    # handing Scheduler its role (inkwell-<stage>-scheduler) when creating or updating a schedule
+    "scheduler-role": ("iam:PassRole",),
     "*": ("lambda:ListEventSourceMappings",),
 }
 
@@ -268,6 +279,10 @@ def resource_arns(key: str, scope: Scope, actions: Iterable[str] = ()) -> list[s
         return [scope.arn("ses", "identity/*")]
     if key == "event-source-mapping":
         return [scope.arn("lambda", "event-source-mapping:*")]
+    if key == "schedules":
+        return [scope.arn("scheduler", f"schedule/{config.physical_name(scope.stage)}/*")]
+    if key == "scheduler-role":
+        return [scope.arn("iam", f"role/{config.physical_name(scope.stage, 'scheduler')}", region=False)]
     if key == "logs":
         groups = [f"log-group:/aws/lambda/{scope.functions}*"]
         if not scope.function_prefix:  # `chalice deploy` names the REST function `inkwell-<stage>`
@@ -413,6 +428,11 @@ def grants_for_call(service: str, operation: str, params: dict[str, Any], stage:
         return [(f"kms:{operation}", "kms:audit")]
     if service in ("ses", "sesv2"):
         return [(f"ses:{operation}", "email")]
+    if service == "scheduler" and "GroupName" in params:
+        found = [(f"scheduler:{operation}", "schedules")]
+        if operation in ("CreateSchedule", "UpdateSchedule"):
+            found.append(("iam:PassRole", "scheduler-role"))
+        return found
     if service == "lambda" and operation in ("UpdateEventSourceMapping", "GetEventSourceMapping"):
         return [(f"lambda:{operation}", "event-source-mapping")]
     return [(f"{prefix}:{operation}", "*")]

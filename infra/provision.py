@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from chalicelib import catalog, config
@@ -155,6 +155,43 @@ def create_queues(
         sqs.set_queue_attributes(QueueUrl=url, Attributes=queue_attributes(queue, dlq_arn, hardened))
         urls[queue.name], urls[queue.dlq] = url, dlq_url
     return urls
+
+
+def create_schedules(
+    scheduler: Any, function_arn: Callable[[str], str], role_arn: str, stage: str | None = None
+) -> list[str]:
+    """The stage's EventBridge Scheduler group and a schedule per catalogue schedule (its target
+    the handler's Lambda, `function_arn(handler name)`, empty for a handler the app lacks: no
+    schedule); returns the names it created or fixed.
+
+    Converging without undoing run-time changes: a missing schedule is created as the catalogue
+    says; an existing one keeps its expression, zone and state (an admin may have changed them,
+    `PUT /api/schedules/{name}`) and gets its target, role, input and flexible window put right."""
+    from chalicelib.schedules import remote, slots
+
+    group = remote.group_name(stage or config.get().stage)
+    try:
+        scheduler.get_schedule_group(Name=group)
+    except scheduler.exceptions.ResourceNotFoundException:
+        scheduler.create_schedule_group(Name=group)
+    changed: list[str] = []
+    for schedule in catalog.SCHEDULES.values():
+        arn = function_arn(slots.handler_name(schedule.name))
+        if not arn:
+            continue  # an app without this schedule's handler (a test app of the local stack)
+        wanted = remote.definition(schedule, arn, role_arn, group)
+        try:
+            found = scheduler.get_schedule(Name=schedule.name, GroupName=group)
+        except scheduler.exceptions.ResourceNotFoundException:
+            scheduler.create_schedule(**wanted)
+            changed.append(schedule.name)
+            continue
+        kept = {k: found[k] for k in ("ScheduleExpression", "ScheduleExpressionTimezone", "State") if found.get(k)}
+        target = {k: found.get("Target", {}).get(k) for k in wanted["Target"]}
+        if target != wanted["Target"] or found.get("FlexibleTimeWindow") != wanted["FlexibleTimeWindow"]:
+            scheduler.update_schedule(**{**wanted, **kept})
+            changed.append(schedule.name)
+    return changed
 
 
 def provision(

@@ -202,6 +202,9 @@ def functions(app_module: types.ModuleType) -> dict[str, Function]:
         job_queue = catalog.job_queue_of(queue) if queue in catalog.QUEUES else None
         job_queue = job_queue if job_queue in catalog.job_queues() else None
         out[source.name] = Function(source.name, reach(roots, app_module, job_queue), queue)
+    for fn in app.pure_lambda_functions:  # the schedules' functions (EventBridge Scheduler invokes them)
+        handler = getattr(app_module, fn.handler_string.split(".", 1)[1])
+        out[fn.name] = Function(fn.name, reach(everywhere | _roots_of(handler, app_module), app_module))
     for route, ws in app.websocket_handlers.items():
         handler = getattr(app_module, ws.handler_string.split(".", 1)[1])
         name = WEBSOCKET_FUNCTIONS[route]

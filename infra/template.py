@@ -26,6 +26,7 @@ from typing import Any
 
 from chalicelib import catalog, config
 from infra import iam, monitoring, provision, throttling
+from infra import schedules as scheduler_template
 from infra.app_shape import AppShape
 from infra.monitoring import API_STAGE
 
@@ -347,6 +348,7 @@ def overlay(
         events.setdefault(source.function, {})[source.event] = {"Properties": props}
     resources.update(monitoring_resources(shape))
     throttle(resources, shape, limits if limits is not None else throttling.throttling(stage))
+    resources.update(scheduler_template.template_resources(shape))
     for cfn, fn in shape.functions.items():
         props = {"Environment": {"Variables": env}}
         if cfn in timeouts:
@@ -412,7 +414,11 @@ def sqs_events(template: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]
 
 
 def schedule_expressions(template: dict[str, Any]) -> list[str]:
-    found = []
+    """The expressions of the template's EventBridge Scheduler schedules (and of any rule left)."""
+    found = [
+        " ".join(str(res["Properties"]["ScheduleExpression"]).split())
+        for res in _of_type(template, "AWS::Scheduler::Schedule").values()
+    ]
     for fn in _of_type(template, "AWS::Serverless::Function").values():
         for ev in (fn["Properties"].get("Events") or {}).values():
             if ev.get("Type") == "Schedule":
@@ -479,6 +485,7 @@ def problems(template: dict[str, Any], shape: AppShape | None = None) -> list[st
             if any(config.name_variable(t) not in env for t in catalog.TABLES):
                 out.append(f"{cfn} is not told the table names")
     out += monitoring_problems(template, shape)
+    out += scheduler_template.template_problems(template, shape)
     for role_id, role in _of_type(template, "AWS::IAM::Role").items():
         for policy in role["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:

@@ -3,8 +3,9 @@
 The catalogue's tables and queues (through `infra.provision`, as tests and deploys do), and, as
 `chalice deploy` would: one Lambda function per SQS and schedule handler, an SQS event source
 mapping per queue handler (its `State` is what pause/resume switches, and what the SQS emulator
-obeys; moto never delivers to it itself) and an EventBridge rule per schedule. Functions are never run by moto: the emulators in
-this package call the handlers in-process.
+obeys; moto never delivers to it itself) and the stage's EventBridge Scheduler group with a
+schedule per catalogue schedule (moto stores them; `local.scheduler` fires them). Functions are
+never run by moto: the emulators in this package call the handlers in-process.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import zipfile
 from collections.abc import Iterable
 
 from chalicelib import aws, catalog
+from chalicelib.schedules import remote
 from infra import provision
 from local.sources import ScheduleSource, SqsSource
 
@@ -75,8 +77,9 @@ class EmulatedAws:
         return urls
 
     def deploy(self, queue_handlers: list[SqsSource], schedules: list[ScheduleSource]) -> None:
-        """Functions, event source mappings and rules for the app's handlers (fills in their ids)."""
-        lam, sqs, events = aws.client("lambda"), aws.client("sqs"), aws.client("events")
+        """Functions, event source mappings and EventBridge Scheduler schedules (a group of the
+        stage's) for the app's handlers (fills in their ids)."""
+        lam, sqs = aws.client("lambda"), aws.client("sqs")
         role = aws.client("iam").create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(_TRUST))
         code = _placeholder_zip()
         functions = [(q.function_name, q.name, q.timeout) for q in queue_handlers]
@@ -107,12 +110,20 @@ class EmulatedAws:
             )
             q.mapping_uuid = mapping["UUID"]
         _detach_moto_delivery()
+        arns = {
+            s.name: lam.get_function(FunctionName=s.function_name)["Configuration"]["FunctionArn"] for s in schedules
+        }
+        scheduler, events = aws.client("scheduler"), aws.client("events")
+        provision.create_schedules(scheduler, lambda handler: arns.get(handler, ""), role["Role"]["Arn"])
+        group = remote.group_name()
         for s in schedules:
-            s.rule_arn = events.put_rule(
-                Name=s.function_name, ScheduleExpression=s.expression, State="ENABLED", Description=s.description
-            )["RuleArn"]
-            function_arn = lam.get_function(FunctionName=s.function_name)["Configuration"]["FunctionArn"]
-            events.put_targets(Rule=s.function_name, Targets=[{"Id": "1", "Arn": function_arn}])
+            if s.schedule:
+                s.schedule_arn = scheduler.get_schedule(Name=s.schedule, GroupName=group)["Arn"]
+            else:  # a Chalice `@app.schedule` handler: its rule
+                s.rule_arn = events.put_rule(
+                    Name=s.function_name, ScheduleExpression=s.expression, State="ENABLED", Description=s.description
+                )["RuleArn"]
+                events.put_targets(Rule=s.function_name, Targets=[{"Id": "1", "Arn": arns[s.name]}])
 
 
 def _detach_moto_delivery() -> None:

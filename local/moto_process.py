@@ -19,6 +19,8 @@ import sys
 import time
 from typing import Any
 
+from local import fair_sqs
+
 # Signed requests of these services go to one backend per (region, service, X-Amz-Target prefix)
 # whatever their path: the dispatcher's answer is kept instead of worked out again under its lock.
 _CACHED_SERVICES = frozenset({"dynamodb", "sqs", "lambda", "events", "iam", "sts", "ssm", "logs", "monitoring"})
@@ -156,6 +158,7 @@ def main(port: int) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     _detach_delivery()
     serialize_dynamodb()
+    fair_sqs.install()  # SQS fair queues (MessageGroupId on a standard queue), which moto lacks
     _cache_dispatch()
     _keep_alive()
     parent = os.getppid()

@@ -2,8 +2,8 @@
 
 Read from the app object (`app.event_sources`, `app.websocket_handlers`, `app.handler_map`), the
 way `chalice package` reads it, so a handler added with a decorator is served locally without any
-registration here. Names follow `chalice deploy`: the function (and EventBridge rule) of handler
-`h` is `config.function_name(h)`, `inkwell-<stage>-h`.
+registration here (schedules: the catalogue's, whose handlers are in the app). Names follow
+`chalice deploy`: the function of handler `h` is `config.function_name(h)`, `inkwell-<stage>-h`.
 """
 
 from __future__ import annotations
@@ -37,12 +37,15 @@ class SqsSource:
 
 @dataclass
 class ScheduleSource:
-    name: str
+    name: str  # the handler's
     handler: Invoke
-    function_name: str  # also the rule's name, as chalice deploy names it
-    expression: str
+    function_name: str
+    expression: str  # the catalogue's; the emulated Scheduler's schedule may say otherwise now
     description: str = ""
-    rule_arn: str = ""
+    schedule: str = ""  # an EventBridge Scheduler schedule's name (the catalogue's); else a rule's
+    timezone: str = "UTC"
+    schedule_arn: str = ""
+    rule_arn: str = ""  # a Chalice `@app.schedule` handler's EventBridge rule (tests' apps)
 
 
 def sqs_sources(app: Any, queues: Iterable[catalog.Queue] = ()) -> list[SqsSource]:
@@ -68,6 +71,11 @@ def sqs_sources(app: Any, queues: Iterable[catalog.Queue] = ()) -> list[SqsSourc
 
 
 def schedule_sources(app: Any) -> list[ScheduleSource]:
+    """The catalogue's schedules whose handler the app has (`chalicelib.schedules.handler`):
+    EventBridge Scheduler schedules invoking their own functions; and any `@app.schedule`
+    handler (an EventBridge rule, as Chalice deploys it: the tests' apps have some)."""
+    from chalicelib.schedules import slots
+
     found = []
     for source in app.event_sources:
         if isinstance(source, ScheduledEventConfig):
@@ -81,6 +89,20 @@ def schedule_sources(app: Any) -> list[ScheduleSource]:
                     function_name=config.function_name(source.name),
                     expression=expression,
                     description=source.description or "",
+                )
+            )
+    for schedule in catalog.SCHEDULES.values():
+        name = slots.handler_name(schedule.name)
+        if name in app.handler_map:
+            found.append(
+                ScheduleSource(
+                    name=name,
+                    handler=app.handler_map[name],
+                    function_name=config.function_name(name),
+                    expression=schedule.expression,
+                    description=schedule.description,
+                    schedule=schedule.name,
+                    timezone=schedule.timezone,
                 )
             )
     return found

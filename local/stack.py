@@ -152,6 +152,9 @@ class Stack:
             self._stop,
             clock=fast_clock(cfg.scheduler_start, cfg.scheduler_speed),
             speed=cfg.scheduler_speed,
+            scheduler=aws.client("scheduler"),
+            sqs=aws.client("sqs"),
+            group=config.physical_name(settings.stage),
         )
         # Lambda's pollers are AWS's, not the app's: their own clients, outside the app's faults
         # (the injector reaches them through its emulator faults).

@@ -87,8 +87,20 @@ def _moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         monkeypatch.setattr(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name), lock))
     with mock_aws():
-        _provisioned(lambda: provision.provision(aws.client("dynamodb"), aws.client("sqs")))
+        _provisioned(lambda: _provision_all(aws, provision))
         yield
+
+
+def _provision_all(aws: Any, provision: Any) -> None:
+    """The catalogue's tables and queues, and its EventBridge Scheduler group and schedules."""
+    provision.provision(aws.client("dynamodb"), aws.client("sqs"))
+    provision.create_schedules(aws.client("scheduler"), _function_arn, "arn:aws:iam::123456789012:role/test-scheduler")
+
+
+def _function_arn(handler: str) -> str:
+    from chalicelib import config
+
+    return f"arn:aws:lambda:us-east-1:123456789012:function:{config.function_name(handler)}"
 
 
 # moto's DynamoDB and SQS state just after `infra.provision` ran, per environment it ran in
@@ -99,9 +111,10 @@ def _provisioned(provision: Callable[[], Any]) -> None:
     """Run `provision` in the first test of a process (per environment), and give each later test
     a copy of the moto state it left: ~5 ms instead of its ~0.4 s of API calls."""
     from moto.dynamodb.models import dynamodb_backends
+    from moto.scheduler.models import scheduler_backends
     from moto.sqs.models import sqs_backends
 
-    services: dict[str, Any] = {"dynamodb": dynamodb_backends, "sqs": sqs_backends}
+    services: dict[str, Any] = {"dynamodb": dynamodb_backends, "sqs": sqs_backends, "scheduler": scheduler_backends}
     key = json.dumps(sorted((k, v) for k, v in os.environ.items() if k.startswith(("INKWELL_", "AWS_"))))
     if key in _PROVISIONED:
         for (service, account, region), state in _PROVISIONED[key].items():

@@ -49,10 +49,11 @@ def _models() -> dict[str, type[BaseModel]]:
     from chalicelib.content import analytics, articles, generation, settings
     from chalicelib.dashboard import bulk
     from chalicelib.dashboard import service as dashboard
+    from chalicelib.schedules import change as schedules
 
     found = {
         f"{'' if module is shapes else module.__name__ + ':'}{name}": value
-        for module in (shapes, audit, auth, analytics, articles, generation, settings, dashboard, bulk)
+        for module in (shapes, audit, auth, analytics, articles, generation, settings, dashboard, bulk, schedules)
         for name, value in vars(module).items()
         if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__
     }

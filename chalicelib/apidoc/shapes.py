@@ -158,6 +158,8 @@ class SettingPage(Page):
 class Schedule(BaseModel):
     name: str
     expression: str
+    timezone: str
+    enabled: bool
     description: str
     queue: str
     job_type: str

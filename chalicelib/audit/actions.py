@@ -87,6 +87,7 @@ ACTIONS: dict[str, Action] = {
     "job.failed": _a("system", "error"),
     "schedule.run": _a("system", critical=True),
     "schedule.triggered": _a("system"),
+    "schedule.update": _a("system", "warning", critical=True),
     # analytics and reading the audit log (itself audited)
     "analytics.export": _a("analytics", critical=True),
     "analytics.report_generated": _a("analytics"),

@@ -4,9 +4,10 @@ A message carries only what routes it to its record: `{"job_id", "run", "queue",
 payload lives in the record (which the claim reads back anyway). `run` tells a message of an
 earlier run (before an admin's retry or a promote) from the current one.
 
-Delays beyond SQS's 15 minutes are hops: the message also carries `run_at` (epoch seconds) and
-goes with the longest DelaySeconds SQS allows; the worker sends one that arrives early on again,
-delayed by what remains (at most 900 s), and acknowledges it, using no attempt.
+Delays beyond SQS's 15 minutes wait on a one-time schedule (`later`), which sends the message
+when due. A message that carries `run_at` (epoch seconds; sent in hops before one-time schedules,
+or by a caller of `first_hop`) and arrives early is sent on again by the worker, delayed by what
+remains (at most 900 s), and acknowledged, using no attempt.
 """
 
 from __future__ import annotations
@@ -62,11 +63,17 @@ class JobQueues:
         self._sqs = sqs
         self._url_of = url_of
 
-    def send(self, queue: str, message: JobMessage | str, delay_seconds: int = 0) -> str:
+    def url(self, queue: str) -> str:
+        return self._url_of(queue)
+
+    def send(self, queue: str, message: JobMessage | str, delay_seconds: int = 0, group: str | None = None) -> str:
+        """`group`: the MessageGroupId on a fair queue (the job's user)."""
         body = message if isinstance(message, str) else message.body()
         kwargs: dict[str, Any] = {"QueueUrl": self._url_of(queue), "MessageBody": body}
         if delay_seconds:
             kwargs["DelaySeconds"] = int(delay_seconds)
+        if group:
+            kwargs["MessageGroupId"] = group
         return self._sqs.send_message(**kwargs)["MessageId"]
 
     def hide(self, queue: str, receipt_handle: str, seconds: int) -> None:

@@ -14,8 +14,15 @@ import logging
 from typing import Any
 
 from chalicelib import aws, catalog, http, timeutil
-from chalicelib.jobs import errors, processor
-from chalicelib.jobs.queues import MAX_JOB_DELAY_SECONDS, JobQueues, first_hop, message_for, parse_body
+from chalicelib.jobs import errors, later, processor
+from chalicelib.jobs.queues import (
+    MAX_DELAY_SECONDS,
+    MAX_JOB_DELAY_SECONDS,
+    JobQueues,
+    first_hop,
+    message_for,
+    parse_body,
+)
 from chalicelib.jobs.records import STATES, JobStore, public
 from chalicelib.util import storable_problem
 
@@ -203,6 +210,7 @@ def promote(job_id: str, *, jobs: JobStore | None = None, sqs: JobQueues | None 
         log.exception("could not queue the promoted job %s", job_id)
         jobs.undo_promote(record)
         raise errors.EnqueueError("the job could not be queued; try again") from exc
+    _release(record)  # its one-time schedule, if it waited on one (its message would be stale)
     return public(promoted)
 
 
@@ -220,6 +228,8 @@ def cancel(job_id: str, *, jobs: JobStore | None = None) -> dict[str, Any]:
     if cancelled is None:
         state = (jobs.get(job_id) or record)["state"]
         raise errors.JobStateRefused(f"job {job_id} is {state}; only a waiting or delayed job can be cancelled")
+    if record["state"] == "delayed":
+        _release(record)
     worker.retain(jobs, cancelled["queue"], "cancelled", catalog.queue(cancelled["queue"]).keep_cancelled)
     proc = processor.find(cancelled["queue"], cancelled["type"])
     if proc is not None and proc.on_cancel is not None:
@@ -232,10 +242,38 @@ def cancel(job_id: str, *, jobs: JobStore | None = None) -> dict[str, Any]:
 
 
 def _send(sqs: JobQueues, record: dict[str, Any], delay_seconds: float = 0) -> None:
-    """Send a job's message to the queue of its priority (hops for a delay beyond SQS's 15 minutes)."""
-    delay, run_at = first_hop(delay_seconds, timeutil.now())
+    """Send a job's message to the queue of its priority: with DelaySeconds up to SQS's 15
+    minutes, or, for a longer delay, to a one-time schedule that sends it when due (`later`)."""
     target = catalog.priority_queue(record["queue"], record.get("priority") or "normal")
-    sqs.send(target, message_for(record, run_at), delay)
+    group = fair_group(record)
+    if delay_seconds > MAX_DELAY_SECONDS:
+        name = later.schedule_name(record["id"], int(record.get("run", 1)))
+        later.hold(name, sqs.url(target), message_for(record).body(), timeutil.now() + delay_seconds, group)
+        return
+    delay, run_at = first_hop(delay_seconds, timeutil.now())
+    sqs.send(target, message_for(record, run_at), delay, group)
+
+
+def fair_group(record: dict[str, Any]) -> str | None:
+    """The MessageGroupId of a job's message on a fair queue: its user (jobs of no user share
+    one group, `system`); None on other queues."""
+    if not catalog.queue(record["queue"]).fair:
+        return None
+    return str(record.get("user_id") or "system")
+
+
+def _release(record: dict[str, Any]) -> None:
+    """Delete the one-time schedule a delayed job waits on (a job delayed past 15 minutes)."""
+    if record.get("state") == "delayed" and _delay_left(record) > MAX_DELAY_SECONDS:
+        later.release(later.schedule_name(record["id"], int(record.get("run", 1))))
+
+
+def _delay_left(record: dict[str, Any]) -> float:
+    """Seconds from the job's creation to its `run_at`: did it go to a one-time schedule?"""
+    try:
+        return timeutil.parse_iso(record["run_at"]) - timeutil.parse_iso(record["created_at"])
+    except (KeyError, TypeError, ValueError):
+        return 0.0
 
 
 def _record(jobs: JobStore, job_id: str) -> dict[str, Any]:

@@ -85,6 +85,7 @@ class Record:
     receipt_handle: str
     body: str
     receive_count: int
+    group: str | None = None  # MessageGroupId (a fair queue's user): a message sent on keeps it
 
     @classmethod
     def of(cls, raw: dict[str, Any]) -> Record:
@@ -93,7 +94,11 @@ class Record:
             count = int(attributes.get("ApproximateReceiveCount", 1))
         except (TypeError, ValueError):
             count = 1
-        return cls(raw["messageId"], raw["receiptHandle"], raw.get("body") or "", max(1, count))
+        group = attributes.get("MessageGroupId")
+        body = raw.get("body") or ""
+        return cls(
+            raw["messageId"], raw["receiptHandle"], body, max(1, count), group if isinstance(group, str) else None
+        )
 
 
 class Worker:
@@ -166,7 +171,7 @@ class Worker:
         if message.early_by(timeutil.now()) >= 1 and self._hop(record, message):
             return True
         if any(hold(self.queue.name) for hold in self.holds):
-            self.sqs.send(self.source, record.body, HOLD_DELAY_SECONDS)
+            self.sqs.send(self.source, record.body, HOLD_DELAY_SECONDS, record.group)
             return True
         if self.limiter is not None and (wait := self.limiter(self.queue.name)) > 0:
             return self._rate_limited(record, message.job_id, wait)
@@ -246,7 +251,7 @@ class Worker:
         if job is None or job["state"] != "delayed" or int(job.get("run", 1)) != message.run:
             return False
         wait = min(MAX_DELAY_SECONDS, round(message.early_by(timeutil.now())))
-        self.sqs.send(self.source, record.body, wait)
+        self.sqs.send(self.source, record.body, wait, record.group)
         return True
 
     def _refused(self, record: Record, outcome: str, old: dict[str, Any] | None, job_id: str) -> bool:
@@ -285,7 +290,7 @@ class Worker:
             self._back_off(record)
             return False
         delay = min(MAX_DELAY_SECONDS, max(1, math.ceil(exc.retry_after)))
-        self.sqs.send(self.source, record.body, delay)
+        self.sqs.send(self.source, record.body, delay, record.group)
         log.info("%s: job %s throttled; waits %d s without using an attempt", self.queue.name, job["id"], delay)
         monitor.emit("retrying", job, error)
         return True
@@ -393,7 +398,7 @@ class Worker:
         from chalicelib.observe import metrics
 
         delay = min(MAX_DELAY_SECONDS, max(1, math.ceil(wait)))
-        self.sqs.send(self.source, record.body, delay)
+        self.sqs.send(self.source, record.body, delay, record.group)
         metrics.count("JobRateLimited", Queue=self.queue.name)
         log.info("%s: job %s is over the rate limit; put back for %d s", self.queue.name, job_id, delay)
         return True

@@ -1,4 +1,4 @@
-"""Schedules' REST routes: the list, and run-now (admin)."""
+"""Schedules' REST routes: the list, run-time changes and run-now (admin)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,27 @@ def list_schedules(user: dict) -> dict:
     from chalicelib.schedules import service as schedules
 
     return schedules.listing(http.query(routes.current_request))
+
+
+@route(
+    routes,
+    "PUT /api/schedules/{name}",
+    Op(
+        "Change a schedule's expression, time zone or state (in effect at once)",
+        ADMIN,
+        "Schedule",
+        body="chalicelib.schedules.change:ScheduleChange",
+        errors={503: "EventBridge Scheduler could not be reached"},
+        path={"name": {"enum": list(catalog.SCHEDULES)}},
+    ),
+)
+def update_schedule(user: dict, name: str) -> dict:
+    from chalicelib import http
+    from chalicelib.schedules import change
+    from chalicelib.schedules import service as schedules
+
+    body = http.parse(change.ScheduleChange, routes.current_request)
+    return schedules.update(name, body.model_dump(exclude_none=True), user)
 
 
 @route(

@@ -1,7 +1,8 @@
-"""Scheduled tasks: EventBridge rules that each enqueue one job, exactly once per slot.
+"""Scheduled tasks: EventBridge Scheduler schedules that each enqueue one job, exactly once per slot.
 
-`handler(app, name)` registers a catalogue schedule as its own `@app.schedule` Lambda; when it
-fires it only enqueues the schedule's job with the idempotency key `<name>#<slot>` (see `slots`),
+`handler(app, name)` registers a catalogue schedule as its own Lambda, which the stage's
+Scheduler schedule invokes (`remote`: in a time zone, changeable at run time with `update`);
+when it fires it only enqueues the schedule's job with the idempotency key `<name>#<slot>` (see `slots`),
 and records that job as the schedule's last run. Job events then store its outcome. A job that
 comes from a schedule runs inside `exclusive(job, ctx)`, which holds the schedule's lease so that
 a run never overlaps the previous one: while that one is active the new job waits, and then
@@ -10,6 +11,7 @@ raises `ScheduleBusy`, which the worker retries. `listing()` and `run_now()` ser
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +21,7 @@ from typing import Any
 
 from chalicelib import audit, aws, catalog, cron, errors, events, jobs, runtime, timeutil
 from chalicelib.jobs.errors import JobError
-from chalicelib.schedules import slots
+from chalicelib.schedules import remote, slots
 from chalicelib.schedules.store import ScheduleRuns
 
 log = logging.getLogger("inkwell.schedules")
@@ -29,13 +31,16 @@ __all__ = [
     "exclusive",
     "fire",
     "get",
+    "current",
     "handler",
+    "item",
     "listing",
     "on_job_event",
     "run_now",
     "runs",
     "schedule_of",
     "sleep",
+    "update",
 ]
 
 Enqueue = Callable[..., dict[str, Any]]
@@ -88,14 +93,37 @@ def _event_moment(event_time: str | None) -> datetime:
         return datetime.fromtimestamp(timeutil.now(), UTC)
 
 
-def fire(name: str, event_time: str | None, *, enqueue: Enqueue | None = None) -> dict[str, Any]:
-    """Enqueue the run of `name` for the slot that `event_time` falls in; return its job.
+def current(name: str, stored: dict[str, Any] | None = None) -> catalog.Schedule:
+    """Schedule `name` as it runs now: the catalogue's, with the expression, zone and state an
+    admin set at run time (`stored`: its item in the schedules table, read when not given)."""
+    schedule = get(name)
+    item = runs().get(name) if stored is None else stored
+    item = item or {}
+    changes = {k: item[k] for k in ("expression", "timezone", "enabled") if item.get(k) is not None}
+    return dataclasses.replace(schedule, **changes) if changes else schedule
 
-    A second call for the same slot returns the job of the first and enqueues nothing. The
-    schedule's newest run is audited as `schedule.triggered`.
+
+def fire(
+    name: str, event_time: str | None, *, enqueue: Enqueue | None = None, scheduled: bool = False
+) -> dict[str, Any] | None:
+    """Enqueue the run of `name` for the slot that `event_time` falls in; return its job (None
+    when the schedule is disabled: a firing that raced the change enqueues nothing).
+
+    `scheduled`: the time is EventBridge Scheduler's scheduled time, the slot itself (to the
+    minute), whatever the expression became since; otherwise the slot is the latest fire time of
+    the current expression, in its zone, at or before the time. A second call for the same slot
+    returns the job of the first and enqueues nothing. The schedule's newest run is audited as
+    `schedule.triggered`.
     """
-    schedule = catalog.SCHEDULES[name]
-    slot = slots.slot_of(schedule.expression, _event_moment(event_time))
+    schedule = current(name)
+    if not schedule.enabled:
+        log.info("schedule %s is disabled; firing at %s ignored", name, event_time)
+        return None
+    moment = _event_moment(event_time)
+    if scheduled:
+        slot = moment.replace(second=0, microsecond=0)
+    else:
+        slot = slots.slot_of(schedule.expression, moment, schedule.timezone)
     with runtime.correlate(schedule=name, slot=slots.iso(slot)):
         job = (enqueue or _enqueue())(
             schedule.queue,
@@ -147,25 +175,65 @@ def listing(params: dict[str, str] | None = None, now: float | None = None) -> d
     page = names[start : start + limit]
     moment = timeutil.now() if now is None else now
     stored = runs().get_many(page)
-    items = []
-    for name in page:
-        schedule, state = catalog.SCHEDULES[name], stored.get(name, {})
-        upcoming = cron.next_run(schedule.expression, moment)
-        items.append(
-            {
-                "name": schedule.name,
-                "expression": schedule.expression,
-                "description": schedule.description,
-                "queue": schedule.queue,
-                "job_type": schedule.job_type,
-                "next_run": slots.iso(upcoming) if upcoming else None,
-                "last_run": state.get("last_run"),
-                "last_status": state.get("last_status"),
-                "last_job_id": state.get("last_job_id"),
-            }
-        )
+    items = [item(current(name, stored.get(name, {})), stored.get(name, {}), moment) for name in page]
     more = start + limit < len(names)
     return http.page(items, {"name": page[-1]} if more and page else None)
+
+
+def item(schedule: catalog.Schedule, state: dict[str, Any], moment: float) -> dict[str, Any]:
+    """A schedule as the API shows it; `next_run` in UTC (None while disabled)."""
+    upcoming = cron.next_run(schedule.expression, moment, timezone=schedule.timezone) if schedule.enabled else None
+    return {
+        "name": schedule.name,
+        "expression": schedule.expression,
+        "timezone": schedule.timezone,
+        "enabled": schedule.enabled,
+        "description": schedule.description,
+        "queue": schedule.queue,
+        "job_type": schedule.job_type,
+        "next_run": slots.iso(upcoming) if upcoming else None,
+        "last_run": state.get("last_run"),
+        "last_status": state.get("last_status"),
+        "last_job_id": state.get("last_job_id"),
+    }
+
+
+def update(name: str, changes: dict[str, Any], user: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """Change schedule `name`'s expression, zone or state at run time: checked (errors.Invalid
+    naming the field), applied to the deployed EventBridge Scheduler schedule (in effect at once),
+    stored, audited as `schedule.update`; returns the schedule as listed."""
+    from chalicelib import http
+
+    before = current(name)
+    unknown = sorted(set(changes) - {"expression", "timezone", "enabled"})
+    if unknown:
+        raise http.bad_request("is not a schedule setting", unknown[0])
+    after = dataclasses.replace(before, **changes)
+    try:
+        cron.validate(after.expression)
+    except cron.CronError as exc:
+        raise http.bad_request(f"is not a schedule expression: {exc}", "expression") from exc
+    try:
+        cron.zone(after.timezone)
+    except cron.ZoneError as exc:
+        raise http.bad_request(str(exc), "timezone") from exc
+    if not isinstance(after.enabled, bool):
+        raise http.bad_request("must be true or false", "enabled")
+    try:
+        remote.update(after)  # AWS first: what is stored is what runs
+    except Exception as exc:  # botocore's errors: nothing stored, nothing audited; try again
+        log.exception("could not update the Scheduler schedule %s", name)
+        raise errors.Unavailable("EventBridge Scheduler could not be reached; try again") from exc
+    stamp = timeutil.iso()
+    runs().set_settings(name, after.expression, after.timezone, after.enabled, stamp)
+    details = {
+        field: {"from": getattr(before, field), "to": getattr(after, field)}
+        for field in ("expression", "timezone", "enabled")
+        if getattr(before, field) != getattr(after, field)
+    }
+    audit.record("schedule.update", resource=("schedule", name), details=details)
+    state = runs().get(name) or {}
+    return item(after, state, timeutil.now() if now is None else now)
 
 
 def schedule_of(job: dict[str, Any]) -> catalog.Schedule | None:
@@ -221,13 +289,15 @@ def exclusive(job: dict[str, Any], ctx: Any = None, *, poll: float = LEASE_POLL_
 
 
 def handler(app: Any, name: str) -> Any:
-    """Register schedule `name` as its own `@app.schedule` Lambda, whose handler is
+    """Register schedule `name` as its own Lambda (`app.lambda_function`), which the stage's
+    EventBridge Scheduler schedule of that name invokes (see `remote`); its handler is
     `app.<handler_name>`: assign the result to that name in app.py."""
-    schedule = catalog.SCHEDULES[name]
     handler_name = slots.handler_name(name)
 
-    def on_schedule(event: Any) -> None:
-        fire(name, getattr(event, "time", None))
+    def on_schedule(event: Any, context: Any = None) -> None:
+        # Scheduler's input (remote.fire_input): `time` is the scheduled time, the slot
+        fields = event if isinstance(event, dict) else {}
+        fire(name, fields.get("time"), scheduled=fields.get("source") == "aws.scheduler")
 
     on_schedule.__name__ = on_schedule.__qualname__ = handler_name
-    return app.schedule(schedule.expression, name=handler_name, description=schedule.description)(on_schedule)
+    return app.lambda_function(name=handler_name)(on_schedule)

@@ -29,14 +29,15 @@ class SlotError(ValueError):
     """The expression has no fire time in the year before the event (it cannot be the event's)."""
 
 
-def slot_of(expression: str, at: datetime) -> datetime:
-    """The latest fire time of `expression` at or before `at` (aware UTC). Raises SlotError."""
+def slot_of(expression: str, at: datetime, timezone: str = "UTC") -> datetime:
+    """The latest fire time of `expression` (read in `timezone`) at or before `at` (aware UTC).
+    Raises SlotError."""
     at = at.astimezone(UTC)
     for window in _LOOKBACK:
-        fire = cron.next_run(expression, at - window)
+        fire = cron.next_run(expression, at - window, timezone=timezone)
         if fire is None or fire > at:
             continue
-        while (later := cron.next_run(expression, fire)) is not None and later <= at:
+        while (later := cron.next_run(expression, fire, timezone=timezone)) is not None and later <= at:
             fire = later
         return fire
     raise SlotError(f"{expression} does not fire in the year before {at:%Y-%m-%dT%H:%M:%SZ}")

@@ -1,4 +1,5 @@
-"""One item per schedule in the `schedules` table: its last run and outcome, and its run lease.
+"""One item per schedule in the `schedules` table: its last run and outcome, its run lease, and
+its run-time settings (`expression`, `timezone`, `enabled`, when an admin changed them).
 
 `last_*` says which run was enqueued last and how it went; it only moves forward (a late event
 for an old slot, or a duplicate of the current one, never overwrites it) and an outcome is only
@@ -45,6 +46,15 @@ class ScheduleRuns:
     def get(self, name: str) -> dict[str, Any] | None:
         item = self._table.get_item(Key={"name": name}, ConsistentRead=True).get("Item")
         return from_dynamo(item) if item else None
+
+    def set_settings(self, name: str, expression: str, timezone: str, enabled: bool, now: str) -> None:
+        """Store the schedule's run-time expression, zone and state (what `PUT` changed)."""
+        self._table.update_item(
+            Key={"name": name},
+            UpdateExpression="SET #e = :e, #z = :z, #on = :on, settings_updated_at = :now",
+            ExpressionAttributeNames={"#e": "expression", "#z": "timezone", "#on": "enabled"},
+            ExpressionAttributeValues={":e": expression, ":z": timezone, ":on": enabled, ":now": now},
+        )
 
     def record_run(self, name: str, run_at: str, job: dict[str, Any], manual: bool, now: str) -> bool:
         """Make `job` the schedule's last run, unless a later run (or this one) is recorded already."""

@@ -377,9 +377,9 @@ async function loadSchedules() {
   const result = await api("GET", "/api/schedules");
   if (!result.ok) return notify(`schedules: ${problem(result)}`);
   const when = (ts) => (ts ? el("span", { title: ts }, ts.replace("T", " ").slice(0, 16)) : "–");
-  $("schedules").replaceChildren(...result.data.items.map((s) => el("tr", { "data-schedule": s.name, title: `${s.description} · ${s.expression}` },
-    el("td", {}, s.name),
-    el("td", { "data-cell": "next" }, when(s.next_run)),
+  $("schedules").replaceChildren(...result.data.items.map((s) => el("tr", { "data-schedule": s.name, title: `${s.description} · ${s.expression} in ${s.timezone || "UTC"}` },
+    el("td", {}, s.name, s.timezone && s.timezone !== "UTC" ? el("small", {}, ` (${s.timezone})`) : null),
+    el("td", { "data-cell": "next" }, s.enabled === false ? el("span", { title: "disabled" }, "paused") : when(s.next_run)),
     el("td", { "data-cell": "last" }, when(s.last_run), " ", s.last_status ? stateChip(s.last_status) : null),
     el("td", {}, el("button", { "data-action": "run", onclick: () => runNow(s.name) }, "Run now")))));
   return undefined;

@@ -52,6 +52,7 @@ ENDPOINTS = [
     Endpoint("GET", "/api/schedules"),
     Endpoint("POST", "/api/schedules/daily-analytics/run"),
     Endpoint("POST", "/api/schedules/no-such-schedule/run"),  # 404 for admins, refused before that
+    Endpoint("PUT", "/api/schedules/session-cleanup", {"enabled": True}),
     Endpoint("GET", "/api/schedules?limit=2"),
     Endpoint("GET", "/api/audit"),
     Endpoint("GET", "/api/audit/users/{editor_id}/summary"),

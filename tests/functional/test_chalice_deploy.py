@@ -104,9 +104,15 @@ def inventory(stage: Stage, name: str) -> dict[str, Any]:
             rest.append(api["id"])
     websocket = [a for a in stage.client("apigatewayv2").get_apis()["Items"] if _ours(a["Name"], name)]
     queues = stage.client("sqs").list_queues(QueueNamePrefix=f"inkwell-{name}-").get("QueueUrls", [])
+    scheduler = stage.client("scheduler")
+    groups = [g["Name"] for g in scheduler.list_schedule_groups()["ScheduleGroups"] if g["Name"] == f"inkwell-{name}"]
+    schedules = [s["Name"] for g in groups for s in scheduler.list_schedules(GroupName=g)["Schedules"]]
+    roles = [r["RoleName"] for r in stage.client("iam").list_roles()["Roles"] if _ours(r["RoleName"], name)]
     return {
         "functions": sorted(f for f in functions if _ours(f, name)),
-        "roles": sorted(r["RoleName"] for r in stage.client("iam").list_roles()["Roles"] if _ours(r["RoleName"], name)),
+        "roles": sorted(r for r in roles if r != f"inkwell-{name}-scheduler"),
+        "scheduler_role": f"inkwell-{name}-scheduler" in roles,
+        "schedules": sorted(schedules),
         "mappings": Counter(m["EventSourceArn"].rsplit(":", 1)[-1] for m in mappings),
         "rules": sorted(r["Name"] for r in rules),
         "rest_apis": len(rest),
@@ -117,10 +123,12 @@ def inventory(stage: Stage, name: str) -> dict[str, Any]:
 
 
 def assert_whole(found: dict[str, Any], name: str) -> None:
-    """One of each: the REST API, the WebSocket API, one mapping per queue, a rule per schedule."""
+    """One of each: the REST API, the WebSocket API, one mapping per queue, an EventBridge Scheduler
+    schedule per catalogue schedule (and no EventBridge rule), Scheduler's role."""
     assert found["rest_apis"] == 1 and found["websocket_apis"] == 1, found
     assert found["mappings"] == Counter(f"inkwell-{name}-{q}" for q in catalog.QUEUES), found["mappings"]
-    assert len(found["rules"]) == len(catalog.SCHEDULES), found["rules"]
+    assert found["schedules"] == sorted(catalog.SCHEDULES) and found["scheduler_role"], found
+    assert found["rules"] == [], found["rules"]
     assert len(found["functions"]) == len(found["roles"]) >= 17, found
 
 
@@ -128,6 +136,8 @@ def assert_gone(found: dict[str, Any]) -> None:
     assert found == {
         "functions": [],
         "roles": [],
+        "scheduler_role": False,
+        "schedules": [],
         "mappings": Counter(),
         "rules": [],
         "rest_apis": 0,

@@ -31,6 +31,7 @@ def clients(aws_mock: None) -> dict[str, Any]:
         "events",
         "kms",
         "s3",
+        "scheduler",
     )
     return {name: aws.client(name) for name in names}
 

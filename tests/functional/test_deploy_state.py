@@ -14,6 +14,7 @@ import pytest
 
 from chalicelib import aws, catalog, config
 from infra import app_shape, deploy, deploy_state
+from infra import schedules as scheduler_deploy
 from infra.app_shape import AppShape, Function, ScheduleSource, SqsSource
 
 STAGE = "dev"
@@ -22,7 +23,7 @@ REGION = "us-east-1"
 
 @pytest.fixture
 def clients(aws_mock: None) -> dict[str, Any]:
-    names = ("ssm", "lambda", "iam", "events", "apigateway", "apigatewayv2", "sqs", "dynamodb")
+    names = ("ssm", "lambda", "iam", "events", "apigateway", "apigatewayv2", "sqs", "dynamodb", "scheduler")
     return {name: aws.client(name) for name in names}
 
 
@@ -44,13 +45,7 @@ def shape() -> AppShape:
         )
     )
     s.schedules.append(
-        ScheduleSource(
-            "DailyAnalytics",
-            "DailyAnalyticsEvent",
-            "cron(0 2 * * ? *)",
-            "daily_analytics-event",
-            f"inkwell-{STAGE}-daily_analytics-event",
-        )
+        ScheduleSource("DailyAnalytics", "DailyAnalyticsSchedule", "cron(0 2 * * ? *)", "daily-analytics")
     )
     return s
 
@@ -85,9 +80,11 @@ def make_stage(clients: dict[str, Any], s: AppShape, env: dict[str, str], mappin
             FunctionResponseTypes=["ReportBatchItemFailures"],
             ScalingConfig={"MaximumConcurrency": catalog.queue("articles").concurrency},
         )
+    # the rule an older version made for the schedule (`@app.schedule`), and the Scheduler's schedules
     rule = f"inkwell-{STAGE}-daily_analytics-event"
     clients["events"].put_rule(Name=rule, ScheduleExpression="cron(0 2 * * ? *)")
     clients["events"].put_targets(Rule=rule, Targets=[{"Id": "1", "Arn": arns["daily_analytics"]}])
+    scheduler_deploy.deploy(clients, STAGE, "123456789012", REGION)
     rest = clients["apigateway"].create_rest_api(name="inkwell")["id"]
     root = clients["apigateway"].get_resources(restApiId=rest)["items"][0]["id"]
     clients["apigateway"].put_method(restApiId=rest, resourceId=root, httpMethod="GET", authorizationType="NONE")
@@ -170,15 +167,16 @@ def test_verification_names_every_problem(clients: dict[str, Any]) -> None:
         clients["lambda"].update_function_configuration(
             FunctionName=fn.function_name, Environment={"Variables": {**env, **endpoints}}
         )
-    # GIVEN a whole stage THEN no problem
+    # GIVEN a whole stage (chalice deploy deleted the old rule: it is in the record) THEN no problem
+    clients["events"].remove_targets(Rule=f"inkwell-{STAGE}-daily_analytics-event", Ids=["1"])
+    clients["events"].delete_rule(Name=f"inkwell-{STAGE}-daily_analytics-event")
     assert deploy_state.problems(clients, s, record, {**env, **endpoints}) == []
-    # WHEN its mapping loses batch failures and concurrency, its rule and a function's webhook go
+    # WHEN its mapping loses batch failures and concurrency, its schedule and a function's webhook go
     (mapping,) = clients["lambda"].list_event_source_mappings()["EventSourceMappings"]
     clients["lambda"].update_event_source_mapping(
         UUID=mapping["UUID"], FunctionResponseTypes=[], ScalingConfig={"MaximumConcurrency": 1000}
     )
-    clients["events"].remove_targets(Rule=f"inkwell-{STAGE}-daily_analytics-event", Ids=["1"])
-    clients["events"].delete_rule(Name=f"inkwell-{STAGE}-daily_analytics-event")
+    clients["scheduler"].delete_schedule(Name="daily-analytics", GroupName=f"inkwell-{STAGE}")
     clients["lambda"].update_function_configuration(
         FunctionName=f"inkwell-{STAGE}", Environment={"Variables": {config.STAGE: STAGE, **endpoints}}
     )
@@ -188,7 +186,7 @@ def test_verification_names_every_problem(clients: dict[str, Any]) -> None:
         f"the mapping inkwell-{STAGE}-jobs_articles <- inkwell-{STAGE}-articles does not report batch item failures",
         f"the mapping inkwell-{STAGE}-jobs_articles <- inkwell-{STAGE}-articles has maximum concurrency 1000, "
         f"not {catalog.queue('articles').concurrency}",
-        f"schedule rule inkwell-{STAGE}-daily_analytics-event is missing",
+        "schedule daily-analytics is missing",
         f"function inkwell-{STAGE} lacks ARTICLE_WEBHOOK_URL in its environment",
     ]
     # AND a queue without a mapping, a second WebSocket API, endpoints not set are named too

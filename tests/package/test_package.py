@@ -121,10 +121,16 @@ def test_every_queue_is_consumed_with_batch_item_failures_and_enough_visibility(
         assert queues[queue_id]["Properties"]["VisibilityTimeout"] >= 6 * timeout
 
 
-def test_schedule_rules_are_the_catalogues_schedules(sam: dict[str, Any]) -> None:
+def test_schedules_are_the_catalogues_as_scheduler_schedules_in_their_zones(sam: dict[str, Any]) -> None:
     assert len(catalog.SCHEDULES) >= 7
     expected = sorted(" ".join(s.expression.split()) for s in catalog.SCHEDULES.values())
     assert template.schedule_expressions(sam) == expected
+    schedules = resources_of(sam, "AWS::Scheduler::Schedule")
+    assert not resources_of(sam, "AWS::Events::Rule")
+    assert {r["Properties"]["Name"]: r["Properties"]["ScheduleExpressionTimezone"] for r in schedules.values()} == {
+        s.name: s.timezone for s in catalog.SCHEDULES.values()
+    }
+    assert all(r["Properties"]["FlexibleTimeWindow"] == {"Mode": "OFF"} for r in schedules.values())
 
 
 def test_websocket_api_routes_and_urls(sam: dict[str, Any]) -> None:
@@ -141,6 +147,10 @@ def test_every_role_has_only_its_functions_policy(sam: dict[str, Any]) -> None:
     # API Gateway's role for writing access logs is no function's
     (managed,) = roles.pop("ApiGatewayCloudWatchRole")["Properties"]["ManagedPolicyArns"]
     assert managed["Fn::Sub"].endswith(":policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs")
+    # EventBridge Scheduler's: it invokes the schedules' functions and sends delayed jobs, nothing else
+    (scheduler,) = roles.pop("SchedulerRole")["Properties"]["Policies"]
+    actions = {a for st in scheduler["PolicyDocument"]["Statement"] for a in st["Action"]}
+    assert actions == {"lambda:InvokeFunction", "sqs:SendMessage"}
     functions = resources_of(sam, "AWS::Serverless::Function")
     assert len(roles) == len(functions)
     for role in roles.values():

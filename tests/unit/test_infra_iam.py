@@ -28,6 +28,9 @@ def test_policy_has_no_wildcard_action_and_no_unscoped_resource_but_the_document
                 ]
             elif arn.startswith("arn:aws:s3:::"):  # bucket ARNs name no region or account
                 assert arn == "arn:aws:s3:::inkwell-prod-audit-exports/*", arn
+            elif arn.startswith("arn:aws:iam::"):  # IAM is global: a role's ARN has no region
+                assert arn == "arn:aws:iam::123456789012:role/inkwell-prod-scheduler", arn
+                assert statement["Action"] == ["iam:PassRole"]
             else:
                 assert ":eu-west-1:123456789012:" in arn, arn
 

@@ -78,6 +78,7 @@ def test_every_function_of_the_app_is_derived(functions: dict[str, reach.Functio
     import app
 
     expected = {reach.REST_FUNCTION, *reach.WEBSOCKET_FUNCTIONS.values(), *(s.name for s in app.app.event_sources)}
+    expected |= {fn.name for fn in app.app.pure_lambda_functions}  # the schedules' (Scheduler invokes them)
     assert set(functions) == expected
     # every function runs the middleware and its hooks
     assert all({"chalicelib.runtime", "chalicelib.audit.logger"} <= fn.modules for fn in functions.values())

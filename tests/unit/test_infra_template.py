@@ -19,9 +19,12 @@ def shape(stage: str = "prod") -> AppShape:
         "JobsArticles": Function(
             "jobs_articles", f"inkwell-{stage}-jobs_articles", "JobsArticles", "JobsArticlesRole", 60
         ),
+        "DailyAnalytics": Function(
+            "daily_analytics", f"inkwell-{stage}-daily_analytics", "DailyAnalytics", "DailyAnalyticsRole", 60
+        ),
     }
     s.sqs = [SqsSource("JobsArticles", "JobsArticlesSqsEventSource", f"inkwell-{stage}-articles", 5)]
-    s.schedules = [ScheduleSource("DailyAnalytics", "DailyAnalyticsEvent", "cron(0 2 * * ? *)")]
+    s.schedules = [ScheduleSource("DailyAnalytics", "DailyAnalyticsSchedule", "cron(0 2 * * ? *)", "daily-analytics")]
     return s
 
 
@@ -302,3 +305,40 @@ def test_both_api_stages_are_throttled_and_an_unthrottled_one_is_a_problem(tmp_p
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="stages.prod.throttling.websocket"):
         throttling.throttling("prod", tmp_path / "config.json")
+
+
+# --- EventBridge Scheduler -------------------------------------------------------------------------
+
+
+def test_each_schedule_is_a_scheduler_schedule_in_the_stage_group_with_a_zone_and_no_window() -> None:
+    resources = packaged(shape())["Resources"]
+    group = resources["SchedulesGroup"]
+    assert (group["Type"], group["Properties"]["Name"]) == ("AWS::Scheduler::ScheduleGroup", "inkwell-prod")
+    schedule = resources["DailyAnalyticsSchedule"]
+    props = schedule["Properties"]
+    assert schedule["Type"] == "AWS::Scheduler::Schedule"
+    assert (props["ScheduleExpression"], props["ScheduleExpressionTimezone"]) == ("cron(0 2 * * ? *)", "UTC")
+    assert props["FlexibleTimeWindow"] == {"Mode": "OFF"} and props["GroupName"] == {"Ref": "SchedulesGroup"}
+    assert props["Target"]["Arn"] == {"Fn::GetAtt": ["DailyAnalytics", "Arn"]}
+    assert props["Target"]["RoleArn"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+    assert '"time":"<aws.scheduler.scheduled-time>"' in props["Target"]["Input"]
+
+
+def test_the_scheduler_role_is_assumed_by_scheduler_only_and_invokes_and_sends_only() -> None:
+    role = packaged(shape())["Resources"]["SchedulerRole"]["Properties"]
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+    assert {a for st in statements for a in st["Action"]} == {"lambda:InvokeFunction", "sqs:SendMessage"}
+    invoke = next(st for st in statements if st["Action"] == ["lambda:InvokeFunction"])
+    assert invoke["Resource"] == [{"Fn::GetAtt": ["DailyAnalytics", "Arn"]}]
+
+
+def test_problems_names_a_schedule_left_as_an_eventbridge_rule_or_missing() -> None:
+    s = shape()
+    merged = packaged(s)
+    merged["Resources"]["DailyAnalytics"]["Properties"]["Events"] = {"Nightly": {"Type": "Schedule"}}
+    del merged["Resources"]["DailyAnalyticsSchedule"]
+    found = template.problems(merged, s)
+    assert any("EventBridge rule" in p for p in found) and "schedule daily-analytics is missing" in found

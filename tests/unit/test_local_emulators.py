@@ -294,3 +294,54 @@ def test_the_banner_prints_a_generated_admin_password_but_never_a_supplied_one()
     assert supplied.admin_password == "operator-chosen-secret"
     assert "operator-chosen-secret" not in printed
     assert "password: (from INKWELL_ADMIN_PASSWORD)" in printed
+
+
+class FakeScheduler:
+    """moto's EventBridge Scheduler as the emulator reads it: one recurring schedule."""
+
+    def __init__(self, expression: str, zone: str) -> None:
+        self.found = {
+            "Arn": "arn:aws:scheduler:us-east-1:123456789012:schedule/inkwell-local/daily",
+            "ScheduleExpression": expression,
+            "ScheduleExpressionTimezone": zone,
+            "State": "ENABLED",
+            "Target": {
+                "Input": '{"schedule":"daily","time":"<aws.scheduler.scheduled-time>","source":"aws.scheduler"}'
+            },
+        }
+
+    def get_schedule(self, Name: str, GroupName: str) -> dict[str, Any]:  # noqa: N803
+        return self.found
+
+    def list_schedules(self, **_: Any) -> dict[str, Any]:
+        return {"Schedules": []}
+
+
+def test_the_scheduler_fires_a_scheduler_schedule_in_its_zone_and_follows_a_change() -> None:
+    # GIVEN 09:00 Europe/Paris, on a clock at 06:59:59Z on a summer day
+    now = [datetime(2026, 7, 1, 6, 59, 59, tzinfo=UTC).timestamp()]
+    fired: list[dict[str, Any]] = []
+    stop = threading.Event()
+    remote = FakeScheduler("cron(0 9 * * ? *)", "Europe/Paris")
+    source = sources.ScheduleSource("daily", lambda e, c: fired.append(e), "inkwell-local-daily", "cron(0 2 * * ? *)")
+    source.schedule = "daily"
+    sched = Scheduler([source], FakeEvents(), "us-east-1", stop, clock=lambda: now[0], scheduler=remote, group="g")
+    sched.REFRESH = 0.0  # read the schedule back at every step
+    steps: list[float] = []
+
+    def wait(timeout: float) -> bool:
+        steps.append(timeout)
+        now[0] += max(timeout, 1.0)
+        if len(steps) == 2:  # WHEN an admin moves it to 10:00 UTC (after the first firing)
+            remote.found.update(ScheduleExpression="cron(0 10 * * ? *)", ScheduleExpressionTimezone="UTC")
+        if now[0] >= datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC).timestamp():
+            stop.set()
+        return stop.is_set()
+
+    stop.wait = wait  # type: ignore[method-assign]
+    sched.run()
+    sched._pool.shutdown(wait=True)
+    # THEN it fired at 07:00Z with Scheduler's input (its scheduled time), then at 10:00Z
+    assert [e["time"] for e in fired] == ["2026-07-01T07:00:00Z", "2026-07-01T10:00:00Z"]
+    assert fired[0]["source"] == "aws.scheduler"
+    assert sched.describe()[0]["timezone"] == "UTC"

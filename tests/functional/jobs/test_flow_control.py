@@ -1,4 +1,5 @@
-"""Flow control on moto: delays of any length (re-delayed hops), promote, cancel."""
+"""Flow control on moto: delays of any length (one-time schedules past 15 minutes, and the hops
+of messages sent before them), promote, cancel."""
 
 from __future__ import annotations
 
@@ -25,23 +26,53 @@ def _ran(register):
 # --- delays beyond SQS's 15 minutes ----------------------------------------------------------------
 
 
-def test_a_two_hour_delay_hops_without_using_an_attempt_and_runs_on_time(poller, register, clock):
+def _fire_due(clock) -> list[str]:
+    """The local EventBridge Scheduler firing the one-time schedules due on the test's clock."""
+    from chalicelib import config
+    from local.scheduler import fire_one_time
+
+    return fire_one_time(aws.client("scheduler"), aws.client("sqs"), config.physical_name(config.get().stage), clock.t)
+
+
+def _one_time_schedules() -> list[dict]:
+    from chalicelib import config
+
+    group = config.physical_name(config.get().stage)
+    return aws.client("scheduler").list_schedules(GroupName=group, NamePrefix="job-")["Schedules"]
+
+
+def _hopped(delay: float) -> dict:
+    """A job delayed the way it was before one-time schedules: a message carrying run_at, hopping."""
+    from chalicelib.jobs import later
+    from chalicelib.jobs.queues import first_hop, message_for
+
+    job = enqueue("emails", "send", {}, delay_seconds=int(delay))
+    later.release(later.schedule_name(job["id"], 1))
+    hop, run_at = first_hop(delay, timeutil.now())
+    service.queues().send("emails", message_for(service.store().get(job["id"]), run_at), hop)
+    return job
+
+
+def test_a_two_hour_delay_waits_on_one_one_time_schedule_and_runs_once_on_time(poller, register, clock, sqs_calls):
     # GIVEN a job delayed by two hours
     ran = _ran(register)
     start = clock.t
     job = enqueue("emails", "send", {}, delay_seconds=2 * HOUR)
     assert job["state"] == "delayed"
     assert timeutil.parse_iso(job["run_at"]) == pytest.approx(start + 2 * HOUR, abs=0.01)
-    # WHEN the clock moves 15 minutes at a time, each arrival before run_at is sent on
-    for _ in range(7):
-        assert poller.receive("emails") == []
-        clock.advance(MAX_DELAY_SECONDS)
-        assert poller.run_once("emails") == {"batchItemFailures": []}
-        assert ran == []
-        early = service.get(job["id"])
-        assert (early["state"], early["attempts"], early["run_at"]) == ("delayed", 0, job["run_at"])
-    # THEN it runs at two hours, once, on its first attempt
-    clock.advance(MAX_DELAY_SECONDS)
+    # THEN nothing is in the queue: one schedule holds it, at its time, deleting itself after
+    [held] = _one_time_schedules()
+    found = aws.client("scheduler").get_schedule(Name=held["Name"], GroupName=held["GroupName"])
+    assert found["ScheduleExpression"].startswith("at(") and found["ActionAfterCompletion"] == "DELETE"
+    assert json.loads(found["Target"]["Input"])["job_id"] == job["id"]
+    assert [n for n, _ in sqs_calls if n == "SendMessage"] == []
+    # WHEN the clock moves, nothing fires before the time
+    clock.advance(2 * HOUR - 60)
+    assert _fire_due(clock) == [] and poller.receive("emails") == []
+    # THEN at two hours it fires once, the schedule is gone, and the job runs on its first attempt
+    clock.advance(61)
+    assert _fire_due(clock) == [held["Name"]]
+    assert _fire_due(clock) == [] and _one_time_schedules() == []
     poller.drain("emails")
     assert ran == [job["id"]]
     done = service.get(job["id"])
@@ -49,9 +80,30 @@ def test_a_two_hour_delay_hops_without_using_an_attempt_and_runs_on_time(poller,
     assert poller.visible_and_hidden("emails") == (0, 0)
 
 
+def test_a_year_s_delay_is_one_schedule_and_fires_after_a_year(poller, register, clock):
+    ran = _ran(register)
+    job = enqueue("emails", "send", {}, delay_seconds=YEAR)
+    assert len(_one_time_schedules()) == 1
+    clock.advance(YEAR - HOUR)
+    assert _fire_due(clock) == []
+    clock.advance(HOUR + 1)
+    assert len(_fire_due(clock)) == 1
+    poller.drain("emails")
+    assert ran == [job["id"]]
+
+
+def test_a_schedule_that_cannot_be_created_leaves_no_job(clock, monkeypatch):
+    from chalicelib.jobs import EnqueueError, later
+
+    monkeypatch.setattr(later, "hold", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("Scheduler down")))
+    with pytest.raises(EnqueueError):
+        enqueue("emails", "send", {}, delay_seconds=2 * HOUR)
+    assert service.counts("emails")["delayed"] == 0
+
+
 def test_a_hop_waits_only_what_remains(poller, register, clock, sqs_calls):
     _ran(register)
-    enqueue("emails", "send", {}, delay_seconds=MAX_DELAY_SECONDS + 100)
+    _hopped(MAX_DELAY_SECONDS + 100)
     clock.advance(MAX_DELAY_SECONDS)
     poller.run_once("emails")
     hops = [params for name, params in sqs_calls if name == "SendMessage"][1:]
@@ -61,7 +113,7 @@ def test_a_hop_waits_only_what_remains(poller, register, clock, sqs_calls):
 def test_a_hop_whose_send_fails_comes_back_and_still_runs_once(poller, register, clock, monkeypatch):
     # GIVEN a job delayed by an hour whose first hop cannot be sent (SQS throttles)
     ran = _ran(register)
-    job = enqueue("emails", "send", {}, delay_seconds=HOUR)
+    job = _hopped(HOUR)
     clock.advance(MAX_DELAY_SECONDS)
     real_send = service.JobQueues.send
     monkeypatch.setattr(service.JobQueues, "send", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("throttled")))
@@ -81,7 +133,7 @@ def test_a_hop_whose_send_fails_comes_back_and_still_runs_once(poller, register,
 def test_a_hop_delivered_twice_runs_its_job_once(poller, register, clock):
     # GIVEN a long delay whose early message is delivered twice (the Lambda died before deleting it)
     ran = _ran(register)
-    job = enqueue("emails", "send", {}, delay_seconds=MAX_DELAY_SECONDS + 300)
+    job = _hopped(MAX_DELAY_SECONDS + 300)
     clock.advance(MAX_DELAY_SECONDS)
     messages = poller.receive("emails")
     poller.deliver("emails", messages, delete=False)
@@ -124,13 +176,15 @@ def test_promote_runs_a_delayed_job_now_and_its_old_message_is_harmless(poller, 
     job = enqueue("emails", "send", {}, delay_seconds=2 * HOUR)
     # WHEN it is promoted
     promoted = service.promote(job["id"])
-    # THEN it waits with no run_at, and runs at once
+    # THEN it waits with no run_at, its one-time schedule is gone, and it runs at once
     assert (promoted["state"], promoted["run_at"]) == ("waiting", None)
+    assert _one_time_schedules() == []
     poller.drain("emails")
     assert ran == [job["id"]]
-    # AND the old delayed message, when it shows, is acknowledged without a second run
-    clock.advance(MAX_DELAY_SECONDS)
-    assert poller.run_once("emails") == {"batchItemFailures": []}
+    # AND nothing fires later: no second run
+    clock.advance(2 * HOUR + 1)
+    assert _fire_due(clock) == []
+    poller.drain("emails")
     assert poller.visible_and_hidden("emails") == (0, 0)
     assert ran == [job["id"]]
     assert service.get(job["id"])["state"] == "completed"
@@ -158,10 +212,10 @@ def test_a_promote_whose_message_cannot_be_sent_leaves_the_job_delayed(poller, r
         service.promote(job["id"], sqs=Broken(aws.client("sqs"), aws.queue_url))
     after = service.get(job["id"])
     assert (after["state"], after["run_at"]) == ("delayed", job["run_at"])
-    # its original message still runs it when due
-    for _ in range(8):
-        clock.advance(MAX_DELAY_SECONDS)
-        poller.run_once("emails")
+    # its one-time schedule still runs it when due
+    clock.advance(2 * HOUR + 1)
+    assert len(_fire_due(clock)) == 1
+    poller.drain("emails")
     assert ran == [job["id"]]
 
 
@@ -175,7 +229,9 @@ def test_a_cancelled_job_s_message_is_acknowledged_without_running(poller, regis
     cancelled = service.cancel(job["id"])
     assert (cancelled["state"], cancelled["run_at"]) == ("cancelled", None)
     assert cancelled["finished_at"] is not None
-    clock.advance(min(delay, MAX_DELAY_SECONDS))
+    assert _one_time_schedules() == []  # a long delay's schedule is deleted
+    clock.advance(delay + 1)
+    _fire_due(clock)
     poller.drain("emails")
     assert ran == []
     assert poller.visible_and_hidden("emails") == (0, 0)
@@ -372,16 +428,16 @@ def test_a_high_job_that_fails_for_good_is_in_its_queue_s_dead_letters_and_can_b
     assert service.get(job["id"])["state"] == "completed"
 
 
-def test_a_delayed_high_job_hops_and_promotes_on_its_priority_queue(poller, register, clock):
+def test_a_delayed_high_job_waits_and_promotes_on_its_priority_queue(poller, register, clock):
     ran = _ran(register)
     first = enqueue("emails", "send", {}, priority="high", delay_seconds=2 * HOUR)
     second = enqueue("emails", "send", {}, priority="high", delay_seconds=2 * HOUR)
     service.promote(first["id"])
     poller.drain("emails-high")
     assert ran == [first["id"]]
-    for _ in range(8):
-        clock.advance(MAX_DELAY_SECONDS)
-        poller.run_once("emails-high")
+    clock.advance(2 * HOUR + 1)
+    assert len(_fire_due(clock)) == 1
+    poller.drain("emails-high")
     assert ran == [first["id"], second["id"]]
     assert poller.visible_and_hidden("emails") == (0, 0)
 
@@ -419,3 +475,28 @@ def test_stats_show_the_high_priority_depths(api, clock):
     assert emails["waiting"] == 3
     assert emails["priorities"]["high"]["waiting"] == 2
     assert emails["priorities"]["normal"]["waiting"] == 1
+
+
+# --- fairness: the articles queue is a fair queue ---------------------------------------------------
+
+
+def test_an_articles_job_s_message_carries_its_user_as_message_group(clock, sqs_calls):
+    enqueue("articles", "generate", {"article_id": "a"}, user_id="u-1")
+    enqueue("articles", "generate", {"article_id": "b"})  # no user: the shared group
+    enqueue("emails", "send", {}, user_id="u-1")  # not a fair queue: no group
+    sent = [params for name, params in sqs_calls if name == "SendMessage"]
+    assert [p.get("MessageGroupId") for p in sent] == ["u-1", "system", None]
+
+
+def test_a_long_delayed_articles_job_s_schedule_keeps_its_group(clock):
+    job = enqueue("articles", "generate", {"article_id": "a"}, user_id="u-2", delay_seconds=2 * HOUR)
+    from chalicelib.jobs import later
+
+    found = aws.client("scheduler").get_schedule(Name=later.schedule_name(job["id"], 1), GroupName=_group())
+    assert found["Target"]["SqsParameters"] == {"MessageGroupId": "u-2"}
+
+
+def _group() -> str:
+    from chalicelib import config
+
+    return config.physical_name(config.get().stage)
