@@ -120,8 +120,9 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "secret:AUDIT_DIGEST_KEY": ("ssm:GetParameter",),
     # the stage's audit digest-signing key (KMS, asymmetric): Sign for the sealer only
     "kms:audit": ("kms:GetPublicKey", "kms:Sign"),
-    # audit exports: the export job writes them, the REST function presigns their download
-    "bucket:audit_exports": ("s3:GetObject", "s3:PutObject"),
+    # audit exports: the export job writes them (a multipart upload, aborted on failure), the
+    # REST function presigns their download
+    "bucket:audit_exports": ("s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"),
     "websocket": ("execute-api:ManageConnections",),
     "email": ("ses:SendEmail",),
     "event-source-mapping": ("lambda:UpdateEventSourceMapping",),
@@ -156,6 +157,8 @@ PENDING: frozenset[Grant] = frozenset(
 
 # botocore service name -> IAM prefix, where they differ
 _PREFIX = {"sesv2": "ses", "apigatewaymanagementapi": "execute-api"}
+# S3's multipart upload is authorised as PutObject, but its abort
+_S3 = {"CreateMultipartUpload": "PutObject", "UploadPart": "PutObject", "CompleteMultipartUpload": "PutObject"}
 # DynamoDB transactions are authorised per item, as the item's own action
 _TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
 
@@ -402,7 +405,7 @@ def grants_for_call(service: str, operation: str, params: dict[str, Any], stage:
     if service == "ssm" and "Name" in params:
         return [(f"ssm:{operation}", "secret:" + params["Name"].rsplit("/", 1)[-1])]
     if service == "s3":
-        return [(f"s3:{operation}", "bucket:audit_exports")]
+        return [(f"s3:{_S3.get(operation, operation)}", "bucket:audit_exports")]
     if service == "kms":
         return [(f"kms:{operation}", "kms:audit")]
     if service in ("ses", "sesv2"):
