@@ -147,28 +147,36 @@ def _operations() -> set[str]:
     return {_unwrap(jobs.retry).__module__, _unwrap(jobs.cancel).__module__}
 
 
-def _processor_modules(app_module: types.ModuleType, job_queue: str | None) -> set[str]:
+def _processor_modules(app_module: types.ModuleType, job_queue: str | None, source: str | None = None) -> set[str]:
     """The modules of the processors a job queue's consumer runs (None: every processor's hooks
-    only, which the job operations run)."""
+    only, which the job operations run); the consumer of its priority queue (`source`) does not
+    run the queue's `normal_only` types."""
+    from chalicelib import catalog
+
     found: set[str] = set()
     for proc in app_module.declared_processors():
         callables: list[Any] = [proc.on_final_failure, proc.on_retry, proc.on_cancel]
         if job_queue is not None:
             if proc.queue != job_queue:
                 continue
+            if source not in (None, job_queue) and proc.type in catalog.QUEUES[job_queue].normal_only:
+                continue
             callables.append(proc.run)
         found.update(_unwrap(c).__module__ for c in callables if c is not None)
     return found
 
 
-def reach(roots: Iterable[str], app_module: types.ModuleType, job_queue: str | None = None) -> frozenset[str]:
-    """The closure of `roots` and of the processors of `job_queue` (a consumer's), with the
-    listeners of the events it constructs and the hooks the job operations run, to a fixed point."""
+def reach(
+    roots: Iterable[str], app_module: types.ModuleType, job_queue: str | None = None, source: str | None = None
+) -> frozenset[str]:
+    """The closure of `roots` and of the processors of `job_queue` (a consumer's, of the SQS
+    queue `source`), with the listeners of the events it constructs and the hooks the job
+    operations run, to a fixed point."""
     listeners: dict[str, set[str]] = {
         event.__name__: {_unwrap(fn).__module__ for fn in fns} for event, fns in app_module.LISTENERS.items()
     }
     operations = _operations()
-    modules = closure(set(roots) | (_processor_modules(app_module, job_queue) if job_queue else set()))
+    modules = closure(set(roots) | (_processor_modules(app_module, job_queue, source) if job_queue else set()))
     while True:
         more = set()
         for module in modules:
@@ -201,7 +209,7 @@ def functions(app_module: types.ModuleType) -> dict[str, Function]:
         queue = iam._logical(queue_name, stage) if queue_name else None
         job_queue = catalog.job_queue_of(queue) if queue in catalog.QUEUES else None
         job_queue = job_queue if job_queue in catalog.job_queues() else None
-        out[source.name] = Function(source.name, reach(roots, app_module, job_queue), queue)
+        out[source.name] = Function(source.name, reach(roots, app_module, job_queue, queue), queue)
     for route, ws in app.websocket_handlers.items():
         handler = getattr(app_module, ws.handler_string.split(".", 1)[1])
         name = WEBSOCKET_FUNCTIONS[route]

@@ -234,7 +234,7 @@ def cancel(job_id: str, *, jobs: JobStore | None = None) -> dict[str, Any]:
 def _send(sqs: JobQueues, record: dict[str, Any], delay_seconds: float = 0) -> None:
     """Send a job's message to the queue of its priority (hops for a delay beyond SQS's 15 minutes)."""
     delay, run_at = first_hop(delay_seconds, timeutil.now())
-    target = catalog.priority_queue(record["queue"], record.get("priority") or "normal")
+    target = catalog.priority_queue(record["queue"], record.get("priority") or "normal", record["type"])
     sqs.send(target, message_for(record, run_at), delay)
 
 

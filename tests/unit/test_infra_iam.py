@@ -138,6 +138,8 @@ def test_template_policy_uses_cloudformation_placeholders() -> None:
             [("execute-api:ManageConnections", "websocket")],
         ),
         ("sesv2", "SendEmail", {}, [("ses:SendEmail", "email")]),
+        ("s3", "UploadPart", {"Bucket": "b"}, [("s3:PutObject", "bucket:audit_exports")]),
+        ("s3", "AbortMultipartUpload", {"Bucket": "b"}, [("s3:AbortMultipartUpload", "bucket:audit_exports")]),
         (
             "lambda",
             "UpdateEventSourceMapping",
@@ -179,7 +181,7 @@ def test_every_function_may_write_its_own_log_group_on_both_paths() -> None:
 
 # --- audit proof: each function reads only its secrets; one place seals --------------------------
 
-AUDIT_SEALERS = {"jobs_cleanup", "jobs_cleanup_high"}  # the cleanup queue's consumers (audit_digest)
+AUDIT_SEALER = "jobs_cleanup"  # the cleanup queue's own consumer: seal_jobs are its `normal_only` types
 DIGEST_WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
 
 
@@ -216,7 +218,7 @@ def test_no_function_reads_every_secret_and_the_jwt_secret_stays_where_tokens_ar
     assert "JWT_SECRET" in _secrets_of(policies["api_handler"])
 
 
-def test_only_the_sealing_functions_write_audit_digests_and_sign_with_the_digest_key() -> None:
+def test_one_function_writes_audit_digests_and_signs_with_the_digest_key() -> None:
     policies = iam.function_policies(iam.Scope("prod"))
     writers = {
         name
@@ -224,7 +226,13 @@ def test_only_the_sealing_functions_write_audit_digests_and_sign_with_the_digest
         if _granted(document, lambda a, r: a in DIGEST_WRITES and "audit_digests" in str(r))
     }
     signers = {name for name, document in policies.items() if _granted(document, lambda a, r: a == "kms:Sign")}
-    assert writers == AUDIT_SEALERS and signers == AUDIT_SEALERS
+    assert writers == {AUDIT_SEALER} and signers == {AUDIT_SEALER}
+    table = iam.committed_modules()
+    template = {
+        name: iam.template_policy("prod", iam.function_grants(fn.modules, fn.queue, table))
+        for name, fn in iam.functions().items()
+    }
+    assert {n for n, d in template.items() if _granted(d, lambda a, r: a == "kms:Sign")} == {AUDIT_SEALER}
     assert _granted(policies["api_handler"], lambda a, r: a.startswith("kms:")) == {"kms:GetPublicKey"}
 
 

@@ -198,3 +198,23 @@ def test_function_grants_are_the_union_of_their_modules_and_the_platform() -> No
     assert "email" not in grants
     assert grants["queue:articles"] == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
     assert "queue:articles" not in iam.function_grants({"m.a"}, None, table)
+
+
+def test_the_seal_jobs_go_to_and_run_on_the_cleanup_queues_own_consumer_only(functions) -> None:
+    from chalicelib import catalog
+    from chalicelib.jobs import worker
+
+    cleanup = catalog.QUEUES["cleanup"]
+    assert set(cleanup.normal_only) == {"audit_digest", "audit_tally", "audit_export"}
+    for job_type in cleanup.normal_only:  # a high priority (enqueue, promote) still sends them here
+        assert catalog.priority_queue("cleanup", "high", job_type) == "cleanup"
+    assert catalog.priority_queue("cleanup", "high", "sessions") == "cleanup-high"
+    found = lambda queue, job_type: (queue, job_type)  # noqa: E731
+    high = worker.Worker(cleanup, None, None, find=found, source="cleanup-high")  # type: ignore[arg-type]
+    own = worker.Worker(cleanup, None, None, find=found, source="cleanup")  # type: ignore[arg-type]
+    assert high._find("audit_digest") is None and high._find("sessions") == ("cleanup", "sessions")
+    assert own._find("audit_digest") == ("cleanup", "audit_digest")
+    sealing = {"chalicelib.audit.sealer", "chalicelib.audit.tally", "chalicelib.audit.seal_jobs"}
+    reached = {name: fn.modules & sealing for name, fn in functions.items()}
+    assert {name for name, found in reached.items() if found} == {"jobs_cleanup"}
+    assert reached["jobs_cleanup"] == sealing
