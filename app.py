@@ -260,9 +260,9 @@ def ws_message(event: Any) -> None:
 
 @app.on_ws_disconnect()
 def ws_disconnect(event: Any) -> None:
-    from chalicelib.realtime import handlers
+    from chalicelib.realtime import disconnect
 
-    handlers.disconnect(event)
+    disconnect.disconnect(event)
 
 
 # --- 6. what each Lambda runs -------------------------------------------------------------------------
@@ -299,5 +299,5 @@ RUNS: dict[str, tuple[str, ...]] = {
     "realtime_fanout": ("chalicelib.realtime.fanout",),
     "ws_connect": ("chalicelib.realtime.handlers",),
     "ws_message": ("chalicelib.realtime.handlers",),
-    "ws_disconnect": ("chalicelib.realtime.handlers",),
+    "ws_disconnect": ("chalicelib.realtime.disconnect",),
 }

@@ -4,8 +4,8 @@ A function's roots are its handler's module (a blueprint's route, a schedule's h
 in every function (app.py's cold start, the middleware and its hooks), and, for a handler app.py defines itself
 (an SQS or WebSocket handler, a route of its own), the modules app.py's `RUNS` table says it calls.
 A job queue's consumer runs that queue's processors (app.py's `declared_processors()`: their
-runs and hooks); any other function that can run the job operations (retry, cancel: the REST API,
-a schedule) runs every processor's hooks. A chalicelib module brings every module it imports, anywhere in it (module
+runs and hooks); any other function that calls a job operation (retry, cancel, redrive: the REST
+API) runs every processor's hooks, one that only enqueues (a schedule) none. A chalicelib module brings every module it imports, anywhere in it (module
 level or inside a function; `if TYPE_CHECKING:` blocks excepted), and a package only when it is
 imported as a name (`from chalicelib import jobs`). When a reached module constructs an event of
 app.py's `LISTENERS`, that event's listeners are reached too. `infra.iam` turns the reached modules
@@ -140,6 +140,11 @@ def _everywhere(app_module: types.ModuleType) -> set[str]:
     return found
 
 
+# The job operations that run processors' hooks: a function runs them when a module of it other
+# than theirs calls one (enqueueing, as a schedule does, runs none).
+OPERATIONS = frozenset({"retry", "cancel", "redrive_dead_letters"})
+
+
 def _operations() -> set[str]:
     """The modules of the job operations that run processors' hooks (retry, cancel)."""
     from chalicelib import jobs
@@ -182,7 +187,7 @@ def reach(
         for module in modules:
             for name in _constructed(module) & listeners.keys():
                 more |= listeners[name]
-        if job_queue is None and modules & operations:
+        if job_queue is None and any(_constructed(m) & OPERATIONS for m in modules - operations):
             more |= _processor_modules(app_module, None)
         grown = closure(modules | more)
         if grown == modules:

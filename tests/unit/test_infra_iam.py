@@ -218,6 +218,20 @@ def test_no_function_reads_every_secret_and_the_jwt_secret_stays_where_tokens_ar
     assert "JWT_SECRET" in _secrets_of(policies["api_handler"])
 
 
+def test_the_disconnect_and_the_schedule_functions_read_the_audit_key_only() -> None:
+    """$disconnect checks no ticket or token, and a schedule only enqueues (it runs no job
+    operation, hence no processor's hook): neither reads the JWT or the webhook secret."""
+    from chalicelib import catalog
+
+    policies = iam.function_policies(iam.Scope("prod"))
+    schedules = {name.replace("-", "_") for name in catalog.SCHEDULES}
+    assert schedules and schedules <= policies.keys()
+    for name in {"websocket_disconnect"} | schedules:
+        assert _secrets_of(policies[name]) == {"AUDIT_DIGEST_KEY"}, name
+    for name in ("jobs_articles", "api_handler"):  # the article generator's webhook calls
+        assert "WEBHOOK_SECRET" in _secrets_of(policies[name]), name
+
+
 def test_one_function_writes_audit_digests_and_signs_with_the_digest_key() -> None:
     policies = iam.function_policies(iam.Scope("prod"))
     writers = {
