@@ -26,8 +26,8 @@ def test_policy_has_no_wildcard_action_and_no_unscoped_resource_but_the_document
                     "xray:PutTelemetryRecords",
                     "xray:PutTraceSegments",
                 ]
-            elif arn.startswith("arn:aws:s3:::"):  # bucket ARNs name no region or account
-                assert arn == "arn:aws:s3:::inkwell-prod-audit-exports/*", arn
+            elif arn.startswith("arn:aws:s3:::"):  # S3 ARNs have no region or account field: the name has
+                assert arn == "arn:aws:s3:::inkwell-prod-audit-exports-123456789012-eu-west-1/*", arn
             else:
                 assert ":eu-west-1:123456789012:" in arn, arn
 
@@ -255,4 +255,35 @@ def test_the_digest_key_grant_names_the_stages_key_only() -> None:
     (statement,) = document["Statement"]
     assert statement["Condition"] == {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/inkwell-prod-audit"}}
     template = iam.template_policy("prod", {"kms:audit": ["kms:Sign"]})
-    assert template["Statement"][0]["Resource"] == [{"Fn::Sub": "${AuditSigningKey.Arn}"}]
+    (statement,) = template["Statement"]  # the alias: the key's policy names the roles (no cycle)
+    assert statement["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"}]
+    assert statement["Condition"]["ForAnyValue:StringEquals"] == {"kms:ResourceAliases": "alias/inkwell-prod-audit"}
+
+
+def test_the_export_bucket_of_the_deploy_path_carries_the_account_and_region() -> None:
+    assert (
+        iam.export_bucket_name("prod", "123456789012", "eu-west-1")
+        == "inkwell-prod-audit-exports-123456789012-eu-west-1"
+    )
+    assert iam.export_bucket_name("local") == "inkwell-local-audit-exports"
+    exact = iam.resource_arns("bucket:audit_exports", iam.Scope("prod", region="eu-west-1", account="123456789012"))
+    assert exact == ["arn:aws:s3:::inkwell-prod-audit-exports-123456789012-eu-west-1/*"]
+    # the committed files serve any account: the stage's buckets of any account and region
+    assert iam.resource_arns("bucket:audit_exports", iam.Scope("prod")) == [
+        "arn:aws:s3:::inkwell-prod-audit-exports-*-*/*"
+    ]
+    with pytest.raises(ValueError, match="63"):
+        iam.export_bucket_name("a-very-long-stage-name-indeed", "123456789012", "ap-southeast-2")
+
+
+def test_the_audit_key_policy_lets_the_account_administer_but_only_the_sealer_sign() -> None:
+    document = iam.audit_key_policy("root", ["sealer"], ["api"])
+    by_sid = {st["Sid"]: st for st in document["Statement"]}
+    assert not {"kms:Sign", "kms:GetPublicKey", "kms:Verify"} & set(by_sid["AccountAdministers"]["Action"])
+    assert all("*" not in a for st in document["Statement"] for a in st["Action"])
+    assert by_sid["SealerSigns"]["Principal"] == {"AWS": ["sealer"]} and "kms:Sign" in by_sid["SealerSigns"]["Action"]
+    assert by_sid["ReadersGetThePublicKey"]["Action"] == ["kms:GetPublicKey"]
+    table = iam.committed_modules()
+    granted = {name: iam.function_grants(fn.modules, fn.queue, table) for name, fn in iam.functions().items()}
+    signers, readers = iam.key_users(granted)
+    assert signers == [AUDIT_SEALER] and "api_handler" in readers and AUDIT_SEALER not in readers

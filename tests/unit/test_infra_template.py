@@ -302,3 +302,20 @@ def test_both_api_stages_are_throttled_and_an_unthrottled_one_is_a_problem(tmp_p
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="stages.prod.throttling.websocket"):
         throttling.throttling("prod", tmp_path / "config.json")
+
+
+def test_the_audit_key_policy_names_the_sealers_role_to_sign_and_the_bucket_drops_stale_uploads() -> None:
+    s = shape()
+    for name in ("jobs_cleanup", "jobs_cleanup_high"):
+        cfn = "".join(p.capitalize() for p in name.split("_"))
+        s.functions[cfn] = Function(name, f"inkwell-prod-{name}", cfn, cfn + "Role", 300)
+    resources = packaged(s)["Resources"]
+    statements = {st["Sid"]: st for st in resources[template.AUDIT_KEY]["Properties"]["KeyPolicy"]["Statement"]}
+    role_of = {fn.name: fn.role_cfn for fn in s.functions.values()}
+    assert statements["SealerSigns"]["Principal"] == {"AWS": [{"Fn::GetAtt": [role_of["jobs_cleanup"], "Arn"]}]}
+    readers = statements["ReadersGetThePublicKey"]["Principal"]["AWS"]
+    assert {"Fn::GetAtt": [role_of["api_handler"], "Arn"]} in readers
+    assert {"Fn::GetAtt": [role_of["jobs_cleanup_high"], "Arn"]} not in readers
+    assert "kms:Sign" not in statements["AccountAdministers"]["Action"]
+    rules = resources[template.EXPORT_BUCKET]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rules[0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
