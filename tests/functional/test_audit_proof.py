@@ -392,3 +392,17 @@ def test_a_failed_export_aborts_its_upload_and_its_retry_starts_again(api, monke
     result = export.run(job, _Job(attempt=2))
     text = s3.get_object(Bucket=api_bucket(), Key="audit-exports/exp-1.ndjson")["Body"].read().decode()
     assert result["events"] >= 5 and offline.check(text, signing.public_key()["public_key_pem"]) == []
+
+
+def test_a_high_priority_seal_job_still_goes_to_the_sealers_own_queue(api):
+    from chalicelib import jobs
+
+    sqs = aws.client("sqs")
+    jobs.enqueue("cleanup", "audit_tally", {}, priority="high")
+    jobs.enqueue("cleanup", "sessions", {}, priority="high")
+
+    def waiting(queue):
+        answer = sqs.receive_message(QueueUrl=aws.queue_url(queue), MaxNumberOfMessages=10)
+        return sorted(json.loads(m["Body"]).get("type", "?") for m in answer.get("Messages", []))
+
+    assert waiting("cleanup") == ["audit_tally"] and waiting("cleanup-high") == ["sessions"]
