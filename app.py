@@ -117,11 +117,12 @@ def declared_processors() -> tuple[Processor, ...]:
     asked for: the capabilities' job modules (pydantic, boto3) load with a job Lambda's first
     batch or the API's first retry or cancel, not with this module."""
     from chalicelib.audit import jobs as audit_jobs
+    from chalicelib.audit import seal_jobs
     from chalicelib.auth import sweeps
     from chalicelib.content import actions, cleanup, generation, report_jobs
     from chalicelib.mail import jobs as mail_jobs
 
-    declared = (generation, actions, report_jobs, mail_jobs, sweeps, cleanup, audit_jobs)
+    declared = (generation, actions, report_jobs, mail_jobs, sweeps, cleanup, audit_jobs, seal_jobs)
     return tuple(proc for module in declared for proc in module.PROCESSORS)
 
 
@@ -259,9 +260,9 @@ def ws_message(event: Any) -> None:
 
 @app.on_ws_disconnect()
 def ws_disconnect(event: Any) -> None:
-    from chalicelib.realtime import handlers
+    from chalicelib.realtime import disconnect
 
-    handlers.disconnect(event)
+    disconnect.disconnect(event)
 
 
 # --- 6. what each Lambda runs -------------------------------------------------------------------------
@@ -298,5 +299,5 @@ RUNS: dict[str, tuple[str, ...]] = {
     "realtime_fanout": ("chalicelib.realtime.fanout",),
     "ws_connect": ("chalicelib.realtime.handlers",),
     "ws_message": ("chalicelib.realtime.handlers",),
-    "ws_disconnect": ("chalicelib.realtime.handlers",),
+    "ws_disconnect": ("chalicelib.realtime.disconnect",),
 }

@@ -354,7 +354,7 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
         provision.provision(aws.client("dynamodb"), aws.client("sqs"))
         meter = Meter()
         import app as app_module
-        from chalicelib.audit import chain, sealer, tally
+        from chalicelib.audit import chain, seal_jobs, sealer, tally
         from chalicelib.audit import jobs as audit_jobs
         from chalicelib.auth import service as auth
         from chalicelib.auth import sweeps
@@ -444,8 +444,8 @@ def run(n: int) -> dict[str, tuple[int, int, float, str]]:
                 ("GET /api/audit/report (24 h)", get("/api/audit/report")),
                 ("GET /api/audit/report (30 days)", get(f"/api/audit/report?since={since30}")),
                 ("GET /api/audit/verify (24 h)", get("/api/audit/verify")),
-                ("cleanup/audit_tally (every 5 minutes)", job(audit_jobs.audit_tally)),
-                ("cleanup/audit_digest (hourly: the last hour)", job(audit_jobs.audit_digest)),
+                ("cleanup/audit_tally (every 5 minutes)", job(seal_jobs.audit_tally)),
+                ("cleanup/audit_digest (hourly: the last hour)", job(seal_jobs.audit_digest)),
                 ("analytics/daily_report", job(analytics_jobs.daily_report, {"date": day.isoformat()})),
                 ("analytics/weekly_report", job(analytics_jobs.weekly_report, {"week": timeutil.iso_week(day)})),
                 ("GET /api/analytics/reports/daily", get(f"/api/analytics/reports/daily?date={day.isoformat()}")),

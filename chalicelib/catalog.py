@@ -63,6 +63,10 @@ class Queue:
     # Fair between users: each message's MessageGroupId is its job's user, so SQS (a fair queue)
     # delivers a user with a large backlog no sooner than the others (docs/jobs.md, "Fairness").
     fair: bool = False
+    # Job types run by this queue's own consumer only, whatever their priority (sent to this
+    # queue even when `high`): the audit seal's, whose rights (kms:Sign, writing audit_digests)
+    # only that one function holds.
+    normal_only: tuple[str, ...] = ()
     # The code reads its dead-letter queue (the worker, the dashboard, health); False: only its
     # alarm watches it, and the role gets no access to it.
     dead_letters_read: bool = True
@@ -288,6 +292,7 @@ _QUEUES = (
             "audit_tally",
             "audit_export",
         ),
+        normal_only=("audit_digest", "audit_tally", "audit_export"),
     ),
     Queue(
         "audit",
@@ -323,6 +328,7 @@ def _high(q: Queue) -> Queue:
         name=q.name + HIGH_SUFFIX,
         serves=q.name,
         job_types=(),
+        normal_only=(),
         concurrency=q.high_concurrency,
         description=f"high-priority {q.name} jobs",
     )
@@ -424,8 +430,11 @@ def queue(name: str) -> Queue:
     return QUEUES[name]
 
 
-def priority_queue(name: str, priority: str) -> str:
-    """The SQS queue carrying a job queue's jobs of that priority."""
+def priority_queue(name: str, priority: str, job_type: str = "") -> str:
+    """The SQS queue carrying a job queue's jobs of that priority (of `job_type`: the queue
+    itself for its `normal_only` types)."""
+    if job_type and job_type in QUEUES[name].normal_only:
+        return name
     return name + HIGH_SUFFIX if priority == "high" else name
 
 

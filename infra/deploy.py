@@ -14,8 +14,10 @@ again, from any clone:
    file, any account and region; written only when the stage is new or the file stale);
 2. the secrets (`config.SECRETS`) as SSM SecureStrings under the stage's prefix, generated once
    when absent and never overwritten, and the audit digest-signing KMS key (asymmetric, under
-   `alias/inkwell-<stage>-audit`, created once), and the audit export bucket (private,
-   encrypted, versioned: `inkwell-<stage>-audit-exports`);
+   `alias/inkwell-<stage>-audit`, created once; its key policy names the roles that may use it
+   once they exist, step 6), and the audit export bucket (private, encrypted, versioned,
+   incomplete uploads dropped after a day: `inkwell-<stage>-audit-exports-<account>-<region>`,
+   named in the stage's `INKWELL_AUDIT_EXPORT_BUCKET`);
 3. the catalogue's tables and queues (`infra.provision`, hardened: PITR, KMS, SSE, TTL, redrive);
 4. an SNS topic, an alarm on every dead-letter queue's depth, the stage's other alarms and its
    CloudWatch dashboard (`infra.monitoring`, as in the template);
@@ -97,8 +99,8 @@ def ensure_secrets(ssm: Any, stage: str) -> list[str]:
 
 def ensure_audit_key(kms: Any, stage: str) -> str:
     """The stage's audit digest-signing key (KMS, ECC_NIST_P256, SIGN_VERIFY) under its alias,
-    created once; returns its alias. The key policy is the account's default: the functions' roles
-    (`infra.iam`) decide, and only the sealing functions' may `kms:Sign`."""
+    created once; returns its alias. Its policy, naming the roles that may use it, is put once
+    they exist (`set_audit_key_policy`)."""
     alias = iam.audit_key_alias(stage)
     try:
         kms.describe_key(KeyId=alias)
@@ -110,6 +112,25 @@ def ensure_audit_key(kms: Any, stage: str) -> str:
         )["KeyMetadata"]
         kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
     return alias
+
+
+def set_audit_key_policy(kms: Any, stage: str, shape: app_shape.AppShape, account: str) -> dict[str, Any]:
+    """Put the audit key's policy (`iam.audit_key_policy`): the account administers it, the
+    sealing function's role may sign, the roles that check digests may read the public key, by
+    their ARNs; returns it."""
+    granted = {fn.name: json.loads(iam.policy_file(stage, fn.name).read_text()) for fn in shape.functions.values()}
+    users = {
+        name: {"kms:audit": [a for st in doc["Statement"] if st["Sid"] == "KmsAudit" for a in st["Action"]]}
+        for name, doc in granted.items()
+    }
+    signers, readers = iam.key_users(users)
+    roles = {fn.name: fn.role_name for fn in shape.functions.values() if fn.role_name}
+    arn = f"arn:aws:iam::{account}:"
+    named = [[arn + "role/" + roles[n] for n in group if n in roles] for group in (signers, readers)]
+    document = iam.audit_key_policy(arn + "root", *named)
+    key_id = kms.describe_key(KeyId=iam.audit_key_alias(stage))["KeyMetadata"]["KeyId"]
+    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(document))
+    return document
 
 
 def ensure_alarms(
@@ -383,6 +404,8 @@ def deploy(
     check_deployable(stage)
     account = clients["sts"].get_caller_identity()["Account"]  # fail fast without credentials
     chalice_config.sync()
+    bucket = iam.export_bucket_name(stage, account, region)  # bucket names are global: the account's own
+    chalice_config.set_variable(stage, config.AUDIT_EXPORT_BUCKET, bucket)
     if os.environ.get(config.ARTICLE_WEBHOOK_URL):  # Chalice gives functions config.json's variables only
         chalice_config.set_variable(stage, config.ARTICLE_WEBHOOK_URL, os.environ[config.ARTICLE_WEBHOOK_URL])
     shape = app_shape.load(stage)
@@ -391,7 +414,7 @@ def deploy(
     settings = config.get()
     created = ensure_secrets(clients["ssm"], stage)
     ensure_audit_key(clients["kms"], stage)
-    provision.create_export_bucket(clients["s3"], settings)
+    provision.create_export_bucket(clients["s3"], settings, bucket)
     urls = provision.provision(clients["dynamodb"], clients["sqs"], settings, hardened=True)
     topic = ensure_alarms(clients["sns"], clients["cloudwatch"], stage, email, shape, region)
     # what exists of the stage goes into Chalice's record first, so that nothing is made twice
@@ -415,6 +438,7 @@ def deploy(
     iam.write_policy_files(stage)
     documents = policy_documents(shape)
     roles = apply_policy_files(clients["iam"], documents)
+    set_audit_key_policy(clients["kms"], stage, shape, account)  # the roles exist now
     updated = set_environment(clients["lambda"], names, endpoints)
     schedules = scheduler_deploy.deploy(clients, stage, account, region)
     log_groups = ensure_logging(clients, shape, record, region, account)

@@ -128,8 +128,9 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "secret:AUDIT_DIGEST_KEY": ("ssm:GetParameter",),
     # the stage's audit digest-signing key (KMS, asymmetric): Sign for the sealer only
     "kms:audit": ("kms:GetPublicKey", "kms:Sign"),
-    # audit exports: the export job writes them, the REST function presigns their download
-    "bucket:audit_exports": ("s3:GetObject", "s3:PutObject"),
+    # audit exports: the export job writes them (a multipart upload, aborted on failure), the
+    # REST function presigns their download
+    "bucket:audit_exports": ("s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"),
     "websocket": ("execute-api:ManageConnections",),
     "email": ("ses:SendEmail",),
     "event-source-mapping": ("lambda:UpdateEventSourceMapping",),
@@ -173,6 +174,8 @@ PENDING: frozenset[Grant] = frozenset(
 
 # botocore service name -> IAM prefix, where they differ
 _PREFIX = {"sesv2": "ses", "apigatewaymanagementapi": "execute-api"}
+# S3's multipart upload is authorised as PutObject, but its abort
+_S3 = {"CreateMultipartUpload": "PutObject", "UploadPart": "PutObject", "CompleteMultipartUpload": "PutObject"}
 # DynamoDB transactions are authorised per item, as the item's own action
 _TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem"}
 
@@ -190,7 +193,7 @@ class Scope:
         ""  # Lambda function names start with this (default `inkwell-<stage>-`: config.physical_name)
     )
     export_bucket: str = ""  # the audit export bucket's ARN, when known (else named by stage)
-    audit_key: str = ""  # the audit signing key's ARN, when known (else: any key with the stage's alias)
+    audit_key: str = ""  # the audit signing key's ARN, when known (else: the key with the stage's alias)
 
     @classmethod
     def template(cls, stage: str) -> Scope:
@@ -202,7 +205,6 @@ class Scope:
             partition="${AWS::Partition}",
             websocket_api="${WebsocketAPI}",
             function_prefix="${AWS::StackName}-",
-            audit_key="${AuditSigningKey.Arn}",
             export_bucket="${AuditExportBucket.Arn}",
         )
 
@@ -217,6 +219,81 @@ class Scope:
 def secrets_prefix(stage: str) -> str:
     """The SSM path of a stage's secrets (`INKWELL_SECRETS_PREFIX` in `.chalice/config.json`)."""
     return f"/inkwell/{stage}"
+
+
+def export_bucket_name(stage: str, account: str = "", region: str = "") -> str:
+    """The stage's audit export bucket on the `make deploy` path: bucket names are global, so it
+    carries the account and region, as AWS's examples do (`inkwell-prod-audit-exports-<account>-
+    <region>`); local stages (`make run`, tests) leave them out. The template lets CloudFormation
+    name its bucket."""
+    name = config.physical_name(stage, "audit-exports") + (f"-{account}-{region}" if account else "")
+    if len(name) > 63:
+        raise ValueError(f"the audit export bucket {name!r} is longer than S3's 63 characters: shorten the stage")
+    return name
+
+
+def audit_key_policy(root: Any, signers: list[Any], readers: list[Any]) -> dict[str, Any]:
+    """The audit signing key's policy: the account (`root`) administers the key but may not use it,
+    so no IAM policy alone can sign; the sealing function's role (`signers`) may `kms:Sign` and
+    read the public key, the others that check digests (`readers`) only read the public key."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "AccountAdministers",
+            "Effect": "Allow",
+            "Principal": {"AWS": root},
+            "Action": list(KEY_ADMIN_ACTIONS),
+            "Resource": "*",
+        }
+    ]
+    if signers:
+        statements.append(
+            {
+                "Sid": "SealerSigns",
+                "Effect": "Allow",
+                "Principal": {"AWS": signers},
+                "Action": ["kms:GetPublicKey", "kms:Sign"],
+                "Resource": "*",
+            }
+        )
+    if readers:
+        statements.append(
+            {
+                "Sid": "ReadersGetThePublicKey",
+                "Effect": "Allow",
+                "Principal": {"AWS": readers},
+                "Action": ["kms:GetPublicKey"],
+                "Resource": "*",
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+# What the account may do with the audit key: manage it, never sign or verify with it.
+KEY_ADMIN_ACTIONS = (
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:EnableKey",
+    "kms:GetKeyPolicy",
+    "kms:ListAliases",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+)
+
+
+def key_users(granted: dict[str, dict[str, list[str]]]) -> tuple[list[str], list[str]]:
+    """(signers, readers): the functions whose grants (function -> `function_grants`) may
+    `kms:Sign` with the audit key, and those that may only read its public key."""
+    signers = sorted(n for n, g in granted.items() if "kms:Sign" in g.get("kms:audit", []))
+    readers = sorted(n for n, g in granted.items() if "kms:GetPublicKey" in g.get("kms:audit", []) and n not in signers)
+    return signers, readers
 
 
 def audit_key_alias(stage: str) -> str:
@@ -264,9 +341,8 @@ def resource_arns(key: str, scope: Scope, actions: Iterable[str] = ()) -> list[s
         names = config.SECRETS if name == "*" else (name,)
         return [scope.arn("ssm", f"parameter{prefix}/{n}") for n in names]
     if key == "bucket:audit_exports":
-        bucket = (
-            scope.export_bucket or f"arn:{scope.partition}:s3:::{config.physical_name(scope.stage, 'audit-exports')}"
-        )
+        name = export_bucket_name(scope.stage, scope.account, scope.region)
+        bucket = scope.export_bucket or f"arn:{scope.partition}:s3:::{name}"
         return [bucket + "/*"]
     if key == "kms:audit":
         return [scope.audit_key or scope.arn("kms", "key/*")]
@@ -423,7 +499,7 @@ def grants_for_call(service: str, operation: str, params: dict[str, Any], stage:
     if service == "ssm" and "Name" in params:
         return [(f"ssm:{operation}", "secret:" + params["Name"].rsplit("/", 1)[-1])]
     if service == "s3":
-        return [(f"s3:{operation}", "bucket:audit_exports")]
+        return [(f"s3:{_S3.get(operation, operation)}", "bucket:audit_exports")]
     if service == "kms":
         return [(f"kms:{operation}", "kms:audit")]
     if service in ("ses", "sesv2"):

@@ -201,16 +201,21 @@ def provision(
     return create_queues(sqs, settings, hardened=hardened)
 
 
-def export_bucket_name(stage: str) -> str:
-    """The stage's audit export bucket (`make deploy`, `make run`; the template names its own)."""
-    return config.physical_name(stage, "audit-exports")
+# An export's multipart upload a job left behind (its Lambda killed before it could abort)
+ABORT_INCOMPLETE_UPLOADS = {
+    "ID": "abort-incomplete-uploads",
+    "Status": "Enabled",
+    "Filter": {"Prefix": ""},
+    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+}
 
 
-def create_export_bucket(s3: Any, settings: config.Settings | None = None) -> str:
-    """The audit export bucket: private (every public access blocked), encrypted, versioned.
-    Idempotent; returns its name."""
+def create_export_bucket(s3: Any, settings: config.Settings | None = None, name: str = "") -> str:
+    """The audit export bucket (`name`, else the local stage's `inkwell-<stage>-audit-exports`):
+    private (every public access blocked), encrypted, versioned, an upload left incomplete
+    removed after a day. Idempotent; returns its name."""
     settings = settings or config.get()
-    name = export_bucket_name(settings.stage)
+    name = name or config.physical_name(settings.stage, "audit-exports")
     region = s3.meta.region_name
     kwargs: dict[str, Any] = {"Bucket": name}
     if region and region != "us-east-1":
@@ -220,6 +225,7 @@ def create_export_bucket(s3: Any, settings: config.Settings | None = None) -> st
     blocked = dict.fromkeys(("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True)
     s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=blocked)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": [ABORT_INCOMPLETE_UPLOADS]})
     s3.put_bucket_encryption(
         Bucket=name,
         ServerSideEncryptionConfiguration={

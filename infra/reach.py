@@ -4,8 +4,8 @@ A function's roots are its handler's module (a blueprint's route, a schedule's h
 in every function (app.py's cold start, the middleware and its hooks), and, for a handler app.py defines itself
 (an SQS or WebSocket handler, a route of its own), the modules app.py's `RUNS` table says it calls.
 A job queue's consumer runs that queue's processors (app.py's `declared_processors()`: their
-runs and hooks); any other function that can run the job operations (retry, cancel: the REST API,
-a schedule) runs every processor's hooks. A chalicelib module brings every module it imports, anywhere in it (module
+runs and hooks); any other function that calls a job operation (retry, cancel, redrive: the REST
+API) runs every processor's hooks, one that only enqueues (a schedule) none. A chalicelib module brings every module it imports, anywhere in it (module
 level or inside a function; `if TYPE_CHECKING:` blocks excepted), and a package only when it is
 imported as a name (`from chalicelib import jobs`). When a reached module constructs an event of
 app.py's `LISTENERS`, that event's listeners are reached too. `infra.iam` turns the reached modules
@@ -140,6 +140,11 @@ def _everywhere(app_module: types.ModuleType) -> set[str]:
     return found
 
 
+# The job operations that run processors' hooks: a function runs them when a module of it other
+# than theirs calls one (enqueueing, as a schedule does, runs none).
+OPERATIONS = frozenset({"retry", "cancel", "redrive_dead_letters"})
+
+
 def _operations() -> set[str]:
     """The modules of the job operations that run processors' hooks (retry, cancel)."""
     from chalicelib import jobs
@@ -147,34 +152,42 @@ def _operations() -> set[str]:
     return {_unwrap(jobs.retry).__module__, _unwrap(jobs.cancel).__module__}
 
 
-def _processor_modules(app_module: types.ModuleType, job_queue: str | None) -> set[str]:
+def _processor_modules(app_module: types.ModuleType, job_queue: str | None, source: str | None = None) -> set[str]:
     """The modules of the processors a job queue's consumer runs (None: every processor's hooks
-    only, which the job operations run)."""
+    only, which the job operations run); the consumer of its priority queue (`source`) does not
+    run the queue's `normal_only` types."""
+    from chalicelib import catalog
+
     found: set[str] = set()
     for proc in app_module.declared_processors():
         callables: list[Any] = [proc.on_final_failure, proc.on_retry, proc.on_cancel]
         if job_queue is not None:
             if proc.queue != job_queue:
                 continue
+            if source not in (None, job_queue) and proc.type in catalog.QUEUES[job_queue].normal_only:
+                continue
             callables.append(proc.run)
         found.update(_unwrap(c).__module__ for c in callables if c is not None)
     return found
 
 
-def reach(roots: Iterable[str], app_module: types.ModuleType, job_queue: str | None = None) -> frozenset[str]:
-    """The closure of `roots` and of the processors of `job_queue` (a consumer's), with the
-    listeners of the events it constructs and the hooks the job operations run, to a fixed point."""
+def reach(
+    roots: Iterable[str], app_module: types.ModuleType, job_queue: str | None = None, source: str | None = None
+) -> frozenset[str]:
+    """The closure of `roots` and of the processors of `job_queue` (a consumer's, of the SQS
+    queue `source`), with the listeners of the events it constructs and the hooks the job
+    operations run, to a fixed point."""
     listeners: dict[str, set[str]] = {
         event.__name__: {_unwrap(fn).__module__ for fn in fns} for event, fns in app_module.LISTENERS.items()
     }
     operations = _operations()
-    modules = closure(set(roots) | (_processor_modules(app_module, job_queue) if job_queue else set()))
+    modules = closure(set(roots) | (_processor_modules(app_module, job_queue, source) if job_queue else set()))
     while True:
         more = set()
         for module in modules:
             for name in _constructed(module) & listeners.keys():
                 more |= listeners[name]
-        if job_queue is None and modules & operations:
+        if job_queue is None and any(_constructed(m) & OPERATIONS for m in modules - operations):
             more |= _processor_modules(app_module, None)
         grown = closure(modules | more)
         if grown == modules:
@@ -201,7 +214,7 @@ def functions(app_module: types.ModuleType) -> dict[str, Function]:
         queue = iam._logical(queue_name, stage) if queue_name else None
         job_queue = catalog.job_queue_of(queue) if queue in catalog.QUEUES else None
         job_queue = job_queue if job_queue in catalog.job_queues() else None
-        out[source.name] = Function(source.name, reach(roots, app_module, job_queue), queue)
+        out[source.name] = Function(source.name, reach(roots, app_module, job_queue, queue), queue)
     for fn in app.pure_lambda_functions:  # the schedules' functions (EventBridge Scheduler invokes them)
         handler = getattr(app_module, fn.handler_string.split(".", 1)[1])
         out[fn.name] = Function(fn.name, reach(everywhere | _roots_of(handler, app_module), app_module))

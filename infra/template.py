@@ -139,6 +139,17 @@ def queue_resources(queue: catalog.Queue, stage: str) -> dict[str, Any]:
     return {queue_id(queue.name): main, dlq_id(queue.name): dlq, logical_id(queue.dlq, "Alarm"): alarm}
 
 
+ACCOUNT_ROOT = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+
+
+def _lifecycle_rule() -> dict[str, Any]:
+    """provision.ABORT_INCOMPLETE_UPLOADS as CloudFormation spells it."""
+    from infra.provision import ABORT_INCOMPLETE_UPLOADS as rule
+
+    days = rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+    return {"Id": rule["ID"], "Status": rule["Status"], "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": days}}
+
+
 def catalogue_resources(stage: str) -> dict[str, Any]:
     resources: dict[str, Any] = {}
     for table in catalog.TABLES.values():
@@ -153,19 +164,9 @@ def catalogue_resources(stage: str) -> dict[str, Any]:
             "Description": f"Signs the audit digests of stage {stage}",
             "KeySpec": "ECC_NIST_P256",
             "KeyUsage": "SIGN_VERIFY",
-            # the account administers the key; using it is each function role's policy (infra.iam)
-            "KeyPolicy": {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Sid": "AccountAdministersAndRolesDecide",
-                        "Effect": "Allow",
-                        "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
-                        "Action": "kms:*",
-                        "Resource": "*",
-                    }
-                ],
-            },
+            # the account administers the key; the roles that use it are named when the functions
+            # are known (`audit_key_policy`, in `template`)
+            "KeyPolicy": iam.audit_key_policy(ACCOUNT_ROOT, [], []),
         },
     }
     resources[AUDIT_KEY + "Alias"] = {
@@ -177,6 +178,7 @@ def catalogue_resources(stage: str) -> dict[str, Any]:
             "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
         },
         "VersioningConfiguration": {"Status": "Enabled"},
+        "LifecycleConfiguration": {"Rules": [_lifecycle_rule()]},
         "PublicAccessBlockConfiguration": dict.fromkeys(
             ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
         ),
@@ -349,6 +351,7 @@ def overlay(
     resources.update(monitoring_resources(shape))
     throttle(resources, shape, limits if limits is not None else throttling.throttling(stage))
     resources.update(scheduler_template.template_resources(shape))
+    granted: dict[str, dict[str, list[str]]] = {}
     for cfn, fn in shape.functions.items():
         props = {"Environment": {"Variables": env}}
         if cfn in timeouts:
@@ -358,10 +361,17 @@ def overlay(
         resources[cfn] = {"Properties": props}
         if fn.role_cfn:  # each function's role: what its handlers can call (infra.iam, infra.reach)
             reach = reached[fn.name]
-            document = iam.template_policy(stage, iam.function_grants(reach.modules, reach.queue, module_grants))
+            granted[cfn] = iam.function_grants(reach.modules, reach.queue, module_grants)
+            document = iam.template_policy(stage, granted[cfn])
             resources[fn.role_cfn] = {
                 "Properties": {"Policies": [{"PolicyName": "InkwellLeastPrivilege", "PolicyDocument": document}]}
             }
+    # the audit key's users by their roles (the roles name the key by its alias, not its ARN: a
+    # reference both ways would be a cycle)
+    signers, readers = iam.key_users(granted)
+    role = {cfn: {"Fn::GetAtt": [fn.role_cfn, "Arn"]} for cfn, fn in shape.functions.items() if fn.role_cfn}
+    key_policy = iam.audit_key_policy(ACCOUNT_ROOT, [role[n] for n in signers], [role[n] for n in readers])
+    resources.setdefault(AUDIT_KEY, {}).setdefault("Properties", {})["KeyPolicy"] = key_policy
     outputs: dict[str, Any] = {
         "AlarmTopicArn": {"Value": {"Ref": ALARM_TOPIC}},
         "DashboardName": {"Value": {"Ref": "Dashboard"}},

@@ -26,7 +26,8 @@ Published for the realtime emitters: every event, as the admin room's `activity`
 written; and `events.Alert` for lockouts and tampering. Jobs: `sealer.seal(now)` is
 `cleanup/audit_digest` and `tally.count(now)` is `cleanup/audit_tally` (import those submodules
 where they are used: this package loads only what `record` needs, for cold starts); `cleanup/activity_logs` is the cleanup queue's sweep of
-`audit_events` (chalicelib.audit.jobs).
+`audit_events` (chalicelib.audit.jobs; the sealing ones are chalicelib.audit.seal_jobs, run by
+the cleanup queue's own consumer only).
 
 Modules: actions (catalogue), model (keys, fingerprints), logger (record, buffer,
 writer, fallback queue), manifest (the flush manifests: write-time evidence), store (queries, summary,

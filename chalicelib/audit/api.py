@@ -158,6 +158,7 @@ def verify(params: dict[str, str]) -> dict[str, Any]:
 QUEUE, JOB_TYPE = "cleanup", "audit_export"
 MAX_EXPORT_DAYS = 31
 URL_SECONDS = 900
+MAX_FOLLOW_UPS = 1000  # jobs one export may take (each a cleanup function's run)
 
 
 def bucket() -> str:
@@ -196,10 +197,17 @@ def export_status(export_id: str) -> dict[str, Any]:
     from chalicelib import jobs
 
     job = jobs.get(export_id) if len(export_id) <= 64 else None
-    if job is None or job.get("type") != JOB_TYPE:
+    if job is None or job.get("type") != JOB_TYPE or "export_id" in job.get("payload", {}):
         raise errors.NotFound(f"no audit export {export_id[:64]}")
-    state = {"completed": "ready", "failed": "failed", "cancelled": "failed"}.get(job["state"], "pending")
+    for _ in range(MAX_FOLLOW_UPS):  # a long export goes on in follow-up jobs: the last one says
+        follow_up = (job.get("result") or {}).get("continued_by")
+        if job["state"] != "completed" or not follow_up:
+            break
+        job = jobs.get(follow_up) or {"state": "failed"}  # removed: the export is lost
     result = job.get("result") or {}
+    state = {"completed": "ready", "failed": "failed", "cancelled": "failed"}.get(job["state"], "pending")
+    if result.get("continued_by"):
+        state = "pending"
     out: dict[str, Any] = {"export_id": export_id, "state": state, "events": int(result.get("events", 0))}
     if state == "ready":
         out["url"] = aws.client("s3").generate_presigned_url(

@@ -4,7 +4,8 @@ with the digest key's public half alone (no secret, no network).
     python -m chalicelib.audit.offline export.ndjson --key public.pem
 
 Exit 0 when the export is complete, untampered and signed by that key; 1 naming each problem
-(line numbers are the file's, from 1): its header's signature; each digest's hash, leaves and
+(line numbers are the file's, from 1): its signed summary (the last line; a file cut short has
+none); each digest's hash, leaves and
 signature and its link to the one before; each event against the fingerprint its digest sealed,
 in canonical order; every sealed event of the range present (unless its retention had passed).
 """
@@ -23,7 +24,7 @@ from chalicelib.audit import chain, model, signing
 
 def header_text(header: dict[str, Any]) -> str:
     fields = ("since", "until", "exported_at", "events", "digests", "first", "last", "key_id")
-    return "|".join(str(header[k]) for k in fields)
+    return "|".join(str(header.get(k, "")) for k in fields)
 
 
 def check(text: str, public_key_pem: str) -> list[str]:
@@ -36,17 +37,20 @@ def check(text: str, public_key_pem: str) -> list[str]:
                 rows.append((n, json.loads(raw)))
             except ValueError:
                 problems.append(f"line {n}: not JSON")
-    if not rows or rows[0][1].get("type") != "export":
-        return [*problems, "line 1: no export header"]
-    header = rows[0][1]
+    if rows and rows[-1][1].get("type") == "export":
+        at, header = rows[-1]
+    elif rows and rows[0][1].get("type") == "export":  # exports written before streaming: first
+        at, header = rows[0]
+    else:
+        return [*problems, "no export summary on the last line: the file was cut short"]
     if not signing.valid(public_key_pem, signing.message("export", header_text(header)), str(header.get("sig", ""))):
-        problems.append("line 1: the export header's signature does not match this key")
+        problems.append(f"line {at}: the export summary's signature does not match this key")
     events = [(n, r["event"]) for n, r in rows if r.get("type") == "event"]
     digests = [(n, r) for n, r in rows if r.get("type") == "digest"]
     if len(events) != int(header.get("events", -1)):
-        problems.append(f"the header says {header.get('events')} events, the file holds {len(events)}")
+        problems.append(f"the summary says {header.get('events')} events, the file holds {len(events)}")
     if len(digests) != int(header.get("digests", -1)):
-        problems.append(f"the header says {header.get('digests')} digests, the file holds {len(digests)}")
+        problems.append(f"the summary says {header.get('digests')} digests, the file holds {len(digests)}")
     leaves = _digests(digests, header, public_key_pem, problems)
     _events(events, leaves, header, problems)
     return problems
@@ -78,7 +82,7 @@ def _digests(
     if digests:
         first, last = digests[0][1]["digest"], digests[-1][1]["digest"]
         if first.get("hash") != header.get("first") or last.get("hash") != header.get("last"):
-            problems.append("the digests are not those the header names (first or last)")
+            problems.append("the digests are not those the summary names (first or last)")
         if first.get("start", "~") > header.get("since", "") or last.get("end", "") <= header.get("until", "~"):
             problems.append("the digests do not cover the export's range")
     elif int(header.get("events", 0)):

@@ -244,7 +244,7 @@ def cancel(job_id: str, *, jobs: JobStore | None = None) -> dict[str, Any]:
 def _send(sqs: JobQueues, record: dict[str, Any], delay_seconds: float = 0) -> None:
     """Send a job's message to the queue of its priority: with DelaySeconds up to SQS's 15
     minutes, or, for a longer delay, to a one-time schedule that sends it when due (`later`)."""
-    target = catalog.priority_queue(record["queue"], record.get("priority") or "normal")
+    target = catalog.priority_queue(record["queue"], record.get("priority") or "normal", record["type"])
     group = fair_group(record)
     if delay_seconds > MAX_DELAY_SECONDS:
         name = later.schedule_name(record["id"], int(record.get("run", 1)))

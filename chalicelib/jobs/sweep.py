@@ -64,14 +64,14 @@ def sweep(name: str, ctx: JobContext) -> dict[str, Any]:
     return sweep_expired(aws.table(name), catalog.table(name), ctx)
 
 
-def carry_on(job: Job, result: dict[str, Any]) -> dict[str, Any]:
-    """When `result` says `more`, enqueue `job` again (same queue, type and payload) to go on
-    where it stopped, and name that job in `continued_by`. Once per job: a redelivery of `job`
-    gets the same follow-up (its id is the idempotency key)."""
+def carry_on(job: Job, result: dict[str, Any], **carried: Any) -> dict[str, Any]:
+    """When `result` says `more`, enqueue `job` again (same queue, type and payload, plus what
+    `carried` names) to go on where it stopped, and name that job in `continued_by`. Once per
+    job: a redelivery of `job` gets the same follow-up (its id is the idempotency key)."""
     if not result.get("more"):
         return result
     from chalicelib import jobs
 
-    payload = {**job["payload"], "continues": job["id"]}
+    payload = {**job["payload"], **carried, "continues": job["id"]}
     follow_up = jobs.enqueue(job["queue"], job["type"], payload, idempotency_key=f"{job['id']}#continued")
     return {**result, "continued_by": follow_up["id"]}

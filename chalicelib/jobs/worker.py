@@ -127,6 +127,13 @@ class Worker:
         self.rng = rng or random.random
         self.margin = margin
 
+    def _find(self, job_type: str) -> processor.Processor | None:
+        """The job type's processor; none on a priority queue for the queue's `normal_only`
+        types (their rights are its own consumer's: a message of one here fails, never runs)."""
+        if self.source != self.queue.name and job_type in self.queue.normal_only:
+            return None
+        return self.find(self.queue.name, job_type)
+
     def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         remaining = _remaining(context, self.queue.function_timeout)
         records = [Record.of(raw) for raw in event.get("Records") or []]
@@ -188,12 +195,12 @@ class Worker:
         if job.get("failing"):  # its last worker died inside the final failure: finish that, no rerun
             note = from_dynamo(job["failing"])
             log.warning("%s: finishing the interrupted failure of job %s", self.queue.name, job["id"])
-            proc = self.find(self.queue.name, job["type"])
+            proc = self._find(job["type"])
             return self._fail(job, owner, note["error"], record, proc, attempts=int(note["attempts"]))
         monitor.emit("active", job)
         attempt = int(job["attempts"])
         final = attempt >= int(job["max_attempts"]) or record.receive_count >= self.queue.attempts
-        proc = self.find(self.queue.name, job["type"])
+        proc = self._find(job["type"])
         view = public(job)
         ctx = processor.JobContext(
             job=view,
@@ -322,7 +329,7 @@ class Worker:
     def _cancelled(self, record: Record, job: dict[str, Any]) -> bool:
         """A cancelled job's message: its cancel hook again (finishing one that failed at cancel
         time; idempotent), then acknowledged without running."""
-        proc = self.find(self.queue.name, job["type"])
+        proc = self._find(job["type"])
         if proc is not None and proc.on_cancel is not None:
             try:
                 proc.on_cancel(public(job))

@@ -1,5 +1,5 @@
 """The WebSocket routes: `$connect` authenticates and joins the base rooms, `$default` answers
-frames, `$disconnect` forgets the connection.
+frames, `$disconnect` forgets the connection (disconnect.py).
 
 `$connect` takes a single-use ticket (`?ticket=`) and refuses anything else (a JWT in `?token=`
 included) with 401. Each frame gets its replies posted back through the management API; nothing a
@@ -27,6 +27,7 @@ from chalicelib import audit, aws, errors, limits, runtime
 from chalicelib.audit import floods
 from chalicelib.content import articles
 from chalicelib.realtime import frames, protocol, rooms, tickets
+from chalicelib.realtime.disconnect import act_as
 from chalicelib.realtime.frame_limit import FrameLimit
 from chalicelib.realtime.live import connections, event_log, forget
 from chalicelib.realtime.sender import endpoint_from_event, sender
@@ -82,23 +83,6 @@ def message(event: Any) -> None:
             if reply is SESSION_ENDED:
                 connections().close(connection_id)
             return
-
-
-def disconnect(event: Any) -> None:
-    try:
-        removed = connections().close(event.connection_id)
-    except Exception:  # best effort: the TTL and the next GoneException catch what is left
-        log.warning("could not remove connection %s on $disconnect", event.connection_id, exc_info=True)
-        removed = None
-    if removed:
-        _act_as(removed)
-    rc = event.to_dict().get("requestContext") or {}
-    details = {"code": rc.get("disconnectStatusCode"), "reason": rc.get("disconnectReason") or None}
-    audit.record(
-        "realtime.disconnect",
-        resource=("connection", event.connection_id),
-        details={k: v for k, v in details.items() if v is not None},
-    )
 
 
 def answer(connection_id: str, body: str | None) -> Iterator[dict[str, Any] | str]:
@@ -159,7 +143,7 @@ def _rate_limited(refused: int, stage: limits.Limits) -> dict[str, Any]:
 def _act(conn: dict[str, Any], frame: Any) -> Iterator[dict[str, Any] | str]:
     connection_id = conn["connection_id"]
     members = connections()
-    _act_as(conn)
+    act_as(conn)
     if not _session_alive(conn):
         audit.record("realtime.refused", details={"reason": "session ended", "connection": connection_id})
         yield SESSION_ENDED
@@ -201,11 +185,6 @@ def _session_alive(conn: dict[str, Any]) -> bool:
 
     session = auth.sessions().get(conn.get("jti") or "-")
     return session is not None and session["user_id"] == conn["user_id"]
-
-
-def _act_as(conn: dict[str, Any]) -> None:
-    """The connection's user is the actor of this invocation (audit, logs)."""
-    runtime.current().user = {"id": conn["user_id"], "email": conn["email"], "role": conn["role"]}
 
 
 def _check(conn: dict[str, Any], room: str) -> None:

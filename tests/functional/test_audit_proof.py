@@ -311,3 +311,98 @@ def test_an_export_range_is_checked(api):
         assert answer.status_code == 400 and field.encode() in answer.body, answer.body
     assert api.get("/api/audit/exports/" + "f" * 32, as_="admin").status_code == 404
     assert api.post("/api/audit/exports", {"since": "a", "until": "b"}, as_="editor").status_code == 403
+
+
+class _Job:
+    """A job's context as the worker gives it: the attempt and the time left."""
+
+    def __init__(self, attempt=1, seconds=1e9):
+        self.attempt, self.seconds = attempt, seconds
+
+    def time_left(self):
+        return self.seconds
+
+
+def _export_job(export_id_payload, job_id="exp-1"):
+    return {"id": job_id, "queue": "cleanup", "type": "audit_export", "payload": export_id_payload}
+
+
+def _small_parts(monkeypatch, part_bytes):
+    import moto.s3.models
+
+    from chalicelib.audit import export
+
+    monkeypatch.setattr(export, "PART_BYTES", part_bytes)
+    monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 1)  # S3's 5 MiB, scaled down
+    return export
+
+
+def test_an_export_streams_in_parts_and_a_job_short_of_time_hands_the_upload_on(api, monkeypatch, tmp_path):
+    from chalicelib import jobs
+    from chalicelib.audit import offline
+    from infra import provision
+
+    monkeypatch.setattr(chain, "GENESIS_HOURS", 2)
+    export = _small_parts(monkeypatch, 2000)  # an event line is ~1 KB: a part every 2 lines
+    provision.create_export_bucket(aws.client("s3"))
+    now = time.time()
+    seed(9, now - 900, step=30)
+    payload = {"since": timeutil.iso(now - 3600), "until": timeutil.iso(now)}
+    job, results = _export_job(payload), []
+    for _ in range(30):  # each job has time for one part only (RESERVE_SECONDS), then hands on
+        result = export.run(job, _Job(seconds=export.RESERVE_SECONDS))
+        results.append(result)
+        if not result.get("continued_by"):
+            break
+        job = jobs.get(result["continued_by"])
+        state = job["payload"]["state"]
+        assert job["payload"]["export_id"] == "exp-1" and len(state["etags"]) == result["parts"]
+    assert len(results) > 3 and results[-1]["parts"] == len(results) and results[-1]["events"] >= 9
+    s3 = aws.client("s3")
+    assert not s3.list_multipart_uploads(Bucket=api_bucket()).get("Uploads")
+    text = s3.get_object(Bucket=api_bucket(), Key="audit-exports/exp-1.ndjson")["Body"].read().decode()
+    assert offline.check(text, signing.public_key()["public_key_pem"]) == []
+    events = [json.loads(line)["event"]["sk"] for line in text.splitlines() if '"type": "event"' in line]
+    assert len(events) == results[-1]["events"] and events == sorted(set(events))  # none twice, none lost
+
+
+def test_a_failed_export_aborts_its_upload_and_its_retry_starts_again(api, monkeypatch):
+    from chalicelib.audit import offline
+    from infra import provision
+
+    monkeypatch.setattr(chain, "GENESIS_HOURS", 2)
+    export = _small_parts(monkeypatch, 2000)
+    provision.create_export_bucket(aws.client("s3"))
+    now = time.time()
+    seed(5, now - 900, step=30)
+    job = _export_job({"since": timeutil.iso(now - 3600), "until": timeutil.iso(now)})
+    real, calls = export.Parts.put, []
+
+    def failing(self, data):
+        calls.append(len(data))
+        if len(calls) == 2:
+            raise RuntimeError("S3 went away")
+        real(self, data)
+
+    monkeypatch.setattr(export.Parts, "put", failing)
+    with pytest.raises(RuntimeError):
+        export.run(job, _Job())
+    s3 = aws.client("s3")
+    assert not s3.list_multipart_uploads(Bucket=api_bucket()).get("Uploads")  # aborted
+    result = export.run(job, _Job(attempt=2))
+    text = s3.get_object(Bucket=api_bucket(), Key="audit-exports/exp-1.ndjson")["Body"].read().decode()
+    assert result["events"] >= 5 and offline.check(text, signing.public_key()["public_key_pem"]) == []
+
+
+def test_a_high_priority_seal_job_still_goes_to_the_sealers_own_queue(api):
+    from chalicelib import jobs
+
+    sqs = aws.client("sqs")
+    jobs.enqueue("cleanup", "audit_tally", {}, priority="high")
+    jobs.enqueue("cleanup", "sessions", {}, priority="high")
+
+    def waiting(queue):
+        answer = sqs.receive_message(QueueUrl=aws.queue_url(queue), MaxNumberOfMessages=10)
+        return sorted(json.loads(m["Body"]).get("type", "?") for m in answer.get("Messages", []))
+
+    assert waiting("cleanup") == ["audit_tally"] and waiting("cleanup-high") == ["sessions"]

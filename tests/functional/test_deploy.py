@@ -489,3 +489,39 @@ def test_plain_chalice_deploy_refuses_a_stage_make_deploy_did_not_create(tmp_pat
         "dev", deploy.websocket_environment(record, "us-east-1"), tmp_path / ".chalice" / "config.json"
     )
     assert chalice_cli.deploy_refusal("dev", tmp_path) is None
+
+
+def test_the_audit_key_policy_names_the_roles_and_the_export_bucket_its_account_and_region(
+    clients: dict[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the stage's policy files as the deploy path writes them, and its roles' names
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "iam_modules.json").write_text(iam.modules_file().read_text())
+    monkeypatch.setattr(iam, "ROOT", tmp_path)
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(json.dumps({"stages": {"prod": {}}}))
+    iam.write_policy_files("prod")
+    shape = AppShape("prod")
+    for name in ("api_handler", "jobs_cleanup", "jobs_cleanup_high", "websocket_disconnect"):
+        shape.functions[name] = Function(
+            name, f"inkwell-prod-{name}", name, name + "Role", 60, role_name=f"inkwell-prod-{name}"
+        )
+    # WHEN deploy makes the key and, once the roles exist, puts its policy (twice: idempotent)
+    deploy.ensure_audit_key(clients["kms"], "prod")
+    deploy.set_audit_key_policy(clients["kms"], "prod", shape, "123456789012")
+    document = deploy.set_audit_key_policy(clients["kms"], "prod", shape, "123456789012")
+    # THEN the key's policy lets the account administer it, the sealer's role sign, the REST
+    # function's role read the public key, and no other role use it
+    key_id = clients["kms"].describe_key(KeyId=iam.audit_key_alias("prod"))["KeyMetadata"]["KeyId"]
+    stored = json.loads(clients["kms"].get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+    assert stored == document
+    by_sid = {st["Sid"]: st for st in document["Statement"]}
+    role = "arn:aws:iam::123456789012:role/inkwell-prod-"
+    assert by_sid["SealerSigns"]["Principal"] == {"AWS": [role + "jobs_cleanup"]}
+    assert by_sid["ReadersGetThePublicKey"]["Principal"] == {"AWS": [role + "api_handler"]}
+    assert by_sid["AccountAdministers"]["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    # AND the export bucket's name carries the account and region; stale uploads are dropped
+    name = iam.export_bucket_name("prod", "123456789012", "us-east-1")
+    assert provision.create_export_bucket(clients["s3"], config.get(), name) == name
+    rules = clients["s3"].get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+    assert rules[0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}

@@ -303,7 +303,7 @@ def test_a_category_past_its_retention_leaves_the_report_as_its_events_do(aws_mo
 
 
 def test_a_seal_out_of_time_says_more_and_continues_in_a_follow_up_job(aws_mock):
-    from chalicelib.audit import jobs as audit_jobs
+    from chalicelib.audit import seal_jobs as audit_jobs
     from chalicelib.audit import sealer
     from chalicelib.jobs import service
     from chalicelib.jobs.processor import JobContext
@@ -401,7 +401,7 @@ def test_a_seal_failed_and_run_again_then_counted_counts_each_of_many_users_once
 
 
 def _tally(now):
-    from chalicelib.audit import jobs as audit_jobs
+    from chalicelib.audit import seal_jobs as audit_jobs
     from chalicelib.jobs.processor import JobContext
 
     job = {"id": f"tally-{now}", "queue": "cleanup", "type": "audit_tally", "payload": {}}

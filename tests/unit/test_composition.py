@@ -103,6 +103,7 @@ HEAVY_AT_IMPORT = [
     "chalicelib.mail.jobs",
     "chalicelib.auth.sweeps",
     "chalicelib.audit.jobs",
+    "chalicelib.audit.seal_jobs",
     "chalicelib.jobs.sweep",
     "chalicelib.audit.chain",
     "chalicelib.audit.counts",

@@ -26,8 +26,8 @@ def test_policy_has_no_wildcard_action_and_no_unscoped_resource_but_the_document
                     "xray:PutTelemetryRecords",
                     "xray:PutTraceSegments",
                 ]
-            elif arn.startswith("arn:aws:s3:::"):  # bucket ARNs name no region or account
-                assert arn == "arn:aws:s3:::inkwell-prod-audit-exports/*", arn
+            elif arn.startswith("arn:aws:s3:::"):  # S3 ARNs have no region or account field: the name has
+                assert arn == "arn:aws:s3:::inkwell-prod-audit-exports-123456789012-eu-west-1/*", arn
             elif arn.startswith("arn:aws:iam::"):  # IAM is global: a role's ARN has no region
                 assert arn == "arn:aws:iam::123456789012:role/inkwell-prod-scheduler", arn
                 assert statement["Action"] == ["iam:PassRole"]
@@ -141,6 +141,8 @@ def test_template_policy_uses_cloudformation_placeholders() -> None:
             [("execute-api:ManageConnections", "websocket")],
         ),
         ("sesv2", "SendEmail", {}, [("ses:SendEmail", "email")]),
+        ("s3", "UploadPart", {"Bucket": "b"}, [("s3:PutObject", "bucket:audit_exports")]),
+        ("s3", "AbortMultipartUpload", {"Bucket": "b"}, [("s3:AbortMultipartUpload", "bucket:audit_exports")]),
         (
             "lambda",
             "UpdateEventSourceMapping",
@@ -196,7 +198,7 @@ def test_every_function_may_write_its_own_log_group_on_both_paths() -> None:
 
 # --- audit proof: each function reads only its secrets; one place seals --------------------------
 
-AUDIT_SEALERS = {"jobs_cleanup", "jobs_cleanup_high"}  # the cleanup queue's consumers (audit_digest)
+AUDIT_SEALER = "jobs_cleanup"  # the cleanup queue's own consumer: seal_jobs are its `normal_only` types
 DIGEST_WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
 
 
@@ -233,7 +235,21 @@ def test_no_function_reads_every_secret_and_the_jwt_secret_stays_where_tokens_ar
     assert "JWT_SECRET" in _secrets_of(policies["api_handler"])
 
 
-def test_only_the_sealing_functions_write_audit_digests_and_sign_with_the_digest_key() -> None:
+def test_the_disconnect_and_the_schedule_functions_read_the_audit_key_only() -> None:
+    """$disconnect checks no ticket or token, and a schedule only enqueues (it runs no job
+    operation, hence no processor's hook): neither reads the JWT or the webhook secret."""
+    from chalicelib import catalog
+
+    policies = iam.function_policies(iam.Scope("prod"))
+    schedules = {name.replace("-", "_") for name in catalog.SCHEDULES}
+    assert schedules and schedules <= policies.keys()
+    for name in {"websocket_disconnect"} | schedules:
+        assert _secrets_of(policies[name]) == {"AUDIT_DIGEST_KEY"}, name
+    for name in ("jobs_articles", "api_handler"):  # the article generator's webhook calls
+        assert "WEBHOOK_SECRET" in _secrets_of(policies[name]), name
+
+
+def test_one_function_writes_audit_digests_and_signs_with_the_digest_key() -> None:
     policies = iam.function_policies(iam.Scope("prod"))
     writers = {
         name
@@ -241,7 +257,13 @@ def test_only_the_sealing_functions_write_audit_digests_and_sign_with_the_digest
         if _granted(document, lambda a, r: a in DIGEST_WRITES and "audit_digests" in str(r))
     }
     signers = {name for name, document in policies.items() if _granted(document, lambda a, r: a == "kms:Sign")}
-    assert writers == AUDIT_SEALERS and signers == AUDIT_SEALERS
+    assert writers == {AUDIT_SEALER} and signers == {AUDIT_SEALER}
+    table = iam.committed_modules()
+    template = {
+        name: iam.template_policy("prod", iam.function_grants(fn.modules, fn.queue, table))
+        for name, fn in iam.functions().items()
+    }
+    assert {n for n, d in template.items() if _granted(d, lambda a, r: a == "kms:Sign")} == {AUDIT_SEALER}
     assert _granted(policies["api_handler"], lambda a, r: a.startswith("kms:")) == {"kms:GetPublicKey"}
 
 
@@ -250,4 +272,35 @@ def test_the_digest_key_grant_names_the_stages_key_only() -> None:
     (statement,) = document["Statement"]
     assert statement["Condition"] == {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/inkwell-prod-audit"}}
     template = iam.template_policy("prod", {"kms:audit": ["kms:Sign"]})
-    assert template["Statement"][0]["Resource"] == [{"Fn::Sub": "${AuditSigningKey.Arn}"}]
+    (statement,) = template["Statement"]  # the alias: the key's policy names the roles (no cycle)
+    assert statement["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"}]
+    assert statement["Condition"]["ForAnyValue:StringEquals"] == {"kms:ResourceAliases": "alias/inkwell-prod-audit"}
+
+
+def test_the_export_bucket_of_the_deploy_path_carries_the_account_and_region() -> None:
+    assert (
+        iam.export_bucket_name("prod", "123456789012", "eu-west-1")
+        == "inkwell-prod-audit-exports-123456789012-eu-west-1"
+    )
+    assert iam.export_bucket_name("local") == "inkwell-local-audit-exports"
+    exact = iam.resource_arns("bucket:audit_exports", iam.Scope("prod", region="eu-west-1", account="123456789012"))
+    assert exact == ["arn:aws:s3:::inkwell-prod-audit-exports-123456789012-eu-west-1/*"]
+    # the committed files serve any account: the stage's buckets of any account and region
+    assert iam.resource_arns("bucket:audit_exports", iam.Scope("prod")) == [
+        "arn:aws:s3:::inkwell-prod-audit-exports-*-*/*"
+    ]
+    with pytest.raises(ValueError, match="63"):
+        iam.export_bucket_name("a-very-long-stage-name-indeed", "123456789012", "ap-southeast-2")
+
+
+def test_the_audit_key_policy_lets_the_account_administer_but_only_the_sealer_sign() -> None:
+    document = iam.audit_key_policy("root", ["sealer"], ["api"])
+    by_sid = {st["Sid"]: st for st in document["Statement"]}
+    assert not {"kms:Sign", "kms:GetPublicKey", "kms:Verify"} & set(by_sid["AccountAdministers"]["Action"])
+    assert all("*" not in a for st in document["Statement"] for a in st["Action"])
+    assert by_sid["SealerSigns"]["Principal"] == {"AWS": ["sealer"]} and "kms:Sign" in by_sid["SealerSigns"]["Action"]
+    assert by_sid["ReadersGetThePublicKey"]["Action"] == ["kms:GetPublicKey"]
+    table = iam.committed_modules()
+    granted = {name: iam.function_grants(fn.modules, fn.queue, table) for name, fn in iam.functions().items()}
+    signers, readers = iam.key_users(granted)
+    assert signers == [AUDIT_SEALER] and "api_handler" in readers and AUDIT_SEALER not in readers

@@ -157,9 +157,10 @@ def test_app_py_declares_what_each_of_its_own_handlers_runs() -> None:
 
 
 def test_users_are_written_only_where_auth_runs(actions: dict[str, set[tuple[str, str]]]) -> None:
-    # the REST API, and the WebSocket handlers (they check tokens with auth's store, one module)
+    # the REST API, and the WebSocket handlers that check tickets and sessions with auth's store
+    # (one module); $disconnect checks nothing
     users = {name for name, acts in actions.items() if ("dynamodb:PutItem", "table:users") in acts}
-    assert users == {reach.REST_FUNCTION, *reach.WEBSOCKET_FUNCTIONS.values()}
+    assert users == {reach.REST_FUNCTION, "websocket_connect", "websocket_message"}
 
 
 def test_the_analytics_worker_sends_no_email(actions: dict[str, set[tuple[str, str]]]) -> None:
@@ -199,3 +200,23 @@ def test_function_grants_are_the_union_of_their_modules_and_the_platform() -> No
     assert "email" not in grants
     assert grants["queue:articles"] == ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
     assert "queue:articles" not in iam.function_grants({"m.a"}, None, table)
+
+
+def test_the_seal_jobs_go_to_and_run_on_the_cleanup_queues_own_consumer_only(functions) -> None:
+    from chalicelib import catalog
+    from chalicelib.jobs import worker
+
+    cleanup = catalog.QUEUES["cleanup"]
+    assert set(cleanup.normal_only) == {"audit_digest", "audit_tally", "audit_export"}
+    for job_type in cleanup.normal_only:  # a high priority (enqueue, promote) still sends them here
+        assert catalog.priority_queue("cleanup", "high", job_type) == "cleanup"
+    assert catalog.priority_queue("cleanup", "high", "sessions") == "cleanup-high"
+    found = lambda queue, job_type: (queue, job_type)  # noqa: E731
+    high = worker.Worker(cleanup, None, None, find=found, source="cleanup-high")  # type: ignore[arg-type]
+    own = worker.Worker(cleanup, None, None, find=found, source="cleanup")  # type: ignore[arg-type]
+    assert high._find("audit_digest") is None and high._find("sessions") == ("cleanup", "sessions")
+    assert own._find("audit_digest") == ("cleanup", "audit_digest")
+    sealing = {"chalicelib.audit.sealer", "chalicelib.audit.tally", "chalicelib.audit.seal_jobs"}
+    reached = {name: fn.modules & sealing for name, fn in functions.items()}
+    assert {name for name, found in reached.items() if found} == {"jobs_cleanup"}
+    assert reached["jobs_cleanup"] == sealing

@@ -342,3 +342,20 @@ def test_problems_names_a_schedule_left_as_an_eventbridge_rule_or_missing() -> N
     del merged["Resources"]["DailyAnalyticsSchedule"]
     found = template.problems(merged, s)
     assert any("EventBridge rule" in p for p in found) and "schedule daily-analytics is missing" in found
+
+
+def test_the_audit_key_policy_names_the_sealers_role_to_sign_and_the_bucket_drops_stale_uploads() -> None:
+    s = shape()
+    for name in ("jobs_cleanup", "jobs_cleanup_high"):
+        cfn = "".join(p.capitalize() for p in name.split("_"))
+        s.functions[cfn] = Function(name, f"inkwell-prod-{name}", cfn, cfn + "Role", 300)
+    resources = packaged(s)["Resources"]
+    statements = {st["Sid"]: st for st in resources[template.AUDIT_KEY]["Properties"]["KeyPolicy"]["Statement"]}
+    role_of = {fn.name: fn.role_cfn for fn in s.functions.values()}
+    assert statements["SealerSigns"]["Principal"] == {"AWS": [{"Fn::GetAtt": [role_of["jobs_cleanup"], "Arn"]}]}
+    readers = statements["ReadersGetThePublicKey"]["Principal"]["AWS"]
+    assert {"Fn::GetAtt": [role_of["api_handler"], "Arn"]} in readers
+    assert {"Fn::GetAtt": [role_of["jobs_cleanup_high"], "Arn"]} not in readers
+    assert "kms:Sign" not in statements["AccountAdministers"]["Action"]
+    rules = resources[template.EXPORT_BUCKET]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rules[0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
