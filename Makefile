@@ -44,9 +44,12 @@ test:
 suite: $(BIN)/.installed $(CHECKOV_VENV)/bin/.installed $(SCHEMATHESIS_VENV)/bin/.installed
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
+# bandit at medium severity and up: its low findings here are asserts of invariants, the
+# non-cryptographic random of backoff jitter, and names of settings that hold no secret
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit --quiet --recursive --severity-level medium app.py chalicelib local infra
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy app.py chalicelib
