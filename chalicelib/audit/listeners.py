@@ -26,8 +26,36 @@ def on_job_event(event: events.JobEvent) -> None:
 
 
 def on_article_status(event: events.ArticleStatusChanged) -> None:
+    if event.again and recorded_change(event):
+        return
     record(
         "article.status_changed",
         resource=("article", event.article_id),
         details={"status": event.status, "author_id": event.author_id, "job_id": event.job_id},
     )
+
+
+AGAIN_WINDOW_SECONDS = 86400.0  # how far back a run finishing a killed one looks for its audit event
+
+
+def recorded_change(event: events.ArticleStatusChanged) -> bool:
+    """Whether the article's trail already holds this change by this job (a killed run wrote it
+    before it died): one query of the resource index, its latest 100 events of the last day."""
+    from chalicelib import timeutil
+    from chalicelib.audit import api, model, store
+
+    now = timeutil.now()
+    source, rest = store.source_for(
+        {"resource_type": "article", "resource_id": event.article_id}, now - AGAIN_WINDOW_SECONDS, now + 60
+    )
+    items, _ = api.events_store().merge_page(
+        source, store.sort_key_bounds(now - AGAIN_WINDOW_SECONDS, now + 60), 100, None, rest
+    )
+    for item in map(model.public, items):
+        details = item.get("details") or {}
+        if item.get("action") == "article.status_changed" and (details.get("status"), details.get("job_id")) == (
+            event.status,
+            event.job_id,
+        ):
+            return True
+    return False

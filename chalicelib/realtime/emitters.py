@@ -18,6 +18,7 @@ never call these functions directly.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from chalicelib import events, timeutil
@@ -103,7 +104,29 @@ def on_job_event(event: events.JobEvent) -> None:
 
 
 def on_article_status(event: events.ArticleStatusChanged) -> None:
+    if event.again and announced(event):
+        return
     emit_article_status(event.article_id, event.status, event.author_id, event.job_id)
+
+
+AGAIN_LOOKBACK = 200  # latest events of a room a run finishing a killed one reads for its announcement
+
+
+def announced(event: events.ArticleStatusChanged) -> bool:
+    """Whether the announcement was stored already (by a killed run of the job): it went to its
+    rooms together, so the first of them with a counter tells, by its latest AGAIN_LOOKBACK events."""
+    from chalicelib.realtime import live
+
+    log = live.event_log()
+    opened = log.opened([rooms.user_room(event.author_id), rooms.article_room(event.article_id), rooms.ADMIN])
+    if not opened:
+        return False
+    wanted = {"article_id": event.article_id, "status": event.status, "job_id": event.job_id}
+    for body in log.latest(opened[0], AGAIN_LOOKBACK):
+        frame = json.loads(body)
+        if frame.get("type") == "article.status" and frame.get("data") == wanted:
+            return True
+    return False
 
 
 def on_alert(event: events.Alert) -> None:

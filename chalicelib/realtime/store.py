@@ -403,6 +403,16 @@ class EventLog:
                 lo = mid
         return hi
 
+    def latest(self, room: str, limit: int) -> list[str]:
+        """The envelopes of the room's latest `limit` stored events, newest first (one Query)."""
+        result = self._table.query(
+            KeyConditionExpression=_key("room").eq(room) & _key("seq").gt(COUNTER_SEQ),
+            ScanIndexForward=False,
+            Limit=limit,
+            ConsistentRead=True,
+        )
+        return [item["body"] for item in result.get("Items", [])]
+
     def replay(self, room: str, after: int, limit: int) -> tuple[list[tuple[int, str]], bool]:
         """Up to `limit` stored (seq, envelope) of `room` with seq > `after`, in order, and
         whether there are more. When `after` is beyond the room's counter, the counter restarted
