@@ -487,9 +487,19 @@ def _count(
         "logs": {room: len(events) for room, events in logs.items()},
         "generator_calls": len(calls),
         "replayed": replayed,
+        "dead_letters": _dead_letters(stack),
         "unavailable": dict(client.unavailable),
         "gave_up": dict(client.gave_up),
     }
+
+
+def _dead_letters(stack: Any) -> int:
+    """Messages in the articles dead-letter queue at the end (a job the worker did not fail itself
+    went there by SQS's redrive, and nothing will finish it)."""
+    attributes = stack.aws("sqs").get_queue_attributes(
+        QueueUrl=stack.queue_url("articles-dlq"), AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes.get("ApproximateNumberOfMessages", 0))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -511,7 +521,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  injected {r['injected']}; {r['elapsed']:.0f} s; articles/jobs {r['statuses']}")
     print(
         f"  {r['frames']} frames heard ({r['copies']} copies of one seq, posted twice); {r['generator_calls']} generator calls"
-        f" ({r['replayed']} answered again for their Idempotency-Key)"
+        f" ({r['replayed']} answered again for their Idempotency-Key); {r['dead_letters']} in the articles dead-letter queue"
     )
     print(
         f"  503 answers (retried after Retry-After, up to {RETRIES} times) and unavailable frames: "

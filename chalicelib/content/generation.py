@@ -163,8 +163,11 @@ def _published_by(article: dict[str, Any], job: Job) -> bool:
 
 
 def _finish(item: dict[str, Any], job: Job, *, again: bool) -> dict[str, Any]:
-    """Announce and audit the publication (`again`: only what an earlier run did not)."""
+    """Announce and audit the publication (`again`: only what an earlier run did not). The audit
+    event is written now, before the job is completed: an invocation killed after the completion
+    (its end flush not reached) is not run again, and would lose it."""
     status_changed(item, job["id"], again=again)
+    audit.flush()
     return {"article_id": item["id"], "status": "PUBLISHED", "content_length": len(item.get("content") or "")}
 
 

@@ -109,12 +109,13 @@ def on_article_status(event: events.ArticleStatusChanged) -> None:
     emit_article_status(event.article_id, event.status, event.author_id, event.job_id)
 
 
-AGAIN_LOOKBACK = 200  # latest events of a room a run finishing a killed one reads for its announcement
+AGAIN_LOOKBACK = 2000  # events of a room a run finishing a killed one reads back at most for its announcement
 
 
 def announced(event: events.ArticleStatusChanged) -> bool:
     """Whether the announcement was stored already (by a killed run of the job): it went to its
-    rooms together, so the first of them with a counter tells, by its latest AGAIN_LOOKBACK events."""
+    rooms together, so the first of them with a counter tells, by its events sent since the
+    change was written (`changed_at`; AGAIN_LOOKBACK at most)."""
     from chalicelib.realtime import live
 
     log = live.event_log()
@@ -122,7 +123,7 @@ def announced(event: events.ArticleStatusChanged) -> bool:
     if not opened:
         return False
     wanted = {"article_id": event.article_id, "status": event.status, "job_id": event.job_id}
-    for body in log.latest(opened[0], AGAIN_LOOKBACK):
+    for body in log.latest(opened[0], event.changed_at or "", AGAIN_LOOKBACK):
         frame = json.loads(body)
         if frame.get("type") == "article.status" and frame.get("data") == wanted:
             return True

@@ -18,6 +18,7 @@ from chalicelib.content.actions import status_changed
 from chalicelib.content.generator import ArticleGenerator
 from chalicelib.jobs.processor import JobContext
 from chalicelib.realtime import live, rooms
+from chalicelib.realtime.delivery import emit_many
 from local.generator import FakeGenerator
 from tests.functional.audit_helpers import all_events
 
@@ -56,7 +57,7 @@ def processing(api: Any, faults: Any) -> dict[str, Any]:
 def _heard(job: dict[str, Any]) -> list[int]:
     """The seqs of the PUBLISHED announcements of the job's article in its author's room."""
     log = live.event_log()
-    stored, _ = log.replay(rooms.user_room(job["author"]), 0, 100)
+    stored, _ = log.replay(rooms.user_room(job["author"]), 0, 1000)
     frames = [json.loads(body) for _, body in stored]
     return [
         f["seq"]
@@ -96,6 +97,8 @@ def test_a_run_killed_after_announcing_is_not_announced_again(api, processing):
     item = content.articles().complete_generation(processing["payload"]["article_id"], JOB, "the article's text")
     status_changed(item, JOB)
     audit.flush()
+    # and its author's room busy since (more events than a fixed look back would read)
+    emit_many("job.completed", rooms.user_room(processing["author"]), [{"job_id": "x", "n": n} for n in range(250)])
     hook = Generator()
     # WHEN the job is delivered again
     _redeliver(processing, hook)
