@@ -19,11 +19,14 @@ never call these functions directly.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from chalicelib import events, timeutil
 from chalicelib.realtime import rooms
 from chalicelib.realtime.delivery import emit, emit_many
+
+log = logging.getLogger("inkwell.realtime")
 
 ANALYTICS_UPDATE_SECONDS = 5.0  # at most one analytics.update per article this often
 
@@ -118,15 +121,16 @@ def announced(event: events.ArticleStatusChanged) -> bool:
     change was written (`changed_at`; AGAIN_LOOKBACK at most)."""
     from chalicelib.realtime import live
 
-    log = live.event_log()
-    opened = log.opened([rooms.user_room(event.author_id), rooms.article_room(event.article_id), rooms.ADMIN])
-    if not opened:
-        return False
+    store = live.event_log()
     wanted = {"article_id": event.article_id, "status": event.status, "job_id": event.job_id}
-    for body in log.latest(opened[0], event.changed_at or "", AGAIN_LOOKBACK):
-        frame = json.loads(body)
-        if frame.get("type") == "article.status" and frame.get("data") == wanted:
-            return True
+    try:
+        opened = store.opened([rooms.user_room(event.author_id), rooms.article_room(event.article_id), rooms.ADMIN])
+        for body in store.latest(opened[0], event.changed_at or "", AGAIN_LOOKBACK) if opened else ():
+            frame = json.loads(body)
+            if frame.get("type") == "article.status" and frame.get("data") == wanted:
+                return True
+    except Exception:  # unreadable: announce (heard twice, by seq, beats never)
+        log.exception("could not read back the rooms of article %s", event.article_id)
     return False
 
 
