@@ -20,6 +20,7 @@ from chalicelib.jobs.processor import JobContext
 from chalicelib.realtime import live, rooms
 from chalicelib.realtime.delivery import emit_many
 from local.generator import FakeGenerator
+from tests.faults import OUTLAST
 from tests.functional.audit_helpers import all_events
 
 JOB = "c" * 32
@@ -136,3 +137,15 @@ def test_the_webhook_call_carries_the_job_as_idempotency_key_and_a_repeat_is_ans
     assert [h["Idempotency-Key"] for h in seen] == [JOB, JOB]
     assert [(c["status"], c.get("replayed", False)) for c in fake.log] == [(200, False), (200, True)]
     assert seen[0]["X-Inkwell-Delivery"] != seen[1]["X-Inkwell-Delivery"]
+
+
+def test_a_redelivery_that_cannot_read_back_announces_and_audits_rather_than_lose_them(api, processing, faults):
+    # GIVEN a run killed right after it published, and DynamoDB refusing the read-backs for good
+    content.articles().complete_generation(processing["payload"]["article_id"], JOB, "the article's text")
+    faults.fail("Query", times=OUTLAST, match="ws_events")
+    faults.fail("Query", times=OUTLAST, match="audit_events")
+    # WHEN the job is delivered again
+    _redeliver(processing, Generator())
+    # THEN both checks failed, and the publication was announced and audited all the same
+    assert faults.met["Query"] == 2 * OUTLAST
+    assert (len(_heard(processing)), _audited(api, processing)) == (1, 1)
