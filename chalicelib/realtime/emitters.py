@@ -112,20 +112,23 @@ def on_article_status(event: events.ArticleStatusChanged) -> None:
     emit_article_status(event.article_id, event.status, event.author_id, event.job_id)
 
 
+# An event's ts is taken before its seq is reserved: a slow emitter's event lands after later ones.
+AGAIN_SLACK_SECONDS = 120.0
 AGAIN_LOOKBACK = 2000  # events of a room a run finishing a killed one reads back at most for its announcement
 
 
 def announced(event: events.ArticleStatusChanged) -> bool:
     """Whether the announcement was stored already (by a killed run of the job): it went to its
     rooms together, so the first of them with a counter tells, by its events sent since the
-    change was written (`changed_at`; AGAIN_LOOKBACK at most)."""
+    change was written (`changed_at`, less AGAIN_SLACK_SECONDS; AGAIN_LOOKBACK at most)."""
     from chalicelib.realtime import live
 
     store = live.event_log()
     wanted = {"article_id": event.article_id, "status": event.status, "job_id": event.job_id}
     try:
         opened = store.opened([rooms.user_room(event.author_id), rooms.article_room(event.article_id), rooms.ADMIN])
-        for body in store.latest(opened[0], event.changed_at or "", AGAIN_LOOKBACK) if opened else ():
+        since = timeutil.iso_ms(timeutil.parse_iso(event.changed_at) - AGAIN_SLACK_SECONDS) if event.changed_at else ""
+        for body in store.latest(opened[0], since, AGAIN_LOOKBACK) if opened else ():
             frame = json.loads(body)
             if frame.get("type") == "article.status" and frame.get("data") == wanted:
                 return True

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import audit
+from chalicelib import audit, timeutil
 from chalicelib.content import articles as content
 from chalicelib.content import generation
 from chalicelib.content.actions import status_changed
@@ -93,12 +93,17 @@ def test_a_run_killed_after_publishing_is_finished_once_without_generating_again
     assert _audited(api, processing) == 1
 
 
-def test_a_run_killed_after_announcing_is_not_announced_again(api, processing):
+def test_a_run_killed_after_announcing_is_not_announced_again(api, processing, monkeypatch):
     # GIVEN a run killed after it published, announced and audited (before its job was completed)
     item = content.articles().complete_generation(processing["payload"]["article_id"], JOB, "the article's text")
     status_changed(item, JOB)
     audit.flush()
-    # and its author's room busy since (more events than a fixed look back would read)
+    # and its author's room busy since: a slow emitter's event stamped before the change (its ts
+    # taken before a wait), then more events than a fixed look back would read
+    stamped = timeutil.iso_ms(timeutil.parse_iso(item["updated_at"]) - 5)
+    with monkeypatch.context() as patched:
+        patched.setattr(timeutil, "iso_ms", lambda ts=None: stamped)
+        emit_many("job.progress", rooms.user_room(processing["author"]), [{"job_id": "slow"}])
     emit_many("job.completed", rooms.user_room(processing["author"]), [{"job_id": "x", "n": n} for n in range(250)])
     hook = Generator()
     # WHEN the job is delivered again
