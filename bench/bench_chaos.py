@@ -23,10 +23,14 @@ line each (all must be 0):
   author's room, read back with `resume` from seq 0, for each PUBLISHED article;
 - audit events lost / duplicated: per article, `article.create` and `article.generate` once each
   (when answered 201 / 202) and one `article.status_changed` to PUBLISHED when published;
-- analytics events lost / counted twice: the article's running counts against the 202s;
+- analytics events lost / counted twice: the article's running counts against the 202s (an
+  event answered 5xx, or 503 before its 202, may have been counted: the API takes no
+  idempotency key for events, so a retried 503 whose count was applied counts twice);
 - room seqs repeated / out of order: two different events with one seq, or a seq lower than one
   already heard, on a connection (live frames), or in a room's log read back;
-- 5xx answers: HTTP answers >= 500 to the bench's requests, and WebSocket error frames.
+- 5xx answers: HTTP answers >= 500 other than 503 to the bench's requests (a 503 with
+  Retry-After is the contract's clean degradation: retried, and counted on a line of its own),
+  and WebSocket error frames other than `code: unavailable` (counted with the 503s).
 
 `python -m bench chaos [--jobs N] [--seed S] [--log FILE]` (100 jobs by default; FILE keeps the
 stack's log, whose `FAULT` lines name each fault injected).
@@ -47,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 JOBS = 100
+RETRIES = 5  # a 503 is asked again this many times at most, after its Retry-After
 SEED = 29
 VISIBILITY = 20  # seconds, the articles queue's visibility timeout for the run
 OUTAGE_EVERY = 20.0  # seconds between outages
@@ -88,25 +93,40 @@ INVARIANTS = (
 
 class Client:
     """The stack's HTTP API as a client following the contract: a 503 is retried after its
-    Retry-After (a few times); every answer >= 500 is counted."""
+    Retry-After (up to RETRIES times). A 503 is the contract's clean degradation, counted apart
+    (`unavailable`); every other answer >= 500 (and a reset or a timeout, as 599) is a server error."""
 
     def __init__(self, stack: Any) -> None:
         self.stack = stack
         self.server_errors: collections.Counter[str] = collections.Counter()
+        self.unavailable: collections.Counter[str] = collections.Counter()  # 503s heard
+        self.gave_up: collections.Counter[str] = collections.Counter()  # still 503 after RETRIES
         self._lock = threading.Lock()
+        self._mine = threading.local()  # the 503s the calling thread's last call met
+
+    def retried(self) -> int:
+        """The 503s this thread's last call met before its answer (each may have been applied)."""
+        return int(getattr(self._mine, "retried", 0))
 
     def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
-        for _ in range(6):
+        self._mine.retried = 0
+        for _ in range(RETRIES + 1):
             try:
                 status, answer, headers = self.stack.request(method, path, body, token=token)
-            except OSError as exc:  # a reset or a timeout: as bad as a 5xx
+            except OSError as exc:  # a reset or a timeout: as bad as a 500
                 status, answer, headers = 599, repr(exc), {}
-            if status >= 500:
-                with self._lock:
-                    self.server_errors[f"{method} {_shape(path)} {status}"] += 1
+            what = f"{method} {_shape(path)} {status}"
             if status != 503:
+                if status >= 500:
+                    with self._lock:
+                        self.server_errors[what] += 1
                 return status, answer
+            self._mine.retried += 1
+            with self._lock:
+                self.unavailable[what] += 1
             time.sleep(min(5.0, float(headers.get("retry-after") or 1)))
+        with self._lock:
+            self.gave_up[what] += 1
         return status, answer
 
 
@@ -281,8 +301,8 @@ def _chaos(stack: Any, jobs: int, seed: int) -> dict[str, Any]:
             status, _ = client.call("POST", "/api/analytics/events", {"article_id": article_id, "type": kind}, reader)
             if status == 202:
                 events_sent[(article_id, kind)] += 1
-            elif status >= 500:
-                events_failed[article_id] += 1
+            if status >= 500 or client.retried():  # answered 5xx first: it may have been counted
+                events_failed[article_id] += max(1, client.retried())
 
     started = time.monotonic()
     with ThreadPoolExecutor(4) as pool:
@@ -380,7 +400,8 @@ def _count(
         else:
             note("jobs stuck", f"{article_id}: {article.get('status')}, job {state}")
     calls = _ok(stack.control("GET", "/generator/calls")[:2], 200)["items"]
-    successes = collections.Counter(c["article_id"] for c in calls if c["status"] == 200)
+    successes = collections.Counter(c["article_id"] for c in calls if c["status"] == 200 and not c.get("replayed"))
+    replayed = sum(1 for c in calls if c.get("replayed"))
     for article_id, n in successes.items():
         if n > 1:
             note("generated twice", f"{article_id}: {n} generator calls answered 200")
@@ -449,7 +470,10 @@ def _count(
         for what in repeated:
             note("room seqs repeated", f"{sub.name} live: {what}")
         for frame in sub.errors:
-            note("5xx answers", f"{sub.name}: error frame {frame}")
+            if frame.get("code") == "unavailable":
+                client.unavailable[f"{sub.name}: error frame unavailable ({frame.get('action')})"] += 1
+            else:
+                note("5xx answers", f"{sub.name}: error frame {frame}")
     for room, events in logs.items():
         repeated, disorder = seq_problems(events)
         for what in repeated:
@@ -471,7 +495,20 @@ def _count(
         "live_disorder": live_disorder,
         "logs": {room: len(events) for room, events in logs.items()},
         "generator_calls": len(calls),
+        "replayed": replayed,
+        "dead_letters": _dead_letters(stack),
+        "unavailable": dict(client.unavailable),
+        "gave_up": dict(client.gave_up),
     }
+
+
+def _dead_letters(stack: Any) -> int:
+    """Messages in the articles dead-letter queue at the end (a job the worker did not fail itself
+    went there by SQS's redrive, and nothing will finish it)."""
+    attributes = stack.aws("sqs").get_queue_attributes(
+        QueueUrl=stack.queue_url("articles-dlq"), AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes.get("ApproximateNumberOfMessages", 0))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -493,11 +530,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  injected {r['injected']}; {r['elapsed']:.0f} s; articles/jobs {r['statuses']}")
     print(
         f"  {r['frames']} frames heard ({r['copies']} copies of one seq, posted twice); {r['generator_calls']} generator calls"
+        f" ({r['replayed']} answered again for their Idempotency-Key); {r['dead_letters']} in the articles dead-letter queue"
+    )
+    print(
+        f"  503 answers (retried after Retry-After, up to {RETRIES} times) and unavailable frames: "
+        f"{sum(r['unavailable'].values())} {r['unavailable'] or ''}; still 503 after the retries: "
+        f"{sum(r['gave_up'].values())} {r['gave_up'] or ''}"
     )
     for name in INVARIANTS:
         n = r["counts"][name]
         shown = f"  e.g. {'; '.join(r['examples'][name])}" if n else ""
-        print(f"  {name}: {n}{shown}")
+        label = f"{name} (500s, resets; not 503)" if name == "5xx answers" else name
+        print(f"  {label}: {n}{shown}")
     failing = [name for name in INVARIANTS if r["counts"][name]]
     if failing:
         raise SystemExit(f"chaos: {', '.join(failing)}")

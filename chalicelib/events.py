@@ -31,10 +31,16 @@ class JobEvent:
 
 @dataclass(frozen=True)
 class ArticleStatusChanged:
+    """`again`: published by a run that finishes what a killed run of the same job may have done
+    in part (redelivered after the change was written): each listener first checks it did not
+    act on it already (the room's events since `changed_at`, the article's audit trail)."""
+
     article_id: str
     status: str
     author_id: str
     job_id: str | None = None
+    again: bool = False
+    changed_at: str | None = None  # the article's updated_at when the change was written
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,11 @@ header.
 Load runs (`bench/bench_load.py`) set `POST /generator/load {"failure_rate": 0-1, "rate_limit":
 calls per second | null, "seed"?}`: that share of calls fails at random with 500, and a call over
 `rate_limit` calls in the current second (aligned on the clock) answers 429 with `Retry-After`.
-From then on every call is logged (`GET /generator/calls`: `{"items": [{"at", "article_id", "status"}]}`).
+From then on every call is logged (`GET /generator/calls`: `{"items": [{"at", "article_id", "status"}]}`,
+with `"replayed": true` for an answer repeated for its `Idempotency-Key`).
+
+A call whose `Idempotency-Key` already had a 200 (within KEY_SECONDS) gets that first answer again
+at once, without generating (nor failing on purpose), as docs/api.md asks of generators.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 TOLERANCE = 300  # seconds a signed call stays valid (and its delivery id remembered twice as long)
+KEY_SECONDS = 86400  # how long an Idempotency-Key's first 200 answer is kept
 
 
 def signature(body: bytes, secret: str) -> str:
@@ -82,6 +87,7 @@ class FakeGenerator:
         self._secret, self._delay, self._sleep, self._clock = secret, delay, sleep, clock
         self._faults: list[Fault] = []
         self._seen: dict[str, float] = {}  # delivery id -> when it came
+        self._answers: dict[str, tuple[float, dict[str, Any]]] = {}  # Idempotency-Key -> (when, its 200 answer)
         self._lock = threading.Lock()
         self.calls = 0
         self.failure_rate = 0.0
@@ -166,6 +172,15 @@ class FakeGenerator:
         if not isinstance(request, dict) or not all(k in request for k in ("article_id", "title", "topic")):
             return 400, {"message": "expected {article_id, title, topic, keywords}"}, {}
         now = self._clock()
+        key = headers.get("idempotency-key", "")
+        first = self._first_answer(key, now) if key else None
+        if first is not None:
+            with self._lock:
+                if self._recording:
+                    self.log.append(
+                        {"at": now, "article_id": str(request["article_id"]), "status": 200, "replayed": True}
+                    )
+            return 200, first, {}
         limited, wait = self._load_status(now)
         forced = headers.get("x-fake-status")
         fault = None if forced and forced.isdigit() else self._take_fault(str(request["article_id"]))
@@ -178,4 +193,16 @@ class FakeGenerator:
         self._sleep(self._delay if fault is None or fault.delay is None else fault.delay)
         if status and status != 200:
             return status, {"message": f"fake generator failing on purpose ({status})"}, {}
-        return 200, {"content": content_for(request)}, {}
+        answer = {"content": content_for(request)}
+        if key:
+            with self._lock:
+                self._answers.setdefault(key, (now, answer))
+        return 200, answer, {}
+
+    def _first_answer(self, key: str, now: float) -> dict[str, Any] | None:
+        """The 200 answer given to this Idempotency-Key before (kept KEY_SECONDS), or None."""
+        with self._lock:
+            if len(self._answers) > 10_000:
+                self._answers = {k: v for k, v in self._answers.items() if v[0] > now - KEY_SECONDS}
+            kept = self._answers.get(key)
+        return kept[1] if kept and kept[0] > now - KEY_SECONDS else None

@@ -35,8 +35,14 @@ def payload_of(model: type[BaseModel], job: Job) -> Any:
         raise PermanentError(f"invalid payload: {exc.errors()[0]['msg']}", kind="invalid_payload") from None
 
 
-def status_changed(item: dict[str, Any], job_id: str | None) -> None:
-    events.publish(events.ArticleStatusChanged(item["id"], item["status"], item["author_id"], job_id))
+def status_changed(item: dict[str, Any], job_id: str | None, *, again: bool = False) -> None:
+    """Announce and audit an article's new status (`again`: it may have been already, by a killed
+    run of this job: the listeners check)."""
+    events.publish(
+        events.ArticleStatusChanged(
+            item["id"], item["status"], item["author_id"], job_id, again, item.get("updated_at")
+        )
+    )
 
 
 def store() -> content.Articles:

@@ -8,11 +8,14 @@ with a priority and a delay (`GenerateOptions`, the optional body of
 `POST /api/articles/{id}/generate`). It returns the public job.
 
 run (`articles/generate`): the job calls the generator (`generator.py`; progress 10 -> 90), then
-moves the article PROCESSING -> PUBLISHED with the content, conditionally on that job id. When the
+moves the article PROCESSING -> PUBLISHED with the content, conditionally on that job id; the
+webhook call carries the job id as its `Idempotency-Key` (a generator answers a repeated key with
+its first result). When the
 job fails for good the article rolls back to the status it had, and an alert is raised; when it is
-cancelled the article rolls back too; an admin's retry puts it back into PROCESSING first. A crash
-after the article was published is recognised on the next attempt (PUBLISHED under this job id)
-and not repeated.
+cancelled the article rolls back too; an admin's retry puts it back into PROCESSING first. A run
+killed after the article was published is recognised by the next (PUBLISHED under this job id,
+read before the generator is called): it is not generated again, and its announcement and audit
+event are published `again` (each listener checks it did not act on them already).
 """
 
 from __future__ import annotations
@@ -124,6 +127,13 @@ def generator() -> ArticleGenerator:
 
 def run_generate(job: Job, ctx: JobContext, articles: content.Articles, webhook: ArticleGenerator) -> dict[str, Any]:
     payload = payload_of(GeneratePayload, job)
+    try:
+        current = articles.get(payload.article_id)
+    except content.ArticleNotFound:
+        raise PermanentError(f"article {payload.article_id} no longer exists", kind="article_missing") from None
+    if _published_by(current, job):  # a run killed after publishing: finish it, without generating again
+        ctx.log("info", f"article {payload.article_id} was PUBLISHED by an earlier run of this job")
+        return _finish(current, job, again=True)
     ctx.progress(10)
     ctx.log("info", f"calling the generator for article {payload.article_id} (attempt {ctx.attempt})")
     began = time.monotonic()
@@ -141,12 +151,24 @@ def run_generate(job: Job, ctx: JobContext, articles: content.Articles, webhook:
         raise PermanentError(f"article {payload.article_id} no longer exists", kind="article_missing") from None
     except content.InvalidTransition as exc:
         current = articles.get(payload.article_id)
-        if current["status"] == "PUBLISHED" and current.get("job_id") == job["id"]:
-            return {"article_id": payload.article_id, "status": "PUBLISHED", "content_length": len(text)}
+        if _published_by(current, job):  # by a run of this job that is still going (or was killed)
+            return _finish(current, job, again=True)
         raise PermanentError(str(exc), kind="invalid_transition") from None
-    status_changed(item, job["id"])
     ctx.log("info", f"article {payload.article_id} is PUBLISHED")
-    return {"article_id": payload.article_id, "status": "PUBLISHED", "content_length": len(text)}
+    return _finish(item, job, again=False)
+
+
+def _published_by(article: dict[str, Any], job: Job) -> bool:
+    return article["status"] == "PUBLISHED" and article.get("job_id") == job["id"]
+
+
+def _finish(item: dict[str, Any], job: Job, *, again: bool) -> dict[str, Any]:
+    """Announce and audit the publication (`again`: only what an earlier run did not). The audit
+    event is written now, before the job is completed: an invocation killed after the completion
+    (its end flush not reached) is not run again, and would lose it."""
+    status_changed(item, job["id"], again=again)
+    audit.flush()
+    return {"article_id": item["id"], "status": "PUBLISHED", "content_length": len(item.get("content") or "")}
 
 
 def _roll_back(job: Job, articles: content.Articles) -> dict[str, Any] | None:

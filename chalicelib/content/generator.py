@@ -3,7 +3,8 @@
 `ArticleGenerator.generate` POSTs `{"article_id","title","topic","keywords"}` with
 `X-Inkwell-Signature: sha256=<hex HMAC-SHA256 of the body with WEBHOOK_SECRET>` and the
 timestamped signature (`signed_headers`: `X-Inkwell-Timestamp`, `X-Inkwell-Delivery`,
-`X-Inkwell-Signature-V2`), within a
+`X-Inkwell-Signature-V2`) and `Idempotency-Key: <job id>` (a generator answers a repeated key with
+its first result: a run killed after the call, redelivered, does not generate twice), within a
 timeout that never runs past the Lambda's deadline. A 200 `{"content": str}` is the content; a
 timeout, a connection error, a 5xx or a 429 is retried (a plain exception); a 429 with
 `Retry-After` (seconds or an HTTP date) raises `Throttled`, which the worker waits out without
@@ -167,6 +168,7 @@ class ArticleGenerator:
             "User-Agent": "Inkwell/1.0",
             **signed_headers(body, self._secret, timeutil.now(), uuid.uuid4().hex),
             "X-Inkwell-Job": job_id,
+            "Idempotency-Key": job_id,
         }
         entry: dict[str, Any] = {
             "job_id": job_id,

@@ -13,8 +13,9 @@ processor, record the outcome, announce it through the monitor. The answer is
   recorded `failed` and announced, and the worker copies the message to the dead-letter queue
   itself and acknowledges the original (so "retry" works later, and nothing waits for SQS's redrive).
 - A redelivered message of a completed job is acknowledged without running; a job active under a
-  live lease (a concurrent delivery) is retried when the lease ends; an expired lease (its
-  handler died) is taken over.
+  live lease (a concurrent delivery, or one killed) is retried when the lease ends, by a copy of
+  the message sent delayed till then and the delivery acknowledged (waiting out a dead run uses
+  no receive before SQS's redrive); an expired lease (its handler died) is taken over.
 - The worker stops before the Lambda deadline: records it has no time for are failed (retried
   later) without being started, and processors bound their own waits by `ctx.time_left()`.
 - A message that arrives before its `run_at` (a delay beyond SQS's 15 minutes) is sent on with
@@ -270,10 +271,14 @@ class Worker:
         if outcome == DEAD:
             return self._to_dead_letters(record)
         if outcome == BUSY and old is not None:
-            wait = float(old["lease_until"]) - timeutil.now() + 1
-            log.info("%s: job %s is running elsewhere; trying again in %.0f s", self.queue.name, job_id, wait)
-            self.sqs.hide(self.source, record.receipt_handle, max(1, round(wait)))
-            return False
+            from chalicelib.jobs.queues import MAX_DELAY_SECONDS
+
+            # A copy delayed past the lease, this delivery acknowledged: waiting out a run that may
+            # have died (killed, timed out) must not use up the receives before the dead-letter queue.
+            wait = max(1, min(MAX_DELAY_SECONDS, round(float(old["lease_until"]) - timeutil.now() + 1)))
+            log.info("%s: job %s is running elsewhere; trying again in %d s", self.queue.name, job_id, wait)
+            self.sqs.send(self.source, record.body, wait, record.group)
+            return True
         if outcome in (MISSING, STALE):
             log.info("%s: message for job %s is %s; acknowledged", self.queue.name, job_id, outcome)
             return True

@@ -18,11 +18,15 @@ never call these functions directly.
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 from chalicelib import events, timeutil
 from chalicelib.realtime import rooms
 from chalicelib.realtime.delivery import emit, emit_many
+
+log = logging.getLogger("inkwell.realtime")
 
 ANALYTICS_UPDATE_SECONDS = 5.0  # at most one analytics.update per article this often
 
@@ -103,7 +107,34 @@ def on_job_event(event: events.JobEvent) -> None:
 
 
 def on_article_status(event: events.ArticleStatusChanged) -> None:
+    if event.again and announced(event):
+        return
     emit_article_status(event.article_id, event.status, event.author_id, event.job_id)
+
+
+# An event's ts is taken before its seq is reserved: a slow emitter's event lands after later ones.
+AGAIN_SLACK_SECONDS = 120.0
+AGAIN_LOOKBACK = 2000  # events of a room a run finishing a killed one reads back at most for its announcement
+
+
+def announced(event: events.ArticleStatusChanged) -> bool:
+    """Whether the announcement was stored already (by a killed run of the job): it went to its
+    rooms together, so the first of them with a counter tells, by its events sent since the
+    change was written (`changed_at`, less AGAIN_SLACK_SECONDS; AGAIN_LOOKBACK at most)."""
+    from chalicelib.realtime import live
+
+    store = live.event_log()
+    wanted = {"article_id": event.article_id, "status": event.status, "job_id": event.job_id}
+    try:
+        opened = store.opened([rooms.user_room(event.author_id), rooms.article_room(event.article_id), rooms.ADMIN])
+        since = timeutil.iso_ms(timeutil.parse_iso(event.changed_at) - AGAIN_SLACK_SECONDS) if event.changed_at else ""
+        for body in store.latest(opened[0], since, AGAIN_LOOKBACK) if opened else ():
+            frame = json.loads(body)
+            if frame.get("type") == "article.status" and frame.get("data") == wanted:
+                return True
+    except Exception:  # unreadable: announce (heard twice, by seq, beats never)
+        log.exception("could not read back the rooms of article %s", event.article_id)
+    return False
 
 
 def on_alert(event: events.Alert) -> None:

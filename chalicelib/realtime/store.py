@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import random
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from chalicelib import aws, timeutil
@@ -402,6 +404,27 @@ class EventLog:
             else:
                 lo = mid
         return hi
+
+    def latest(self, room: str, since: str, cap: int) -> Iterator[str]:
+        """The envelopes of the room's events sent at or after `since` (an ISO time, as their
+        `ts`), newest first: pages of 100 read backwards, `cap` events at most."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": _key("room").eq(room) & _key("seq").gt(COUNTER_SEQ),
+            "ScanIndexForward": False,
+            "Limit": 100,
+            "ConsistentRead": True,
+        }
+        read = 0
+        while read < cap:
+            result = self._table.query(**kwargs)
+            for item in result.get("Items", []):
+                read += 1
+                if json.loads(item["body"]).get("ts", "") < since:
+                    return
+                yield item["body"]
+            if "LastEvaluatedKey" not in result:
+                return
+            kwargs["ExclusiveStartKey"] = result["LastEvaluatedKey"]
 
     def replay(self, room: str, after: int, limit: int) -> tuple[list[tuple[int, str]], bool]:
         """Up to `limit` stored (seq, envelope) of `room` with seq > `after`, in order, and

@@ -36,3 +36,25 @@ def test_a_soak_is_flat_when_the_last_third_stays_within_ten_percent_of_the_firs
     flat, grew = verdict([warm_up, sample(100), sample(100), sample(105), sample(110), sample(111), sample(112)])
     assert not flat and grew == ["rss_mb 100.0 -> 111.5"]
     assert verdict([sample(100), sample(100, threads=30), sample(100, threads=40)])[1] == ["threads 30.0 -> 40.0"]
+
+
+def test_the_chaos_client_retries_a_503_and_counts_it_apart_from_a_500(monkeypatch) -> None:
+    import bench.bench_chaos as chaos
+
+    monkeypatch.setattr(chaos.time, "sleep", lambda seconds: None)
+
+    class Stack:
+        def __init__(self, answers: list[int]) -> None:
+            self.answers = answers
+
+        def request(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple:
+            status = self.answers.pop(0)
+            return status, {}, {"retry-after": "1"} if status == 503 else {}
+
+    client = chaos.Client(Stack([503, 503, 202, 500, *[503] * (chaos.RETRIES + 1)]))
+    assert client.call("POST", "/api/analytics/events")[0] == 202
+    assert client.call("POST", "/api/articles")[0] == 500
+    assert client.call("GET", "/api/jobs")[0] == 503  # given up after RETRIES
+    assert client.unavailable == {"POST /api/analytics/events 503": 2, "GET /api/jobs 503": chaos.RETRIES + 1}
+    assert client.server_errors == {"POST /api/articles 500": 1}
+    assert client.gave_up == {"GET /api/jobs 503": 1}

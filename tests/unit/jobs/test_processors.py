@@ -205,10 +205,11 @@ def test_generate_publishes_the_content_with_progress(published):
     assert published == [events.ArticleStatusChanged(ARTICLE, "PUBLISHED", "u", "j1")]
 
 
-def test_generate_after_a_crash_that_published_does_not_fail(published):
-    store = FakeArticles(status="PUBLISHED")
-    assert generation.run_generate(gen_job(), ctx(), store, FakeGenerator())["status"] == "PUBLISHED"
-    assert published == []
+def test_generate_after_a_crash_that_published_finishes_without_generating_again(published):
+    store, hook = FakeArticles(status="PUBLISHED"), FakeGenerator()
+    assert generation.run_generate(gen_job(), ctx(), store, hook)["status"] == "PUBLISHED"
+    assert hook.calls == []
+    assert published == [events.ArticleStatusChanged(ARTICLE, "PUBLISHED", "u", "j1", again=True)]
 
 
 def test_generate_for_an_article_taken_over_by_another_job_fails_permanently(published):
