@@ -148,6 +148,9 @@ def _calling_function() -> str | None:
     for route, ws in app.websocket_handlers.items():
         if getattr(app_module, ws.handler_string.split(".", 1)[1], None) is found:
             return reach.WEBSOCKET_FUNCTIONS[route]
+    for fn in app.pure_lambda_functions:  # the schedules' functions (EventBridge Scheduler invokes them)
+        if getattr(app_module, fn.handler_string.split(".", 1)[1], None) is found:
+            return str(fn.name)
     return None
 
 

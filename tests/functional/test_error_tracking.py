@@ -167,13 +167,13 @@ def test_a_websocket_frame_that_fails_is_reported_once_with_its_connection(app, 
 
 def test_a_websocket_handler_that_raises_is_reported_once(app, sentry, monkeypatch):
     import app as app_module
-    from chalicelib.realtime import handlers
+    from chalicelib.realtime import disconnect
     from tests.functional.ws_support import ws_event
 
     def broken(_event: Any) -> None:
         raise KeyError("connections table")
 
-    monkeypatch.setattr(handlers, "disconnect", broken)
+    monkeypatch.setattr(disconnect, "disconnect", broken)
     with pytest.raises(KeyError):
         app_module.ws_disconnect(ws_event("$disconnect", "conn-9"), Context())
     [reported] = sentry.events()
