@@ -113,8 +113,10 @@ def _constructed(module: str) -> frozenset[str]:
 
 
 def _unwrap(handler: Any) -> Any:
-    while hasattr(handler, "func") or hasattr(handler, "__wrapped__"):
-        handler = getattr(handler, "func", None) or handler.__wrapped__
+    # Chalice's handler objects hold the function as `func`; `app.lambda_function`'s wrapper (the
+    # schedules' functions) as `_original_func`; functools.wraps leaves `__wrapped__`
+    while any(hasattr(handler, a) for a in ("func", "_original_func", "__wrapped__")):
+        handler = getattr(handler, "func", None) or getattr(handler, "_original_func", None) or handler.__wrapped__
     return handler
 
 

@@ -644,6 +644,7 @@ def test_no_hostile_frame_crashes_the_websocket_handler(fuzzer, api, gw, role, m
     from chalicelib.realtime import live
 
     monkeypatch.setenv(config.WS_FRAME_BURST, "100000")  # every frame reaches the handler (limits: elsewhere)
+    monkeypatch.setenv(config.QUOTA_TICKETS, "100000")  # the REST fuzzing before may have spent the minute's
 
     article = fill(api, "{article_id}")
     response = api.post("/api/realtime/ticket", as_=role)
