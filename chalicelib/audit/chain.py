@@ -231,12 +231,7 @@ class Digests:
                     "digest_invalid", f"digest {name} was edited (its hash or signature does not match)", digest=name
                 )
                 continue
-            lines = [
-                line
-                for n in range(int(head["parts"]))
-                for line in parts.get(f"{head['seg']}#{head['end']}#p{n:04d}", "").split("\n")
-                if line
-            ]
+            lines = leaf_lines(head, parts)
             if len(lines) != int(head["count"]) or root(lines) != head["root"]:
                 out.add("digest_invalid", f"the event list of digest {name} was edited or deleted", digest=name)
                 continue
@@ -341,3 +336,13 @@ def _hour_steps(since: float, until: float) -> list[float]:
 
 def digests() -> Digests:
     return Digests(aws.table("audit_events"), aws.table("audit_digests"), secret.get(config.AUDIT_DIGEST_KEY))
+
+
+def leaf_lines(head: dict[str, Any], parts: dict[str, str]) -> list[str]:
+    """A digest's leaf lines, from its parts (stored apart as `<seg>#<end>#p<n>`)."""
+    return [
+        line
+        for n in range(int(head["parts"]))
+        for line in parts.get(f"{head['seg']}#{head['end']}#p{n:04d}", "").split("\n")
+        if line
+    ]

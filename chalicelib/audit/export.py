@@ -186,12 +186,7 @@ def write(state: dict[str, Any], source: Source, out: Writer) -> bool:
         for head in heads:
             if not after < head["start"] <= state["until"]:
                 continue
-            leaves = [
-                line
-                for n in range(int(head["parts"]))
-                for line in parts.get(f"{head['seg']}#{head['end']}#p{n:04d}", "").split("\n")
-                if line
-            ]
+            leaves = chain.leaf_lines(head, parts)
             line = json.dumps({"type": "digest", "digest": _plain(head), "leaves": leaves}, sort_keys=True)
             if not out.add(line, phase="digests", after=head["start"]):
                 return False
