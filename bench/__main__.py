@@ -25,7 +25,11 @@ def main(argv: list[str]) -> int:
     for name in modules(words):
         print(f"== {name}", flush=True)
         start = time.perf_counter()
-        code = f"import sys; sys.argv = [{name!r}, *{options!r}]; import bench.{name} as b; b.main()"
+        # moto in-process with the stack's fix of its slow transactions (local.moto_transactions)
+        code = (
+            f"import sys; sys.argv = [{name!r}, *{options!r}]; import local.moto_transactions as t; t.install(); "
+            f"import bench.{name} as b; b.main()"
+        )
         if subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode != 0:
             failed.append(name)
         print(f"   ({time.perf_counter() - start:.1f} s)\n", flush=True)

@@ -292,7 +292,7 @@ _QUEUES = (
             "audit_tally",
             "audit_export",
         ),
-        normal_only=("audit_digest", "audit_tally", "audit_export"),
+        normal_only=("audit_digest", "audit_tally", "audit_export", "activity_logs"),
     ),
     Queue(
         "audit",

@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from local import fair_sqs
+from local import fair_sqs, moto_transactions
 
 # Signed requests of these services go to one backend per (region, service, X-Amz-Target prefix)
 # whatever their path: the dispatcher's answer is kept instead of worked out again under its lock.
@@ -159,6 +159,7 @@ def main(port: int) -> None:
     _detach_delivery()
     serialize_dynamodb()
     fair_sqs.install()  # SQS fair queues (MessageGroupId on a standard queue), which moto lacks
+    moto_transactions.install()  # TransactWriteItems without copying whole tables, which moto does
     _cache_dispatch()
     _keep_alive()
     parent = os.getppid()

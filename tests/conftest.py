@@ -82,7 +82,9 @@ def _moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     from chalicelib import aws
     from infra import provision
+    from local import moto_transactions
 
+    moto_transactions.install()  # rollback by item, not by table copies (a moto gap)
     lock = threading.RLock()
     for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
         monkeypatch.setattr(DynamoDBBackend, name, _serialized(getattr(DynamoDBBackend, name), lock))

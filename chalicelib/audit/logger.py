@@ -2,8 +2,8 @@
 that never loses an accepted event.
 
 Critical actions are written with a conditional PutItem before `record()` returns; the others
-are buffered on the running invocation (`BUFFER`) and written with BatchWriteItem, 24 at a time
-with their manifest (see manifest: the write-time evidence verify checks): when 24 are waiting,
+are buffered on the running invocation (`BUFFER`) and written with TransactWriteItems (Puts
+only: no writer holds a right that deletes audit events), 24 at a time with their manifest (see manifest: the write-time evidence verify checks): when 24 are waiting,
 and at the end of every invocation (the buffer's end flush, which app.py's
 middleware runs on success and on error).
 Every event, critical or not, is then published for the admin room's `activity`: one
@@ -34,7 +34,7 @@ from chalicelib.util import from_dynamo, to_dynamo
 
 log = logging.getLogger("inkwell.audit")
 
-BATCH_SIZE = 25  # BatchWriteItem's maximum
+BATCH_SIZE = 25  # items per write request: 24 events and their manifest
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 2.0
@@ -98,43 +98,49 @@ class Writer:
         return self.fallback([item])
 
     def batch(self, items: list[dict[str, Any]], evidence: dict[str, Any] | None = None) -> dict[str, int]:
-        """Write items 25 per BatchWriteItem, retrying UnprocessedItems with backoff; `evidence`
-        (the flush's manifest) rides in the last request. Only events go to the queue."""
+        """Write items 25 per TransactWriteItems of Puts (so no writer needs a right that can
+        delete: BatchWriteItem's DeleteRequest), retrying refusals with backoff; `evidence` (the
+        flush's manifest) rides in the last request. A request DynamoDB still refuses goes to the
+        queue whole, its manifest with it."""
         outcome = {"dynamodb": 0, "queue": 0, "log": 0}
         everything = [*items, evidence] if evidence is not None else items
         for start in range(0, len(everything), BATCH_SIZE):
             chunk = everything[start : start + BATCH_SIZE]
-            pending: list[dict[str, Any]] = [{"PutRequest": {"Item": item}} for item in chunk]
-            for attempt in range(MAX_ATTEMPTS):
-                self.requests += 1
-                try:
-                    response = self._client.batch_write_item(RequestItems={self._table: pending})
-                    pending = (response.get("UnprocessedItems") or {}).get(self._table, [])
-                except Exception as exc:
-                    code = _error_code(exc)
-                    log.warning("audit BatchWriteItem failed (%s), attempt %d", code, attempt + 1)
-                    if code in NOT_RETRYABLE:
-                        break
-                if not pending:
-                    break
-                if attempt + 1 < MAX_ATTEMPTS:
-                    self._sleep(backoff(attempt))
-            if evidence is not None and start + BATCH_SIZE >= len(everything):
-                left = [r for r in pending if r["PutRequest"]["Item"] is not evidence]
-                if len(left) < len(pending):
-                    log.error("AUDIT MANIFEST NOT STORED (verify will name its gap): %s", evidence["sk"])
-                pending, chunk = left, chunk[:-1]
-            outcome["dynamodb"] += len(chunk) - len(pending)
-            metrics.count("AuditWrites", len(chunk) - len(pending))
-            if pending:
-                where = self.fallback([request["PutRequest"]["Item"] for request in pending])
-                outcome[where] += len(pending)
+            events_ = [item for item in chunk if item is not evidence]
+            if self._transact(chunk):
+                outcome["dynamodb"] += len(events_)
+                metrics.count("AuditWrites", len(events_))
+                continue
+            where = self.fallback(events_, evidence if len(events_) < len(chunk) else None)
+            outcome[where] += len(events_)
         return outcome
 
-    def fallback(self, items: list[dict[str, Any]]) -> str:
-        """Hand items DynamoDB refused to the audit queue; log them whole if SQS refuses too."""
+    def _transact(self, chunk: list[dict[str, Any]]) -> bool:
+        """Put `chunk` in one transaction (all or nothing); True once it landed. A lost answer
+        the SDK repeats writes the same items again: no condition, nothing to refuse."""
+        puts = [{"Put": {"TableName": self._table, "Item": item}} for item in chunk]
+        for attempt in range(MAX_ATTEMPTS):
+            self.requests += 1
+            try:
+                self._client.transact_write_items(TransactItems=puts)
+                return True
+            except Exception as exc:
+                code = _error_code(exc)
+                reasons = {r.get("Code") for r in (getattr(exc, "response", None) or {}).get("CancellationReasons", [])}
+                log.warning(
+                    "audit TransactWriteItems failed (%s %s), attempt %d", code, sorted(reasons - {"None"}), attempt + 1
+                )
+                if code in NOT_RETRYABLE or "ValidationError" in reasons:
+                    break
+            if attempt + 1 < MAX_ATTEMPTS:
+                self._sleep(backoff(attempt))
+        return False
+
+    def fallback(self, items: list[dict[str, Any]], evidence: dict[str, Any] | None = None) -> str:
+        """Hand items DynamoDB refused (and the manifest listing them) to the audit queue; log
+        them whole if SQS refuses too."""
         metrics.count("AuditFallbacks", len(items))
-        bodies = list(_bodies(items))
+        bodies = list(_bodies(items, evidence))
         for body in bodies:
             for attempt in range(3):
                 self.requests += 1
@@ -155,8 +161,9 @@ class Writer:
         return "queue"
 
 
-def _bodies(items: list[dict[str, Any]]) -> Iterable[str]:
-    """SQS message bodies `{"events": [...]}`, each under SQS_BODY_BYTES."""
+def _bodies(items: list[dict[str, Any]], evidence: dict[str, Any] | None = None) -> Iterable[str]:
+    """SQS message bodies `{"events": [...]}`, each under SQS_BODY_BYTES; the last one carries
+    `evidence` (`"manifest"`) when given."""
     batch: list[Any] = []
     size = 0
     for item in items:
@@ -167,8 +174,11 @@ def _bodies(items: list[dict[str, Any]]) -> Iterable[str]:
             batch, size = [], 0
         batch.append(plain)
         size += encoded
-    if batch:
-        yield json.dumps({"events": batch}, default=str)
+    if batch or evidence is not None:
+        last: dict[str, Any] = {"events": batch}
+        if evidence is not None:
+            last["manifest"] = from_dynamo(evidence)
+        yield json.dumps(last, default=str)
 
 
 def writer() -> Writer:
@@ -282,7 +292,7 @@ def _flush(buffer: Pending) -> dict[str, int]:
 
 def _write(buffer: Pending) -> dict[str, int]:
     """Write the buffered events with their manifest (listing them and the critical events
-    written since the last one) in one BatchWriteItem when they fit."""
+    written since the last one) in one TransactWriteItems when they fit."""
     writes, buffer.writes = buffer.writes, []
     listed, buffer.listed = buffer.listed, []
     if not writes and not listed:
@@ -306,6 +316,31 @@ def check_fallback(item: dict[str, Any], now: float, key: str) -> str | None:
     except ValueError:
         return "forged"
     return "future" if recorded_at > now + FUTURE_SKEW else None
+
+
+def check_manifest(item: dict[str, Any], now: float, key: str) -> str | None:
+    """Why a queued flush manifest must not be stored (None when it may): not one, not signed by
+    its writer, not the content its key names, or from the future (pure)."""
+    if not manifest.is_manifest(item) or not isinstance(item.get("sk"), str):
+        return "unsigned"
+    if not hmac.compare_digest(str(item.get("mac", "")), manifest.mac(item, key)) or manifest.overwritten(item):
+        return "forged"
+    try:
+        written_at = timeutil.parse_iso(item["sk"].split("#", 1)[0])
+    except ValueError:
+        return "forged"
+    return "future" if written_at > now + FUTURE_SKEW else None
+
+
+def store_manifest(table: Any, item: dict[str, Any]) -> bool:
+    """Write a checked manifest that came back through the audit queue at its own key (the
+    events it lists are found where their markers say); False when it was already there."""
+    client = table.meta.client
+    try:
+        table.put_item(Item=item, ConditionExpression="attribute_not_exists(sk)")
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
 
 
 def store_fallback(table: Any, item: dict[str, Any]) -> bool:
@@ -367,7 +402,17 @@ def process_fallback_message(body: str) -> int:
     refused: dict[str, int] = {}
     ids: list[str] = []
     key, now = _key(), timeutil.now()
-    for item in json.loads(body).get("events", []):
+    message = json.loads(body)
+    message = message if isinstance(message, dict) else {}
+    if "manifest" in message:
+        evidence = to_dynamo(message["manifest"]) if isinstance(message["manifest"], dict) else {}
+        reason = check_manifest(evidence, now, key)
+        if reason is None:
+            store_manifest(table, evidence)
+        else:
+            refused[reason] = refused.get(reason, 0) + 1
+            ids.append(str(evidence.get("sk", "?"))[:64])
+    for item in message.get("events", []):
         item = to_dynamo(item) if isinstance(item, dict) else {}
         reason = check_fallback(item, now, key)
         if reason is None:

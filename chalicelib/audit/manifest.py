@@ -9,6 +9,13 @@ A manifest is keyed `m#<hour>#<shard>` / `<ts>#<id>` (its own partitions: the ev
 indexes never see one) and chained per writer (a Lambda container): `writer`, `seq`, `prev`, so
 a deleted manifest leaves a gap that verify names as a period. Its MAC (`AUDIT_DIGEST_KEY`, as
 the events') covers its listing and its link.
+
+Its `id` is the SHA-256 of its content (`content_id`), so its key names what it holds: no role
+but the sealer's may delete from the table (writers write with TransactWriteItems' Put, which
+cannot delete), and a Put over a manifest, even one MACed with the event key every writer holds,
+cannot keep that key and change the content unseen (`manifest_invalid`). A writer's last manifest
+is then as safe as the others. Manifests written before content ids (a 32-digit random id) are
+checked by their MAC alone.
 """
 
 from __future__ import annotations
@@ -50,24 +57,32 @@ def mac(manifest: dict[str, Any], key: str) -> str:
     return hmac.new(key.encode(), b"manifest:" + _signed(manifest).encode(), hashlib.sha256).hexdigest()
 
 
+def content_id(manifest: dict[str, Any]) -> str:
+    """The SHA-256 of what a manifest holds (its time, link, listing and TTL): its id (pure)."""
+    when = str(manifest.get("sk", "")).split("#", 1)[0]
+    fields = [when, *(str(manifest.get(k, "")) for k in ("writer", "seq", "prev", "keys", "ttl"))]
+    return hashlib.sha256("|".join(fields).encode()).hexdigest()
+
+
 def build(lines: list[str], now: float, key: str) -> dict[str, Any]:
     """The next manifest of this writer's chain, listing `lines` (written at `now`)."""
-    manifest_id = uuid.uuid4().hex
     with _lock:
         seq = next(_seq)
         prev, _last[0] = _last[0], f"{seq}"
     ttls = [int(x.rsplit(" ", 1)[1]) for x in lines] or [int(now)]
-    item: dict[str, Any] = {
-        "hour": f"{PREFIX}{model.hour_of(now)}#{model.shard_of(manifest_id)}",
-        "sk": f"{timeutil.iso_ms(now)}#{manifest_id}",
-        "writer": WRITER,
-        "seq": seq,
-        "prev": prev,
-        "keys": "\n".join(lines),
-        "ttl": max(ttls),
-    }
+    when = timeutil.iso_ms(now)
+    item: dict[str, Any] = {"sk": when, "writer": WRITER, "seq": seq, "prev": prev, "keys": "\n".join(lines)}
+    item["ttl"] = max(ttls)
+    manifest_id = content_id(item)
+    item.update(hour=f"{PREFIX}{model.hour_of(now)}#{model.shard_of(manifest_id)}", sk=f"{when}#{manifest_id}")
     item["mac"] = mac(item, key)
     return item
+
+
+def overwritten(manifest: dict[str, Any]) -> bool:
+    """Whether the item at a content-addressed manifest's key holds other content (pure)."""
+    manifest_id = str(manifest.get("sk", "")).split("#", 1)[-1]
+    return len(manifest_id) == 64 and not hmac.compare_digest(manifest_id, content_id(manifest))
 
 
 def is_manifest(item: dict[str, Any]) -> bool:
@@ -95,6 +110,9 @@ def read(manifests: list[dict[str, Any]], now: float, key: str) -> Listed:
         chains.setdefault(str(m.get("writer")), []).append(int(m.get("seq", 0)))  # present, if edited
         if not hmac.compare_digest(str(m.get("mac", "")), mac(m, key)):
             out.problems.append(("manifest_invalid", f"{name} was edited (its MAC does not match)", None))
+            continue
+        if overwritten(m):
+            out.problems.append(("manifest_invalid", f"{name} was overwritten (its content is not its id's)", None))
             continue
         for text in str(m["keys"]).split("\n"):
             if text:

@@ -10,6 +10,7 @@ answering `more: true`; `carry_on` then enqueues the same job again, which carri
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,10 +24,19 @@ PAGE_SIZE = 100
 MAX_PAGES = 50
 
 
-def sweep_expired(table: Any, spec: catalog.Table, ctx: JobContext) -> dict[str, Any]:
-    """Delete `spec`'s expired items (`ttl` before now), found by its `by_expiry` index; bounded
-    in time and in pages (at most LOOKBACK_DAYS + 1 + MAX_PAGES Queries, MAX_PAGES * PAGE_SIZE
-    deletes). `more: true` when it stopped before the end."""
+def delete_keys(table: Any, key_names: list[str], items: list[dict[str, Any]]) -> None:
+    """Delete the items named by `items`' keys (BatchWriteItem, 25 a request)."""
+    with table.batch_writer(overwrite_by_pkeys=key_names) as writer:
+        for item in items:
+            writer.delete_item(Key={name: item[name] for name in key_names})
+
+
+def sweep_expired(
+    table: Any, spec: catalog.Table, ctx: JobContext, delete: Callable[..., None] = delete_keys
+) -> dict[str, Any]:
+    """Delete `spec`'s expired items (`ttl` before now), found by its `by_expiry` index, with
+    `delete`; bounded in time and in pages (at most LOOKBACK_DAYS + 1 + MAX_PAGES Queries,
+    MAX_PAGES * PAGE_SIZE deletes). `more: true` when it stopped before the end."""
     now = timeutil.now()
     today = datetime.fromtimestamp(now, UTC).date()
     key_names = [spec.pk] + ([spec.sk] if spec.sk else [])
@@ -50,9 +60,7 @@ def sweep_expired(table: Any, spec: catalog.Table, ctx: JobContext) -> dict[str,
             items = result.get("Items", [])
             if items:  # the budget counts pages that delete: an empty day costs one Query
                 pages += 1
-                with table.batch_writer(overwrite_by_pkeys=key_names) as writer:
-                    for item in items:
-                        writer.delete_item(Key={name: item[name] for name in key_names})
+                delete(table, key_names, items)
                 deleted += len(items)
             start = result.get("LastEvaluatedKey")
             if not start:

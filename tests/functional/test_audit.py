@@ -375,7 +375,7 @@ class FlakyClient:
     throttled table does."""
 
     def __init__(self, real, fail):
-        self._real, self.fail, self.calls = real, fail, {"put_item": 0, "batch_write_item": 0}
+        self._real, self.fail, self.calls = real, fail, {"put_item": 0, "transact_write_items": 0}
 
     def put_item(self, **kwargs):
         self.calls["put_item"] += 1
@@ -385,14 +385,17 @@ class FlakyClient:
             )
         return self._real.put_item(**kwargs)
 
-    def batch_write_item(self, RequestItems):
-        self.calls["batch_write_item"] += 1
-        if self.calls["batch_write_item"] <= self.fail:
-            ((name, requests),) = RequestItems.items()
-            half = len(requests) // 2 if self.fail < 100 else 0  # a long outage writes nothing
-            self._real.batch_write_item(RequestItems={name: requests[:half]})
-            return {"UnprocessedItems": {name: requests[half:]}}
-        return self._real.batch_write_item(RequestItems=RequestItems)
+    def transact_write_items(self, TransactItems):
+        self.calls["transact_write_items"] += 1
+        if self.calls["transact_write_items"] <= self.fail:  # all or nothing: nothing written
+            raise self._real.exceptions.TransactionCanceledException(
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "throttled"},
+                    "CancellationReasons": [{"Code": "ThrottlingError"}] * len(TransactItems),
+                },
+                "TransactWriteItems",
+            )
+        return self._real.transact_write_items(TransactItems=TransactItems)
 
 
 @pytest.fixture
@@ -437,7 +440,7 @@ def test_throttled_batch_writes_are_retried_with_backoff_and_lose_nothing(api, f
     client = flaky(3)
     ids = [audit.record("article.status_changed", details={"n": n})["id"] for n in range(60)]
     audit.flush()
-    assert client.calls["batch_write_item"] > 3 and len(flaky.sleeps) >= 3
+    assert client.calls["transact_write_items"] > 3 and len(flaky.sleeps) >= 3
     assert all(0 < s <= logger.BACKOFF_CAP for s in flaky.sleeps)
     assert set(ids) <= _stored_ids(api)
 

@@ -159,14 +159,85 @@ def test_an_event_replaced_and_signed_again_is_named_before_any_seal(aws_mock, m
 def test_a_deleted_manifest_leaves_a_gap_verify_names(aws_mock, monkeypatch):
     _trail(monkeypatch, n=3)
     table = aws.table("audit_events")
-    hour = model.hour_of(T - 600)
-    found = [
-        i for pk in manifest.partitions(hour) for i in table.query(KeyConditionExpression=Key("hour").eq(pk))["Items"]
-    ]
-    middle = sorted(found, key=lambda m: int(m["seq"]))[1]
+    middle = _manifests(model.hour_of(T - 600))[1]
     table.delete_item(Key={"hour": middle["hour"], "sk": middle["sk"]})
     result = _verify()
     assert [p["type"] for p in result["problems"]] == ["manifest_deleted"]
+
+
+def _manifests(hour):
+    table = aws.table("audit_events")
+    found = [
+        i for pk in manifest.partitions(hour) for i in table.query(KeyConditionExpression=Key("hour").eq(pk))["Items"]
+    ]
+    return sorted(found, key=lambda m: int(m["seq"]))
+
+
+def test_a_writers_last_manifest_put_over_with_its_event_is_named_before_any_seal(aws_mock, monkeypatch):
+    """The attacker holds a writer's rights: PutItem (no delete) and the event key. It replaces
+    the last event and re-lists it in a new manifest MACed with that key, at the same key."""
+    events = _trail(monkeypatch, n=3)
+    key = secret.get(config.AUDIT_DIGEST_KEY)
+    victim = _stored(events[-1])
+    forged = dict(victim, details={"n": 999})
+    forged["mac"] = model.mac(forged, key)
+    tip = _manifests(model.hour_of(T - 600))[-1]
+    assert victim["sk"] in tip["keys"]
+    rewritten = dict(tip, keys=manifest.line(forged))
+    rewritten["mac"] = manifest.mac(rewritten, key)
+    table = aws.table("audit_events")
+    table.put_item(Item=forged)
+    table.put_item(Item=rewritten)
+    result = _verify()
+    assert result["valid"] is False
+    assert [p["type"] for p in result["problems"]] == ["manifest_invalid"]
+    assert "overwritten" in result["problems"][0]["message"]
+
+
+def test_a_refused_flush_and_its_manifest_come_back_through_the_queue_and_verify_holds(aws_mock, monkeypatch):
+    client = aws.table("audit_events").meta.client
+
+    def refused(**kwargs):
+        raise client.exceptions.TransactionCanceledException(
+            {"Error": {"Code": "TransactionCanceledException", "Message": "throttled"}}, "TransactWriteItems"
+        )
+
+    monkeypatch.setattr(logger, "sleep", lambda seconds: None)
+    monkeypatch.setattr(timeutil, "now", lambda: T - 700)
+    seed(1, T - 700)  # the writer's chain: a manifest before
+    monkeypatch.setattr(client, "transact_write_items", refused)
+    lost = seed(3, T - 650)  # three flushes DynamoDB refused: events and manifests queued
+    monkeypatch.undo()
+    monkeypatch.setattr(timeutil, "now", lambda: T - 700)
+    seed(1, T - 600)  # and one after
+    sqs = aws.client("sqs")
+    bodies = [
+        m["Body"] for m in sqs.receive_message(QueueUrl=aws.queue_url("audit"), MaxNumberOfMessages=10)["Messages"]
+    ]
+    assert len(bodies) == 3 and all("manifest" in json.loads(b) for b in bodies)
+    monkeypatch.setattr(timeutil, "now", lambda: T - 500)
+    for body in bodies + bodies:  # delivered twice
+        logger.process_fallback_message(body)
+    assert len(_manifests(model.hour_of(T - 650))) == 5
+    monkeypatch.setattr(timeutil, "now", lambda: T)
+    result = _verify()
+    assert result["valid"], result["problems"]
+    assert {_stored(e)["id"] for e in lost} == {e["id"] for e in lost}
+
+
+def test_a_forged_manifest_in_the_queue_is_refused_and_counted(aws_mock, monkeypatch):
+    monkeypatch.setattr(timeutil, "now", lambda: T)
+    counted = _refusals(monkeypatch)
+    key = secret.get(config.AUDIT_DIGEST_KEY)
+    genuine = manifest.build([manifest.line(_placed())], T, key)
+    for forged in (dict(genuine, keys=""), dict(genuine, mac=manifest.mac(genuine, "a key of my own"))):
+        body = json.dumps({"events": [], "manifest": forged}, default=str)
+        assert logger.process_fallback_message(body) == 0
+    rewritten = dict(genuine, keys="")
+    rewritten["mac"] = manifest.mac(rewritten, key)  # MACed with the event key, not its content id
+    logger.process_fallback_message(json.dumps({"events": [], "manifest": rewritten}, default=str))
+    assert _manifests(model.hour_of(T)) == []
+    assert ("AuditFallbackRefused", 1) in counted and len(_events("security.audit_refused")) == 3
 
 
 def test_a_critical_event_the_queue_stored_later_is_where_its_manifest_expects(aws_mock, monkeypatch):

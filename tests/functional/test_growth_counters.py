@@ -266,19 +266,24 @@ def test_a_flush_retried_or_redelivered_is_counted_once(aws_mock, monkeypatch):
     from chalicelib.audit import logger
 
     client = aws.table("audit_events").meta.client
-    real_batch = client.batch_write_item
+    real_write = client.transact_write_items
 
     def applied_twice(**kwargs):  # botocore retrying a write DynamoDB had applied (a timeout)
-        real_batch(**kwargs)
-        return real_batch(**kwargs)
+        real_write(**kwargs)
+        return real_write(**kwargs)
 
-    monkeypatch.setattr(client, "batch_write_item", applied_twice)
+    def refused(**kwargs):
+        raise client.exceptions.TransactionCanceledException(
+            {"Error": {"Code": "TransactionCanceledException", "Message": "throttled"}}, "TransactWriteItems"
+        )
+
+    monkeypatch.setattr(client, "transact_write_items", applied_twice)
     _audit_events([DAY_START + 10 * i for i in range(10)])
     # then DynamoDB refuses everything: the events go to the audit queue, delivered twice
-    monkeypatch.setattr(client, "batch_write_item", lambda **kw: {"UnprocessedItems": kw["RequestItems"]})
+    monkeypatch.setattr(client, "transact_write_items", refused)
     monkeypatch.setattr(logger, "sleep", lambda seconds: None)
     _audit_events([DAY_START + 200 + i for i in range(5)])
-    monkeypatch.setattr(client, "batch_write_item", real_batch)
+    monkeypatch.setattr(client, "transact_write_items", real_write)
     sqs = aws.client("sqs")
     messages = sqs.receive_message(QueueUrl=aws.queue_url("audit"), MaxNumberOfMessages=10)["Messages"]
     assert messages

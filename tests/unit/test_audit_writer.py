@@ -1,5 +1,6 @@
-"""The audit writer against fakes: 25 items per BatchWriteItem, UnprocessedItems retried with
-backoff, the queue when DynamoDB keeps refusing, the log when SQS refuses too."""
+"""The audit writer against fakes: 25 items per TransactWriteItems of Puts, refusals retried with
+backoff, the queue when DynamoDB keeps refusing (a refused request whole, its manifest with it),
+the log when SQS refuses too."""
 
 from __future__ import annotations
 
@@ -22,17 +23,22 @@ class FakeDynamo:
         self.stored, self.calls = [], 0
         self.refuse_batches, self.refuse_puts, self.raise_code = refuse_batches, refuse_puts, raise_code
 
-    def batch_write_item(self, RequestItems):
+    def transact_write_items(self, TransactItems):
         self.calls += 1
-        requests = RequestItems[TABLE]
-        assert len(requests) <= 25
+        assert len(TransactItems) <= 25
+        assert {kind for t in TransactItems for kind in t} == {"Put"}  # never a delete
+        assert {t["Put"]["TableName"] for t in TransactItems} == {TABLE}
         if self.calls <= self.refuse_batches:
             if self.raise_code:
                 raise error(self.raise_code)
-            self.stored += [r["PutRequest"]["Item"] for r in requests[:1]]
-            return {"UnprocessedItems": {TABLE: requests[1:]}}
-        self.stored += [r["PutRequest"]["Item"] for r in requests]
-        return {"UnprocessedItems": {}}
+            raise ClientError(
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "throttled"},
+                    "CancellationReasons": [{"Code": "ThrottlingError"}] * len(TransactItems),
+                },
+                "TransactWriteItems",
+            )
+        self.stored += [t["Put"]["Item"] for t in TransactItems]
 
     def put_item(self, TableName, Item, ConditionExpression):
         self.calls += 1
@@ -73,7 +79,7 @@ def test_a_thousand_events_take_forty_requests():
     assert writer.requests == dynamo.calls == 40
 
 
-def test_unprocessed_items_are_retried_with_growing_backoff():
+def test_refused_transactions_are_retried_with_growing_backoff():
     dynamo = FakeDynamo(refuse_batches=3)
     writer, sleeps = make(dynamo)
     assert writer.batch(items(25))["dynamodb"] == 25
@@ -91,12 +97,22 @@ def test_items_dynamodb_keeps_refusing_go_to_the_queue(code):
     assert len(sleeps) == 2 * (logger.MAX_ATTEMPTS - 1)
 
 
-def test_a_partly_refused_batch_queues_only_the_rest():
+def test_a_refused_request_goes_to_the_queue_whole_with_its_manifest():
     dynamo, sqs = FakeDynamo(refuse_batches=10**6), FakeSqs()
-    writer, _ = make(dynamo, sqs)
-    outcome = writer.batch(items(25))
-    assert outcome["dynamodb"] == logger.MAX_ATTEMPTS and outcome["queue"] == 25 - logger.MAX_ATTEMPTS
-    assert set(queued(sqs)).isdisjoint(i["id"] for i in dynamo.stored)
+    writer, sleeps = make(dynamo, sqs)
+    evidence = {"hour": "m#h#0", "sk": "t#m", "keys": "listing"}
+    outcome = writer.batch(items(24), evidence)
+    assert outcome == {"dynamodb": 0, "queue": 24, "log": 0} and dynamo.stored == []
+    assert len(sleeps) == logger.MAX_ATTEMPTS - 1
+    (body,) = [json.loads(b) for b in sqs.bodies]
+    assert len(body["events"]) == 24 and body["manifest"] == evidence
+
+
+def test_a_validation_error_is_not_retried():
+    dynamo, sqs = FakeDynamo(refuse_batches=10**6, raise_code="ValidationException"), FakeSqs()
+    writer, sleeps = make(dynamo, sqs)
+    assert writer.batch(items(3)) == {"dynamodb": 0, "queue": 3, "log": 0}
+    assert dynamo.calls == 1 and sleeps == []
 
 
 def test_when_sqs_refuses_too_the_events_are_logged_whole(monkeypatch):

@@ -304,3 +304,26 @@ def test_the_audit_key_policy_lets_the_account_administer_but_only_the_sealer_si
     granted = {name: iam.function_grants(fn.modules, fn.queue, table) for name, fn in iam.functions().items()}
     signers, readers = iam.key_users(granted)
     assert signers == [AUDIT_SEALER] and "api_handler" in readers and AUDIT_SEALER not in readers
+
+
+AUDIT_DELETES = {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem", "dynamodb:PartiQLDelete"}
+
+
+def test_only_the_sealer_may_delete_or_change_audit_events_every_other_role_only_puts() -> None:
+    """Writers record events and their flush manifests with TransactWriteItems' Puts (PutItem):
+    no role but the sealer's can delete one (BatchWriteItem's DeleteRequest included), so a
+    writer's last manifest stays; a Put over one is named by its content id."""
+    for stage in ("prod", "dev"):
+        policies = iam.function_policies(iam.Scope(stage))
+        deleters = {
+            name
+            for name, document in policies.items()
+            if _granted(document, lambda a, r: (a in AUDIT_DELETES or a == "dynamodb:*") and "audit_events" in str(r))
+        }
+        writers = {
+            name
+            for name, document in policies.items()
+            if _granted(document, lambda a, r: a == "dynamodb:PutItem" and "audit_events" in str(r))
+        }
+        assert deleters == {AUDIT_SEALER}, stage
+        assert "api_handler" in writers and "websocket_connect" in writers, stage

@@ -207,7 +207,7 @@ def test_the_seal_jobs_go_to_and_run_on_the_cleanup_queues_own_consumer_only(fun
     from chalicelib.jobs import worker
 
     cleanup = catalog.QUEUES["cleanup"]
-    assert set(cleanup.normal_only) == {"audit_digest", "audit_tally", "audit_export"}
+    assert set(cleanup.normal_only) == {"audit_digest", "audit_tally", "audit_export", "activity_logs"}
     for job_type in cleanup.normal_only:  # a high priority (enqueue, promote) still sends them here
         assert catalog.priority_queue("cleanup", "high", job_type) == "cleanup"
     assert catalog.priority_queue("cleanup", "high", "sessions") == "cleanup-high"
@@ -216,7 +216,12 @@ def test_the_seal_jobs_go_to_and_run_on_the_cleanup_queues_own_consumer_only(fun
     own = worker.Worker(cleanup, None, None, find=found, source="cleanup")  # type: ignore[arg-type]
     assert high._find("audit_digest") is None and high._find("sessions") == ("cleanup", "sessions")
     assert own._find("audit_digest") == ("cleanup", "audit_digest")
-    sealing = {"chalicelib.audit.sealer", "chalicelib.audit.tally", "chalicelib.audit.seal_jobs"}
+    sealing = {
+        "chalicelib.audit.sealer",
+        "chalicelib.audit.tally",
+        "chalicelib.audit.seal_jobs",
+        "chalicelib.audit.jobs",
+    }
     reached = {name: fn.modules & sealing for name, fn in functions.items()}
     assert {name for name, found in reached.items() if found} == {"jobs_cleanup"}
     assert reached["jobs_cleanup"] == sealing
