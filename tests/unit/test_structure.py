@@ -159,6 +159,7 @@ def test_the_readers_see_every_kind_of_import(tmp_path: Path) -> None:
         "from . import worker\n"
     )
     global ROOT
+    sources()  # cached from the real tree first: run alone, this test would list it under tmp_path
     saved = ROOT
     ROOT = tmp_path
     try:
