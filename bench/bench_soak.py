@@ -122,6 +122,7 @@ class Load:
 
 
 def _listen(stack: Any, token: str, stop: threading.Event, load: Load) -> None:
+    from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
     ticket = load.call("POST", "/api/realtime/ticket", token=token)[1]["ticket"]
@@ -131,6 +132,11 @@ def _listen(stack: Any, token: str, stop: threading.Event, load: Load) -> None:
                 ws.recv(timeout=1)
             except TimeoutError:
                 continue
+            except ConnectionClosed:  # the stack going away at the end (1001), or closing it before
+                if not stop.is_set():
+                    load.errors += 1
+                    print("  websocket: the listening connection was closed before the end", file=sys.stderr)
+                return
 
 
 def verdict(samples: list[dict[str, float]]) -> tuple[bool, list[str]]:

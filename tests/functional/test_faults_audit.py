@@ -25,10 +25,10 @@ def _counts(api, action: str) -> Counter:
 
 def test_a_batch_whose_answer_was_lost_stores_each_event_once(api, quiet):
     api.user("admin")
-    quiet.lose("BatchWriteItem")
+    quiet.lose("TransactWriteItems", match="audit_events")
     ids = [audit.record("article.status_changed", details={"n": n})["id"] for n in range(3)]
     assert audit.flush()["dynamodb"] == 3
-    assert quiet.met["BatchWriteItem"] == 1
+    assert quiet.met["TransactWriteItems"] == 1
     assert _counts(api, "article.status_changed") == Counter(ids)
 
 
@@ -42,7 +42,7 @@ def test_a_critical_event_whose_answer_was_lost_is_stored_once(api, quiet):
 
 def test_a_batch_stored_though_every_answer_was_lost_goes_to_the_queue_and_is_not_stored_twice(api, quiet):
     api.user("admin")
-    quiet.lose("BatchWriteItem", times=logger.MAX_ATTEMPTS * OUTLAST)
+    quiet.lose("TransactWriteItems", times=logger.MAX_ATTEMPTS * OUTLAST, match="audit_events")
     ids = [audit.record("article.status_changed", details={"n": n})["id"] for n in range(2)]
     assert audit.flush()["queue"] == 2
     bodies = []
