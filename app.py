@@ -119,10 +119,10 @@ def declared_processors() -> tuple[Processor, ...]:
     from chalicelib.audit import jobs as audit_jobs
     from chalicelib.audit import seal_jobs
     from chalicelib.auth import sweeps
-    from chalicelib.content import actions, cleanup, generation, report_jobs
+    from chalicelib.content import actions, cleanup, generation_job, report_jobs
     from chalicelib.mail import jobs as mail_jobs
 
-    declared = (generation, actions, report_jobs, mail_jobs, sweeps, cleanup, audit_jobs, seal_jobs)
+    declared = (generation_job, actions, report_jobs, mail_jobs, sweeps, cleanup, audit_jobs, seal_jobs)
     return tuple(proc for module in declared for proc in module.PROCESSORS)
 
 

@@ -581,7 +581,7 @@ SECRET_READS: frozenset[ModuleGrant] = frozenset(
         ("chalicelib.audit.sealer", "ssm:GetParameter", "secret:AUDIT_DIGEST_KEY"),
         ("chalicelib.auth.service", "ssm:GetParameter", "secret:JWT_SECRET"),
         ("chalicelib.http", "ssm:GetParameter", "secret:AUDIT_DIGEST_KEY"),
-        ("chalicelib.content.generation", "ssm:GetParameter", "secret:WEBHOOK_SECRET"),
+        ("chalicelib.content.generation_job", "ssm:GetParameter", "secret:WEBHOOK_SECRET"),
     }
 )
 

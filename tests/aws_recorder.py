@@ -184,15 +184,26 @@ def _is_controller(config: pytest.Config) -> bool:
 
 
 @pytest.fixture(autouse=True)
-def record_aws_calls(clean_env: None, request: pytest.FixtureRequest) -> None:
-    """After the test's environment (and AWS session) is fresh, hook the recorder onto it."""
+def record_aws_calls(clean_env: None, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the test's environment (and AWS session) is fresh, hook the recorder onto it, and
+    count the secrets each function's handler reads (`secret.get`): the suite reads them from the
+    environment, so no SSM call shows them, yet on AWS each is an `ssm:GetParameter` its role must grant."""
     if _recording(request.config) is not None:
         return  # the session judges a recording made by another
     import moto  # noqa: F401  (before any session exists: moto's stub joins botocore's handlers on import)
 
-    from chalicelib import aws
+    from chalicelib import aws, config, secret
 
     RECORDER.attach(aws.session())
+    read = secret.get
+
+    def get(name: str) -> str:
+        function = _calling_function()
+        if function is not None and name in config.SECRETS:
+            RECORDER.by_function[(function, "ssm:GetParameter", f"secret:{name}")] += 1
+        return read(name)
+
+    monkeypatch.setattr(secret, "get", get)
 
 
 @pytest.hookimpl(trylast=True)

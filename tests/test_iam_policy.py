@@ -58,10 +58,14 @@ def test_module_table_is_what_each_module_was_seen_calling() -> None:
 def test_every_function_grants_what_its_handler_was_seen_calling() -> None:
     if not RECORDER.complete:
         pytest.skip(f"not a full run ({RECORDER.why_incomplete}): the roles' check needs every functional test")
-    # GIVEN the calls made inside handlers invoked as Lambda invokes them (chalice.test.Client, ...)
+    # GIVEN the calls made inside handlers invoked as Lambda invokes them (chalice.test.Client, the
+    # WebSocket tests' gateway, ...), and the secrets they read (`secret.get`: from the environment
+    # in the suite, an `ssm:GetParameter` on AWS)
     observed = RECORDER.function_grants()
-    # (the WebSocket tests call `realtime.handlers` through a fake gateway: only modules cover those)
-    assert {function for function, _, _ in observed} >= {"api_handler", "jobs_articles", "daily_analytics"}
+    seen = {"api_handler", "jobs_articles", "daily_analytics", "websocket_connect", "websocket_message"}
+    assert {function for function, _, _ in observed} >= seen
+    assert ("api_handler", "ssm:GetParameter", "secret:JWT_SECRET") in observed
+    assert ("jobs_articles", "ssm:GetParameter", "secret:WEBHOOK_SECRET") in observed
     # THEN each function's role grants them: the static derivation (infra.reach) missed no module
     missing = iam.ungranted(observed, iam.committed_modules())
     assert not missing, f"these functions' roles lack what their handlers called: {missing} (see infra/reach.py)"
@@ -75,10 +79,14 @@ def test_ungranted_names_a_call_the_functions_modules_do_not_grant() -> None:
         ("jobs_analytics", "ses:SendEmail", "email"),
         ("jobs_analytics", "sqs:ReceiveMessage", "queue:analytics"),
         ("nobody", "dynamodb:GetItem", "table:users"),
+        # a secret read (`secret.get`, recorded per function): the REST API's JWT secret is its own
+        ("api_handler", "ssm:GetParameter", "secret:JWT_SECRET"),
+        ("websocket_connect", "ssm:GetParameter", "secret:JWT_SECRET"),
     }
     assert iam.ungranted(observed, table) == [
         ("jobs_analytics", "ses:SendEmail", "email"),
         ("nobody", "dynamodb:GetItem", "table:users"),
+        ("websocket_connect", "ssm:GetParameter", "secret:JWT_SECRET"),
     ]
 
 

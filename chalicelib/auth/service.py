@@ -22,7 +22,7 @@ from pydantic import Field, StrictBool
 from chalicelib import audit, aws, config, errors, events, runtime, secret, timeutil
 from chalicelib.audit import floods
 from chalicelib.auth import browser, gate, passwords, tokens
-from chalicelib.auth.store import EmailTaken, RefreshTokens, SessionGone, Sessions, TokenUsed, Users
+from chalicelib.auth.store import EmailTaken, SessionGone, TokenUsed, public_user, refresh_tokens, sessions, users
 from chalicelib.http import Body
 
 ROLES = ("admin", "editor", "viewer")
@@ -50,18 +50,6 @@ class LoginThrottled(errors.Throttled):
         super().__init__(f"too many failed logins; retry after {retry_after} s", retry_after)
 
 
-def users() -> Users:
-    return Users(aws.table("users"))
-
-
-def sessions() -> Sessions:
-    return Sessions(aws.table("sessions"))
-
-
-def refresh_tokens() -> RefreshTokens:
-    return RefreshTokens(aws.table("refresh_tokens"), aws.table("sessions"), aws.table("users"))
-
-
 def attempts() -> gate.Gate:
     return gate.Gate(aws.table("login_attempts"))
 
@@ -69,10 +57,6 @@ def attempts() -> gate.Gate:
 @functools.lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     return passwords.dummy_hash(config.get().scrypt_n)
-
-
-def public_user(user: dict[str, Any]) -> dict[str, Any]:
-    return {"id": user.get("id") or user.get("user_id"), "email": user["email"], "role": user["role"]}
 
 
 def listed_user(user: dict[str, Any]) -> dict[str, Any]:

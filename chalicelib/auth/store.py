@@ -1,4 +1,6 @@
-"""DynamoDB gateways for users, sessions and refresh tokens (login attempts: `gate`)."""
+"""DynamoDB gateways for users, sessions and refresh tokens (login attempts: `gate`), and a
+user's public shape: what checking a session needs, with no key (a function that only reads
+sessions, as the WebSocket ones do, imports this, not `service`, which reads the JWT secret)."""
 
 from __future__ import annotations
 
@@ -294,3 +296,19 @@ class RefreshTokens:
                 raise SessionGone() from None
             return [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])] or ["Unknown"]
         return None
+
+
+def users() -> Users:
+    return Users(aws.table("users"))
+
+
+def sessions() -> Sessions:
+    return Sessions(aws.table("sessions"))
+
+
+def refresh_tokens() -> RefreshTokens:
+    return RefreshTokens(aws.table("refresh_tokens"), aws.table("sessions"), aws.table("users"))
+
+
+def public_user(user: dict[str, Any]) -> dict[str, Any]:
+    return {"id": user.get("id") or user.get("user_id"), "email": user["email"], "role": user["role"]}

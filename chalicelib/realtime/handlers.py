@@ -181,7 +181,7 @@ def _act(conn: dict[str, Any], frame: Any) -> Iterator[dict[str, Any] | str]:
 def _session_alive(conn: dict[str, Any]) -> bool:
     """Whether the connection's session still stands (logout, a password or role change and a
     disabled user end it): one GetItem per frame."""
-    from chalicelib.auth import service as auth
+    from chalicelib.auth import store as auth
 
     session = auth.sessions().get(conn.get("jti") or "-")
     return session is not None and session["user_id"] == conn["user_id"]

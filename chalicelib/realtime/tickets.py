@@ -13,7 +13,7 @@ import secrets
 from typing import Any
 
 from chalicelib import audit, aws, config, errors, timeutil
-from chalicelib.auth import service as auth
+from chalicelib.auth import store as auth
 from chalicelib.realtime.store import TICKET_TTL_SECONDS, Tickets
 
 
@@ -22,7 +22,7 @@ def tickets() -> Tickets:
 
 
 def issue(user: dict[str, Any]) -> dict[str, Any]:
-    """A new ticket for the authenticated `user` (as `auth.require` returns it)."""
+    """A new ticket for the authenticated `user` (as `service.require` returns it)."""
     ticket = secrets.token_urlsafe(32)
     expires_at = timeutil.now() + TICKET_TTL_SECONDS
     tickets().put(ticket, user, expires_at)

@@ -13,7 +13,7 @@ import pytest
 
 from chalicelib import audit, timeutil
 from chalicelib.content import articles as content
-from chalicelib.content import generation
+from chalicelib.content import generation_job
 from chalicelib.content.actions import status_changed
 from chalicelib.content.generator import ArticleGenerator
 from chalicelib.jobs.processor import JobContext
@@ -75,7 +75,7 @@ def _audited(api: Any, job: dict[str, Any]) -> int:
 
 
 def _redeliver(job: dict[str, Any], hook: Generator) -> dict[str, Any]:
-    result = generation.run_generate(job, _ctx(), content.articles(), hook)  # type: ignore[arg-type]
+    result = generation_job.run_generate(job, _ctx(), content.articles(), hook)  # type: ignore[arg-type]
     audit.flush()
     return result
 

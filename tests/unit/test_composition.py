@@ -96,6 +96,7 @@ HEAVY_AT_IMPORT = [
     "chalicelib.jobs.queues",
     "chalicelib.jobs.pause",
     "chalicelib.content.generation",
+    "chalicelib.content.generation_job",
     "chalicelib.content.actions",
     "chalicelib.content.generator",
     "chalicelib.content.report_jobs",

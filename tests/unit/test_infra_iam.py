@@ -4,6 +4,7 @@ maps to the (action, resource) pairs IAM checks for it."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -221,32 +222,92 @@ def _secrets_of(document: dict) -> set[str]:
     }
 
 
-def test_no_function_reads_every_secret_and_the_jwt_secret_stays_where_tokens_are() -> None:
+# The secrets each function's role may read (`ssm:GetParameter` on `/inkwell/<stage>/<name>`), exactly:
+# what its code uses at run time, nothing its modules merely import. Every function records audit
+# events, each signed with AUDIT_DIGEST_KEY (an HMAC: the events' key; the digests are signed by the
+# KMS key, which only AUDIT_SEALER may use, below). A function added to the app must be added here.
+EVENTS_KEY = "AUDIT_DIGEST_KEY"
+SECRETS_READ: dict[str, set[str]] = {
+    # the REST API signs and checks the tokens; it starts generations but never calls the generator
+    "api_handler": {EVENTS_KEY, "JWT_SECRET"},
+    "jobs_articles": {EVENTS_KEY, "WEBHOOK_SECRET"},  # the generation's run: the generator's signed webhook calls
+    "jobs_articles_high": {EVENTS_KEY, "WEBHOOK_SECRET"},
+    "websocket_connect": {EVENTS_KEY},  # a ticket stored in DynamoDB and the session it names: no JWT
+    "websocket_message": {EVENTS_KEY},  # the connection's session (one GetItem a frame): no JWT
+    "websocket_disconnect": {EVENTS_KEY},
+    "realtime_fanout": {EVENTS_KEY},
+    "audit_fallback": {EVENTS_KEY},
+    **{
+        name: {EVENTS_KEY}
+        for name in (
+            "jobs_analytics",
+            "jobs_analytics_high",
+            "jobs_cleanup",  # the sealer: it checks the events' signatures, signs digests with KMS
+            "jobs_cleanup_high",
+            "jobs_emails",
+            "jobs_emails_high",
+        )
+    },
+    # the schedules' functions only enqueue
+    **{
+        name: {EVENTS_KEY}
+        for name in (
+            "activity_log_cleanup",
+            "analytics_data_cleanup",
+            "audit_digest",
+            "audit_tally",
+            "daily_analytics",
+            "login_attempts_cleanup",
+            "orphan_cleanup",
+            "session_cleanup",
+            "webhook_log_cleanup",
+            "weekly_report",
+        )
+    },
+}
+
+
+def test_each_function_reads_exactly_the_secrets_it_uses() -> None:
     policies = iam.function_policies(iam.Scope("prod"))
     assert "secret:*" not in iam.ACCESS
-    for name, document in policies.items():
-        secrets = _secrets_of(document)
-        assert secrets != set(config.SECRETS) or name == "api_handler", name
-        assert "AUDIT_DIGEST_KEY" in secrets, name  # every function signs the events it records
-    for name in ("realtime_fanout", "audit_fallback", "jobs_emails", "jobs_cleanup"):
-        assert _secrets_of(policies[name]) == {"AUDIT_DIGEST_KEY"}, name
-    for name in ("session_cleanup", "orphan_cleanup", "jobs_analytics"):
-        assert "JWT_SECRET" not in _secrets_of(policies[name]), name
-    assert "JWT_SECRET" in _secrets_of(policies["api_handler"])
+    assert {name: _secrets_of(document) for name, document in policies.items()} == SECRETS_READ
+    # the same on the CloudFormation path (`chalice package`), and in the committed files (`chalice deploy`)
+    table = iam.committed_modules()
+    template = {
+        name: {
+            arn["Fn::Sub"].rsplit("/", 1)[1] if isinstance(arn, dict) else arn.rsplit("/", 1)[1]
+            for statement in iam.template_policy("prod", iam.function_grants(fn.modules, fn.queue, table))["Statement"]
+            if "ssm:GetParameter" in statement["Action"]
+            for arn in statement["Resource"]
+        }
+        for name, fn in iam.functions().items()
+    }
+    assert template == SECRETS_READ
+    for name, secrets in SECRETS_READ.items():
+        committed = json.loads(iam.policy_file("prod", name).read_text())
+        assert _secrets_of(committed) == secrets, f"{iam.policy_file('prod', name).name}: run `make policies`"
 
 
-def test_the_disconnect_and_the_schedule_functions_read_the_audit_key_only() -> None:
-    """$disconnect checks no ticket or token, and a schedule only enqueues (it runs no job
-    operation, hence no processor's hook): neither reads the JWT or the webhook secret."""
-    from chalicelib import catalog
-
-    policies = iam.function_policies(iam.Scope("prod"))
-    schedules = {name.replace("-", "_") for name in catalog.SCHEDULES}
-    assert schedules and schedules <= policies.keys()
-    for name in {"websocket_disconnect"} | schedules:
-        assert _secrets_of(policies[name]) == {"AUDIT_DIGEST_KEY"}, name
-    for name in ("jobs_articles", "api_handler"):  # the article generator's webhook calls
-        assert "WEBHOOK_SECRET" in _secrets_of(policies[name]), name
+def test_a_secret_is_read_only_by_the_modules_that_use_it() -> None:
+    """Why a function may read a secret: a module it can run calls `secret.get` for it. The
+    WebSocket functions check tickets and sessions with auth's store, never `auth.service` (the
+    JWT's); the REST function runs the generation's start and hooks, never its run."""
+    readers: dict[str, set[str]] = {}
+    for module, _, key in iam.SECRET_READS:
+        readers.setdefault(key.removeprefix("secret:"), set()).add(module)
+    assert readers["JWT_SECRET"] == {"chalicelib.auth.service"}
+    assert readers["WEBHOOK_SECRET"] == {"chalicelib.content.generation_job"}
+    functions = iam.functions()
+    for name in ("websocket_connect", "websocket_message"):
+        assert "chalicelib.auth.service" not in functions[name].modules, name
+    assert "chalicelib.content.generation_job" not in functions["api_handler"].modules
+    # and nothing else in chalicelib reads one
+    found = {
+        str(path.relative_to(iam.ROOT))
+        for path in (iam.ROOT / "chalicelib").rglob("*.py")
+        if re.search(r"secret\.get\(config\.(JWT_SECRET|WEBHOOK_SECRET)\)", path.read_text())
+    }
+    assert found == {"chalicelib/auth/service.py", "chalicelib/content/generation_job.py"}
 
 
 def test_one_function_writes_audit_digests_and_signs_with_the_digest_key() -> None:

@@ -111,6 +111,21 @@ def test_the_job_operations_run_every_processors_hooks_a_worker_only_its_own(
     assert "chalicelib.content.generation" in functions[reach.REST_FUNCTION].modules
     assert "chalicelib.content.report_jobs" not in functions[reach.REST_FUNCTION].modules
     assert "chalicelib.content.generation" not in functions["jobs_emails"].modules
+    # a processor's run is its queue's consumers' alone: the generation's (the generator's webhook
+    # calls, its secret) is not the REST API's, which only starts generations and runs their hooks
+    running = {name for name, fn in functions.items() if "chalicelib.content.generation_job" in fn.modules}
+    assert running == {"jobs_articles", "jobs_articles_high"}
+
+
+def test_the_websocket_functions_check_sessions_without_the_token_service(
+    functions: dict[str, reach.Function],
+) -> None:
+    # $connect redeems a ticket and reads the session it names, $default reads the connection's
+    # session: auth's store, never auth.service (logins, tokens: the JWT secret)
+    for name in ("websocket_connect", "websocket_message"):
+        assert "chalicelib.auth.store" in functions[name].modules, name
+        assert "chalicelib.auth.service" not in functions[name].modules, name
+    assert "chalicelib.auth.service" in functions[reach.REST_FUNCTION].modules
 
 
 def _called_inside(fn: ast.FunctionDef) -> set[str]:

@@ -138,7 +138,9 @@ def test_a_claim_landing_between_cancel_s_read_and_its_write_wins(api, poller, g
 
     def cancel_after_the_claim(store: JobStore, record: dict[str, Any]) -> dict[str, Any] | None:
         assert record["state"] == "waiting"
-        poller.deliver("articles", messages, LambdaContext(clock, 60))
+        # the worker is another invocation (its own thread), not code of the REST function's
+        [delivered] = at_once(lambda: poller.deliver("articles", messages, LambdaContext(clock, 60)))
+        assert not isinstance(delivered, Exception), delivered
         return real_cancel(store, record)
 
     monkeypatch.setattr(JobStore, "cancel", cancel_after_the_claim)

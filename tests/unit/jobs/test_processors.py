@@ -9,7 +9,7 @@ import json
 import pytest
 
 from chalicelib import events
-from chalicelib.content import actions, generation, reports
+from chalicelib.content import actions, generation, generation_job, reports
 from chalicelib.content import articles as content
 from chalicelib.content import generator as webhook
 from chalicelib.content import report_jobs as analytics
@@ -197,7 +197,7 @@ def gen_job(**payload):
 
 def test_generate_publishes_the_content_with_progress(published):
     store, hook, c = FakeArticles(), FakeGenerator("words"), ctx()
-    result = generation.run_generate(gen_job(), c, store, hook)
+    result = generation_job.run_generate(gen_job(), c, store, hook)
     assert result == {"article_id": ARTICLE, "status": "PUBLISHED", "content_length": 5}
     assert store.item["content"] == "words"
     assert c.reported == [10, 90]
@@ -207,21 +207,21 @@ def test_generate_publishes_the_content_with_progress(published):
 
 def test_generate_after_a_crash_that_published_finishes_without_generating_again(published):
     store, hook = FakeArticles(status="PUBLISHED"), FakeGenerator()
-    assert generation.run_generate(gen_job(), ctx(), store, hook)["status"] == "PUBLISHED"
+    assert generation_job.run_generate(gen_job(), ctx(), store, hook)["status"] == "PUBLISHED"
     assert hook.calls == []
     assert published == [events.ArticleStatusChanged(ARTICLE, "PUBLISHED", "u", "j1", again=True)]
 
 
 def test_generate_for_an_article_taken_over_by_another_job_fails_permanently(published):
     with pytest.raises(errors.PermanentError) as caught:
-        generation.run_generate(gen_job(), ctx(), FakeArticles(job_id="other"), FakeGenerator())
+        generation_job.run_generate(gen_job(), ctx(), FakeArticles(job_id="other"), FakeGenerator())
     assert caught.value.kind == "invalid_transition"
 
 
 def test_generate_refuses_a_bad_payload_before_calling_anyone():
     hook = FakeGenerator()
     with pytest.raises(errors.PermanentError) as caught:
-        generation.run_generate(
+        generation_job.run_generate(
             {"id": "j1", "payload": {"article_id": "x"}, "progress": 0}, ctx(), FakeArticles(), hook
         )
     assert caught.value.kind == "invalid_payload"
