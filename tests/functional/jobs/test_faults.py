@@ -183,3 +183,16 @@ def test_a_generate_whose_job_write_aws_keeps_refusing_answers_503_and_leaves_th
     assert api.post(f"/api/articles/{article['id']}/generate", as_="editor").status_code == 202  # tried again
     poller.drain("articles")
     assert body(api.get(f"/api/articles/{article['id']}", as_="editor"))["status"] == "PUBLISHED"
+
+
+def test_a_one_time_schedule_whose_answer_was_lost_holds_the_job_once(faults, poller, noop, clock):
+    from chalicelib import aws
+    from chalicelib.jobs import later
+
+    faults.lose("CreateSchedule")
+    job = service.enqueue("emails", "send", {"to": "a"}, delay_seconds=7200)
+    assert faults.met["CreateSchedule"] == 1
+    assert service.get(job["id"])["state"] == "delayed"  # the SDK's repeat met the schedule: done
+    group = config.physical_name(config.get().stage)
+    schedules = aws.client("scheduler").list_schedules(GroupName=group, NamePrefix="job-")["Schedules"]
+    assert [s["Name"] for s in schedules] == [later.schedule_name(job["id"], 1)]
