@@ -249,3 +249,19 @@ def test_a_dead_letter_copy_sent_twice_by_the_sdk_is_retried_once_by_a_redrive(f
     poller.drain("emails")
     assert runs == [job["id"], job["id"]]
     assert service.get(job["id"])["state"] == "completed"
+
+
+def test_a_duplicate_repeated_with_its_idempotency_key_makes_one_job(api, poller, noop):
+    original = service.enqueue("emails", "send", {"to": "a"})
+    poller.drain("emails")
+    path = f"/api/jobs/{original['id']}/duplicate"
+    api.token("admin")
+    first = api.post(path, {}, as_="admin", headers={"Idempotency-Key": "dup-1"})
+    assert first.status_code == 202, first.body
+    again = api.post(path, {}, as_="admin", headers={"Idempotency-Key": "dup-1"})  # its answer was lost
+    assert again.status_code == 202 and body(again)["job_id"] == body(first)["job_id"]
+    other = api.post(path, {}, as_="admin", headers={"Idempotency-Key": "dup-2"})
+    assert body(other)["job_id"] != body(first)["job_id"]
+    assert api.post(path, {}, as_="admin", headers={"Idempotency-Key": "a b"}).status_code == 400
+    poller.drain("emails")
+    assert sorted(noop) == sorted([original["id"], body(first)["job_id"], body(other)["job_id"]])
