@@ -24,8 +24,8 @@ line each (all must be 0):
 - audit events lost / duplicated: per article, `article.create` and `article.generate` once each
   (when answered 201 / 202) and one `article.status_changed` to PUBLISHED when published;
 - analytics events lost / counted twice: the article's running counts against the 202s (an
-  event answered 5xx, or 503 before its 202, may have been counted: the API takes no
-  idempotency key for events, so a retried 503 whose count was applied counts twice);
+  event finally answered 5xx may have been counted); each event carries an `Idempotency-Key`,
+  so a 503 retried after its count was applied counts once;
 - room seqs repeated / out of order: two different events with one seq, or a seq lower than one
   already heard, on a connection (live frames), or in a room's log read back;
 - 5xx answers: HTTP answers >= 500 other than 503 to the bench's requests (a 503 with
@@ -102,17 +102,15 @@ class Client:
         self.unavailable: collections.Counter[str] = collections.Counter()  # 503s heard
         self.gave_up: collections.Counter[str] = collections.Counter()  # still 503 after RETRIES
         self._lock = threading.Lock()
-        self._mine = threading.local()  # the 503s the calling thread's last call met
 
-    def retried(self) -> int:
-        """The 503s this thread's last call met before its answer (each may have been applied)."""
-        return int(getattr(self._mine, "retried", 0))
-
-    def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
-        self._mine.retried = 0
+    def call(
+        self, method: str, path: str, body: Any = None, token: str | None = None, key: str | None = None
+    ) -> tuple[int, Any]:
+        """`key`: the call's Idempotency-Key, the same for each of its retries."""
+        extra = {"headers": {"Idempotency-Key": key}} if key else {}
         for _ in range(RETRIES + 1):
             try:
-                status, answer, headers = self.stack.request(method, path, body, token=token)
+                status, answer, headers = self.stack.request(method, path, body, token=token, **extra)
             except OSError as exc:  # a reset or a timeout: as bad as a 500
                 status, answer, headers = 599, repr(exc), {}
             what = f"{method} {_shape(path)} {status}"
@@ -121,7 +119,6 @@ class Client:
                     with self._lock:
                         self.server_errors[what] += 1
                 return status, answer
-            self._mine.retried += 1
             with self._lock:
                 self.unavailable[what] += 1
             time.sleep(min(5.0, float(headers.get("retry-after") or 1)))
@@ -297,12 +294,14 @@ def _chaos(stack: Any, jobs: int, seed: int) -> dict[str, Any]:
             generated[article_id] = answer["job_id"]
 
     def analytics(article_id: str) -> None:
-        for kind in rng.sample(["view", "click", "share"] * EVENTS_PER_ARTICLE, EVENTS_PER_ARTICLE):
-            status, _ = client.call("POST", "/api/analytics/events", {"article_id": article_id, "type": kind}, reader)
+        kinds = rng.sample(["view", "click", "share"] * EVENTS_PER_ARTICLE, EVENTS_PER_ARTICLE)
+        for n, kind in enumerate(kinds):
+            event = {"article_id": article_id, "type": kind}
+            status, _ = client.call("POST", "/api/analytics/events", event, reader, key=f"{article_id}-{n}")
             if status == 202:
                 events_sent[(article_id, kind)] += 1
-            if status >= 500 or client.retried():  # answered 5xx first: it may have been counted
-                events_failed[article_id] += max(1, client.retried())
+            if status >= 500:  # answered 5xx at last: it may have been counted
+                events_failed[article_id] += 1
 
     started = time.monotonic()
     with ThreadPoolExecutor(4) as pool:

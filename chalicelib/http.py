@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -105,6 +106,21 @@ def parse(model: type[M], request: Any) -> M:
 
 def query(request: Any) -> dict[str, str]:
     return dict(request.query_params or {})
+
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def idempotency_key(request: Any) -> str | None:
+    """The request's optional `Idempotency-Key` header (1-128 of `A-Za-z0-9._:-`): a repeat of a
+    request that carries the same key does nothing twice. 400 naming the header when malformed."""
+    key = (request.headers or {}).get(IDEMPOTENCY_KEY.lower())
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY_PATTERN.fullmatch(key):
+        raise bad_request("must be 1 to 128 characters of A-Z a-z 0-9 . _ : -", IDEMPOTENCY_KEY)
+    return key
 
 
 def limit_param(params: dict[str, str]) -> int:

@@ -11,7 +11,9 @@ Past a quota the answer is 429 with `Retry-After` and the error shape naming the
 
 The windowed quotas are fixed windows aligned on the epoch, one item per user and window in the
 `jobs` table (`quota#<quota>#<user>#<window>`, as the queues' `rate#` counters), taken by one
-conditional UpdateItem, `ADD n 1` if `n < limit`, expiring an hour after the window. The delayed
+conditional UpdateItem, `ADD n 1` if `n < limit`, expiring an hour after the window; it carries a
+write token (`util.ONCE_CONDITION`), so an ADD whose answer was lost, sent again by the SDK, neither
+counts twice nor refuses the user for its own count. The delayed
 jobs are a set of job ids on one item per user (`quota#delayed#<user>`), `ADD`ed by a conditional
 UpdateItem while the set is under the quota; jobs that stopped waiting (ran, cancelled, promoted,
 never created) are taken out only when the quota refuses, after one BatchGetItem of the set's jobs,
@@ -24,6 +26,7 @@ import math
 from typing import Any
 
 from chalicelib import aws, errors, timeutil
+from chalicelib.util import ONCE_CONDITION, ONCE_NAMES, ONCE_SET, once_applied, once_token, refused_item
 
 WINDOW_KEEP_SECONDS = 3600  # a window's counter outlives its window by this much (TTL)
 DELAYED = "delayed_jobs"
@@ -48,19 +51,24 @@ def take(quota: str, user_id: str, limit: int, window_seconds: int, what: str, t
     now = timeutil.now()
     window = int(now // window_seconds)
     client = table.meta.client
+    token = once_token()
     try:
         table.update_item(
             Key={"id": f"quota#{quota}#{user_id}#{window}"},
-            UpdateExpression="ADD n :one SET #ttl = if_not_exists(#ttl, :ttl)",
-            ConditionExpression="attribute_not_exists(n) OR n < :limit",
-            ExpressionAttributeNames={"#ttl": "ttl"},
+            UpdateExpression="ADD n :one SET #ttl = if_not_exists(#ttl, :ttl), " + ONCE_SET,
+            ConditionExpression="(attribute_not_exists(n) OR n < :limit) AND " + ONCE_CONDITION,
+            ExpressionAttributeNames={"#ttl": "ttl", **ONCE_NAMES},
             ExpressionAttributeValues={
                 ":one": 1,
                 ":limit": limit,
                 ":ttl": (window + 1) * window_seconds + WINDOW_KEEP_SECONDS,
+                ":once": token,
             },
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
-    except client.exceptions.ConditionalCheckFailedException:
+    except client.exceptions.ConditionalCheckFailedException as exc:
+        if once_applied(refused_item(exc), token):
+            return  # this very count, applied already: its answer was lost and the SDK sent it again
         retry_after = math.ceil((window + 1) * window_seconds - now)
         raise QuotaExceeded(quota, limit, retry_after, what) from None
 

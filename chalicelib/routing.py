@@ -74,9 +74,10 @@ class Op(NamedTuple):
     `"Article"` for `chalicelib.apidoc.shapes`); `answer=None` with a 2xx `status` is an empty
     answer, `media` other than JSON is a page or a script. `errors` adds statuses to the derived
     ones (`{409: "when..."}`), `also` documents other answers with their model (`{503: "..."}`).
-    `path` gives a path parameter a schema (default: any string). `gives` links a field of the answer to the path parameter of the same meaning in every
-    operation that has one (`{"article_id": "id"}`), Schemathesis's stateful links. `cookie`
-    adds the session cookie to the accepted credentials."""
+    `headers` are request headers (`IDEMPOTENCY_KEY`). `path` gives a path parameter a schema
+    (default: any string). `gives` links a field of the answer to the path parameter of the same
+    meaning in every operation that has one (`{"article_id": "id"}`), Schemathesis's stateful
+    links. `cookie` adds the session cookie to the accepted credentials."""
 
     summary: str
     who: Who
@@ -85,6 +86,7 @@ class Op(NamedTuple):
     body: str | None = None
     body_required: bool = True
     query: tuple[Param, ...] = ()
+    headers: tuple[Param, ...] = ()
     errors: dict[int, str] = {}
     also: dict[int, str] = {}
     gives: dict[str, str] = {}
@@ -106,6 +108,11 @@ def since(default: str) -> Param:
 
 
 UNTIL = Param("until", ISO_TIME, "end of the range, ISO 8601 (default now)")
+IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key",
+    {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+    "optional: a repeat of the request with the same key (after a lost answer, a 503) does nothing twice",
+)
 
 
 Guard = Callable[[Who], dict[str, Any]]

@@ -71,6 +71,12 @@ def once_token() -> str:
     return uuid.uuid4().hex
 
 
+def once_applied(old: dict[str, Any] | None, token: str) -> bool:
+    """Whether the item a refused `ONCE_CONDITION` update saw (`refused_item`, with
+    `ReturnValuesOnConditionCheckFailure` ALL_OLD) carries `token`: that update was applied."""
+    return old is not None and old.get(ONCE_NAMES["#once"]) == token
+
+
 def to_dynamo(value: Any) -> Any:
     """JSON value -> what the DynamoDB resource layer accepts (floats become Decimals)."""
     if isinstance(value, float):

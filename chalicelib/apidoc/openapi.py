@@ -120,8 +120,12 @@ def _operation(
         {"name": q.name, "in": "query", "required": q.required, "description": q.description, "schema": q.schema}
         for q in op.query
     ]
+    params += [
+        {"name": h.name, "in": "header", "required": h.required, "description": h.description, "schema": h.schema}
+        for h in op.headers
+    ]
     statuses = dict(op.errors)
-    if op.body or op.query:
+    if op.body or op.query or op.headers:
         statuses.setdefault(400, ERROR_REASONS[400])
     if op.body:
         statuses.setdefault(415, ERROR_REASONS[415])

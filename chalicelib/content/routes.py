@@ -11,7 +11,7 @@ from typing import Any
 from chalice import Blueprint
 
 from chalicelib.auth.access import route
-from chalicelib.routing import ADMIN, EDITORS, PAGE, USERS, Op, Param
+from chalicelib.routing import ADMIN, EDITORS, IDEMPOTENCY_KEY, PAGE, USERS, Op, Param
 
 routes = Blueprint(__name__)
 
@@ -120,17 +120,20 @@ def archive_article(user: dict, article_id: str) -> object:
         "Accepted",
         202,
         body="chalicelib.content.analytics:NewEvent",
+        headers=(IDEMPOTENCY_KEY,),
         errors={404: "unknown article", 429: "quota events_per_minute or events_per_hour used up"},
+        description="A repeat with the same Idempotency-Key (within a day) is answered 202 and counts nothing.",
     ),
 )
 def record_analytics_event(user: dict) -> object:
     from chalicelib import http
     from chalicelib.content import analytics, articles
 
-    body = http.parse(analytics.NewEvent, routes.current_request)
+    request = routes.current_request
+    body, key = http.parse(analytics.NewEvent, request), http.idempotency_key(request)
     articles.find(body.article_id)
     analytics.take_quota(user["id"])
-    analytics.ingest(body, user["id"])
+    analytics.ingest(body, user["id"], key)
     return http.accepted({"accepted": True})
 
 

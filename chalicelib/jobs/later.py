@@ -53,7 +53,7 @@ def role_arn(queue_url: str) -> str:
 
 def hold(name: str, queue_url: str, body: str, run_at: float, group: str | None = None) -> None:
     """One CreateSchedule: `body` goes to the queue at `run_at` (with MessageGroupId `group` on a
-    fair queue), then the schedule is gone."""
+    fair queue), then the schedule is gone. A ConflictException (the name exists) means done."""
     target: dict[str, Any] = {
         "Arn": queue_arn(queue_url),
         "RoleArn": role_arn(queue_url),
@@ -62,15 +62,21 @@ def hold(name: str, queue_url: str, body: str, run_at: float, group: str | None 
     }
     if group:
         target["SqsParameters"] = {"MessageGroupId": group}
-    aws.client("scheduler").create_schedule(
-        Name=name,
-        GroupName=config.physical_name(config.get().stage),
-        ScheduleExpression=at_expression(run_at),
-        ScheduleExpressionTimezone="UTC",
-        FlexibleTimeWindow={"Mode": "OFF"},
-        ActionAfterCompletion="DELETE",
-        Target=target,
-    )
+    client = aws.client("scheduler")
+    try:
+        client.create_schedule(
+            Name=name,
+            GroupName=config.physical_name(config.get().stage),
+            ScheduleExpression=at_expression(run_at),
+            ScheduleExpressionTimezone="UTC",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            ActionAfterCompletion="DELETE",
+            Target=target,
+        )
+    except client.exceptions.ConflictException:
+        # The name is the job's and its run's, which only this call holds: the schedule is this
+        # very request's, applied but its answer lost and sent again by the SDK. Done.
+        log.info("one-time schedule %s exists already: held", name)
 
 
 def release(name: str) -> bool:

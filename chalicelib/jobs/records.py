@@ -55,25 +55,12 @@ CANCELLED = "cancelled"  # cancelled: never runs -> acknowledge (after its cance
 BUSY = "busy"  # active under a live lease (a concurrent delivery) -> try again later
 RACED = "raced"  # refused, yet claimable as read (a race lost, an unexpected record) -> try again later
 
+# fmt: off
 PUBLIC_FIELDS = (
-    "id",
-    "queue",
-    "type",
-    "state",
-    "attempts",
-    "max_attempts",
-    "progress",
-    "payload",
-    "result",
-    "error",
-    "user_id",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "finished_at",
-    "priority",
-    "run_at",
+    "id", "queue", "type", "state", "attempts", "max_attempts", "progress", "payload", "result", "error",
+    "user_id", "created_at", "updated_at", "started_at", "finished_at", "priority", "run_at",
 )
+# fmt: on
 
 
 def new_id() -> str:
@@ -332,6 +319,17 @@ class JobStore:
             update += ", attempts = :attempts"
             values[":attempts"] = attempts
         return self._owned(job, owner, update + " REMOVE lease_owner, lease_until, failing", values, to="failed")
+
+    def dead_lettered(self, job: dict[str, Any]) -> None:
+        """Note on the failed job that its run's message was copied to the dead-letter queue
+        (`dead_letter`: that run), so a redelivery of the message copies it no more (the worker)."""
+        with contextlib.suppress(_Refused):
+            self._update(
+                job["id"],
+                "SET dead_letter = #run",
+                "#st = :failed AND #run = :run",
+                {":failed": "failed", ":run": job.get("run", 1)},
+            )
 
     def reset_for_retry(self, job: dict[str, Any]) -> dict[str, Any] | None:
         """failed -> waiting for a new run with fresh attempts; None unless the job is failed."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.auth.access import route
-from chalicelib.routing import ADMIN, PAGE, UNTIL, USERS, Op, Param, since
+from chalicelib.routing import ADMIN, IDEMPOTENCY_KEY, PAGE, UNTIL, USERS, Op, Param, since
 
 routes = Blueprint(__name__)
 
@@ -143,13 +143,16 @@ def cancel_job(user: dict, job_id: str) -> dict:
         ADMIN,
         "JobStarted",
         202,
+        headers=(IDEMPOTENCY_KEY,),
         errors={409: "the job's processor refuses a re-run now", 503: "the new job could not be queued"},
+        description="A repeat with the same Idempotency-Key answers the job the first call made.",
     ),
 )
 def duplicate_job(user: dict, job_id: str) -> object:
     from chalicelib import audit, http
     from chalicelib.jobs.duplicate import duplicate
 
-    job = duplicate(job_id)
-    audit.record("job.duplicate", resource=("job", job["id"]), details={"queue": job["queue"], "of": job_id})
+    job, made = duplicate(job_id, key=http.idempotency_key(routes.current_request))
+    if made:  # a repeat of the key was audited by its first call
+        audit.record("job.duplicate", resource=("job", job["id"]), details={"queue": job["queue"], "of": job_id})
     return http.accepted({"job_id": job["id"], **job})

@@ -11,7 +11,8 @@ processor, record the outcome, announce it through the monitor. The answer is
   `on_final_failure` hook runs first (the job noted `failing`, so a worker dying after the hook
   leaves the next delivery to finish the failure without running the job again), then the job is
   recorded `failed` and announced, and the worker copies the message to the dead-letter queue
-  itself and acknowledges the original (so "retry" works later, and nothing waits for SQS's redrive).
+  itself and acknowledges the original (so "retry" works later, and nothing waits for SQS's redrive);
+  the job notes the copy, so a redelivery of the message does not copy it again.
 - A redelivered message of a completed job is acknowledged without running; a job active under a
   live lease (a concurrent delivery, or one killed) is retried when the lease ends, by a copy of
   the message sent delayed till then and the delivery acknowledged (waiting out a dead run uses
@@ -269,7 +270,7 @@ class Worker:
             log.info("%s: job %s is completed already; redelivery acknowledged", self.queue.name, job_id)
             return True
         if outcome == DEAD:
-            return self._to_dead_letters(record)
+            return self._to_dead_letters(record, old)
         if outcome == BUSY and old is not None:
             from chalicelib.jobs.queues import MAX_DELAY_SECONDS
 
@@ -397,7 +398,7 @@ class Worker:
             return False
         monitor.emit("failed", job, error)
         self._trim("failed", self.queue.keep_failed)
-        return self._to_dead_letters(record)
+        return self._to_dead_letters(record, job)
 
     # --- queue operations ------------------------------------------------------------------------
 
@@ -415,13 +416,25 @@ class Worker:
         log.info("%s: job %s is over the rate limit; put back for %d s", self.queue.name, job_id, delay)
         return True
 
-    def _to_dead_letters(self, record: Record) -> bool:
+    def _to_dead_letters(self, record: Record, job: dict[str, Any] | None = None) -> bool:
+        """Copy the message to the dead-letter queue, once per failed run: the job notes the copy
+        (`dead_letter`) after it went, so a redelivery of the message (its DeleteMessage lost, a
+        worker killed after the copy) is acknowledged without a second copy."""
+        run = int(job.get("run", 1)) if job else 0
+        if job and int(job.get("dead_letter") or 0) == run:
+            log.info("%s: job %s is in the dead-letter queue already; acknowledged", self.queue.name, job["id"])
+            return True
         try:
             self.sqs.dead_letter(self.queue.name, record.body)
         except Exception:
             log.exception("%s: could not dead-letter %s; SQS's redrive will", self.queue.name, record.message_id)
             self._back_off(record)
             return False
+        if job:
+            try:
+                self.jobs.dead_lettered(job)
+            except Exception:  # unnoted, a redelivery copies it again: twice beats never
+                log.warning("%s: could not note the dead letter of job %s", self.queue.name, job["id"], exc_info=True)
         return True
 
     def _back_off(self, record: Record) -> None:

@@ -20,7 +20,8 @@ A shard's handler posts like the direct path (`Sender.broadcast_many`: a connect
 shard that fails as a whole (its invocation raised) is reported alone (`batchItemFailures`, with
 the rest of its batch: a FIFO queue must not let later messages of a group pass it) and comes
 back after a short backoff; the other shards are not posted again. SendMessageBatch entries carry
-a deduplication id, so a batch sent again after a failure is not delivered twice.
+a deduplication id, so a batch sent again after a failure is not delivered twice; and a shard
+whose message comes back after it was posted (its DeleteMessage lost) posts nothing (`_claim`).
 
 Between a room's direct and sharded emits (the room crossing the threshold) nothing orders the
 two paths: a client may hear seq n+1 before n, which the clients put back in order (they order
@@ -32,13 +33,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 import zlib
 from typing import Any
 
-from chalicelib import aws, config
+from chalicelib import aws, config, timeutil
 from chalicelib.realtime import live
 from chalicelib.realtime.protocol import dumps
+from chalicelib.util import once_token, refused_item, to_dynamo
 
 log = logging.getLogger("inkwell.realtime")
 
@@ -101,8 +104,8 @@ def enqueue(room: str, recipients: dict[str | None, list[str]], bodies: list[str
     messages = shards(room, recipients, bodies, config.get().fanout_groups, first_seq)
     entries = []
     for index, message in enumerate(messages):
-        body = dumps(message)
         dedup = hashlib.sha256(f"{room}\n{first_seq}\n{index}\n{len(bodies)}".encode()).hexdigest()
+        body = dumps({**message, "id": dedup})  # the shard's id: its delivery is marked under it
         entries.append(
             {
                 "Id": str(index),
@@ -164,6 +167,10 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
             continue
         try:
             deliver(json.loads(record["body"]))
+        except Busy as busy:  # delivered by a live invocation now, or killed: back when its lease ends
+            log.info("fan-out shard %s is being delivered elsewhere; back in %d s", record["messageId"], busy.seconds)
+            failures.append({"itemIdentifier": record["messageId"]})
+            _retry_soon(record, busy.seconds)
         except Exception:
             log.exception("fan-out shard %s failed", record["messageId"])
             failures.append({"itemIdentifier": record["messageId"]})
@@ -173,23 +180,115 @@ def handle(event: dict[str, Any]) -> dict[str, Any]:
 
 def deliver(shard: dict[str, Any]) -> None:
     """Post the shard's envelopes, in order, to its connections; forget those that are gone. An
-    envelope carried as its seq is read from the event log first (one BatchGetItem)."""
-    bodies = shard["bodies"]
-    refs = [b for b in bodies if isinstance(b, int)]
-    if refs:
-        stored = live.event_log().bodies(shard["room"], refs)
-        bodies = [stored[b] if isinstance(b, int) else b for b in bodies]
-    live.post(None, shard["endpoint"], shard["connections"], bodies)  # DynamoDB only for 410s and refs
+    envelope carried as its seq is read from the event log first (one BatchGetItem). A shard
+    marked delivered (a redelivery after a lost DeleteMessage) posts nothing; see `_claim`."""
+    marker, token = shard.get("id"), once_token()
+    if marker is not None and not _claim(marker, token):
+        log.info("fan-out shard %s was delivered already; acknowledged", marker)
+        return
+    try:
+        bodies = shard["bodies"]
+        refs = [b for b in bodies if isinstance(b, int)]
+        if refs:
+            stored = live.event_log().bodies(shard["room"], refs)
+            bodies = [stored[b] if isinstance(b, int) else b for b in bodies]
+        live.post(None, shard["endpoint"], shard["connections"], bodies)  # DynamoDB only for 410s and refs
+    except Exception:
+        if marker is not None:
+            _mark(marker, "SET #l = :zero", {":zero": 0}, token)  # let its retry claim it at once
+        raise
+    if marker is not None:
+        _mark(marker, "SET #d = :yes", {":yes": True})
 
 
-def _retry_soon(record: dict[str, Any]) -> None:
+# --- a shard delivered once ----------------------------------------------------------------------
+# A shard's message can come back after its handler posted it (its DeleteMessage lost, or the
+# poller's answer lost): before posting, the handler claims the shard's mark (`fanout#<id>`, seq 0
+# in `ws_events`) with a lease as long as the fan-out function's timeout, by one conditional
+# UpdateItem, and marks it done after posting by a second. A redelivery finds the mark done and
+# posts nothing; one that finds a live lease comes back when it ends (`Busy`); a killed handler's
+# shard is taken over once its lease ended (its connections may hear that shard twice: twice beats
+# never, and clients drop a seq they have). Cost: two UpdateItems per shard (a shard holds up to
+# MAX_CONNECTIONS connections), one per redelivery. Marks live a day (TTL).
+
+MARK_RETENTION_SECONDS = 24 * 3600
+LEASE_GRACE_SECONDS = 5
+MAX_BUSY_WAIT_SECONDS = 900
+
+
+class Busy(Exception):  # noqa: N818 (not an error: a shard another invocation holds)
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"fan-out shard leased for {seconds:.0f} s more")
+        self.seconds = max(1, min(MAX_BUSY_WAIT_SECONDS, math.ceil(seconds)))
+
+
+def _mark_key(marker: str) -> dict[str, Any]:
+    return {"room": f"fanout#{marker}", "seq": 0}
+
+
+def _claim(marker: str, token: str) -> bool:
+    """Claim the shard for this delivery: True to post it, False when it was delivered already;
+    Busy while another delivery's lease lasts."""
+    from chalicelib import catalog
+
+    now = timeutil.now()
+    lease = now + catalog.queue(QUEUE).function_timeout + LEASE_GRACE_SECONDS
+    fields = timeutil.ttl_fields(now + MARK_RETENTION_SECONDS)
+    table = aws.table("ws_events")
+    try:
+        table.update_item(
+            Key=_mark_key(marker),
+            UpdateExpression="SET #l = :lease, #c = :token, #t = :ttl, expiry_day = :day",
+            ConditionExpression="attribute_not_exists(#r) OR (attribute_not_exists(#d) AND #l < :now)",
+            ExpressionAttributeNames={**_NAMES, "#t": "ttl", "#r": "room"},
+            ExpressionAttributeValues={
+                ":lease": to_dynamo(lease),
+                ":token": token,
+                ":now": to_dynamo(now),
+                ":ttl": fields["ttl"],
+                ":day": fields["expiry_day"],
+            },
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except table.meta.client.exceptions.ConditionalCheckFailedException as exc:
+        old = refused_item(exc) or {}
+        if old.get("claim") == token:
+            return True  # this very claim, applied: its answer was lost and the SDK sent it again
+        if old.get("done"):
+            return False
+        raise Busy(float(old.get("lease_until", 0)) - now) from None
+    return True
+
+
+_NAMES = {"#l": "lease_until", "#c": "claim", "#d": "done"}
+
+
+def _mark(marker: str, update: str, values: dict[str, Any], owner: str | None = None) -> None:
+    """Set the mark (done, or its lease ended); with `owner`, only while that claim holds it."""
+    condition = "#c = :owner" if owner is not None else ""
+    used = f"{update} {condition}"
+    args: dict[str, Any] = {
+        "Key": _mark_key(marker),
+        "UpdateExpression": update,
+        "ExpressionAttributeNames": {k: v for k, v in _NAMES.items() if k in used},
+        "ExpressionAttributeValues": {**values, **({":owner": owner} if owner is not None else {})},
+    }
+    if condition:
+        args["ConditionExpression"] = condition
+    try:
+        aws.table("ws_events").update_item(**args)
+    except Exception:  # best effort: a mark not done is delivered again after its lease (twice beats never)
+        log.warning("could not mark fan-out shard %s", marker, exc_info=True)
+
+
+def _retry_soon(record: dict[str, Any], delay: float | None = None) -> None:
     """Bring a failed shard back after a short delay rather than the queue's visibility timeout
     (its group waits for it meanwhile); best effort."""
     received = int((record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
-    delay = RETRY_DELAY_SECONDS[min(received, len(RETRY_DELAY_SECONDS)) - 1]
+    delay = RETRY_DELAY_SECONDS[min(received, len(RETRY_DELAY_SECONDS)) - 1] if delay is None else delay
     try:
         aws.client("sqs").change_message_visibility(
-            QueueUrl=aws.queue_url(QUEUE), ReceiptHandle=record["receiptHandle"], VisibilityTimeout=delay
+            QueueUrl=aws.queue_url(QUEUE), ReceiptHandle=record["receiptHandle"], VisibilityTimeout=int(delay)
         )
     except Exception:
         log.warning("could not shorten the visibility of fan-out shard %s", record.get("messageId"), exc_info=True)

@@ -18,6 +18,10 @@ DynamoDB cannot take `max(tat, now)` in one expression, hence the window below `
 connection that paused less than `burst` intervals keeps its unused credit, so right after a
 pause it may send up to twice `burst` frames at once; the rate over any longer time is `rate`.
 An accepted frame clears `refused`, so only frames refused in a row close a connection.
+
+Each of these writes carries the frame's write token (`util.ONCE_CONDITION`, `last_write`): one
+whose answer was lost, sent again by the SDK, is refused by its own token and taken as done, so a
+frame never takes two tokens nor counts as refused twice.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import timeutil
+from chalicelib.util import ONCE_CONDITION, ONCE_NAMES, ONCE_SET, once_applied, once_token, refused_item
 
 
 @dataclass(frozen=True)
@@ -50,44 +55,57 @@ class FrameLimit:
         low, high = now_ms - self.burst * self.interval, now_ms + (self.burst - 1) * self.interval
         key = {"connection_id": connection_id}
         client = self._table.meta.client
+        token = once_token()  # a refusal carrying it: this write, applied, its answer lost
+        once = {"ExpressionAttributeNames": ONCE_NAMES, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
         for _ in range(3):  # a concurrent frame of the same connection may move tat meanwhile
             try:
                 item = self._table.update_item(
                     Key=key,
-                    UpdateExpression="SET tat = tat + :i REMOVE refused",
-                    ConditionExpression="attribute_exists(connection_id) AND tat BETWEEN :low AND :high",
-                    ExpressionAttributeValues={":i": self.interval, ":low": low, ":high": high},
+                    UpdateExpression="SET tat = tat + :i, " + ONCE_SET + " REMOVE refused",
+                    ConditionExpression="attribute_exists(connection_id) AND tat BETWEEN :low AND :high AND "
+                    + ONCE_CONDITION,
+                    ExpressionAttributeValues={":i": self.interval, ":low": low, ":high": high, ":once": token},
                     ReturnValues="ALL_NEW",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    **once,
                 )["Attributes"]
                 return _verdict(item, now_ms)
             except client.exceptions.ConditionalCheckFailedException as exc:
-                old = _old_item(exc)
+                old = refused_item(exc)
+            if old is not None and once_applied(old, token):
+                return _verdict(old, now_ms)
             if old is None or not _live(old, now_ms):
                 return Verdict(None)
             if "tat" in old and int(old["tat"]) > high:
                 try:
                     item = self._table.update_item(
                         Key=key,
-                        UpdateExpression="ADD refused :one",
-                        ConditionExpression="attribute_exists(connection_id)",
-                        ExpressionAttributeValues={":one": 1},
+                        UpdateExpression="ADD refused :one SET " + ONCE_SET,
+                        ConditionExpression="attribute_exists(connection_id) AND " + ONCE_CONDITION,
+                        ExpressionAttributeValues={":one": 1, ":once": token},
                         ReturnValues="ALL_NEW",
+                        **once,
                     )["Attributes"]
-                except client.exceptions.ConditionalCheckFailedException:
-                    return Verdict(None)
+                except client.exceptions.ConditionalCheckFailedException as exc:
+                    item = refused_item(exc)
+                    if item is None or not once_applied(item, token):
+                        return Verdict(None)
                 return Verdict(item, int(item.get("refused", 1)))
             if "tat" not in old or int(old["tat"]) < low:  # new to the limit, or paused: a full bucket
                 try:
                     item = self._table.update_item(
                         Key=key,
-                        UpdateExpression="SET tat = :next REMOVE refused",
-                        ConditionExpression="attribute_exists(connection_id) AND (attribute_not_exists(tat) OR tat < :low)",
-                        ExpressionAttributeValues={":next": now_ms + self.interval, ":low": low},
+                        UpdateExpression="SET tat = :next, " + ONCE_SET + " REMOVE refused",
+                        ConditionExpression="attribute_exists(connection_id) AND (attribute_not_exists(tat) OR tat < :low) AND "
+                        + ONCE_CONDITION,
+                        ExpressionAttributeValues={":next": now_ms + self.interval, ":low": low, ":once": token},
                         ReturnValues="ALL_NEW",
+                        **once,
                     )["Attributes"]
                     return _verdict(item, now_ms)
-                except client.exceptions.ConditionalCheckFailedException:
+                except client.exceptions.ConditionalCheckFailedException as exc:
+                    old = refused_item(exc)
+                    if old is not None and once_applied(old, token):
+                        return _verdict(old, now_ms)
                     continue
         return Verdict(None)
 
@@ -98,14 +116,3 @@ def _live(item: dict[str, Any], now_ms: int) -> bool:
 
 def _verdict(item: dict[str, Any], now_ms: int) -> Verdict:
     return Verdict(item if _live(item, now_ms) else None)
-
-
-def _old_item(exc: Exception) -> dict[str, Any] | None:
-    """The item a failed condition saw (`ReturnValuesOnConditionCheckFailure`), deserialized."""
-    raw = (getattr(exc, "response", None) or {}).get("Item")
-    if not raw:
-        return None
-    from boto3.dynamodb.types import TypeDeserializer
-
-    deserializer = TypeDeserializer()
-    return {name: deserializer.deserialize(value) for name, value in raw.items()}

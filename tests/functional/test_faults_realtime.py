@@ -60,3 +60,19 @@ def test_fan_out_shards_sent_again_after_a_lost_answer_are_delivered_once(faults
     drain(parallel=4)
     for cid in ids:
         assert seqs(management, cid) == [first], cid  # the FIFO queue dropped the repeat (deduplication ids)
+
+
+def test_a_fan_out_shard_whose_claim_lost_its_answer_is_posted_once(faults, management, monkeypatch):
+    from chalicelib import config
+    from tests.functional.test_realtime_fanout import drain, join_many, seqs
+
+    monkeypatch.setenv(config.FANOUT_THRESHOLD, "10")
+    monkeypatch.setenv(config.FANOUT_GROUPS, "4")
+    config.reset()
+    ids = join_many(40)
+    faults.lose("UpdateItem", times=2, match="attribute_not_exists(#d)")  # the claims of two shards
+    first = emitters.emit_system_alert("info", "one")["admin"]
+    drain(parallel=4)
+    assert faults.met["UpdateItem"] == 2
+    for cid in ids:
+        assert seqs(management, cid) == [first], cid  # the SDK's repeat met its own claim: posted once

@@ -417,12 +417,13 @@ def test_two_ingestions_racing_for_the_same_update_send_one(listeners):
     from chalicelib.content import analytics
 
     counter = analytics.counts()
-    _, seen = counter.add("d" * 32, "view")
+    analytics.events().record(analytics.NewEvent(article_id="d" * 32, type="view"), None)
+    _, seen = counter.read("d" * 32)
     due = time.time() + 5
     assert counter.claim("d" * 32, seen, due) is True
     assert counter.claim("d" * 32, seen, due + 5) is False
-    # the due time is stored exactly as given, and what `add` reads back claims the next one
-    _, stored = counter.add("d" * 32, "view")
+    # the due time is stored exactly as given, and what `read` reads back claims the next one
+    _, stored = counter.read("d" * 32)
     assert float(stored) == due
     assert counter.claim("d" * 32, stored, due + 5) is True
 

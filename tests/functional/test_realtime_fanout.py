@@ -286,3 +286,49 @@ def test_shard_messages_go_in_batches_of_at_most_10_and_the_message_limit_in_all
     assert all(len(b) <= 10 for b in found)
     assert all(sum(len(e["MessageBody"]) for e in b) <= fanout.MAX_MESSAGE_BYTES for b in found)
     assert [len(b) for b in found] == [2, 2, 10, 3]
+
+
+def _redeliver(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The batch's messages back in the queue as after a lost DeleteMessage (their visibility over)."""
+    sqs = aws.client("sqs")
+    for message in batch:
+        sqs.change_message_visibility(
+            QueueUrl=aws.queue_url(fanout.QUEUE), ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    again = receive()
+    assert [m["MessageId"] for m in again] == [m["MessageId"] for m in batch]
+    return again
+
+
+def test_a_shard_redelivered_after_its_delete_was_lost_posts_nothing_again(management):
+    import app as app_module
+
+    ids = join_many(40)
+    emitters.emit_system_alert("info", "x")
+    batch = receive()
+    event = lambda_event(batch, "arn:aws:sqs:us-east-1:123456789012:fanout", "us-east-1")
+    assert app_module.realtime_fanout(event, Context())["batchItemFailures"] == []  # posted; delete lost
+    posted = management.calls
+    assert posted > 0
+    assert invoke(_redeliver(batch)) == set()  # acknowledged, nothing posted
+    assert management.calls == posted
+    drain()
+    for cid in ids:
+        assert seqs(management, cid) == [1], cid
+
+
+def test_a_shard_whose_handler_was_killed_is_delivered_when_its_lease_ends(management, monkeypatch):
+    ids = join_many(40)
+    emitters.emit_system_alert("info", "x")
+    batch = receive()
+    token = "killed-run"
+    shard = json.loads(batch[0]["Body"])
+    assert fanout._claim(shard["id"], token)  # claimed, then the invocation was killed before posting
+    assert invoke(_redeliver(batch)) == {batch[0]["MessageId"]}  # its lease holds: back later
+    assert management.calls == 0
+    clock = time.time() + fanout.LEASE_GRACE_SECONDS + 61
+    monkeypatch.setattr(timeutil, "now", lambda: clock)
+    assert invoke(_redeliver(batch)) == set()  # the lease ended: taken over and posted
+    drain()
+    for cid in ids:
+        assert seqs(management, cid) == [1], cid

@@ -58,3 +58,18 @@ def test_the_chaos_client_retries_a_503_and_counts_it_apart_from_a_500(monkeypat
     assert client.unavailable == {"POST /api/analytics/events 503": 2, "GET /api/jobs 503": chaos.RETRIES + 1}
     assert client.server_errors == {"POST /api/articles 500": 1}
     assert client.gave_up == {"GET /api/jobs 503": 1}
+
+
+def test_the_chaos_client_sends_a_call_s_idempotency_key_with_each_retry(monkeypatch) -> None:
+    import bench.bench_chaos as chaos
+
+    monkeypatch.setattr(chaos.time, "sleep", lambda seconds: None)
+    sent: list[dict] = []
+
+    class Stack:
+        def request(self, method: str, path: str, body: Any = None, token: str | None = None, headers=None) -> tuple:
+            sent.append(headers)
+            return (503, {}, {"retry-after": "1"}) if len(sent) == 1 else (202, {}, {})
+
+    assert chaos.Client(Stack()).call("POST", "/api/analytics/events", key="a-1")[0] == 202
+    assert sent == [{"Idempotency-Key": "a-1"}] * 2

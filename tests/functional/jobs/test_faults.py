@@ -183,3 +183,85 @@ def test_a_generate_whose_job_write_aws_keeps_refusing_answers_503_and_leaves_th
     assert api.post(f"/api/articles/{article['id']}/generate", as_="editor").status_code == 202  # tried again
     poller.drain("articles")
     assert body(api.get(f"/api/articles/{article['id']}", as_="editor"))["status"] == "PUBLISHED"
+
+
+def test_a_one_time_schedule_whose_answer_was_lost_holds_the_job_once(faults, poller, noop, clock):
+    from chalicelib import aws
+    from chalicelib.jobs import later
+
+    faults.lose("CreateSchedule")
+    job = service.enqueue("emails", "send", {"to": "a"}, delay_seconds=7200)
+    assert faults.met["CreateSchedule"] == 1
+    assert service.get(job["id"])["state"] == "delayed"  # the SDK's repeat met the schedule: done
+    group = config.physical_name(config.get().stage)
+    schedules = aws.client("scheduler").list_schedules(GroupName=group, NamePrefix="job-")["Schedules"]
+    assert [s["Name"] for s in schedules] == [later.schedule_name(job["id"], 1)]
+
+
+def test_a_failed_job_s_message_redelivered_after_a_lost_delete_is_dead_lettered_once(faults, poller, register):
+    from chalicelib.jobs import PermanentError
+
+    register("emails", "send", lambda job, ctx: (_ for _ in ()).throw(PermanentError("bad address")))
+    job = service.enqueue("emails", "send", {"to": "a"})
+    messages = poller.receive("emails")
+    poller.deliver("emails", messages, delete=False)  # failed and copied; the DeleteMessage lost
+    assert service.get(job["id"])["state"] == "failed"
+    poller.deliver("emails", messages)  # the message comes back: acknowledged, not copied again
+    assert [m["job_id"] for m in poller.dead_letter_bodies("emails")] == [job["id"]]
+
+
+def test_a_dead_letter_note_whose_answer_was_lost_still_keeps_one_copy(faults, poller, register):
+    from chalicelib.jobs import PermanentError
+
+    register("emails", "send", lambda job, ctx: (_ for _ in ()).throw(PermanentError("bad address")))
+    job = service.enqueue("emails", "send", {"to": "a"})
+    messages = poller.receive("emails")
+    faults.lose("UpdateItem", match="dead_letter")
+    poller.deliver("emails", messages, delete=False)
+    assert faults.met["UpdateItem"] == 1
+    poller.deliver("emails", messages)
+    assert [m["job_id"] for m in poller.dead_letter_bodies("emails")] == [job["id"]]
+    retried = service.retry(job["id"])  # and a retry finds the job failed as ever, a new run
+    assert retried["state"] == "waiting"
+
+
+def test_a_dead_letter_copy_sent_twice_by_the_sdk_is_retried_once_by_a_redrive(faults, poller, register):
+    # SQS standard queues keep no deduplication id: a SendMessage whose answer was lost and that
+    # the SDK repeats leaves two copies; the redrive retries the job once and drops the other.
+    from chalicelib.jobs import PermanentError
+
+    runs: list[str] = []
+
+    def fail_first(job, ctx):
+        runs.append(job["id"])
+        if len(runs) == 1:
+            raise PermanentError("bad address")
+        return {}
+
+    register("emails", "send", fail_first)
+    job = service.enqueue("emails", "send", {"to": "a"})
+    faults.lose("SendMessage", match="-dlq")
+    poller.drain("emails")
+    assert faults.met["SendMessage"] == 1
+    assert len(poller.dead_letter_bodies("emails")) == 2
+    assert service.redrive_dead_letters("emails") == 1
+    assert poller.dead_letter_bodies("emails") == []
+    poller.drain("emails")
+    assert runs == [job["id"], job["id"]]
+    assert service.get(job["id"])["state"] == "completed"
+
+
+def test_a_duplicate_repeated_with_its_idempotency_key_makes_one_job(api, poller, noop):
+    original = service.enqueue("emails", "send", {"to": "a"})
+    poller.drain("emails")
+    path = f"/api/jobs/{original['id']}/duplicate"
+    api.token("admin")
+    first = api.post(path, {}, as_="admin", headers={"Idempotency-Key": "dup-1"})
+    assert first.status_code == 202, first.body
+    again = api.post(path, {}, as_="admin", headers={"Idempotency-Key": "dup-1"})  # its answer was lost
+    assert again.status_code == 202 and body(again)["job_id"] == body(first)["job_id"]
+    other = api.post(path, {}, as_="admin", headers={"Idempotency-Key": "dup-2"})
+    assert body(other)["job_id"] != body(first)["job_id"]
+    assert api.post(path, {}, as_="admin", headers={"Idempotency-Key": "a b"}).status_code == 400
+    poller.drain("emails")
+    assert sorted(noop) == sorted([original["id"], body(first)["job_id"], body(other)["job_id"]])
