@@ -6,7 +6,7 @@ a listing, the queue stats) and a login every 10 s, while a WebSocket connection
 throughout and another one opens and closes every 10 s. Per interval (5 minutes; `--interval`
 seconds for quick runs) it prints the stack process's resident memory (RSS), threads, open
 files, and the p95 latency of the interval's REST answers; moto's own process is shown apart
-(its store grows with the data, by design). The verdict: "flat" when, after the first interval
+with the items its tables hold (its store grows with the data, by design). The verdict: "flat" when, after the first interval
 (warm-up), the mean of the last third of the intervals is within 10 % of the first third's for
 each of RSS, threads and open files, and p95 latency; otherwise "growing" naming what grew.
 
@@ -42,6 +42,13 @@ def _process(pid: int) -> dict[str, float]:
 def _moto_pid(pid: int) -> int | None:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return int(children[0]) if children else None
+
+
+def _stored_items(stack: Any) -> int:
+    """Items in the stack's tables (moto's live ItemCount): what moto's memory holds."""
+    dynamodb = stack.aws("dynamodb")
+    names = [name for page in dynamodb.get_paginator("list_tables").paginate() for name in page["TableNames"]]
+    return sum(int(dynamodb.describe_table(TableName=name)["Table"].get("ItemCount", 0)) for name in names)
 
 
 def _p95(values: list[float]) -> float:
@@ -187,12 +194,13 @@ def run(minutes: float, interval: float) -> list[dict[str, float]]:
                     "requests": requests,
                     "errors": errors,
                     "moto_rss_mb": _process(moto)["rss_mb"] if moto else float("nan"),
+                    "items": _stored_items(stack),
                 }
                 samples.append(sample)
                 print(
                     f"  at {sample['minute']:5.1f} min: RSS {sample['rss_mb']:.0f} MB, {sample['threads']:.0f} threads, "
                     f"{sample['files']:.0f} open files, p95 {sample['p95_ms']:.0f} ms over {requests} requests "
-                    f"({errors} 5xx); moto RSS {sample['moto_rss_mb']:.0f} MB",
+                    f"({errors} 5xx); moto RSS {sample['moto_rss_mb']:.0f} MB for {sample['items']} stored items",
                     flush=True,
                 )
             load.stop.set()
