@@ -28,6 +28,8 @@ from typing import Any
 
 RATE = 1  # article generations a second (and twice that in analytics events, three times in reads)
 TOLERANCE = 0.10
+VIEWERS = 5  # the analytics events' senders, in turn: each stays within its quotas (120 a minute, 2,000 an hour)
+RENEW_SECONDS = 300.0  # access tokens last 15 minutes: every role logs in again this often
 
 
 def _process(pid: int) -> dict[str, float]:
@@ -56,11 +58,27 @@ def _p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)] if ordered else float("nan")
 
 
+class Tokens:
+    """An access token per account, renewed by a login every RENEW_SECONDS."""
+
+    def __init__(self, stack: Any, accounts: dict[str, tuple[str, str]]) -> None:
+        self.stack, self.accounts = stack, accounts
+        self._tokens: dict[str, tuple[float, str]] = {}
+
+    def __getitem__(self, name: str) -> str:
+        at, token = self._tokens.get(name, (0.0, ""))
+        if time.monotonic() - at > RENEW_SECONDS:
+            token = self.stack.login(*self.accounts[name])
+            self._tokens[name] = (time.monotonic(), token)
+        return token
+
+
 class Load:
     def __init__(self, stack: Any) -> None:
         self.stack = stack
         self.latencies: list[float] = []
         self.errors = 0
+        self.refused = 0  # 4xx: a load the stack turned away is not the load asked for
         self.requests = 0
         self._lock = threading.Lock()
         self.stop = threading.Event()
@@ -75,21 +93,23 @@ class Load:
             self.latencies.append(time.perf_counter() - started)
             self.requests += 1
             self.errors += status >= 500
+            self.refused += 400 <= status < 500
         return status, answer
 
-    def take(self) -> tuple[list[float], int, int]:
+    def take(self) -> tuple[list[float], int, int, int]:
         with self._lock:
             taken, self.latencies = self.latencies, []
-            counts = (self.requests, self.errors)
-            self.requests = self.errors = 0
+            counts = (self.requests, self.errors, self.refused)
+            self.requests = self.errors = self.refused = 0
         return taken, *counts
 
-    def run(self, editor: str, viewer: str, admin: str, email: str, password: str) -> None:
+    def run(self, tokens: Tokens, email: str, password: str) -> None:
         rng = random.Random(1)
         articles: list[str] = []
         tick = 0
         while not self.stop.is_set():
             started = time.monotonic()
+            editor, viewer, admin = tokens["editor"], tokens["viewer0"], tokens["admin"]
             for _ in range(RATE):
                 status, article = self.call(
                     "POST", "/api/articles", {"title": f"soak {tick}", "topic": "soak", "keywords": []}, editor
@@ -97,11 +117,11 @@ class Load:
                 if status == 201:
                     articles.append(article["id"])
                     self.call("POST", f"/api/articles/{article['id']}/generate", token=editor)
-            for _ in range(2 * RATE):
+            for n in range(2 * RATE):
                 if articles:
                     kind = rng.choice(["view", "click", "share"])
                     body = {"article_id": rng.choice(articles[-200:]), "type": kind}
-                    self.call("POST", "/api/analytics/events", body, viewer)
+                    self.call("POST", "/api/analytics/events", body, tokens[f"viewer{(2 * tick + n) % VIEWERS}"])
             for _ in range(RATE):
                 if articles:
                     self.call("GET", f"/api/articles/{rng.choice(articles[-200:])}", token=viewer)
@@ -147,10 +167,12 @@ def _listen(stack: Any, token: str, stop: threading.Event, load: Load) -> None:
 
 
 def verdict(samples: list[dict[str, float]]) -> tuple[bool, list[str]]:
-    """(flat, what grew) over the samples after the first (warm-up), last third against first."""
+    """(flat, what grew) over the samples after the first (warm-up), last third against first;
+    never flat when the stack answered 5xx or turned the load away (4xx): then it was not the
+    load asked for."""
     kept = samples[1:] if len(samples) >= 3 else samples
     third = max(1, math.ceil(len(kept) / 3))
-    grew = []
+    grew = [f"{key} {total:.0f}" for key in ("errors", "refused") if (total := sum(s.get(key, 0) for s in samples))]
     for key in ("rss_mb", "threads", "files", "p95_ms"):
         first = sum(s[key] for s in kept[:third]) / third
         last = sum(s[key] for s in kept[-third:]) / third
@@ -169,15 +191,17 @@ def run(minutes: float, interval: float) -> list[dict[str, float]]:
         load = Load(stack)
         try:
             admin = stack.login()
-            people = {"editor": "soak-editor@example.com", "viewer": "soak-viewer@example.com"}
-            for role, email in people.items():
-                load.call("POST", "/api/users", {"email": email, "password": "soak-password-1", "role": role}, admin)
-            editor, viewer = (stack.login(people[r], "soak-password-1") for r in ("editor", "viewer"))
+            password = "soak-password-1"
+            people = {"editor": "soak-editor@example.com"}
+            people |= {f"viewer{n}": f"soak-viewer{n}@example.com" for n in range(VIEWERS)}
+            for name, email in people.items():
+                role = "editor" if name == "editor" else "viewer"
+                load.call("POST", "/api/users", {"email": email, "password": password, "role": role}, admin)
+            accounts = {name: (email, password) for name, email in people.items()}
+            tokens = Tokens(stack, {**accounts, "admin": (stack.admin_email, stack.admin_password)})
             threads = [
-                threading.Thread(
-                    target=load.run, args=(editor, viewer, admin, people["viewer"], "soak-password-1"), daemon=True
-                ),
-                threading.Thread(target=_listen, args=(stack, editor, load.stop, load), daemon=True),
+                threading.Thread(target=load.run, args=(tokens, people["viewer0"], password), daemon=True),
+                threading.Thread(target=_listen, args=(stack, tokens["editor"], load.stop, load), daemon=True),
             ]
             for thread in threads:
                 thread.start()
@@ -186,13 +210,14 @@ def run(minutes: float, interval: float) -> list[dict[str, float]]:
             moto = _moto_pid(process.pid)
             while time.monotonic() < ends - 1:
                 load.stop.wait(min(interval, ends - time.monotonic()))
-                latencies, requests, errors = load.take()
+                latencies, requests, errors, refused = load.take()
                 sample = {
                     "minute": round((minutes * 60 - (ends - time.monotonic())) / 60, 1),
                     **_process(process.pid),
                     "p95_ms": _p95(latencies) * 1000,
                     "requests": requests,
                     "errors": errors,
+                    "refused": refused,
                     "moto_rss_mb": _process(moto)["rss_mb"] if moto else float("nan"),
                     "items": _stored_items(stack),
                 }
@@ -200,7 +225,7 @@ def run(minutes: float, interval: float) -> list[dict[str, float]]:
                 print(
                     f"  at {sample['minute']:5.1f} min: RSS {sample['rss_mb']:.0f} MB, {sample['threads']:.0f} threads, "
                     f"{sample['files']:.0f} open files, p95 {sample['p95_ms']:.0f} ms over {requests} requests "
-                    f"({errors} 5xx); moto RSS {sample['moto_rss_mb']:.0f} MB for {sample['items']} stored items",
+                    f"({errors} 5xx, {refused} 4xx); moto RSS {sample['moto_rss_mb']:.0f} MB for {sample['items']} stored items",
                     flush=True,
                 )
             load.stop.set()

@@ -73,3 +73,12 @@ def test_the_chaos_client_sends_a_call_s_idempotency_key_with_each_retry(monkeyp
 
     assert chaos.Client(Stack()).call("POST", "/api/analytics/events", key="a-1")[0] == 202
     assert sent == [{"Idempotency-Key": "a-1"}] * 2
+
+
+def test_a_soak_whose_load_was_turned_away_or_failed_is_not_flat() -> None:
+    """After 15 minutes the soak's tokens had expired and its events passed their quotas: every
+    answer a fast 4xx, which looked flat. A refused or failed answer now fails the verdict."""
+    steady = [sample(100) for _ in range(6)]
+    assert verdict(steady) == (True, [])
+    assert verdict([*steady[:5], {**sample(100), "refused": 1800}]) == (False, ["refused 1800"])
+    assert verdict([*steady[:5], {**sample(100), "errors": 2}]) == (False, ["errors 2"])
