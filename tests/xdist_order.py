@@ -19,11 +19,13 @@ import pytest
 
 SLOW_MODULES = {
     "tests/e2e/test_schemathesis.py": 150,
+    "tests/functional/test_growth_counters.py": 150,
     "tests/functional/test_chalice_deploy.py": 140,
     "tests/package/test_package.py": 90,
+    "tests/functional/test_fuzz.py": 90,
     "tests/e2e/test_dashboard_e2e.py": 75,
+    "tests/functional/test_validation.py": 70,
     "tests/e2e/test_realtime.py": 35,
-    "tests/e2e/test_local_stack.py": 25,
 }
 
 
