@@ -8,7 +8,7 @@ ignored, and a resource created can be read and one deleted cannot.
 The stack is this module's own (the fuzzer pauses queues, changes settings and limits, which
 other e2e tests must not see). Schemathesis runs from its own venv, `.venv-schemathesis`
 (`make test` installs it; requirements-schemathesis.txt), as a command, with a fixed seed and a
-bounded number of examples per operation so the run fits in the suite: about a minute per role.
+bounded number of examples per operation so the run fits in the suite.
 `POST /api/auth/logout` revokes the token it is called with, so it is fuzzed last, on its own.
 """
 
