@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ("tests.aws_recorder", "tests.faults")
+pytest_plugins = ("tests.aws_recorder", "tests.faults", "tests.xdist_order")
 
 TEST_ENV = {
     "INKWELL_STAGE": "test",
