@@ -170,6 +170,24 @@ def test_orphan_cleanup_out_of_time_keeps_the_counts_so_the_follow_up_finds_the_
 # --- the audit report from the counts (chalicelib.audit.counts) -------------------------------------
 
 DAY_START = datetime(2026, 11, 24, tzinfo=UTC).timestamp()
+GENESIS = 4  # hours the chain's first seal reaches back here (48 in the product)
+
+
+@pytest.fixture(autouse=True)
+def _short_genesis(monkeypatch):
+    """The same seal and counts over 4 hours before the first seal instead of 48: every seal and
+    count of this module walked 48 hours of empty minutes, a twelfth of which shows the same."""
+    from chalicelib.audit import chain
+
+    monkeypatch.setattr(chain, "GENESIS_HOURS", GENESIS)
+
+
+def _full_genesis(monkeypatch):
+    from chalicelib.audit import chain
+
+    monkeypatch.setattr(chain, "GENESIS_HOURS", 48)
+
+
 ACTIONS = ("article.status_changed", "auth.login_failed", "article.generation_failed", "auth.lockout", "job.completed")
 
 
@@ -237,7 +255,8 @@ def audit_reads(aws_mock, monkeypatch):
     return read
 
 
-def test_the_report_from_sealed_counts_equals_the_one_from_events_across_hours_and_days(audit_reads):
+def test_the_report_from_sealed_counts_equals_the_one_from_events_across_hours_and_days(audit_reads, monkeypatch):
+    _full_genesis(monkeypatch)  # events two days back: the product's 48 hours
     # around midnight and the next hour boundaries, to the millisecond
     times = [DAY_START - 7200 + 37 * i for i in range(40)] + [DAY_START - 0.001, DAY_START, DAY_START + 3599.999]
     times += [DAY_START + 3600, DAY_START + 3600.001] + [DAY_START + 3600 + 61 * i for i in range(30)]
@@ -350,7 +369,8 @@ def _summary(user_id, days, now):
     return with_clock(now, lambda: _invoke(lambda: audit_api.user_summary(ADMIN, user_id, {"days": str(days)})))
 
 
-def test_the_user_summary_from_sealed_counts_equals_the_one_from_events_across_hours_and_days(audit_reads):
+def test_the_user_summary_from_sealed_counts_equals_the_one_from_events_across_hours_and_days(audit_reads, monkeypatch):
+    _full_genesis(monkeypatch)  # events two days back: the product's 48 hours
     times = [DAY_START - 7200 + 37 * i for i in range(40)] + [DAY_START - 0.001, DAY_START, DAY_START + 3599.999]
     times += [DAY_START + 3600, DAY_START + 3600.001] + [DAY_START + 3600 + 61 * i for i in range(30)]
     times += [DAY_START - 86400 * 2 + 1800.5 + 600 * i for i in range(10)]  # two days back, mid-hour
@@ -458,7 +478,7 @@ def test_a_tally_that_died_half_way_counts_once_when_run_again(aws_mock, monkeyp
     from chalicelib.audit import counts, tally
 
     _audit_events([DAY_START + 10.5 * i for i in range(30)])
-    _seal(DAY_START + 61)  # the chain starts: sealed up to 00:00, from 48 hours before
+    _seal(DAY_START + 61)  # the chain starts: sealed up to 00:00, from GENESIS hours before
     table = aws.table("audit_digests")
     real_put = table.put_item
     calls = []
@@ -474,7 +494,7 @@ def test_a_tally_that_died_half_way_counts_once_when_run_again(aws_mock, monkeyp
     with pytest.raises(RuntimeError):
         with_clock(now, lambda: tally.count(now))
     monkeypatch.setattr(table, "put_item", real_put)
-    assert calls and _tally(now)["minutes"] == 48 * 60 + 9  # to 00:09, counted from their events again
+    assert calls and _tally(now)["minutes"] == GENESIS * 60 + 9  # to 00:09, counted from their events again
     assert _tally(now)["minutes"] == 0
     assert _report(DAY_START + 5, now, now + 1) == _raw_report(DAY_START + 5, now)
     for user in ("u-0", "u-1", "u-2"):
@@ -608,11 +628,11 @@ def test_a_count_out_of_time_says_more_and_the_next_run_goes_on(aws_mock, monkey
     _audit_events([DAY_START + 100 * i for i in range(20)])
     now = DAY_START + 3600 + 30
     _seal(now)
-    monkeypatch.setattr(tally, "MAX_HOURS_PER_RUN", 10)  # 48 hours and 59 minutes from the genesis
+    monkeypatch.setattr(tally, "MAX_HOURS_PER_RUN", 1)  # GENESIS hours and 59 minutes from the genesis
     calls = iter([10.0, 0.0])
     first = with_clock(now, lambda: tally.count(now, lambda: next(calls, 0.0)))
     assert (first["minutes"], first["more"]) == (60, True)  # one hour, then out of time
-    runs = [with_clock(now, lambda: tally.count(now)) for _ in range(5)]
-    assert [r["more"] for r in runs] == [True, True, True, True, False]
-    assert sum(r["minutes"] for r in runs) + 60 == 48 * 60 + 59
+    runs = [with_clock(now, lambda: tally.count(now)) for _ in range(GENESIS)]
+    assert [r["more"] for r in runs] == [True] * (GENESIS - 1) + [False]
+    assert sum(r["minutes"] for r in runs) + 60 == GENESIS * 60 + 59
     assert _report(DAY_START, now - 60, now) == _raw_report(DAY_START, now - 60)
