@@ -86,7 +86,13 @@ ACCESS: dict[str, tuple[str, ...]] = {
         "dynamodb:Query",
         "dynamodb:UpdateItem",
     ),
-    "table:analytics_events": ("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"),
+    "table:analytics_events": (
+        "dynamodb:BatchWriteItem",
+        "dynamodb:GetItem",  # an article's running counts read back after the event's transaction
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+    ),
     "table:webhook_logs": ("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query"),
     "table:ws_tickets": ("dynamodb:DeleteItem", "dynamodb:PutItem"),
     "table:ws_connections": (

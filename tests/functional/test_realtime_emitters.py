@@ -245,7 +245,7 @@ def test_every_audit_event_reaches_admins_as_activity(listeners):
 
 @pytest.fixture
 def dynamodb_calls(aws_mock) -> Any:
-    """Every DynamoDB request, as (operation, logical table, items or count): batch writes carry
+    """Every DynamoDB request, as (operation, logical table, items or count): batch writes and transactions carry
     their item count, an UpdateItem its ADD value."""
     from chalicelib import aws, catalog
 
@@ -256,6 +256,9 @@ def dynamodb_calls(aws_mock) -> Any:
         if "RequestItems" in params:
             for name, requests in params["RequestItems"].items():
                 calls.append((model.name, names.get(name, name), len(requests)))
+        elif "TransactItems" in params:
+            tables = {op["TableName"] for item in params["TransactItems"] for op in item.values()}
+            calls.append((model.name, "/".join(sorted(names.get(t, t) for t in tables)), len(params["TransactItems"])))
         else:
             added = (params.get("ExpressionAttributeValues") or {}).get(":n")
             if isinstance(added, dict):  # serialized already ({"N": "60"})
@@ -293,7 +296,7 @@ def test_a_flush_of_60_audit_events_costs_five_requests_and_each_arrives_as_acti
         ("Query", "ws_members", None),  # one read of the admin room's members
     ]
     # the last of the flush's requests: 10 events (24 a request before) and their flush manifest
-    assert [c for c in dynamodb_calls if c[1] == "audit_events"] == [("BatchWriteItem", "audit_events", 11)]
+    assert [c for c in dynamodb_calls if c[1] == "audit_events"] == [("TransactWriteItems", "audit_events", 11)]
     for cid in ("admin", "admin-b"):
         frames = listeners.take(cid)
         assert [f["type"] for f in frames] == ["activity"] * 60
