@@ -66,3 +66,30 @@ def test_a_fallback_write_whose_answer_was_lost_stores_the_event_once(api, quiet
     audit.process_fallback_message(message["Body"])  # and delivered twice
     assert quiet.met["TransactWriteItems"] == 1
     assert _counts(api, "queue.pause") == Counter([event["id"]])
+
+
+def test_a_queued_manifest_whose_write_answer_was_lost_is_stored_once_and_not_refused(api, quiet, monkeypatch):
+    from boto3.dynamodb.conditions import Key
+
+    from chalicelib import timeutil
+    from chalicelib.audit import manifest, model
+
+    now = timeutil.now()
+    monkeypatch.setattr(timeutil, "now", lambda: now)  # one hour throughout: no boundary between write and read
+    api.user("admin")
+    quiet.fail("TransactWriteItems", times=logger.MAX_ATTEMPTS * OUTLAST, match="audit_events")
+    audit.record("article.status_changed", details={"n": 1})
+    assert audit.flush()["queue"] == 1  # the event and its manifest went to the queue together
+    sqs = aws.client("sqs")
+    [message] = sqs.receive_message(QueueUrl=aws.queue_url("audit"), MaxNumberOfMessages=10)["Messages"]
+    quiet.lose("PutItem", match="audit_events")  # the manifest's conditional put lands, its answer lost
+    audit.process_fallback_message(message["Body"])
+    audit.process_fallback_message(message["Body"])  # and delivered twice
+    assert quiet.met["PutItem"] == 1
+    table = aws.table("audit_events")
+    hour = model.hour_of(now)
+    stored = [
+        i for pk in manifest.partitions(hour) for i in table.query(KeyConditionExpression=Key("hour").eq(pk))["Items"]
+    ]
+    assert len(stored) == 1  # met its own earlier write as done
+    assert _counts(api, "security.audit_refused") == Counter()
