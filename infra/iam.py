@@ -242,35 +242,15 @@ def audit_key_policy(root: Any, signers: list[Any], readers: list[Any]) -> dict[
     """The audit signing key's policy: the account (`root`) administers the key but may not use it,
     so no IAM policy alone can sign; the sealing function's role (`signers`) may `kms:Sign` and
     read the public key, the others that check digests (`readers`) only read the public key."""
-    statements: list[dict[str, Any]] = [
-        {
-            "Sid": "AccountAdministers",
-            "Effect": "Allow",
-            "Principal": {"AWS": root},
-            "Action": list(KEY_ADMIN_ACTIONS),
-            "Resource": "*",
-        }
-    ]
+
+    def allow(sid: str, principals: Any, actions: list[str]) -> dict[str, Any]:
+        return {"Sid": sid, "Effect": "Allow", "Principal": {"AWS": principals}, "Action": actions, "Resource": "*"}
+
+    statements = [allow("AccountAdministers", root, list(KEY_ADMIN_ACTIONS))]
     if signers:
-        statements.append(
-            {
-                "Sid": "SealerSigns",
-                "Effect": "Allow",
-                "Principal": {"AWS": signers},
-                "Action": ["kms:GetPublicKey", "kms:Sign"],
-                "Resource": "*",
-            }
-        )
+        statements.append(allow("SealerSigns", signers, ["kms:GetPublicKey", "kms:Sign"]))
     if readers:
-        statements.append(
-            {
-                "Sid": "ReadersGetThePublicKey",
-                "Effect": "Allow",
-                "Principal": {"AWS": readers},
-                "Action": ["kms:GetPublicKey"],
-                "Resource": "*",
-            }
-        )
+        statements.append(allow("ReadersGetThePublicKey", readers, ["kms:GetPublicKey"]))
     return {"Version": "2012-10-17", "Statement": statements}
 
 

@@ -338,15 +338,20 @@ def test_teardown_removes_the_stages_tables_queues_and_alarms(
     assert f"inkwell-test-{catalog.queue('articles').dlq}" in removed
 
 
-def test_deploy_writes_the_committed_policy_files_not_account_scoped_ones(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # GIVEN a project with the stage's old single policy file and none of its functions' files
+def _project(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project tree with the module table and a `prod` stage, which infra.iam writes into."""
     (tmp_path / "infra").mkdir()
     (tmp_path / "infra" / "iam_modules.json").write_text(iam.modules_file().read_text())
     monkeypatch.setattr(iam, "ROOT", tmp_path)
     (tmp_path / ".chalice").mkdir()
     (tmp_path / ".chalice" / "config.json").write_text(json.dumps({"stages": {"prod": {}}}))
+
+
+def test_deploy_writes_the_committed_policy_files_not_account_scoped_ones(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a project with the stage's old single policy file and none of its functions' files
+    _project(tmp_path, monkeypatch)
     (tmp_path / ".chalice" / "policy-prod.json").write_text("{}\n")
     # WHEN the deploy path writes them twice THEN they are the committed form, written once
     changed = iam.write_policy_files("prod")
@@ -495,11 +500,7 @@ def test_the_audit_key_policy_names_the_roles_and_the_export_bucket_its_account_
     clients: dict[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN the stage's policy files as the deploy path writes them, and its roles' names
-    (tmp_path / "infra").mkdir()
-    (tmp_path / "infra" / "iam_modules.json").write_text(iam.modules_file().read_text())
-    monkeypatch.setattr(iam, "ROOT", tmp_path)
-    (tmp_path / ".chalice").mkdir()
-    (tmp_path / ".chalice" / "config.json").write_text(json.dumps({"stages": {"prod": {}}}))
+    _project(tmp_path, monkeypatch)
     iam.write_policy_files("prod")
     shape = AppShape("prod")
     for name in ("api_handler", "jobs_cleanup", "jobs_cleanup_high", "websocket_disconnect"):
